@@ -4597,6 +4597,478 @@ func (x *Batch) GetCommands() []*Command {
 	return nil
 }
 
+type SnapshotHeader struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Format        uint32                 `protobuf:"varint,1,opt,name=format,proto3" json:"format,omitempty"`
+	NextIno       uint64                 `protobuf:"varint,2,opt,name=next_ino,json=nextIno,proto3" json:"next_ino,omitempty"`
+	NextChunk     uint64                 `protobuf:"varint,3,opt,name=next_chunk,json=nextChunk,proto3" json:"next_chunk,omitempty"`
+	NextSession   uint64                 `protobuf:"varint,4,opt,name=next_session,json=nextSession,proto3" json:"next_session,omitempty"`
+	Inodes        uint64                 `protobuf:"varint,5,opt,name=inodes,proto3" json:"inodes,omitempty"`
+	Sessions      uint64                 `protobuf:"varint,6,opt,name=sessions,proto3" json:"sessions,omitempty"`
+	Servers       []*RegisterServerCmd   `protobuf:"bytes,7,rep,name=servers,proto3" json:"servers,omitempty"`
+	Masters       []*RegisterMasterOp    `protobuf:"bytes,8,rep,name=masters,proto3" json:"masters,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotHeader) Reset() {
+	*x = SnapshotHeader{}
+	mi := &file_dfs_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotHeader) ProtoMessage() {}
+
+func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
+func (*SnapshotHeader) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *SnapshotHeader) GetFormat() uint32 {
+	if x != nil {
+		return x.Format
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetNextIno() uint64 {
+	if x != nil {
+		return x.NextIno
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetNextChunk() uint64 {
+	if x != nil {
+		return x.NextChunk
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetNextSession() uint64 {
+	if x != nil {
+		return x.NextSession
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetInodes() uint64 {
+	if x != nil {
+		return x.Inodes
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetSessions() uint64 {
+	if x != nil {
+		return x.Sessions
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetServers() []*RegisterServerCmd {
+	if x != nil {
+		return x.Servers
+	}
+	return nil
+}
+
+func (x *SnapshotHeader) GetMasters() []*RegisterMasterOp {
+	if x != nil {
+		return x.Masters
+	}
+	return nil
+}
+
+type SnapshotDirEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Ino           uint64                 `protobuf:"varint,2,opt,name=ino,proto3" json:"ino,omitempty"`
+	Cookie        uint64                 `protobuf:"varint,3,opt,name=cookie,proto3" json:"cookie,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotDirEntry) Reset() {
+	*x = SnapshotDirEntry{}
+	mi := &file_dfs_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotDirEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotDirEntry) ProtoMessage() {}
+
+func (x *SnapshotDirEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotDirEntry.ProtoReflect.Descriptor instead.
+func (*SnapshotDirEntry) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *SnapshotDirEntry) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SnapshotDirEntry) GetIno() uint64 {
+	if x != nil {
+		return x.Ino
+	}
+	return 0
+}
+
+func (x *SnapshotDirEntry) GetCookie() uint64 {
+	if x != nil {
+		return x.Cookie
+	}
+	return 0
+}
+
+type SnapshotChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Id            uint64                 `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
+	Version       uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	Replicas      []string               `protobuf:"bytes,4,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	Primary       string                 `protobuf:"bytes,5,opt,name=primary,proto3" json:"primary,omitempty"`
+	LeaseExpiryNs int64                  `protobuf:"varint,6,opt,name=lease_expiry_ns,json=leaseExpiryNs,proto3" json:"lease_expiry_ns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotChunk) Reset() {
+	*x = SnapshotChunk{}
+	mi := &file_dfs_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotChunk) ProtoMessage() {}
+
+func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
+func (*SnapshotChunk) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *SnapshotChunk) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *SnapshotChunk) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *SnapshotChunk) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *SnapshotChunk) GetReplicas() []string {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+func (x *SnapshotChunk) GetPrimary() string {
+	if x != nil {
+		return x.Primary
+	}
+	return ""
+}
+
+func (x *SnapshotChunk) GetLeaseExpiryNs() int64 {
+	if x != nil {
+		return x.LeaseExpiryNs
+	}
+	return 0
+}
+
+type SnapshotInode struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Attr          *Attr                  `protobuf:"bytes,1,opt,name=attr,proto3" json:"attr,omitempty"`
+	Xattrs        map[string][]byte      `protobuf:"bytes,2,rep,name=xattrs,proto3" json:"xattrs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Parent        uint64                 `protobuf:"varint,3,opt,name=parent,proto3" json:"parent,omitempty"`
+	NextCookie    uint64                 `protobuf:"varint,4,opt,name=next_cookie,json=nextCookie,proto3" json:"next_cookie,omitempty"`
+	Entries       []*SnapshotDirEntry    `protobuf:"bytes,5,rep,name=entries,proto3" json:"entries,omitempty"`
+	Chunks        []*SnapshotChunk       `protobuf:"bytes,6,rep,name=chunks,proto3" json:"chunks,omitempty"`
+	Opens         uint32                 `protobuf:"varint,7,opt,name=opens,proto3" json:"opens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotInode) Reset() {
+	*x = SnapshotInode{}
+	mi := &file_dfs_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotInode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotInode) ProtoMessage() {}
+
+func (x *SnapshotInode) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotInode.ProtoReflect.Descriptor instead.
+func (*SnapshotInode) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *SnapshotInode) GetAttr() *Attr {
+	if x != nil {
+		return x.Attr
+	}
+	return nil
+}
+
+func (x *SnapshotInode) GetXattrs() map[string][]byte {
+	if x != nil {
+		return x.Xattrs
+	}
+	return nil
+}
+
+func (x *SnapshotInode) GetParent() uint64 {
+	if x != nil {
+		return x.Parent
+	}
+	return 0
+}
+
+func (x *SnapshotInode) GetNextCookie() uint64 {
+	if x != nil {
+		return x.NextCookie
+	}
+	return 0
+}
+
+func (x *SnapshotInode) GetEntries() []*SnapshotDirEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *SnapshotInode) GetChunks() []*SnapshotChunk {
+	if x != nil {
+		return x.Chunks
+	}
+	return nil
+}
+
+func (x *SnapshotInode) GetOpens() uint32 {
+	if x != nil {
+		return x.Opens
+	}
+	return 0
+}
+
+type SnapshotResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Response      *MutateResponse        `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotResponse) Reset() {
+	*x = SnapshotResponse{}
+	mi := &file_dfs_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotResponse) ProtoMessage() {}
+
+func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
+func (*SnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *SnapshotResponse) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *SnapshotResponse) GetResponse() *MutateResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+type SnapshotSession struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Client        string                 `protobuf:"bytes,2,opt,name=client,proto3" json:"client,omitempty"`
+	TtlNs         int64                  `protobuf:"varint,3,opt,name=ttl_ns,json=ttlNs,proto3" json:"ttl_ns,omitempty"`
+	Acked         uint64                 `protobuf:"varint,4,opt,name=acked,proto3" json:"acked,omitempty"`
+	Responses     []*SnapshotResponse    `protobuf:"bytes,5,rep,name=responses,proto3" json:"responses,omitempty"`
+	Opens         map[uint64]uint32      `protobuf:"bytes,6,rep,name=opens,proto3" json:"opens,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotSession) Reset() {
+	*x = SnapshotSession{}
+	mi := &file_dfs_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotSession) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotSession) ProtoMessage() {}
+
+func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotSession.ProtoReflect.Descriptor instead.
+func (*SnapshotSession) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *SnapshotSession) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *SnapshotSession) GetClient() string {
+	if x != nil {
+		return x.Client
+	}
+	return ""
+}
+
+func (x *SnapshotSession) GetTtlNs() int64 {
+	if x != nil {
+		return x.TtlNs
+	}
+	return 0
+}
+
+func (x *SnapshotSession) GetAcked() uint64 {
+	if x != nil {
+		return x.Acked
+	}
+	return 0
+}
+
+func (x *SnapshotSession) GetResponses() []*SnapshotResponse {
+	if x != nil {
+		return x.Responses
+	}
+	return nil
+}
+
+func (x *SnapshotSession) GetOpens() map[uint64]uint32 {
+	if x != nil {
+		return x.Opens
+	}
+	return nil
+}
+
 var File_dfs_proto protoreflect.FileDescriptor
 
 const file_dfs_proto_rawDesc = "" +
@@ -4950,7 +5422,54 @@ const file_dfs_proto_rawDesc = "" +
 	"\x0eexpire_session\x18\v \x01(\v2\x15.dfs.ExpireSessionCmdR\rexpireSession\x129\n" +
 	"\rdelete_chunks\x18\f \x01(\v2\x14.dfs.DeleteChunksCmdR\fdeleteChunks\"1\n" +
 	"\x05Batch\x12(\n" +
-	"\bcommands\x18\x01 \x03(\v2\f.dfs.CommandR\bcommands*\xfb\x02\n" +
+	"\bcommands\x18\x01 \x03(\v2\f.dfs.CommandR\bcommands\"\x9c\x02\n" +
+	"\x0eSnapshotHeader\x12\x16\n" +
+	"\x06format\x18\x01 \x01(\rR\x06format\x12\x19\n" +
+	"\bnext_ino\x18\x02 \x01(\x04R\anextIno\x12\x1d\n" +
+	"\n" +
+	"next_chunk\x18\x03 \x01(\x04R\tnextChunk\x12!\n" +
+	"\fnext_session\x18\x04 \x01(\x04R\vnextSession\x12\x16\n" +
+	"\x06inodes\x18\x05 \x01(\x04R\x06inodes\x12\x1a\n" +
+	"\bsessions\x18\x06 \x01(\x04R\bsessions\x120\n" +
+	"\aservers\x18\a \x03(\v2\x16.dfs.RegisterServerCmdR\aservers\x12/\n" +
+	"\amasters\x18\b \x03(\v2\x15.dfs.RegisterMasterOpR\amasters\"P\n" +
+	"\x10SnapshotDirEntry\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03ino\x18\x02 \x01(\x04R\x03ino\x12\x16\n" +
+	"\x06cookie\x18\x03 \x01(\x04R\x06cookie\"\xad\x01\n" +
+	"\rSnapshotChunk\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\x04R\x02id\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x1a\n" +
+	"\breplicas\x18\x04 \x03(\tR\breplicas\x12\x18\n" +
+	"\aprimary\x18\x05 \x01(\tR\aprimary\x12&\n" +
+	"\x0flease_expiry_ns\x18\x06 \x01(\x03R\rleaseExpiryNs\"\xcd\x02\n" +
+	"\rSnapshotInode\x12\x1d\n" +
+	"\x04attr\x18\x01 \x01(\v2\t.dfs.AttrR\x04attr\x126\n" +
+	"\x06xattrs\x18\x02 \x03(\v2\x1e.dfs.SnapshotInode.XattrsEntryR\x06xattrs\x12\x16\n" +
+	"\x06parent\x18\x03 \x01(\x04R\x06parent\x12\x1f\n" +
+	"\vnext_cookie\x18\x04 \x01(\x04R\n" +
+	"nextCookie\x12/\n" +
+	"\aentries\x18\x05 \x03(\v2\x15.dfs.SnapshotDirEntryR\aentries\x12*\n" +
+	"\x06chunks\x18\x06 \x03(\v2\x12.dfs.SnapshotChunkR\x06chunks\x12\x14\n" +
+	"\x05opens\x18\a \x01(\rR\x05opens\x1a9\n" +
+	"\vXattrsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"U\n" +
+	"\x10SnapshotResponse\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12/\n" +
+	"\bresponse\x18\x02 \x01(\v2\x13.dfs.MutateResponseR\bresponse\"\x8c\x02\n" +
+	"\x0fSnapshotSession\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
+	"\x06client\x18\x02 \x01(\tR\x06client\x12\x15\n" +
+	"\x06ttl_ns\x18\x03 \x01(\x03R\x05ttlNs\x12\x14\n" +
+	"\x05acked\x18\x04 \x01(\x04R\x05acked\x123\n" +
+	"\tresponses\x18\x05 \x03(\v2\x15.dfs.SnapshotResponseR\tresponses\x125\n" +
+	"\x05opens\x18\x06 \x03(\v2\x1f.dfs.SnapshotSession.OpensEntryR\x05opens\x1a8\n" +
+	"\n" +
+	"OpensEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\x04R\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01*\xfb\x02\n" +
 	"\x05Errno\x12\x06\n" +
 	"\x02OK\x10\x00\x12\t\n" +
 	"\x05EPERM\x10\x01\x12\n" +
@@ -5027,7 +5546,7 @@ func file_dfs_proto_rawDescGZIP() []byte {
 }
 
 var file_dfs_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 70)
 var file_dfs_proto_goTypes = []any{
 	(Errno)(0),                // 0: dfs.Errno
 	(Layout_Kind)(0),          // 1: dfs.Layout.Kind
@@ -5094,6 +5613,14 @@ var file_dfs_proto_goTypes = []any{
 	(*DeleteChunksCmd)(nil),   // 62: dfs.DeleteChunksCmd
 	(*Command)(nil),           // 63: dfs.Command
 	(*Batch)(nil),             // 64: dfs.Batch
+	(*SnapshotHeader)(nil),    // 65: dfs.SnapshotHeader
+	(*SnapshotDirEntry)(nil),  // 66: dfs.SnapshotDirEntry
+	(*SnapshotChunk)(nil),     // 67: dfs.SnapshotChunk
+	(*SnapshotInode)(nil),     // 68: dfs.SnapshotInode
+	(*SnapshotResponse)(nil),  // 69: dfs.SnapshotResponse
+	(*SnapshotSession)(nil),   // 70: dfs.SnapshotSession
+	nil,                       // 71: dfs.SnapshotInode.XattrsEntry
+	nil,                       // 72: dfs.SnapshotSession.OpensEntry
 }
 var file_dfs_proto_depIdxs = []int32{
 	1,  // 0: dfs.Layout.kind:type_name -> dfs.Layout.Kind
@@ -5150,41 +5677,50 @@ var file_dfs_proto_depIdxs = []int32{
 	61, // 51: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
 	62, // 52: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
 	63, // 53: dfs.Batch.commands:type_name -> dfs.Command
-	27, // 54: dfs.Master.Mutate:input_type -> dfs.MutateRequest
-	29, // 55: dfs.Master.Lookup:input_type -> dfs.LookupRequest
-	30, // 56: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
-	32, // 57: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
-	34, // 58: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
-	36, // 59: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
-	38, // 60: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
-	40, // 61: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
-	42, // 62: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
-	45, // 63: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
-	49, // 64: dfs.Master.Status:input_type -> dfs.StatusRequest
-	52, // 65: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
-	54, // 66: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
-	56, // 67: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
-	58, // 68: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
-	28, // 69: dfs.Master.Mutate:output_type -> dfs.MutateResponse
-	31, // 70: dfs.Master.Lookup:output_type -> dfs.AttrResponse
-	31, // 71: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
-	33, // 72: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
-	35, // 73: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
-	37, // 74: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
-	39, // 75: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
-	41, // 76: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
-	43, // 77: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
-	46, // 78: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
-	50, // 79: dfs.Master.Status:output_type -> dfs.StatusResponse
-	53, // 80: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
-	55, // 81: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
-	57, // 82: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
-	59, // 83: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
-	69, // [69:84] is the sub-list for method output_type
-	54, // [54:69] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	60, // 54: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
+	25, // 55: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
+	4,  // 56: dfs.SnapshotInode.attr:type_name -> dfs.Attr
+	71, // 57: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
+	66, // 58: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
+	67, // 59: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
+	28, // 60: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
+	69, // 61: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
+	72, // 62: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
+	27, // 63: dfs.Master.Mutate:input_type -> dfs.MutateRequest
+	29, // 64: dfs.Master.Lookup:input_type -> dfs.LookupRequest
+	30, // 65: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
+	32, // 66: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
+	34, // 67: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
+	36, // 68: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
+	38, // 69: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
+	40, // 70: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
+	42, // 71: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
+	45, // 72: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
+	49, // 73: dfs.Master.Status:input_type -> dfs.StatusRequest
+	52, // 74: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
+	54, // 75: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
+	56, // 76: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
+	58, // 77: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
+	28, // 78: dfs.Master.Mutate:output_type -> dfs.MutateResponse
+	31, // 79: dfs.Master.Lookup:output_type -> dfs.AttrResponse
+	31, // 80: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
+	33, // 81: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
+	35, // 82: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
+	37, // 83: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
+	39, // 84: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
+	41, // 85: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
+	43, // 86: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
+	46, // 87: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
+	50, // 88: dfs.Master.Status:output_type -> dfs.StatusResponse
+	53, // 89: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
+	55, // 90: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
+	57, // 91: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
+	59, // 92: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
+	78, // [78:93] is the sub-list for method output_type
+	63, // [63:78] is the sub-list for method input_type
+	63, // [63:63] is the sub-list for extension type_name
+	63, // [63:63] is the sub-list for extension extendee
+	0,  // [0:63] is the sub-list for field type_name
 }
 
 func init() { file_dfs_proto_init() }
@@ -5217,7 +5753,7 @@ func file_dfs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dfs_proto_rawDesc), len(file_dfs_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   62,
+			NumMessages:   70,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
