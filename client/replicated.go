@@ -1,0 +1,120 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"dfs/api"
+)
+
+// replicated is the chunkIO of replicated layouts: every replica holds
+// the whole chunk; writes go to the primary, which forwards them.
+type replicated struct{ c *Client }
+
+func (r replicated) chunkServer(addr string) (api.ChunkServerClient, error) {
+	cc, err := r.c.conns.get(addr)
+	if err != nil {
+		return nil, err
+	}
+	return api.NewChunkServerClient(cc), nil
+}
+
+// primary splits a chunk's replicas into its primary and the others.
+func primary(ch *api.Chunk) (*api.Replica, []*api.Replica) {
+	var p *api.Replica
+	var rest []*api.Replica
+	for _, r := range ch.Replicas {
+		if r.Server == ch.Primary && p == nil {
+			p = r
+		} else {
+			rest = append(rest, r)
+		}
+	}
+	return p, rest
+}
+
+func (r replicated) send(ctx context.Context, ch *api.Chunk, req *api.WriteRequest) error {
+	p, rest := primary(ch)
+	if p == nil {
+		return fmt.Errorf("chunk %d has no primary: %w", ch.Id, api.Errno_EAGAIN)
+	}
+	cs, err := r.chunkServer(p.Addr)
+	if err != nil {
+		return err
+	}
+	req.Id, req.Version, req.Forward = ch.Id, ch.Version, rest
+	actx, cancel := context.WithTimeout(ctx, r.c.cfg.AttemptTimeout)
+	defer cancel()
+	resp, err := cs.Write(actx, req)
+	if err != nil {
+		return err
+	}
+	return errnoErr(resp.Errno, resp.Message)
+}
+
+func (r replicated) write(ctx context.Context, ch *api.Chunk, off uint64, data []byte) error {
+	return r.send(ctx, ch, &api.WriteRequest{Offset: off, Data: data})
+}
+
+func (r replicated) zero(ctx context.Context, ch *api.Chunk, off, n uint64) error {
+	if n == 0 {
+		return nil
+	}
+	return r.send(ctx, ch, &api.WriteRequest{Offset: off, ZeroLength: n})
+}
+
+func (r replicated) read(ctx context.Context, ch *api.Chunk, off uint64, dest []byte) error {
+	if len(ch.Replicas) == 0 {
+		return fmt.Errorf("chunk %d has no replicas: %w", ch.Id, api.Errno_EIO)
+	}
+	var errs []error
+	// Start at a replica chosen by offset so concurrent readers spread.
+	start := int((off / api.MaxWrite) % uint64(len(ch.Replicas)))
+	for i := range ch.Replicas {
+		rep := ch.Replicas[(start+i)%len(ch.Replicas)]
+		cs, err := r.chunkServer(rep.Addr)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		actx, cancel := context.WithTimeout(ctx, r.c.cfg.AttemptTimeout)
+		resp, err := cs.Read(actx, &api.ReadRequest{Id: ch.Id, Version: ch.Version, Offset: off, Length: uint64(len(dest))})
+		cancel()
+		if err == nil {
+			err = errnoErr(resp.Errno, resp.Message)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", rep.Addr, err))
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		n := copy(dest, resp.Data)
+		clear(dest[n:])
+		return nil
+	}
+	return fmt.Errorf("read chunk %d: %w", ch.Id, errors.Join(errs...))
+}
+
+func (r replicated) sync(ctx context.Context, ch *api.Chunk) error {
+	p, rest := primary(ch)
+	if p == nil {
+		if len(ch.Replicas) == 0 {
+			return nil
+		}
+		p, rest = ch.Replicas[0], ch.Replicas[1:]
+	}
+	cs, err := r.chunkServer(p.Addr)
+	if err != nil {
+		return err
+	}
+	actx, cancel := context.WithTimeout(ctx, r.c.cfg.AttemptTimeout)
+	defer cancel()
+	resp, err := cs.Sync(actx, &api.SyncRequest{Id: ch.Id, Forward: rest})
+	if err != nil {
+		return err
+	}
+	return errnoErr(resp.Errno, resp.Message)
+}
