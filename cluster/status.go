@@ -1,0 +1,61 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"dfs/api"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// AskMaster calls Status on the master at addr alone, without following
+// leader hints. Followers may answer with their own view or with a
+// NotLeader error (api.LeaderHint).
+func AskMaster(ctx context.Context, addr string) (*api.StatusResponse, error) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return api.NewMasterClient(conn).Status(ctx, &api.StatusRequest{})
+}
+
+// LeaderStatus asks the masters at addrs for the cluster's status and
+// returns the answer of the master that says it is the leader, following
+// NotLeader hints. It fails if no master answers as leader.
+func LeaderStatus(ctx context.Context, addrs []string) (*api.StatusResponse, error) {
+	var errs []error
+	tried := map[string]bool{}
+	queue := slices.Clone(addrs)
+	for len(queue) > 0 {
+		addr := queue[0]
+		queue = queue[1:]
+		if tried[addr] || addr == "" {
+			continue
+		}
+		tried[addr] = true
+		st, err := AskMaster(ctx, addr)
+		if err != nil {
+			if nl, ok := api.LeaderHint(err); ok {
+				queue = append([]string{nl.LeaderAddr}, queue...)
+				queue = append(queue, nl.Masters...)
+			}
+			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+			continue
+		}
+		if st.Leader == addr {
+			return st, nil
+		}
+		// A follower's view: its leader is the one to ask.
+		queue = append([]string{st.Leader}, queue...)
+		errs = append(errs, fmt.Errorf("%s: not the leader (says leader is %q)", addr, st.Leader))
+	}
+	return nil, fmt.Errorf("no leader among %v: %w", addrs, errors.Join(errs...))
+}

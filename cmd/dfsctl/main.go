@@ -1,0 +1,126 @@
+// Command dfsctl is the dfs admin tool: cluster status from the master
+// leader, file layouts through a mount's dfs.layout attribute, and `dev`,
+// which runs a whole local cluster (3 masters, 4 chunkservers, a mount on
+// ./mnt) until Ctrl-C.
+//
+//	dfsctl [-masters ADDR,...] status [-json]
+//	dfsctl layout get PATH
+//	dfsctl layout set PATH LAYOUT      (replicated:R or ec:K+M[,chunk=BYTES])
+//	dfsctl dev [-dir ./.dfs] [-mnt ./mnt] [-masters 3] [-chunkservers 4] [-- COMMAND...]
+//	dfsctl fsck | members               (not implemented yet)
+//
+// Without -masters, dfsctl uses $DFS_MASTERS, then the masters of the dev
+// cluster in ./.dfs.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"dfs/cluster"
+)
+
+// exitUsage and exitNotImplemented are exit statuses scripts can tell
+// apart from failures (1).
+const (
+	exitUsage          = 2
+	exitNotImplemented = 3
+)
+
+func usage() {
+	fmt.Fprint(os.Stderr, `usage: dfsctl [-masters ADDR,...] COMMAND [ARGS]
+
+commands:
+  status [-json]             masters, chunkservers and counts, from the leader
+  layout get PATH            the layout of a file or directory on a mount
+  layout set PATH LAYOUT     set a layout: replicated:R or ec:K+M[,chunk=BYTES]
+  dev [flags] [-- CMD...]    run a local cluster until Ctrl-C (see dfsctl dev -h)
+  fsck                       not implemented yet
+  members                    not implemented yet
+
+flags:
+`)
+	flag.PrintDefaults()
+}
+
+func main() {
+	masters := flag.String("masters", "", "master client addresses, comma-separated (default $DFS_MASTERS, else the dev cluster in ./.dfs)")
+	jsonOut := flag.Bool("json", false, "print machine-readable JSON")
+	flag.Usage = usage
+	flag.Parse()
+	if flag.NArg() == 0 {
+		usage()
+		os.Exit(exitUsage)
+	}
+	cmd, args := flag.Arg(0), flag.Args()[1:]
+	var err error
+	switch cmd {
+	case "status":
+		err = runStatus(*masters, *jsonOut, args)
+	case "layout":
+		err = runLayout(args)
+	case "dev":
+		err = runDev(args)
+	case "fsck", "members":
+		fmt.Fprintf(os.Stderr, "dfsctl: %s: not implemented yet\n", cmd)
+		os.Exit(exitNotImplemented)
+	case "help", "-h", "--help":
+		usage()
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "dfsctl: unknown command %q\n", cmd)
+		usage()
+		os.Exit(exitUsage)
+	}
+	if err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(os.Stderr, "dfsctl: %v\n", err)
+			os.Exit(exitUsage)
+		}
+		var ee exitError
+		if errors.As(err, &ee) {
+			os.Exit(int(ee))
+		}
+		fmt.Fprintf(os.Stderr, "dfsctl: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// usageError is a command line that cannot be run.
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+// exitError carries a child's exit status through to dfsctl's own.
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// masterAddrs resolves the -masters default.
+func masterAddrs(flagValue string) ([]string, error) {
+	v := flagValue
+	if v == "" {
+		v = os.Getenv("DFS_MASTERS")
+	}
+	if v == "" {
+		addrs, err := cluster.MasterAddrsIn(defaultDevDir)
+		if err != nil {
+			return nil, usageError("no masters given: use -masters ADDR,... or $DFS_MASTERS, or start `dfsctl dev` here")
+		}
+		return addrs, nil
+	}
+	var addrs []string
+	for _, a := range strings.Split(v, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	if len(addrs) == 0 {
+		return nil, usageError("-masters: no addresses")
+	}
+	return addrs, nil
+}

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"dfs/api"
+	"dfs/cluster"
+
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+func runStatus(mastersFlag string, jsonOut bool, args []string) error {
+	fl := flag.NewFlagSet("status", flag.ContinueOnError)
+	fl.BoolVar(&jsonOut, "json", jsonOut, "print machine-readable JSON")
+	if err := fl.Parse(args); err != nil {
+		return usageError(err.Error())
+	}
+	if fl.NArg() > 0 {
+		return usageError("status takes no arguments")
+	}
+	addrs, err := masterAddrs(mastersFlag)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := cluster.LeaderStatus(ctx, addrs)
+	if err != nil {
+		return err
+	}
+	if jsonOut {
+		b, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(st)
+		if err != nil {
+			return err
+		}
+		// Re-indent: protojson's own spacing is deliberately unstable.
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			return err
+		}
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	printStatus(os.Stdout, st)
+	return nil
+}
+
+func printStatus(w io.Writer, st *api.StatusResponse) {
+	fmt.Fprintf(w, "leader: %s\n\n", st.Leader)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MASTER\tADDR\tRAFT\tSTATE\tVOTER")
+	for _, m := range st.Masters {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", m.Id, m.Addr, m.RaftAddr, m.State, m.Voter)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "CHUNKSERVER\tADDR\tZONE\tCAPACITY\tUSED\tFREE\tCHUNKS\tALIVE\tLAST SEEN\t")
+	for _, s := range st.Servers {
+		seen := "-"
+		if s.LastSeenNs > 0 {
+			seen = time.Since(time.Unix(0, s.LastSeenNs)).Round(100*time.Millisecond).String() + " ago"
+		}
+		zone := s.Zone
+		if zone == "" {
+			zone = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%v\t%s\t\n", s.Id, s.Addr, zone,
+			bytesString(s.Capacity), bytesString(s.Used), bytesString(s.Free), s.Chunks, s.Alive, seen)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "inodes %d  chunks %d  sessions %d  logical bytes %s  applied index %d\n",
+		st.Inodes, st.Chunks, st.Sessions, bytesString(st.LogicalBytes), st.AppliedIndex)
+}
+
+// bytesString formats n in binary units, exact below 1 KiB.
+func bytesString(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
