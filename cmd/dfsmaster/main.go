@@ -1,0 +1,109 @@
+// Command dfsmaster runs one dfs metadata server, a member of the masters'
+// Raft group. Flags and wiring only; the service lives in package master.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"dfs/master"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("dfsmaster", flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	id := fs.String("id", "m1", "this master's Raft server id")
+	data := fs.String("data", "./dfsmaster-data", "directory for the Raft log, stable store and snapshots")
+	listen := fs.String("listen", "127.0.0.1:9400", "gRPC address for clients and chunkservers")
+	raftAddr := fs.String("raft", "127.0.0.1:9500", "Raft transport address")
+	cluster := fs.String("cluster", "", "initial members, ID=RAFTADDR,... (default: this master alone)")
+	hb := fs.Duration("heartbeat-timeout", time.Second, "Raft heartbeat timeout")
+	election := fs.Duration("election-timeout", time.Second, "Raft election timeout")
+	snapInt := fs.Duration("snapshot-interval", 30*time.Second, "how often to consider a snapshot")
+	snapThr := fs.Uint64("snapshot-threshold", 8192, "log entries between snapshots")
+	grace := fs.Duration("session-grace", 5*time.Second, "extension every session gets from a new leader")
+	chunkLease := fs.Duration("chunk-lease", 60*time.Second, "primary write lease on a chunk")
+	deadAfter := fs.Duration("server-dead-after", 10*time.Second, "a chunkserver silent this long takes no new chunks")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	envDefaults(fs, "DFSMASTER_")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "dfsmaster: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		fmt.Fprintf(os.Stderr, "dfsmaster: -log-level %q: want debug, info, warn or error\n", *level)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	cfg := master.Config{
+		ID: *id, DataDir: *data, Listen: *listen, RaftAddr: *raftAddr,
+		HeartbeatTimeout: *hb, ElectionTimeout: *election,
+		SnapshotInterval: *snapInt, SnapshotThreshold: *snapThr,
+		SessionGrace: *grace, ChunkLease: *chunkLease, ServerDeadAfter: *deadAfter,
+		Logger: log,
+	}
+	if *cluster != "" {
+		m, err := master.ParseCluster(*cluster)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "dfsmaster: %v\n", err)
+			return 2
+		}
+		cfg.Cluster = m
+	}
+	srv, err := master.New(cfg)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "dfsmaster: %v\n", err)
+		return 1
+	}
+	log.Info("dfsmaster started", "id", *id, "listen", srv.Addr(), "raft", *raftAddr, "data", *data)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve() }()
+	select {
+	case s := <-sig:
+		log.Info("stopping", "signal", s.String())
+		srv.Close()
+		return 0
+	case err := <-done:
+		srv.Close()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "dfsmaster: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+}
+
+// envDefaults lets PREFIX+FLAG_NAME (dashes as underscores) set a flag's
+// default; a flag on the command line still wins.
+func envDefaults(fs *flag.FlagSet, prefix string) {
+	fs.VisitAll(func(f *flag.Flag) {
+		name := prefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok {
+			if err := f.Value.Set(v); err != nil {
+				fmt.Fprintf(os.Stderr, "dfsmaster: $%s=%q: %v\n", name, v, err)
+				os.Exit(2)
+			}
+			f.DefValue = v
+		}
+	})
+}

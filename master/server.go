@@ -1,0 +1,284 @@
+// Package master is the dfs metadata service: a Raft-replicated state
+// machine (FSM) holding the namespace, file-to-chunk maps, layouts and
+// client sessions, and the gRPC service that proposes mutations, serves
+// linearizable reads, places chunks and tracks chunkservers.
+package master
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"dfs/api"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+)
+
+// DefaultSessionTTL is a session's lifetime without keepalives.
+const DefaultSessionTTL = 10 * time.Second
+
+// Config configures one master.
+type Config struct {
+	ID       string            // Raft server id, e.g. m1
+	DataDir  string            // Raft log, stable store and snapshots
+	Listen   string            // gRPC address for clients and chunkservers
+	RaftAddr string            // Raft transport address
+	Cluster  map[string]string // initial members: id -> Raft address
+
+	HeartbeatTimeout  time.Duration // Raft; 0: 1s
+	ElectionTimeout   time.Duration // Raft; 0: 1s
+	SnapshotInterval  time.Duration // 0: 30s
+	SnapshotThreshold uint64        // log entries between snapshots; 0: 8192
+	SessionGrace      time.Duration // added to every session by a new leader; 0: 5s
+	ChunkLease        time.Duration // primary lease; 0: 60s
+	ServerDeadAfter   time.Duration // chunkserver considered down after; 0: 10s
+	Logger            *slog.Logger
+}
+
+// ParseCluster parses "m1=HOST:PORT,m2=HOST:PORT".
+func ParseCluster(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		id, addr, found := strings.Cut(part, "=")
+		if !found || id == "" || addr == "" {
+			return nil, fmt.Errorf("-cluster: %q is not ID=HOST:PORT", part)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("-cluster: member %s: %v", id, err)
+		}
+		if _, dup := out[id]; dup {
+			return nil, fmt.Errorf("-cluster: member %s listed twice", id)
+		}
+		out[id] = addr
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("-cluster: no members")
+	}
+	return out, nil
+}
+
+// Server is one running master.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	fsm   *FSM
+	raft  *raft.Raft
+	trans *raft.NetworkTransport
+	store *raftboltdb.BoltStore
+	grpc  *grpc.Server
+	lis   net.Listener
+	lock  *os.File
+	svc   *service
+
+	notify chan bool // Raft leadership changes
+	stop   chan struct{}
+	wg   sync.WaitGroup
+}
+
+// New opens (or creates) a master's state under cfg.DataDir, starts Raft
+// and binds the client listener. Call Serve to start answering.
+func New(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	setDefaults(&cfg)
+	if cfg.ID == "" {
+		return nil, errors.New("-id: empty")
+	}
+	if len(cfg.Cluster) == 0 {
+		cfg.Cluster = map[string]string{cfg.ID: cfg.RaftAddr}
+	}
+	if addr, found := cfg.Cluster[cfg.ID]; !found {
+		return nil, fmt.Errorf("-cluster does not list this master's -id %q", cfg.ID)
+	} else if addr != cfg.RaftAddr {
+		return nil, fmt.Errorf("-cluster gives %s the Raft address %s but -raft is %s", cfg.ID, addr, cfg.RaftAddr)
+	}
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, fsm: NewFSM(), lock: lock, stop: make(chan struct{})}
+	if err := s.openRaft(); err != nil {
+		s.closeStores()
+		return nil, err
+	}
+	lis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("-listen %s: %w", cfg.Listen, err)
+	}
+	s.lis = lis
+	s.svc = newService(s)
+	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(api.MaxMessage), grpc.MaxSendMsgSize(api.MaxMessage))
+	api.RegisterMasterServer(s.grpc, s.svc)
+	s.wg.Add(1)
+	go s.svc.leaderLoop()
+	return s, nil
+}
+
+func setDefaults(c *Config) {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.HeartbeatTimeout, time.Second)
+	def(&c.ElectionTimeout, time.Second)
+	def(&c.SnapshotInterval, 30*time.Second)
+	def(&c.SessionGrace, 5*time.Second)
+	def(&c.ChunkLease, 60*time.Second)
+	def(&c.ServerDeadAfter, 10*time.Second)
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = 8192
+	}
+}
+
+// lockDataDir creates dir if needed and takes an exclusive lock on it for
+// the life of the process.
+func lockDataDir(dir string) (*os.File, error) {
+	if dir == "" {
+		return nil, errors.New("-data: empty")
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("-data %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, "LOCK")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("-data %s: %w", dir, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		pid, _ := io.ReadAll(io.LimitReader(f, 32))
+		f.Close()
+		return nil, fmt.Errorf("-data %s: already in use by another dfsmaster (pid %s)", dir, strings.TrimSpace(string(pid)))
+	}
+	f.Truncate(0)
+	fmt.Fprintf(f, "%d\n", os.Getpid())
+	return f, nil
+}
+
+func (s *Server) openRaft() error {
+	cfg := s.cfg
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = min(cfg.HeartbeatTimeout, 500*time.Millisecond)
+	rc.CommitTimeout = 5 * time.Millisecond
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.TrailingLogs = 10240
+	rc.BatchApplyCh = true
+	rc.MaxAppendEntries = 256
+	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: os.Stderr})
+	notify := make(chan bool, 16)
+	rc.NotifyCh = notify
+
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
+	if err != nil {
+		return fmt.Errorf("-data %s: raft store: %w", cfg.DataDir, err)
+	}
+	s.store = store
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 3, rc.Logger)
+	if err != nil {
+		return fmt.Errorf("-data %s: snapshots: %w", cfg.DataDir, err)
+	}
+	// Bind first with the exact address so a port in use is reported as such.
+	advertise, err := net.ResolveTCPAddr("tcp", cfg.RaftAddr)
+	if err != nil {
+		return fmt.Errorf("-raft %s: %w", cfg.RaftAddr, err)
+	}
+	trans, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, advertise, 3, 5*time.Second, rc.Logger)
+	if err != nil {
+		return fmt.Errorf("-raft %s: %w", cfg.RaftAddr, err)
+	}
+	s.trans = trans
+	existing, err := raft.HasExistingState(store, store, snaps)
+	if err != nil {
+		return fmt.Errorf("-data %s: %w", cfg.DataDir, err)
+	}
+	if !existing {
+		var servers []raft.Server
+		for id, addr := range cfg.Cluster {
+			servers = append(servers, raft.Server{ID: raft.ServerID(id), Address: raft.ServerAddress(addr), Suffrage: raft.Voter})
+		}
+		sort.Slice(servers, func(i, j int) bool { return servers[i].ID < servers[j].ID })
+		if err := raft.BootstrapCluster(rc, store, store, snaps, trans, raft.Configuration{Servers: servers}); err != nil {
+			return fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	r, err := raft.NewRaft(rc, s.fsm, store, store, snaps, trans)
+	if err != nil {
+		return fmt.Errorf("raft: %w", err)
+	}
+	s.raft = r
+	s.notify = notify
+	return nil
+}
+
+// Serve answers gRPC calls until Close.
+func (s *Server) Serve() error {
+	err := s.grpc.Serve(s.lis)
+	if errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	return err
+}
+
+// Addr is the client listener's address.
+func (s *Server) Addr() string { return s.lis.Addr().String() }
+
+// Close stops the master; its state stays on disk.
+func (s *Server) Close() error {
+	select {
+	case <-s.stop:
+		return nil
+	default:
+	}
+	close(s.stop)
+	if s.grpc != nil {
+		s.grpc.Stop()
+	}
+	s.wg.Wait()
+	if s.svc != nil {
+		s.svc.close()
+	}
+	if s.raft != nil {
+		if err := s.raft.Shutdown().Error(); err != nil {
+			s.log.Warn("raft shutdown", "err", err)
+		}
+	}
+	s.closeStores()
+	return nil
+}
+
+func (s *Server) closeStores() {
+	if s.trans != nil {
+		s.trans.Close()
+	}
+	if s.store != nil {
+		s.store.Close()
+	}
+	if s.lock != nil {
+		s.lock.Close()
+	}
+}
+
+// Raft exposes the Raft node for tests and admin tooling.
+func (s *Server) Raft() *raft.Raft { return s.raft }

@@ -1,0 +1,782 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"dfs/api"
+	"dfs/lease"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+)
+
+// service implements api.MasterServer on top of the Raft node.
+type service struct {
+	api.UnimplementedMasterServer
+	srv  *Server
+	fsm  *FSM
+	raft *raft.Raft
+	cfg  Config
+
+	proposals chan *proposal
+	verify    verifier
+
+	mu       sync.Mutex
+	ready    bool // leader whose FSM has caught up (barrier done)
+	lessor   *lease.Lessor
+	servers  map[string]*serverState
+	conns    map[string]*grpc.ClientConn
+	promoted time.Time
+}
+
+var _ api.MasterServer = (*service)(nil)
+
+// serverState is a chunkserver as the leader sees it: soft state rebuilt
+// from heartbeats after a failover.
+type serverState struct {
+	lastSeen       time.Time
+	lastFull       time.Time
+	capacity, used uint64
+	free, chunks   uint64
+	addr, zone     string
+}
+
+type proposal struct {
+	cmd  *api.Command
+	done chan proposalResult
+}
+
+type proposalResult struct {
+	resp *api.MutateResponse
+	err  error
+}
+
+const (
+	applyTimeout  = 10 * time.Second
+	maxBatch      = 512
+	fullReportAge = 30 * time.Second
+	rpcTimeout    = 5 * time.Second
+)
+
+func newService(s *Server) *service {
+	v := &service{
+		srv: s, fsm: s.fsm, raft: s.raft, cfg: s.cfg,
+		proposals: make(chan *proposal, 4096),
+		lessor:    lease.NewLessor(),
+		servers:   map[string]*serverState{},
+		conns:     map[string]*grpc.ClientConn{},
+	}
+	v.verify.raft = s.raft
+	s.fsm.mu.Lock()
+	s.fsm.onSession = v.sessionChanged
+	s.fsm.mu.Unlock()
+	s.wg.Add(1)
+	go v.proposer()
+	return v
+}
+
+func (v *service) close() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, c := range v.conns {
+		c.Close()
+	}
+	v.conns = map[string]*grpc.ClientConn{}
+}
+
+// sessionChanged keeps the lessor in step with applied session changes;
+// called by the FSM with its lock held.
+func (v *service) sessionChanged(id uint64, ttl int64, opened bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if opened {
+		v.lessor.Add(id, ttl, time.Now().UnixNano())
+	} else {
+		v.lessor.Remove(id)
+	}
+}
+
+// proposer batches concurrent commands into single Raft entries: under
+// load, one log write carries many mutations.
+func (v *service) proposer() {
+	defer v.srv.wg.Done()
+	for {
+		var batch []*proposal
+		select {
+		case p := <-v.proposals:
+			batch = append(batch, p)
+		case <-v.srv.stop:
+			return
+		}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case p := <-v.proposals:
+				batch = append(batch, p)
+			default:
+				break drain
+			}
+		}
+		b := &api.Batch{Commands: make([]*api.Command, len(batch))}
+		for i, p := range batch {
+			b.Commands[i] = p.cmd
+		}
+		data, err := proto.Marshal(b)
+		if err != nil {
+			for _, p := range batch {
+				p.done <- proposalResult{err: err}
+			}
+			continue
+		}
+		f := v.raft.Apply(data, applyTimeout)
+		go func() {
+			if err := f.Error(); err != nil {
+				for _, p := range batch {
+					p.done <- proposalResult{err: err}
+				}
+				return
+			}
+			resps, _ := f.Response().([]*api.MutateResponse)
+			for i, p := range batch {
+				var r *api.MutateResponse
+				if i < len(resps) {
+					r = resps[i]
+				}
+				if r == nil {
+					r = errResp(api.Errno_EIO, "no answer from state machine")
+				}
+				p.done <- proposalResult{resp: r}
+			}
+		}()
+	}
+}
+
+// propose replicates cmd and returns the FSM's answer.
+func (v *service) propose(ctx context.Context, cmd *api.Command) (*api.MutateResponse, error) {
+	p := &proposal{cmd: cmd, done: make(chan proposalResult, 1)}
+	select {
+	case v.proposals <- p:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case r := <-p.done:
+		if r.err != nil {
+			if errors.Is(r.err, raft.ErrNotLeader) || errors.Is(r.err, raft.ErrLeadershipLost) ||
+				errors.Is(r.err, raft.ErrLeadershipTransferInProgress) || errors.Is(r.err, raft.ErrRaftShutdown) {
+				return nil, v.notLeader()
+			}
+			return nil, r.err
+		}
+		return r.resp, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// notLeader builds the error a non-leader answers, with a leader hint.
+func (v *service) notLeader() error {
+	_, id := v.raft.LeaderWithID()
+	addrs := v.fsm.masterAddrs()
+	var all []string
+	for _, a := range addrs {
+		all = append(all, a)
+	}
+	sort.Strings(all)
+	leader := addrs[string(id)]
+	if string(id) == v.cfg.ID && !v.isReady() {
+		leader = "" // elected but not yet serving
+	}
+	return api.NotLeaderError(leader, all)
+}
+
+func (v *service) isReady() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.ready && v.raft.State() == raft.Leader
+}
+
+func (v *service) checkLeader() error {
+	if !v.isReady() {
+		return v.notLeader()
+	}
+	return nil
+}
+
+// linearize makes a read linearizable: it returns once this node has
+// confirmed, after the call began, that it is still the leader.
+func (v *service) linearize(ctx context.Context) error {
+	if err := v.checkLeader(); err != nil {
+		return err
+	}
+	if err := v.verify.wait(ctx); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return v.notLeader()
+	}
+	return nil
+}
+
+// verifier coalesces leadership checks: every waiter is served by a
+// VerifyLeader round that started after it arrived, and concurrent
+// waiters share one round.
+type verifier struct {
+	raft    *raft.Raft
+	mu      sync.Mutex
+	next    *verifyRound
+	running bool
+}
+
+type verifyRound struct {
+	done chan struct{}
+	err  error
+}
+
+func (vf *verifier) wait(ctx context.Context) error {
+	vf.mu.Lock()
+	if vf.next == nil {
+		vf.next = &verifyRound{done: make(chan struct{})}
+	}
+	r := vf.next
+	if !vf.running {
+		vf.running = true
+		go vf.run()
+	}
+	vf.mu.Unlock()
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (vf *verifier) run() {
+	for {
+		vf.mu.Lock()
+		r := vf.next
+		vf.next = nil
+		if r == nil {
+			vf.running = false
+			vf.mu.Unlock()
+			return
+		}
+		vf.mu.Unlock()
+		r.err = vf.raft.VerifyLeader().Error()
+		close(r.done)
+	}
+}
+
+// ---------------------------------------------------------------------
+// Mutations.
+
+func (v *service) Mutate(ctx context.Context, req *api.MutateRequest) (*api.MutateResponse, error) {
+	if err := v.checkLeader(); err != nil {
+		return nil, err
+	}
+	if req.GetOp().GetOp() == nil {
+		return errResp(api.Errno_EINVAL, "request has no op"), nil
+	}
+	cmd := &api.Command{
+		Session: req.Session, Seq: req.Seq, Acked: req.Acked, Caller: req.Caller,
+		NowNs: time.Now().UnixNano(), Op: req.Op,
+	}
+	if req.Session != 0 {
+		v.mu.Lock()
+		v.lessor.Touch(req.Session, cmd.NowNs)
+		v.mu.Unlock()
+	}
+	if op, isAlloc := req.Op.Op.(*api.Op_AllocChunk); isAlloc {
+		return v.allocChunk(ctx, cmd, op.AllocChunk)
+	}
+	return v.propose(ctx, cmd)
+}
+
+// allocChunk hands out a chunk with a valid write lease, creating the
+// chunk or renewing the lease through Raft only when needed, and makes
+// sure the replicas know the version and the primary its lease.
+func (v *service) allocChunk(ctx context.Context, cmd *api.Command, op *api.AllocChunkOp) (*api.MutateResponse, error) {
+	view := v.fsm.chunkAt(op.Ino, op.Index)
+	now := time.Now().UnixNano()
+	if view.exists && view.leaseExpiry > now+leaseRenewWindow {
+		if err := v.linearize(ctx); err != nil {
+			return nil, err
+		}
+		if err := v.pushChunk(ctx, view.chunk, view.leaseExpiry-now); err != nil {
+			return errResp(api.Errno_EIO, err.Error()), nil
+		}
+		return &api.MutateResponse{Chunk: view.chunk}, nil
+	}
+	cmd.LeaseNs = v.cfg.ChunkLease.Nanoseconds()
+	if view.isFile {
+		if view.exists {
+			cmd.Primary = v.pickPrimary(view.chunk)
+		} else {
+			cmd.Placement = v.place(view.layout)
+			if len(cmd.Placement) > 0 {
+				cmd.Primary = cmd.Placement[0]
+			}
+		}
+	}
+	resp, err := v.propose(ctx, cmd)
+	if err != nil || resp.Errno != api.Errno_OK || resp.Chunk == nil {
+		return resp, err
+	}
+	if err := v.pushChunk(ctx, resp.Chunk, resp.Chunk.LeaseExpiryNs-cmd.NowNs); err != nil {
+		return errResp(api.Errno_EIO, err.Error()), nil
+	}
+	return resp, nil
+}
+
+// pickPrimary prefers a live replica for a renewed lease.
+func (v *service) pickPrimary(c *api.Chunk) string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, r := range c.Replicas {
+		if v.aliveLocked(r.Server, time.Now()) {
+			return r.Server
+		}
+	}
+	if len(c.Replicas) > 0 {
+		return c.Replicas[0].Server
+	}
+	return ""
+}
+
+func (v *service) aliveLocked(id string, now time.Time) bool {
+	st := v.servers[id]
+	return st != nil && now.Sub(st.lastSeen) < v.cfg.ServerDeadAfter
+}
+
+// place chooses chunkservers for a new chunk: live ones with room, most
+// free space first, spreading over zones before doubling up in one.
+func (v *service) place(l *api.Layout) []string {
+	want := int(l.GetReplicas())
+	chunkSize := l.GetChunkSize()
+	if l.GetKind() == api.Layout_EC {
+		want = int(l.DataShards + l.ParityShards)
+		chunkSize = (chunkSize + uint64(l.DataShards) - 1) / uint64(l.DataShards)
+	}
+	if want == 0 {
+		want = 3
+	}
+	type cand struct {
+		id, zone string
+		free     uint64
+	}
+	now := time.Now()
+	var cands []cand
+	v.mu.Lock()
+	for id, st := range v.servers {
+		if !v.aliveLocked(id, now) || st.free < chunkSize {
+			continue
+		}
+		cands = append(cands, cand{id, st.zone, st.free})
+	}
+	v.mu.Unlock()
+	registered := map[string]bool{}
+	for _, s := range v.fsm.serverList() {
+		registered[s.id] = true
+	}
+	n := 0
+	for _, c := range cands {
+		if registered[c.id] {
+			cands[n] = c
+			n++
+		}
+	}
+	cands = cands[:n]
+	sort.Slice(cands, func(i, j int) bool {
+		if cands[i].free != cands[j].free {
+			return cands[i].free > cands[j].free
+		}
+		return cands[i].id < cands[j].id
+	})
+	var out []string
+	usedZone := map[string]bool{}
+	taken := map[string]bool{}
+	for pass := 0; pass < 2 && len(out) < want; pass++ {
+		for _, c := range cands {
+			if len(out) == want {
+				break
+			}
+			if taken[c.id] || (pass == 0 && c.zone != "" && usedZone[c.zone]) {
+				continue
+			}
+			out = append(out, c.id)
+			taken[c.id] = true
+			usedZone[c.zone] = true
+		}
+	}
+	if len(out) > 0 && len(out) < want {
+		v.srv.log.Warn("fewer chunkservers than the layout asks for; placing fewer copies",
+			"want", want, "placed", len(out), "layout", api.FormatLayout(l))
+	}
+	if l.GetKind() == api.Layout_EC && len(out) < want {
+		return nil // an EC stripe needs every shard
+	}
+	return out
+}
+
+// pushChunk tells every replica the chunk's version and the primary its
+// lease. The primary must succeed; a secondary that fails will refuse
+// the forwarded write, which the writer then reports.
+func (v *service) pushChunk(ctx context.Context, c *api.Chunk, leaseNs int64) error {
+	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	defer cancel()
+	chunkSize := c.GetLayout().GetChunkSize()
+	if c.GetLayout().GetKind() == api.Layout_EC {
+		k := uint64(c.Layout.DataShards)
+		chunkSize = (chunkSize + k - 1) / k
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(c.Replicas))
+	for i, r := range c.Replicas {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := v.conn(r.Addr)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			resp, err := api.NewChunkServerClient(conn).SetChunk(ctx, &api.SetChunkRequest{
+				Id: c.Id, Shard: r.Shard, Version: c.Version, ChunkSize: chunkSize,
+				Primary: c.Primary, LeaseNs: leaseNs, Replicas: c.Replicas,
+			})
+			if err == nil && resp.Errno != api.Errno_OK {
+				err = fmt.Errorf("%s: %v", resp.Errno, resp.Message)
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for i, r := range c.Replicas {
+		if errs[i] == nil {
+			continue
+		}
+		if r.Server == c.Primary {
+			return fmt.Errorf("chunk %d: primary %s (%s): %v", c.Id, r.Server, r.Addr, errs[i])
+		}
+		v.srv.log.Warn("chunk replica did not take new version", "chunk", c.Id, "server", r.Server, "err", errs[i])
+	}
+	return nil
+}
+
+func (v *service) conn(addr string) (*grpc.ClientConn, error) {
+	if addr == "" {
+		return nil, errors.New("chunkserver address unknown")
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if c, found := v.conns[addr]; found {
+		return c, nil
+	}
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(api.MaxMessage), grpc.MaxCallSendMsgSize(api.MaxMessage)))
+	if err != nil {
+		return nil, err
+	}
+	v.conns[addr] = c
+	return c, nil
+}
+
+// ---------------------------------------------------------------------
+// Reads.
+
+func (v *service) Lookup(ctx context.Context, req *api.LookupRequest) (*api.AttrResponse, error) {
+	if err := v.linearize(ctx); err != nil {
+		return nil, err
+	}
+	a, e := v.fsm.Lookup(req.Parent, req.Name)
+	return &api.AttrResponse{Errno: e, Attr: a}, nil
+}
+
+func (v *service) GetAttr(ctx context.Context, req *api.GetAttrRequest) (*api.AttrResponse, error) {
+	if err := v.linearize(ctx); err != nil {
+		return nil, err
+	}
+	a, e := v.fsm.GetAttr(req.Ino)
+	return &api.AttrResponse{Errno: e, Attr: a}, nil
+}
+
+func (v *service) ReadDir(ctx context.Context, req *api.ReadDirRequest) (*api.ReadDirResponse, error) {
+	if err := v.linearize(ctx); err != nil {
+		return nil, err
+	}
+	limit := int(req.Limit)
+	if limit <= 0 || limit > 4096 {
+		limit = 4096
+	}
+	return v.fsm.ReadDir(req.Ino, req.Cookie, limit, req.Plus), nil
+}
+
+func (v *service) GetXattr(ctx context.Context, req *api.GetXattrRequest) (*api.GetXattrResponse, error) {
+	if err := v.linearize(ctx); err != nil {
+		return nil, err
+	}
+	val, e := v.fsm.GetXattr(req.Ino, req.Name)
+	return &api.GetXattrResponse{Errno: e, Value: val}, nil
+}
+
+func (v *service) ListXattr(ctx context.Context, req *api.ListXattrRequest) (*api.ListXattrResponse, error) {
+	if err := v.linearize(ctx); err != nil {
+		return nil, err
+	}
+	names, e := v.fsm.ListXattr(req.Ino)
+	return &api.ListXattrResponse{Errno: e, Names: names}, nil
+}
+
+func (v *service) GetChunks(ctx context.Context, req *api.GetChunksRequest) (*api.GetChunksResponse, error) {
+	if err := v.linearize(ctx); err != nil {
+		return nil, err
+	}
+	count := req.Count
+	if count == 0 || count > 1024 {
+		count = 1024
+	}
+	return v.fsm.GetChunks(req.Ino, req.FirstIndex, count), nil
+}
+
+func (v *service) StatFS(ctx context.Context, req *api.StatFSRequest) (*api.StatFSResponse, error) {
+	if err := v.checkLeader(); err != nil {
+		return nil, err
+	}
+	inodes, _, _, logical, _ := v.fsm.counts()
+	out := &api.StatFSResponse{Inodes: inodes, LogicalBytes: logical}
+	now := time.Now()
+	v.mu.Lock()
+	for id, st := range v.servers {
+		if v.aliveLocked(id, now) {
+			out.CapacityBytes += st.capacity
+			out.UsedBytes += st.used
+			out.FreeBytes += st.free
+		}
+	}
+	v.mu.Unlock()
+	return out, nil
+}
+
+// ---------------------------------------------------------------------
+// Sessions and chunkservers.
+
+func (v *service) KeepAlive(ctx context.Context, req *api.KeepAliveRequest) (*api.KeepAliveResponse, error) {
+	if err := v.checkLeader(); err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	alive := v.lessor.Touch(req.Session, time.Now().UnixNano())
+	v.mu.Unlock()
+	if !alive {
+		return &api.KeepAliveResponse{Errno: api.Errno_ENOENT}, nil
+	}
+	return &api.KeepAliveResponse{TtlNs: v.sessionTTL(req.Session)}, nil
+}
+
+func (v *service) sessionTTL(id uint64) int64 {
+	v.fsm.mu.RLock()
+	defer v.fsm.mu.RUnlock()
+	if s := v.fsm.sessions[id]; s != nil {
+		return s.ttl
+	}
+	return 0
+}
+
+func (v *service) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api.HeartbeatResponse, error) {
+	if err := v.checkLeader(); err != nil {
+		return nil, err
+	}
+	if req.Server == "" || req.Addr == "" {
+		return nil, fmt.Errorf("heartbeat without server id or address")
+	}
+	info, known := v.fsm.server(req.Server)
+	if !known || info.addr != req.Addr || info.zone != req.Zone {
+		cmd := &api.Command{NowNs: time.Now().UnixNano(),
+			RegisterServer: &api.RegisterServerCmd{Id: req.Server, Addr: req.Addr, Zone: req.Zone}}
+		if _, err := v.propose(ctx, cmd); err != nil {
+			return nil, err
+		}
+		v.srv.log.Info("chunkserver registered", "id", req.Server, "addr", req.Addr, "zone", req.Zone)
+	}
+	now := time.Now()
+	v.mu.Lock()
+	st := v.servers[req.Server]
+	if st == nil {
+		st = &serverState{}
+		v.servers[req.Server] = st
+	}
+	st.lastSeen = now
+	st.capacity, st.used, st.free = req.Capacity, req.Used, req.Free
+	st.addr, st.zone = req.Addr, req.Zone
+	if req.FullReport {
+		st.lastFull = now
+		st.chunks = uint64(len(req.Chunks))
+	}
+	wantFull := now.Sub(st.lastFull) > fullReportAge
+	v.mu.Unlock()
+
+	out := &api.HeartbeatResponse{WantFullReport: wantFull}
+	if req.FullReport && len(req.Chunks) > 0 {
+		ids := make([]uint64, len(req.Chunks))
+		for i, c := range req.Chunks {
+			ids[i] = c.Id
+		}
+		versions, next := v.fsm.chunkVersions(ids)
+		for i, c := range req.Chunks {
+			switch {
+			case versions[i] == 0 && c.Id < next:
+				out.Delete = append(out.Delete, c) // no file references it
+			case versions[i] > c.Version:
+				out.Delete = append(out.Delete, c) // stale copy
+			}
+		}
+	}
+	return out, nil
+}
+
+func (v *service) Status(ctx context.Context, req *api.StatusRequest) (*api.StatusResponse, error) {
+	out := &api.StatusResponse{}
+	inodes, chunks, sessions, logical, applied := v.fsm.counts()
+	out.Inodes, out.Chunks, out.Sessions, out.LogicalBytes, out.AppliedIndex = inodes, chunks, sessions, logical, applied
+	addrs := v.fsm.masterAddrs()
+	_, leaderID := v.raft.LeaderWithID()
+	out.Leader = addrs[string(leaderID)]
+	if f := v.raft.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			mi := &api.MasterInfo{Id: string(s.ID), RaftAddr: string(s.Address), Addr: addrs[string(s.ID)],
+				Voter: s.Suffrage == raft.Voter, State: "Follower"}
+			switch {
+			case s.ID == leaderID:
+				mi.State = "Leader"
+			case string(s.ID) == v.cfg.ID:
+				mi.State = v.raft.State().String()
+			}
+			out.Masters = append(out.Masters, mi)
+		}
+	}
+	now := time.Now()
+	v.mu.Lock()
+	for _, s := range v.fsm.serverList() {
+		ci := &api.ChunkServerInfo{Id: s.id, Addr: s.addr, Zone: s.zone}
+		if st := v.servers[s.id]; st != nil {
+			ci.Capacity, ci.Used, ci.Free, ci.Chunks = st.capacity, st.used, st.free, st.chunks
+			ci.LastSeenNs = st.lastSeen.UnixNano()
+			ci.Alive = v.aliveLocked(s.id, now)
+		}
+		out.Servers = append(out.Servers, ci)
+	}
+	v.mu.Unlock()
+	return out, nil
+}
+
+// ---------------------------------------------------------------------
+// Leader duties.
+
+// leaderLoop follows leadership changes and runs the leader's periodic
+// work: expiring sessions, registering this master's address.
+func (v *service) leaderLoop() {
+	defer v.srv.wg.Done()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-v.srv.stop:
+			return
+		case isLeader := <-v.srv.notify:
+			if isLeader {
+				v.promote()
+			} else {
+				v.demote()
+			}
+		case <-tick.C:
+			if v.isReady() {
+				v.expireSessions()
+			} else if v.raft.State() == raft.Leader {
+				v.promote()
+			}
+			v.registerSelf()
+		}
+	}
+}
+
+// promote readies a new leader: apply everything committed, then extend
+// every session by the grace period before any may expire (Chubby).
+func (v *service) promote() {
+	if v.raft.State() != raft.Leader {
+		return
+	}
+	if err := v.raft.Barrier(applyTimeout).Error(); err != nil {
+		v.srv.log.Warn("leader barrier failed", "err", err)
+		return
+	}
+	ttls := v.fsm.sessionTTLs()
+	now := time.Now()
+	v.mu.Lock()
+	v.lessor.Promote(now.UnixNano(), v.cfg.SessionGrace.Nanoseconds(), ttls)
+	v.ready = true
+	v.promoted = now
+	v.mu.Unlock()
+	v.srv.log.Info("became leader", "id", v.cfg.ID, "sessions", len(ttls))
+}
+
+func (v *service) demote() {
+	v.mu.Lock()
+	v.ready = false
+	v.servers = map[string]*serverState{}
+	v.mu.Unlock()
+	v.srv.log.Info("no longer leader", "id", v.cfg.ID)
+}
+
+func (v *service) expireSessions() {
+	v.mu.Lock()
+	expired := v.lessor.Expired(time.Now().UnixNano())
+	v.mu.Unlock()
+	for _, id := range expired {
+		ctx, cancel := context.WithTimeout(context.Background(), applyTimeout)
+		_, err := v.propose(ctx, &api.Command{NowNs: time.Now().UnixNano(), ExpireSession: &api.ExpireSessionCmd{Session: id}})
+		cancel()
+		if err != nil {
+			v.srv.log.Warn("expiring session", "session", id, "err", err)
+			return
+		}
+		v.srv.log.Info("session expired", "session", id)
+	}
+}
+
+// registerSelf records this master's client address in the replicated
+// state so every master can point clients at the leader.
+func (v *service) registerSelf() {
+	addr := v.srv.Addr()
+	if v.fsm.masterAddrs()[v.cfg.ID] == addr {
+		return
+	}
+	op := &api.Op{Op: &api.Op_RegisterMaster{RegisterMaster: &api.RegisterMasterOp{Id: v.cfg.ID, Addr: addr}}}
+	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
+	defer cancel()
+	if v.isReady() {
+		if _, err := v.propose(ctx, &api.Command{NowNs: time.Now().UnixNano(), Op: op}); err != nil {
+			v.srv.log.Debug("registering master address", "err", err)
+		}
+		return
+	}
+	_, leaderID := v.raft.LeaderWithID()
+	leaderAddr := v.fsm.masterAddrs()[string(leaderID)]
+	if leaderAddr == "" {
+		return
+	}
+	conn, err := v.conn(leaderAddr)
+	if err != nil {
+		return
+	}
+	if _, err := api.NewMasterClient(conn).Mutate(ctx, &api.MutateRequest{Op: op}); err != nil {
+		v.srv.log.Debug("registering master address with leader", "err", err)
+	}
+}

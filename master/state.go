@@ -1,0 +1,125 @@
+package master
+
+import (
+	"syscall"
+
+	"dfs/api"
+
+	"github.com/google/btree"
+	"google.golang.org/protobuf/proto"
+)
+
+// inode is one file, directory or symlink in the replicated namespace.
+type inode struct {
+	attr   *api.Attr // ino, mode, times, size...; layout lives here too
+	xattrs map[string][]byte
+
+	// directories
+	parent     uint64
+	entries    map[string]*dirent
+	order      *btree.BTreeG[*dirent] // by cookie: stable readdir order
+	nextCookie uint64
+
+	// regular files
+	chunks map[uint64]*chunk // index -> chunk
+	opens  uint32            // open records over all sessions
+}
+
+// dirent is one name in a directory. Cookies only grow within a directory,
+// so a listing resumed after a cookie never repeats or skips survivors.
+type dirent struct {
+	name   string
+	ino    uint64
+	cookie uint64
+}
+
+// chunk is one chunk of a file, as the master knows it.
+type chunk struct {
+	id          uint64
+	version     uint64
+	index       uint64
+	ino         uint64
+	replicas    []string // chunkserver ids; for EC, shard i on replicas[i]
+	primary     string
+	leaseExpiry int64
+}
+
+type session struct {
+	id        uint64
+	client    string
+	ttl       int64
+	acked     uint64
+	responses map[uint64]*api.MutateResponse
+	opens     map[uint64]uint32 // ino -> count
+}
+
+type serverInfo struct {
+	id, addr, zone string
+}
+
+// firstCookie leaves room for "." and ".." in listings built on cookies.
+const firstCookie = 3
+
+func direntLess(a, b *dirent) bool { return a.cookie < b.cookie }
+
+func isDir(a *api.Attr) bool  { return a.Mode&syscall.S_IFMT == syscall.S_IFDIR }
+func isReg(a *api.Attr) bool  { return a.Mode&syscall.S_IFMT == syscall.S_IFREG }
+func isLink(a *api.Attr) bool { return a.Mode&syscall.S_IFMT == syscall.S_IFLNK }
+
+func newDir(attr *api.Attr, parent uint64) *inode {
+	return &inode{
+		attr:       attr,
+		parent:     parent,
+		entries:    map[string]*dirent{},
+		order:      btree.NewG(16, direntLess),
+		nextCookie: firstCookie,
+	}
+}
+
+func (n *inode) addEntry(name string, ino uint64) {
+	d := &dirent{name: name, ino: ino, cookie: n.nextCookie}
+	n.nextCookie++
+	n.entries[name] = d
+	n.order.ReplaceOrInsert(d)
+}
+
+func (n *inode) removeEntry(name string) {
+	if d, ok := n.entries[name]; ok {
+		delete(n.entries, name)
+		n.order.Delete(d)
+	}
+}
+
+// cloneAttr returns a copy safe to hand out of the FSM lock.
+func cloneAttr(a *api.Attr) *api.Attr { return proto.Clone(a).(*api.Attr) }
+
+// validName checks one path component.
+func validName(name string) api.Errno {
+	switch {
+	case name == "" || name == "." || name == "..":
+		return api.Errno_EINVAL
+	case len(name) > api.MaxNameLen:
+		return api.Errno_ENAMETOOLONG
+	}
+	for i := 0; i < len(name); i++ {
+		if name[i] == '/' || name[i] == 0 {
+			return api.Errno_EINVAL
+		}
+	}
+	return api.Errno_OK
+}
+
+// blocksFor is the 512-byte block count reported for a file: what it holds
+// in chunks, capped by its size.
+func (n *inode) blocks(chunkSize uint64) uint64 {
+	var b uint64
+	for idx := range n.chunks {
+		start := idx * chunkSize
+		if start >= n.attr.Size {
+			continue
+		}
+		end := min(start+chunkSize, n.attr.Size)
+		b += end - start
+	}
+	return (b + 511) / 512
+}
