@@ -140,9 +140,9 @@ func TestRenameRules(t *testing.T) {
 		t.Helper()
 		h.must(&api.Op_Rename{Rename: &api.RenameOp{Parent: p, Name: n, NewParent: np, NewName: nn, Flags: flags}}, want)
 	}
-	rn(api.RootIno, "a", b, "x", 0, api.Errno_EINVAL)                        // into itself
-	rn(api.RootIno, "f", api.RootIno, "a", 0, api.Errno_EISDIR)              // file over dir
-	rn(api.RootIno, "a", api.RootIno, "f", 0, api.Errno_ENOTDIR)             // dir over file
+	rn(api.RootIno, "a", b, "x", 0, api.Errno_EINVAL)            // into itself
+	rn(api.RootIno, "f", api.RootIno, "a", 0, api.Errno_EISDIR)  // file over dir
+	rn(api.RootIno, "a", api.RootIno, "f", 0, api.Errno_ENOTDIR) // dir over file
 	rn(api.RootIno, "f", api.RootIno, "g", api.RenameNoReplace, api.Errno_EEXIST)
 	rn(api.RootIno, "f", api.RootIno, "nope", api.RenameExchange, api.Errno_ENOENT)
 	rn(api.RootIno, "f", api.RootIno, "g", api.RenameExchange, api.Errno_OK)

@@ -88,7 +88,7 @@ type Server struct {
 
 	notify chan bool // Raft leadership changes
 	stop   chan struct{}
-	wg   sync.WaitGroup
+	wg     sync.WaitGroup
 }
 
 // New opens (or creates) a master's state under cfg.DataDir, starts Raft
