@@ -114,16 +114,18 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, fsm: NewFSM(), lock: lock, stop: make(chan struct{})}
-	if err := s.openRaft(); err != nil {
-		s.closeStores()
-		return nil, err
-	}
+	// Bind before touching Raft state, so a busy port changes nothing on disk.
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		s.Close()
+		s.closeStores()
 		return nil, fmt.Errorf("-listen %s: %w", cfg.Listen, err)
 	}
 	s.lis = lis
+	if err := s.openRaft(); err != nil {
+		lis.Close()
+		s.closeStores()
+		return nil, err
+	}
 	s.svc = newService(s)
 	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(api.MaxMessage), grpc.MaxSendMsgSize(api.MaxMessage))
 	api.RegisterMasterServer(s.grpc, s.svc)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -22,7 +23,7 @@ func main() {
 
 func run(args []string) int {
 	fs := flag.NewFlagSet("dfsmaster", flag.ContinueOnError)
-	fs.SetOutput(os.Stderr)
+	fs.SetOutput(io.Discard) // errors are reported in one line below
 	id := fs.String("id", "m1", "this master's Raft server id")
 	data := fs.String("data", "./dfsmaster-data", "directory for the Raft log, stable store and snapshots")
 	listen := fs.String("listen", "127.0.0.1:9400", "gRPC address for clients and chunkservers")
@@ -39,8 +40,12 @@ func run(args []string) int {
 	envDefaults(fs, "DFSMASTER_")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stdout)
+			fmt.Println("usage: dfsmaster -id m1 -data DIR -listen HOST:PORT -raft HOST:PORT -cluster m1=RAFTADDR,...")
+			fs.PrintDefaults()
 			return 0
 		}
+		fmt.Fprintf(os.Stderr, "dfsmaster: %v (see dfsmaster -h)\n", err)
 		return 2
 	}
 	if fs.NArg() > 0 {
