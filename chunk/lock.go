@@ -18,11 +18,13 @@ type LockedError struct {
 	PID int // the holder's pid as it recorded it, 0 if unknown
 }
 
-func (e *LockedError) Error() string {
+func (e *LockedError) Error() string { return e.Dir + ": " + e.detail() }
+
+func (e *LockedError) detail() string {
 	if e.PID > 0 {
-		return fmt.Sprintf("%s: already in use by another dfschunk (pid %d)", e.Dir, e.PID)
+		return fmt.Sprintf("already in use by another dfschunk (pid %d)", e.PID)
 	}
-	return fmt.Sprintf("%s: already in use by another dfschunk", e.Dir)
+	return "already in use by another dfschunk"
 }
 
 // lockDir takes an exclusive flock on DIR/LOCK, records our pid in it and
