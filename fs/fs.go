@@ -1,0 +1,175 @@
+// Package fs is the dfs FUSE mount: a dynamic go-fuse node tree that turns
+// POSIX calls into calls of the dfs client library, with write-back
+// buffering and readahead per open file and kernel cache control for
+// close-to-open consistency. Mount serves a directory in-process;
+// cmd/dfsmount wraps it in a command.
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"syscall"
+	"time"
+
+	"dfs/api"
+	"dfs/client"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// Options configure a mount. The zero value disables kernel caching of
+// attributes and entries; DefaultOptions gives the usual settings.
+type Options struct {
+	// AttrTimeout and EntryTimeout bound how long the kernel may trust
+	// attributes and names (and absent names) it has seen: changes made
+	// by other mounts become visible within them.
+	AttrTimeout  time.Duration
+	EntryTimeout time.Duration
+	// AllowOther lets users other than the mounter use the mount.
+	AllowOther bool
+	// ReadOnly mounts read-only.
+	ReadOnly bool
+	// Debug logs every FUSE request.
+	Debug bool
+	// FsName is shown as the device in /proc/mounts; default "dfs".
+	FsName string
+	// WriteBuffer is how many dirty bytes an open file buffers before
+	// writing them out; default 8 MiB.
+	WriteBuffer int
+	// Readahead is how far sequential reads fetch ahead; default 8 MiB,
+	// negative disables.
+	Readahead int
+	// Logf receives diagnostics; nil means log.Printf.
+	Logf func(format string, args ...any)
+}
+
+// DefaultOptions returns the options dfsmount uses without flags.
+func DefaultOptions() Options {
+	return Options{AttrTimeout: time.Second, EntryTimeout: time.Second}
+}
+
+// filesystem is what every node of one mount shares.
+type filesystem struct {
+	client *client.Client
+	opts   Options
+}
+
+// Mount serves the dfs namespace of c at dir until the returned server is
+// unmounted (server.Unmount()). It returns once the kernel has the mount.
+// The caller keeps ownership of c and closes it after unmounting.
+func Mount(ctx context.Context, dir string, c *client.Client, opts Options) (*fuse.Server, error) {
+	if opts.WriteBuffer <= 0 {
+		opts.WriteBuffer = 8 << 20
+	}
+	if opts.Readahead == 0 {
+		opts.Readahead = 8 << 20
+	}
+	if opts.Logf == nil {
+		opts.Logf = log.Printf
+	}
+	if opts.FsName == "" {
+		opts.FsName = "dfs"
+	}
+	fsys := &filesystem{client: c, opts: opts}
+	root := &node{fsys: fsys}
+	attr, err := c.GetAttr(ctx, api.RootIno)
+	if err != nil {
+		return nil, fmt.Errorf("dfs: root directory: %w", err)
+	}
+	root.attr = attr
+
+	attrTimeout, entryTimeout := opts.AttrTimeout, opts.EntryTimeout
+	mopts := []string{"default_permissions"}
+	if opts.ReadOnly {
+		mopts = append(mopts, "ro")
+	}
+	gopts := &gofs.Options{
+		MountOptions: fuse.MountOptions{
+			AllowOther:   opts.AllowOther,
+			Options:      mopts,
+			FsName:       opts.FsName,
+			Name:         "dfs",
+			Debug:        opts.Debug,
+			MaxWrite:     1 << 20,
+			MaxReadAhead: 1 << 20,
+			DirectMount:  os.Geteuid() == 0,
+		},
+		AttrTimeout:     &attrTimeout,
+		EntryTimeout:    &entryTimeout,
+		NegativeTimeout: &entryTimeout,
+		NullPermissions: true,
+		RootStableAttr:  &gofs.StableAttr{Ino: api.RootIno, Gen: attr.Generation},
+	}
+	if opts.Debug {
+		gopts.Logger = log.Default()
+	}
+	server, err := gofs.Mount(dir, root, gopts)
+	if err != nil {
+		return nil, fmt.Errorf("dfs: mount %s: %w", dir, err)
+	}
+	return server, nil
+}
+
+// ctx attaches the FUSE caller to ctx so the master attributes new
+// inodes to them.
+func callerCtx(ctx context.Context) context.Context {
+	if fc, ok := ctx.(*fuse.Context); ok {
+		return client.WithCaller(ctx, &api.Caller{Uid: fc.Uid, Gid: fc.Gid, Pid: fc.Pid})
+	}
+	return ctx
+}
+
+// errno maps an error from the client to what the kernel should see: the
+// errno the cluster gave, EINTR for an interrupted call, EIO otherwise.
+func (fsys *filesystem) errno(op string, err error) syscall.Errno {
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, context.Canceled) {
+		return syscall.EINTR
+	}
+	e := syscall.Errno(api.ErrnoOf(err))
+	if e == syscall.EIO {
+		fsys.opts.Logf("dfs: %s: %v", op, err)
+	}
+	return e
+}
+
+// fillAttr copies master attributes into a FUSE reply; size is the size
+// to report (the master's, or larger with buffered writes).
+func fillAttr(a *api.Attr, size uint64, out *fuse.Attr) {
+	out.Ino = a.Ino
+	out.Mode = a.Mode
+	out.Nlink = a.Nlink
+	out.Uid, out.Gid = a.Uid, a.Gid
+	out.Size = size
+	out.Rdev = a.Rdev
+	out.Blksize = api.BlockSize
+	out.Blocks = a.Blocks
+	if out.Blocks == 0 && a.Mode&syscall.S_IFMT == syscall.S_IFREG {
+		out.Blocks = (size + 511) / 512
+	}
+	setTime(a.AtimeNs, &out.Atime, &out.Atimensec)
+	setTime(a.MtimeNs, &out.Mtime, &out.Mtimensec)
+	setTime(a.CtimeNs, &out.Ctime, &out.Ctimensec)
+}
+
+func setTime(ns int64, sec *uint64, nsec *uint32) {
+	*sec = uint64(ns / 1e9)
+	*nsec = uint32(ns % 1e9)
+	if ns < 0 && ns%1e9 != 0 {
+		*sec = uint64(ns/1e9 - 1)
+		*nsec = uint32(ns%1e9 + 1e9)
+	}
+}
+
+func validName(name string) syscall.Errno {
+	if len(name) > api.MaxNameLen {
+		return syscall.ENAMETOOLONG
+	}
+	return 0
+}

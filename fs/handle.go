@@ -1,0 +1,197 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"syscall"
+	"time"
+
+	"dfs/client"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+// fileHandle is one open of a regular file: its write-back buffer, its
+// readahead window and the errors of background writes not yet reported.
+type fileHandle struct {
+	n     *node
+	file  *client.File
+	flags uint32
+
+	// ctx ends when the handle is released; background fetches use it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu  sync.Mutex // serialises buffer changes and flushes
+	buf wbuf
+	err error // a failed write-out, reported by the next Flush or Fsync
+	// dirtyEnd is the end of buffered data (0: none), guarded by n.mu so
+	// that Getattr can read it without waiting for a flush.
+	dirtyEnd uint64
+
+	ra readahead
+}
+
+func newFileHandle(n *node, f *client.File, flags uint32) *fileHandle {
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &fileHandle{n: n, file: f, flags: flags, ctx: ctx, cancel: cancel}
+	h.ra.max = n.fsys.opts.Readahead
+	return h
+}
+
+var _ = (gofs.FileWriter)((*fileHandle)(nil))
+
+func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.flags&syscall.O_APPEND != 0 {
+		// The kernel's idea of the size may be stale; ours includes
+		// every handle's buffered data.
+		off = int64(h.n.size())
+	}
+	h.buf.write(off, data)
+	h.n.mu.Lock()
+	h.dirtyEnd = max(h.dirtyEnd, uint64(off)+uint64(len(data)))
+	h.n.dataGen++
+	h.n.mu.Unlock()
+	if h.buf.size() >= h.n.fsys.opts.WriteBuffer {
+		if err := h.flushLocked(callerCtx(ctx)); err != nil {
+			return 0, h.n.fsys.errno("write", err)
+		}
+	}
+	return uint32(len(data)), 0
+}
+
+// flushLocked writes the buffered data to the chunkservers (extents in
+// parallel) and commits the new size; h.mu is held.
+func (h *fileHandle) flushLocked(ctx context.Context) error {
+	exts := h.buf.take()
+	if len(exts) == 0 {
+		return nil
+	}
+	var end uint64
+	errs := make([]error, len(exts))
+	var wg sync.WaitGroup
+	for i, e := range exts {
+		end = max(end, uint64(e.off)+uint64(len(e.data)))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = h.file.WriteAt(ctx, e.data, e.off)
+		}()
+	}
+	wg.Wait()
+	err := errors.Join(errs...)
+	if err == nil {
+		a, cerr := h.file.CommitWrite(ctx, end)
+		if err = cerr; err == nil {
+			h.n.committed(a)
+		}
+	}
+	h.n.mu.Lock()
+	h.dirtyEnd = 0
+	h.n.dataGen++
+	h.n.mu.Unlock()
+	if err != nil && h.err == nil {
+		h.err = err
+	}
+	return err
+}
+
+// takeErr returns and clears a deferred write-out error.
+func (h *fileHandle) takeErr() error {
+	err := h.err
+	h.err = nil
+	return err
+}
+
+var _ = (gofs.FileReader)((*fileHandle)(nil))
+
+func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	// Reads see writes made through any handle of this mount.
+	if h.n.dirty() {
+		if err := h.n.flushAll(callerCtx(ctx)); err != nil {
+			return nil, h.n.fsys.errno("read flush", err)
+		}
+	}
+	h.n.mu.Lock()
+	size, gen := h.n.sizeLocked(), h.n.dataGen
+	h.n.mu.Unlock()
+	n, err := h.ra.read(ctx, h.ctx, h.file, dest, off, size, gen)
+	if err != nil {
+		return nil, h.n.fsys.errno("read", err)
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+var _ = (gofs.FileFlusher)((*fileHandle)(nil))
+
+// Flush runs at every close(2) of a descriptor: when it returns, the data
+// is on every replica and size and mtime are committed.
+func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.flushLocked(callerCtx(ctx))
+	return h.n.fsys.errno("flush", h.takeErr())
+}
+
+var _ = (gofs.FileReleaser)((*fileHandle)(nil))
+
+func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
+	// The kernel does not wait for this answer, and writes from a
+	// shared mmap may arrive after the last Flush.
+	rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	h.mu.Lock()
+	err := h.flushLocked(rctx)
+	h.mu.Unlock()
+	if err != nil {
+		h.n.fsys.opts.Logf("dfs: inode %d: write-out at release: %v", h.n.ino(), err)
+	}
+	h.cancel()
+	h.n.closed(h)
+	if err := h.n.fsys.client.Release(rctx, h.n.ino()); err != nil {
+		h.n.fsys.opts.Logf("dfs: inode %d: release: %v", h.n.ino(), err)
+	}
+	return 0
+}
+
+var _ = (gofs.FileAllocater)((*fileHandle)(nil))
+
+// Allocate implements fallocate. Space is not reserved (chunks are
+// allocated on first write), so the default mode only extends the size;
+// PUNCH_HOLE and ZERO_RANGE make the range read as zeros.
+func (h *fileHandle) Allocate(ctx context.Context, off uint64, size uint64, mode uint32) syscall.Errno {
+	ctx = callerCtx(ctx)
+	n := h.n
+	const known = unix.FALLOC_FL_KEEP_SIZE | unix.FALLOC_FL_PUNCH_HOLE | unix.FALLOC_FL_ZERO_RANGE
+	if mode&^known != 0 {
+		return syscall.EOPNOTSUPP
+	}
+	if mode&unix.FALLOC_FL_PUNCH_HOLE != 0 && mode&unix.FALLOC_FL_KEEP_SIZE == 0 {
+		return syscall.EOPNOTSUPP
+	}
+	if err := n.flushAll(ctx); err != nil {
+		return n.fsys.errno("fallocate", err)
+	}
+	cur := n.size()
+	if mode&(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_ZERO_RANGE) != 0 && off < cur {
+		if err := h.file.Zero(ctx, off, min(size, cur-off)); err != nil {
+			return n.fsys.errno("fallocate", err)
+		}
+		n.mu.Lock()
+		n.dataGen++
+		n.mu.Unlock()
+	}
+	if mode&unix.FALLOC_FL_KEEP_SIZE == 0 && off+size > cur {
+		a, err := h.file.CommitWrite(ctx, off+size)
+		if err != nil {
+			return n.fsys.errno("fallocate", err)
+		}
+		n.committed(a)
+	}
+	return 0
+}

@@ -1,0 +1,569 @@
+package fs
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"syscall"
+
+	"dfs/api"
+	"dfs/client"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// node is one inode of the mount. It caches the attributes last seen from
+// the master and, while the file is open, the data path shared by its
+// open handles.
+type node struct {
+	gofs.Inode
+	fsys *filesystem
+
+	mu   sync.Mutex
+	attr *api.Attr // last known from the master
+	// cached is the size and mtime the kernel page cache reflects: set
+	// at open and by our own writes, compared at the next open.
+	cachedSize  uint64
+	cachedMtime int64
+	cacheValid  bool
+	file        *client.File             // data path while open
+	handles     map[*fileHandle]struct{} // open handles
+	dataGen     uint64                   // bumped whenever file data changes here
+}
+
+func (n *node) ino() uint64 { return n.StableAttr().Ino }
+
+func (n *node) setAttr(a *api.Attr) {
+	if a == nil {
+		return
+	}
+	n.mu.Lock()
+	n.attr = a
+	n.mu.Unlock()
+}
+
+// size is the file size as this mount sees it: the master's, or the end
+// of buffered writes if that is larger.
+func (n *node) size() uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.sizeLocked()
+}
+
+func (n *node) sizeLocked() uint64 {
+	s := n.attr.GetSize()
+	for h := range n.handles {
+		s = max(s, h.dirtyEnd)
+	}
+	return s
+}
+
+// fill answers attributes from a, with the local size.
+func (n *node) fill(a *api.Attr, out *fuse.Attr) {
+	n.mu.Lock()
+	n.attr = a
+	size := n.sizeLocked()
+	n.mu.Unlock()
+	fillAttr(a, size, out)
+}
+
+// child returns the Inode for attr, reusing the one the tree knows.
+func (n *node) child(ctx context.Context, a *api.Attr, out *fuse.EntryOut) *gofs.Inode {
+	ch := n.NewInode(ctx, &node{fsys: n.fsys, attr: a},
+		gofs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: a.Ino, Gen: a.Generation})
+	cn := ch.Operations().(*node)
+	cn.fill(a, &out.Attr)
+	return ch
+}
+
+// flushAll writes out every open handle's buffered data.
+func (n *node) flushAll(ctx context.Context) error {
+	n.mu.Lock()
+	hs := make([]*fileHandle, 0, len(n.handles))
+	for h := range n.handles {
+		hs = append(hs, h)
+	}
+	n.mu.Unlock()
+	var first error
+	for _, h := range hs {
+		h.mu.Lock()
+		err := h.flushLocked(ctx)
+		h.mu.Unlock()
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// dirty reports whether any handle has buffered data.
+func (n *node) dirty() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for h := range n.handles {
+		if h.dirtyEnd > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// dataFile returns the open data path, or a temporary one for files not
+// open here (truncate by path).
+func (n *node) dataFile(ctx context.Context) (*client.File, error) {
+	n.mu.Lock()
+	f := n.file
+	n.mu.Unlock()
+	if f != nil {
+		return f, nil
+	}
+	a, err := n.fsys.client.GetAttr(ctx, n.ino())
+	if err != nil {
+		return nil, err
+	}
+	n.setAttr(a)
+	return n.fsys.client.OpenFile(a)
+}
+
+// committed records attributes the master answered for our own data
+// change, so the next open keeps the page cache.
+func (n *node) committed(a *api.Attr) {
+	if a == nil {
+		return
+	}
+	n.mu.Lock()
+	n.attr = a
+	n.cachedSize, n.cachedMtime, n.cacheValid = a.Size, a.MtimeNs, true
+	n.dataGen++
+	n.mu.Unlock()
+}
+
+var _ = (gofs.NodeGetattrer)((*node)(nil))
+
+func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	a, err := n.fsys.client.GetAttr(ctx, n.ino())
+	if err != nil {
+		return n.fsys.errno("getattr", err)
+	}
+	n.fill(a, &out.Attr)
+	return 0
+}
+
+var _ = (gofs.NodeSetattrer)((*node)(nil))
+
+func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	c := n.fsys.client
+	ctx = callerCtx(ctx)
+	var a *api.Attr
+	// Buffered data must land first: it may lie beyond a new size, and
+	// its commit would overwrite an mtime set here.
+	if in.Valid&(fuse.FATTR_SIZE|fuse.FATTR_MTIME) != 0 {
+		if err := n.flushAll(ctx); err != nil {
+			return n.fsys.errno("setattr flush", err)
+		}
+	}
+	if size, ok := in.GetSize(); ok {
+		file, err := n.dataFile(ctx)
+		if err != nil {
+			return n.fsys.errno("truncate", err)
+		}
+		if a, err = file.Truncate(ctx, size); err != nil {
+			return n.fsys.errno("truncate", err)
+		}
+		n.committed(a)
+	}
+	op := &api.SetAttrOp{Ino: n.ino()}
+	if m, ok := in.GetMode(); ok {
+		op.Valid |= uint32(api.SetAttrOp_MODE)
+		op.Mode = m
+	}
+	if u, ok := in.GetUID(); ok {
+		op.Valid |= uint32(api.SetAttrOp_UID)
+		op.Uid = u
+	}
+	if g, ok := in.GetGID(); ok {
+		op.Valid |= uint32(api.SetAttrOp_GID)
+		op.Gid = g
+	}
+	if in.Valid&fuse.FATTR_ATIME_NOW != 0 {
+		op.Valid |= uint32(api.SetAttrOp_ATIME_NOW)
+	} else if in.Valid&fuse.FATTR_ATIME != 0 {
+		op.Valid |= uint32(api.SetAttrOp_ATIME)
+		op.AtimeNs = int64(in.Atime)*1e9 + int64(in.Atimensec)
+	}
+	if in.Valid&fuse.FATTR_MTIME_NOW != 0 {
+		op.Valid |= uint32(api.SetAttrOp_MTIME_NOW)
+	} else if in.Valid&fuse.FATTR_MTIME != 0 {
+		op.Valid |= uint32(api.SetAttrOp_MTIME)
+		op.MtimeNs = int64(in.Mtime)*1e9 + int64(in.Mtimensec)
+	}
+	if in.Valid&fuse.FATTR_CTIME != 0 && op.Valid == 0 && a == nil {
+		op.Valid |= uint32(api.SetAttrOp_CTIME)
+	}
+	if op.Valid != 0 {
+		var err error
+		if a, err = c.SetAttr(ctx, op); err != nil {
+			return n.fsys.errno("setattr", err)
+		}
+		if op.Valid&uint32(api.SetAttrOp_MTIME|api.SetAttrOp_MTIME_NOW) != 0 {
+			n.committed(a)
+		}
+	}
+	if a == nil {
+		var err error
+		if a, err = c.GetAttr(ctx, n.ino()); err != nil {
+			return n.fsys.errno("getattr", err)
+		}
+	}
+	n.fill(a, &out.Attr)
+	return 0
+}
+
+var _ = (gofs.NodeLookuper)((*node)(nil))
+
+func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if e := validName(name); e != 0 {
+		return nil, e
+	}
+	a, err := n.fsys.client.Lookup(ctx, n.ino(), name)
+	if err != nil {
+		return nil, n.fsys.errno("lookup", err)
+	}
+	return n.child(ctx, a, out), 0
+}
+
+var _ = (gofs.NodeMkdirer)((*node)(nil))
+
+func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if e := validName(name); e != 0 {
+		return nil, e
+	}
+	a, err := n.fsys.client.Mkdir(callerCtx(ctx), n.ino(), name, mode&07777|syscall.S_IFDIR)
+	if err != nil {
+		return nil, n.fsys.errno("mkdir", err)
+	}
+	return n.child(ctx, a, out), 0
+}
+
+var _ = (gofs.NodeMknoder)((*node)(nil))
+
+func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if e := validName(name); e != 0 {
+		return nil, e
+	}
+	a, err := n.fsys.client.Create(callerCtx(ctx), n.ino(), name, mode, dev, true, false)
+	if err != nil {
+		return nil, n.fsys.errno("mknod", err)
+	}
+	return n.child(ctx, a, out), 0
+}
+
+var _ = (gofs.NodeCreater)((*node)(nil))
+
+func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	if e := validName(name); e != 0 {
+		return nil, nil, 0, e
+	}
+	ctx = callerCtx(ctx)
+	if mode&syscall.S_IFMT == 0 {
+		mode |= syscall.S_IFREG
+	}
+	excl := flags&syscall.O_EXCL != 0
+	a, err := n.fsys.client.Create(ctx, n.ino(), name, mode, 0, excl, true)
+	if err != nil {
+		return nil, nil, 0, n.fsys.errno("create", err)
+	}
+	ch := n.child(ctx, a, out)
+	cn := ch.Operations().(*node)
+	fh, fflags, errno := cn.openHandle(ctx, a, flags, true)
+	if errno != 0 {
+		n.fsys.client.Release(context.Background(), a.Ino)
+		return nil, nil, 0, errno
+	}
+	cn.fill(cn.attr, &out.Attr)
+	return ch, fh, fflags, 0
+}
+
+var _ = (gofs.NodeOpener)((*node)(nil))
+
+func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	ctx = callerCtx(ctx)
+	// Close-to-open: Open answers the attributes as of now.
+	a, err := n.fsys.client.Open(ctx, n.ino())
+	if err != nil {
+		return nil, 0, n.fsys.errno("open", err)
+	}
+	fh, fflags, errno := n.openHandle(ctx, a, flags, false)
+	if errno != 0 {
+		n.fsys.client.Release(context.Background(), n.ino())
+	}
+	return fh, fflags, errno
+}
+
+// openHandle makes the handle for an open the master has recorded.
+func (n *node) openHandle(ctx context.Context, a *api.Attr, flags uint32, created bool) (gofs.FileHandle, uint32, syscall.Errno) {
+	n.mu.Lock()
+	keep := !created && n.cacheValid && n.cachedSize == a.Size && n.cachedMtime == a.MtimeNs
+	n.attr = a
+	n.cachedSize, n.cachedMtime, n.cacheValid = a.Size, a.MtimeNs, true
+	if n.file == nil {
+		f, err := n.fsys.client.OpenFile(a)
+		if err != nil {
+			n.mu.Unlock()
+			return nil, 0, n.fsys.errno("open", err)
+		}
+		n.file = f
+	}
+	h := newFileHandle(n, n.file, flags)
+	if n.handles == nil {
+		n.handles = map[*fileHandle]struct{}{}
+	}
+	n.handles[h] = struct{}{}
+	if !keep {
+		n.dataGen++
+	}
+	n.mu.Unlock()
+
+	if flags&syscall.O_TRUNC != 0 && flags&syscall.O_ACCMODE != syscall.O_RDONLY && a.Size > 0 {
+		if err := n.flushAll(ctx); err != nil {
+			h.Release(ctx)
+			return nil, 0, n.fsys.errno("open truncate", err)
+		}
+		t, err := n.file.Truncate(ctx, 0)
+		if err != nil {
+			h.Release(ctx)
+			return nil, 0, n.fsys.errno("open truncate", err)
+		}
+		n.committed(t)
+		keep = false
+	}
+	var fflags uint32
+	if keep {
+		fflags |= fuse.FOPEN_KEEP_CACHE
+	}
+	if flags&syscall.O_DIRECT != 0 {
+		fflags |= fuse.FOPEN_DIRECT_IO
+	}
+	return h, fflags, 0
+}
+
+// closed forgets a released handle; the last one drops the data path so
+// the next open starts with a fresh chunk map.
+func (n *node) closed(h *fileHandle) {
+	n.mu.Lock()
+	delete(n.handles, h)
+	if len(n.handles) == 0 {
+		n.file = nil
+	}
+	n.mu.Unlock()
+}
+
+var _ = (gofs.NodeSymlinker)((*node)(nil))
+
+func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if e := validName(name); e != 0 {
+		return nil, e
+	}
+	if len(target) > api.MaxSymlinkLen {
+		return nil, syscall.ENAMETOOLONG
+	}
+	a, err := n.fsys.client.Symlink(callerCtx(ctx), n.ino(), name, target)
+	if err != nil {
+		return nil, n.fsys.errno("symlink", err)
+	}
+	return n.child(ctx, a, out), 0
+}
+
+var _ = (gofs.NodeReadlinker)((*node)(nil))
+
+func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	// A symlink's target never changes: the cached one is good.
+	n.mu.Lock()
+	a := n.attr
+	n.mu.Unlock()
+	if a == nil || a.Symlink == "" {
+		var err error
+		if a, err = n.fsys.client.GetAttr(ctx, n.ino()); err != nil {
+			return nil, n.fsys.errno("readlink", err)
+		}
+		n.setAttr(a)
+	}
+	if a.Mode&syscall.S_IFMT != syscall.S_IFLNK {
+		return nil, syscall.EINVAL
+	}
+	return []byte(a.Symlink), 0
+}
+
+var _ = (gofs.NodeLinker)((*node)(nil))
+
+func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if e := validName(name); e != 0 {
+		return nil, e
+	}
+	t, ok := target.(*node)
+	if !ok {
+		return nil, syscall.EXDEV
+	}
+	a, err := n.fsys.client.Link(callerCtx(ctx), t.ino(), n.ino(), name)
+	if err != nil {
+		return nil, n.fsys.errno("link", err)
+	}
+	return n.child(ctx, a, out), 0
+}
+
+var _ = (gofs.NodeUnlinker)((*node)(nil))
+
+func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	if e := validName(name); e != 0 {
+		return e
+	}
+	return n.fsys.errno("unlink", n.fsys.client.Unlink(callerCtx(ctx), n.ino(), name))
+}
+
+var _ = (gofs.NodeRmdirer)((*node)(nil))
+
+func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if e := validName(name); e != 0 {
+		return e
+	}
+	return n.fsys.errno("rmdir", n.fsys.client.Rmdir(callerCtx(ctx), n.ino(), name))
+}
+
+var _ = (gofs.NodeRenamer)((*node)(nil))
+
+func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if e := validName(newName); e != 0 {
+		return e
+	}
+	p, ok := newParent.(*node)
+	if !ok {
+		return syscall.EXDEV
+	}
+	if flags&^uint32(api.RenameNoReplace|api.RenameExchange) != 0 {
+		return syscall.EINVAL // RENAME_WHITEOUT and unknown flags
+	}
+	return n.fsys.errno("rename", n.fsys.client.Rename(callerCtx(ctx), n.ino(), name, p.ino(), newName, flags))
+}
+
+// layoutXattr is the extended attribute that shows and sets a file's or
+// directory's layout.
+const layoutXattr = "dfs.layout"
+
+var _ = (gofs.NodeGetxattrer)((*node)(nil))
+
+func (n *node) Getxattr(ctx context.Context, name string, dest []byte) (uint32, syscall.Errno) {
+	var v []byte
+	if name == layoutXattr {
+		a, err := n.fsys.client.GetAttr(ctx, n.ino())
+		if err != nil {
+			return 0, n.fsys.errno("getxattr", err)
+		}
+		n.setAttr(a)
+		v = []byte(api.FormatLayout(a.Layout))
+	} else {
+		var err error
+		if v, err = n.fsys.client.GetXattr(ctx, n.ino(), name); err != nil {
+			return 0, n.fsys.errno("getxattr", err)
+		}
+	}
+	if len(v) > len(dest) {
+		return uint32(len(v)), syscall.ERANGE
+	}
+	return uint32(copy(dest, v)), 0
+}
+
+var _ = (gofs.NodeSetxattrer)((*node)(nil))
+
+func (n *node) Setxattr(ctx context.Context, name string, data []byte, flags uint32) syscall.Errno {
+	if len(name) > api.MaxXattrName {
+		return syscall.ERANGE
+	}
+	if len(data) > api.MaxXattrValue {
+		return syscall.E2BIG
+	}
+	if name == layoutXattr {
+		if _, err := api.ParseLayout(strings.TrimRight(string(data), "\x00\n")); err != nil {
+			return syscall.EINVAL
+		}
+		data = []byte(strings.TrimRight(string(data), "\x00\n"))
+	}
+	return n.fsys.errno("setxattr", n.fsys.client.SetXattr(callerCtx(ctx), n.ino(), name, data, flags))
+}
+
+var _ = (gofs.NodeRemovexattrer)((*node)(nil))
+
+func (n *node) Removexattr(ctx context.Context, name string) syscall.Errno {
+	return n.fsys.errno("removexattr", n.fsys.client.RemoveXattr(callerCtx(ctx), n.ino(), name))
+}
+
+var _ = (gofs.NodeListxattrer)((*node)(nil))
+
+func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	names, err := n.fsys.client.ListXattr(ctx, n.ino())
+	if err != nil {
+		return 0, n.fsys.errno("listxattr", err)
+	}
+	var b []byte
+	for _, nm := range names {
+		if nm == layoutXattr {
+			continue
+		}
+		b = append(append(b, nm...), 0)
+	}
+	if len(b) > len(dest) {
+		return uint32(len(b)), syscall.ERANGE
+	}
+	return uint32(copy(dest, b)), 0
+}
+
+var _ = (gofs.NodeStatfser)((*node)(nil))
+
+func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	s, err := n.fsys.client.StatFS(ctx)
+	if err != nil {
+		return n.fsys.errno("statfs", err)
+	}
+	const bsize = api.BlockSize
+	out.Bsize = bsize
+	out.Frsize = bsize
+	out.Blocks = s.CapacityBytes / bsize
+	out.Bfree = s.FreeBytes / bsize
+	out.Bavail = s.FreeBytes / bsize
+	out.Files = s.Inodes + 1<<32
+	out.Ffree = 1 << 32
+	out.NameLen = api.MaxNameLen
+	return 0
+}
+
+var _ = (gofs.NodeOpendirHandler)((*node)(nil))
+
+func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	return &dirHandle{n: n}, 0, 0
+}
+
+var _ = (gofs.NodeFsyncer)((*node)(nil))
+
+// Fsync puts every byte written to the file through this mount on stable
+// storage on every replica. Directories need nothing: namespace changes
+// are committed in Raft when they return.
+func (n *node) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) syscall.Errno {
+	if err := n.flushAll(ctx); err != nil {
+		return n.fsys.errno("fsync", err)
+	}
+	if h, ok := f.(*fileHandle); ok {
+		h.mu.Lock()
+		err := h.takeErr()
+		h.mu.Unlock()
+		if err != nil {
+			return n.fsys.errno("fsync", err)
+		}
+	}
+	n.mu.Lock()
+	file := n.file
+	n.mu.Unlock()
+	if file == nil {
+		return 0
+	}
+	return n.fsys.errno("fsync", file.Sync(ctx))
+}
