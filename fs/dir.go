@@ -37,6 +37,7 @@ type dirHandle struct {
 var _ = (gofs.FileReaddirenter)((*dirHandle)(nil))
 
 func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	ctx = reqCtx(ctx)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.last, d.lastAt = nil, nil
@@ -82,6 +83,7 @@ func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 var _ = (gofs.FileSeekdirer)((*dirHandle)(nil))
 
 func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	ctx = reqCtx(ctx)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.pos, d.ents, d.attrs, d.eof, d.last, d.lastAt = off, nil, nil, false, nil, nil
@@ -93,6 +95,7 @@ var _ = (gofs.FileLookuper)((*dirHandle)(nil))
 // Lookup answers READDIRPLUS from the attributes that came with the
 // listing.
 func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ctx = reqCtx(ctx)
 	d.mu.Lock()
 	last, a := d.last, d.lastAt
 	d.mu.Unlock()

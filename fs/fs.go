@@ -114,11 +114,14 @@ func Mount(ctx context.Context, dir string, c *client.Client, opts Options) (*fu
 	return server, nil
 }
 
-// ctx attaches the FUSE caller to ctx so the master attributes new
-// inodes to them.
-func callerCtx(ctx context.Context) context.Context {
+// reqCtx turns a FUSE request context into the context of the calls made
+// for it: it carries the caller, so the master attributes new inodes to
+// them, and it ignores FUSE interrupts. The kernel interrupts a request
+// for any signal, and Go programs get SIGURG all the time; every client
+// call has a deadline instead, so nothing waits forever.
+func reqCtx(ctx context.Context) context.Context {
 	if fc, ok := ctx.(*fuse.Context); ok {
-		return client.WithCaller(ctx, &api.Caller{Uid: fc.Uid, Gid: fc.Gid, Pid: fc.Pid})
+		return client.WithCaller(context.WithoutCancel(ctx), &api.Caller{Uid: fc.Uid, Gid: fc.Gid, Pid: fc.Pid})
 	}
 	return ctx
 }

@@ -45,6 +45,7 @@ func newFileHandle(n *node, f *client.File, flags uint32) *fileHandle {
 var _ = (gofs.FileWriter)((*fileHandle)(nil))
 
 func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	ctx = reqCtx(ctx)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.flags&syscall.O_APPEND != 0 {
@@ -58,7 +59,7 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 	h.n.dataGen++
 	h.n.mu.Unlock()
 	if h.buf.size() >= h.n.fsys.opts.WriteBuffer {
-		if err := h.flushLocked(callerCtx(ctx)); err != nil {
+		if err := h.flushLocked(ctx); err != nil {
 			return 0, h.n.fsys.errno("write", err)
 		}
 	}
@@ -111,9 +112,10 @@ func (h *fileHandle) takeErr() error {
 var _ = (gofs.FileReader)((*fileHandle)(nil))
 
 func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	ctx = reqCtx(ctx)
 	// Reads see writes made through any handle of this mount.
 	if h.n.dirty() {
-		if err := h.n.flushAll(callerCtx(ctx)); err != nil {
+		if err := h.n.flushAll(ctx); err != nil {
 			return nil, h.n.fsys.errno("read flush", err)
 		}
 	}
@@ -132,15 +134,17 @@ var _ = (gofs.FileFlusher)((*fileHandle)(nil))
 // Flush runs at every close(2) of a descriptor: when it returns, the data
 // is on every replica and size and mtime are committed.
 func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
+	ctx = reqCtx(ctx)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.flushLocked(callerCtx(ctx))
+	h.flushLocked(ctx)
 	return h.n.fsys.errno("flush", h.takeErr())
 }
 
 var _ = (gofs.FileReleaser)((*fileHandle)(nil))
 
 func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
+	ctx = reqCtx(ctx)
 	// The kernel does not wait for this answer, and writes from a
 	// shared mmap may arrive after the last Flush.
 	rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -165,7 +169,7 @@ var _ = (gofs.FileAllocater)((*fileHandle)(nil))
 // allocated on first write), so the default mode only extends the size;
 // PUNCH_HOLE and ZERO_RANGE make the range read as zeros.
 func (h *fileHandle) Allocate(ctx context.Context, off uint64, size uint64, mode uint32) syscall.Errno {
-	ctx = callerCtx(ctx)
+	ctx = reqCtx(ctx)
 	n := h.n
 	const known = unix.FALLOC_FL_KEEP_SIZE | unix.FALLOC_FL_PUNCH_HOLE | unix.FALLOC_FL_ZERO_RANGE
 	if mode&^known != 0 {

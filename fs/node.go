@@ -142,6 +142,7 @@ func (n *node) committed(a *api.Attr) {
 var _ = (gofs.NodeGetattrer)((*node)(nil))
 
 func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	ctx = reqCtx(ctx)
 	a, err := n.fsys.client.GetAttr(ctx, n.ino())
 	if err != nil {
 		return n.fsys.errno("getattr", err)
@@ -153,8 +154,8 @@ func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut
 var _ = (gofs.NodeSetattrer)((*node)(nil))
 
 func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	ctx = reqCtx(ctx)
 	c := n.fsys.client
-	ctx = callerCtx(ctx)
 	var a *api.Attr
 	// Buffered data must land first: it may lie beyond a new size, and
 	// its commit would overwrite an mtime set here.
@@ -223,6 +224,7 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 var _ = (gofs.NodeLookuper)((*node)(nil))
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ctx = reqCtx(ctx)
 	if e := validName(name); e != 0 {
 		return nil, e
 	}
@@ -236,10 +238,11 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 var _ = (gofs.NodeMkdirer)((*node)(nil))
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ctx = reqCtx(ctx)
 	if e := validName(name); e != 0 {
 		return nil, e
 	}
-	a, err := n.fsys.client.Mkdir(callerCtx(ctx), n.ino(), name, mode&07777|syscall.S_IFDIR)
+	a, err := n.fsys.client.Mkdir(ctx, n.ino(), name, mode&07777|syscall.S_IFDIR)
 	if err != nil {
 		return nil, n.fsys.errno("mkdir", err)
 	}
@@ -249,10 +252,11 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 var _ = (gofs.NodeMknoder)((*node)(nil))
 
 func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ctx = reqCtx(ctx)
 	if e := validName(name); e != 0 {
 		return nil, e
 	}
-	a, err := n.fsys.client.Create(callerCtx(ctx), n.ino(), name, mode, dev, true, false)
+	a, err := n.fsys.client.Create(ctx, n.ino(), name, mode, dev, true, false)
 	if err != nil {
 		return nil, n.fsys.errno("mknod", err)
 	}
@@ -262,10 +266,10 @@ func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 var _ = (gofs.NodeCreater)((*node)(nil))
 
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	ctx = reqCtx(ctx)
 	if e := validName(name); e != 0 {
 		return nil, nil, 0, e
 	}
-	ctx = callerCtx(ctx)
 	if mode&syscall.S_IFMT == 0 {
 		mode |= syscall.S_IFREG
 	}
@@ -288,7 +292,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 var _ = (gofs.NodeOpener)((*node)(nil))
 
 func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	ctx = callerCtx(ctx)
+	ctx = reqCtx(ctx)
 	// Close-to-open: Open answers the attributes as of now.
 	a, err := n.fsys.client.Open(ctx, n.ino())
 	if err != nil {
@@ -362,13 +366,14 @@ func (n *node) closed(h *fileHandle) {
 var _ = (gofs.NodeSymlinker)((*node)(nil))
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ctx = reqCtx(ctx)
 	if e := validName(name); e != 0 {
 		return nil, e
 	}
 	if len(target) > api.MaxSymlinkLen {
 		return nil, syscall.ENAMETOOLONG
 	}
-	a, err := n.fsys.client.Symlink(callerCtx(ctx), n.ino(), name, target)
+	a, err := n.fsys.client.Symlink(ctx, n.ino(), name, target)
 	if err != nil {
 		return nil, n.fsys.errno("symlink", err)
 	}
@@ -378,6 +383,7 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 var _ = (gofs.NodeReadlinker)((*node)(nil))
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	ctx = reqCtx(ctx)
 	// A symlink's target never changes: the cached one is good.
 	n.mu.Lock()
 	a := n.attr
@@ -398,6 +404,7 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 var _ = (gofs.NodeLinker)((*node)(nil))
 
 func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ctx = reqCtx(ctx)
 	if e := validName(name); e != 0 {
 		return nil, e
 	}
@@ -405,7 +412,7 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 	if !ok {
 		return nil, syscall.EXDEV
 	}
-	a, err := n.fsys.client.Link(callerCtx(ctx), t.ino(), n.ino(), name)
+	a, err := n.fsys.client.Link(ctx, t.ino(), n.ino(), name)
 	if err != nil {
 		return nil, n.fsys.errno("link", err)
 	}
@@ -415,24 +422,27 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 var _ = (gofs.NodeUnlinker)((*node)(nil))
 
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	ctx = reqCtx(ctx)
 	if e := validName(name); e != 0 {
 		return e
 	}
-	return n.fsys.errno("unlink", n.fsys.client.Unlink(callerCtx(ctx), n.ino(), name))
+	return n.fsys.errno("unlink", n.fsys.client.Unlink(ctx, n.ino(), name))
 }
 
 var _ = (gofs.NodeRmdirer)((*node)(nil))
 
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	ctx = reqCtx(ctx)
 	if e := validName(name); e != 0 {
 		return e
 	}
-	return n.fsys.errno("rmdir", n.fsys.client.Rmdir(callerCtx(ctx), n.ino(), name))
+	return n.fsys.errno("rmdir", n.fsys.client.Rmdir(ctx, n.ino(), name))
 }
 
 var _ = (gofs.NodeRenamer)((*node)(nil))
 
 func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	ctx = reqCtx(ctx)
 	if e := validName(newName); e != 0 {
 		return e
 	}
@@ -443,7 +453,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	if flags&^uint32(api.RenameNoReplace|api.RenameExchange) != 0 {
 		return syscall.EINVAL // RENAME_WHITEOUT and unknown flags
 	}
-	return n.fsys.errno("rename", n.fsys.client.Rename(callerCtx(ctx), n.ino(), name, p.ino(), newName, flags))
+	return n.fsys.errno("rename", n.fsys.client.Rename(ctx, n.ino(), name, p.ino(), newName, flags))
 }
 
 // layoutXattr is the extended attribute that shows and sets a file's or
@@ -453,6 +463,7 @@ const layoutXattr = "dfs.layout"
 var _ = (gofs.NodeGetxattrer)((*node)(nil))
 
 func (n *node) Getxattr(ctx context.Context, name string, dest []byte) (uint32, syscall.Errno) {
+	ctx = reqCtx(ctx)
 	var v []byte
 	if name == layoutXattr {
 		a, err := n.fsys.client.GetAttr(ctx, n.ino())
@@ -476,6 +487,7 @@ func (n *node) Getxattr(ctx context.Context, name string, dest []byte) (uint32, 
 var _ = (gofs.NodeSetxattrer)((*node)(nil))
 
 func (n *node) Setxattr(ctx context.Context, name string, data []byte, flags uint32) syscall.Errno {
+	ctx = reqCtx(ctx)
 	if len(name) > api.MaxXattrName {
 		return syscall.ERANGE
 	}
@@ -488,18 +500,20 @@ func (n *node) Setxattr(ctx context.Context, name string, data []byte, flags uin
 		}
 		data = []byte(strings.TrimRight(string(data), "\x00\n"))
 	}
-	return n.fsys.errno("setxattr", n.fsys.client.SetXattr(callerCtx(ctx), n.ino(), name, data, flags))
+	return n.fsys.errno("setxattr", n.fsys.client.SetXattr(ctx, n.ino(), name, data, flags))
 }
 
 var _ = (gofs.NodeRemovexattrer)((*node)(nil))
 
 func (n *node) Removexattr(ctx context.Context, name string) syscall.Errno {
-	return n.fsys.errno("removexattr", n.fsys.client.RemoveXattr(callerCtx(ctx), n.ino(), name))
+	ctx = reqCtx(ctx)
+	return n.fsys.errno("removexattr", n.fsys.client.RemoveXattr(ctx, n.ino(), name))
 }
 
 var _ = (gofs.NodeListxattrer)((*node)(nil))
 
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	ctx = reqCtx(ctx)
 	names, err := n.fsys.client.ListXattr(ctx, n.ino())
 	if err != nil {
 		return 0, n.fsys.errno("listxattr", err)
@@ -520,6 +534,7 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 var _ = (gofs.NodeStatfser)((*node)(nil))
 
 func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	ctx = reqCtx(ctx)
 	s, err := n.fsys.client.StatFS(ctx)
 	if err != nil {
 		return n.fsys.errno("statfs", err)
@@ -539,6 +554,7 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 var _ = (gofs.NodeOpendirHandler)((*node)(nil))
 
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	ctx = reqCtx(ctx)
 	return &dirHandle{n: n}, 0, 0
 }
 
@@ -548,6 +564,7 @@ var _ = (gofs.NodeFsyncer)((*node)(nil))
 // storage on every replica. Directories need nothing: namespace changes
 // are committed in Raft when they return.
 func (n *node) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) syscall.Errno {
+	ctx = reqCtx(ctx)
 	if err := n.flushAll(ctx); err != nil {
 		return n.fsys.errno("fsync", err)
 	}

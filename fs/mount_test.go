@@ -1,0 +1,146 @@
+package fs_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"dfs/client"
+	"dfs/client/clienttest"
+	"dfs/fs"
+
+	"github.com/hanwen/go-fuse/v2/posixtest"
+)
+
+// mount starts a fake cluster and mounts it in a temporary directory.
+func mount(t *testing.T, opts fs.Options) (string, *clienttest.Cluster) {
+	t.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse")
+	}
+	cl, err := clienttest.Start(1, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	ctx := context.Background()
+	c, err := client.New(ctx, client.Config{Masters: cl.Masters, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	opts.Logf = t.Logf
+	srv, err := fs.Mount(ctx, dir, c, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Unmount(); err != nil {
+			t.Errorf("unmount: %v", err)
+		}
+		c.Close(context.Background())
+	})
+	return dir, cl
+}
+
+func TestPosix(t *testing.T) {
+	skip := map[string]bool{
+		// Locks come with a later issue.
+		"FcntlFlockLocksFile": true, "FcntlFlockSetLk": true, "FcntlFlockSetLkw": true,
+		"FlockLocksFile": true, "FlockInterrupt": true,
+	}
+	for name, fn := range posixtest.All {
+		if skip[name] {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			dir, _ := mount(t, fs.Options{})
+			fn(t, dir)
+		})
+	}
+}
+
+func TestDataAcrossHandles(t *testing.T) {
+	dir, cl := mount(t, fs.DefaultOptions())
+	p := filepath.Join(dir, "f")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Small sequential writes are buffered and coalesced.
+	chunk := bytes.Repeat([]byte("abcdefgh"), 512)
+	for i := 0; i < 64; i++ {
+		if _, err := f.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := cl.Calls("Write"); n != 0 {
+		t.Errorf("%d chunk writes before close, want them buffered", n)
+	}
+	// fstat sees the buffered size.
+	st, err := f.Stat()
+	if err != nil || st.Size() != 64*int64(len(chunk)) {
+		t.Fatalf("stat: %v size %d", err, st.Size())
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := cl.Calls("Write"); n != 1 {
+		t.Errorf("%d chunk writes at close, want 1", n)
+	}
+	got, err := os.ReadFile(p)
+	if err != nil || !bytes.Equal(got, bytes.Repeat(chunk, 64)) {
+		t.Fatalf("read back %d bytes, %v", len(got), err)
+	}
+	// Unlinked open files stay readable.
+	g, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 10)
+	if _, err := g.ReadAt(buf, 8); err != nil || string(buf) != "abcdefghab" {
+		t.Fatalf("read of unlinked file: %q %v", buf, err)
+	}
+}
+
+func TestLayoutXattr(t *testing.T) {
+	dir, _ := mount(t, fs.Options{})
+	if err := syscall.Setxattr(dir, "dfs.layout", []byte("replicated:2,chunk=65536"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Setxattr(dir, "dfs.layout", []byte("bogus"), 0); err != syscall.EINVAL {
+		t.Errorf("bad layout: %v, want EINVAL", err)
+	}
+	p := filepath.Join(dir, "f")
+	data := bytes.Repeat([]byte{7}, 200000) // spans 4 chunks
+	if err := os.WriteFile(p, data, 0644); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 100)
+	n, err := syscall.Getxattr(p, "dfs.layout", buf)
+	if err != nil || string(buf[:n]) != "replicated:2,chunk=65536" {
+		t.Fatalf("layout %q, %v", buf[:n], err)
+	}
+	got, err := os.ReadFile(p)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back: %v", err)
+	}
+	long := string(bytes.Repeat([]byte("n"), 256))
+	if _, err := os.Create(filepath.Join(dir, long)); !os.IsNotExist(err) && !isErrno(err, syscall.ENAMETOOLONG) {
+		t.Errorf("256-byte name: %v, want ENAMETOOLONG", err)
+	}
+	_ = time.Second
+}
+
+func isErrno(err error, e syscall.Errno) bool {
+	pe, ok := err.(*os.PathError)
+	return ok && pe.Err == e
+}
