@@ -104,6 +104,9 @@ func Mount(ctx context.Context, dir string, c *client.Client, opts Options) (*fu
 		NullPermissions: true,
 		RootStableAttr:  &gofs.StableAttr{Ino: api.RootIno, Gen: attr.Generation},
 	}
+	if opts.ReadOnly {
+		gopts.DirectMountFlags = syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_RDONLY
+	}
 	if opts.Debug {
 		gopts.Logger = log.Default()
 	}

@@ -27,6 +27,12 @@ func mount(t *testing.T, opts fs.Options) (string, *clienttest.Cluster) {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
+	return mountCluster(t, cl, opts), cl
+}
+
+// mountCluster mounts cl once more, as another machine would.
+func mountCluster(t *testing.T, cl *clienttest.Cluster, opts fs.Options) string {
+	t.Helper()
 	ctx := context.Background()
 	c, err := client.New(ctx, client.Config{Masters: cl.Masters, Logf: t.Logf})
 	if err != nil {
@@ -44,7 +50,46 @@ func mount(t *testing.T, opts fs.Options) (string, *clienttest.Cluster) {
 		}
 		c.Close(context.Background())
 	})
-	return dir, cl
+	return dir
+}
+
+func TestCloseToOpen(t *testing.T) {
+	opts := fs.DefaultOptions()
+	a, cl := mount(t, opts)
+	b := mountCluster(t, cl, opts)
+	if err := os.WriteFile(filepath.Join(a, "f"), []byte("one"), 0644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(b, "f")); err != nil || string(got) != "one" {
+		t.Fatalf("other mount read %q, %v", got, err)
+	}
+	// Same size, new content: the reader's page cache must not survive
+	// the next open.
+	time.Sleep(10 * time.Millisecond)
+	if err := os.WriteFile(filepath.Join(a, "f"), []byte("two"), 0644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(b, "f")); err != nil || string(got) != "two" {
+		t.Fatalf("after rewrite other mount read %q, %v", got, err)
+	}
+	// fsync reaches every replica's stable storage.
+	f, err := os.OpenFile(filepath.Join(a, "f"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("three")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if cl.Calls("Sync") == 0 {
+		t.Error("fsync sent no Sync")
+	}
+	f.Close()
+	if got, err := os.ReadFile(filepath.Join(b, "f")); err != nil || string(got) != "twothree" {
+		t.Fatalf("after append other mount read %q, %v", got, err)
+	}
 }
 
 func TestPosix(t *testing.T) {

@@ -1,0 +1,162 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"sync"
+	"testing"
+)
+
+func TestWbufCoalesces(t *testing.T) {
+	var b wbuf
+	b.write(0, []byte("hello"))
+	b.write(5, []byte(" world")) // adjacent: one extent
+	b.write(20, []byte("x"))     // disjoint
+	b.write(3, []byte("LO W"))   // overlap inside
+	if len(b.exts) != 2 {
+		t.Fatalf("%d extents, want 2", len(b.exts))
+	}
+	if got := string(b.exts[0].data); got != "helLO World" {
+		t.Errorf("extent 0 = %q", got)
+	}
+	b.write(10, bytes.Repeat([]byte("-"), 10)) // bridges both
+	exts := b.take()
+	if len(exts) != 1 || string(exts[0].data) != "helLO Worl----------x" {
+		t.Fatalf("after bridge: %d extents %q", len(exts), exts[0].data)
+	}
+	if b.size() != 0 || len(b.exts) != 0 {
+		t.Error("take left data behind")
+	}
+}
+
+// TestWbufRandom checks the buffer against a flat model.
+func TestWbufRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for iter := 0; iter < 200; iter++ {
+		var b wbuf
+		model := make([]byte, 4096)
+		set := make([]bool, 4096)
+		for w := 0; w < 30; w++ {
+			off := r.IntN(4000)
+			p := make([]byte, 1+r.IntN(min(200, 4096-off)))
+			for i := range p {
+				p[i] = byte(r.IntN(255) + 1)
+			}
+			b.write(int64(off), p)
+			copy(model[off:], p)
+			for i := range p {
+				set[off+i] = true
+			}
+		}
+		got := make([]byte, 4096)
+		gotSet := make([]bool, 4096)
+		total := 0
+		var prevEnd int64 = -1
+		for _, e := range b.exts {
+			if e.off <= prevEnd {
+				t.Fatalf("extents overlap or touch at %d", e.off)
+			}
+			prevEnd = e.end()
+			copy(got[e.off:], e.data)
+			for i := range e.data {
+				gotSet[int(e.off)+i] = true
+			}
+			total += len(e.data)
+		}
+		if total != b.size() {
+			t.Fatalf("size %d, extents hold %d", b.size(), total)
+		}
+		if !bytes.Equal(got, model) {
+			t.Fatal("buffer differs from model")
+		}
+		for i := range set {
+			if set[i] != gotSet[i] {
+				t.Fatalf("byte %d buffered=%v, want %v", i, gotSet[i], set[i])
+			}
+		}
+	}
+}
+
+// countingReader serves a fixed byte slice and records reads.
+type countingReader struct {
+	mu    sync.Mutex
+	data  []byte
+	reads [][2]int64
+}
+
+func (c *countingReader) ReadAt(ctx context.Context, p []byte, off int64, size uint64) (int, error) {
+	c.mu.Lock()
+	c.reads = append(c.reads, [2]int64{off, int64(len(p))})
+	c.mu.Unlock()
+	n := copy(p, c.data[min(int(off), len(c.data)):min(len(c.data), int(size))])
+	return n, nil
+}
+
+func (c *countingReader) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.reads)
+}
+
+func TestReadaheadSequential(t *testing.T) {
+	data := make([]byte, 10<<20+123)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	f := &countingReader{data: data}
+	ra := readahead{max: 1 << 20}
+	ctx := context.Background()
+	var out []byte
+	buf := make([]byte, 128<<10)
+	for off := int64(0); ; {
+		n, err := ra.read(ctx, ctx, f, buf, off, uint64(len(data)), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		out = append(out, buf[:n]...)
+		off += int64(n)
+	}
+	if !bytes.Equal(out, data) {
+		t.Fatal("sequential read through readahead differs")
+	}
+	// 81 reads of 128 KiB served by about 11 fetches of 1 MiB.
+	if n := f.count(); n > 15 {
+		t.Errorf("%d backend reads, want readahead windows", n)
+	}
+	for _, r := range f.reads[1:] {
+		if r[1] != 1<<20 {
+			t.Errorf("backend read of %d bytes at %d, want 1 MiB windows", r[1], r[0])
+		}
+	}
+}
+
+func TestReadaheadRandom(t *testing.T) {
+	data := make([]byte, 4<<20)
+	f := &countingReader{data: data}
+	ra := readahead{max: 1 << 20}
+	ctx := context.Background()
+	buf := make([]byte, 4096)
+	for _, off := range []int64{3 << 20, 12345, 2 << 20, 999999, 0} {
+		if _, err := ra.read(ctx, ctx, f, buf, off, uint64(len(data)), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range f.reads {
+		if r[1] != 4096 {
+			t.Errorf("random read fetched %d bytes at %d", r[1], r[0])
+		}
+	}
+	// A change of data drops fetched windows.
+	ra.read(ctx, ctx, f, buf, 4096, uint64(len(data)), 0)
+	ra.read(ctx, ctx, f, buf, 8192, uint64(len(data)), 0)
+	before := f.count()
+	data[12288] = 42
+	n, _ := ra.read(ctx, ctx, f, buf, 12288, uint64(len(data)), 1)
+	if f.count() == before || n != 4096 || buf[0] != 42 {
+		t.Error("window not dropped after a data change")
+	}
+}
