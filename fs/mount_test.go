@@ -189,3 +189,38 @@ func isErrno(err error, e syscall.Errno) bool {
 	pe, ok := err.(*os.PathError)
 	return ok && pe.Err == e
 }
+
+func TestSharedMmap(t *testing.T) {
+	dir, _ := mount(t, fs.DefaultOptions())
+	p := filepath.Join(dir, "m")
+	if err := os.WriteFile(p, make([]byte, 8192), 0644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := syscall.Mmap(int(f.Fd()), 0, 8192, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(m[4000:], "mapped")
+	if err := syscall.Munmap(m); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	got, err := os.ReadFile(p)
+	if err != nil || string(got[4000:4006]) != "mapped" {
+		t.Fatalf("read %q, %v", got[4000:4006], err)
+	}
+	// O_TRUNC empties it.
+	if err := os.WriteFile(p, []byte("x"), 0644); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(p); err != nil || st.Size() != 1 {
+		t.Fatalf("after O_TRUNC: %v", err)
+	}
+}

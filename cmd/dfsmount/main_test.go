@@ -1,0 +1,34 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseArgs(t *testing.T) {
+	c, err := parseArgs([]string{"-o", "attr_timeout=0,entry_timeout=2.5,rw,_netdev,allow_other", "-masters", "a:1,b:2", "/mnt"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.mountpoint != "/mnt" || len(c.masters) != 2 || c.opts.AttrTimeout != 0 || c.opts.EntryTimeout != 2500*time.Millisecond || !c.opts.AllowOther {
+		t.Errorf("parsed %+v", c)
+	}
+	for _, bad := range [][]string{
+		{"-masters", "a:1"},                   // no mount point
+		{"-masters", "a:1", "-bogus", "/mnt"}, // unknown flag
+		{"-o", "frobnicate", "-masters", "a", "/mnt"},
+		{"-o", "attr_timeout=x", "-masters", "a", "/mnt"},
+		{"/mnt"}, // no masters
+	} {
+		t.Setenv("DFSMOUNT_MASTERS", "")
+		if _, err := parseArgs(bad, io.Discard); err == nil {
+			t.Errorf("%q: no error", strings.Join(bad, " "))
+		}
+	}
+	t.Setenv("DFSMOUNT_MASTERS", "m:1")
+	if c, err := parseArgs([]string{"/mnt", "-o", "ro"}, io.Discard); err != nil || c.masters[0] != "m:1" || !c.opts.ReadOnly {
+		t.Errorf("env masters / trailing -o: %+v, %v", c, err)
+	}
+}
