@@ -1,10 +1,59 @@
+# dfs: build, test, run and benchmark. `make run` starts a local cluster on
+# ./mnt; `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
 GO ?= go
 BIN := bin
+SHARED_BENCH := $(CURDIR)/../shared/bench
+# Debian packages the tests use: fuse3 for mounting, attr (getfattr and
+# setfattr), sqlite3 and git as real programs on the mount.
+TEST_PACKAGES := fuse3 attr sqlite3 git
+# Unit packages get the race detector; tests/ boots whole clusters of
+# processes and runs without it to keep within CI's time.
+UNIT_PKGS = $$($(GO) list ./... | grep -v '^dfs/tests$$')
 
-.PHONY: build test run proto bench clean vet
+.PHONY: build test deps vet fmtcheck unit integration run bench proto clean
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
+
+test: deps vet fmtcheck unit integration
+
+deps:
+	@missing=""; for p in $(TEST_PACKAGES); do \
+		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing </dev/null; \
+		else echo "warning: missing packages$$missing (run as root to install them)"; fi; \
+	fi
+
+vet:
+	$(GO) vet ./...
+
+fmtcheck:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+unit:
+	$(GO) test -race -timeout 8m $(UNIT_PKGS)
+
+integration:
+	$(GO) test -count=1 -timeout 10m ./tests/
+
+run: build
+	$(BIN)/dfsctl dev
+
+# bench starts a fresh 3-master, 3-chunkserver cluster and runs the shared
+# comparison against a loopback FUSE reference on its mount.
+bench: build
+	@test -x $(SHARED_BENCH)/compare.sh || { echo "no $(SHARED_BENCH)/compare.sh"; exit 1; }
+	mkdir -p bench/results
+	d=$$(mktemp -d -t dfs-bench.XXXXXX); out=bench/results/$$(date +%Y-%m-%d-%H%M%S).txt; \
+	{ echo "# dfs bench $$(date -Is) commit $$(git rev-parse --short HEAD 2>/dev/null)"; \
+	  $(BIN)/dfsctl dev -dir $$d/dfs -mnt $$d/mnt -chunkservers 3 -- \
+		sh -c '$(SHARED_BENCH)/compare.sh "$$DFS_MOUNT" dfs'; } 2>&1 | tee $$out; \
+	status=$${PIPESTATUS[0]}; rm -rf $$d; echo "results in $$out"; exit $$status
 
 proto:
 	PATH="$$($(GO) env GOPATH)/bin:$$PATH" protoc -I api \
@@ -14,8 +63,7 @@ proto:
 		--go-grpc_out=api --go-grpc_opt=paths=source_relative \
 		api/dfs.proto
 
-vet:
-	$(GO) vet ./...
-
+# clean removes build output; the dev cluster's data in .dfs is kept
+# (rm -rf .dfs to start afresh).
 clean:
 	rm -rf $(BIN)

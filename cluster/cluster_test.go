@@ -131,3 +131,32 @@ func TestUnescapeMountPath(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+func TestCleanStaleMounts(t *testing.T) {
+	needFUSE(t)
+	bin := fakeBin(t)
+	dir := t.TempDir()
+	c, err := Start(context.Background(), Config{Masters: 1, Mounts: 2, Dir: dir, Bin: bin, ReadyTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.StopAll()
+	// SIGKILL leaves the mount behind, as a killed test process would.
+	c.mu.Lock()
+	c.mounts[0].wanted = false
+	c.mu.Unlock()
+	c.mounts[0].kill()
+	if !isMounted(c.MountDir(0)) {
+		t.Fatal("killing the fake mount unmounted it; the test cannot check cleanup")
+	}
+	cleaned, err := CleanStaleMounts(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cleaned, []string{c.MountDir(0)}) {
+		t.Errorf("cleaned %v, want only the dead %s", cleaned, c.MountDir(0))
+	}
+	if isMounted(c.MountDir(0)) || !isMounted(c.MountDir(1)) {
+		t.Errorf("after cleanup: mnt1 mounted=%v (want false), mnt2 mounted=%v (want true)", isMounted(c.MountDir(0)), isMounted(c.MountDir(1)))
+	}
+}

@@ -2,9 +2,11 @@ package cluster
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -105,4 +107,54 @@ func mountAnswers(dir string, timeout time.Duration) error {
 	case <-time.After(timeout):
 		return fmt.Errorf("stat %s: no answer within %v", dir, timeout)
 	}
+}
+
+// CleanStaleMounts detaches FUSE mounts at or below dir whose server is
+// gone (stat fails with ENOTCONN), which is what a killed test process
+// leaves behind, and returns the mount points it detached. Live mounts,
+// including other processes' clusters, are left alone.
+func CleanStaleMounts(dir string) ([]string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	var candidates []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		// Fields after " - " are fstype, source, options.
+		sep := slices.Index(fields, "-")
+		if len(fields) < 5 || sep < 0 || sep+1 >= len(fields) || !strings.HasPrefix(fields[sep+1], "fuse") {
+			continue
+		}
+		mp := unescapeMountPath(fields[4])
+		if mp == dir || strings.HasPrefix(mp, strings.TrimSuffix(dir, "/")+"/") {
+			candidates = append(candidates, mp)
+		}
+	}
+	f.Close()
+	var cleaned []string
+	var errs []error
+	for _, mp := range candidates {
+		// A live but stuck server would hang stat: give up on it.
+		res := make(chan error, 1)
+		go func() {
+			var st syscall.Stat_t
+			res <- syscall.Stat(mp, &st)
+		}()
+		select {
+		case err := <-res:
+			if !errors.Is(err, syscall.ENOTCONN) {
+				continue
+			}
+		case <-time.After(2 * time.Second):
+			continue
+		}
+		if err := forceUnmount(mp); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		cleaned = append(cleaned, mp)
+	}
+	return cleaned, errors.Join(errs...)
 }

@@ -145,7 +145,6 @@ func TestBadInputMaster(t *testing.T) {
 		{"BadPort", "m1=127.0.0.1:notaport"},
 		{"Duplicate", "m1=127.0.0.1:1001,m1=127.0.0.1:1002"},
 		{"SelfMissing", "m2=127.0.0.1:1001,m3=127.0.0.1:1002"},
-		{"Empty", ""},
 	} {
 		t.Run("Cluster"+bad.name, func(t *testing.T) {
 			args := []string{"-id", "m1", "-data", data(), "-listen", freeAddr(t), "-raft", freeAddr(t), "-cluster", bad.cluster}

@@ -19,17 +19,24 @@ func patternReader(seed uint64, n int64) io.Reader {
 // writeFile writes n bytes of pattern seed to path and closes it.
 func writeFile(t *testing.T, path string, seed uint64, n int64) {
 	t.Helper()
+	if err := createFile(path, seed, n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func createFile(path string, seed uint64, n int64) error {
 	f, err := os.Create(path)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if w, err := io.CopyBuffer(f, patternReader(seed, n), make([]byte, 1<<20)); err != nil || w != n {
 		f.Close()
-		t.Fatalf("write %s: wrote %d of %d: %v", path, w, n, err)
+		return fmt.Errorf("write %s: wrote %d of %d: %v", path, w, n, err)
 	}
 	if err := f.Close(); err != nil {
-		t.Fatalf("close %s: %v", path, err)
+		return fmt.Errorf("close %s: %v", path, err)
 	}
+	return nil
 }
 
 // checkFile reads path through a fresh open and compares it with the

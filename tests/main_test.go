@@ -28,6 +28,14 @@ var (
 func TestMain(m *testing.M) {
 	flag.Parse()
 	code := func() int {
+		// A test run that was killed (a -timeout panic, say) can leave
+		// mounts whose server died behind: detach them.
+		old, _ := filepath.Glob(filepath.Join(os.TempDir(), "dfs-tests-*"))
+		for _, dir := range old {
+			if cleaned, err := cluster.CleanStaleMounts(dir); len(cleaned) > 0 || err != nil {
+				fmt.Fprintf(os.Stderr, "detached stale mounts of an earlier run: %v %v\n", cleaned, err)
+			}
+		}
 		var err error
 		baseDir, err = os.MkdirTemp("", "dfs-tests-")
 		if err != nil {
@@ -140,6 +148,23 @@ func startCluster(t *testing.T, cfg cluster.Config) *cluster.Cluster {
 		}
 	})
 	return c
+}
+
+// within runs f and fails the test if it does not return within d: a
+// file system call that never returns is a failure, not a reason to wait
+// for the package timeout. f must not call t's methods.
+func within(t *testing.T, d time.Duration, what string, f func() error) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	case <-time.After(d):
+		t.Fatalf("%s: did not finish within %v", what, d)
+	}
 }
 
 // testDir makes a fresh directory for t on mount i of the shared cluster.

@@ -62,8 +62,8 @@ func printStatus(w io.Writer, st *api.StatusResponse) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "CHUNKSERVER\tADDR\tZONE\tCAPACITY\tUSED\tFREE\tCHUNKS\tALIVE\tLAST SEEN\t")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHUNKSERVER\tADDR\tZONE\tCAPACITY\tUSED\tFREE\tCHUNKS\tALIVE\tLAST SEEN")
 	for _, s := range st.Servers {
 		seen := "-"
 		if s.LastSeenNs > 0 {
@@ -73,7 +73,7 @@ func printStatus(w io.Writer, st *api.StatusResponse) {
 		if zone == "" {
 			zone = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%v\t%s\t\n", s.Id, s.Addr, zone,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%v\t%s\n", s.Id, s.Addr, zone,
 			bytesString(s.Capacity), bytesString(s.Used), bytesString(s.Free), s.Chunks, s.Alive, seen)
 	}
 	tw.Flush()
