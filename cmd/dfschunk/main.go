@@ -1,0 +1,149 @@
+// Command dfschunk runs a dfs chunkserver: it stores chunk replicas under
+// -data, serves them on -listen and heartbeats to the masters.
+//
+//	dfschunk -data DIR -listen HOST:PORT -masters ADDR,ADDR,ADDR [-zone NAME] [-capacity BYTES]
+//
+// Every flag can also be set in the environment as DFSCHUNK_<FLAG> (for
+// example DFSCHUNK_DATA, DFSCHUNK_LOG_LEVEL); a flag on the command line wins.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"dfs/chunk"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+
+// byteSize is a flag value: a byte count with an optional K, M, G, T or P
+// suffix (powers of 1024, "GiB" and "GB" alike).
+type byteSize uint64
+
+func (b *byteSize) String() string { return strconv.FormatUint(uint64(*b), 10) }
+
+func (b *byteSize) Set(s string) error {
+	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B"), "I")
+	mult := uint64(1)
+	if i := strings.IndexAny(t, "KMGTP"); i >= 0 && i == len(t)-1 {
+		mult = 1 << (10 * (1 + strings.IndexByte("KMGTP", t[i])))
+		t = t[:i]
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(t), 10, 64)
+	if err != nil || n > (1<<64-1)/mult {
+		return errors.New("want a byte count such as 500000000000 or 500G")
+	}
+	*b = byteSize(n * mult)
+	return nil
+}
+
+func run(args []string, stderr io.Writer) int {
+	fail := func(code int, format string, a ...any) int {
+		fmt.Fprintf(stderr, "dfschunk: "+format+"\n", a...)
+		return code
+	}
+	fs := flag.NewFlagSet("dfschunk", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are reported in one line below
+	var (
+		data      = fs.String("data", "./dfschunk-data", "directory for chunk files, the server id and the LOCK")
+		listen    = fs.String("listen", "127.0.0.1:9600", "address to serve chunks on")
+		masters   = fs.String("masters", "127.0.0.1:9400", "comma-separated master client addresses (any subset)")
+		zone      = fs.String("zone", "", "failure-domain label; replicas go to distinct zones")
+		capacity  byteSize
+		heartbeat = fs.Duration("heartbeat", time.Second, "interval between heartbeats to the master leader")
+		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
+	)
+	fs.Var(&capacity, "capacity", "bytes offered to the cluster (K, M, G, T suffixes); 0: the file system's size")
+
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fmt.Fprintln(stderr, "usage: dfschunk -data DIR -listen HOST:PORT -masters ADDR,ADDR,ADDR [-zone NAME] [-capacity BYTES]")
+			fs.PrintDefaults()
+			return 0
+		}
+		return fail(2, "%v (see dfschunk -h)", err)
+	}
+	if fs.NArg() > 0 {
+		return fail(2, "unexpected argument %q (see dfschunk -h)", fs.Arg(0))
+	}
+	// The environment fills in what the command line left unset.
+	onCmdline := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { onCmdline[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "DFSCHUNK_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok && !onCmdline[f.Name] && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%s=%s: %v", name, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return fail(2, "%v", envErr)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fail(2, "-log-level %s: want debug, info, warn or error", *logLevel)
+	}
+	if *heartbeat <= 0 {
+		return fail(2, "-heartbeat %v: must be positive", *heartbeat)
+	}
+	var ms []string
+	for _, m := range strings.Split(*masters, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			ms = append(ms, m)
+		}
+	}
+	if len(ms) == 0 {
+		return fail(2, "-masters %q: need at least one master address", *masters)
+	}
+	if *data == "" {
+		return fail(2, "-data: a data directory is required")
+	}
+
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	srv, err := chunk.NewServer(chunk.Config{
+		DataDir:   *data,
+		Listen:    *listen,
+		Masters:   ms,
+		Zone:      *zone,
+		Capacity:  uint64(capacity),
+		Heartbeat: *heartbeat,
+		Logger:    log,
+	})
+	if err != nil {
+		var ce *chunk.ConfigError
+		if errors.As(err, &ce) {
+			return fail(1, "-%v", err)
+		}
+		return fail(1, "%v", err)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	select {
+	case err = <-served:
+	case <-ctx.Done():
+		log.Info("signal received; stopping")
+	}
+	if cerr := srv.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fail(1, "%v", err)
+	}
+	return 0
+}
