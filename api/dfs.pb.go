@@ -1811,6 +1811,87 @@ func (x *RegisterMasterOp) GetAddr() string {
 	return ""
 }
 
+// ReportFailureOp tells the master that writing to chunk (id, version)
+// failed on the listed replicas. The master drops them from the chunk's
+// set, bumps the version (so they can never serve it again) and answers
+// the chunk with a fresh lease on a surviving primary; the writer then
+// retries. A report against an older version just answers the chunk.
+type ReportFailureOp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ino           uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
+	Index         uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	ChunkId       uint64                 `protobuf:"varint,3,opt,name=chunk_id,json=chunkId,proto3" json:"chunk_id,omitempty"`
+	Version       uint64                 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	Failed        []string               `protobuf:"bytes,5,rep,name=failed,proto3" json:"failed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportFailureOp) Reset() {
+	*x = ReportFailureOp{}
+	mi := &file_dfs_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportFailureOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportFailureOp) ProtoMessage() {}
+
+func (x *ReportFailureOp) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportFailureOp.ProtoReflect.Descriptor instead.
+func (*ReportFailureOp) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ReportFailureOp) GetIno() uint64 {
+	if x != nil {
+		return x.Ino
+	}
+	return 0
+}
+
+func (x *ReportFailureOp) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *ReportFailureOp) GetChunkId() uint64 {
+	if x != nil {
+		return x.ChunkId
+	}
+	return 0
+}
+
+func (x *ReportFailureOp) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ReportFailureOp) GetFailed() []string {
+	if x != nil {
+		return x.Failed
+	}
+	return nil
+}
+
 // Op is everything a client may ask to change.
 type Op struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1833,6 +1914,7 @@ type Op struct {
 	//	*Op_OpenSession
 	//	*Op_CloseSession
 	//	*Op_RegisterMaster
+	//	*Op_ReportFailure
 	Op            isOp_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1840,7 +1922,7 @@ type Op struct {
 
 func (x *Op) Reset() {
 	*x = Op{}
-	mi := &file_dfs_proto_msgTypes[23]
+	mi := &file_dfs_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1852,7 +1934,7 @@ func (x *Op) String() string {
 func (*Op) ProtoMessage() {}
 
 func (x *Op) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[23]
+	mi := &file_dfs_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1865,7 +1947,7 @@ func (x *Op) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Op.ProtoReflect.Descriptor instead.
 func (*Op) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{23}
+	return file_dfs_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Op) GetOp() isOp_Op {
@@ -2028,6 +2110,15 @@ func (x *Op) GetRegisterMaster() *RegisterMasterOp {
 	return nil
 }
 
+func (x *Op) GetReportFailure() *ReportFailureOp {
+	if x != nil {
+		if x, ok := x.Op.(*Op_ReportFailure); ok {
+			return x.ReportFailure
+		}
+	}
+	return nil
+}
+
 type isOp_Op interface {
 	isOp_Op()
 }
@@ -2100,6 +2191,10 @@ type Op_RegisterMaster struct {
 	RegisterMaster *RegisterMasterOp `protobuf:"bytes,17,opt,name=register_master,json=registerMaster,proto3,oneof"`
 }
 
+type Op_ReportFailure struct {
+	ReportFailure *ReportFailureOp `protobuf:"bytes,18,opt,name=report_failure,json=reportFailure,proto3,oneof"`
+}
+
 func (*Op_Create) isOp_Op() {}
 
 func (*Op_Mkdir) isOp_Op() {}
@@ -2134,6 +2229,8 @@ func (*Op_CloseSession) isOp_Op() {}
 
 func (*Op_RegisterMaster) isOp_Op() {}
 
+func (*Op_ReportFailure) isOp_Op() {}
+
 // MutateRequest carries (session, seq): a retried request with the same
 // pair returns the first answer and has no second effect. acked is the
 // lowest seq of this session whose answer the client has not yet
@@ -2151,7 +2248,7 @@ type MutateRequest struct {
 
 func (x *MutateRequest) Reset() {
 	*x = MutateRequest{}
-	mi := &file_dfs_proto_msgTypes[24]
+	mi := &file_dfs_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2163,7 +2260,7 @@ func (x *MutateRequest) String() string {
 func (*MutateRequest) ProtoMessage() {}
 
 func (x *MutateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[24]
+	mi := &file_dfs_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2176,7 +2273,7 @@ func (x *MutateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MutateRequest.ProtoReflect.Descriptor instead.
 func (*MutateRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{24}
+	return file_dfs_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *MutateRequest) GetSession() uint64 {
@@ -2227,7 +2324,7 @@ type MutateResponse struct {
 
 func (x *MutateResponse) Reset() {
 	*x = MutateResponse{}
-	mi := &file_dfs_proto_msgTypes[25]
+	mi := &file_dfs_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2239,7 +2336,7 @@ func (x *MutateResponse) String() string {
 func (*MutateResponse) ProtoMessage() {}
 
 func (x *MutateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[25]
+	mi := &file_dfs_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2252,7 +2349,7 @@ func (x *MutateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MutateResponse.ProtoReflect.Descriptor instead.
 func (*MutateResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{25}
+	return file_dfs_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *MutateResponse) GetErrno() Errno {
@@ -2300,7 +2397,7 @@ type LookupRequest struct {
 
 func (x *LookupRequest) Reset() {
 	*x = LookupRequest{}
-	mi := &file_dfs_proto_msgTypes[26]
+	mi := &file_dfs_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2312,7 +2409,7 @@ func (x *LookupRequest) String() string {
 func (*LookupRequest) ProtoMessage() {}
 
 func (x *LookupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[26]
+	mi := &file_dfs_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2325,7 +2422,7 @@ func (x *LookupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupRequest.ProtoReflect.Descriptor instead.
 func (*LookupRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{26}
+	return file_dfs_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *LookupRequest) GetParent() uint64 {
@@ -2351,7 +2448,7 @@ type GetAttrRequest struct {
 
 func (x *GetAttrRequest) Reset() {
 	*x = GetAttrRequest{}
-	mi := &file_dfs_proto_msgTypes[27]
+	mi := &file_dfs_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2363,7 +2460,7 @@ func (x *GetAttrRequest) String() string {
 func (*GetAttrRequest) ProtoMessage() {}
 
 func (x *GetAttrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[27]
+	mi := &file_dfs_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2376,7 +2473,7 @@ func (x *GetAttrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAttrRequest.ProtoReflect.Descriptor instead.
 func (*GetAttrRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{27}
+	return file_dfs_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetAttrRequest) GetIno() uint64 {
@@ -2396,7 +2493,7 @@ type AttrResponse struct {
 
 func (x *AttrResponse) Reset() {
 	*x = AttrResponse{}
-	mi := &file_dfs_proto_msgTypes[28]
+	mi := &file_dfs_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2408,7 +2505,7 @@ func (x *AttrResponse) String() string {
 func (*AttrResponse) ProtoMessage() {}
 
 func (x *AttrResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[28]
+	mi := &file_dfs_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2421,7 +2518,7 @@ func (x *AttrResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttrResponse.ProtoReflect.Descriptor instead.
 func (*AttrResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{28}
+	return file_dfs_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AttrResponse) GetErrno() Errno {
@@ -2450,7 +2547,7 @@ type ReadDirRequest struct {
 
 func (x *ReadDirRequest) Reset() {
 	*x = ReadDirRequest{}
-	mi := &file_dfs_proto_msgTypes[29]
+	mi := &file_dfs_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2462,7 +2559,7 @@ func (x *ReadDirRequest) String() string {
 func (*ReadDirRequest) ProtoMessage() {}
 
 func (x *ReadDirRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[29]
+	mi := &file_dfs_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2475,7 +2572,7 @@ func (x *ReadDirRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadDirRequest.ProtoReflect.Descriptor instead.
 func (*ReadDirRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{29}
+	return file_dfs_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ReadDirRequest) GetIno() uint64 {
@@ -2518,7 +2615,7 @@ type ReadDirResponse struct {
 
 func (x *ReadDirResponse) Reset() {
 	*x = ReadDirResponse{}
-	mi := &file_dfs_proto_msgTypes[30]
+	mi := &file_dfs_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2530,7 +2627,7 @@ func (x *ReadDirResponse) String() string {
 func (*ReadDirResponse) ProtoMessage() {}
 
 func (x *ReadDirResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[30]
+	mi := &file_dfs_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2543,7 +2640,7 @@ func (x *ReadDirResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadDirResponse.ProtoReflect.Descriptor instead.
 func (*ReadDirResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{30}
+	return file_dfs_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ReadDirResponse) GetErrno() Errno {
@@ -2584,7 +2681,7 @@ type GetXattrRequest struct {
 
 func (x *GetXattrRequest) Reset() {
 	*x = GetXattrRequest{}
-	mi := &file_dfs_proto_msgTypes[31]
+	mi := &file_dfs_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2596,7 +2693,7 @@ func (x *GetXattrRequest) String() string {
 func (*GetXattrRequest) ProtoMessage() {}
 
 func (x *GetXattrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[31]
+	mi := &file_dfs_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2609,7 +2706,7 @@ func (x *GetXattrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetXattrRequest.ProtoReflect.Descriptor instead.
 func (*GetXattrRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{31}
+	return file_dfs_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetXattrRequest) GetIno() uint64 {
@@ -2636,7 +2733,7 @@ type GetXattrResponse struct {
 
 func (x *GetXattrResponse) Reset() {
 	*x = GetXattrResponse{}
-	mi := &file_dfs_proto_msgTypes[32]
+	mi := &file_dfs_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2648,7 +2745,7 @@ func (x *GetXattrResponse) String() string {
 func (*GetXattrResponse) ProtoMessage() {}
 
 func (x *GetXattrResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[32]
+	mi := &file_dfs_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2661,7 +2758,7 @@ func (x *GetXattrResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetXattrResponse.ProtoReflect.Descriptor instead.
 func (*GetXattrResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{32}
+	return file_dfs_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetXattrResponse) GetErrno() Errno {
@@ -2687,7 +2784,7 @@ type ListXattrRequest struct {
 
 func (x *ListXattrRequest) Reset() {
 	*x = ListXattrRequest{}
-	mi := &file_dfs_proto_msgTypes[33]
+	mi := &file_dfs_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2699,7 +2796,7 @@ func (x *ListXattrRequest) String() string {
 func (*ListXattrRequest) ProtoMessage() {}
 
 func (x *ListXattrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[33]
+	mi := &file_dfs_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2712,7 +2809,7 @@ func (x *ListXattrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListXattrRequest.ProtoReflect.Descriptor instead.
 func (*ListXattrRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{33}
+	return file_dfs_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListXattrRequest) GetIno() uint64 {
@@ -2732,7 +2829,7 @@ type ListXattrResponse struct {
 
 func (x *ListXattrResponse) Reset() {
 	*x = ListXattrResponse{}
-	mi := &file_dfs_proto_msgTypes[34]
+	mi := &file_dfs_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2744,7 +2841,7 @@ func (x *ListXattrResponse) String() string {
 func (*ListXattrResponse) ProtoMessage() {}
 
 func (x *ListXattrResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[34]
+	mi := &file_dfs_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2757,7 +2854,7 @@ func (x *ListXattrResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListXattrResponse.ProtoReflect.Descriptor instead.
 func (*ListXattrResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{34}
+	return file_dfs_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListXattrResponse) GetErrno() Errno {
@@ -2785,7 +2882,7 @@ type GetChunksRequest struct {
 
 func (x *GetChunksRequest) Reset() {
 	*x = GetChunksRequest{}
-	mi := &file_dfs_proto_msgTypes[35]
+	mi := &file_dfs_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2797,7 +2894,7 @@ func (x *GetChunksRequest) String() string {
 func (*GetChunksRequest) ProtoMessage() {}
 
 func (x *GetChunksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[35]
+	mi := &file_dfs_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2810,7 +2907,7 @@ func (x *GetChunksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChunksRequest.ProtoReflect.Descriptor instead.
 func (*GetChunksRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{35}
+	return file_dfs_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetChunksRequest) GetIno() uint64 {
@@ -2845,7 +2942,7 @@ type GetChunksResponse struct {
 
 func (x *GetChunksResponse) Reset() {
 	*x = GetChunksResponse{}
-	mi := &file_dfs_proto_msgTypes[36]
+	mi := &file_dfs_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2857,7 +2954,7 @@ func (x *GetChunksResponse) String() string {
 func (*GetChunksResponse) ProtoMessage() {}
 
 func (x *GetChunksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[36]
+	mi := &file_dfs_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2870,7 +2967,7 @@ func (x *GetChunksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChunksResponse.ProtoReflect.Descriptor instead.
 func (*GetChunksResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{36}
+	return file_dfs_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetChunksResponse) GetErrno() Errno {
@@ -2902,7 +2999,7 @@ type StatFSRequest struct {
 
 func (x *StatFSRequest) Reset() {
 	*x = StatFSRequest{}
-	mi := &file_dfs_proto_msgTypes[37]
+	mi := &file_dfs_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2914,7 +3011,7 @@ func (x *StatFSRequest) String() string {
 func (*StatFSRequest) ProtoMessage() {}
 
 func (x *StatFSRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[37]
+	mi := &file_dfs_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2927,7 +3024,7 @@ func (x *StatFSRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatFSRequest.ProtoReflect.Descriptor instead.
 func (*StatFSRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{37}
+	return file_dfs_proto_rawDescGZIP(), []int{38}
 }
 
 type StatFSResponse struct {
@@ -2943,7 +3040,7 @@ type StatFSResponse struct {
 
 func (x *StatFSResponse) Reset() {
 	*x = StatFSResponse{}
-	mi := &file_dfs_proto_msgTypes[38]
+	mi := &file_dfs_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2955,7 +3052,7 @@ func (x *StatFSResponse) String() string {
 func (*StatFSResponse) ProtoMessage() {}
 
 func (x *StatFSResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[38]
+	mi := &file_dfs_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2968,7 +3065,7 @@ func (x *StatFSResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatFSResponse.ProtoReflect.Descriptor instead.
 func (*StatFSResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{38}
+	return file_dfs_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *StatFSResponse) GetCapacityBytes() uint64 {
@@ -3015,7 +3112,7 @@ type KeepAliveRequest struct {
 
 func (x *KeepAliveRequest) Reset() {
 	*x = KeepAliveRequest{}
-	mi := &file_dfs_proto_msgTypes[39]
+	mi := &file_dfs_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3027,7 +3124,7 @@ func (x *KeepAliveRequest) String() string {
 func (*KeepAliveRequest) ProtoMessage() {}
 
 func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[39]
+	mi := &file_dfs_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3040,7 +3137,7 @@ func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveRequest.ProtoReflect.Descriptor instead.
 func (*KeepAliveRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{39}
+	return file_dfs_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *KeepAliveRequest) GetSession() uint64 {
@@ -3060,7 +3157,7 @@ type KeepAliveResponse struct {
 
 func (x *KeepAliveResponse) Reset() {
 	*x = KeepAliveResponse{}
-	mi := &file_dfs_proto_msgTypes[40]
+	mi := &file_dfs_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3072,7 +3169,7 @@ func (x *KeepAliveResponse) String() string {
 func (*KeepAliveResponse) ProtoMessage() {}
 
 func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[40]
+	mi := &file_dfs_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3085,7 +3182,7 @@ func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveResponse.ProtoReflect.Descriptor instead.
 func (*KeepAliveResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{40}
+	return file_dfs_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *KeepAliveResponse) GetErrno() Errno {
@@ -3114,7 +3211,7 @@ type ChunkReport struct {
 
 func (x *ChunkReport) Reset() {
 	*x = ChunkReport{}
-	mi := &file_dfs_proto_msgTypes[41]
+	mi := &file_dfs_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3126,7 +3223,7 @@ func (x *ChunkReport) String() string {
 func (*ChunkReport) ProtoMessage() {}
 
 func (x *ChunkReport) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[41]
+	mi := &file_dfs_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3139,7 +3236,7 @@ func (x *ChunkReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkReport.ProtoReflect.Descriptor instead.
 func (*ChunkReport) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{41}
+	return file_dfs_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ChunkReport) GetId() uint64 {
@@ -3186,7 +3283,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_dfs_proto_msgTypes[42]
+	mi := &file_dfs_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3198,7 +3295,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[42]
+	mi := &file_dfs_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3211,7 +3308,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{42}
+	return file_dfs_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *HeartbeatRequest) GetServer() string {
@@ -3282,7 +3379,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_dfs_proto_msgTypes[43]
+	mi := &file_dfs_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3294,7 +3391,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[43]
+	mi := &file_dfs_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3307,7 +3404,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{43}
+	return file_dfs_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *HeartbeatResponse) GetDelete() []*ChunkReport {
@@ -3337,7 +3434,7 @@ type MasterInfo struct {
 
 func (x *MasterInfo) Reset() {
 	*x = MasterInfo{}
-	mi := &file_dfs_proto_msgTypes[44]
+	mi := &file_dfs_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3349,7 +3446,7 @@ func (x *MasterInfo) String() string {
 func (*MasterInfo) ProtoMessage() {}
 
 func (x *MasterInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[44]
+	mi := &file_dfs_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3362,7 +3459,7 @@ func (x *MasterInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MasterInfo.ProtoReflect.Descriptor instead.
 func (*MasterInfo) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{44}
+	return file_dfs_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *MasterInfo) GetId() string {
@@ -3417,7 +3514,7 @@ type ChunkServerInfo struct {
 
 func (x *ChunkServerInfo) Reset() {
 	*x = ChunkServerInfo{}
-	mi := &file_dfs_proto_msgTypes[45]
+	mi := &file_dfs_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3429,7 +3526,7 @@ func (x *ChunkServerInfo) String() string {
 func (*ChunkServerInfo) ProtoMessage() {}
 
 func (x *ChunkServerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[45]
+	mi := &file_dfs_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3442,7 +3539,7 @@ func (x *ChunkServerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkServerInfo.ProtoReflect.Descriptor instead.
 func (*ChunkServerInfo) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{45}
+	return file_dfs_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ChunkServerInfo) GetId() string {
@@ -3516,7 +3613,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_dfs_proto_msgTypes[46]
+	mi := &file_dfs_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3528,7 +3625,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[46]
+	mi := &file_dfs_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3541,7 +3638,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{46}
+	return file_dfs_proto_rawDescGZIP(), []int{47}
 }
 
 type StatusResponse struct {
@@ -3560,7 +3657,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_dfs_proto_msgTypes[47]
+	mi := &file_dfs_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3572,7 +3669,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[47]
+	mi := &file_dfs_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3585,7 +3682,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{47}
+	return file_dfs_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *StatusResponse) GetLeader() string {
@@ -3656,7 +3753,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_dfs_proto_msgTypes[48]
+	mi := &file_dfs_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3668,7 +3765,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[48]
+	mi := &file_dfs_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3681,7 +3778,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{48}
+	return file_dfs_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *NotLeader) GetLeaderAddr() string {
@@ -3717,7 +3814,7 @@ type SetChunkRequest struct {
 
 func (x *SetChunkRequest) Reset() {
 	*x = SetChunkRequest{}
-	mi := &file_dfs_proto_msgTypes[49]
+	mi := &file_dfs_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3729,7 +3826,7 @@ func (x *SetChunkRequest) String() string {
 func (*SetChunkRequest) ProtoMessage() {}
 
 func (x *SetChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[49]
+	mi := &file_dfs_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3742,7 +3839,7 @@ func (x *SetChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetChunkRequest.ProtoReflect.Descriptor instead.
 func (*SetChunkRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{49}
+	return file_dfs_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *SetChunkRequest) GetId() uint64 {
@@ -3804,7 +3901,7 @@ type SetChunkResponse struct {
 
 func (x *SetChunkResponse) Reset() {
 	*x = SetChunkResponse{}
-	mi := &file_dfs_proto_msgTypes[50]
+	mi := &file_dfs_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3816,7 +3913,7 @@ func (x *SetChunkResponse) String() string {
 func (*SetChunkResponse) ProtoMessage() {}
 
 func (x *SetChunkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[50]
+	mi := &file_dfs_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3829,7 +3926,7 @@ func (x *SetChunkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetChunkResponse.ProtoReflect.Descriptor instead.
 func (*SetChunkResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{50}
+	return file_dfs_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SetChunkResponse) GetErrno() Errno {
@@ -3870,7 +3967,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_dfs_proto_msgTypes[51]
+	mi := &file_dfs_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3882,7 +3979,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[51]
+	mi := &file_dfs_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3895,7 +3992,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{51}
+	return file_dfs_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *WriteRequest) GetId() uint64 {
@@ -3972,7 +4069,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_dfs_proto_msgTypes[52]
+	mi := &file_dfs_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3984,7 +4081,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[52]
+	mi := &file_dfs_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3997,7 +4094,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{52}
+	return file_dfs_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *WriteResponse) GetErrno() Errno {
@@ -4034,7 +4131,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_dfs_proto_msgTypes[53]
+	mi := &file_dfs_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4046,7 +4143,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[53]
+	mi := &file_dfs_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4059,7 +4156,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{53}
+	return file_dfs_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ReadRequest) GetId() uint64 {
@@ -4108,7 +4205,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_dfs_proto_msgTypes[54]
+	mi := &file_dfs_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4120,7 +4217,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[54]
+	mi := &file_dfs_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4133,7 +4230,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{54}
+	return file_dfs_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ReadResponse) GetErrno() Errno {
@@ -4168,7 +4265,7 @@ type SyncRequest struct {
 
 func (x *SyncRequest) Reset() {
 	*x = SyncRequest{}
-	mi := &file_dfs_proto_msgTypes[55]
+	mi := &file_dfs_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4180,7 +4277,7 @@ func (x *SyncRequest) String() string {
 func (*SyncRequest) ProtoMessage() {}
 
 func (x *SyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[55]
+	mi := &file_dfs_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4193,7 +4290,7 @@ func (x *SyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRequest.ProtoReflect.Descriptor instead.
 func (*SyncRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{55}
+	return file_dfs_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *SyncRequest) GetId() uint64 {
@@ -4227,7 +4324,7 @@ type SyncResponse struct {
 
 func (x *SyncResponse) Reset() {
 	*x = SyncResponse{}
-	mi := &file_dfs_proto_msgTypes[56]
+	mi := &file_dfs_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4239,7 +4336,7 @@ func (x *SyncResponse) String() string {
 func (*SyncResponse) ProtoMessage() {}
 
 func (x *SyncResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[56]
+	mi := &file_dfs_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4252,7 +4349,7 @@ func (x *SyncResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncResponse.ProtoReflect.Descriptor instead.
 func (*SyncResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{56}
+	return file_dfs_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *SyncResponse) GetErrno() Errno {
@@ -4280,7 +4377,7 @@ type RegisterServerCmd struct {
 
 func (x *RegisterServerCmd) Reset() {
 	*x = RegisterServerCmd{}
-	mi := &file_dfs_proto_msgTypes[57]
+	mi := &file_dfs_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4292,7 +4389,7 @@ func (x *RegisterServerCmd) String() string {
 func (*RegisterServerCmd) ProtoMessage() {}
 
 func (x *RegisterServerCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[57]
+	mi := &file_dfs_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4305,7 +4402,7 @@ func (x *RegisterServerCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterServerCmd.ProtoReflect.Descriptor instead.
 func (*RegisterServerCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{57}
+	return file_dfs_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *RegisterServerCmd) GetId() string {
@@ -4338,7 +4435,7 @@ type ExpireSessionCmd struct {
 
 func (x *ExpireSessionCmd) Reset() {
 	*x = ExpireSessionCmd{}
-	mi := &file_dfs_proto_msgTypes[58]
+	mi := &file_dfs_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4350,7 +4447,7 @@ func (x *ExpireSessionCmd) String() string {
 func (*ExpireSessionCmd) ProtoMessage() {}
 
 func (x *ExpireSessionCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[58]
+	mi := &file_dfs_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4363,7 +4460,7 @@ func (x *ExpireSessionCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireSessionCmd.ProtoReflect.Descriptor instead.
 func (*ExpireSessionCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{58}
+	return file_dfs_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ExpireSessionCmd) GetSession() uint64 {
@@ -4382,7 +4479,7 @@ type DeleteChunksCmd struct {
 
 func (x *DeleteChunksCmd) Reset() {
 	*x = DeleteChunksCmd{}
-	mi := &file_dfs_proto_msgTypes[59]
+	mi := &file_dfs_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4394,7 +4491,7 @@ func (x *DeleteChunksCmd) String() string {
 func (*DeleteChunksCmd) ProtoMessage() {}
 
 func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[59]
+	mi := &file_dfs_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4407,7 +4504,7 @@ func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteChunksCmd.ProtoReflect.Descriptor instead.
 func (*DeleteChunksCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{59}
+	return file_dfs_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *DeleteChunksCmd) GetIds() []uint64 {
@@ -4440,7 +4537,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_dfs_proto_msgTypes[60]
+	mi := &file_dfs_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4452,7 +4549,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[60]
+	mi := &file_dfs_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4465,7 +4562,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{60}
+	return file_dfs_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *Command) GetSession() uint64 {
@@ -4562,7 +4659,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_dfs_proto_msgTypes[61]
+	mi := &file_dfs_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4574,7 +4671,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[61]
+	mi := &file_dfs_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4587,7 +4684,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{61}
+	return file_dfs_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *Batch) GetCommands() []*Command {
@@ -4613,7 +4710,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_dfs_proto_msgTypes[62]
+	mi := &file_dfs_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4625,7 +4722,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[62]
+	mi := &file_dfs_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4638,7 +4735,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{62}
+	return file_dfs_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -4708,7 +4805,7 @@ type SnapshotDirEntry struct {
 
 func (x *SnapshotDirEntry) Reset() {
 	*x = SnapshotDirEntry{}
-	mi := &file_dfs_proto_msgTypes[63]
+	mi := &file_dfs_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4720,7 +4817,7 @@ func (x *SnapshotDirEntry) String() string {
 func (*SnapshotDirEntry) ProtoMessage() {}
 
 func (x *SnapshotDirEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[63]
+	mi := &file_dfs_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4733,7 +4830,7 @@ func (x *SnapshotDirEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotDirEntry.ProtoReflect.Descriptor instead.
 func (*SnapshotDirEntry) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{63}
+	return file_dfs_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *SnapshotDirEntry) GetName() string {
@@ -4771,7 +4868,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_dfs_proto_msgTypes[64]
+	mi := &file_dfs_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4783,7 +4880,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[64]
+	mi := &file_dfs_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4796,7 +4893,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{64}
+	return file_dfs_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *SnapshotChunk) GetIndex() uint64 {
@@ -4856,7 +4953,7 @@ type SnapshotInode struct {
 
 func (x *SnapshotInode) Reset() {
 	*x = SnapshotInode{}
-	mi := &file_dfs_proto_msgTypes[65]
+	mi := &file_dfs_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4868,7 +4965,7 @@ func (x *SnapshotInode) String() string {
 func (*SnapshotInode) ProtoMessage() {}
 
 func (x *SnapshotInode) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[65]
+	mi := &file_dfs_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4881,7 +4978,7 @@ func (x *SnapshotInode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotInode.ProtoReflect.Descriptor instead.
 func (*SnapshotInode) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{65}
+	return file_dfs_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *SnapshotInode) GetAttr() *Attr {
@@ -4943,7 +5040,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_dfs_proto_msgTypes[66]
+	mi := &file_dfs_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4955,7 +5052,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[66]
+	mi := &file_dfs_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4968,7 +5065,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{66}
+	return file_dfs_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *SnapshotResponse) GetSeq() uint64 {
@@ -4999,7 +5096,7 @@ type SnapshotSession struct {
 
 func (x *SnapshotSession) Reset() {
 	*x = SnapshotSession{}
-	mi := &file_dfs_proto_msgTypes[67]
+	mi := &file_dfs_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5011,7 +5108,7 @@ func (x *SnapshotSession) String() string {
 func (*SnapshotSession) ProtoMessage() {}
 
 func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[67]
+	mi := &file_dfs_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5024,7 +5121,7 @@ func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSession.ProtoReflect.Descriptor instead.
 func (*SnapshotSession) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{67}
+	return file_dfs_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *SnapshotSession) GetId() uint64 {
@@ -5206,7 +5303,13 @@ const file_dfs_proto_rawDesc = "" +
 	"\x0eCloseSessionOp\"6\n" +
 	"\x10RegisterMasterOp\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04addr\x18\x02 \x01(\tR\x04addr\"\xab\x06\n" +
+	"\x04addr\x18\x02 \x01(\tR\x04addr\"\x86\x01\n" +
+	"\x0fReportFailureOp\x12\x10\n" +
+	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\x12\x19\n" +
+	"\bchunk_id\x18\x03 \x01(\x04R\achunkId\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\x04R\aversion\x12\x16\n" +
+	"\x06failed\x18\x05 \x03(\tR\x06failed\"\xea\x06\n" +
 	"\x02Op\x12'\n" +
 	"\x06create\x18\x01 \x01(\v2\r.dfs.CreateOpH\x00R\x06create\x12$\n" +
 	"\x05mkdir\x18\x02 \x01(\v2\f.dfs.MkdirOpH\x00R\x05mkdir\x12*\n" +
@@ -5226,7 +5329,8 @@ const file_dfs_proto_rawDesc = "" +
 	"\arelease\x18\x0e \x01(\v2\x0e.dfs.ReleaseOpH\x00R\arelease\x127\n" +
 	"\fopen_session\x18\x0f \x01(\v2\x12.dfs.OpenSessionOpH\x00R\vopenSession\x12:\n" +
 	"\rclose_session\x18\x10 \x01(\v2\x13.dfs.CloseSessionOpH\x00R\fcloseSession\x12@\n" +
-	"\x0fregister_master\x18\x11 \x01(\v2\x15.dfs.RegisterMasterOpH\x00R\x0eregisterMasterB\x04\n" +
+	"\x0fregister_master\x18\x11 \x01(\v2\x15.dfs.RegisterMasterOpH\x00R\x0eregisterMaster\x12=\n" +
+	"\x0ereport_failure\x18\x12 \x01(\v2\x14.dfs.ReportFailureOpH\x00R\rreportFailureB\x04\n" +
 	"\x02op\"\x8f\x01\n" +
 	"\rMutateRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x12\x10\n" +
@@ -5546,7 +5650,7 @@ func file_dfs_proto_rawDescGZIP() []byte {
 }
 
 var file_dfs_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 70)
+var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 71)
 var file_dfs_proto_goTypes = []any{
 	(Errno)(0),                // 0: dfs.Errno
 	(Layout_Kind)(0),          // 1: dfs.Layout.Kind
@@ -5574,53 +5678,54 @@ var file_dfs_proto_goTypes = []any{
 	(*OpenSessionOp)(nil),     // 23: dfs.OpenSessionOp
 	(*CloseSessionOp)(nil),    // 24: dfs.CloseSessionOp
 	(*RegisterMasterOp)(nil),  // 25: dfs.RegisterMasterOp
-	(*Op)(nil),                // 26: dfs.Op
-	(*MutateRequest)(nil),     // 27: dfs.MutateRequest
-	(*MutateResponse)(nil),    // 28: dfs.MutateResponse
-	(*LookupRequest)(nil),     // 29: dfs.LookupRequest
-	(*GetAttrRequest)(nil),    // 30: dfs.GetAttrRequest
-	(*AttrResponse)(nil),      // 31: dfs.AttrResponse
-	(*ReadDirRequest)(nil),    // 32: dfs.ReadDirRequest
-	(*ReadDirResponse)(nil),   // 33: dfs.ReadDirResponse
-	(*GetXattrRequest)(nil),   // 34: dfs.GetXattrRequest
-	(*GetXattrResponse)(nil),  // 35: dfs.GetXattrResponse
-	(*ListXattrRequest)(nil),  // 36: dfs.ListXattrRequest
-	(*ListXattrResponse)(nil), // 37: dfs.ListXattrResponse
-	(*GetChunksRequest)(nil),  // 38: dfs.GetChunksRequest
-	(*GetChunksResponse)(nil), // 39: dfs.GetChunksResponse
-	(*StatFSRequest)(nil),     // 40: dfs.StatFSRequest
-	(*StatFSResponse)(nil),    // 41: dfs.StatFSResponse
-	(*KeepAliveRequest)(nil),  // 42: dfs.KeepAliveRequest
-	(*KeepAliveResponse)(nil), // 43: dfs.KeepAliveResponse
-	(*ChunkReport)(nil),       // 44: dfs.ChunkReport
-	(*HeartbeatRequest)(nil),  // 45: dfs.HeartbeatRequest
-	(*HeartbeatResponse)(nil), // 46: dfs.HeartbeatResponse
-	(*MasterInfo)(nil),        // 47: dfs.MasterInfo
-	(*ChunkServerInfo)(nil),   // 48: dfs.ChunkServerInfo
-	(*StatusRequest)(nil),     // 49: dfs.StatusRequest
-	(*StatusResponse)(nil),    // 50: dfs.StatusResponse
-	(*NotLeader)(nil),         // 51: dfs.NotLeader
-	(*SetChunkRequest)(nil),   // 52: dfs.SetChunkRequest
-	(*SetChunkResponse)(nil),  // 53: dfs.SetChunkResponse
-	(*WriteRequest)(nil),      // 54: dfs.WriteRequest
-	(*WriteResponse)(nil),     // 55: dfs.WriteResponse
-	(*ReadRequest)(nil),       // 56: dfs.ReadRequest
-	(*ReadResponse)(nil),      // 57: dfs.ReadResponse
-	(*SyncRequest)(nil),       // 58: dfs.SyncRequest
-	(*SyncResponse)(nil),      // 59: dfs.SyncResponse
-	(*RegisterServerCmd)(nil), // 60: dfs.RegisterServerCmd
-	(*ExpireSessionCmd)(nil),  // 61: dfs.ExpireSessionCmd
-	(*DeleteChunksCmd)(nil),   // 62: dfs.DeleteChunksCmd
-	(*Command)(nil),           // 63: dfs.Command
-	(*Batch)(nil),             // 64: dfs.Batch
-	(*SnapshotHeader)(nil),    // 65: dfs.SnapshotHeader
-	(*SnapshotDirEntry)(nil),  // 66: dfs.SnapshotDirEntry
-	(*SnapshotChunk)(nil),     // 67: dfs.SnapshotChunk
-	(*SnapshotInode)(nil),     // 68: dfs.SnapshotInode
-	(*SnapshotResponse)(nil),  // 69: dfs.SnapshotResponse
-	(*SnapshotSession)(nil),   // 70: dfs.SnapshotSession
-	nil,                       // 71: dfs.SnapshotInode.XattrsEntry
-	nil,                       // 72: dfs.SnapshotSession.OpensEntry
+	(*ReportFailureOp)(nil),   // 26: dfs.ReportFailureOp
+	(*Op)(nil),                // 27: dfs.Op
+	(*MutateRequest)(nil),     // 28: dfs.MutateRequest
+	(*MutateResponse)(nil),    // 29: dfs.MutateResponse
+	(*LookupRequest)(nil),     // 30: dfs.LookupRequest
+	(*GetAttrRequest)(nil),    // 31: dfs.GetAttrRequest
+	(*AttrResponse)(nil),      // 32: dfs.AttrResponse
+	(*ReadDirRequest)(nil),    // 33: dfs.ReadDirRequest
+	(*ReadDirResponse)(nil),   // 34: dfs.ReadDirResponse
+	(*GetXattrRequest)(nil),   // 35: dfs.GetXattrRequest
+	(*GetXattrResponse)(nil),  // 36: dfs.GetXattrResponse
+	(*ListXattrRequest)(nil),  // 37: dfs.ListXattrRequest
+	(*ListXattrResponse)(nil), // 38: dfs.ListXattrResponse
+	(*GetChunksRequest)(nil),  // 39: dfs.GetChunksRequest
+	(*GetChunksResponse)(nil), // 40: dfs.GetChunksResponse
+	(*StatFSRequest)(nil),     // 41: dfs.StatFSRequest
+	(*StatFSResponse)(nil),    // 42: dfs.StatFSResponse
+	(*KeepAliveRequest)(nil),  // 43: dfs.KeepAliveRequest
+	(*KeepAliveResponse)(nil), // 44: dfs.KeepAliveResponse
+	(*ChunkReport)(nil),       // 45: dfs.ChunkReport
+	(*HeartbeatRequest)(nil),  // 46: dfs.HeartbeatRequest
+	(*HeartbeatResponse)(nil), // 47: dfs.HeartbeatResponse
+	(*MasterInfo)(nil),        // 48: dfs.MasterInfo
+	(*ChunkServerInfo)(nil),   // 49: dfs.ChunkServerInfo
+	(*StatusRequest)(nil),     // 50: dfs.StatusRequest
+	(*StatusResponse)(nil),    // 51: dfs.StatusResponse
+	(*NotLeader)(nil),         // 52: dfs.NotLeader
+	(*SetChunkRequest)(nil),   // 53: dfs.SetChunkRequest
+	(*SetChunkResponse)(nil),  // 54: dfs.SetChunkResponse
+	(*WriteRequest)(nil),      // 55: dfs.WriteRequest
+	(*WriteResponse)(nil),     // 56: dfs.WriteResponse
+	(*ReadRequest)(nil),       // 57: dfs.ReadRequest
+	(*ReadResponse)(nil),      // 58: dfs.ReadResponse
+	(*SyncRequest)(nil),       // 59: dfs.SyncRequest
+	(*SyncResponse)(nil),      // 60: dfs.SyncResponse
+	(*RegisterServerCmd)(nil), // 61: dfs.RegisterServerCmd
+	(*ExpireSessionCmd)(nil),  // 62: dfs.ExpireSessionCmd
+	(*DeleteChunksCmd)(nil),   // 63: dfs.DeleteChunksCmd
+	(*Command)(nil),           // 64: dfs.Command
+	(*Batch)(nil),             // 65: dfs.Batch
+	(*SnapshotHeader)(nil),    // 66: dfs.SnapshotHeader
+	(*SnapshotDirEntry)(nil),  // 67: dfs.SnapshotDirEntry
+	(*SnapshotChunk)(nil),     // 68: dfs.SnapshotChunk
+	(*SnapshotInode)(nil),     // 69: dfs.SnapshotInode
+	(*SnapshotResponse)(nil),  // 70: dfs.SnapshotResponse
+	(*SnapshotSession)(nil),   // 71: dfs.SnapshotSession
+	nil,                       // 72: dfs.SnapshotInode.XattrsEntry
+	nil,                       // 73: dfs.SnapshotSession.OpensEntry
 }
 var file_dfs_proto_depIdxs = []int32{
 	1,  // 0: dfs.Layout.kind:type_name -> dfs.Layout.Kind
@@ -5644,83 +5749,84 @@ var file_dfs_proto_depIdxs = []int32{
 	23, // 18: dfs.Op.open_session:type_name -> dfs.OpenSessionOp
 	24, // 19: dfs.Op.close_session:type_name -> dfs.CloseSessionOp
 	25, // 20: dfs.Op.register_master:type_name -> dfs.RegisterMasterOp
-	8,  // 21: dfs.MutateRequest.caller:type_name -> dfs.Caller
-	26, // 22: dfs.MutateRequest.op:type_name -> dfs.Op
-	0,  // 23: dfs.MutateResponse.errno:type_name -> dfs.Errno
-	4,  // 24: dfs.MutateResponse.attr:type_name -> dfs.Attr
-	6,  // 25: dfs.MutateResponse.chunk:type_name -> dfs.Chunk
-	0,  // 26: dfs.AttrResponse.errno:type_name -> dfs.Errno
-	4,  // 27: dfs.AttrResponse.attr:type_name -> dfs.Attr
-	0,  // 28: dfs.ReadDirResponse.errno:type_name -> dfs.Errno
-	7,  // 29: dfs.ReadDirResponse.entries:type_name -> dfs.DirEntry
-	4,  // 30: dfs.ReadDirResponse.attrs:type_name -> dfs.Attr
-	0,  // 31: dfs.GetXattrResponse.errno:type_name -> dfs.Errno
-	0,  // 32: dfs.ListXattrResponse.errno:type_name -> dfs.Errno
-	0,  // 33: dfs.GetChunksResponse.errno:type_name -> dfs.Errno
-	6,  // 34: dfs.GetChunksResponse.chunks:type_name -> dfs.Chunk
-	4,  // 35: dfs.GetChunksResponse.attr:type_name -> dfs.Attr
-	0,  // 36: dfs.KeepAliveResponse.errno:type_name -> dfs.Errno
-	44, // 37: dfs.HeartbeatRequest.chunks:type_name -> dfs.ChunkReport
-	44, // 38: dfs.HeartbeatResponse.delete:type_name -> dfs.ChunkReport
-	47, // 39: dfs.StatusResponse.masters:type_name -> dfs.MasterInfo
-	48, // 40: dfs.StatusResponse.servers:type_name -> dfs.ChunkServerInfo
-	5,  // 41: dfs.SetChunkRequest.replicas:type_name -> dfs.Replica
-	0,  // 42: dfs.SetChunkResponse.errno:type_name -> dfs.Errno
-	5,  // 43: dfs.WriteRequest.forward:type_name -> dfs.Replica
-	0,  // 44: dfs.WriteResponse.errno:type_name -> dfs.Errno
-	0,  // 45: dfs.ReadResponse.errno:type_name -> dfs.Errno
-	5,  // 46: dfs.SyncRequest.forward:type_name -> dfs.Replica
-	0,  // 47: dfs.SyncResponse.errno:type_name -> dfs.Errno
-	8,  // 48: dfs.Command.caller:type_name -> dfs.Caller
-	26, // 49: dfs.Command.op:type_name -> dfs.Op
-	60, // 50: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
-	61, // 51: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
-	62, // 52: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
-	63, // 53: dfs.Batch.commands:type_name -> dfs.Command
-	60, // 54: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
-	25, // 55: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
-	4,  // 56: dfs.SnapshotInode.attr:type_name -> dfs.Attr
-	71, // 57: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
-	66, // 58: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
-	67, // 59: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
-	28, // 60: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
-	69, // 61: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
-	72, // 62: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
-	27, // 63: dfs.Master.Mutate:input_type -> dfs.MutateRequest
-	29, // 64: dfs.Master.Lookup:input_type -> dfs.LookupRequest
-	30, // 65: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
-	32, // 66: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
-	34, // 67: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
-	36, // 68: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
-	38, // 69: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
-	40, // 70: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
-	42, // 71: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
-	45, // 72: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
-	49, // 73: dfs.Master.Status:input_type -> dfs.StatusRequest
-	52, // 74: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
-	54, // 75: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
-	56, // 76: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
-	58, // 77: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
-	28, // 78: dfs.Master.Mutate:output_type -> dfs.MutateResponse
-	31, // 79: dfs.Master.Lookup:output_type -> dfs.AttrResponse
-	31, // 80: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
-	33, // 81: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
-	35, // 82: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
-	37, // 83: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
-	39, // 84: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
-	41, // 85: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
-	43, // 86: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
-	46, // 87: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
-	50, // 88: dfs.Master.Status:output_type -> dfs.StatusResponse
-	53, // 89: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
-	55, // 90: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
-	57, // 91: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
-	59, // 92: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
-	78, // [78:93] is the sub-list for method output_type
-	63, // [63:78] is the sub-list for method input_type
-	63, // [63:63] is the sub-list for extension type_name
-	63, // [63:63] is the sub-list for extension extendee
-	0,  // [0:63] is the sub-list for field type_name
+	26, // 21: dfs.Op.report_failure:type_name -> dfs.ReportFailureOp
+	8,  // 22: dfs.MutateRequest.caller:type_name -> dfs.Caller
+	27, // 23: dfs.MutateRequest.op:type_name -> dfs.Op
+	0,  // 24: dfs.MutateResponse.errno:type_name -> dfs.Errno
+	4,  // 25: dfs.MutateResponse.attr:type_name -> dfs.Attr
+	6,  // 26: dfs.MutateResponse.chunk:type_name -> dfs.Chunk
+	0,  // 27: dfs.AttrResponse.errno:type_name -> dfs.Errno
+	4,  // 28: dfs.AttrResponse.attr:type_name -> dfs.Attr
+	0,  // 29: dfs.ReadDirResponse.errno:type_name -> dfs.Errno
+	7,  // 30: dfs.ReadDirResponse.entries:type_name -> dfs.DirEntry
+	4,  // 31: dfs.ReadDirResponse.attrs:type_name -> dfs.Attr
+	0,  // 32: dfs.GetXattrResponse.errno:type_name -> dfs.Errno
+	0,  // 33: dfs.ListXattrResponse.errno:type_name -> dfs.Errno
+	0,  // 34: dfs.GetChunksResponse.errno:type_name -> dfs.Errno
+	6,  // 35: dfs.GetChunksResponse.chunks:type_name -> dfs.Chunk
+	4,  // 36: dfs.GetChunksResponse.attr:type_name -> dfs.Attr
+	0,  // 37: dfs.KeepAliveResponse.errno:type_name -> dfs.Errno
+	45, // 38: dfs.HeartbeatRequest.chunks:type_name -> dfs.ChunkReport
+	45, // 39: dfs.HeartbeatResponse.delete:type_name -> dfs.ChunkReport
+	48, // 40: dfs.StatusResponse.masters:type_name -> dfs.MasterInfo
+	49, // 41: dfs.StatusResponse.servers:type_name -> dfs.ChunkServerInfo
+	5,  // 42: dfs.SetChunkRequest.replicas:type_name -> dfs.Replica
+	0,  // 43: dfs.SetChunkResponse.errno:type_name -> dfs.Errno
+	5,  // 44: dfs.WriteRequest.forward:type_name -> dfs.Replica
+	0,  // 45: dfs.WriteResponse.errno:type_name -> dfs.Errno
+	0,  // 46: dfs.ReadResponse.errno:type_name -> dfs.Errno
+	5,  // 47: dfs.SyncRequest.forward:type_name -> dfs.Replica
+	0,  // 48: dfs.SyncResponse.errno:type_name -> dfs.Errno
+	8,  // 49: dfs.Command.caller:type_name -> dfs.Caller
+	27, // 50: dfs.Command.op:type_name -> dfs.Op
+	61, // 51: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
+	62, // 52: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
+	63, // 53: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
+	64, // 54: dfs.Batch.commands:type_name -> dfs.Command
+	61, // 55: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
+	25, // 56: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
+	4,  // 57: dfs.SnapshotInode.attr:type_name -> dfs.Attr
+	72, // 58: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
+	67, // 59: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
+	68, // 60: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
+	29, // 61: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
+	70, // 62: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
+	73, // 63: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
+	28, // 64: dfs.Master.Mutate:input_type -> dfs.MutateRequest
+	30, // 65: dfs.Master.Lookup:input_type -> dfs.LookupRequest
+	31, // 66: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
+	33, // 67: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
+	35, // 68: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
+	37, // 69: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
+	39, // 70: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
+	41, // 71: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
+	43, // 72: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
+	46, // 73: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
+	50, // 74: dfs.Master.Status:input_type -> dfs.StatusRequest
+	53, // 75: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
+	55, // 76: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
+	57, // 77: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
+	59, // 78: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
+	29, // 79: dfs.Master.Mutate:output_type -> dfs.MutateResponse
+	32, // 80: dfs.Master.Lookup:output_type -> dfs.AttrResponse
+	32, // 81: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
+	34, // 82: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
+	36, // 83: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
+	38, // 84: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
+	40, // 85: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
+	42, // 86: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
+	44, // 87: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
+	47, // 88: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
+	51, // 89: dfs.Master.Status:output_type -> dfs.StatusResponse
+	54, // 90: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
+	56, // 91: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
+	58, // 92: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
+	60, // 93: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
+	79, // [79:94] is the sub-list for method output_type
+	64, // [64:79] is the sub-list for method input_type
+	64, // [64:64] is the sub-list for extension type_name
+	64, // [64:64] is the sub-list for extension extendee
+	0,  // [0:64] is the sub-list for field type_name
 }
 
 func init() { file_dfs_proto_init() }
@@ -5728,7 +5834,7 @@ func file_dfs_proto_init() {
 	if File_dfs_proto != nil {
 		return
 	}
-	file_dfs_proto_msgTypes[23].OneofWrappers = []any{
+	file_dfs_proto_msgTypes[24].OneofWrappers = []any{
 		(*Op_Create)(nil),
 		(*Op_Mkdir)(nil),
 		(*Op_Symlink)(nil),
@@ -5746,6 +5852,7 @@ func file_dfs_proto_init() {
 		(*Op_OpenSession)(nil),
 		(*Op_CloseSession)(nil),
 		(*Op_RegisterMaster)(nil),
+		(*Op_ReportFailure)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -5753,7 +5860,7 @@ func file_dfs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dfs_proto_rawDesc), len(file_dfs_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   70,
+			NumMessages:   71,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

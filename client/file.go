@@ -232,6 +232,18 @@ func (f *File) writeChunk(ctx context.Context, idx uint64, op func(context.Conte
 			f.mu.Unlock()
 			return nil
 		}
+		var rf *replicaFailure
+		if errors.As(err, &rf) {
+			// Drop the replicas that failed and carry on with the rest.
+			next, rerr := f.c.ReportFailure(ctx, f.ino, ch, rf.failed)
+			if rerr == nil && next != nil {
+				f.learn([]*api.Chunk{next})
+				ch = next
+				continue
+			}
+			// The report failed too: back off and start again below.
+			err = fmt.Errorf("%w (reporting it: %v)", err, rerr)
+		}
 		switch e := api.ErrnoOf(err); {
 		case e == api.Errno_EAGAIN || e == api.Errno_ESTALE:
 			// Lease moved or expired, or the version changed: ask again.

@@ -114,6 +114,18 @@ func (c *Client) AllocChunk(ctx context.Context, ino, index uint64) (*api.Chunk,
 	return resp.Chunk, nil
 }
 
+// ReportFailure tells the master that writing chunk ch failed on the
+// replicas in failed, and returns the chunk as the master now has it: a
+// smaller replica set with a new version and lease.
+func (c *Client) ReportFailure(ctx context.Context, ino uint64, ch *api.Chunk, failed []string) (*api.Chunk, error) {
+	resp, err := c.Mutate(ctx, &api.Op{Op: &api.Op_ReportFailure{ReportFailure: &api.ReportFailureOp{
+		Ino: ino, Index: ch.Index, ChunkId: ch.Id, Version: ch.Version, Failed: failed}}})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Chunk, nil
+}
+
 // CommitWrite records that data up to size reached the chunkservers: the
 // file's size becomes at least size and its mtime/ctime now (or
 // mtimeNs if not zero).

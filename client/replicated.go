@@ -41,17 +41,41 @@ func (r replicated) send(ctx context.Context, ch *api.Chunk, req *api.WriteReque
 	}
 	cs, err := r.chunkServer(p.Addr)
 	if err != nil {
-		return err
+		return &replicaFailure{failed: []string{p.Server}, err: err}
 	}
 	req.Id, req.Version, req.Forward = ch.Id, ch.Version, rest
 	actx, cancel := context.WithTimeout(ctx, r.c.cfg.AttemptTimeout)
 	defer cancel()
 	resp, err := cs.Write(actx, req)
 	if err != nil {
-		return err
+		if ctx.Err() != nil {
+			return err
+		}
+		return &replicaFailure{failed: []string{p.Server}, err: err}
 	}
-	return errnoErr(resp.Errno, resp.Message)
+	err = errnoErr(resp.Errno, resp.Message)
+	switch {
+	case len(resp.Failed) > 0:
+		return &replicaFailure{failed: resp.Failed, err: err}
+	case resp.Errno == api.Errno_EIO:
+		// The primary itself could not apply the write.
+		return &replicaFailure{failed: []string{p.Server}, err: err}
+	}
+	return err
 }
+
+// replicaFailure is a write that some replicas of a chunk did not take;
+// the writer reports them to the master and retries on the survivors.
+type replicaFailure struct {
+	failed []string
+	err    error
+}
+
+func (e *replicaFailure) Error() string {
+	return fmt.Sprintf("replicas %v failed: %v", e.failed, e.err)
+}
+
+func (e *replicaFailure) Unwrap() error { return e.err }
 
 func (r replicated) write(ctx context.Context, ch *api.Chunk, off uint64, data []byte) error {
 	return r.send(ctx, ch, &api.WriteRequest{Offset: off, Data: data})

@@ -460,10 +460,18 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 // directory's layout.
 const layoutXattr = "dfs.layout"
 
+// isACL reports the xattrs that carry POSIX ACLs.
+func isACL(name string) bool {
+	return name == "system.posix_acl_access" || name == "system.posix_acl_default"
+}
+
 var _ = (gofs.NodeGetxattrer)((*node)(nil))
 
 func (n *node) Getxattr(ctx context.Context, name string, dest []byte) (uint32, syscall.Errno) {
 	ctx = reqCtx(ctx)
+	if isACL(name) {
+		return 0, syscall.EOPNOTSUPP
+	}
 	var v []byte
 	if name == layoutXattr {
 		a, err := n.fsys.client.GetAttr(ctx, n.ino())
@@ -493,6 +501,12 @@ func (n *node) Setxattr(ctx context.Context, name string, data []byte, flags uin
 	}
 	if len(data) > api.MaxXattrValue {
 		return syscall.E2BIG
+	}
+	if isACL(name) {
+		// Without FUSE_POSIX_ACL the kernel would not enforce a stored ACL,
+		// and tools (cp -a, tar) would believe the mode changed; say "not
+		// supported" so they fall back to chmod.
+		return syscall.EOPNOTSUPP
 	}
 	if name == layoutXattr {
 		if _, err := api.ParseLayout(strings.TrimRight(string(data), "\x00\n")); err != nil {

@@ -207,6 +207,8 @@ func (f *FSM) applyOp(c *api.Command, s *session) *api.MutateResponse {
 		return f.allocChunk(c, op.AllocChunk)
 	case *api.Op_CommitWrite:
 		return f.commitWrite(c, op.CommitWrite)
+	case *api.Op_ReportFailure:
+		return f.reportFailure(c, op.ReportFailure)
 	case *api.Op_Open:
 		return f.open(s, op.Open.Ino)
 	case *api.Op_Release:

@@ -371,3 +371,29 @@ func dump(f *FSM) []byte {
 	fmt.Fprintln(&b, f.nextIno, f.nextChunk, f.nextSession, f.logical, len(f.sessions))
 	return b.Bytes()
 }
+
+func TestReportFailureDropsReplicasAndBumpsVersion(t *testing.T) {
+	h := newHarness(t)
+	f := h.create(api.RootIno, "f")
+	h.seq++
+	c := h.apply(&api.Command{Session: h.sess, Seq: h.seq, Placement: []string{"a", "b", "c"}, Primary: "a", LeaseNs: 1e12,
+		Op: &api.Op{Op: &api.Op_AllocChunk{AllocChunk: &api.AllocChunkOp{Ino: f}}}}).Chunk
+	report := func(version uint64, primary string, failed ...string) *api.MutateResponse {
+		return h.apply(&api.Command{Primary: primary, LeaseNs: 1e12, Op: &api.Op{Op: &api.Op_ReportFailure{
+			ReportFailure: &api.ReportFailureOp{Ino: f, ChunkId: c.Id, Version: version, Failed: failed}}}})
+	}
+	r := report(c.Version, "b", "a")
+	if r.Errno != api.Errno_OK || r.Chunk.Version != c.Version+1 || r.Chunk.Primary != "b" || len(r.Chunk.Replicas) != 2 {
+		t.Fatalf("after dropping the primary: %v", r)
+	}
+	// A late report against the old version changes nothing.
+	if r2 := report(c.Version, "c", "b"); r2.Chunk.Version != r.Chunk.Version || len(r2.Chunk.Replicas) != 2 {
+		t.Fatalf("stale report changed the chunk: %v", r2.Chunk)
+	}
+	if r3 := report(r.Chunk.Version, "", "b", "c"); r3.Errno != api.Errno_EIO {
+		t.Fatalf("dropping every replica answered %v", r3.Errno)
+	}
+	if got := h.f.GetChunks(f, 0, 1).Chunks[0]; len(got.Replicas) != 2 {
+		t.Fatalf("refused report still changed replicas: %v", got)
+	}
+}

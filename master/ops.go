@@ -609,6 +609,46 @@ func (f *FSM) allocChunk(c *api.Command, op *api.AllocChunkOp) *api.MutateRespon
 // handed out, so writers do not start on a lease about to lapse.
 const leaseRenewWindow = int64(2 * time.Second)
 
+// reportFailure drops replicas a writer could not write to, bumping the
+// version so they can never serve this chunk again, and leases the chunk
+// to a survivor. Reports against an older version change nothing.
+func (f *FSM) reportFailure(c *api.Command, op *api.ReportFailureOp) *api.MutateResponse {
+	n := f.inodes[op.Ino]
+	if n == nil {
+		return errResp(api.Errno_ENOENT, "")
+	}
+	ch := n.chunks[op.Index]
+	if ch == nil || ch.id != op.ChunkId {
+		return errResp(api.Errno_ESTALE, fmt.Sprintf("chunk %d is no longer at index %d", op.ChunkId, op.Index))
+	}
+	answer := func() *api.MutateResponse {
+		return &api.MutateResponse{Attr: cloneAttr(n.attr), Chunk: f.chunkProto(ch, n.attr.Layout)}
+	}
+	if ch.version != op.Version {
+		return answer()
+	}
+	var keep []string
+	for _, r := range ch.replicas {
+		if !contains(op.Failed, r) {
+			keep = append(keep, r)
+		}
+	}
+	if len(keep) == len(ch.replicas) {
+		return answer()
+	}
+	if len(keep) == 0 || n.attr.GetLayout().GetKind() == api.Layout_EC {
+		return errResp(api.Errno_EIO, fmt.Sprintf("chunk %d: every replica failed", ch.id))
+	}
+	ch.replicas = keep
+	ch.version++
+	ch.primary = c.Primary
+	if !contains(keep, ch.primary) {
+		ch.primary = keep[0]
+	}
+	ch.leaseExpiry = c.NowNs + c.LeaseNs
+	return answer()
+}
+
 func contains(xs []string, x string) bool {
 	for _, y := range xs {
 		if x == y {

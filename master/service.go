@@ -294,10 +294,55 @@ func (v *service) Mutate(ctx context.Context, req *api.MutateRequest) (*api.Muta
 		v.lessor.Touch(req.Session, cmd.NowNs)
 		v.mu.Unlock()
 	}
-	if op, isAlloc := req.Op.Op.(*api.Op_AllocChunk); isAlloc {
+	switch op := req.Op.Op.(type) {
+	case *api.Op_AllocChunk:
 		return v.allocChunk(ctx, cmd, op.AllocChunk)
+	case *api.Op_ReportFailure:
+		return v.reportFailure(ctx, cmd, op.ReportFailure)
 	}
 	return v.propose(ctx, cmd)
+}
+
+// reportFailure drops replicas a writer could not reach and re-leases
+// the chunk on the survivors.
+func (v *service) reportFailure(ctx context.Context, cmd *api.Command, op *api.ReportFailureOp) (*api.MutateResponse, error) {
+	view := v.fsm.chunkAt(op.Ino, op.Index)
+	if view.exists {
+		cmd.Primary = v.pickPrimary(view.chunk, op.Failed)
+	}
+	cmd.LeaseNs = v.cfg.ChunkLease.Nanoseconds()
+	v.srv.log.Warn("writer reports failed replicas", "chunk", op.ChunkId, "version", op.Version, "failed", op.Failed)
+	resp, err := v.propose(ctx, cmd)
+	if err != nil || resp.Errno != api.Errno_OK || resp.Chunk == nil {
+		return resp, err
+	}
+	return v.settle(ctx, op.Ino, op.Index, resp, cmd.NowNs)
+}
+
+// settle makes the replicas of a freshly (re)leased chunk adopt its
+// version and the primary its lease. Replicas that cannot are dropped
+// from the set through Raft (bumping the version again), so a dead
+// server never blocks writers.
+func (v *service) settle(ctx context.Context, ino, index uint64, resp *api.MutateResponse, grantedNs int64) (*api.MutateResponse, error) {
+	for attempt := 0; ; attempt++ {
+		ch := resp.Chunk
+		failed := v.pushChunk(ctx, ch, ch.LeaseExpiryNs-grantedNs)
+		if len(failed) == 0 {
+			return resp, nil
+		}
+		if attempt == 3 {
+			return errResp(api.Errno_EIO, fmt.Sprintf("chunk %d: replicas %v do not answer", ch.Id, failed)), nil
+		}
+		cmd := &api.Command{NowNs: time.Now().UnixNano(), LeaseNs: v.cfg.ChunkLease.Nanoseconds(),
+			Primary: v.pickPrimary(ch, failed),
+			Op: &api.Op{Op: &api.Op_ReportFailure{ReportFailure: &api.ReportFailureOp{
+				Ino: ino, Index: index, ChunkId: ch.Id, Version: ch.Version, Failed: failed}}}}
+		next, err := v.propose(ctx, cmd)
+		if err != nil || next.Errno != api.Errno_OK {
+			return next, err
+		}
+		resp, grantedNs = next, cmd.NowNs
+	}
 }
 
 // allocChunk hands out a chunk with a valid write lease, creating the
@@ -310,15 +355,13 @@ func (v *service) allocChunk(ctx context.Context, cmd *api.Command, op *api.Allo
 		if err := v.linearize(ctx); err != nil {
 			return nil, err
 		}
-		if err := v.pushChunk(ctx, view.chunk, view.leaseExpiry-now); err != nil {
-			return errResp(api.Errno_EIO, err.Error()), nil
-		}
-		return &api.MutateResponse{Chunk: view.chunk}, nil
+		resp := &api.MutateResponse{Chunk: view.chunk}
+		return v.settle(ctx, op.Ino, op.Index, resp, now)
 	}
 	cmd.LeaseNs = v.cfg.ChunkLease.Nanoseconds()
 	if view.isFile {
 		if view.exists {
-			cmd.Primary = v.pickPrimary(view.chunk)
+			cmd.Primary = v.pickPrimary(view.chunk, nil)
 		} else {
 			cmd.Placement = v.place(view.layout)
 			if len(cmd.Placement) > 0 {
@@ -330,23 +373,22 @@ func (v *service) allocChunk(ctx context.Context, cmd *api.Command, op *api.Allo
 	if err != nil || resp.Errno != api.Errno_OK || resp.Chunk == nil {
 		return resp, err
 	}
-	if err := v.pushChunk(ctx, resp.Chunk, resp.Chunk.LeaseExpiryNs-cmd.NowNs); err != nil {
-		return errResp(api.Errno_EIO, err.Error()), nil
-	}
-	return resp, nil
+	return v.settle(ctx, op.Ino, op.Index, resp, cmd.NowNs)
 }
 
-// pickPrimary prefers a live replica for a renewed lease.
-func (v *service) pickPrimary(c *api.Chunk) string {
+// pickPrimary prefers a live replica, not in exclude, for a new lease.
+func (v *service) pickPrimary(c *api.Chunk, exclude []string) string {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for _, r := range c.Replicas {
-		if v.aliveLocked(r.Server, time.Now()) {
+		if !contains(exclude, r.Server) && v.aliveLocked(r.Server, time.Now()) {
 			return r.Server
 		}
 	}
-	if len(c.Replicas) > 0 {
-		return c.Replicas[0].Server
+	for _, r := range c.Replicas {
+		if !contains(exclude, r.Server) {
+			return r.Server
+		}
 	}
 	return ""
 }
@@ -427,9 +469,8 @@ func (v *service) place(l *api.Layout) []string {
 }
 
 // pushChunk tells every replica the chunk's version and the primary its
-// lease. The primary must succeed; a secondary that fails will refuse
-// the forwarded write, which the writer then reports.
-func (v *service) pushChunk(ctx context.Context, c *api.Chunk, leaseNs int64) error {
+// lease, and returns the replicas that did not take it.
+func (v *service) pushChunk(ctx context.Context, c *api.Chunk, leaseNs int64) []string {
 	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
 	chunkSize := c.GetLayout().GetChunkSize()
@@ -459,16 +500,14 @@ func (v *service) pushChunk(ctx context.Context, c *api.Chunk, leaseNs int64) er
 		}()
 	}
 	wg.Wait()
+	var failed []string
 	for i, r := range c.Replicas {
-		if errs[i] == nil {
-			continue
+		if errs[i] != nil {
+			v.srv.log.Warn("chunk replica did not take new version", "chunk", c.Id, "version", c.Version, "server", r.Server, "err", errs[i])
+			failed = append(failed, r.Server)
 		}
-		if r.Server == c.Primary {
-			return fmt.Errorf("chunk %d: primary %s (%s): %v", c.Id, r.Server, r.Addr, errs[i])
-		}
-		v.srv.log.Warn("chunk replica did not take new version", "chunk", c.Id, "server", r.Server, "err", errs[i])
 	}
-	return nil
+	return failed
 }
 
 func (v *service) conn(addr string) (*grpc.ClientConn, error) {

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -186,26 +187,40 @@ func run(args []string, stderr io.Writer) error {
 	select {
 	case s := <-sig:
 		log.Printf("dfsmount: %v: unmounting %s", s, cfg.mountpoint)
-		for {
-			err := server.Unmount()
-			if err == nil {
-				break
+		if err := server.Unmount(); err != nil {
+			// Busy: detach it from the namespace now and keep serving the
+			// files still open until they close (or a second signal).
+			log.Printf("dfsmount: unmount: %v; detaching lazily", err)
+			if derr := detach(cfg.mountpoint); derr != nil {
+				log.Printf("dfsmount: lazy unmount: %v", derr)
 			}
-			// Busy: try again, and give up on a second signal.
-			log.Printf("dfsmount: unmount: %v", err)
 			select {
 			case <-sig:
 				return fmt.Errorf("unmount %s: %v", cfg.mountpoint, err)
-			case <-time.After(time.Second):
+			case <-done:
 			}
+		} else {
+			<-done
 		}
-		<-done
 	case <-done: // unmounted from outside (fusermount -u, umount)
 	}
 	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer ccancel()
 	if err := c.Close(cctx); err != nil {
 		log.Printf("dfsmount: close session: %v", err)
+	}
+	return nil
+}
+
+// detach lazily unmounts dir (MNT_DETACH as root, fusermount3 -uz
+// otherwise).
+func detach(dir string) error {
+	if os.Geteuid() == 0 {
+		return syscall.Unmount(dir, syscall.MNT_DETACH)
+	}
+	out, err := exec.Command("fusermount3", "-u", "-z", dir).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("fusermount3 -u -z: %v: %s", err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
