@@ -44,15 +44,17 @@ integration:
 run: build
 	$(BIN)/dfsctl dev
 
-# bench starts a fresh 3-master, 3-chunkserver cluster and runs the shared
-# comparison against a loopback FUSE reference on its mount.
+# bench starts a fresh 3-master, 3-chunkserver cluster and runs bench/run.sh
+# in it: the shared comparison against a loopback FUSE reference per layout,
+# the master alone through the client library, the namespace at scale.
 bench: build
 	@test -x $(SHARED_BENCH)/compare.sh || { echo "no $(SHARED_BENCH)/compare.sh"; exit 1; }
+	$(GO) build -o $(BIN)/ ./bench/metabench ./bench/nsbench
 	mkdir -p bench/results
 	d=$$(mktemp -d -t dfs-bench.XXXXXX); out=bench/results/$$(date +%Y-%m-%d-%H%M%S).txt; \
 	{ echo "# dfs bench $$(date -Is) commit $$(git rev-parse --short HEAD 2>/dev/null)"; \
 	  $(BIN)/dfsctl dev -dir $$d/dfs -mnt $$d/mnt -chunkservers 3 -- \
-		sh -c '$(SHARED_BENCH)/compare.sh "$$DFS_MOUNT" dfs'; } 2>&1 | tee $$out; \
+		env COMPARE=$(SHARED_BENCH)/compare.sh BIN=$(CURDIR)/$(BIN) $(CURDIR)/bench/run.sh; } 2>&1 | tee $$out; \
 	status=$${PIPESTATUS[0]}; rm -rf $$d; echo "results in $$out"; exit $$status
 
 proto:
