@@ -1892,6 +1892,104 @@ func (x *ReportFailureOp) GetFailed() []string {
 	return nil
 }
 
+// ReplicaChangeOp changes the replica set of chunk (id, version) at
+// (ino, index): the leader's repair loop sends it. Servers in drop leave
+// the set, servers in add join it. When fence is set or anything is
+// dropped, the version is bumped and the write lease revoked, so writers
+// holding the old version are refused by every replica. A chunk whose
+// version is not `version` answers ESTALE and is not changed.
+type ReplicaChangeOp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ino           uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
+	Index         uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	ChunkId       uint64                 `protobuf:"varint,3,opt,name=chunk_id,json=chunkId,proto3" json:"chunk_id,omitempty"`
+	Version       uint64                 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	Add           []string               `protobuf:"bytes,5,rep,name=add,proto3" json:"add,omitempty"`
+	Drop          []string               `protobuf:"bytes,6,rep,name=drop,proto3" json:"drop,omitempty"`
+	Fence         bool                   `protobuf:"varint,7,opt,name=fence,proto3" json:"fence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaChangeOp) Reset() {
+	*x = ReplicaChangeOp{}
+	mi := &file_dfs_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaChangeOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaChangeOp) ProtoMessage() {}
+
+func (x *ReplicaChangeOp) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaChangeOp.ProtoReflect.Descriptor instead.
+func (*ReplicaChangeOp) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ReplicaChangeOp) GetIno() uint64 {
+	if x != nil {
+		return x.Ino
+	}
+	return 0
+}
+
+func (x *ReplicaChangeOp) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *ReplicaChangeOp) GetChunkId() uint64 {
+	if x != nil {
+		return x.ChunkId
+	}
+	return 0
+}
+
+func (x *ReplicaChangeOp) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ReplicaChangeOp) GetAdd() []string {
+	if x != nil {
+		return x.Add
+	}
+	return nil
+}
+
+func (x *ReplicaChangeOp) GetDrop() []string {
+	if x != nil {
+		return x.Drop
+	}
+	return nil
+}
+
+func (x *ReplicaChangeOp) GetFence() bool {
+	if x != nil {
+		return x.Fence
+	}
+	return false
+}
+
 // Op is everything a client may ask to change.
 type Op struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1915,6 +2013,7 @@ type Op struct {
 	//	*Op_CloseSession
 	//	*Op_RegisterMaster
 	//	*Op_ReportFailure
+	//	*Op_ReplicaChange
 	Op            isOp_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1922,7 +2021,7 @@ type Op struct {
 
 func (x *Op) Reset() {
 	*x = Op{}
-	mi := &file_dfs_proto_msgTypes[24]
+	mi := &file_dfs_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1934,7 +2033,7 @@ func (x *Op) String() string {
 func (*Op) ProtoMessage() {}
 
 func (x *Op) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[24]
+	mi := &file_dfs_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1947,7 +2046,7 @@ func (x *Op) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Op.ProtoReflect.Descriptor instead.
 func (*Op) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{24}
+	return file_dfs_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Op) GetOp() isOp_Op {
@@ -2119,6 +2218,15 @@ func (x *Op) GetReportFailure() *ReportFailureOp {
 	return nil
 }
 
+func (x *Op) GetReplicaChange() *ReplicaChangeOp {
+	if x != nil {
+		if x, ok := x.Op.(*Op_ReplicaChange); ok {
+			return x.ReplicaChange
+		}
+	}
+	return nil
+}
+
 type isOp_Op interface {
 	isOp_Op()
 }
@@ -2195,6 +2303,10 @@ type Op_ReportFailure struct {
 	ReportFailure *ReportFailureOp `protobuf:"bytes,18,opt,name=report_failure,json=reportFailure,proto3,oneof"`
 }
 
+type Op_ReplicaChange struct {
+	ReplicaChange *ReplicaChangeOp `protobuf:"bytes,19,opt,name=replica_change,json=replicaChange,proto3,oneof"`
+}
+
 func (*Op_Create) isOp_Op() {}
 
 func (*Op_Mkdir) isOp_Op() {}
@@ -2231,6 +2343,8 @@ func (*Op_RegisterMaster) isOp_Op() {}
 
 func (*Op_ReportFailure) isOp_Op() {}
 
+func (*Op_ReplicaChange) isOp_Op() {}
+
 // MutateRequest carries (session, seq): a retried request with the same
 // pair returns the first answer and has no second effect. acked is the
 // lowest seq of this session whose answer the client has not yet
@@ -2248,7 +2362,7 @@ type MutateRequest struct {
 
 func (x *MutateRequest) Reset() {
 	*x = MutateRequest{}
-	mi := &file_dfs_proto_msgTypes[25]
+	mi := &file_dfs_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2260,7 +2374,7 @@ func (x *MutateRequest) String() string {
 func (*MutateRequest) ProtoMessage() {}
 
 func (x *MutateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[25]
+	mi := &file_dfs_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2273,7 +2387,7 @@ func (x *MutateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MutateRequest.ProtoReflect.Descriptor instead.
 func (*MutateRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{25}
+	return file_dfs_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *MutateRequest) GetSession() uint64 {
@@ -2324,7 +2438,7 @@ type MutateResponse struct {
 
 func (x *MutateResponse) Reset() {
 	*x = MutateResponse{}
-	mi := &file_dfs_proto_msgTypes[26]
+	mi := &file_dfs_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2336,7 +2450,7 @@ func (x *MutateResponse) String() string {
 func (*MutateResponse) ProtoMessage() {}
 
 func (x *MutateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[26]
+	mi := &file_dfs_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2349,7 +2463,7 @@ func (x *MutateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MutateResponse.ProtoReflect.Descriptor instead.
 func (*MutateResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{26}
+	return file_dfs_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *MutateResponse) GetErrno() Errno {
@@ -2397,7 +2511,7 @@ type LookupRequest struct {
 
 func (x *LookupRequest) Reset() {
 	*x = LookupRequest{}
-	mi := &file_dfs_proto_msgTypes[27]
+	mi := &file_dfs_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2409,7 +2523,7 @@ func (x *LookupRequest) String() string {
 func (*LookupRequest) ProtoMessage() {}
 
 func (x *LookupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[27]
+	mi := &file_dfs_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2422,7 +2536,7 @@ func (x *LookupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupRequest.ProtoReflect.Descriptor instead.
 func (*LookupRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{27}
+	return file_dfs_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *LookupRequest) GetParent() uint64 {
@@ -2448,7 +2562,7 @@ type GetAttrRequest struct {
 
 func (x *GetAttrRequest) Reset() {
 	*x = GetAttrRequest{}
-	mi := &file_dfs_proto_msgTypes[28]
+	mi := &file_dfs_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2460,7 +2574,7 @@ func (x *GetAttrRequest) String() string {
 func (*GetAttrRequest) ProtoMessage() {}
 
 func (x *GetAttrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[28]
+	mi := &file_dfs_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2473,7 +2587,7 @@ func (x *GetAttrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAttrRequest.ProtoReflect.Descriptor instead.
 func (*GetAttrRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{28}
+	return file_dfs_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetAttrRequest) GetIno() uint64 {
@@ -2493,7 +2607,7 @@ type AttrResponse struct {
 
 func (x *AttrResponse) Reset() {
 	*x = AttrResponse{}
-	mi := &file_dfs_proto_msgTypes[29]
+	mi := &file_dfs_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2505,7 +2619,7 @@ func (x *AttrResponse) String() string {
 func (*AttrResponse) ProtoMessage() {}
 
 func (x *AttrResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[29]
+	mi := &file_dfs_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2518,7 +2632,7 @@ func (x *AttrResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttrResponse.ProtoReflect.Descriptor instead.
 func (*AttrResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{29}
+	return file_dfs_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AttrResponse) GetErrno() Errno {
@@ -2547,7 +2661,7 @@ type ReadDirRequest struct {
 
 func (x *ReadDirRequest) Reset() {
 	*x = ReadDirRequest{}
-	mi := &file_dfs_proto_msgTypes[30]
+	mi := &file_dfs_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2559,7 +2673,7 @@ func (x *ReadDirRequest) String() string {
 func (*ReadDirRequest) ProtoMessage() {}
 
 func (x *ReadDirRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[30]
+	mi := &file_dfs_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2572,7 +2686,7 @@ func (x *ReadDirRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadDirRequest.ProtoReflect.Descriptor instead.
 func (*ReadDirRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{30}
+	return file_dfs_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ReadDirRequest) GetIno() uint64 {
@@ -2615,7 +2729,7 @@ type ReadDirResponse struct {
 
 func (x *ReadDirResponse) Reset() {
 	*x = ReadDirResponse{}
-	mi := &file_dfs_proto_msgTypes[31]
+	mi := &file_dfs_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2627,7 +2741,7 @@ func (x *ReadDirResponse) String() string {
 func (*ReadDirResponse) ProtoMessage() {}
 
 func (x *ReadDirResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[31]
+	mi := &file_dfs_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2640,7 +2754,7 @@ func (x *ReadDirResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadDirResponse.ProtoReflect.Descriptor instead.
 func (*ReadDirResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{31}
+	return file_dfs_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ReadDirResponse) GetErrno() Errno {
@@ -2681,7 +2795,7 @@ type GetXattrRequest struct {
 
 func (x *GetXattrRequest) Reset() {
 	*x = GetXattrRequest{}
-	mi := &file_dfs_proto_msgTypes[32]
+	mi := &file_dfs_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2693,7 +2807,7 @@ func (x *GetXattrRequest) String() string {
 func (*GetXattrRequest) ProtoMessage() {}
 
 func (x *GetXattrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[32]
+	mi := &file_dfs_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2706,7 +2820,7 @@ func (x *GetXattrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetXattrRequest.ProtoReflect.Descriptor instead.
 func (*GetXattrRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{32}
+	return file_dfs_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetXattrRequest) GetIno() uint64 {
@@ -2733,7 +2847,7 @@ type GetXattrResponse struct {
 
 func (x *GetXattrResponse) Reset() {
 	*x = GetXattrResponse{}
-	mi := &file_dfs_proto_msgTypes[33]
+	mi := &file_dfs_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2745,7 +2859,7 @@ func (x *GetXattrResponse) String() string {
 func (*GetXattrResponse) ProtoMessage() {}
 
 func (x *GetXattrResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[33]
+	mi := &file_dfs_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2758,7 +2872,7 @@ func (x *GetXattrResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetXattrResponse.ProtoReflect.Descriptor instead.
 func (*GetXattrResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{33}
+	return file_dfs_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetXattrResponse) GetErrno() Errno {
@@ -2784,7 +2898,7 @@ type ListXattrRequest struct {
 
 func (x *ListXattrRequest) Reset() {
 	*x = ListXattrRequest{}
-	mi := &file_dfs_proto_msgTypes[34]
+	mi := &file_dfs_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2796,7 +2910,7 @@ func (x *ListXattrRequest) String() string {
 func (*ListXattrRequest) ProtoMessage() {}
 
 func (x *ListXattrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[34]
+	mi := &file_dfs_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2809,7 +2923,7 @@ func (x *ListXattrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListXattrRequest.ProtoReflect.Descriptor instead.
 func (*ListXattrRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{34}
+	return file_dfs_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListXattrRequest) GetIno() uint64 {
@@ -2829,7 +2943,7 @@ type ListXattrResponse struct {
 
 func (x *ListXattrResponse) Reset() {
 	*x = ListXattrResponse{}
-	mi := &file_dfs_proto_msgTypes[35]
+	mi := &file_dfs_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2841,7 +2955,7 @@ func (x *ListXattrResponse) String() string {
 func (*ListXattrResponse) ProtoMessage() {}
 
 func (x *ListXattrResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[35]
+	mi := &file_dfs_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2854,7 +2968,7 @@ func (x *ListXattrResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListXattrResponse.ProtoReflect.Descriptor instead.
 func (*ListXattrResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{35}
+	return file_dfs_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListXattrResponse) GetErrno() Errno {
@@ -2882,7 +2996,7 @@ type GetChunksRequest struct {
 
 func (x *GetChunksRequest) Reset() {
 	*x = GetChunksRequest{}
-	mi := &file_dfs_proto_msgTypes[36]
+	mi := &file_dfs_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2894,7 +3008,7 @@ func (x *GetChunksRequest) String() string {
 func (*GetChunksRequest) ProtoMessage() {}
 
 func (x *GetChunksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[36]
+	mi := &file_dfs_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2907,7 +3021,7 @@ func (x *GetChunksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChunksRequest.ProtoReflect.Descriptor instead.
 func (*GetChunksRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{36}
+	return file_dfs_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetChunksRequest) GetIno() uint64 {
@@ -2942,7 +3056,7 @@ type GetChunksResponse struct {
 
 func (x *GetChunksResponse) Reset() {
 	*x = GetChunksResponse{}
-	mi := &file_dfs_proto_msgTypes[37]
+	mi := &file_dfs_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2954,7 +3068,7 @@ func (x *GetChunksResponse) String() string {
 func (*GetChunksResponse) ProtoMessage() {}
 
 func (x *GetChunksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[37]
+	mi := &file_dfs_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2967,7 +3081,7 @@ func (x *GetChunksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChunksResponse.ProtoReflect.Descriptor instead.
 func (*GetChunksResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{37}
+	return file_dfs_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetChunksResponse) GetErrno() Errno {
@@ -2999,7 +3113,7 @@ type StatFSRequest struct {
 
 func (x *StatFSRequest) Reset() {
 	*x = StatFSRequest{}
-	mi := &file_dfs_proto_msgTypes[38]
+	mi := &file_dfs_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3011,7 +3125,7 @@ func (x *StatFSRequest) String() string {
 func (*StatFSRequest) ProtoMessage() {}
 
 func (x *StatFSRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[38]
+	mi := &file_dfs_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3024,7 +3138,7 @@ func (x *StatFSRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatFSRequest.ProtoReflect.Descriptor instead.
 func (*StatFSRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{38}
+	return file_dfs_proto_rawDescGZIP(), []int{39}
 }
 
 type StatFSResponse struct {
@@ -3040,7 +3154,7 @@ type StatFSResponse struct {
 
 func (x *StatFSResponse) Reset() {
 	*x = StatFSResponse{}
-	mi := &file_dfs_proto_msgTypes[39]
+	mi := &file_dfs_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3052,7 +3166,7 @@ func (x *StatFSResponse) String() string {
 func (*StatFSResponse) ProtoMessage() {}
 
 func (x *StatFSResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[39]
+	mi := &file_dfs_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3065,7 +3179,7 @@ func (x *StatFSResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatFSResponse.ProtoReflect.Descriptor instead.
 func (*StatFSResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{39}
+	return file_dfs_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *StatFSResponse) GetCapacityBytes() uint64 {
@@ -3112,7 +3226,7 @@ type KeepAliveRequest struct {
 
 func (x *KeepAliveRequest) Reset() {
 	*x = KeepAliveRequest{}
-	mi := &file_dfs_proto_msgTypes[40]
+	mi := &file_dfs_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3124,7 +3238,7 @@ func (x *KeepAliveRequest) String() string {
 func (*KeepAliveRequest) ProtoMessage() {}
 
 func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[40]
+	mi := &file_dfs_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3137,7 +3251,7 @@ func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveRequest.ProtoReflect.Descriptor instead.
 func (*KeepAliveRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{40}
+	return file_dfs_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *KeepAliveRequest) GetSession() uint64 {
@@ -3157,7 +3271,7 @@ type KeepAliveResponse struct {
 
 func (x *KeepAliveResponse) Reset() {
 	*x = KeepAliveResponse{}
-	mi := &file_dfs_proto_msgTypes[41]
+	mi := &file_dfs_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3169,7 +3283,7 @@ func (x *KeepAliveResponse) String() string {
 func (*KeepAliveResponse) ProtoMessage() {}
 
 func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[41]
+	mi := &file_dfs_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3182,7 +3296,7 @@ func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveResponse.ProtoReflect.Descriptor instead.
 func (*KeepAliveResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{41}
+	return file_dfs_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *KeepAliveResponse) GetErrno() Errno {
@@ -3211,7 +3325,7 @@ type ChunkReport struct {
 
 func (x *ChunkReport) Reset() {
 	*x = ChunkReport{}
-	mi := &file_dfs_proto_msgTypes[42]
+	mi := &file_dfs_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3223,7 +3337,7 @@ func (x *ChunkReport) String() string {
 func (*ChunkReport) ProtoMessage() {}
 
 func (x *ChunkReport) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[42]
+	mi := &file_dfs_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3236,7 +3350,7 @@ func (x *ChunkReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkReport.ProtoReflect.Descriptor instead.
 func (*ChunkReport) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{42}
+	return file_dfs_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ChunkReport) GetId() uint64 {
@@ -3268,22 +3382,26 @@ func (x *ChunkReport) GetSize() uint64 {
 }
 
 type HeartbeatRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Server        string                 `protobuf:"bytes,1,opt,name=server,proto3" json:"server,omitempty"` // persistent chunkserver id
-	Addr          string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
-	Zone          string                 `protobuf:"bytes,3,opt,name=zone,proto3" json:"zone,omitempty"`
-	Capacity      uint64                 `protobuf:"varint,4,opt,name=capacity,proto3" json:"capacity,omitempty"`
-	Used          uint64                 `protobuf:"varint,5,opt,name=used,proto3" json:"used,omitempty"`
-	Free          uint64                 `protobuf:"varint,6,opt,name=free,proto3" json:"free,omitempty"`
-	FullReport    bool                   `protobuf:"varint,7,opt,name=full_report,json=fullReport,proto3" json:"full_report,omitempty"` // chunks below lists every chunk held
-	Chunks        []*ChunkReport         `protobuf:"bytes,8,rep,name=chunks,proto3" json:"chunks,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Server     string                 `protobuf:"bytes,1,opt,name=server,proto3" json:"server,omitempty"` // persistent chunkserver id
+	Addr       string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	Zone       string                 `protobuf:"bytes,3,opt,name=zone,proto3" json:"zone,omitempty"`
+	Capacity   uint64                 `protobuf:"varint,4,opt,name=capacity,proto3" json:"capacity,omitempty"`
+	Used       uint64                 `protobuf:"varint,5,opt,name=used,proto3" json:"used,omitempty"`
+	Free       uint64                 `protobuf:"varint,6,opt,name=free,proto3" json:"free,omitempty"`
+	FullReport bool                   `protobuf:"varint,7,opt,name=full_report,json=fullReport,proto3" json:"full_report,omitempty"` // chunks below lists every chunk held
+	Chunks     []*ChunkReport         `protobuf:"bytes,8,rep,name=chunks,proto3" json:"chunks,omitempty"`
+	// Chunks that failed checksum verification here (scrubber or reads),
+	// sent in every heartbeat until deleted. version 0: the chunk file's
+	// header is unreadable, so any version.
+	Corrupt       []*ChunkReport `protobuf:"bytes,9,rep,name=corrupt,proto3" json:"corrupt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_dfs_proto_msgTypes[43]
+	mi := &file_dfs_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3295,7 +3413,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[43]
+	mi := &file_dfs_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3308,7 +3426,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{43}
+	return file_dfs_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *HeartbeatRequest) GetServer() string {
@@ -3367,6 +3485,13 @@ func (x *HeartbeatRequest) GetChunks() []*ChunkReport {
 	return nil
 }
 
+func (x *HeartbeatRequest) GetCorrupt() []*ChunkReport {
+	if x != nil {
+		return x.Corrupt
+	}
+	return nil
+}
+
 type HeartbeatResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Chunks the server should delete: unreferenced, or an older version
@@ -3379,7 +3504,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_dfs_proto_msgTypes[44]
+	mi := &file_dfs_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3391,7 +3516,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[44]
+	mi := &file_dfs_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3404,7 +3529,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{44}
+	return file_dfs_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *HeartbeatResponse) GetDelete() []*ChunkReport {
@@ -3434,7 +3559,7 @@ type MasterInfo struct {
 
 func (x *MasterInfo) Reset() {
 	*x = MasterInfo{}
-	mi := &file_dfs_proto_msgTypes[45]
+	mi := &file_dfs_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3446,7 +3571,7 @@ func (x *MasterInfo) String() string {
 func (*MasterInfo) ProtoMessage() {}
 
 func (x *MasterInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[45]
+	mi := &file_dfs_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3459,7 +3584,7 @@ func (x *MasterInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MasterInfo.ProtoReflect.Descriptor instead.
 func (*MasterInfo) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{45}
+	return file_dfs_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *MasterInfo) GetId() string {
@@ -3514,7 +3639,7 @@ type ChunkServerInfo struct {
 
 func (x *ChunkServerInfo) Reset() {
 	*x = ChunkServerInfo{}
-	mi := &file_dfs_proto_msgTypes[46]
+	mi := &file_dfs_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3526,7 +3651,7 @@ func (x *ChunkServerInfo) String() string {
 func (*ChunkServerInfo) ProtoMessage() {}
 
 func (x *ChunkServerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[46]
+	mi := &file_dfs_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3539,7 +3664,7 @@ func (x *ChunkServerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkServerInfo.ProtoReflect.Descriptor instead.
 func (*ChunkServerInfo) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{46}
+	return file_dfs_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ChunkServerInfo) GetId() string {
@@ -3613,7 +3738,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_dfs_proto_msgTypes[47]
+	mi := &file_dfs_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3625,7 +3750,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[47]
+	mi := &file_dfs_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3638,7 +3763,394 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{47}
+	return file_dfs_proto_rawDescGZIP(), []int{48}
+}
+
+// Raft membership, served by the leader.
+type AddMasterRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`                              // the new master's -id
+	RaftAddr      string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`  // its -raft address
+	NonVoter      bool                   `protobuf:"varint,3,opt,name=non_voter,json=nonVoter,proto3" json:"non_voter,omitempty"` // join as a non-voting member
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddMasterRequest) Reset() {
+	*x = AddMasterRequest{}
+	mi := &file_dfs_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddMasterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddMasterRequest) ProtoMessage() {}
+
+func (x *AddMasterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddMasterRequest.ProtoReflect.Descriptor instead.
+func (*AddMasterRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *AddMasterRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AddMasterRequest) GetRaftAddr() string {
+	if x != nil {
+		return x.RaftAddr
+	}
+	return ""
+}
+
+func (x *AddMasterRequest) GetNonVoter() bool {
+	if x != nil {
+		return x.NonVoter
+	}
+	return false
+}
+
+type RemoveMasterRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveMasterRequest) Reset() {
+	*x = RemoveMasterRequest{}
+	mi := &file_dfs_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveMasterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveMasterRequest) ProtoMessage() {}
+
+func (x *RemoveMasterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveMasterRequest.ProtoReflect.Descriptor instead.
+func (*RemoveMasterRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *RemoveMasterRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type MembersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Masters       []*MasterInfo          `protobuf:"bytes,1,rep,name=masters,proto3" json:"masters,omitempty"` // the configuration after the change
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MembersResponse) Reset() {
+	*x = MembersResponse{}
+	mi := &file_dfs_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MembersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MembersResponse) ProtoMessage() {}
+
+func (x *MembersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MembersResponse.ProtoReflect.Descriptor instead.
+func (*MembersResponse) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *MembersResponse) GetMasters() []*MasterInfo {
+	if x != nil {
+		return x.Masters
+	}
+	return nil
+}
+
+// FsckRequest asks the leader to check every chunk of every file.
+type FsckRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Limit         uint32                 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"` // most problems listed; 0: server default
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FsckRequest) Reset() {
+	*x = FsckRequest{}
+	mi := &file_dfs_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FsckRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FsckRequest) ProtoMessage() {}
+
+func (x *FsckRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FsckRequest.ProtoReflect.Descriptor instead.
+func (*FsckRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *FsckRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// FsckProblem is one chunk whose data is at risk.
+type FsckProblem struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"` // a path of the file ("" if unlinked but open)
+	Ino           uint64                 `protobuf:"varint,2,opt,name=ino,proto3" json:"ino,omitempty"`
+	Index         uint64                 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"` // chunk number within the file
+	ChunkId       uint64                 `protobuf:"varint,4,opt,name=chunk_id,json=chunkId,proto3" json:"chunk_id,omitempty"`
+	Version       uint64                 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
+	Want          uint32                 `protobuf:"varint,6,opt,name=want,proto3" json:"want,omitempty"`    // copies the layout asks for
+	Live          uint32                 `protobuf:"varint,7,opt,name=live,proto3" json:"live,omitempty"`    // copies on live servers holding the version
+	State         string                 `protobuf:"bytes,8,opt,name=state,proto3" json:"state,omitempty"`   // missing, under-replicated, stale, corrupt
+	Detail        []string               `protobuf:"bytes,9,rep,name=detail,proto3" json:"detail,omitempty"` // per-replica notes
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FsckProblem) Reset() {
+	*x = FsckProblem{}
+	mi := &file_dfs_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FsckProblem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FsckProblem) ProtoMessage() {}
+
+func (x *FsckProblem) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FsckProblem.ProtoReflect.Descriptor instead.
+func (*FsckProblem) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *FsckProblem) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *FsckProblem) GetIno() uint64 {
+	if x != nil {
+		return x.Ino
+	}
+	return 0
+}
+
+func (x *FsckProblem) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *FsckProblem) GetChunkId() uint64 {
+	if x != nil {
+		return x.ChunkId
+	}
+	return 0
+}
+
+func (x *FsckProblem) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *FsckProblem) GetWant() uint32 {
+	if x != nil {
+		return x.Want
+	}
+	return 0
+}
+
+func (x *FsckProblem) GetLive() uint32 {
+	if x != nil {
+		return x.Live
+	}
+	return 0
+}
+
+func (x *FsckProblem) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *FsckProblem) GetDetail() []string {
+	if x != nil {
+		return x.Detail
+	}
+	return nil
+}
+
+type FsckResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Files         uint64                 `protobuf:"varint,1,opt,name=files,proto3" json:"files,omitempty"`
+	Chunks        uint64                 `protobuf:"varint,2,opt,name=chunks,proto3" json:"chunks,omitempty"`
+	Healthy       uint64                 `protobuf:"varint,3,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	Problems      []*FsckProblem         `protobuf:"bytes,4,rep,name=problems,proto3" json:"problems,omitempty"`
+	ProblemCount  uint64                 `protobuf:"varint,5,opt,name=problem_count,json=problemCount,proto3" json:"problem_count,omitempty"` // all problems, even past limit
+	Complete      bool                   `protobuf:"varint,6,opt,name=complete,proto3" json:"complete,omitempty"`                             // every server has sent a full report since this leader took over
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FsckResponse) Reset() {
+	*x = FsckResponse{}
+	mi := &file_dfs_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FsckResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FsckResponse) ProtoMessage() {}
+
+func (x *FsckResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FsckResponse.ProtoReflect.Descriptor instead.
+func (*FsckResponse) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *FsckResponse) GetFiles() uint64 {
+	if x != nil {
+		return x.Files
+	}
+	return 0
+}
+
+func (x *FsckResponse) GetChunks() uint64 {
+	if x != nil {
+		return x.Chunks
+	}
+	return 0
+}
+
+func (x *FsckResponse) GetHealthy() uint64 {
+	if x != nil {
+		return x.Healthy
+	}
+	return 0
+}
+
+func (x *FsckResponse) GetProblems() []*FsckProblem {
+	if x != nil {
+		return x.Problems
+	}
+	return nil
+}
+
+func (x *FsckResponse) GetProblemCount() uint64 {
+	if x != nil {
+		return x.ProblemCount
+	}
+	return 0
+}
+
+func (x *FsckResponse) GetComplete() bool {
+	if x != nil {
+		return x.Complete
+	}
+	return false
 }
 
 type StatusResponse struct {
@@ -3657,7 +4169,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_dfs_proto_msgTypes[48]
+	mi := &file_dfs_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3669,7 +4181,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[48]
+	mi := &file_dfs_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3682,7 +4194,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{48}
+	return file_dfs_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *StatusResponse) GetLeader() string {
@@ -3753,7 +4265,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_dfs_proto_msgTypes[49]
+	mi := &file_dfs_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3765,7 +4277,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[49]
+	mi := &file_dfs_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3778,7 +4290,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{49}
+	return file_dfs_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *NotLeader) GetLeaderAddr() string {
@@ -3814,7 +4326,7 @@ type SetChunkRequest struct {
 
 func (x *SetChunkRequest) Reset() {
 	*x = SetChunkRequest{}
-	mi := &file_dfs_proto_msgTypes[50]
+	mi := &file_dfs_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3826,7 +4338,7 @@ func (x *SetChunkRequest) String() string {
 func (*SetChunkRequest) ProtoMessage() {}
 
 func (x *SetChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[50]
+	mi := &file_dfs_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3839,7 +4351,7 @@ func (x *SetChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetChunkRequest.ProtoReflect.Descriptor instead.
 func (*SetChunkRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{50}
+	return file_dfs_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *SetChunkRequest) GetId() uint64 {
@@ -3901,7 +4413,7 @@ type SetChunkResponse struct {
 
 func (x *SetChunkResponse) Reset() {
 	*x = SetChunkResponse{}
-	mi := &file_dfs_proto_msgTypes[51]
+	mi := &file_dfs_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3913,7 +4425,7 @@ func (x *SetChunkResponse) String() string {
 func (*SetChunkResponse) ProtoMessage() {}
 
 func (x *SetChunkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[51]
+	mi := &file_dfs_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3926,7 +4438,7 @@ func (x *SetChunkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetChunkResponse.ProtoReflect.Descriptor instead.
 func (*SetChunkResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{51}
+	return file_dfs_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *SetChunkResponse) GetErrno() Errno {
@@ -3967,7 +4479,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_dfs_proto_msgTypes[52]
+	mi := &file_dfs_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3979,7 +4491,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[52]
+	mi := &file_dfs_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3992,7 +4504,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{52}
+	return file_dfs_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *WriteRequest) GetId() uint64 {
@@ -4069,7 +4581,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_dfs_proto_msgTypes[53]
+	mi := &file_dfs_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4081,7 +4593,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[53]
+	mi := &file_dfs_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4094,7 +4606,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{53}
+	return file_dfs_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *WriteResponse) GetErrno() Errno {
@@ -4131,7 +4643,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_dfs_proto_msgTypes[54]
+	mi := &file_dfs_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4143,7 +4655,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[54]
+	mi := &file_dfs_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4156,7 +4668,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{54}
+	return file_dfs_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ReadRequest) GetId() uint64 {
@@ -4205,7 +4717,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_dfs_proto_msgTypes[55]
+	mi := &file_dfs_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4217,7 +4729,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[55]
+	mi := &file_dfs_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4230,7 +4742,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{55}
+	return file_dfs_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ReadResponse) GetErrno() Errno {
@@ -4265,7 +4777,7 @@ type SyncRequest struct {
 
 func (x *SyncRequest) Reset() {
 	*x = SyncRequest{}
-	mi := &file_dfs_proto_msgTypes[56]
+	mi := &file_dfs_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4277,7 +4789,7 @@ func (x *SyncRequest) String() string {
 func (*SyncRequest) ProtoMessage() {}
 
 func (x *SyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[56]
+	mi := &file_dfs_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4290,7 +4802,7 @@ func (x *SyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRequest.ProtoReflect.Descriptor instead.
 func (*SyncRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{56}
+	return file_dfs_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *SyncRequest) GetId() uint64 {
@@ -4324,7 +4836,7 @@ type SyncResponse struct {
 
 func (x *SyncResponse) Reset() {
 	*x = SyncResponse{}
-	mi := &file_dfs_proto_msgTypes[57]
+	mi := &file_dfs_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4336,7 +4848,7 @@ func (x *SyncResponse) String() string {
 func (*SyncResponse) ProtoMessage() {}
 
 func (x *SyncResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[57]
+	mi := &file_dfs_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4349,7 +4861,7 @@ func (x *SyncResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncResponse.ProtoReflect.Descriptor instead.
 func (*SyncResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{57}
+	return file_dfs_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *SyncResponse) GetErrno() Errno {
@@ -4366,6 +4878,153 @@ func (x *SyncResponse) GetMessage() string {
 	return ""
 }
 
+// ReplicateRequest asks a chunkserver to copy chunk (id, shard) at
+// `version` from `source`, replacing any copy it holds, and to answer
+// once the copy is durable. The master sends it to re-replicate.
+type ReplicateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Shard         uint32                 `protobuf:"varint,2,opt,name=shard,proto3" json:"shard,omitempty"`
+	Version       uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	ChunkSize     uint64                 `protobuf:"varint,4,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
+	Source        *Replica               `protobuf:"bytes,5,opt,name=source,proto3" json:"source,omitempty"`
+	RateBytes     uint64                 `protobuf:"varint,6,opt,name=rate_bytes,json=rateBytes,proto3" json:"rate_bytes,omitempty"` // most bytes per second to pull; 0: no limit
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicateRequest) Reset() {
+	*x = ReplicateRequest{}
+	mi := &file_dfs_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicateRequest) ProtoMessage() {}
+
+func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
+func (*ReplicateRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *ReplicateRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ReplicateRequest) GetShard() uint32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+func (x *ReplicateRequest) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ReplicateRequest) GetChunkSize() uint64 {
+	if x != nil {
+		return x.ChunkSize
+	}
+	return 0
+}
+
+func (x *ReplicateRequest) GetSource() *Replica {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+func (x *ReplicateRequest) GetRateBytes() uint64 {
+	if x != nil {
+		return x.RateBytes
+	}
+	return 0
+}
+
+type ReplicateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Errno         Errno                  `protobuf:"varint,1,opt,name=errno,proto3,enum=dfs.Errno" json:"errno,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Bytes         uint64                 `protobuf:"varint,3,opt,name=bytes,proto3" json:"bytes,omitempty"` // data bytes copied
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicateResponse) Reset() {
+	*x = ReplicateResponse{}
+	mi := &file_dfs_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicateResponse) ProtoMessage() {}
+
+func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
+func (*ReplicateResponse) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *ReplicateResponse) GetErrno() Errno {
+	if x != nil {
+		return x.Errno
+	}
+	return Errno_OK
+}
+
+func (x *ReplicateResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ReplicateResponse) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
 type RegisterServerCmd struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -4377,7 +5036,7 @@ type RegisterServerCmd struct {
 
 func (x *RegisterServerCmd) Reset() {
 	*x = RegisterServerCmd{}
-	mi := &file_dfs_proto_msgTypes[58]
+	mi := &file_dfs_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4389,7 +5048,7 @@ func (x *RegisterServerCmd) String() string {
 func (*RegisterServerCmd) ProtoMessage() {}
 
 func (x *RegisterServerCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[58]
+	mi := &file_dfs_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4402,7 +5061,7 @@ func (x *RegisterServerCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterServerCmd.ProtoReflect.Descriptor instead.
 func (*RegisterServerCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{58}
+	return file_dfs_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *RegisterServerCmd) GetId() string {
@@ -4435,7 +5094,7 @@ type ExpireSessionCmd struct {
 
 func (x *ExpireSessionCmd) Reset() {
 	*x = ExpireSessionCmd{}
-	mi := &file_dfs_proto_msgTypes[59]
+	mi := &file_dfs_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4447,7 +5106,7 @@ func (x *ExpireSessionCmd) String() string {
 func (*ExpireSessionCmd) ProtoMessage() {}
 
 func (x *ExpireSessionCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[59]
+	mi := &file_dfs_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4460,7 +5119,7 @@ func (x *ExpireSessionCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireSessionCmd.ProtoReflect.Descriptor instead.
 func (*ExpireSessionCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{59}
+	return file_dfs_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ExpireSessionCmd) GetSession() uint64 {
@@ -4479,7 +5138,7 @@ type DeleteChunksCmd struct {
 
 func (x *DeleteChunksCmd) Reset() {
 	*x = DeleteChunksCmd{}
-	mi := &file_dfs_proto_msgTypes[60]
+	mi := &file_dfs_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4491,7 +5150,7 @@ func (x *DeleteChunksCmd) String() string {
 func (*DeleteChunksCmd) ProtoMessage() {}
 
 func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[60]
+	mi := &file_dfs_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4504,7 +5163,7 @@ func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteChunksCmd.ProtoReflect.Descriptor instead.
 func (*DeleteChunksCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{60}
+	return file_dfs_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *DeleteChunksCmd) GetIds() []uint64 {
@@ -4537,7 +5196,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_dfs_proto_msgTypes[61]
+	mi := &file_dfs_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4549,7 +5208,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[61]
+	mi := &file_dfs_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4562,7 +5221,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{61}
+	return file_dfs_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *Command) GetSession() uint64 {
@@ -4659,7 +5318,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_dfs_proto_msgTypes[62]
+	mi := &file_dfs_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4671,7 +5330,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[62]
+	mi := &file_dfs_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4684,7 +5343,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{62}
+	return file_dfs_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *Batch) GetCommands() []*Command {
@@ -4710,7 +5369,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_dfs_proto_msgTypes[63]
+	mi := &file_dfs_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4722,7 +5381,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[63]
+	mi := &file_dfs_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4735,7 +5394,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{63}
+	return file_dfs_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -4805,7 +5464,7 @@ type SnapshotDirEntry struct {
 
 func (x *SnapshotDirEntry) Reset() {
 	*x = SnapshotDirEntry{}
-	mi := &file_dfs_proto_msgTypes[64]
+	mi := &file_dfs_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4817,7 +5476,7 @@ func (x *SnapshotDirEntry) String() string {
 func (*SnapshotDirEntry) ProtoMessage() {}
 
 func (x *SnapshotDirEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[64]
+	mi := &file_dfs_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4830,7 +5489,7 @@ func (x *SnapshotDirEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotDirEntry.ProtoReflect.Descriptor instead.
 func (*SnapshotDirEntry) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{64}
+	return file_dfs_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *SnapshotDirEntry) GetName() string {
@@ -4868,7 +5527,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_dfs_proto_msgTypes[65]
+	mi := &file_dfs_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4880,7 +5539,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[65]
+	mi := &file_dfs_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4893,7 +5552,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{65}
+	return file_dfs_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *SnapshotChunk) GetIndex() uint64 {
@@ -4953,7 +5612,7 @@ type SnapshotInode struct {
 
 func (x *SnapshotInode) Reset() {
 	*x = SnapshotInode{}
-	mi := &file_dfs_proto_msgTypes[66]
+	mi := &file_dfs_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4965,7 +5624,7 @@ func (x *SnapshotInode) String() string {
 func (*SnapshotInode) ProtoMessage() {}
 
 func (x *SnapshotInode) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[66]
+	mi := &file_dfs_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4978,7 +5637,7 @@ func (x *SnapshotInode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotInode.ProtoReflect.Descriptor instead.
 func (*SnapshotInode) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{66}
+	return file_dfs_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *SnapshotInode) GetAttr() *Attr {
@@ -5040,7 +5699,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_dfs_proto_msgTypes[67]
+	mi := &file_dfs_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5052,7 +5711,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[67]
+	mi := &file_dfs_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5065,7 +5724,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{67}
+	return file_dfs_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *SnapshotResponse) GetSeq() uint64 {
@@ -5096,7 +5755,7 @@ type SnapshotSession struct {
 
 func (x *SnapshotSession) Reset() {
 	*x = SnapshotSession{}
-	mi := &file_dfs_proto_msgTypes[68]
+	mi := &file_dfs_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5108,7 +5767,7 @@ func (x *SnapshotSession) String() string {
 func (*SnapshotSession) ProtoMessage() {}
 
 func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[68]
+	mi := &file_dfs_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5121,7 +5780,7 @@ func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSession.ProtoReflect.Descriptor instead.
 func (*SnapshotSession) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{68}
+	return file_dfs_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *SnapshotSession) GetId() uint64 {
@@ -5309,7 +5968,15 @@ const file_dfs_proto_rawDesc = "" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\x12\x19\n" +
 	"\bchunk_id\x18\x03 \x01(\x04R\achunkId\x12\x18\n" +
 	"\aversion\x18\x04 \x01(\x04R\aversion\x12\x16\n" +
-	"\x06failed\x18\x05 \x03(\tR\x06failed\"\xea\x06\n" +
+	"\x06failed\x18\x05 \x03(\tR\x06failed\"\xaa\x01\n" +
+	"\x0fReplicaChangeOp\x12\x10\n" +
+	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\x12\x19\n" +
+	"\bchunk_id\x18\x03 \x01(\x04R\achunkId\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\x04R\aversion\x12\x10\n" +
+	"\x03add\x18\x05 \x03(\tR\x03add\x12\x12\n" +
+	"\x04drop\x18\x06 \x03(\tR\x04drop\x12\x14\n" +
+	"\x05fence\x18\a \x01(\bR\x05fence\"\xa9\a\n" +
 	"\x02Op\x12'\n" +
 	"\x06create\x18\x01 \x01(\v2\r.dfs.CreateOpH\x00R\x06create\x12$\n" +
 	"\x05mkdir\x18\x02 \x01(\v2\f.dfs.MkdirOpH\x00R\x05mkdir\x12*\n" +
@@ -5330,7 +5997,8 @@ const file_dfs_proto_rawDesc = "" +
 	"\fopen_session\x18\x0f \x01(\v2\x12.dfs.OpenSessionOpH\x00R\vopenSession\x12:\n" +
 	"\rclose_session\x18\x10 \x01(\v2\x13.dfs.CloseSessionOpH\x00R\fcloseSession\x12@\n" +
 	"\x0fregister_master\x18\x11 \x01(\v2\x15.dfs.RegisterMasterOpH\x00R\x0eregisterMaster\x12=\n" +
-	"\x0ereport_failure\x18\x12 \x01(\v2\x14.dfs.ReportFailureOpH\x00R\rreportFailureB\x04\n" +
+	"\x0ereport_failure\x18\x12 \x01(\v2\x14.dfs.ReportFailureOpH\x00R\rreportFailure\x12=\n" +
+	"\x0ereplica_change\x18\x13 \x01(\v2\x14.dfs.ReplicaChangeOpH\x00R\rreplicaChangeB\x04\n" +
 	"\x02op\"\x8f\x01\n" +
 	"\rMutateRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x12\x10\n" +
@@ -5409,7 +6077,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x12\n" +
-	"\x04size\x18\x04 \x01(\x04R\x04size\"\xe1\x01\n" +
+	"\x04size\x18\x04 \x01(\x04R\x04size\"\x8d\x02\n" +
 	"\x10HeartbeatRequest\x12\x16\n" +
 	"\x06server\x18\x01 \x01(\tR\x06server\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x12\n" +
@@ -5419,7 +6087,8 @@ const file_dfs_proto_rawDesc = "" +
 	"\x04free\x18\x06 \x01(\x04R\x04free\x12\x1f\n" +
 	"\vfull_report\x18\a \x01(\bR\n" +
 	"fullReport\x12(\n" +
-	"\x06chunks\x18\b \x03(\v2\x10.dfs.ChunkReportR\x06chunks\"g\n" +
+	"\x06chunks\x18\b \x03(\v2\x10.dfs.ChunkReportR\x06chunks\x12*\n" +
+	"\acorrupt\x18\t \x03(\v2\x10.dfs.ChunkReportR\acorrupt\"g\n" +
 	"\x11HeartbeatResponse\x12(\n" +
 	"\x06delete\x18\x01 \x03(\v2\x10.dfs.ChunkReportR\x06delete\x12(\n" +
 	"\x10want_full_report\x18\x02 \x01(\bR\x0ewantFullReport\"y\n" +
@@ -5441,7 +6110,34 @@ const file_dfs_proto_rawDesc = "" +
 	"\flast_seen_ns\x18\b \x01(\x03R\n" +
 	"lastSeenNs\x12\x16\n" +
 	"\x06chunks\x18\t \x01(\x04R\x06chunks\"\x0f\n" +
-	"\rStatusRequest\"\x99\x02\n" +
+	"\rStatusRequest\"\\\n" +
+	"\x10AddMasterRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1b\n" +
+	"\tnon_voter\x18\x03 \x01(\bR\bnonVoter\"%\n" +
+	"\x13RemoveMasterRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"<\n" +
+	"\x0fMembersResponse\x12)\n" +
+	"\amasters\x18\x01 \x03(\v2\x0f.dfs.MasterInfoR\amasters\"#\n" +
+	"\vFsckRequest\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\rR\x05limit\"\xd4\x01\n" +
+	"\vFsckProblem\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x10\n" +
+	"\x03ino\x18\x02 \x01(\x04R\x03ino\x12\x14\n" +
+	"\x05index\x18\x03 \x01(\x04R\x05index\x12\x19\n" +
+	"\bchunk_id\x18\x04 \x01(\x04R\achunkId\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\x04R\aversion\x12\x12\n" +
+	"\x04want\x18\x06 \x01(\rR\x04want\x12\x12\n" +
+	"\x04live\x18\a \x01(\rR\x04live\x12\x14\n" +
+	"\x05state\x18\b \x01(\tR\x05state\x12\x16\n" +
+	"\x06detail\x18\t \x03(\tR\x06detail\"\xc5\x01\n" +
+	"\fFsckResponse\x12\x14\n" +
+	"\x05files\x18\x01 \x01(\x04R\x05files\x12\x16\n" +
+	"\x06chunks\x18\x02 \x01(\x04R\x06chunks\x12\x18\n" +
+	"\ahealthy\x18\x03 \x01(\x04R\ahealthy\x12,\n" +
+	"\bproblems\x18\x04 \x03(\v2\x10.dfs.FsckProblemR\bproblems\x12#\n" +
+	"\rproblem_count\x18\x05 \x01(\x04R\fproblemCount\x12\x1a\n" +
+	"\bcomplete\x18\x06 \x01(\bR\bcomplete\"\x99\x02\n" +
 	"\x0eStatusResponse\x12\x16\n" +
 	"\x06leader\x18\x01 \x01(\tR\x06leader\x12)\n" +
 	"\amasters\x18\x02 \x03(\v2\x0f.dfs.MasterInfoR\amasters\x12.\n" +
@@ -5502,7 +6198,21 @@ const file_dfs_proto_rawDesc = "" +
 	"\fSyncResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"K\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xb6\x01\n" +
+	"\x10ReplicateRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
+	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x1d\n" +
+	"\n" +
+	"chunk_size\x18\x04 \x01(\x04R\tchunkSize\x12$\n" +
+	"\x06source\x18\x05 \x01(\v2\f.dfs.ReplicaR\x06source\x12\x1d\n" +
+	"\n" +
+	"rate_bytes\x18\x06 \x01(\x04R\trateBytes\"e\n" +
+	"\x11ReplicateResponse\x12 \n" +
+	"\x05errno\x18\x01 \x01(\x0e2\n" +
+	".dfs.ErrnoR\x05errno\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
+	"\x05bytes\x18\x03 \x01(\x04R\x05bytes\"K\n" +
 	"\x11RegisterServerCmd\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x12\n" +
@@ -5618,7 +6328,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\tEOVERFLOW\x10K\x12\v\n" +
 	"\aENOTSUP\x10_\x12\n" +
 	"\n" +
-	"\x06ESTALE\x10t2\xe4\x04\n" +
+	"\x06ESTALE\x10t2\x8b\x06\n" +
 	"\x06Master\x121\n" +
 	"\x06Mutate\x12\x12.dfs.MutateRequest\x1a\x13.dfs.MutateResponse\x12/\n" +
 	"\x06Lookup\x12\x12.dfs.LookupRequest\x1a\x11.dfs.AttrResponse\x121\n" +
@@ -5630,12 +6340,16 @@ const file_dfs_proto_rawDesc = "" +
 	"\x06StatFS\x12\x12.dfs.StatFSRequest\x1a\x13.dfs.StatFSResponse\x12:\n" +
 	"\tKeepAlive\x12\x15.dfs.KeepAliveRequest\x1a\x16.dfs.KeepAliveResponse\x12:\n" +
 	"\tHeartbeat\x12\x15.dfs.HeartbeatRequest\x1a\x16.dfs.HeartbeatResponse\x121\n" +
-	"\x06Status\x12\x12.dfs.StatusRequest\x1a\x13.dfs.StatusResponse2\xd0\x01\n" +
+	"\x06Status\x12\x12.dfs.StatusRequest\x1a\x13.dfs.StatusResponse\x128\n" +
+	"\tAddMaster\x12\x15.dfs.AddMasterRequest\x1a\x14.dfs.MembersResponse\x12>\n" +
+	"\fRemoveMaster\x12\x18.dfs.RemoveMasterRequest\x1a\x14.dfs.MembersResponse\x12+\n" +
+	"\x04Fsck\x12\x10.dfs.FsckRequest\x1a\x11.dfs.FsckResponse2\x8c\x02\n" +
 	"\vChunkServer\x127\n" +
 	"\bSetChunk\x12\x14.dfs.SetChunkRequest\x1a\x15.dfs.SetChunkResponse\x12.\n" +
 	"\x05Write\x12\x11.dfs.WriteRequest\x1a\x12.dfs.WriteResponse\x12+\n" +
 	"\x04Read\x12\x10.dfs.ReadRequest\x1a\x11.dfs.ReadResponse\x12+\n" +
-	"\x04Sync\x12\x10.dfs.SyncRequest\x1a\x11.dfs.SyncResponseB\tZ\adfs/apib\x06proto3"
+	"\x04Sync\x12\x10.dfs.SyncRequest\x1a\x11.dfs.SyncResponse\x12:\n" +
+	"\tReplicate\x12\x15.dfs.ReplicateRequest\x1a\x16.dfs.ReplicateResponseB\tZ\adfs/apib\x06proto3"
 
 var (
 	file_dfs_proto_rawDescOnce sync.Once
@@ -5650,82 +6364,91 @@ func file_dfs_proto_rawDescGZIP() []byte {
 }
 
 var file_dfs_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 71)
+var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 80)
 var file_dfs_proto_goTypes = []any{
-	(Errno)(0),                // 0: dfs.Errno
-	(Layout_Kind)(0),          // 1: dfs.Layout.Kind
-	(SetAttrOp_Valid)(0),      // 2: dfs.SetAttrOp.Valid
-	(*Layout)(nil),            // 3: dfs.Layout
-	(*Attr)(nil),              // 4: dfs.Attr
-	(*Replica)(nil),           // 5: dfs.Replica
-	(*Chunk)(nil),             // 6: dfs.Chunk
-	(*DirEntry)(nil),          // 7: dfs.DirEntry
-	(*Caller)(nil),            // 8: dfs.Caller
-	(*CreateOp)(nil),          // 9: dfs.CreateOp
-	(*MkdirOp)(nil),           // 10: dfs.MkdirOp
-	(*SymlinkOp)(nil),         // 11: dfs.SymlinkOp
-	(*LinkOp)(nil),            // 12: dfs.LinkOp
-	(*UnlinkOp)(nil),          // 13: dfs.UnlinkOp
-	(*RmdirOp)(nil),           // 14: dfs.RmdirOp
-	(*RenameOp)(nil),          // 15: dfs.RenameOp
-	(*SetAttrOp)(nil),         // 16: dfs.SetAttrOp
-	(*SetXattrOp)(nil),        // 17: dfs.SetXattrOp
-	(*RemoveXattrOp)(nil),     // 18: dfs.RemoveXattrOp
-	(*AllocChunkOp)(nil),      // 19: dfs.AllocChunkOp
-	(*CommitWriteOp)(nil),     // 20: dfs.CommitWriteOp
-	(*OpenOp)(nil),            // 21: dfs.OpenOp
-	(*ReleaseOp)(nil),         // 22: dfs.ReleaseOp
-	(*OpenSessionOp)(nil),     // 23: dfs.OpenSessionOp
-	(*CloseSessionOp)(nil),    // 24: dfs.CloseSessionOp
-	(*RegisterMasterOp)(nil),  // 25: dfs.RegisterMasterOp
-	(*ReportFailureOp)(nil),   // 26: dfs.ReportFailureOp
-	(*Op)(nil),                // 27: dfs.Op
-	(*MutateRequest)(nil),     // 28: dfs.MutateRequest
-	(*MutateResponse)(nil),    // 29: dfs.MutateResponse
-	(*LookupRequest)(nil),     // 30: dfs.LookupRequest
-	(*GetAttrRequest)(nil),    // 31: dfs.GetAttrRequest
-	(*AttrResponse)(nil),      // 32: dfs.AttrResponse
-	(*ReadDirRequest)(nil),    // 33: dfs.ReadDirRequest
-	(*ReadDirResponse)(nil),   // 34: dfs.ReadDirResponse
-	(*GetXattrRequest)(nil),   // 35: dfs.GetXattrRequest
-	(*GetXattrResponse)(nil),  // 36: dfs.GetXattrResponse
-	(*ListXattrRequest)(nil),  // 37: dfs.ListXattrRequest
-	(*ListXattrResponse)(nil), // 38: dfs.ListXattrResponse
-	(*GetChunksRequest)(nil),  // 39: dfs.GetChunksRequest
-	(*GetChunksResponse)(nil), // 40: dfs.GetChunksResponse
-	(*StatFSRequest)(nil),     // 41: dfs.StatFSRequest
-	(*StatFSResponse)(nil),    // 42: dfs.StatFSResponse
-	(*KeepAliveRequest)(nil),  // 43: dfs.KeepAliveRequest
-	(*KeepAliveResponse)(nil), // 44: dfs.KeepAliveResponse
-	(*ChunkReport)(nil),       // 45: dfs.ChunkReport
-	(*HeartbeatRequest)(nil),  // 46: dfs.HeartbeatRequest
-	(*HeartbeatResponse)(nil), // 47: dfs.HeartbeatResponse
-	(*MasterInfo)(nil),        // 48: dfs.MasterInfo
-	(*ChunkServerInfo)(nil),   // 49: dfs.ChunkServerInfo
-	(*StatusRequest)(nil),     // 50: dfs.StatusRequest
-	(*StatusResponse)(nil),    // 51: dfs.StatusResponse
-	(*NotLeader)(nil),         // 52: dfs.NotLeader
-	(*SetChunkRequest)(nil),   // 53: dfs.SetChunkRequest
-	(*SetChunkResponse)(nil),  // 54: dfs.SetChunkResponse
-	(*WriteRequest)(nil),      // 55: dfs.WriteRequest
-	(*WriteResponse)(nil),     // 56: dfs.WriteResponse
-	(*ReadRequest)(nil),       // 57: dfs.ReadRequest
-	(*ReadResponse)(nil),      // 58: dfs.ReadResponse
-	(*SyncRequest)(nil),       // 59: dfs.SyncRequest
-	(*SyncResponse)(nil),      // 60: dfs.SyncResponse
-	(*RegisterServerCmd)(nil), // 61: dfs.RegisterServerCmd
-	(*ExpireSessionCmd)(nil),  // 62: dfs.ExpireSessionCmd
-	(*DeleteChunksCmd)(nil),   // 63: dfs.DeleteChunksCmd
-	(*Command)(nil),           // 64: dfs.Command
-	(*Batch)(nil),             // 65: dfs.Batch
-	(*SnapshotHeader)(nil),    // 66: dfs.SnapshotHeader
-	(*SnapshotDirEntry)(nil),  // 67: dfs.SnapshotDirEntry
-	(*SnapshotChunk)(nil),     // 68: dfs.SnapshotChunk
-	(*SnapshotInode)(nil),     // 69: dfs.SnapshotInode
-	(*SnapshotResponse)(nil),  // 70: dfs.SnapshotResponse
-	(*SnapshotSession)(nil),   // 71: dfs.SnapshotSession
-	nil,                       // 72: dfs.SnapshotInode.XattrsEntry
-	nil,                       // 73: dfs.SnapshotSession.OpensEntry
+	(Errno)(0),                  // 0: dfs.Errno
+	(Layout_Kind)(0),            // 1: dfs.Layout.Kind
+	(SetAttrOp_Valid)(0),        // 2: dfs.SetAttrOp.Valid
+	(*Layout)(nil),              // 3: dfs.Layout
+	(*Attr)(nil),                // 4: dfs.Attr
+	(*Replica)(nil),             // 5: dfs.Replica
+	(*Chunk)(nil),               // 6: dfs.Chunk
+	(*DirEntry)(nil),            // 7: dfs.DirEntry
+	(*Caller)(nil),              // 8: dfs.Caller
+	(*CreateOp)(nil),            // 9: dfs.CreateOp
+	(*MkdirOp)(nil),             // 10: dfs.MkdirOp
+	(*SymlinkOp)(nil),           // 11: dfs.SymlinkOp
+	(*LinkOp)(nil),              // 12: dfs.LinkOp
+	(*UnlinkOp)(nil),            // 13: dfs.UnlinkOp
+	(*RmdirOp)(nil),             // 14: dfs.RmdirOp
+	(*RenameOp)(nil),            // 15: dfs.RenameOp
+	(*SetAttrOp)(nil),           // 16: dfs.SetAttrOp
+	(*SetXattrOp)(nil),          // 17: dfs.SetXattrOp
+	(*RemoveXattrOp)(nil),       // 18: dfs.RemoveXattrOp
+	(*AllocChunkOp)(nil),        // 19: dfs.AllocChunkOp
+	(*CommitWriteOp)(nil),       // 20: dfs.CommitWriteOp
+	(*OpenOp)(nil),              // 21: dfs.OpenOp
+	(*ReleaseOp)(nil),           // 22: dfs.ReleaseOp
+	(*OpenSessionOp)(nil),       // 23: dfs.OpenSessionOp
+	(*CloseSessionOp)(nil),      // 24: dfs.CloseSessionOp
+	(*RegisterMasterOp)(nil),    // 25: dfs.RegisterMasterOp
+	(*ReportFailureOp)(nil),     // 26: dfs.ReportFailureOp
+	(*ReplicaChangeOp)(nil),     // 27: dfs.ReplicaChangeOp
+	(*Op)(nil),                  // 28: dfs.Op
+	(*MutateRequest)(nil),       // 29: dfs.MutateRequest
+	(*MutateResponse)(nil),      // 30: dfs.MutateResponse
+	(*LookupRequest)(nil),       // 31: dfs.LookupRequest
+	(*GetAttrRequest)(nil),      // 32: dfs.GetAttrRequest
+	(*AttrResponse)(nil),        // 33: dfs.AttrResponse
+	(*ReadDirRequest)(nil),      // 34: dfs.ReadDirRequest
+	(*ReadDirResponse)(nil),     // 35: dfs.ReadDirResponse
+	(*GetXattrRequest)(nil),     // 36: dfs.GetXattrRequest
+	(*GetXattrResponse)(nil),    // 37: dfs.GetXattrResponse
+	(*ListXattrRequest)(nil),    // 38: dfs.ListXattrRequest
+	(*ListXattrResponse)(nil),   // 39: dfs.ListXattrResponse
+	(*GetChunksRequest)(nil),    // 40: dfs.GetChunksRequest
+	(*GetChunksResponse)(nil),   // 41: dfs.GetChunksResponse
+	(*StatFSRequest)(nil),       // 42: dfs.StatFSRequest
+	(*StatFSResponse)(nil),      // 43: dfs.StatFSResponse
+	(*KeepAliveRequest)(nil),    // 44: dfs.KeepAliveRequest
+	(*KeepAliveResponse)(nil),   // 45: dfs.KeepAliveResponse
+	(*ChunkReport)(nil),         // 46: dfs.ChunkReport
+	(*HeartbeatRequest)(nil),    // 47: dfs.HeartbeatRequest
+	(*HeartbeatResponse)(nil),   // 48: dfs.HeartbeatResponse
+	(*MasterInfo)(nil),          // 49: dfs.MasterInfo
+	(*ChunkServerInfo)(nil),     // 50: dfs.ChunkServerInfo
+	(*StatusRequest)(nil),       // 51: dfs.StatusRequest
+	(*AddMasterRequest)(nil),    // 52: dfs.AddMasterRequest
+	(*RemoveMasterRequest)(nil), // 53: dfs.RemoveMasterRequest
+	(*MembersResponse)(nil),     // 54: dfs.MembersResponse
+	(*FsckRequest)(nil),         // 55: dfs.FsckRequest
+	(*FsckProblem)(nil),         // 56: dfs.FsckProblem
+	(*FsckResponse)(nil),        // 57: dfs.FsckResponse
+	(*StatusResponse)(nil),      // 58: dfs.StatusResponse
+	(*NotLeader)(nil),           // 59: dfs.NotLeader
+	(*SetChunkRequest)(nil),     // 60: dfs.SetChunkRequest
+	(*SetChunkResponse)(nil),    // 61: dfs.SetChunkResponse
+	(*WriteRequest)(nil),        // 62: dfs.WriteRequest
+	(*WriteResponse)(nil),       // 63: dfs.WriteResponse
+	(*ReadRequest)(nil),         // 64: dfs.ReadRequest
+	(*ReadResponse)(nil),        // 65: dfs.ReadResponse
+	(*SyncRequest)(nil),         // 66: dfs.SyncRequest
+	(*SyncResponse)(nil),        // 67: dfs.SyncResponse
+	(*ReplicateRequest)(nil),    // 68: dfs.ReplicateRequest
+	(*ReplicateResponse)(nil),   // 69: dfs.ReplicateResponse
+	(*RegisterServerCmd)(nil),   // 70: dfs.RegisterServerCmd
+	(*ExpireSessionCmd)(nil),    // 71: dfs.ExpireSessionCmd
+	(*DeleteChunksCmd)(nil),     // 72: dfs.DeleteChunksCmd
+	(*Command)(nil),             // 73: dfs.Command
+	(*Batch)(nil),               // 74: dfs.Batch
+	(*SnapshotHeader)(nil),      // 75: dfs.SnapshotHeader
+	(*SnapshotDirEntry)(nil),    // 76: dfs.SnapshotDirEntry
+	(*SnapshotChunk)(nil),       // 77: dfs.SnapshotChunk
+	(*SnapshotInode)(nil),       // 78: dfs.SnapshotInode
+	(*SnapshotResponse)(nil),    // 79: dfs.SnapshotResponse
+	(*SnapshotSession)(nil),     // 80: dfs.SnapshotSession
+	nil,                         // 81: dfs.SnapshotInode.XattrsEntry
+	nil,                         // 82: dfs.SnapshotSession.OpensEntry
 }
 var file_dfs_proto_depIdxs = []int32{
 	1,  // 0: dfs.Layout.kind:type_name -> dfs.Layout.Kind
@@ -5750,83 +6473,97 @@ var file_dfs_proto_depIdxs = []int32{
 	24, // 19: dfs.Op.close_session:type_name -> dfs.CloseSessionOp
 	25, // 20: dfs.Op.register_master:type_name -> dfs.RegisterMasterOp
 	26, // 21: dfs.Op.report_failure:type_name -> dfs.ReportFailureOp
-	8,  // 22: dfs.MutateRequest.caller:type_name -> dfs.Caller
-	27, // 23: dfs.MutateRequest.op:type_name -> dfs.Op
-	0,  // 24: dfs.MutateResponse.errno:type_name -> dfs.Errno
-	4,  // 25: dfs.MutateResponse.attr:type_name -> dfs.Attr
-	6,  // 26: dfs.MutateResponse.chunk:type_name -> dfs.Chunk
-	0,  // 27: dfs.AttrResponse.errno:type_name -> dfs.Errno
-	4,  // 28: dfs.AttrResponse.attr:type_name -> dfs.Attr
-	0,  // 29: dfs.ReadDirResponse.errno:type_name -> dfs.Errno
-	7,  // 30: dfs.ReadDirResponse.entries:type_name -> dfs.DirEntry
-	4,  // 31: dfs.ReadDirResponse.attrs:type_name -> dfs.Attr
-	0,  // 32: dfs.GetXattrResponse.errno:type_name -> dfs.Errno
-	0,  // 33: dfs.ListXattrResponse.errno:type_name -> dfs.Errno
-	0,  // 34: dfs.GetChunksResponse.errno:type_name -> dfs.Errno
-	6,  // 35: dfs.GetChunksResponse.chunks:type_name -> dfs.Chunk
-	4,  // 36: dfs.GetChunksResponse.attr:type_name -> dfs.Attr
-	0,  // 37: dfs.KeepAliveResponse.errno:type_name -> dfs.Errno
-	45, // 38: dfs.HeartbeatRequest.chunks:type_name -> dfs.ChunkReport
-	45, // 39: dfs.HeartbeatResponse.delete:type_name -> dfs.ChunkReport
-	48, // 40: dfs.StatusResponse.masters:type_name -> dfs.MasterInfo
-	49, // 41: dfs.StatusResponse.servers:type_name -> dfs.ChunkServerInfo
-	5,  // 42: dfs.SetChunkRequest.replicas:type_name -> dfs.Replica
-	0,  // 43: dfs.SetChunkResponse.errno:type_name -> dfs.Errno
-	5,  // 44: dfs.WriteRequest.forward:type_name -> dfs.Replica
-	0,  // 45: dfs.WriteResponse.errno:type_name -> dfs.Errno
-	0,  // 46: dfs.ReadResponse.errno:type_name -> dfs.Errno
-	5,  // 47: dfs.SyncRequest.forward:type_name -> dfs.Replica
-	0,  // 48: dfs.SyncResponse.errno:type_name -> dfs.Errno
-	8,  // 49: dfs.Command.caller:type_name -> dfs.Caller
-	27, // 50: dfs.Command.op:type_name -> dfs.Op
-	61, // 51: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
-	62, // 52: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
-	63, // 53: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
-	64, // 54: dfs.Batch.commands:type_name -> dfs.Command
-	61, // 55: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
-	25, // 56: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
-	4,  // 57: dfs.SnapshotInode.attr:type_name -> dfs.Attr
-	72, // 58: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
-	67, // 59: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
-	68, // 60: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
-	29, // 61: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
-	70, // 62: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
-	73, // 63: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
-	28, // 64: dfs.Master.Mutate:input_type -> dfs.MutateRequest
-	30, // 65: dfs.Master.Lookup:input_type -> dfs.LookupRequest
-	31, // 66: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
-	33, // 67: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
-	35, // 68: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
-	37, // 69: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
-	39, // 70: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
-	41, // 71: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
-	43, // 72: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
-	46, // 73: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
-	50, // 74: dfs.Master.Status:input_type -> dfs.StatusRequest
-	53, // 75: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
-	55, // 76: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
-	57, // 77: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
-	59, // 78: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
-	29, // 79: dfs.Master.Mutate:output_type -> dfs.MutateResponse
-	32, // 80: dfs.Master.Lookup:output_type -> dfs.AttrResponse
-	32, // 81: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
-	34, // 82: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
-	36, // 83: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
-	38, // 84: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
-	40, // 85: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
-	42, // 86: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
-	44, // 87: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
-	47, // 88: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
-	51, // 89: dfs.Master.Status:output_type -> dfs.StatusResponse
-	54, // 90: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
-	56, // 91: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
-	58, // 92: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
-	60, // 93: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
-	79, // [79:94] is the sub-list for method output_type
-	64, // [64:79] is the sub-list for method input_type
-	64, // [64:64] is the sub-list for extension type_name
-	64, // [64:64] is the sub-list for extension extendee
-	0,  // [0:64] is the sub-list for field type_name
+	27, // 22: dfs.Op.replica_change:type_name -> dfs.ReplicaChangeOp
+	8,  // 23: dfs.MutateRequest.caller:type_name -> dfs.Caller
+	28, // 24: dfs.MutateRequest.op:type_name -> dfs.Op
+	0,  // 25: dfs.MutateResponse.errno:type_name -> dfs.Errno
+	4,  // 26: dfs.MutateResponse.attr:type_name -> dfs.Attr
+	6,  // 27: dfs.MutateResponse.chunk:type_name -> dfs.Chunk
+	0,  // 28: dfs.AttrResponse.errno:type_name -> dfs.Errno
+	4,  // 29: dfs.AttrResponse.attr:type_name -> dfs.Attr
+	0,  // 30: dfs.ReadDirResponse.errno:type_name -> dfs.Errno
+	7,  // 31: dfs.ReadDirResponse.entries:type_name -> dfs.DirEntry
+	4,  // 32: dfs.ReadDirResponse.attrs:type_name -> dfs.Attr
+	0,  // 33: dfs.GetXattrResponse.errno:type_name -> dfs.Errno
+	0,  // 34: dfs.ListXattrResponse.errno:type_name -> dfs.Errno
+	0,  // 35: dfs.GetChunksResponse.errno:type_name -> dfs.Errno
+	6,  // 36: dfs.GetChunksResponse.chunks:type_name -> dfs.Chunk
+	4,  // 37: dfs.GetChunksResponse.attr:type_name -> dfs.Attr
+	0,  // 38: dfs.KeepAliveResponse.errno:type_name -> dfs.Errno
+	46, // 39: dfs.HeartbeatRequest.chunks:type_name -> dfs.ChunkReport
+	46, // 40: dfs.HeartbeatRequest.corrupt:type_name -> dfs.ChunkReport
+	46, // 41: dfs.HeartbeatResponse.delete:type_name -> dfs.ChunkReport
+	49, // 42: dfs.MembersResponse.masters:type_name -> dfs.MasterInfo
+	56, // 43: dfs.FsckResponse.problems:type_name -> dfs.FsckProblem
+	49, // 44: dfs.StatusResponse.masters:type_name -> dfs.MasterInfo
+	50, // 45: dfs.StatusResponse.servers:type_name -> dfs.ChunkServerInfo
+	5,  // 46: dfs.SetChunkRequest.replicas:type_name -> dfs.Replica
+	0,  // 47: dfs.SetChunkResponse.errno:type_name -> dfs.Errno
+	5,  // 48: dfs.WriteRequest.forward:type_name -> dfs.Replica
+	0,  // 49: dfs.WriteResponse.errno:type_name -> dfs.Errno
+	0,  // 50: dfs.ReadResponse.errno:type_name -> dfs.Errno
+	5,  // 51: dfs.SyncRequest.forward:type_name -> dfs.Replica
+	0,  // 52: dfs.SyncResponse.errno:type_name -> dfs.Errno
+	5,  // 53: dfs.ReplicateRequest.source:type_name -> dfs.Replica
+	0,  // 54: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
+	8,  // 55: dfs.Command.caller:type_name -> dfs.Caller
+	28, // 56: dfs.Command.op:type_name -> dfs.Op
+	70, // 57: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
+	71, // 58: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
+	72, // 59: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
+	73, // 60: dfs.Batch.commands:type_name -> dfs.Command
+	70, // 61: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
+	25, // 62: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
+	4,  // 63: dfs.SnapshotInode.attr:type_name -> dfs.Attr
+	81, // 64: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
+	76, // 65: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
+	77, // 66: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
+	30, // 67: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
+	79, // 68: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
+	82, // 69: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
+	29, // 70: dfs.Master.Mutate:input_type -> dfs.MutateRequest
+	31, // 71: dfs.Master.Lookup:input_type -> dfs.LookupRequest
+	32, // 72: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
+	34, // 73: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
+	36, // 74: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
+	38, // 75: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
+	40, // 76: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
+	42, // 77: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
+	44, // 78: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
+	47, // 79: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
+	51, // 80: dfs.Master.Status:input_type -> dfs.StatusRequest
+	52, // 81: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
+	53, // 82: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
+	55, // 83: dfs.Master.Fsck:input_type -> dfs.FsckRequest
+	60, // 84: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
+	62, // 85: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
+	64, // 86: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
+	66, // 87: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
+	68, // 88: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
+	30, // 89: dfs.Master.Mutate:output_type -> dfs.MutateResponse
+	33, // 90: dfs.Master.Lookup:output_type -> dfs.AttrResponse
+	33, // 91: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
+	35, // 92: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
+	37, // 93: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
+	39, // 94: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
+	41, // 95: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
+	43, // 96: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
+	45, // 97: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
+	48, // 98: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
+	58, // 99: dfs.Master.Status:output_type -> dfs.StatusResponse
+	54, // 100: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
+	54, // 101: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
+	57, // 102: dfs.Master.Fsck:output_type -> dfs.FsckResponse
+	61, // 103: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
+	63, // 104: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
+	65, // 105: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
+	67, // 106: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
+	69, // 107: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
+	89, // [89:108] is the sub-list for method output_type
+	70, // [70:89] is the sub-list for method input_type
+	70, // [70:70] is the sub-list for extension type_name
+	70, // [70:70] is the sub-list for extension extendee
+	0,  // [0:70] is the sub-list for field type_name
 }
 
 func init() { file_dfs_proto_init() }
@@ -5834,7 +6571,7 @@ func file_dfs_proto_init() {
 	if File_dfs_proto != nil {
 		return
 	}
-	file_dfs_proto_msgTypes[24].OneofWrappers = []any{
+	file_dfs_proto_msgTypes[25].OneofWrappers = []any{
 		(*Op_Create)(nil),
 		(*Op_Mkdir)(nil),
 		(*Op_Symlink)(nil),
@@ -5853,6 +6590,7 @@ func file_dfs_proto_init() {
 		(*Op_CloseSession)(nil),
 		(*Op_RegisterMaster)(nil),
 		(*Op_ReportFailure)(nil),
+		(*Op_ReplicaChange)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -5860,7 +6598,7 @@ func file_dfs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dfs_proto_rawDesc), len(file_dfs_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   71,
+			NumMessages:   80,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

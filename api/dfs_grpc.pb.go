@@ -23,17 +23,20 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Master_Mutate_FullMethodName    = "/dfs.Master/Mutate"
-	Master_Lookup_FullMethodName    = "/dfs.Master/Lookup"
-	Master_GetAttr_FullMethodName   = "/dfs.Master/GetAttr"
-	Master_ReadDir_FullMethodName   = "/dfs.Master/ReadDir"
-	Master_GetXattr_FullMethodName  = "/dfs.Master/GetXattr"
-	Master_ListXattr_FullMethodName = "/dfs.Master/ListXattr"
-	Master_GetChunks_FullMethodName = "/dfs.Master/GetChunks"
-	Master_StatFS_FullMethodName    = "/dfs.Master/StatFS"
-	Master_KeepAlive_FullMethodName = "/dfs.Master/KeepAlive"
-	Master_Heartbeat_FullMethodName = "/dfs.Master/Heartbeat"
-	Master_Status_FullMethodName    = "/dfs.Master/Status"
+	Master_Mutate_FullMethodName       = "/dfs.Master/Mutate"
+	Master_Lookup_FullMethodName       = "/dfs.Master/Lookup"
+	Master_GetAttr_FullMethodName      = "/dfs.Master/GetAttr"
+	Master_ReadDir_FullMethodName      = "/dfs.Master/ReadDir"
+	Master_GetXattr_FullMethodName     = "/dfs.Master/GetXattr"
+	Master_ListXattr_FullMethodName    = "/dfs.Master/ListXattr"
+	Master_GetChunks_FullMethodName    = "/dfs.Master/GetChunks"
+	Master_StatFS_FullMethodName       = "/dfs.Master/StatFS"
+	Master_KeepAlive_FullMethodName    = "/dfs.Master/KeepAlive"
+	Master_Heartbeat_FullMethodName    = "/dfs.Master/Heartbeat"
+	Master_Status_FullMethodName       = "/dfs.Master/Status"
+	Master_AddMaster_FullMethodName    = "/dfs.Master/AddMaster"
+	Master_RemoveMaster_FullMethodName = "/dfs.Master/RemoveMaster"
+	Master_Fsck_FullMethodName         = "/dfs.Master/Fsck"
 )
 
 // MasterClient is the client API for Master service.
@@ -51,6 +54,9 @@ type MasterClient interface {
 	KeepAlive(ctx context.Context, in *KeepAliveRequest, opts ...grpc.CallOption) (*KeepAliveResponse, error)
 	Heartbeat(ctx context.Context, in *HeartbeatRequest, opts ...grpc.CallOption) (*HeartbeatResponse, error)
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
+	AddMaster(ctx context.Context, in *AddMasterRequest, opts ...grpc.CallOption) (*MembersResponse, error)
+	RemoveMaster(ctx context.Context, in *RemoveMasterRequest, opts ...grpc.CallOption) (*MembersResponse, error)
+	Fsck(ctx context.Context, in *FsckRequest, opts ...grpc.CallOption) (*FsckResponse, error)
 }
 
 type masterClient struct {
@@ -171,6 +177,36 @@ func (c *masterClient) Status(ctx context.Context, in *StatusRequest, opts ...gr
 	return out, nil
 }
 
+func (c *masterClient) AddMaster(ctx context.Context, in *AddMasterRequest, opts ...grpc.CallOption) (*MembersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MembersResponse)
+	err := c.cc.Invoke(ctx, Master_AddMaster_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *masterClient) RemoveMaster(ctx context.Context, in *RemoveMasterRequest, opts ...grpc.CallOption) (*MembersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MembersResponse)
+	err := c.cc.Invoke(ctx, Master_RemoveMaster_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *masterClient) Fsck(ctx context.Context, in *FsckRequest, opts ...grpc.CallOption) (*FsckResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FsckResponse)
+	err := c.cc.Invoke(ctx, Master_Fsck_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MasterServer is the server API for Master service.
 // All implementations must embed UnimplementedMasterServer
 // for forward compatibility.
@@ -186,6 +222,9 @@ type MasterServer interface {
 	KeepAlive(context.Context, *KeepAliveRequest) (*KeepAliveResponse, error)
 	Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error)
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
+	AddMaster(context.Context, *AddMasterRequest) (*MembersResponse, error)
+	RemoveMaster(context.Context, *RemoveMasterRequest) (*MembersResponse, error)
+	Fsck(context.Context, *FsckRequest) (*FsckResponse, error)
 	mustEmbedUnimplementedMasterServer()
 }
 
@@ -228,6 +267,15 @@ func (UnimplementedMasterServer) Heartbeat(context.Context, *HeartbeatRequest) (
 }
 func (UnimplementedMasterServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
+}
+func (UnimplementedMasterServer) AddMaster(context.Context, *AddMasterRequest) (*MembersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddMaster not implemented")
+}
+func (UnimplementedMasterServer) RemoveMaster(context.Context, *RemoveMasterRequest) (*MembersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveMaster not implemented")
+}
+func (UnimplementedMasterServer) Fsck(context.Context, *FsckRequest) (*FsckResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Fsck not implemented")
 }
 func (UnimplementedMasterServer) mustEmbedUnimplementedMasterServer() {}
 func (UnimplementedMasterServer) testEmbeddedByValue()                {}
@@ -448,6 +496,60 @@ func _Master_Status_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Master_AddMaster_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddMasterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MasterServer).AddMaster(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Master_AddMaster_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MasterServer).AddMaster(ctx, req.(*AddMasterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Master_RemoveMaster_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveMasterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MasterServer).RemoveMaster(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Master_RemoveMaster_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MasterServer).RemoveMaster(ctx, req.(*RemoveMasterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Master_Fsck_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FsckRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MasterServer).Fsck(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Master_Fsck_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MasterServer).Fsck(ctx, req.(*FsckRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Master_ServiceDesc is the grpc.ServiceDesc for Master service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -499,16 +601,29 @@ var Master_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Status",
 			Handler:    _Master_Status_Handler,
 		},
+		{
+			MethodName: "AddMaster",
+			Handler:    _Master_AddMaster_Handler,
+		},
+		{
+			MethodName: "RemoveMaster",
+			Handler:    _Master_RemoveMaster_Handler,
+		},
+		{
+			MethodName: "Fsck",
+			Handler:    _Master_Fsck_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "dfs.proto",
 }
 
 const (
-	ChunkServer_SetChunk_FullMethodName = "/dfs.ChunkServer/SetChunk"
-	ChunkServer_Write_FullMethodName    = "/dfs.ChunkServer/Write"
-	ChunkServer_Read_FullMethodName     = "/dfs.ChunkServer/Read"
-	ChunkServer_Sync_FullMethodName     = "/dfs.ChunkServer/Sync"
+	ChunkServer_SetChunk_FullMethodName  = "/dfs.ChunkServer/SetChunk"
+	ChunkServer_Write_FullMethodName     = "/dfs.ChunkServer/Write"
+	ChunkServer_Read_FullMethodName      = "/dfs.ChunkServer/Read"
+	ChunkServer_Sync_FullMethodName      = "/dfs.ChunkServer/Sync"
+	ChunkServer_Replicate_FullMethodName = "/dfs.ChunkServer/Replicate"
 )
 
 // ChunkServerClient is the client API for ChunkServer service.
@@ -519,6 +634,7 @@ type ChunkServerClient interface {
 	Write(ctx context.Context, in *WriteRequest, opts ...grpc.CallOption) (*WriteResponse, error)
 	Read(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (*ReadResponse, error)
 	Sync(ctx context.Context, in *SyncRequest, opts ...grpc.CallOption) (*SyncResponse, error)
+	Replicate(ctx context.Context, in *ReplicateRequest, opts ...grpc.CallOption) (*ReplicateResponse, error)
 }
 
 type chunkServerClient struct {
@@ -569,6 +685,16 @@ func (c *chunkServerClient) Sync(ctx context.Context, in *SyncRequest, opts ...g
 	return out, nil
 }
 
+func (c *chunkServerClient) Replicate(ctx context.Context, in *ReplicateRequest, opts ...grpc.CallOption) (*ReplicateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReplicateResponse)
+	err := c.cc.Invoke(ctx, ChunkServer_Replicate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ChunkServerServer is the server API for ChunkServer service.
 // All implementations must embed UnimplementedChunkServerServer
 // for forward compatibility.
@@ -577,6 +703,7 @@ type ChunkServerServer interface {
 	Write(context.Context, *WriteRequest) (*WriteResponse, error)
 	Read(context.Context, *ReadRequest) (*ReadResponse, error)
 	Sync(context.Context, *SyncRequest) (*SyncResponse, error)
+	Replicate(context.Context, *ReplicateRequest) (*ReplicateResponse, error)
 	mustEmbedUnimplementedChunkServerServer()
 }
 
@@ -598,6 +725,9 @@ func (UnimplementedChunkServerServer) Read(context.Context, *ReadRequest) (*Read
 }
 func (UnimplementedChunkServerServer) Sync(context.Context, *SyncRequest) (*SyncResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Sync not implemented")
+}
+func (UnimplementedChunkServerServer) Replicate(context.Context, *ReplicateRequest) (*ReplicateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Replicate not implemented")
 }
 func (UnimplementedChunkServerServer) mustEmbedUnimplementedChunkServerServer() {}
 func (UnimplementedChunkServerServer) testEmbeddedByValue()                     {}
@@ -692,6 +822,24 @@ func _ChunkServer_Sync_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ChunkServer_Replicate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReplicateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChunkServerServer).Replicate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ChunkServer_Replicate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChunkServerServer).Replicate(ctx, req.(*ReplicateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ChunkServer_ServiceDesc is the grpc.ServiceDesc for ChunkServer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -714,6 +862,10 @@ var ChunkServer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Sync",
 			Handler:    _ChunkServer_Sync_Handler,
+		},
+		{
+			MethodName: "Replicate",
+			Handler:    _ChunkServer_Replicate_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
