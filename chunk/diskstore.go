@@ -357,9 +357,11 @@ func (s *DiskStore) Create(k Key, version, chunkSize uint64) error {
 		return err
 	}
 	tmp := f.Name()
-	_, err = f.WriteAt(h.encode(), 0)
+	// Allocate the header and checksum table now, so that a full disk
+	// can never leave data written without its checksums.
+	err = allocate(f, 0, int64(h.dataOff))
 	if err == nil {
-		err = f.Truncate(int64(h.dataOff))
+		_, err = f.WriteAt(h.encode(), 0)
 	}
 	if err == nil {
 		err = f.Sync()
@@ -396,6 +398,24 @@ func (s *DiskStore) Create(k Key, version, chunkSize uint64) error {
 	}
 	s.chunks[k] = &diskChunk{key: k, path: p, hdr: h, diskBytes: int64(headerSize)}
 	return nil
+}
+
+// allocate makes [off, off+n) of f take disk space, extending the file.
+// Where the file system cannot preallocate, it falls back to extending the
+// size only (a later write may then fail with ENOSPC part-way).
+func allocate(f *os.File, off, n int64) error {
+	err := unix.Fallocate(int(f.Fd()), 0, off, n)
+	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
+		st, serr := f.Stat()
+		if serr != nil {
+			return serr
+		}
+		if st.Size() < off+n {
+			return f.Truncate(off + n)
+		}
+		return nil
+	}
+	return err
 }
 
 func syncDir(dir string) error {
@@ -583,6 +603,11 @@ func (s *DiskStore) WriteAt(k Key, p []byte, off int64) error {
 			crc := crc32.Update(0, castagnoli, zeroBlock[:ps-bs])
 			crc = crc32.Update(crc, castagnoli, p[ps-off:pe-off])
 			crcs[b-b0] = crc32.Update(crc, castagnoli, zeroBlock[:be-pe])
+		}
+		// Reserve the space first: a write the disk cannot hold fails
+		// here, before anything changes, rather than half done.
+		if err := allocate(c.f, int64(c.hdr.dataOff)+off, int64(len(p))); err != nil {
+			return fmt.Errorf("%v: %s: %w", k, c.path, err)
 		}
 		if _, err := c.f.WriteAt(p, int64(c.hdr.dataOff)+off); err != nil {
 			return fmt.Errorf("%v: %s: %w", k, c.path, err)

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"dfs/api"
 )
 
@@ -115,30 +113,17 @@ func (h *heartbeater) beat(ctx context.Context, full bool) (*api.HeartbeatRespon
 
 // heartbeatRequest describes this server and, if full, every chunk it holds.
 func (s *Server) heartbeatRequest(full bool) (*api.HeartbeatRequest, error) {
-	infos, err := s.store.List()
+	capacity, used, free, err := s.space()
 	if err != nil {
 		return nil, err
 	}
-	var used uint64
-	for _, in := range infos {
-		used += in.DiskBytes
-	}
-	capacity, free := s.cfg.Capacity, uint64(0)
-	var fs unix.Statfs_t
-	if err := unix.Statfs(s.cfg.DataDir, &fs); err == nil {
-		if capacity == 0 {
-			capacity = fs.Blocks * uint64(fs.Bsize)
-		}
-		free = fs.Bavail * uint64(fs.Bsize)
-	}
-	if capacity > used {
-		free = min(free, capacity-used)
-	} else {
-		free = 0
-	}
 	req := &api.HeartbeatRequest{Server: s.id, Addr: s.Addr(), Zone: s.cfg.Zone,
-		Capacity: capacity, Used: used, Free: free, FullReport: full}
+		Capacity: capacity, Used: used, Free: free, FullReport: full, Corrupt: s.corruptReports()}
 	if full {
+		infos, err := s.store.List()
+		if err != nil {
+			return nil, err
+		}
 		req.Chunks = make([]*api.ChunkReport, len(infos))
 		for i, in := range infos {
 			req.Chunks[i] = &api.ChunkReport{Id: in.ID, Shard: in.Shard, Version: in.Version, Size: in.DiskBytes}
@@ -167,6 +152,7 @@ func (s *Server) applyDeletes(ctx context.Context, dels []*api.ChunkReport) {
 				return nil
 			}
 			s.setLease(st, time.Time{})
+			s.clearCorrupt(k)
 			return s.store.Delete(k)
 		}()
 		if err != nil {

@@ -30,7 +30,12 @@ type Config struct {
 	Heartbeat  time.Duration // interval between heartbeats; default 1s
 	RPCTimeout time.Duration // deadline of each outbound call; default 10s
 	Logger     *slog.Logger  // default slog.Default()
-	Store      Store         // nil: a DiskStore in DataDir; the Server closes it
+	// ScrubRate is how many bytes per second the background scrubber
+	// re-reads and verifies; 0 turns the scrubber off.
+	ScrubRate uint64
+	// ScrubPause is the pause between two full scrub passes; default 1h.
+	ScrubPause time.Duration
+	Store      Store // nil: a DiskStore in DataDir; the Server closes it
 }
 
 // ConfigError reports a bad setting; Field is the Config field's flag name
@@ -67,8 +72,9 @@ type Server struct {
 	ctx    context.Context
 	bg     sync.WaitGroup
 
-	mu     sync.Mutex
-	chunks map[Key]*chunkState
+	mu      sync.Mutex
+	chunks  map[Key]*chunkState
+	corrupt corruptSet // chunks that failed verification, for the master
 
 	closeOnce sync.Once
 }
@@ -101,7 +107,10 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, peers: newPeerPool(), chunks: make(map[Key]*chunkState)}
+	if cfg.ScrubPause <= 0 {
+		cfg.ScrubPause = time.Hour
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, peers: newPeerPool(), chunks: make(map[Key]*chunkState), corrupt: corruptSet{}}
 	if err := s.open(); err != nil {
 		s.closeStore()
 		return nil, err
@@ -205,6 +214,13 @@ func (s *Server) Serve() error {
 		go func() {
 			defer s.bg.Done()
 			s.heartbeatLoop(s.ctx)
+		}()
+	}
+	if s.cfg.ScrubRate > 0 {
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			s.scrubLoop(s.ctx)
 		}()
 	}
 	s.log.Info("chunkserver serving", "id", s.id, "addr", s.Addr(), "data", s.cfg.DataDir)
@@ -336,7 +352,9 @@ func (s *Server) setChunk(ctx context.Context, k Key, req *api.SetChunkRequest, 
 	info, err := s.store.Stat(k)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		err = s.store.Create(k, req.Version, cs)
+		if err = s.roomFor(k, cs); err == nil {
+			err = s.store.Create(k, req.Version, cs)
+		}
 	case err != nil:
 	case info.Version > req.Version:
 		err = fmt.Errorf("%v: holds version %d, newer than %d: %w", k, info.Version, req.Version, ErrStale)
@@ -472,6 +490,11 @@ func (s *Server) Read(ctx context.Context, req *api.ReadRequest) (*api.ReadRespo
 	var ce *CorruptError
 	if errors.As(err, &ce) {
 		s.log.Error("corrupt chunk data", "chunk", k, "block", ce.Block, "file", ce.Path, "err", ce.Detail)
+		var version uint64
+		if info, err := s.store.Stat(k); err == nil {
+			version = info.Version
+		}
+		s.markCorrupt(k, version)
 	}
 	return &api.ReadResponse{Errno: errno, Data: data, Message: msg}, nil
 }

@@ -62,8 +62,11 @@ func run(args []string, stderr io.Writer) int {
 		capacity  byteSize
 		heartbeat = fs.Duration("heartbeat", time.Second, "interval between heartbeats to the master leader")
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
+		scrubRate = byteSize(8 << 20)
+		scrubGap  = fs.Duration("scrub-pause", time.Hour, "pause between two full passes of the scrubber")
 	)
 	fs.Var(&capacity, "capacity", "bytes offered to the cluster (K, M, G, T suffixes); 0: the file system's size")
+	fs.Var(&scrubRate, "scrub-rate", "bytes per second the scrubber re-reads and verifies (K, M, G suffixes); 0: no scrubbing")
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -96,6 +99,9 @@ func run(args []string, stderr io.Writer) int {
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fail(2, "-log-level %s: want debug, info, warn or error", *logLevel)
 	}
+	if *scrubGap <= 0 {
+		return fail(2, "-scrub-pause %v: must be positive", *scrubGap)
+	}
 	if *heartbeat <= 0 {
 		return fail(2, "-heartbeat %v: must be positive", *heartbeat)
 	}
@@ -114,13 +120,15 @@ func run(args []string, stderr io.Writer) int {
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	srv, err := chunk.NewServer(chunk.Config{
-		DataDir:   *data,
-		Listen:    *listen,
-		Masters:   ms,
-		Zone:      *zone,
-		Capacity:  uint64(capacity),
-		Heartbeat: *heartbeat,
-		Logger:    log,
+		DataDir:    *data,
+		Listen:     *listen,
+		Masters:    ms,
+		Zone:       *zone,
+		Capacity:   uint64(capacity),
+		Heartbeat:  *heartbeat,
+		Logger:     log,
+		ScrubRate:  uint64(scrubRate),
+		ScrubPause: *scrubGap,
 	})
 	if err != nil {
 		var ce *chunk.ConfigError
