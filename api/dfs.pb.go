@@ -221,6 +221,7 @@ const (
 	SetAttrOp_ATIME_NOW SetAttrOp_Valid = 64
 	SetAttrOp_MTIME_NOW SetAttrOp_Valid = 128
 	SetAttrOp_CTIME     SetAttrOp_Valid = 256 // touch ctime only
+	SetAttrOp_ACCESS    SetAttrOp_Valid = 512 // with ATIME_NOW: a read's atime update, which leaves ctime alone
 )
 
 // Enum value maps for SetAttrOp_Valid.
@@ -236,6 +237,7 @@ var (
 		64:  "ATIME_NOW",
 		128: "MTIME_NOW",
 		256: "CTIME",
+		512: "ACCESS",
 	}
 	SetAttrOp_Valid_value = map[string]int32{
 		"NONE":      0,
@@ -248,6 +250,7 @@ var (
 		"ATIME_NOW": 64,
 		"MTIME_NOW": 128,
 		"CTIME":     256,
+		"ACCESS":    512,
 	}
 )
 
@@ -5914,7 +5917,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\n" +
 	"new_parent\x18\x03 \x01(\x04R\tnewParent\x12\x19\n" +
 	"\bnew_name\x18\x04 \x01(\tR\anewName\x12\x14\n" +
-	"\x05flags\x18\x05 \x01(\rR\x05flags\"\xaf\x02\n" +
+	"\x05flags\x18\x05 \x01(\rR\x05flags\"\xbd\x02\n" +
 	"\tSetAttrOp\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x14\n" +
 	"\x05valid\x18\x02 \x01(\rR\x05valid\x12\x12\n" +
@@ -5923,7 +5926,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x03gid\x18\x05 \x01(\rR\x03gid\x12\x12\n" +
 	"\x04size\x18\x06 \x01(\x04R\x04size\x12\x19\n" +
 	"\batime_ns\x18\a \x01(\x03R\aatimeNs\x12\x19\n" +
-	"\bmtime_ns\x18\b \x01(\x03R\amtimeNs\"x\n" +
+	"\bmtime_ns\x18\b \x01(\x03R\amtimeNs\"\x85\x01\n" +
 	"\x05Valid\x12\b\n" +
 	"\x04NONE\x10\x00\x12\b\n" +
 	"\x04MODE\x10\x01\x12\a\n" +
@@ -5935,7 +5938,8 @@ const file_dfs_proto_rawDesc = "" +
 	"\tATIME_NOW\x10@\x12\x0e\n" +
 	"\tMTIME_NOW\x10\x80\x01\x12\n" +
 	"\n" +
-	"\x05CTIME\x10\x80\x02\"^\n" +
+	"\x05CTIME\x10\x80\x02\x12\v\n" +
+	"\x06ACCESS\x10\x80\x04\"^\n" +
 	"\n" +
 	"SetXattrOp\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x12\n" +
