@@ -161,6 +161,105 @@ func (Errno) EnumDescriptor() ([]byte, []int) {
 	return file_dfs_proto_rawDescGZIP(), []int{0}
 }
 
+// LockKind separates lock namespaces that never conflict with each
+// other, as on Linux: BSD flock locks and POSIX record locks (fcntl
+// F_SETLK and OFD locks).
+type LockKind int32
+
+const (
+	LockKind_FLOCK LockKind = 0
+	LockKind_POSIX LockKind = 1
+)
+
+// Enum value maps for LockKind.
+var (
+	LockKind_name = map[int32]string{
+		0: "FLOCK",
+		1: "POSIX",
+	}
+	LockKind_value = map[string]int32{
+		"FLOCK": 0,
+		"POSIX": 1,
+	}
+)
+
+func (x LockKind) Enum() *LockKind {
+	p := new(LockKind)
+	*p = x
+	return p
+}
+
+func (x LockKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LockKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_dfs_proto_enumTypes[1].Descriptor()
+}
+
+func (LockKind) Type() protoreflect.EnumType {
+	return &file_dfs_proto_enumTypes[1]
+}
+
+func (x LockKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LockKind.Descriptor instead.
+func (LockKind) EnumDescriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{1}
+}
+
+// LockType is what a lock request asks for.
+type LockType int32
+
+const (
+	LockType_UNLOCK LockType = 0
+	LockType_READ   LockType = 1 // shared: F_RDLCK, LOCK_SH
+	LockType_WRITE  LockType = 2 // exclusive: F_WRLCK, LOCK_EX
+)
+
+// Enum value maps for LockType.
+var (
+	LockType_name = map[int32]string{
+		0: "UNLOCK",
+		1: "READ",
+		2: "WRITE",
+	}
+	LockType_value = map[string]int32{
+		"UNLOCK": 0,
+		"READ":   1,
+		"WRITE":  2,
+	}
+)
+
+func (x LockType) Enum() *LockType {
+	p := new(LockType)
+	*p = x
+	return p
+}
+
+func (x LockType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LockType) Descriptor() protoreflect.EnumDescriptor {
+	return file_dfs_proto_enumTypes[2].Descriptor()
+}
+
+func (LockType) Type() protoreflect.EnumType {
+	return &file_dfs_proto_enumTypes[2]
+}
+
+func (x LockType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LockType.Descriptor instead.
+func (LockType) EnumDescriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{2}
+}
+
 type Layout_Kind int32
 
 const (
@@ -191,11 +290,11 @@ func (x Layout_Kind) String() string {
 }
 
 func (Layout_Kind) Descriptor() protoreflect.EnumDescriptor {
-	return file_dfs_proto_enumTypes[1].Descriptor()
+	return file_dfs_proto_enumTypes[3].Descriptor()
 }
 
 func (Layout_Kind) Type() protoreflect.EnumType {
-	return &file_dfs_proto_enumTypes[1]
+	return &file_dfs_proto_enumTypes[3]
 }
 
 func (x Layout_Kind) Number() protoreflect.EnumNumber {
@@ -265,11 +364,11 @@ func (x SetAttrOp_Valid) String() string {
 }
 
 func (SetAttrOp_Valid) Descriptor() protoreflect.EnumDescriptor {
-	return file_dfs_proto_enumTypes[2].Descriptor()
+	return file_dfs_proto_enumTypes[4].Descriptor()
 }
 
 func (SetAttrOp_Valid) Type() protoreflect.EnumType {
-	return &file_dfs_proto_enumTypes[2]
+	return &file_dfs_proto_enumTypes[4]
 }
 
 func (x SetAttrOp_Valid) Number() protoreflect.EnumNumber {
@@ -2017,6 +2116,8 @@ type Op struct {
 	//	*Op_RegisterMaster
 	//	*Op_ReportFailure
 	//	*Op_ReplicaChange
+	//	*Op_Lock
+	//	*Op_CancelLock
 	Op            isOp_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2230,6 +2331,24 @@ func (x *Op) GetReplicaChange() *ReplicaChangeOp {
 	return nil
 }
 
+func (x *Op) GetLock() *LockOp {
+	if x != nil {
+		if x, ok := x.Op.(*Op_Lock); ok {
+			return x.Lock
+		}
+	}
+	return nil
+}
+
+func (x *Op) GetCancelLock() *CancelLockOp {
+	if x != nil {
+		if x, ok := x.Op.(*Op_CancelLock); ok {
+			return x.CancelLock
+		}
+	}
+	return nil
+}
+
 type isOp_Op interface {
 	isOp_Op()
 }
@@ -2310,6 +2429,14 @@ type Op_ReplicaChange struct {
 	ReplicaChange *ReplicaChangeOp `protobuf:"bytes,19,opt,name=replica_change,json=replicaChange,proto3,oneof"`
 }
 
+type Op_Lock struct {
+	Lock *LockOp `protobuf:"bytes,20,opt,name=lock,proto3,oneof"`
+}
+
+type Op_CancelLock struct {
+	CancelLock *CancelLockOp `protobuf:"bytes,21,opt,name=cancel_lock,json=cancelLock,proto3,oneof"`
+}
+
 func (*Op_Create) isOp_Op() {}
 
 func (*Op_Mkdir) isOp_Op() {}
@@ -2348,6 +2475,265 @@ func (*Op_ReportFailure) isOp_Op() {}
 
 func (*Op_ReplicaChange) isOp_Op() {}
 
+func (*Op_Lock) isOp_Op() {}
+
+func (*Op_CancelLock) isOp_Op() {}
+
+// LockOp takes, converts or releases the lock of (session, owner) on a
+// byte range of a file (flock: the whole file). A conflicting request
+// without wait answers EAGAIN with the conflicting lock; with wait it
+// answers waiting = true and the final answer (granted, or EINTR when
+// cancelled) becomes the answer of this same (session, seq), which
+// WaitLock long-polls.
+type LockOp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ino           uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
+	Kind          LockKind               `protobuf:"varint,2,opt,name=kind,proto3,enum=dfs.LockKind" json:"kind,omitempty"`
+	Owner         uint64                 `protobuf:"varint,3,opt,name=owner,proto3" json:"owner,omitempty"` // the kernel's lock owner, unique within the session
+	Type          LockType               `protobuf:"varint,4,opt,name=type,proto3,enum=dfs.LockType" json:"type,omitempty"`
+	Start         uint64                 `protobuf:"varint,5,opt,name=start,proto3" json:"start,omitempty"`
+	End           uint64                 `protobuf:"varint,6,opt,name=end,proto3" json:"end,omitempty"` // inclusive; 2^64-1 runs to the end of the file
+	Pid           uint32                 `protobuf:"varint,7,opt,name=pid,proto3" json:"pid,omitempty"` // the requesting process, reported by F_GETLK
+	Wait          bool                   `protobuf:"varint,8,opt,name=wait,proto3" json:"wait,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LockOp) Reset() {
+	*x = LockOp{}
+	mi := &file_dfs_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LockOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LockOp) ProtoMessage() {}
+
+func (x *LockOp) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LockOp.ProtoReflect.Descriptor instead.
+func (*LockOp) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *LockOp) GetIno() uint64 {
+	if x != nil {
+		return x.Ino
+	}
+	return 0
+}
+
+func (x *LockOp) GetKind() LockKind {
+	if x != nil {
+		return x.Kind
+	}
+	return LockKind_FLOCK
+}
+
+func (x *LockOp) GetOwner() uint64 {
+	if x != nil {
+		return x.Owner
+	}
+	return 0
+}
+
+func (x *LockOp) GetType() LockType {
+	if x != nil {
+		return x.Type
+	}
+	return LockType_UNLOCK
+}
+
+func (x *LockOp) GetStart() uint64 {
+	if x != nil {
+		return x.Start
+	}
+	return 0
+}
+
+func (x *LockOp) GetEnd() uint64 {
+	if x != nil {
+		return x.End
+	}
+	return 0
+}
+
+func (x *LockOp) GetPid() uint32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *LockOp) GetWait() bool {
+	if x != nil {
+		return x.Wait
+	}
+	return false
+}
+
+// CancelLockOp ends the session's wait queued by the LockOp with seq
+// wait_seq. It answers EINTR if the wait was removed, or the grant if
+// the lock was granted first.
+type CancelLockOp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	WaitSeq       uint64                 `protobuf:"varint,1,opt,name=wait_seq,json=waitSeq,proto3" json:"wait_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelLockOp) Reset() {
+	*x = CancelLockOp{}
+	mi := &file_dfs_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelLockOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelLockOp) ProtoMessage() {}
+
+func (x *CancelLockOp) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelLockOp.ProtoReflect.Descriptor instead.
+func (*CancelLockOp) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *CancelLockOp) GetWaitSeq() uint64 {
+	if x != nil {
+		return x.WaitSeq
+	}
+	return 0
+}
+
+// LockInfo describes a held lock: a grant's fencing sequencer, or the
+// lock a request conflicts with.
+type LockInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          LockKind               `protobuf:"varint,1,opt,name=kind,proto3,enum=dfs.LockKind" json:"kind,omitempty"`
+	Type          LockType               `protobuf:"varint,2,opt,name=type,proto3,enum=dfs.LockType" json:"type,omitempty"`
+	Start         uint64                 `protobuf:"varint,3,opt,name=start,proto3" json:"start,omitempty"`
+	End           uint64                 `protobuf:"varint,4,opt,name=end,proto3" json:"end,omitempty"`
+	Pid           uint32                 `protobuf:"varint,5,opt,name=pid,proto3" json:"pid,omitempty"`
+	Session       uint64                 `protobuf:"varint,6,opt,name=session,proto3" json:"session,omitempty"`
+	Owner         uint64                 `protobuf:"varint,7,opt,name=owner,proto3" json:"owner,omitempty"`
+	Sequencer     uint64                 `protobuf:"varint,8,opt,name=sequencer,proto3" json:"sequencer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LockInfo) Reset() {
+	*x = LockInfo{}
+	mi := &file_dfs_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LockInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LockInfo) ProtoMessage() {}
+
+func (x *LockInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LockInfo.ProtoReflect.Descriptor instead.
+func (*LockInfo) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *LockInfo) GetKind() LockKind {
+	if x != nil {
+		return x.Kind
+	}
+	return LockKind_FLOCK
+}
+
+func (x *LockInfo) GetType() LockType {
+	if x != nil {
+		return x.Type
+	}
+	return LockType_UNLOCK
+}
+
+func (x *LockInfo) GetStart() uint64 {
+	if x != nil {
+		return x.Start
+	}
+	return 0
+}
+
+func (x *LockInfo) GetEnd() uint64 {
+	if x != nil {
+		return x.End
+	}
+	return 0
+}
+
+func (x *LockInfo) GetPid() uint32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *LockInfo) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *LockInfo) GetOwner() uint64 {
+	if x != nil {
+		return x.Owner
+	}
+	return 0
+}
+
+func (x *LockInfo) GetSequencer() uint64 {
+	if x != nil {
+		return x.Sequencer
+	}
+	return 0
+}
+
 // MutateRequest carries (session, seq): a retried request with the same
 // pair returns the first answer and has no second effect. acked is the
 // lowest seq of this session whose answer the client has not yet
@@ -2365,7 +2751,7 @@ type MutateRequest struct {
 
 func (x *MutateRequest) Reset() {
 	*x = MutateRequest{}
-	mi := &file_dfs_proto_msgTypes[26]
+	mi := &file_dfs_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2377,7 +2763,7 @@ func (x *MutateRequest) String() string {
 func (*MutateRequest) ProtoMessage() {}
 
 func (x *MutateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[26]
+	mi := &file_dfs_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2390,7 +2776,7 @@ func (x *MutateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MutateRequest.ProtoReflect.Descriptor instead.
 func (*MutateRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{26}
+	return file_dfs_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *MutateRequest) GetSession() uint64 {
@@ -2435,13 +2821,15 @@ type MutateResponse struct {
 	Chunk         *Chunk                 `protobuf:"bytes,3,opt,name=chunk,proto3" json:"chunk,omitempty"`      // AllocChunk
 	Session       uint64                 `protobuf:"varint,4,opt,name=session,proto3" json:"session,omitempty"` // OpenSession
 	Message       string                 `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`  // detail for humans when errno != OK
+	Lock          *LockInfo              `protobuf:"bytes,6,opt,name=lock,proto3" json:"lock,omitempty"`        // LockOp: the grant, or with EAGAIN the conflicting lock
+	Waiting       bool                   `protobuf:"varint,7,opt,name=waiting,proto3" json:"waiting,omitempty"` // LockOp with wait: queued; WaitLock gives the outcome
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MutateResponse) Reset() {
 	*x = MutateResponse{}
-	mi := &file_dfs_proto_msgTypes[27]
+	mi := &file_dfs_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2453,7 +2841,7 @@ func (x *MutateResponse) String() string {
 func (*MutateResponse) ProtoMessage() {}
 
 func (x *MutateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[27]
+	mi := &file_dfs_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2466,7 +2854,7 @@ func (x *MutateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MutateResponse.ProtoReflect.Descriptor instead.
 func (*MutateResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{27}
+	return file_dfs_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *MutateResponse) GetErrno() Errno {
@@ -2504,6 +2892,205 @@ func (x *MutateResponse) GetMessage() string {
 	return ""
 }
 
+func (x *MutateResponse) GetLock() *LockInfo {
+	if x != nil {
+		return x.Lock
+	}
+	return nil
+}
+
+func (x *MutateResponse) GetWaiting() bool {
+	if x != nil {
+		return x.Waiting
+	}
+	return false
+}
+
+// WaitLockRequest asks for the final answer of a waiting LockOp. The
+// leader answers when the lock is granted or the wait cancelled, or with
+// waiting = true after about timeout_ms so the client asks again; after a
+// failover the client asks the new leader with the same (session, seq).
+type WaitLockRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
+	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	TimeoutMs     uint32                 `protobuf:"varint,3,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WaitLockRequest) Reset() {
+	*x = WaitLockRequest{}
+	mi := &file_dfs_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WaitLockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WaitLockRequest) ProtoMessage() {}
+
+func (x *WaitLockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WaitLockRequest.ProtoReflect.Descriptor instead.
+func (*WaitLockRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *WaitLockRequest) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *WaitLockRequest) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *WaitLockRequest) GetTimeoutMs() uint32 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+// GetLockRequest is F_GETLK: the lock that `lock` would conflict with.
+type GetLockRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
+	Lock          *LockOp                `protobuf:"bytes,2,opt,name=lock,proto3" json:"lock,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetLockRequest) Reset() {
+	*x = GetLockRequest{}
+	mi := &file_dfs_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetLockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetLockRequest) ProtoMessage() {}
+
+func (x *GetLockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetLockRequest.ProtoReflect.Descriptor instead.
+func (*GetLockRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *GetLockRequest) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *GetLockRequest) GetLock() *LockOp {
+	if x != nil {
+		return x.Lock
+	}
+	return nil
+}
+
+type GetLockResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Errno         Errno                  `protobuf:"varint,1,opt,name=errno,proto3,enum=dfs.Errno" json:"errno,omitempty"`
+	Conflict      bool                   `protobuf:"varint,2,opt,name=conflict,proto3" json:"conflict,omitempty"`
+	Lock          *LockInfo              `protobuf:"bytes,3,opt,name=lock,proto3" json:"lock,omitempty"`            // when conflict
+	Sequencer     uint64                 `protobuf:"varint,4,opt,name=sequencer,proto3" json:"sequencer,omitempty"` // the largest sequencer the session holds on ino, 0 if none
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetLockResponse) Reset() {
+	*x = GetLockResponse{}
+	mi := &file_dfs_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetLockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetLockResponse) ProtoMessage() {}
+
+func (x *GetLockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetLockResponse.ProtoReflect.Descriptor instead.
+func (*GetLockResponse) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *GetLockResponse) GetErrno() Errno {
+	if x != nil {
+		return x.Errno
+	}
+	return Errno_OK
+}
+
+func (x *GetLockResponse) GetConflict() bool {
+	if x != nil {
+		return x.Conflict
+	}
+	return false
+}
+
+func (x *GetLockResponse) GetLock() *LockInfo {
+	if x != nil {
+		return x.Lock
+	}
+	return nil
+}
+
+func (x *GetLockResponse) GetSequencer() uint64 {
+	if x != nil {
+		return x.Sequencer
+	}
+	return 0
+}
+
 type LookupRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Parent        uint64                 `protobuf:"varint,1,opt,name=parent,proto3" json:"parent,omitempty"`
@@ -2514,7 +3101,7 @@ type LookupRequest struct {
 
 func (x *LookupRequest) Reset() {
 	*x = LookupRequest{}
-	mi := &file_dfs_proto_msgTypes[28]
+	mi := &file_dfs_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2526,7 +3113,7 @@ func (x *LookupRequest) String() string {
 func (*LookupRequest) ProtoMessage() {}
 
 func (x *LookupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[28]
+	mi := &file_dfs_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2539,7 +3126,7 @@ func (x *LookupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupRequest.ProtoReflect.Descriptor instead.
 func (*LookupRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{28}
+	return file_dfs_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *LookupRequest) GetParent() uint64 {
@@ -2565,7 +3152,7 @@ type GetAttrRequest struct {
 
 func (x *GetAttrRequest) Reset() {
 	*x = GetAttrRequest{}
-	mi := &file_dfs_proto_msgTypes[29]
+	mi := &file_dfs_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2577,7 +3164,7 @@ func (x *GetAttrRequest) String() string {
 func (*GetAttrRequest) ProtoMessage() {}
 
 func (x *GetAttrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[29]
+	mi := &file_dfs_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2590,7 +3177,7 @@ func (x *GetAttrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAttrRequest.ProtoReflect.Descriptor instead.
 func (*GetAttrRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{29}
+	return file_dfs_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetAttrRequest) GetIno() uint64 {
@@ -2610,7 +3197,7 @@ type AttrResponse struct {
 
 func (x *AttrResponse) Reset() {
 	*x = AttrResponse{}
-	mi := &file_dfs_proto_msgTypes[30]
+	mi := &file_dfs_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2622,7 +3209,7 @@ func (x *AttrResponse) String() string {
 func (*AttrResponse) ProtoMessage() {}
 
 func (x *AttrResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[30]
+	mi := &file_dfs_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2635,7 +3222,7 @@ func (x *AttrResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttrResponse.ProtoReflect.Descriptor instead.
 func (*AttrResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{30}
+	return file_dfs_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AttrResponse) GetErrno() Errno {
@@ -2664,7 +3251,7 @@ type ReadDirRequest struct {
 
 func (x *ReadDirRequest) Reset() {
 	*x = ReadDirRequest{}
-	mi := &file_dfs_proto_msgTypes[31]
+	mi := &file_dfs_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2676,7 +3263,7 @@ func (x *ReadDirRequest) String() string {
 func (*ReadDirRequest) ProtoMessage() {}
 
 func (x *ReadDirRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[31]
+	mi := &file_dfs_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2689,7 +3276,7 @@ func (x *ReadDirRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadDirRequest.ProtoReflect.Descriptor instead.
 func (*ReadDirRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{31}
+	return file_dfs_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ReadDirRequest) GetIno() uint64 {
@@ -2732,7 +3319,7 @@ type ReadDirResponse struct {
 
 func (x *ReadDirResponse) Reset() {
 	*x = ReadDirResponse{}
-	mi := &file_dfs_proto_msgTypes[32]
+	mi := &file_dfs_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2744,7 +3331,7 @@ func (x *ReadDirResponse) String() string {
 func (*ReadDirResponse) ProtoMessage() {}
 
 func (x *ReadDirResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[32]
+	mi := &file_dfs_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2757,7 +3344,7 @@ func (x *ReadDirResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadDirResponse.ProtoReflect.Descriptor instead.
 func (*ReadDirResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{32}
+	return file_dfs_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ReadDirResponse) GetErrno() Errno {
@@ -2798,7 +3385,7 @@ type GetXattrRequest struct {
 
 func (x *GetXattrRequest) Reset() {
 	*x = GetXattrRequest{}
-	mi := &file_dfs_proto_msgTypes[33]
+	mi := &file_dfs_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2810,7 +3397,7 @@ func (x *GetXattrRequest) String() string {
 func (*GetXattrRequest) ProtoMessage() {}
 
 func (x *GetXattrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[33]
+	mi := &file_dfs_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2823,7 +3410,7 @@ func (x *GetXattrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetXattrRequest.ProtoReflect.Descriptor instead.
 func (*GetXattrRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{33}
+	return file_dfs_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetXattrRequest) GetIno() uint64 {
@@ -2850,7 +3437,7 @@ type GetXattrResponse struct {
 
 func (x *GetXattrResponse) Reset() {
 	*x = GetXattrResponse{}
-	mi := &file_dfs_proto_msgTypes[34]
+	mi := &file_dfs_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2862,7 +3449,7 @@ func (x *GetXattrResponse) String() string {
 func (*GetXattrResponse) ProtoMessage() {}
 
 func (x *GetXattrResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[34]
+	mi := &file_dfs_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2875,7 +3462,7 @@ func (x *GetXattrResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetXattrResponse.ProtoReflect.Descriptor instead.
 func (*GetXattrResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{34}
+	return file_dfs_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetXattrResponse) GetErrno() Errno {
@@ -2901,7 +3488,7 @@ type ListXattrRequest struct {
 
 func (x *ListXattrRequest) Reset() {
 	*x = ListXattrRequest{}
-	mi := &file_dfs_proto_msgTypes[35]
+	mi := &file_dfs_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2913,7 +3500,7 @@ func (x *ListXattrRequest) String() string {
 func (*ListXattrRequest) ProtoMessage() {}
 
 func (x *ListXattrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[35]
+	mi := &file_dfs_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2926,7 +3513,7 @@ func (x *ListXattrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListXattrRequest.ProtoReflect.Descriptor instead.
 func (*ListXattrRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{35}
+	return file_dfs_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListXattrRequest) GetIno() uint64 {
@@ -2946,7 +3533,7 @@ type ListXattrResponse struct {
 
 func (x *ListXattrResponse) Reset() {
 	*x = ListXattrResponse{}
-	mi := &file_dfs_proto_msgTypes[36]
+	mi := &file_dfs_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2958,7 +3545,7 @@ func (x *ListXattrResponse) String() string {
 func (*ListXattrResponse) ProtoMessage() {}
 
 func (x *ListXattrResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[36]
+	mi := &file_dfs_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2971,7 +3558,7 @@ func (x *ListXattrResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListXattrResponse.ProtoReflect.Descriptor instead.
 func (*ListXattrResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{36}
+	return file_dfs_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListXattrResponse) GetErrno() Errno {
@@ -2999,7 +3586,7 @@ type GetChunksRequest struct {
 
 func (x *GetChunksRequest) Reset() {
 	*x = GetChunksRequest{}
-	mi := &file_dfs_proto_msgTypes[37]
+	mi := &file_dfs_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3011,7 +3598,7 @@ func (x *GetChunksRequest) String() string {
 func (*GetChunksRequest) ProtoMessage() {}
 
 func (x *GetChunksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[37]
+	mi := &file_dfs_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3024,7 +3611,7 @@ func (x *GetChunksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChunksRequest.ProtoReflect.Descriptor instead.
 func (*GetChunksRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{37}
+	return file_dfs_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetChunksRequest) GetIno() uint64 {
@@ -3059,7 +3646,7 @@ type GetChunksResponse struct {
 
 func (x *GetChunksResponse) Reset() {
 	*x = GetChunksResponse{}
-	mi := &file_dfs_proto_msgTypes[38]
+	mi := &file_dfs_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3071,7 +3658,7 @@ func (x *GetChunksResponse) String() string {
 func (*GetChunksResponse) ProtoMessage() {}
 
 func (x *GetChunksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[38]
+	mi := &file_dfs_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3084,7 +3671,7 @@ func (x *GetChunksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChunksResponse.ProtoReflect.Descriptor instead.
 func (*GetChunksResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{38}
+	return file_dfs_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetChunksResponse) GetErrno() Errno {
@@ -3116,7 +3703,7 @@ type StatFSRequest struct {
 
 func (x *StatFSRequest) Reset() {
 	*x = StatFSRequest{}
-	mi := &file_dfs_proto_msgTypes[39]
+	mi := &file_dfs_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3128,7 +3715,7 @@ func (x *StatFSRequest) String() string {
 func (*StatFSRequest) ProtoMessage() {}
 
 func (x *StatFSRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[39]
+	mi := &file_dfs_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3141,7 +3728,7 @@ func (x *StatFSRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatFSRequest.ProtoReflect.Descriptor instead.
 func (*StatFSRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{39}
+	return file_dfs_proto_rawDescGZIP(), []int{45}
 }
 
 type StatFSResponse struct {
@@ -3157,7 +3744,7 @@ type StatFSResponse struct {
 
 func (x *StatFSResponse) Reset() {
 	*x = StatFSResponse{}
-	mi := &file_dfs_proto_msgTypes[40]
+	mi := &file_dfs_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3169,7 +3756,7 @@ func (x *StatFSResponse) String() string {
 func (*StatFSResponse) ProtoMessage() {}
 
 func (x *StatFSResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[40]
+	mi := &file_dfs_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3182,7 +3769,7 @@ func (x *StatFSResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatFSResponse.ProtoReflect.Descriptor instead.
 func (*StatFSResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{40}
+	return file_dfs_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *StatFSResponse) GetCapacityBytes() uint64 {
@@ -3229,7 +3816,7 @@ type KeepAliveRequest struct {
 
 func (x *KeepAliveRequest) Reset() {
 	*x = KeepAliveRequest{}
-	mi := &file_dfs_proto_msgTypes[41]
+	mi := &file_dfs_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3241,7 +3828,7 @@ func (x *KeepAliveRequest) String() string {
 func (*KeepAliveRequest) ProtoMessage() {}
 
 func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[41]
+	mi := &file_dfs_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3254,7 +3841,7 @@ func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveRequest.ProtoReflect.Descriptor instead.
 func (*KeepAliveRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{41}
+	return file_dfs_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *KeepAliveRequest) GetSession() uint64 {
@@ -3274,7 +3861,7 @@ type KeepAliveResponse struct {
 
 func (x *KeepAliveResponse) Reset() {
 	*x = KeepAliveResponse{}
-	mi := &file_dfs_proto_msgTypes[42]
+	mi := &file_dfs_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3286,7 +3873,7 @@ func (x *KeepAliveResponse) String() string {
 func (*KeepAliveResponse) ProtoMessage() {}
 
 func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[42]
+	mi := &file_dfs_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3299,7 +3886,7 @@ func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveResponse.ProtoReflect.Descriptor instead.
 func (*KeepAliveResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{42}
+	return file_dfs_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *KeepAliveResponse) GetErrno() Errno {
@@ -3328,7 +3915,7 @@ type ChunkReport struct {
 
 func (x *ChunkReport) Reset() {
 	*x = ChunkReport{}
-	mi := &file_dfs_proto_msgTypes[43]
+	mi := &file_dfs_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3340,7 +3927,7 @@ func (x *ChunkReport) String() string {
 func (*ChunkReport) ProtoMessage() {}
 
 func (x *ChunkReport) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[43]
+	mi := &file_dfs_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3353,7 +3940,7 @@ func (x *ChunkReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkReport.ProtoReflect.Descriptor instead.
 func (*ChunkReport) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{43}
+	return file_dfs_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ChunkReport) GetId() uint64 {
@@ -3404,7 +3991,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_dfs_proto_msgTypes[44]
+	mi := &file_dfs_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3416,7 +4003,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[44]
+	mi := &file_dfs_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3429,7 +4016,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{44}
+	return file_dfs_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *HeartbeatRequest) GetServer() string {
@@ -3507,7 +4094,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_dfs_proto_msgTypes[45]
+	mi := &file_dfs_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3519,7 +4106,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[45]
+	mi := &file_dfs_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3532,7 +4119,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{45}
+	return file_dfs_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *HeartbeatResponse) GetDelete() []*ChunkReport {
@@ -3562,7 +4149,7 @@ type MasterInfo struct {
 
 func (x *MasterInfo) Reset() {
 	*x = MasterInfo{}
-	mi := &file_dfs_proto_msgTypes[46]
+	mi := &file_dfs_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3574,7 +4161,7 @@ func (x *MasterInfo) String() string {
 func (*MasterInfo) ProtoMessage() {}
 
 func (x *MasterInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[46]
+	mi := &file_dfs_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3587,7 +4174,7 @@ func (x *MasterInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MasterInfo.ProtoReflect.Descriptor instead.
 func (*MasterInfo) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{46}
+	return file_dfs_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *MasterInfo) GetId() string {
@@ -3642,7 +4229,7 @@ type ChunkServerInfo struct {
 
 func (x *ChunkServerInfo) Reset() {
 	*x = ChunkServerInfo{}
-	mi := &file_dfs_proto_msgTypes[47]
+	mi := &file_dfs_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3654,7 +4241,7 @@ func (x *ChunkServerInfo) String() string {
 func (*ChunkServerInfo) ProtoMessage() {}
 
 func (x *ChunkServerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[47]
+	mi := &file_dfs_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3667,7 +4254,7 @@ func (x *ChunkServerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkServerInfo.ProtoReflect.Descriptor instead.
 func (*ChunkServerInfo) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{47}
+	return file_dfs_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ChunkServerInfo) GetId() string {
@@ -3741,7 +4328,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_dfs_proto_msgTypes[48]
+	mi := &file_dfs_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3753,7 +4340,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[48]
+	mi := &file_dfs_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3766,7 +4353,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{48}
+	return file_dfs_proto_rawDescGZIP(), []int{54}
 }
 
 // Raft membership, served by the leader.
@@ -3781,7 +4368,7 @@ type AddMasterRequest struct {
 
 func (x *AddMasterRequest) Reset() {
 	*x = AddMasterRequest{}
-	mi := &file_dfs_proto_msgTypes[49]
+	mi := &file_dfs_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3793,7 +4380,7 @@ func (x *AddMasterRequest) String() string {
 func (*AddMasterRequest) ProtoMessage() {}
 
 func (x *AddMasterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[49]
+	mi := &file_dfs_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3806,7 +4393,7 @@ func (x *AddMasterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMasterRequest.ProtoReflect.Descriptor instead.
 func (*AddMasterRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{49}
+	return file_dfs_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *AddMasterRequest) GetId() string {
@@ -3839,7 +4426,7 @@ type RemoveMasterRequest struct {
 
 func (x *RemoveMasterRequest) Reset() {
 	*x = RemoveMasterRequest{}
-	mi := &file_dfs_proto_msgTypes[50]
+	mi := &file_dfs_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3851,7 +4438,7 @@ func (x *RemoveMasterRequest) String() string {
 func (*RemoveMasterRequest) ProtoMessage() {}
 
 func (x *RemoveMasterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[50]
+	mi := &file_dfs_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3864,7 +4451,7 @@ func (x *RemoveMasterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMasterRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMasterRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{50}
+	return file_dfs_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *RemoveMasterRequest) GetId() string {
@@ -3883,7 +4470,7 @@ type MembersResponse struct {
 
 func (x *MembersResponse) Reset() {
 	*x = MembersResponse{}
-	mi := &file_dfs_proto_msgTypes[51]
+	mi := &file_dfs_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3895,7 +4482,7 @@ func (x *MembersResponse) String() string {
 func (*MembersResponse) ProtoMessage() {}
 
 func (x *MembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[51]
+	mi := &file_dfs_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3908,7 +4495,7 @@ func (x *MembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersResponse.ProtoReflect.Descriptor instead.
 func (*MembersResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{51}
+	return file_dfs_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *MembersResponse) GetMasters() []*MasterInfo {
@@ -3928,7 +4515,7 @@ type FsckRequest struct {
 
 func (x *FsckRequest) Reset() {
 	*x = FsckRequest{}
-	mi := &file_dfs_proto_msgTypes[52]
+	mi := &file_dfs_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3940,7 +4527,7 @@ func (x *FsckRequest) String() string {
 func (*FsckRequest) ProtoMessage() {}
 
 func (x *FsckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[52]
+	mi := &file_dfs_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3953,7 +4540,7 @@ func (x *FsckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FsckRequest.ProtoReflect.Descriptor instead.
 func (*FsckRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{52}
+	return file_dfs_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *FsckRequest) GetLimit() uint32 {
@@ -3981,7 +4568,7 @@ type FsckProblem struct {
 
 func (x *FsckProblem) Reset() {
 	*x = FsckProblem{}
-	mi := &file_dfs_proto_msgTypes[53]
+	mi := &file_dfs_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3993,7 +4580,7 @@ func (x *FsckProblem) String() string {
 func (*FsckProblem) ProtoMessage() {}
 
 func (x *FsckProblem) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[53]
+	mi := &file_dfs_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4006,7 +4593,7 @@ func (x *FsckProblem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FsckProblem.ProtoReflect.Descriptor instead.
 func (*FsckProblem) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{53}
+	return file_dfs_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *FsckProblem) GetPath() string {
@@ -4086,7 +4673,7 @@ type FsckResponse struct {
 
 func (x *FsckResponse) Reset() {
 	*x = FsckResponse{}
-	mi := &file_dfs_proto_msgTypes[54]
+	mi := &file_dfs_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4098,7 +4685,7 @@ func (x *FsckResponse) String() string {
 func (*FsckResponse) ProtoMessage() {}
 
 func (x *FsckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[54]
+	mi := &file_dfs_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4111,7 +4698,7 @@ func (x *FsckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FsckResponse.ProtoReflect.Descriptor instead.
 func (*FsckResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{54}
+	return file_dfs_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *FsckResponse) GetFiles() uint64 {
@@ -4166,13 +4753,15 @@ type StatusResponse struct {
 	Sessions      uint64                 `protobuf:"varint,6,opt,name=sessions,proto3" json:"sessions,omitempty"`
 	AppliedIndex  uint64                 `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	LogicalBytes  uint64                 `protobuf:"varint,8,opt,name=logical_bytes,json=logicalBytes,proto3" json:"logical_bytes,omitempty"`
+	Locks         uint64                 `protobuf:"varint,9,opt,name=locks,proto3" json:"locks,omitempty"`
+	LockWaiters   uint64                 `protobuf:"varint,10,opt,name=lock_waiters,json=lockWaiters,proto3" json:"lock_waiters,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_dfs_proto_msgTypes[55]
+	mi := &file_dfs_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4184,7 +4773,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[55]
+	mi := &file_dfs_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4197,7 +4786,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{55}
+	return file_dfs_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *StatusResponse) GetLeader() string {
@@ -4256,6 +4845,20 @@ func (x *StatusResponse) GetLogicalBytes() uint64 {
 	return 0
 }
 
+func (x *StatusResponse) GetLocks() uint64 {
+	if x != nil {
+		return x.Locks
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetLockWaiters() uint64 {
+	if x != nil {
+		return x.LockWaiters
+	}
+	return 0
+}
+
 // NotLeader is attached as a status detail (code Unavailable) by a master
 // that cannot serve a call because it is not the leader.
 type NotLeader struct {
@@ -4268,7 +4871,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_dfs_proto_msgTypes[56]
+	mi := &file_dfs_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4280,7 +4883,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[56]
+	mi := &file_dfs_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4293,7 +4896,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{56}
+	return file_dfs_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *NotLeader) GetLeaderAddr() string {
@@ -4329,7 +4932,7 @@ type SetChunkRequest struct {
 
 func (x *SetChunkRequest) Reset() {
 	*x = SetChunkRequest{}
-	mi := &file_dfs_proto_msgTypes[57]
+	mi := &file_dfs_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4341,7 +4944,7 @@ func (x *SetChunkRequest) String() string {
 func (*SetChunkRequest) ProtoMessage() {}
 
 func (x *SetChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[57]
+	mi := &file_dfs_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4354,7 +4957,7 @@ func (x *SetChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetChunkRequest.ProtoReflect.Descriptor instead.
 func (*SetChunkRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{57}
+	return file_dfs_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *SetChunkRequest) GetId() uint64 {
@@ -4416,7 +5019,7 @@ type SetChunkResponse struct {
 
 func (x *SetChunkResponse) Reset() {
 	*x = SetChunkResponse{}
-	mi := &file_dfs_proto_msgTypes[58]
+	mi := &file_dfs_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4428,7 +5031,7 @@ func (x *SetChunkResponse) String() string {
 func (*SetChunkResponse) ProtoMessage() {}
 
 func (x *SetChunkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[58]
+	mi := &file_dfs_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4441,7 +5044,7 @@ func (x *SetChunkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetChunkResponse.ProtoReflect.Descriptor instead.
 func (*SetChunkResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{58}
+	return file_dfs_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *SetChunkResponse) GetErrno() Errno {
@@ -4482,7 +5085,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_dfs_proto_msgTypes[59]
+	mi := &file_dfs_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4494,7 +5097,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[59]
+	mi := &file_dfs_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4507,7 +5110,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{59}
+	return file_dfs_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *WriteRequest) GetId() uint64 {
@@ -4584,7 +5187,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_dfs_proto_msgTypes[60]
+	mi := &file_dfs_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4596,7 +5199,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[60]
+	mi := &file_dfs_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4609,7 +5212,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{60}
+	return file_dfs_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *WriteResponse) GetErrno() Errno {
@@ -4646,7 +5249,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_dfs_proto_msgTypes[61]
+	mi := &file_dfs_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4658,7 +5261,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[61]
+	mi := &file_dfs_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4671,7 +5274,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{61}
+	return file_dfs_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ReadRequest) GetId() uint64 {
@@ -4720,7 +5323,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_dfs_proto_msgTypes[62]
+	mi := &file_dfs_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4732,7 +5335,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[62]
+	mi := &file_dfs_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4745,7 +5348,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{62}
+	return file_dfs_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ReadResponse) GetErrno() Errno {
@@ -4780,7 +5383,7 @@ type SyncRequest struct {
 
 func (x *SyncRequest) Reset() {
 	*x = SyncRequest{}
-	mi := &file_dfs_proto_msgTypes[63]
+	mi := &file_dfs_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4792,7 +5395,7 @@ func (x *SyncRequest) String() string {
 func (*SyncRequest) ProtoMessage() {}
 
 func (x *SyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[63]
+	mi := &file_dfs_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4805,7 +5408,7 @@ func (x *SyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRequest.ProtoReflect.Descriptor instead.
 func (*SyncRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{63}
+	return file_dfs_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *SyncRequest) GetId() uint64 {
@@ -4839,7 +5442,7 @@ type SyncResponse struct {
 
 func (x *SyncResponse) Reset() {
 	*x = SyncResponse{}
-	mi := &file_dfs_proto_msgTypes[64]
+	mi := &file_dfs_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4851,7 +5454,7 @@ func (x *SyncResponse) String() string {
 func (*SyncResponse) ProtoMessage() {}
 
 func (x *SyncResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[64]
+	mi := &file_dfs_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4864,7 +5467,7 @@ func (x *SyncResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncResponse.ProtoReflect.Descriptor instead.
 func (*SyncResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{64}
+	return file_dfs_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *SyncResponse) GetErrno() Errno {
@@ -4898,7 +5501,7 @@ type ReplicateRequest struct {
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_dfs_proto_msgTypes[65]
+	mi := &file_dfs_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4910,7 +5513,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[65]
+	mi := &file_dfs_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4923,7 +5526,7 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{65}
+	return file_dfs_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ReplicateRequest) GetId() uint64 {
@@ -4979,7 +5582,7 @@ type ReplicateResponse struct {
 
 func (x *ReplicateResponse) Reset() {
 	*x = ReplicateResponse{}
-	mi := &file_dfs_proto_msgTypes[66]
+	mi := &file_dfs_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4991,7 +5594,7 @@ func (x *ReplicateResponse) String() string {
 func (*ReplicateResponse) ProtoMessage() {}
 
 func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[66]
+	mi := &file_dfs_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5004,7 +5607,7 @@ func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicateResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{66}
+	return file_dfs_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ReplicateResponse) GetErrno() Errno {
@@ -5039,7 +5642,7 @@ type RegisterServerCmd struct {
 
 func (x *RegisterServerCmd) Reset() {
 	*x = RegisterServerCmd{}
-	mi := &file_dfs_proto_msgTypes[67]
+	mi := &file_dfs_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5051,7 +5654,7 @@ func (x *RegisterServerCmd) String() string {
 func (*RegisterServerCmd) ProtoMessage() {}
 
 func (x *RegisterServerCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[67]
+	mi := &file_dfs_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5064,7 +5667,7 @@ func (x *RegisterServerCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterServerCmd.ProtoReflect.Descriptor instead.
 func (*RegisterServerCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{67}
+	return file_dfs_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *RegisterServerCmd) GetId() string {
@@ -5097,7 +5700,7 @@ type ExpireSessionCmd struct {
 
 func (x *ExpireSessionCmd) Reset() {
 	*x = ExpireSessionCmd{}
-	mi := &file_dfs_proto_msgTypes[68]
+	mi := &file_dfs_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5109,7 +5712,7 @@ func (x *ExpireSessionCmd) String() string {
 func (*ExpireSessionCmd) ProtoMessage() {}
 
 func (x *ExpireSessionCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[68]
+	mi := &file_dfs_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5122,7 +5725,7 @@ func (x *ExpireSessionCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireSessionCmd.ProtoReflect.Descriptor instead.
 func (*ExpireSessionCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{68}
+	return file_dfs_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ExpireSessionCmd) GetSession() uint64 {
@@ -5141,7 +5744,7 @@ type DeleteChunksCmd struct {
 
 func (x *DeleteChunksCmd) Reset() {
 	*x = DeleteChunksCmd{}
-	mi := &file_dfs_proto_msgTypes[69]
+	mi := &file_dfs_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5153,7 +5756,7 @@ func (x *DeleteChunksCmd) String() string {
 func (*DeleteChunksCmd) ProtoMessage() {}
 
 func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[69]
+	mi := &file_dfs_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5166,7 +5769,7 @@ func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteChunksCmd.ProtoReflect.Descriptor instead.
 func (*DeleteChunksCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{69}
+	return file_dfs_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *DeleteChunksCmd) GetIds() []uint64 {
@@ -5199,7 +5802,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_dfs_proto_msgTypes[70]
+	mi := &file_dfs_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5211,7 +5814,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[70]
+	mi := &file_dfs_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5224,7 +5827,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{70}
+	return file_dfs_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *Command) GetSession() uint64 {
@@ -5321,7 +5924,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_dfs_proto_msgTypes[71]
+	mi := &file_dfs_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5333,7 +5936,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[71]
+	mi := &file_dfs_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5346,7 +5949,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{71}
+	return file_dfs_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *Batch) GetCommands() []*Command {
@@ -5366,13 +5969,16 @@ type SnapshotHeader struct {
 	Sessions      uint64                 `protobuf:"varint,6,opt,name=sessions,proto3" json:"sessions,omitempty"`
 	Servers       []*RegisterServerCmd   `protobuf:"bytes,7,rep,name=servers,proto3" json:"servers,omitempty"`
 	Masters       []*RegisterMasterOp    `protobuf:"bytes,8,rep,name=masters,proto3" json:"masters,omitempty"`
+	LastSequencer uint64                 `protobuf:"varint,9,opt,name=last_sequencer,json=lastSequencer,proto3" json:"last_sequencer,omitempty"` // never reused, across restarts
+	Locks         []*SnapshotLock        `protobuf:"bytes,10,rep,name=locks,proto3" json:"locks,omitempty"`
+	Waiters       []*SnapshotLock        `protobuf:"bytes,11,rep,name=waiters,proto3" json:"waiters,omitempty"` // in queue order
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_dfs_proto_msgTypes[72]
+	mi := &file_dfs_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5384,7 +5990,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[72]
+	mi := &file_dfs_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5397,7 +6003,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{72}
+	return file_dfs_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -5456,6 +6062,104 @@ func (x *SnapshotHeader) GetMasters() []*RegisterMasterOp {
 	return nil
 }
 
+func (x *SnapshotHeader) GetLastSequencer() uint64 {
+	if x != nil {
+		return x.LastSequencer
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetLocks() []*SnapshotLock {
+	if x != nil {
+		return x.Locks
+	}
+	return nil
+}
+
+func (x *SnapshotHeader) GetWaiters() []*SnapshotLock {
+	if x != nil {
+		return x.Waiters
+	}
+	return nil
+}
+
+// SnapshotLock is a held lock (wait_seq 0) or a queued request.
+type SnapshotLock struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Op            *LockOp                `protobuf:"bytes,1,opt,name=op,proto3" json:"op,omitempty"` // ino, kind, owner, type, range, pid
+	Session       uint64                 `protobuf:"varint,2,opt,name=session,proto3" json:"session,omitempty"`
+	Sequencer     uint64                 `protobuf:"varint,3,opt,name=sequencer,proto3" json:"sequencer,omitempty"`
+	TimeNs        int64                  `protobuf:"varint,4,opt,name=time_ns,json=timeNs,proto3" json:"time_ns,omitempty"` // granted or queued at
+	WaitSeq       uint64                 `protobuf:"varint,5,opt,name=wait_seq,json=waitSeq,proto3" json:"wait_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotLock) Reset() {
+	*x = SnapshotLock{}
+	mi := &file_dfs_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotLock) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotLock) ProtoMessage() {}
+
+func (x *SnapshotLock) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotLock.ProtoReflect.Descriptor instead.
+func (*SnapshotLock) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *SnapshotLock) GetOp() *LockOp {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+func (x *SnapshotLock) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *SnapshotLock) GetSequencer() uint64 {
+	if x != nil {
+		return x.Sequencer
+	}
+	return 0
+}
+
+func (x *SnapshotLock) GetTimeNs() int64 {
+	if x != nil {
+		return x.TimeNs
+	}
+	return 0
+}
+
+func (x *SnapshotLock) GetWaitSeq() uint64 {
+	if x != nil {
+		return x.WaitSeq
+	}
+	return 0
+}
+
 type SnapshotDirEntry struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -5467,7 +6171,7 @@ type SnapshotDirEntry struct {
 
 func (x *SnapshotDirEntry) Reset() {
 	*x = SnapshotDirEntry{}
-	mi := &file_dfs_proto_msgTypes[73]
+	mi := &file_dfs_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5479,7 +6183,7 @@ func (x *SnapshotDirEntry) String() string {
 func (*SnapshotDirEntry) ProtoMessage() {}
 
 func (x *SnapshotDirEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[73]
+	mi := &file_dfs_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5492,7 +6196,7 @@ func (x *SnapshotDirEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotDirEntry.ProtoReflect.Descriptor instead.
 func (*SnapshotDirEntry) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{73}
+	return file_dfs_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *SnapshotDirEntry) GetName() string {
@@ -5530,7 +6234,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_dfs_proto_msgTypes[74]
+	mi := &file_dfs_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5542,7 +6246,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[74]
+	mi := &file_dfs_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5555,7 +6259,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{74}
+	return file_dfs_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *SnapshotChunk) GetIndex() uint64 {
@@ -5615,7 +6319,7 @@ type SnapshotInode struct {
 
 func (x *SnapshotInode) Reset() {
 	*x = SnapshotInode{}
-	mi := &file_dfs_proto_msgTypes[75]
+	mi := &file_dfs_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5627,7 +6331,7 @@ func (x *SnapshotInode) String() string {
 func (*SnapshotInode) ProtoMessage() {}
 
 func (x *SnapshotInode) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[75]
+	mi := &file_dfs_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5640,7 +6344,7 @@ func (x *SnapshotInode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotInode.ProtoReflect.Descriptor instead.
 func (*SnapshotInode) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{75}
+	return file_dfs_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *SnapshotInode) GetAttr() *Attr {
@@ -5702,7 +6406,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_dfs_proto_msgTypes[76]
+	mi := &file_dfs_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5714,7 +6418,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[76]
+	mi := &file_dfs_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5727,7 +6431,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{76}
+	return file_dfs_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *SnapshotResponse) GetSeq() uint64 {
@@ -5758,7 +6462,7 @@ type SnapshotSession struct {
 
 func (x *SnapshotSession) Reset() {
 	*x = SnapshotSession{}
-	mi := &file_dfs_proto_msgTypes[77]
+	mi := &file_dfs_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5770,7 +6474,7 @@ func (x *SnapshotSession) String() string {
 func (*SnapshotSession) ProtoMessage() {}
 
 func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[77]
+	mi := &file_dfs_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5783,7 +6487,7 @@ func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSession.ProtoReflect.Descriptor instead.
 func (*SnapshotSession) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{77}
+	return file_dfs_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *SnapshotSession) GetId() uint64 {
@@ -5980,7 +6684,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\aversion\x18\x04 \x01(\x04R\aversion\x12\x10\n" +
 	"\x03add\x18\x05 \x03(\tR\x03add\x12\x12\n" +
 	"\x04drop\x18\x06 \x03(\tR\x04drop\x12\x14\n" +
-	"\x05fence\x18\a \x01(\bR\x05fence\"\xa9\a\n" +
+	"\x05fence\x18\a \x01(\bR\x05fence\"\x82\b\n" +
 	"\x02Op\x12'\n" +
 	"\x06create\x18\x01 \x01(\v2\r.dfs.CreateOpH\x00R\x06create\x12$\n" +
 	"\x05mkdir\x18\x02 \x01(\v2\f.dfs.MkdirOpH\x00R\x05mkdir\x12*\n" +
@@ -6002,14 +6706,37 @@ const file_dfs_proto_rawDesc = "" +
 	"\rclose_session\x18\x10 \x01(\v2\x13.dfs.CloseSessionOpH\x00R\fcloseSession\x12@\n" +
 	"\x0fregister_master\x18\x11 \x01(\v2\x15.dfs.RegisterMasterOpH\x00R\x0eregisterMaster\x12=\n" +
 	"\x0ereport_failure\x18\x12 \x01(\v2\x14.dfs.ReportFailureOpH\x00R\rreportFailure\x12=\n" +
-	"\x0ereplica_change\x18\x13 \x01(\v2\x14.dfs.ReplicaChangeOpH\x00R\rreplicaChangeB\x04\n" +
-	"\x02op\"\x8f\x01\n" +
+	"\x0ereplica_change\x18\x13 \x01(\v2\x14.dfs.ReplicaChangeOpH\x00R\rreplicaChange\x12!\n" +
+	"\x04lock\x18\x14 \x01(\v2\v.dfs.LockOpH\x00R\x04lock\x124\n" +
+	"\vcancel_lock\x18\x15 \x01(\v2\x11.dfs.CancelLockOpH\x00R\n" +
+	"cancelLockB\x04\n" +
+	"\x02op\"\xc4\x01\n" +
+	"\x06LockOp\x12\x10\n" +
+	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12!\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\r.dfs.LockKindR\x04kind\x12\x14\n" +
+	"\x05owner\x18\x03 \x01(\x04R\x05owner\x12!\n" +
+	"\x04type\x18\x04 \x01(\x0e2\r.dfs.LockTypeR\x04type\x12\x14\n" +
+	"\x05start\x18\x05 \x01(\x04R\x05start\x12\x10\n" +
+	"\x03end\x18\x06 \x01(\x04R\x03end\x12\x10\n" +
+	"\x03pid\x18\a \x01(\rR\x03pid\x12\x12\n" +
+	"\x04wait\x18\b \x01(\bR\x04wait\")\n" +
+	"\fCancelLockOp\x12\x19\n" +
+	"\bwait_seq\x18\x01 \x01(\x04R\awaitSeq\"\xd8\x01\n" +
+	"\bLockInfo\x12!\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\r.dfs.LockKindR\x04kind\x12!\n" +
+	"\x04type\x18\x02 \x01(\x0e2\r.dfs.LockTypeR\x04type\x12\x14\n" +
+	"\x05start\x18\x03 \x01(\x04R\x05start\x12\x10\n" +
+	"\x03end\x18\x04 \x01(\x04R\x03end\x12\x10\n" +
+	"\x03pid\x18\x05 \x01(\rR\x03pid\x12\x18\n" +
+	"\asession\x18\x06 \x01(\x04R\asession\x12\x14\n" +
+	"\x05owner\x18\a \x01(\x04R\x05owner\x12\x1c\n" +
+	"\tsequencer\x18\b \x01(\x04R\tsequencer\"\x8f\x01\n" +
 	"\rMutateRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05acked\x18\x03 \x01(\x04R\x05acked\x12#\n" +
 	"\x06caller\x18\x04 \x01(\v2\v.dfs.CallerR\x06caller\x12\x17\n" +
-	"\x02op\x18\x05 \x01(\v2\a.dfs.OpR\x02op\"\xa7\x01\n" +
+	"\x02op\x18\x05 \x01(\v2\a.dfs.OpR\x02op\"\xe4\x01\n" +
 	"\x0eMutateResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x1d\n" +
@@ -6017,7 +6744,23 @@ const file_dfs_proto_rawDesc = "" +
 	"\x05chunk\x18\x03 \x01(\v2\n" +
 	".dfs.ChunkR\x05chunk\x12\x18\n" +
 	"\asession\x18\x04 \x01(\x04R\asession\x12\x18\n" +
-	"\amessage\x18\x05 \x01(\tR\amessage\";\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\x12!\n" +
+	"\x04lock\x18\x06 \x01(\v2\r.dfs.LockInfoR\x04lock\x12\x18\n" +
+	"\awaiting\x18\a \x01(\bR\awaiting\"\\\n" +
+	"\x0fWaitLockRequest\x12\x18\n" +
+	"\asession\x18\x01 \x01(\x04R\asession\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x03 \x01(\rR\ttimeoutMs\"K\n" +
+	"\x0eGetLockRequest\x12\x18\n" +
+	"\asession\x18\x01 \x01(\x04R\asession\x12\x1f\n" +
+	"\x04lock\x18\x02 \x01(\v2\v.dfs.LockOpR\x04lock\"\x90\x01\n" +
+	"\x0fGetLockResponse\x12 \n" +
+	"\x05errno\x18\x01 \x01(\x0e2\n" +
+	".dfs.ErrnoR\x05errno\x12\x1a\n" +
+	"\bconflict\x18\x02 \x01(\bR\bconflict\x12!\n" +
+	"\x04lock\x18\x03 \x01(\v2\r.dfs.LockInfoR\x04lock\x12\x1c\n" +
+	"\tsequencer\x18\x04 \x01(\x04R\tsequencer\";\n" +
 	"\rLookupRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"\"\n" +
@@ -6141,7 +6884,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\ahealthy\x18\x03 \x01(\x04R\ahealthy\x12,\n" +
 	"\bproblems\x18\x04 \x03(\v2\x10.dfs.FsckProblemR\bproblems\x12#\n" +
 	"\rproblem_count\x18\x05 \x01(\x04R\fproblemCount\x12\x1a\n" +
-	"\bcomplete\x18\x06 \x01(\bR\bcomplete\"\x99\x02\n" +
+	"\bcomplete\x18\x06 \x01(\bR\bcomplete\"\xd2\x02\n" +
 	"\x0eStatusResponse\x12\x16\n" +
 	"\x06leader\x18\x01 \x01(\tR\x06leader\x12)\n" +
 	"\amasters\x18\x02 \x03(\v2\x0f.dfs.MasterInfoR\amasters\x12.\n" +
@@ -6150,7 +6893,10 @@ const file_dfs_proto_rawDesc = "" +
 	"\x06chunks\x18\x05 \x01(\x04R\x06chunks\x12\x1a\n" +
 	"\bsessions\x18\x06 \x01(\x04R\bsessions\x12#\n" +
 	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\x12#\n" +
-	"\rlogical_bytes\x18\b \x01(\x04R\flogicalBytes\"F\n" +
+	"\rlogical_bytes\x18\b \x01(\x04R\flogicalBytes\x12\x14\n" +
+	"\x05locks\x18\t \x01(\x04R\x05locks\x12!\n" +
+	"\flock_waiters\x18\n" +
+	" \x01(\x04R\vlockWaiters\"F\n" +
 	"\tNotLeader\x12\x1f\n" +
 	"\vleader_addr\x18\x01 \x01(\tR\n" +
 	"leaderAddr\x12\x18\n" +
@@ -6240,7 +6986,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x0eexpire_session\x18\v \x01(\v2\x15.dfs.ExpireSessionCmdR\rexpireSession\x129\n" +
 	"\rdelete_chunks\x18\f \x01(\v2\x14.dfs.DeleteChunksCmdR\fdeleteChunks\"1\n" +
 	"\x05Batch\x12(\n" +
-	"\bcommands\x18\x01 \x03(\v2\f.dfs.CommandR\bcommands\"\x9c\x02\n" +
+	"\bcommands\x18\x01 \x03(\v2\f.dfs.CommandR\bcommands\"\x99\x03\n" +
 	"\x0eSnapshotHeader\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12\x19\n" +
 	"\bnext_ino\x18\x02 \x01(\x04R\anextIno\x12\x1d\n" +
@@ -6250,7 +6996,17 @@ const file_dfs_proto_rawDesc = "" +
 	"\x06inodes\x18\x05 \x01(\x04R\x06inodes\x12\x1a\n" +
 	"\bsessions\x18\x06 \x01(\x04R\bsessions\x120\n" +
 	"\aservers\x18\a \x03(\v2\x16.dfs.RegisterServerCmdR\aservers\x12/\n" +
-	"\amasters\x18\b \x03(\v2\x15.dfs.RegisterMasterOpR\amasters\"P\n" +
+	"\amasters\x18\b \x03(\v2\x15.dfs.RegisterMasterOpR\amasters\x12%\n" +
+	"\x0elast_sequencer\x18\t \x01(\x04R\rlastSequencer\x12'\n" +
+	"\x05locks\x18\n" +
+	" \x03(\v2\x11.dfs.SnapshotLockR\x05locks\x12+\n" +
+	"\awaiters\x18\v \x03(\v2\x11.dfs.SnapshotLockR\awaiters\"\x97\x01\n" +
+	"\fSnapshotLock\x12\x1b\n" +
+	"\x02op\x18\x01 \x01(\v2\v.dfs.LockOpR\x02op\x12\x18\n" +
+	"\asession\x18\x02 \x01(\x04R\asession\x12\x1c\n" +
+	"\tsequencer\x18\x03 \x01(\x04R\tsequencer\x12\x17\n" +
+	"\atime_ns\x18\x04 \x01(\x03R\x06timeNs\x12\x19\n" +
+	"\bwait_seq\x18\x05 \x01(\x04R\awaitSeq\"P\n" +
 	"\x10SnapshotDirEntry\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03ino\x18\x02 \x01(\x04R\x03ino\x12\x16\n" +
@@ -6332,7 +7088,15 @@ const file_dfs_proto_rawDesc = "" +
 	"\tEOVERFLOW\x10K\x12\v\n" +
 	"\aENOTSUP\x10_\x12\n" +
 	"\n" +
-	"\x06ESTALE\x10t2\x8b\x06\n" +
+	"\x06ESTALE\x10t* \n" +
+	"\bLockKind\x12\t\n" +
+	"\x05FLOCK\x10\x00\x12\t\n" +
+	"\x05POSIX\x10\x01*+\n" +
+	"\bLockType\x12\n" +
+	"\n" +
+	"\x06UNLOCK\x10\x00\x12\b\n" +
+	"\x04READ\x10\x01\x12\t\n" +
+	"\x05WRITE\x10\x022\xf8\x06\n" +
 	"\x06Master\x121\n" +
 	"\x06Mutate\x12\x12.dfs.MutateRequest\x1a\x13.dfs.MutateResponse\x12/\n" +
 	"\x06Lookup\x12\x12.dfs.LookupRequest\x1a\x11.dfs.AttrResponse\x121\n" +
@@ -6347,7 +7111,9 @@ const file_dfs_proto_rawDesc = "" +
 	"\x06Status\x12\x12.dfs.StatusRequest\x1a\x13.dfs.StatusResponse\x128\n" +
 	"\tAddMaster\x12\x15.dfs.AddMasterRequest\x1a\x14.dfs.MembersResponse\x12>\n" +
 	"\fRemoveMaster\x12\x18.dfs.RemoveMasterRequest\x1a\x14.dfs.MembersResponse\x12+\n" +
-	"\x04Fsck\x12\x10.dfs.FsckRequest\x1a\x11.dfs.FsckResponse2\x8c\x02\n" +
+	"\x04Fsck\x12\x10.dfs.FsckRequest\x1a\x11.dfs.FsckResponse\x125\n" +
+	"\bWaitLock\x12\x14.dfs.WaitLockRequest\x1a\x13.dfs.MutateResponse\x124\n" +
+	"\aGetLock\x12\x13.dfs.GetLockRequest\x1a\x14.dfs.GetLockResponse2\x8c\x02\n" +
 	"\vChunkServer\x127\n" +
 	"\bSetChunk\x12\x14.dfs.SetChunkRequest\x1a\x15.dfs.SetChunkResponse\x12.\n" +
 	"\x05Write\x12\x11.dfs.WriteRequest\x1a\x12.dfs.WriteResponse\x12+\n" +
@@ -6367,207 +7133,233 @@ func file_dfs_proto_rawDescGZIP() []byte {
 	return file_dfs_proto_rawDescData
 }
 
-var file_dfs_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 80)
+var file_dfs_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 87)
 var file_dfs_proto_goTypes = []any{
 	(Errno)(0),                  // 0: dfs.Errno
-	(Layout_Kind)(0),            // 1: dfs.Layout.Kind
-	(SetAttrOp_Valid)(0),        // 2: dfs.SetAttrOp.Valid
-	(*Layout)(nil),              // 3: dfs.Layout
-	(*Attr)(nil),                // 4: dfs.Attr
-	(*Replica)(nil),             // 5: dfs.Replica
-	(*Chunk)(nil),               // 6: dfs.Chunk
-	(*DirEntry)(nil),            // 7: dfs.DirEntry
-	(*Caller)(nil),              // 8: dfs.Caller
-	(*CreateOp)(nil),            // 9: dfs.CreateOp
-	(*MkdirOp)(nil),             // 10: dfs.MkdirOp
-	(*SymlinkOp)(nil),           // 11: dfs.SymlinkOp
-	(*LinkOp)(nil),              // 12: dfs.LinkOp
-	(*UnlinkOp)(nil),            // 13: dfs.UnlinkOp
-	(*RmdirOp)(nil),             // 14: dfs.RmdirOp
-	(*RenameOp)(nil),            // 15: dfs.RenameOp
-	(*SetAttrOp)(nil),           // 16: dfs.SetAttrOp
-	(*SetXattrOp)(nil),          // 17: dfs.SetXattrOp
-	(*RemoveXattrOp)(nil),       // 18: dfs.RemoveXattrOp
-	(*AllocChunkOp)(nil),        // 19: dfs.AllocChunkOp
-	(*CommitWriteOp)(nil),       // 20: dfs.CommitWriteOp
-	(*OpenOp)(nil),              // 21: dfs.OpenOp
-	(*ReleaseOp)(nil),           // 22: dfs.ReleaseOp
-	(*OpenSessionOp)(nil),       // 23: dfs.OpenSessionOp
-	(*CloseSessionOp)(nil),      // 24: dfs.CloseSessionOp
-	(*RegisterMasterOp)(nil),    // 25: dfs.RegisterMasterOp
-	(*ReportFailureOp)(nil),     // 26: dfs.ReportFailureOp
-	(*ReplicaChangeOp)(nil),     // 27: dfs.ReplicaChangeOp
-	(*Op)(nil),                  // 28: dfs.Op
-	(*MutateRequest)(nil),       // 29: dfs.MutateRequest
-	(*MutateResponse)(nil),      // 30: dfs.MutateResponse
-	(*LookupRequest)(nil),       // 31: dfs.LookupRequest
-	(*GetAttrRequest)(nil),      // 32: dfs.GetAttrRequest
-	(*AttrResponse)(nil),        // 33: dfs.AttrResponse
-	(*ReadDirRequest)(nil),      // 34: dfs.ReadDirRequest
-	(*ReadDirResponse)(nil),     // 35: dfs.ReadDirResponse
-	(*GetXattrRequest)(nil),     // 36: dfs.GetXattrRequest
-	(*GetXattrResponse)(nil),    // 37: dfs.GetXattrResponse
-	(*ListXattrRequest)(nil),    // 38: dfs.ListXattrRequest
-	(*ListXattrResponse)(nil),   // 39: dfs.ListXattrResponse
-	(*GetChunksRequest)(nil),    // 40: dfs.GetChunksRequest
-	(*GetChunksResponse)(nil),   // 41: dfs.GetChunksResponse
-	(*StatFSRequest)(nil),       // 42: dfs.StatFSRequest
-	(*StatFSResponse)(nil),      // 43: dfs.StatFSResponse
-	(*KeepAliveRequest)(nil),    // 44: dfs.KeepAliveRequest
-	(*KeepAliveResponse)(nil),   // 45: dfs.KeepAliveResponse
-	(*ChunkReport)(nil),         // 46: dfs.ChunkReport
-	(*HeartbeatRequest)(nil),    // 47: dfs.HeartbeatRequest
-	(*HeartbeatResponse)(nil),   // 48: dfs.HeartbeatResponse
-	(*MasterInfo)(nil),          // 49: dfs.MasterInfo
-	(*ChunkServerInfo)(nil),     // 50: dfs.ChunkServerInfo
-	(*StatusRequest)(nil),       // 51: dfs.StatusRequest
-	(*AddMasterRequest)(nil),    // 52: dfs.AddMasterRequest
-	(*RemoveMasterRequest)(nil), // 53: dfs.RemoveMasterRequest
-	(*MembersResponse)(nil),     // 54: dfs.MembersResponse
-	(*FsckRequest)(nil),         // 55: dfs.FsckRequest
-	(*FsckProblem)(nil),         // 56: dfs.FsckProblem
-	(*FsckResponse)(nil),        // 57: dfs.FsckResponse
-	(*StatusResponse)(nil),      // 58: dfs.StatusResponse
-	(*NotLeader)(nil),           // 59: dfs.NotLeader
-	(*SetChunkRequest)(nil),     // 60: dfs.SetChunkRequest
-	(*SetChunkResponse)(nil),    // 61: dfs.SetChunkResponse
-	(*WriteRequest)(nil),        // 62: dfs.WriteRequest
-	(*WriteResponse)(nil),       // 63: dfs.WriteResponse
-	(*ReadRequest)(nil),         // 64: dfs.ReadRequest
-	(*ReadResponse)(nil),        // 65: dfs.ReadResponse
-	(*SyncRequest)(nil),         // 66: dfs.SyncRequest
-	(*SyncResponse)(nil),        // 67: dfs.SyncResponse
-	(*ReplicateRequest)(nil),    // 68: dfs.ReplicateRequest
-	(*ReplicateResponse)(nil),   // 69: dfs.ReplicateResponse
-	(*RegisterServerCmd)(nil),   // 70: dfs.RegisterServerCmd
-	(*ExpireSessionCmd)(nil),    // 71: dfs.ExpireSessionCmd
-	(*DeleteChunksCmd)(nil),     // 72: dfs.DeleteChunksCmd
-	(*Command)(nil),             // 73: dfs.Command
-	(*Batch)(nil),               // 74: dfs.Batch
-	(*SnapshotHeader)(nil),      // 75: dfs.SnapshotHeader
-	(*SnapshotDirEntry)(nil),    // 76: dfs.SnapshotDirEntry
-	(*SnapshotChunk)(nil),       // 77: dfs.SnapshotChunk
-	(*SnapshotInode)(nil),       // 78: dfs.SnapshotInode
-	(*SnapshotResponse)(nil),    // 79: dfs.SnapshotResponse
-	(*SnapshotSession)(nil),     // 80: dfs.SnapshotSession
-	nil,                         // 81: dfs.SnapshotInode.XattrsEntry
-	nil,                         // 82: dfs.SnapshotSession.OpensEntry
+	(LockKind)(0),               // 1: dfs.LockKind
+	(LockType)(0),               // 2: dfs.LockType
+	(Layout_Kind)(0),            // 3: dfs.Layout.Kind
+	(SetAttrOp_Valid)(0),        // 4: dfs.SetAttrOp.Valid
+	(*Layout)(nil),              // 5: dfs.Layout
+	(*Attr)(nil),                // 6: dfs.Attr
+	(*Replica)(nil),             // 7: dfs.Replica
+	(*Chunk)(nil),               // 8: dfs.Chunk
+	(*DirEntry)(nil),            // 9: dfs.DirEntry
+	(*Caller)(nil),              // 10: dfs.Caller
+	(*CreateOp)(nil),            // 11: dfs.CreateOp
+	(*MkdirOp)(nil),             // 12: dfs.MkdirOp
+	(*SymlinkOp)(nil),           // 13: dfs.SymlinkOp
+	(*LinkOp)(nil),              // 14: dfs.LinkOp
+	(*UnlinkOp)(nil),            // 15: dfs.UnlinkOp
+	(*RmdirOp)(nil),             // 16: dfs.RmdirOp
+	(*RenameOp)(nil),            // 17: dfs.RenameOp
+	(*SetAttrOp)(nil),           // 18: dfs.SetAttrOp
+	(*SetXattrOp)(nil),          // 19: dfs.SetXattrOp
+	(*RemoveXattrOp)(nil),       // 20: dfs.RemoveXattrOp
+	(*AllocChunkOp)(nil),        // 21: dfs.AllocChunkOp
+	(*CommitWriteOp)(nil),       // 22: dfs.CommitWriteOp
+	(*OpenOp)(nil),              // 23: dfs.OpenOp
+	(*ReleaseOp)(nil),           // 24: dfs.ReleaseOp
+	(*OpenSessionOp)(nil),       // 25: dfs.OpenSessionOp
+	(*CloseSessionOp)(nil),      // 26: dfs.CloseSessionOp
+	(*RegisterMasterOp)(nil),    // 27: dfs.RegisterMasterOp
+	(*ReportFailureOp)(nil),     // 28: dfs.ReportFailureOp
+	(*ReplicaChangeOp)(nil),     // 29: dfs.ReplicaChangeOp
+	(*Op)(nil),                  // 30: dfs.Op
+	(*LockOp)(nil),              // 31: dfs.LockOp
+	(*CancelLockOp)(nil),        // 32: dfs.CancelLockOp
+	(*LockInfo)(nil),            // 33: dfs.LockInfo
+	(*MutateRequest)(nil),       // 34: dfs.MutateRequest
+	(*MutateResponse)(nil),      // 35: dfs.MutateResponse
+	(*WaitLockRequest)(nil),     // 36: dfs.WaitLockRequest
+	(*GetLockRequest)(nil),      // 37: dfs.GetLockRequest
+	(*GetLockResponse)(nil),     // 38: dfs.GetLockResponse
+	(*LookupRequest)(nil),       // 39: dfs.LookupRequest
+	(*GetAttrRequest)(nil),      // 40: dfs.GetAttrRequest
+	(*AttrResponse)(nil),        // 41: dfs.AttrResponse
+	(*ReadDirRequest)(nil),      // 42: dfs.ReadDirRequest
+	(*ReadDirResponse)(nil),     // 43: dfs.ReadDirResponse
+	(*GetXattrRequest)(nil),     // 44: dfs.GetXattrRequest
+	(*GetXattrResponse)(nil),    // 45: dfs.GetXattrResponse
+	(*ListXattrRequest)(nil),    // 46: dfs.ListXattrRequest
+	(*ListXattrResponse)(nil),   // 47: dfs.ListXattrResponse
+	(*GetChunksRequest)(nil),    // 48: dfs.GetChunksRequest
+	(*GetChunksResponse)(nil),   // 49: dfs.GetChunksResponse
+	(*StatFSRequest)(nil),       // 50: dfs.StatFSRequest
+	(*StatFSResponse)(nil),      // 51: dfs.StatFSResponse
+	(*KeepAliveRequest)(nil),    // 52: dfs.KeepAliveRequest
+	(*KeepAliveResponse)(nil),   // 53: dfs.KeepAliveResponse
+	(*ChunkReport)(nil),         // 54: dfs.ChunkReport
+	(*HeartbeatRequest)(nil),    // 55: dfs.HeartbeatRequest
+	(*HeartbeatResponse)(nil),   // 56: dfs.HeartbeatResponse
+	(*MasterInfo)(nil),          // 57: dfs.MasterInfo
+	(*ChunkServerInfo)(nil),     // 58: dfs.ChunkServerInfo
+	(*StatusRequest)(nil),       // 59: dfs.StatusRequest
+	(*AddMasterRequest)(nil),    // 60: dfs.AddMasterRequest
+	(*RemoveMasterRequest)(nil), // 61: dfs.RemoveMasterRequest
+	(*MembersResponse)(nil),     // 62: dfs.MembersResponse
+	(*FsckRequest)(nil),         // 63: dfs.FsckRequest
+	(*FsckProblem)(nil),         // 64: dfs.FsckProblem
+	(*FsckResponse)(nil),        // 65: dfs.FsckResponse
+	(*StatusResponse)(nil),      // 66: dfs.StatusResponse
+	(*NotLeader)(nil),           // 67: dfs.NotLeader
+	(*SetChunkRequest)(nil),     // 68: dfs.SetChunkRequest
+	(*SetChunkResponse)(nil),    // 69: dfs.SetChunkResponse
+	(*WriteRequest)(nil),        // 70: dfs.WriteRequest
+	(*WriteResponse)(nil),       // 71: dfs.WriteResponse
+	(*ReadRequest)(nil),         // 72: dfs.ReadRequest
+	(*ReadResponse)(nil),        // 73: dfs.ReadResponse
+	(*SyncRequest)(nil),         // 74: dfs.SyncRequest
+	(*SyncResponse)(nil),        // 75: dfs.SyncResponse
+	(*ReplicateRequest)(nil),    // 76: dfs.ReplicateRequest
+	(*ReplicateResponse)(nil),   // 77: dfs.ReplicateResponse
+	(*RegisterServerCmd)(nil),   // 78: dfs.RegisterServerCmd
+	(*ExpireSessionCmd)(nil),    // 79: dfs.ExpireSessionCmd
+	(*DeleteChunksCmd)(nil),     // 80: dfs.DeleteChunksCmd
+	(*Command)(nil),             // 81: dfs.Command
+	(*Batch)(nil),               // 82: dfs.Batch
+	(*SnapshotHeader)(nil),      // 83: dfs.SnapshotHeader
+	(*SnapshotLock)(nil),        // 84: dfs.SnapshotLock
+	(*SnapshotDirEntry)(nil),    // 85: dfs.SnapshotDirEntry
+	(*SnapshotChunk)(nil),       // 86: dfs.SnapshotChunk
+	(*SnapshotInode)(nil),       // 87: dfs.SnapshotInode
+	(*SnapshotResponse)(nil),    // 88: dfs.SnapshotResponse
+	(*SnapshotSession)(nil),     // 89: dfs.SnapshotSession
+	nil,                         // 90: dfs.SnapshotInode.XattrsEntry
+	nil,                         // 91: dfs.SnapshotSession.OpensEntry
 }
 var file_dfs_proto_depIdxs = []int32{
-	1,  // 0: dfs.Layout.kind:type_name -> dfs.Layout.Kind
-	3,  // 1: dfs.Attr.layout:type_name -> dfs.Layout
-	5,  // 2: dfs.Chunk.replicas:type_name -> dfs.Replica
-	3,  // 3: dfs.Chunk.layout:type_name -> dfs.Layout
-	9,  // 4: dfs.Op.create:type_name -> dfs.CreateOp
-	10, // 5: dfs.Op.mkdir:type_name -> dfs.MkdirOp
-	11, // 6: dfs.Op.symlink:type_name -> dfs.SymlinkOp
-	12, // 7: dfs.Op.link:type_name -> dfs.LinkOp
-	13, // 8: dfs.Op.unlink:type_name -> dfs.UnlinkOp
-	14, // 9: dfs.Op.rmdir:type_name -> dfs.RmdirOp
-	15, // 10: dfs.Op.rename:type_name -> dfs.RenameOp
-	16, // 11: dfs.Op.set_attr:type_name -> dfs.SetAttrOp
-	17, // 12: dfs.Op.set_xattr:type_name -> dfs.SetXattrOp
-	18, // 13: dfs.Op.remove_xattr:type_name -> dfs.RemoveXattrOp
-	19, // 14: dfs.Op.alloc_chunk:type_name -> dfs.AllocChunkOp
-	20, // 15: dfs.Op.commit_write:type_name -> dfs.CommitWriteOp
-	21, // 16: dfs.Op.open:type_name -> dfs.OpenOp
-	22, // 17: dfs.Op.release:type_name -> dfs.ReleaseOp
-	23, // 18: dfs.Op.open_session:type_name -> dfs.OpenSessionOp
-	24, // 19: dfs.Op.close_session:type_name -> dfs.CloseSessionOp
-	25, // 20: dfs.Op.register_master:type_name -> dfs.RegisterMasterOp
-	26, // 21: dfs.Op.report_failure:type_name -> dfs.ReportFailureOp
-	27, // 22: dfs.Op.replica_change:type_name -> dfs.ReplicaChangeOp
-	8,  // 23: dfs.MutateRequest.caller:type_name -> dfs.Caller
-	28, // 24: dfs.MutateRequest.op:type_name -> dfs.Op
-	0,  // 25: dfs.MutateResponse.errno:type_name -> dfs.Errno
-	4,  // 26: dfs.MutateResponse.attr:type_name -> dfs.Attr
-	6,  // 27: dfs.MutateResponse.chunk:type_name -> dfs.Chunk
-	0,  // 28: dfs.AttrResponse.errno:type_name -> dfs.Errno
-	4,  // 29: dfs.AttrResponse.attr:type_name -> dfs.Attr
-	0,  // 30: dfs.ReadDirResponse.errno:type_name -> dfs.Errno
-	7,  // 31: dfs.ReadDirResponse.entries:type_name -> dfs.DirEntry
-	4,  // 32: dfs.ReadDirResponse.attrs:type_name -> dfs.Attr
-	0,  // 33: dfs.GetXattrResponse.errno:type_name -> dfs.Errno
-	0,  // 34: dfs.ListXattrResponse.errno:type_name -> dfs.Errno
-	0,  // 35: dfs.GetChunksResponse.errno:type_name -> dfs.Errno
-	6,  // 36: dfs.GetChunksResponse.chunks:type_name -> dfs.Chunk
-	4,  // 37: dfs.GetChunksResponse.attr:type_name -> dfs.Attr
-	0,  // 38: dfs.KeepAliveResponse.errno:type_name -> dfs.Errno
-	46, // 39: dfs.HeartbeatRequest.chunks:type_name -> dfs.ChunkReport
-	46, // 40: dfs.HeartbeatRequest.corrupt:type_name -> dfs.ChunkReport
-	46, // 41: dfs.HeartbeatResponse.delete:type_name -> dfs.ChunkReport
-	49, // 42: dfs.MembersResponse.masters:type_name -> dfs.MasterInfo
-	56, // 43: dfs.FsckResponse.problems:type_name -> dfs.FsckProblem
-	49, // 44: dfs.StatusResponse.masters:type_name -> dfs.MasterInfo
-	50, // 45: dfs.StatusResponse.servers:type_name -> dfs.ChunkServerInfo
-	5,  // 46: dfs.SetChunkRequest.replicas:type_name -> dfs.Replica
-	0,  // 47: dfs.SetChunkResponse.errno:type_name -> dfs.Errno
-	5,  // 48: dfs.WriteRequest.forward:type_name -> dfs.Replica
-	0,  // 49: dfs.WriteResponse.errno:type_name -> dfs.Errno
-	0,  // 50: dfs.ReadResponse.errno:type_name -> dfs.Errno
-	5,  // 51: dfs.SyncRequest.forward:type_name -> dfs.Replica
-	0,  // 52: dfs.SyncResponse.errno:type_name -> dfs.Errno
-	5,  // 53: dfs.ReplicateRequest.source:type_name -> dfs.Replica
-	0,  // 54: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
-	8,  // 55: dfs.Command.caller:type_name -> dfs.Caller
-	28, // 56: dfs.Command.op:type_name -> dfs.Op
-	70, // 57: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
-	71, // 58: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
-	72, // 59: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
-	73, // 60: dfs.Batch.commands:type_name -> dfs.Command
-	70, // 61: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
-	25, // 62: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
-	4,  // 63: dfs.SnapshotInode.attr:type_name -> dfs.Attr
-	81, // 64: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
-	76, // 65: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
-	77, // 66: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
-	30, // 67: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
-	79, // 68: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
-	82, // 69: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
-	29, // 70: dfs.Master.Mutate:input_type -> dfs.MutateRequest
-	31, // 71: dfs.Master.Lookup:input_type -> dfs.LookupRequest
-	32, // 72: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
-	34, // 73: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
-	36, // 74: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
-	38, // 75: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
-	40, // 76: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
-	42, // 77: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
-	44, // 78: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
-	47, // 79: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
-	51, // 80: dfs.Master.Status:input_type -> dfs.StatusRequest
-	52, // 81: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
-	53, // 82: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
-	55, // 83: dfs.Master.Fsck:input_type -> dfs.FsckRequest
-	60, // 84: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
-	62, // 85: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
-	64, // 86: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
-	66, // 87: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
-	68, // 88: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
-	30, // 89: dfs.Master.Mutate:output_type -> dfs.MutateResponse
-	33, // 90: dfs.Master.Lookup:output_type -> dfs.AttrResponse
-	33, // 91: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
-	35, // 92: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
-	37, // 93: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
-	39, // 94: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
-	41, // 95: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
-	43, // 96: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
-	45, // 97: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
-	48, // 98: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
-	58, // 99: dfs.Master.Status:output_type -> dfs.StatusResponse
-	54, // 100: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
-	54, // 101: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
-	57, // 102: dfs.Master.Fsck:output_type -> dfs.FsckResponse
-	61, // 103: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
-	63, // 104: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
-	65, // 105: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
-	67, // 106: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
-	69, // 107: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
-	89, // [89:108] is the sub-list for method output_type
-	70, // [70:89] is the sub-list for method input_type
-	70, // [70:70] is the sub-list for extension type_name
-	70, // [70:70] is the sub-list for extension extendee
-	0,  // [0:70] is the sub-list for field type_name
+	3,   // 0: dfs.Layout.kind:type_name -> dfs.Layout.Kind
+	5,   // 1: dfs.Attr.layout:type_name -> dfs.Layout
+	7,   // 2: dfs.Chunk.replicas:type_name -> dfs.Replica
+	5,   // 3: dfs.Chunk.layout:type_name -> dfs.Layout
+	11,  // 4: dfs.Op.create:type_name -> dfs.CreateOp
+	12,  // 5: dfs.Op.mkdir:type_name -> dfs.MkdirOp
+	13,  // 6: dfs.Op.symlink:type_name -> dfs.SymlinkOp
+	14,  // 7: dfs.Op.link:type_name -> dfs.LinkOp
+	15,  // 8: dfs.Op.unlink:type_name -> dfs.UnlinkOp
+	16,  // 9: dfs.Op.rmdir:type_name -> dfs.RmdirOp
+	17,  // 10: dfs.Op.rename:type_name -> dfs.RenameOp
+	18,  // 11: dfs.Op.set_attr:type_name -> dfs.SetAttrOp
+	19,  // 12: dfs.Op.set_xattr:type_name -> dfs.SetXattrOp
+	20,  // 13: dfs.Op.remove_xattr:type_name -> dfs.RemoveXattrOp
+	21,  // 14: dfs.Op.alloc_chunk:type_name -> dfs.AllocChunkOp
+	22,  // 15: dfs.Op.commit_write:type_name -> dfs.CommitWriteOp
+	23,  // 16: dfs.Op.open:type_name -> dfs.OpenOp
+	24,  // 17: dfs.Op.release:type_name -> dfs.ReleaseOp
+	25,  // 18: dfs.Op.open_session:type_name -> dfs.OpenSessionOp
+	26,  // 19: dfs.Op.close_session:type_name -> dfs.CloseSessionOp
+	27,  // 20: dfs.Op.register_master:type_name -> dfs.RegisterMasterOp
+	28,  // 21: dfs.Op.report_failure:type_name -> dfs.ReportFailureOp
+	29,  // 22: dfs.Op.replica_change:type_name -> dfs.ReplicaChangeOp
+	31,  // 23: dfs.Op.lock:type_name -> dfs.LockOp
+	32,  // 24: dfs.Op.cancel_lock:type_name -> dfs.CancelLockOp
+	1,   // 25: dfs.LockOp.kind:type_name -> dfs.LockKind
+	2,   // 26: dfs.LockOp.type:type_name -> dfs.LockType
+	1,   // 27: dfs.LockInfo.kind:type_name -> dfs.LockKind
+	2,   // 28: dfs.LockInfo.type:type_name -> dfs.LockType
+	10,  // 29: dfs.MutateRequest.caller:type_name -> dfs.Caller
+	30,  // 30: dfs.MutateRequest.op:type_name -> dfs.Op
+	0,   // 31: dfs.MutateResponse.errno:type_name -> dfs.Errno
+	6,   // 32: dfs.MutateResponse.attr:type_name -> dfs.Attr
+	8,   // 33: dfs.MutateResponse.chunk:type_name -> dfs.Chunk
+	33,  // 34: dfs.MutateResponse.lock:type_name -> dfs.LockInfo
+	31,  // 35: dfs.GetLockRequest.lock:type_name -> dfs.LockOp
+	0,   // 36: dfs.GetLockResponse.errno:type_name -> dfs.Errno
+	33,  // 37: dfs.GetLockResponse.lock:type_name -> dfs.LockInfo
+	0,   // 38: dfs.AttrResponse.errno:type_name -> dfs.Errno
+	6,   // 39: dfs.AttrResponse.attr:type_name -> dfs.Attr
+	0,   // 40: dfs.ReadDirResponse.errno:type_name -> dfs.Errno
+	9,   // 41: dfs.ReadDirResponse.entries:type_name -> dfs.DirEntry
+	6,   // 42: dfs.ReadDirResponse.attrs:type_name -> dfs.Attr
+	0,   // 43: dfs.GetXattrResponse.errno:type_name -> dfs.Errno
+	0,   // 44: dfs.ListXattrResponse.errno:type_name -> dfs.Errno
+	0,   // 45: dfs.GetChunksResponse.errno:type_name -> dfs.Errno
+	8,   // 46: dfs.GetChunksResponse.chunks:type_name -> dfs.Chunk
+	6,   // 47: dfs.GetChunksResponse.attr:type_name -> dfs.Attr
+	0,   // 48: dfs.KeepAliveResponse.errno:type_name -> dfs.Errno
+	54,  // 49: dfs.HeartbeatRequest.chunks:type_name -> dfs.ChunkReport
+	54,  // 50: dfs.HeartbeatRequest.corrupt:type_name -> dfs.ChunkReport
+	54,  // 51: dfs.HeartbeatResponse.delete:type_name -> dfs.ChunkReport
+	57,  // 52: dfs.MembersResponse.masters:type_name -> dfs.MasterInfo
+	64,  // 53: dfs.FsckResponse.problems:type_name -> dfs.FsckProblem
+	57,  // 54: dfs.StatusResponse.masters:type_name -> dfs.MasterInfo
+	58,  // 55: dfs.StatusResponse.servers:type_name -> dfs.ChunkServerInfo
+	7,   // 56: dfs.SetChunkRequest.replicas:type_name -> dfs.Replica
+	0,   // 57: dfs.SetChunkResponse.errno:type_name -> dfs.Errno
+	7,   // 58: dfs.WriteRequest.forward:type_name -> dfs.Replica
+	0,   // 59: dfs.WriteResponse.errno:type_name -> dfs.Errno
+	0,   // 60: dfs.ReadResponse.errno:type_name -> dfs.Errno
+	7,   // 61: dfs.SyncRequest.forward:type_name -> dfs.Replica
+	0,   // 62: dfs.SyncResponse.errno:type_name -> dfs.Errno
+	7,   // 63: dfs.ReplicateRequest.source:type_name -> dfs.Replica
+	0,   // 64: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
+	10,  // 65: dfs.Command.caller:type_name -> dfs.Caller
+	30,  // 66: dfs.Command.op:type_name -> dfs.Op
+	78,  // 67: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
+	79,  // 68: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
+	80,  // 69: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
+	81,  // 70: dfs.Batch.commands:type_name -> dfs.Command
+	78,  // 71: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
+	27,  // 72: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
+	84,  // 73: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
+	84,  // 74: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
+	31,  // 75: dfs.SnapshotLock.op:type_name -> dfs.LockOp
+	6,   // 76: dfs.SnapshotInode.attr:type_name -> dfs.Attr
+	90,  // 77: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
+	85,  // 78: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
+	86,  // 79: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
+	35,  // 80: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
+	88,  // 81: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
+	91,  // 82: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
+	34,  // 83: dfs.Master.Mutate:input_type -> dfs.MutateRequest
+	39,  // 84: dfs.Master.Lookup:input_type -> dfs.LookupRequest
+	40,  // 85: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
+	42,  // 86: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
+	44,  // 87: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
+	46,  // 88: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
+	48,  // 89: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
+	50,  // 90: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
+	52,  // 91: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
+	55,  // 92: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
+	59,  // 93: dfs.Master.Status:input_type -> dfs.StatusRequest
+	60,  // 94: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
+	61,  // 95: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
+	63,  // 96: dfs.Master.Fsck:input_type -> dfs.FsckRequest
+	36,  // 97: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
+	37,  // 98: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
+	68,  // 99: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
+	70,  // 100: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
+	72,  // 101: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
+	74,  // 102: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
+	76,  // 103: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
+	35,  // 104: dfs.Master.Mutate:output_type -> dfs.MutateResponse
+	41,  // 105: dfs.Master.Lookup:output_type -> dfs.AttrResponse
+	41,  // 106: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
+	43,  // 107: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
+	45,  // 108: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
+	47,  // 109: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
+	49,  // 110: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
+	51,  // 111: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
+	53,  // 112: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
+	56,  // 113: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
+	66,  // 114: dfs.Master.Status:output_type -> dfs.StatusResponse
+	62,  // 115: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
+	62,  // 116: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
+	65,  // 117: dfs.Master.Fsck:output_type -> dfs.FsckResponse
+	35,  // 118: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
+	38,  // 119: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
+	69,  // 120: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
+	71,  // 121: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
+	73,  // 122: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
+	75,  // 123: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
+	77,  // 124: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
+	104, // [104:125] is the sub-list for method output_type
+	83,  // [83:104] is the sub-list for method input_type
+	83,  // [83:83] is the sub-list for extension type_name
+	83,  // [83:83] is the sub-list for extension extendee
+	0,   // [0:83] is the sub-list for field type_name
 }
 
 func init() { file_dfs_proto_init() }
@@ -6595,14 +7387,16 @@ func file_dfs_proto_init() {
 		(*Op_RegisterMaster)(nil),
 		(*Op_ReportFailure)(nil),
 		(*Op_ReplicaChange)(nil),
+		(*Op_Lock)(nil),
+		(*Op_CancelLock)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dfs_proto_rawDesc), len(file_dfs_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   80,
+			NumEnums:      5,
+			NumMessages:   87,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -37,6 +37,8 @@ const (
 	Master_AddMaster_FullMethodName    = "/dfs.Master/AddMaster"
 	Master_RemoveMaster_FullMethodName = "/dfs.Master/RemoveMaster"
 	Master_Fsck_FullMethodName         = "/dfs.Master/Fsck"
+	Master_WaitLock_FullMethodName     = "/dfs.Master/WaitLock"
+	Master_GetLock_FullMethodName      = "/dfs.Master/GetLock"
 )
 
 // MasterClient is the client API for Master service.
@@ -57,6 +59,8 @@ type MasterClient interface {
 	AddMaster(ctx context.Context, in *AddMasterRequest, opts ...grpc.CallOption) (*MembersResponse, error)
 	RemoveMaster(ctx context.Context, in *RemoveMasterRequest, opts ...grpc.CallOption) (*MembersResponse, error)
 	Fsck(ctx context.Context, in *FsckRequest, opts ...grpc.CallOption) (*FsckResponse, error)
+	WaitLock(ctx context.Context, in *WaitLockRequest, opts ...grpc.CallOption) (*MutateResponse, error)
+	GetLock(ctx context.Context, in *GetLockRequest, opts ...grpc.CallOption) (*GetLockResponse, error)
 }
 
 type masterClient struct {
@@ -207,6 +211,26 @@ func (c *masterClient) Fsck(ctx context.Context, in *FsckRequest, opts ...grpc.C
 	return out, nil
 }
 
+func (c *masterClient) WaitLock(ctx context.Context, in *WaitLockRequest, opts ...grpc.CallOption) (*MutateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MutateResponse)
+	err := c.cc.Invoke(ctx, Master_WaitLock_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *masterClient) GetLock(ctx context.Context, in *GetLockRequest, opts ...grpc.CallOption) (*GetLockResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetLockResponse)
+	err := c.cc.Invoke(ctx, Master_GetLock_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MasterServer is the server API for Master service.
 // All implementations must embed UnimplementedMasterServer
 // for forward compatibility.
@@ -225,6 +249,8 @@ type MasterServer interface {
 	AddMaster(context.Context, *AddMasterRequest) (*MembersResponse, error)
 	RemoveMaster(context.Context, *RemoveMasterRequest) (*MembersResponse, error)
 	Fsck(context.Context, *FsckRequest) (*FsckResponse, error)
+	WaitLock(context.Context, *WaitLockRequest) (*MutateResponse, error)
+	GetLock(context.Context, *GetLockRequest) (*GetLockResponse, error)
 	mustEmbedUnimplementedMasterServer()
 }
 
@@ -276,6 +302,12 @@ func (UnimplementedMasterServer) RemoveMaster(context.Context, *RemoveMasterRequ
 }
 func (UnimplementedMasterServer) Fsck(context.Context, *FsckRequest) (*FsckResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Fsck not implemented")
+}
+func (UnimplementedMasterServer) WaitLock(context.Context, *WaitLockRequest) (*MutateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method WaitLock not implemented")
+}
+func (UnimplementedMasterServer) GetLock(context.Context, *GetLockRequest) (*GetLockResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetLock not implemented")
 }
 func (UnimplementedMasterServer) mustEmbedUnimplementedMasterServer() {}
 func (UnimplementedMasterServer) testEmbeddedByValue()                {}
@@ -550,6 +582,42 @@ func _Master_Fsck_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Master_WaitLock_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WaitLockRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MasterServer).WaitLock(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Master_WaitLock_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MasterServer).WaitLock(ctx, req.(*WaitLockRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Master_GetLock_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetLockRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MasterServer).GetLock(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Master_GetLock_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MasterServer).GetLock(ctx, req.(*GetLockRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Master_ServiceDesc is the grpc.ServiceDesc for Master service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -612,6 +680,14 @@ var Master_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Fsck",
 			Handler:    _Master_Fsck_Handler,
+		},
+		{
+			MethodName: "WaitLock",
+			Handler:    _Master_WaitLock_Handler,
+		},
+		{
+			MethodName: "GetLock",
+			Handler:    _Master_GetLock_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
