@@ -105,7 +105,11 @@ func (f *FSM) applyCommand(c *api.Command) *api.MutateResponse {
 		return f.openSession(c, os.OpenSession)
 	}
 	if rm, ok := c.Op.Op.(*api.Op_RegisterMaster); ok {
-		f.masters[rm.RegisterMaster.Id] = rm.RegisterMaster.Addr
+		if rm.RegisterMaster.Addr == "" {
+			delete(f.masters, rm.RegisterMaster.Id) // removed from the group
+		} else {
+			f.masters[rm.RegisterMaster.Id] = rm.RegisterMaster.Addr
+		}
 		return &api.MutateResponse{}
 	}
 	var s *session
@@ -218,6 +222,8 @@ func (f *FSM) applyOp(c *api.Command, s *session) *api.MutateResponse {
 			f.closeSession(s.id, c.NowNs)
 		}
 		return &api.MutateResponse{}
+	case *api.Op_ReplicaChange:
+		return f.replicaChange(c, op.ReplicaChange)
 	}
 	return errResp(api.Errno_ENOSYS, fmt.Sprintf("unknown op %T", c.Op.Op))
 }

@@ -44,7 +44,20 @@ type Config struct {
 	SessionGrace      time.Duration // added to every session by a new leader; 0: 5s
 	ChunkLease        time.Duration // primary lease; 0: 60s
 	ServerDeadAfter   time.Duration // chunkserver considered down after; 0: 10s
-	Logger            *slog.Logger
+	// DeadAfter is how long a chunkserver may be silent before its
+	// copies count as lost and are re-replicated elsewhere; 0: 5m.
+	DeadAfter time.Duration
+	// RepairConcurrency bounds the chunk copies in flight; 0: 4.
+	RepairConcurrency int
+	// RepairRate bounds each copy's bytes per second; 0: no limit.
+	RepairRate uint64
+	// FullReportInterval is how often each chunkserver lists every chunk
+	// it holds (and so how soon deleted files free space); 0: 30s.
+	FullReportInterval time.Duration
+	// Join makes a master with no state wait to be added to an existing
+	// group (dfsctl members add) instead of bootstrapping one.
+	Join   bool
+	Logger *slog.Logger
 }
 
 // ParseCluster parses "m1=HOST:PORT,m2=HOST:PORT".
@@ -101,10 +114,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ID == "" {
 		return nil, errors.New("-id: empty")
 	}
-	if len(cfg.Cluster) == 0 {
+	if cfg.Join && len(cfg.Cluster) > 0 {
+		return nil, errors.New("-join and -cluster exclude each other: a joining master learns the members from the leader")
+	}
+	if len(cfg.Cluster) == 0 && !cfg.Join {
 		cfg.Cluster = map[string]string{cfg.ID: cfg.RaftAddr}
 	}
-	if addr, found := cfg.Cluster[cfg.ID]; !found {
+	if cfg.Join {
+		// Nothing to check: the group's leader adds this master.
+	} else if addr, found := cfg.Cluster[cfg.ID]; !found {
 		return nil, fmt.Errorf("-cluster does not list this master's -id %q", cfg.ID)
 	} else if addr != cfg.RaftAddr {
 		return nil, fmt.Errorf("-cluster gives %s the Raft address %s but -raft is %s", cfg.ID, addr, cfg.RaftAddr)
@@ -146,6 +164,11 @@ func setDefaults(c *Config) {
 	def(&c.SessionGrace, 5*time.Second)
 	def(&c.ChunkLease, 60*time.Second)
 	def(&c.ServerDeadAfter, 10*time.Second)
+	def(&c.DeadAfter, 5*time.Minute)
+	def(&c.FullReportInterval, 30*time.Second)
+	if c.RepairConcurrency <= 0 {
+		c.RepairConcurrency = 4
+	}
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = 8192
 	}
@@ -215,7 +238,10 @@ func (s *Server) openRaft() error {
 	if err != nil {
 		return fmt.Errorf("-data %s: %w", cfg.DataDir, err)
 	}
-	if !existing {
+	if !existing && cfg.Join {
+		s.log.Info("no Raft state: waiting to be added to a group (dfsctl members add)", "id", cfg.ID, "raft", cfg.RaftAddr)
+	}
+	if !existing && !cfg.Join {
 		var servers []raft.Server
 		for id, addr := range cfg.Cluster {
 			servers = append(servers, raft.Server{ID: raft.ServerID(id), Address: raft.ServerAddress(addr), Suffrage: raft.Voter})

@@ -27,6 +27,7 @@ type service struct {
 
 	proposals chan *proposal
 	verify    verifier
+	repair    *repairer
 
 	mu       sync.Mutex
 	ready    bool // leader whose FSM has caught up (barrier done)
@@ -59,10 +60,9 @@ type proposalResult struct {
 }
 
 const (
-	applyTimeout  = 10 * time.Second
-	maxBatch      = 512
-	fullReportAge = 30 * time.Second
-	rpcTimeout    = 5 * time.Second
+	applyTimeout = 10 * time.Second
+	maxBatch     = 512
+	rpcTimeout   = 5 * time.Second
 )
 
 func newService(s *Server) *service {
@@ -74,11 +74,13 @@ func newService(s *Server) *service {
 		conns:     map[string]*grpc.ClientConn{},
 	}
 	v.verify.raft = s.raft
+	v.repair = newRepairer(v)
 	s.fsm.mu.Lock()
 	s.fsm.onSession = v.sessionChanged
 	s.fsm.mu.Unlock()
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go v.proposer()
+	go v.repair.loop()
 	return v
 }
 
@@ -299,6 +301,8 @@ func (v *service) Mutate(ctx context.Context, req *api.MutateRequest) (*api.Muta
 		return v.allocChunk(ctx, cmd, op.AllocChunk)
 	case *api.Op_ReportFailure:
 		return v.reportFailure(ctx, cmd, op.ReportFailure)
+	case *api.Op_ReplicaChange:
+		return errResp(api.Errno_EPERM, "replica changes are the leader's own"), nil
 	}
 	return v.propose(ctx, cmd)
 }
@@ -306,6 +310,9 @@ func (v *service) Mutate(ctx context.Context, req *api.MutateRequest) (*api.Muta
 // reportFailure drops replicas a writer could not reach and re-leases
 // the chunk on the survivors.
 func (v *service) reportFailure(ctx context.Context, cmd *api.Command, op *api.ReportFailureOp) (*api.MutateResponse, error) {
+	if err := v.repair.waitIdle(ctx, op.ChunkId); err != nil {
+		return nil, err
+	}
 	view := v.fsm.chunkAt(op.Ino, op.Index)
 	if view.exists {
 		cmd.Primary = v.pickPrimary(view.chunk, op.Failed)
@@ -350,6 +357,12 @@ func (v *service) settle(ctx context.Context, ino, index uint64, resp *api.Mutat
 // sure the replicas know the version and the primary its lease.
 func (v *service) allocChunk(ctx context.Context, cmd *api.Command, op *api.AllocChunkOp) (*api.MutateResponse, error) {
 	view := v.fsm.chunkAt(op.Ino, op.Index)
+	if view.exists && v.repair.isBusy(view.chunk.Id) {
+		if err := v.repair.waitIdle(ctx, view.chunk.Id); err != nil {
+			return nil, err
+		}
+		view = v.fsm.chunkAt(op.Ino, op.Index)
+	}
 	now := time.Now().UnixNano()
 	if view.exists && view.leaseExpiry > now+leaseRenewWindow {
 		if err := v.linearize(ctx); err != nil {
@@ -659,26 +672,11 @@ func (v *service) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*ap
 		st.lastFull = now
 		st.chunks = uint64(len(req.Chunks))
 	}
-	wantFull := now.Sub(st.lastFull) > fullReportAge
+	wantFull := now.Sub(st.lastFull) > v.cfg.FullReportInterval
 	v.mu.Unlock()
-
-	out := &api.HeartbeatResponse{WantFullReport: wantFull}
-	if req.FullReport && len(req.Chunks) > 0 {
-		ids := make([]uint64, len(req.Chunks))
-		for i, c := range req.Chunks {
-			ids[i] = c.Id
-		}
-		versions, next := v.fsm.chunkVersions(ids)
-		for i, c := range req.Chunks {
-			switch {
-			case versions[i] == 0 && c.Id < next:
-				out.Delete = append(out.Delete, c) // no file references it
-			case versions[i] > c.Version:
-				out.Delete = append(out.Delete, c) // stale copy
-			}
-		}
-	}
-	return out, nil
+	v.repair.observe(req, now)
+	wantFull = wantFull || v.repair.wantFull(req.Server)
+	return &api.HeartbeatResponse{WantFullReport: wantFull, Delete: v.gcDeletes(req)}, nil
 }
 
 func (v *service) Status(ctx context.Context, req *api.StatusRequest) (*api.StatusResponse, error) {
@@ -772,6 +770,7 @@ func (v *service) demote() {
 	v.servers = map[string]*serverState{}
 	v.mu.Unlock()
 	v.srv.log.Info("no longer leader", "id", v.cfg.ID)
+	v.repair.reset()
 }
 
 func (v *service) expireSessions() {

@@ -36,6 +36,11 @@ func run(args []string) int {
 	grace := fs.Duration("session-grace", 5*time.Second, "extension every session gets from a new leader")
 	chunkLease := fs.Duration("chunk-lease", 60*time.Second, "primary write lease on a chunk")
 	deadAfter := fs.Duration("server-dead-after", 10*time.Second, "a chunkserver silent this long takes no new chunks")
+	lostAfter := fs.Duration("dead-after", 5*time.Minute, "a chunkserver silent this long has its chunks re-replicated elsewhere")
+	repairConc := fs.Int("repair-concurrency", 4, "chunk copies the leader runs at once when re-replicating")
+	repairRate := fs.Uint64("repair-rate", 0, "bytes per second of each re-replication copy (0: no limit)")
+	fullReport := fs.Duration("full-report-interval", 30*time.Second, "how often chunkservers list all their chunks (bounds how soon deleted data frees space)")
+	join := fs.Bool("join", false, "start without Raft state and wait to be added to an existing group (dfsctl members add) instead of bootstrapping")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	envDefaults(fs, "DFSMASTER_")
 	if err := fs.Parse(args); err != nil {
@@ -63,7 +68,19 @@ func run(args []string) int {
 		HeartbeatTimeout: *hb, ElectionTimeout: *election,
 		SnapshotInterval: *snapInt, SnapshotThreshold: *snapThr,
 		SessionGrace: *grace, ChunkLease: *chunkLease, ServerDeadAfter: *deadAfter,
+		DeadAfter: *lostAfter, RepairConcurrency: *repairConc, RepairRate: *repairRate,
+		FullReportInterval: *fullReport, Join: *join,
 		Logger: log,
+	}
+	for name, d := range map[string]time.Duration{"dead-after": *lostAfter, "full-report-interval": *fullReport} {
+		if d <= 0 {
+			fmt.Fprintf(os.Stderr, "dfsmaster: -%s %v: must be positive\n", name, d)
+			return 2
+		}
+	}
+	if *repairConc <= 0 {
+		fmt.Fprintf(os.Stderr, "dfsmaster: -repair-concurrency %d: must be positive\n", *repairConc)
+		return 2
 	}
 	if *cluster != "" {
 		m, err := master.ParseCluster(*cluster)

@@ -1,0 +1,416 @@
+package master
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"dfs/api"
+)
+
+// repairer is the leader's self-healing: it keeps every replicated chunk
+// at its layout's replica count, copying chunks whose replicas were lost
+// (servers gone longer than DeadAfter), dropped after write failures, or
+// reported corrupt. Everything it knows is soft state rebuilt from
+// heartbeats after a failover.
+//
+// A repair of chunk C at version v:
+//  1. ReplicaChange(fence, drop the lost copies): C moves to v+1 with no
+//     lease; the surviving replicas are told v+1, so a writer still
+//     holding v is refused everywhere. New leases on C wait for the
+//     repair (waitIdle), so no write can land between the copy and 3.
+//  2. A target chunkserver pulls C at v+1 from a survivor (Replicate).
+//  3. ReplicaChange(add the target) at v+1: the copy joins the set.
+//
+// A copy cut short (crash, leader change) is at version 0 or outside the
+// set, and the heartbeat GC deletes it.
+type repairer struct {
+	v *service
+
+	mu       sync.Mutex
+	busy     map[uint64]chan struct{}     // chunk id -> closed when its repair ends
+	corrupt  map[string]map[uint64]uint64 // server -> chunk id -> version reported corrupt
+	held     map[string]map[uint64]uint64 // server -> chunk id -> version, last full report
+	fullAt   map[string]time.Time         // server -> time of its last full report
+	fullWant time.Time                    // fsck wants full reports made after this
+	running  int                          // repairs in flight
+	copied   uint64                       // bytes copied since this leader took over
+	logged   map[uint64]time.Time         // chunk id -> last "cannot repair" log
+}
+
+func newRepairer(v *service) *repairer {
+	r := &repairer{v: v}
+	r.reset()
+	return r
+}
+
+// reset forgets soft state, on losing leadership.
+func (r *repairer) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.corrupt = map[string]map[uint64]uint64{}
+	r.held = map[string]map[uint64]uint64{}
+	r.fullAt = map[string]time.Time{}
+	r.logged = map[uint64]time.Time{}
+	if r.busy == nil {
+		r.busy = map[uint64]chan struct{}{}
+	}
+	r.copied = 0
+}
+
+// observe records what a heartbeat says about the server's chunks.
+func (r *repairer) observe(req *api.HeartbeatRequest, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	bad := map[uint64]uint64{}
+	for _, c := range req.Corrupt {
+		bad[c.Id] = c.Version
+	}
+	r.corrupt[req.Server] = bad
+	if req.FullReport {
+		held := make(map[uint64]uint64, len(req.Chunks))
+		for _, c := range req.Chunks {
+			held[c.Id] = c.Version
+		}
+		r.held[req.Server] = held
+		r.fullAt[req.Server] = now
+	}
+}
+
+// wantFull says whether the server should send a full report now.
+func (r *repairer) wantFull(server string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return !r.fullWant.IsZero() && !r.fullAt[server].After(r.fullWant)
+}
+
+func (r *repairer) isBusy(id uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.busy[id] != nil
+}
+
+// waitIdle returns once chunk id is not being repaired, so that a new
+// lease is not granted in the middle of a copy.
+func (r *repairer) waitIdle(ctx context.Context, id uint64) error {
+	r.mu.Lock()
+	ch := r.busy[id]
+	r.mu.Unlock()
+	if ch == nil {
+		return nil
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// gcDeletes answers a full report with the chunks the server must delete:
+// those no file references, copies older than the master's version, and
+// copies outside the chunk's replica set that no repair is making.
+func (v *service) gcDeletes(req *api.HeartbeatRequest) []*api.ChunkReport {
+	if !req.FullReport || len(req.Chunks) == 0 {
+		return nil
+	}
+	ids := make([]uint64, len(req.Chunks))
+	for i, c := range req.Chunks {
+		ids[i] = c.Id
+	}
+	versions, sets, next := v.fsm.chunkSets(ids)
+	var out []*api.ChunkReport
+	for i, c := range req.Chunks {
+		switch {
+		case versions[i] == 0 && c.Id < next:
+			out = append(out, c) // no file references it
+		case versions[i] == 0:
+		case versions[i] > c.Version:
+			out = append(out, c) // stale copy
+		case !slices.Contains(sets[i], req.Server) && !v.repair.isBusy(c.Id):
+			out = append(out, c) // dropped from the set, or an abandoned copy
+		}
+	}
+	return out
+}
+
+// repairJob is one chunk to fix: lost copies to drop and copies to add.
+type repairJob struct {
+	c    chunkRecord
+	drop []string
+	need int // copies to add
+	live int // copies on servers alive now
+}
+
+// loop runs repair passes on the leader until the master stops.
+func (r *repairer) loop() {
+	defer r.v.srv.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-r.v.srv.stop
+		cancel()
+	}()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.v.srv.stop:
+			return
+		case <-tick.C:
+		}
+		if r.v.isReady() {
+			r.pass(ctx)
+		}
+	}
+}
+
+// jobs finds the chunks needing repair, most endangered first.
+func (r *repairer) jobs(now time.Time) []repairJob {
+	v := r.v
+	chunks := v.fsm.fileChunks()
+	v.mu.Lock()
+	promoted := v.promoted
+	alive := map[string]bool{}
+	lost := func(id string) bool {
+		st := v.servers[id]
+		if st == nil {
+			return now.Sub(promoted) > v.cfg.DeadAfter
+		}
+		return now.Sub(st.lastSeen) > v.cfg.DeadAfter
+	}
+	lostSet := map[string]bool{}
+	for _, c := range chunks {
+		for _, s := range c.replicas {
+			if _, ok := alive[s]; !ok {
+				alive[s] = v.aliveLocked(s, now)
+				lostSet[s] = lost(s)
+			}
+		}
+	}
+	v.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []repairJob
+	for _, c := range chunks {
+		if c.ec || r.busy[c.id] != nil {
+			continue
+		}
+		j := repairJob{c: c}
+		healthy := 0
+		for _, s := range c.replicas {
+			bad, reported := r.corrupt[s][c.id]
+			switch {
+			case reported && (bad == 0 || bad == c.version):
+				j.drop = append(j.drop, s)
+			case lostSet[s]:
+				j.drop = append(j.drop, s)
+			default:
+				healthy++
+				if alive[s] {
+					j.live++
+				}
+			}
+		}
+		j.need = max(c.want-healthy, 0)
+		if (j.need == 0 && len(j.drop) == 0) || j.live == 0 {
+			continue
+		}
+		out = append(out, j)
+	}
+	sort.SliceStable(out, func(a, b int) bool {
+		if out[a].live != out[b].live {
+			return out[a].live < out[b].live
+		}
+		return out[a].need > out[b].need
+	})
+	return out
+}
+
+// pass starts repairs, fewest live copies first, up to the concurrency
+// limit.
+func (r *repairer) pass(ctx context.Context) {
+	limit := r.v.cfg.RepairConcurrency
+	for _, j := range r.jobs(time.Now()) {
+		r.mu.Lock()
+		if r.running >= limit {
+			r.mu.Unlock()
+			return
+		}
+		targets := r.targets(j)
+		if len(targets) == 0 && len(j.drop) == 0 {
+			r.mu.Unlock()
+			r.cannot(j, "no chunkserver outside its set can take a copy")
+			continue
+		}
+		done := make(chan struct{})
+		r.busy[j.c.id] = done
+		r.running++
+		r.mu.Unlock()
+		r.v.srv.wg.Add(1)
+		go func() {
+			defer r.v.srv.wg.Done()
+			r.repair(ctx, j, targets)
+			r.mu.Lock()
+			delete(r.busy, j.c.id)
+			r.running--
+			r.mu.Unlock()
+			close(done)
+		}()
+	}
+}
+
+// cannot logs, at most once a minute per chunk, why a chunk stays
+// under-replicated.
+func (r *repairer) cannot(j repairJob, why string) {
+	r.mu.Lock()
+	last := r.logged[j.c.id]
+	now := time.Now()
+	if now.Sub(last) < time.Minute {
+		r.mu.Unlock()
+		return
+	}
+	r.logged[j.c.id] = now
+	r.mu.Unlock()
+	r.v.srv.log.Warn("chunk under-replicated", "chunk", j.c.id, "ino", j.c.ino, "index", j.c.index,
+		"replicas", j.c.replicas, "want", j.c.want, "why", why)
+}
+
+// targets picks up to j.need live chunkservers outside the chunk's set
+// with room for it: zones the survivors do not use first, then most free
+// space. Called with r.mu held.
+func (r *repairer) targets(j repairJob) []string {
+	v := r.v
+	now := time.Now()
+	type cand struct {
+		id, zone string
+		free     uint64
+	}
+	var cands []cand
+	usedZone := map[string]bool{}
+	v.mu.Lock()
+	for _, s := range j.c.replicas {
+		if st := v.servers[s]; st != nil && !slices.Contains(j.drop, s) && st.zone != "" {
+			usedZone[st.zone] = true
+		}
+	}
+	for id, st := range v.servers {
+		if slices.Contains(j.c.replicas, id) || !v.aliveLocked(id, now) || st.free < j.c.chunkSize {
+			continue
+		}
+		cands = append(cands, cand{id, st.zone, st.free})
+	}
+	v.mu.Unlock()
+	sort.Slice(cands, func(a, b int) bool {
+		za, zb := usedZone[cands[a].zone], usedZone[cands[b].zone]
+		if za != zb {
+			return !za
+		}
+		if cands[a].free != cands[b].free {
+			return cands[a].free > cands[b].free
+		}
+		return cands[a].id < cands[b].id
+	})
+	var out []string
+	for _, c := range cands {
+		if len(out) == j.need {
+			break
+		}
+		if _, known := v.fsm.server(c.id); known {
+			out = append(out, c.id)
+		}
+	}
+	return out
+}
+
+// repair carries out one job (see repairer).
+func (r *repairer) repair(ctx context.Context, j repairJob, targets []string) {
+	v := r.v
+	log := v.srv.log.With("chunk", j.c.id, "ino", j.c.ino, "index", j.c.index)
+	change := func(version uint64, add, drop []string, fence bool) (*api.Chunk, bool) {
+		cctx, cancel := context.WithTimeout(ctx, applyTimeout)
+		defer cancel()
+		resp, err := v.propose(cctx, &api.Command{NowNs: time.Now().UnixNano(),
+			Op: &api.Op{Op: &api.Op_ReplicaChange{ReplicaChange: &api.ReplicaChangeOp{
+				Ino: j.c.ino, Index: j.c.index, ChunkId: j.c.id, Version: version, Add: add, Drop: drop, Fence: fence}}}})
+		if err != nil || resp.Errno != api.Errno_OK {
+			log.Info("repair step not applied; will retry", "err", err, "errno", resp.GetErrno(), "msg", resp.GetMessage())
+			return nil, false
+		}
+		return resp.Chunk, true
+	}
+	// 1: fence (and drop lost copies) until every remaining replica has
+	// taken the new version.
+	version, drop := j.c.version, j.drop
+	var ch *api.Chunk
+	for attempt := 0; ; attempt++ {
+		var ok bool
+		if ch, ok = change(version, nil, drop, true); !ok {
+			return
+		}
+		if len(drop) > 0 {
+			log.Warn("dropped lost or corrupt replicas", "dropped", drop, "version", ch.Version)
+		}
+		failed := v.pushChunk(ctx, ch, 0)
+		if len(failed) == 0 {
+			break
+		}
+		if attempt == 2 || len(failed) == len(ch.Replicas) {
+			return
+		}
+		version, drop = ch.Version, failed
+	}
+	if len(targets) == 0 {
+		return
+	}
+	// 2: copy to each target from the first survivor that serves it.
+	chunkSize := ch.GetLayout().GetChunkSize()
+	var added []string
+	for _, t := range targets {
+		info, known := v.fsm.server(t)
+		if !known {
+			continue
+		}
+		conn, err := v.conn(info.addr)
+		if err != nil {
+			continue
+		}
+		for _, src := range ch.Replicas {
+			start := time.Now()
+			cctx, cancel := context.WithTimeout(ctx, replicateTimeout)
+			resp, err := api.NewChunkServerClient(conn).Replicate(cctx, &api.ReplicateRequest{
+				Id: ch.Id, Version: ch.Version, ChunkSize: chunkSize, Source: src, RateBytes: v.cfg.RepairRate})
+			cancel()
+			if err == nil {
+				err = resp.Errno.Err()
+			}
+			if err != nil {
+				log.Warn("copying chunk failed", "target", t, "source", src.Server, "err", err, "msg", resp.GetMessage())
+				continue
+			}
+			r.mu.Lock()
+			r.copied += resp.Bytes
+			r.mu.Unlock()
+			log.Info("chunk copied", "target", t, "source", src.Server, "bytes", resp.Bytes, "took", time.Since(start))
+			added = append(added, t)
+			break
+		}
+	}
+	if len(added) == 0 {
+		return
+	}
+	// 3: the copies join the set at the version they hold.
+	if c, ok := change(ch.Version, added, nil, false); ok {
+		var set []string
+		for _, rep := range c.Replicas {
+			set = append(set, rep.Server)
+		}
+		log.Info("chunk re-replicated", "added", added, "replicas", set, "version", c.Version)
+	}
+}
+
+// replicateTimeout bounds one chunk copy (64 MiB at the default rate
+// takes well under a second on a LAN; a throttled copy takes longer).
+const replicateTimeout = 10 * time.Minute
