@@ -57,6 +57,8 @@ type Client struct {
 	session uint64
 	nextSeq uint64
 	pending map[uint64]int // seq -> in-flight count: acked = lowest pending
+	// reported: bad chunk copies already reported to the master
+	reported map[badKey]bool
 
 	closed chan struct{}
 	wg     sync.WaitGroup

@@ -32,7 +32,7 @@ type File struct {
 // OpenFile returns the data path for the file attr describes. It fails
 // with ENOTSUP for layouts this client cannot write yet.
 func (c *Client) OpenFile(attr *api.Attr) (*File, error) {
-	io, err := ioFor(c, attr.GetLayout())
+	io, err := ioFor(c, attr)
 	if err != nil {
 		return nil, err
 	}
@@ -396,10 +396,10 @@ type chunkIO interface {
 	sync(ctx context.Context, ch *api.Chunk) error
 }
 
-func ioFor(c *Client, l *api.Layout) (chunkIO, error) {
-	switch l.GetKind() {
+func ioFor(c *Client, attr *api.Attr) (chunkIO, error) {
+	switch l := attr.GetLayout(); l.GetKind() {
 	case api.Layout_REPLICATED:
-		return replicated{c}, nil
+		return replicated{c: c, ino: attr.Ino}, nil
 	default:
 		return nil, fmt.Errorf("layout %s: %w", api.FormatLayout(l), syscall.ENOTSUP)
 	}

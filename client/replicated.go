@@ -10,7 +10,10 @@ import (
 
 // replicated is the chunkIO of replicated layouts: every replica holds
 // the whole chunk; writes go to the primary, which forwards them.
-type replicated struct{ c *Client }
+type replicated struct {
+	c   *Client
+	ino uint64 // the file, for reporting bad copies
+}
 
 func (r replicated) chunkServer(addr string) (api.ChunkServerClient, error) {
 	cc, err := r.c.conns.get(addr)
@@ -93,6 +96,7 @@ func (r replicated) read(ctx context.Context, ch *api.Chunk, off uint64, dest []
 		return fmt.Errorf("chunk %d has no replicas: %w", ch.Id, api.Errno_EIO)
 	}
 	var errs []error
+	var bad []string // replicas that answered they cannot serve this version
 	// Start at a replica chosen by offset so concurrent readers spread.
 	start := int((off / api.MaxWrite) % uint64(len(ch.Replicas)))
 	for i := range ch.Replicas {
@@ -110,6 +114,9 @@ func (r replicated) read(ctx context.Context, ch *api.Chunk, off uint64, dest []
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", rep.Addr, err))
+			if resp != nil && badCopy(resp.Errno) {
+				bad = append(bad, rep.Server)
+			}
 			if ctx.Err() != nil {
 				break
 			}
@@ -117,9 +124,64 @@ func (r replicated) read(ctx context.Context, ch *api.Chunk, off uint64, dest []
 		}
 		n := copy(dest, resp.Data)
 		clear(dest[n:])
+		if len(bad) > 0 {
+			// Served from a good copy; have the bad ones replaced.
+			r.c.reportBadCopies(r.ino, ch, bad)
+		}
 		return nil
 	}
 	return fmt.Errorf("read chunk %d: %w", ch.Id, errors.Join(errs...))
+}
+
+// badCopy says whether a replica's answer to a read means its copy of the
+// chunk is unusable (corrupt, missing or stale) rather than the server
+// being unreachable.
+func badCopy(e api.Errno) bool {
+	return e == api.Errno_EIO || e == api.Errno_ENOENT || e == api.Errno_ESTALE
+}
+
+// reportBadCopies tells the master, in the background, that these
+// replicas of ch could not serve a read, so that it drops them and copies
+// the chunk again from a good one. Each (chunk, version, replica) is
+// reported once per client.
+func (c *Client) reportBadCopies(ino uint64, ch *api.Chunk, bad []string) {
+	c.mu.Lock()
+	if c.reported == nil {
+		c.reported = map[badKey]bool{}
+	}
+	var todo []string
+	for _, s := range bad {
+		k := badKey{ch.Id, ch.Version, s}
+		if !c.reported[k] {
+			c.reported[k] = true
+			todo = append(todo, s)
+		}
+	}
+	c.mu.Unlock()
+	if len(todo) == 0 {
+		return
+	}
+	c.cfg.Logf("dfs client: chunk %d version %d: replicas %v cannot serve it; reporting them", ch.Id, ch.Version, todo)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.CallTimeout)
+		defer cancel()
+		go func() {
+			select {
+			case <-c.closed:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		if _, err := c.ReportFailure(ctx, ino, ch, todo); err != nil {
+			c.cfg.Logf("dfs client: reporting bad copies of chunk %d: %v", ch.Id, err)
+		}
+	}()
+}
+
+// badKey names one reported bad copy.
+type badKey struct {
+	chunk, version uint64
+	server         string
 }
 
 func (r replicated) sync(ctx context.Context, ch *api.Chunk) error {
