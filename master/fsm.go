@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"dfs/api"
+	"dfs/lease"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
@@ -28,6 +29,12 @@ type FSM struct {
 	nextSession uint64
 	logical     uint64 // sum of file sizes
 	applied     uint64 // last applied Raft index
+	locks       *lease.Table
+
+	// lockChanged is closed (and replaced) whenever a lock wait is
+	// answered, waking the leader's WaitLock polls; guarded by lockMu.
+	lockMu      sync.Mutex
+	lockChanged chan struct{}
 
 	// onChange, when set, is told about applied session changes (leader
 	// soft state follows them). Called with mu held.
@@ -61,6 +68,7 @@ func (f *FSM) reset() {
 	f.nextChunk = 1
 	f.nextSession = 1
 	f.logical = 0
+	f.locks = lease.NewTable(0)
 }
 
 // Apply applies one Raft entry, a Batch of commands, and returns a
@@ -172,6 +180,7 @@ func (f *FSM) closeSession(id uint64, now int64) {
 	if s == nil {
 		return
 	}
+	f.releaseSessionLocks(id, now)
 	for ino, n := range s.opens {
 		if in := f.inodes[ino]; in != nil {
 			in.opens -= min(in.opens, n)
@@ -213,6 +222,10 @@ func (f *FSM) applyOp(c *api.Command, s *session) *api.MutateResponse {
 		return f.commitWrite(c, op.CommitWrite)
 	case *api.Op_ReportFailure:
 		return f.reportFailure(c, op.ReportFailure)
+	case *api.Op_Lock:
+		return f.lock(c, s, op.Lock)
+	case *api.Op_CancelLock:
+		return f.cancelLock(c, s, op.CancelLock)
 	case *api.Op_Open:
 		return f.open(s, op.Open.Ino)
 	case *api.Op_Release:
@@ -249,5 +262,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.servers, f.masters = nf.servers, nf.masters
 	f.nextIno, f.nextChunk, f.nextSession = nf.nextIno, nf.nextChunk, nf.nextSession
 	f.logical = nf.logical
+	f.locks = nf.locks
+	f.wakeLockWaits()
 	return nil
 }

@@ -683,6 +683,7 @@ func (v *service) Status(ctx context.Context, req *api.StatusRequest) (*api.Stat
 	out := &api.StatusResponse{}
 	inodes, chunks, sessions, logical, applied := v.fsm.counts()
 	out.Inodes, out.Chunks, out.Sessions, out.LogicalBytes, out.AppliedIndex = inodes, chunks, sessions, logical, applied
+	out.Locks, out.LockWaiters = v.fsm.lockCounts()
 	addrs := v.fsm.masterAddrs()
 	_, leaderID := v.raft.LeaderWithID()
 	out.Leader = addrs[string(leaderID)]

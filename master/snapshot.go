@@ -51,6 +51,7 @@ func (f *FSM) snapshot() *fsmSnapshot {
 		h.Masters = append(h.Masters, &api.RegisterMasterOp{Id: id, Addr: addr})
 	}
 	sort.Slice(h.Masters, func(i, j int) bool { return h.Masters[i].Id < h.Masters[j].Id })
+	f.snapshotLocks(h)
 	write := func(m proto.Message) {
 		if _, err := protodelim.MarshalTo(&buf, m); err != nil {
 			panic(err) // writing to a bytes.Buffer cannot fail
@@ -109,6 +110,11 @@ func readSnapshot(r io.Reader) (*FSM, error) {
 	for _, m := range h.Masters {
 		f.masters[m.Id] = m.Addr
 	}
+	locks, err := restoreLocks(&h)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	f.locks = locks
 	for i := uint64(0); i < h.Inodes; i++ {
 		var rec api.SnapshotInode
 		if err := opts.UnmarshalFrom(br, &rec); err != nil {

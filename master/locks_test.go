@@ -1,0 +1,106 @@
+package master
+
+import (
+	"bytes"
+	"io"
+	"reflect"
+	"testing"
+
+	"dfs/api"
+)
+
+func flockOp(ino, owner uint64, typ api.LockType, wait bool) *api.Op_Lock {
+	return &api.Op_Lock{Lock: &api.LockOp{Ino: ino, Kind: api.LockKind_FLOCK, Owner: owner, Type: typ, End: ^uint64(0), Wait: wait}}
+}
+
+// openSession adds a second session to the harness's FSM.
+func (h *harness) openSession() uint64 {
+	return h.apply(&api.Command{Op: &api.Op{Op: &api.Op_OpenSession{OpenSession: &api.OpenSessionOp{Client: "other"}}}}).Session
+}
+
+func (h *harness) opAs(sess, seq uint64, o any) *api.MutateResponse {
+	op := &api.Op{}
+	reflect.ValueOf(op).Elem().FieldByName("Op").Set(reflect.ValueOf(o))
+	return h.apply(&api.Command{Session: sess, Seq: seq, Op: op})
+}
+
+func (h *harness) answer(sess, seq uint64) *api.MutateResponse {
+	h.t.Helper()
+	r, _ := h.f.lockAnswer(sess, seq)
+	return r
+}
+
+func TestLockWaitGrantCancelExpire(t *testing.T) {
+	h := newHarness(t)
+	ino := h.create(api.RootIno, "f")
+	s2, s3 := h.openSession(), h.openSession()
+
+	r := h.must(flockOp(ino, 1, api.LockType_WRITE, true), api.Errno_OK)
+	first := r.Lock.Sequencer
+	if first == 0 || r.Waiting {
+		t.Fatalf("first lock: %v", r)
+	}
+	// A non-blocking request reports the holder.
+	r = h.opAs(s2, 1, flockOp(ino, 1, api.LockType_READ, false))
+	if r.Errno != api.Errno_EAGAIN || r.Lock.GetSession() != h.sess {
+		t.Fatalf("trylock: %v", r)
+	}
+	// Two waiters queue; a retried request answers the same.
+	if r = h.opAs(s2, 2, flockOp(ino, 1, api.LockType_WRITE, true)); !r.Waiting {
+		t.Fatalf("s2 wait: %v", r)
+	}
+	if r = h.opAs(s3, 1, flockOp(ino, 1, api.LockType_WRITE, true)); !r.Waiting {
+		t.Fatalf("s3 wait: %v", r)
+	}
+	if r = h.opAs(s2, 2, flockOp(ino, 1, api.LockType_WRITE, true)); !r.Waiting {
+		t.Fatalf("retried s2 wait: %v", r)
+	}
+
+	// The snapshot carries locks, waiters and the sequencer.
+	snap, _ := h.f.Snapshot()
+	g := NewFSM()
+	if err := g.Restore(io.NopCloser(bytes.NewReader(snap.(*fsmSnapshot).data))); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(g.locks, h.f.locks) {
+		t.Fatalf("restored lock table differs:\n%+v\n%+v", g.locks, h.f.locks)
+	}
+
+	// s2 cancels: its answer becomes EINTR; s3 still waits.
+	if r = h.opAs(s2, 3, &api.Op_CancelLock{CancelLock: &api.CancelLockOp{WaitSeq: 2}}); r.Errno != api.Errno_EINTR {
+		t.Fatalf("cancel: %v", r)
+	}
+	if a := h.answer(s2, 2); a.Errno != api.Errno_EINTR {
+		t.Fatalf("cancelled answer: %v", a)
+	}
+	// The holder's session expires: s3 gets the lock with a larger
+	// sequencer, through the answer WaitLock reads.
+	h.apply(&api.Command{ExpireSession: &api.ExpireSessionCmd{Session: h.sess}})
+	a := h.answer(s3, 1)
+	if a.Waiting || a.Errno != api.Errno_OK || a.Lock.GetSequencer() <= first {
+		t.Fatalf("s3 answer after expiry: %v", a)
+	}
+	// Cancelling after the grant answers the grant.
+	if r = h.opAs(s3, 2, &api.Op_CancelLock{CancelLock: &api.CancelLockOp{WaitSeq: 1}}); r.Errno != api.Errno_OK || r.Lock.GetSequencer() != a.Lock.Sequencer {
+		t.Fatalf("late cancel: %v", r)
+	}
+	if got := h.f.testLock(s2, &api.LockOp{Ino: ino, Kind: api.LockKind_FLOCK, Owner: 1, Type: api.LockType_READ, End: ^uint64(0)}); !got.Conflict || got.Lock.Session != s3 {
+		t.Fatalf("getlk: %v", got)
+	}
+	if got := h.f.testLock(s3, &api.LockOp{Ino: ino, Kind: api.LockKind_POSIX, Owner: 1, Type: api.LockType_WRITE, End: ^uint64(0)}); got.Conflict || got.Sequencer != a.Lock.Sequencer {
+		t.Fatalf("getlk by holder: %v", got)
+	}
+}
+
+func TestLockRequestsValidated(t *testing.T) {
+	h := newHarness(t)
+	ino := h.create(api.RootIno, "f")
+	for _, op := range []*api.LockOp{
+		{Ino: ino, Kind: 7, Type: api.LockType_READ, End: 1},
+		{Ino: ino, Kind: api.LockKind_POSIX, Type: 9, End: 1},
+		{Ino: ino, Kind: api.LockKind_POSIX, Type: api.LockType_READ, Start: 5, End: 1},
+	} {
+		h.must(&api.Op_Lock{Lock: op}, api.Errno_EINVAL)
+	}
+	h.must(&api.Op_Lock{Lock: &api.LockOp{Ino: 999, Type: api.LockType_READ, End: 1}}, api.Errno_ENOENT)
+}
