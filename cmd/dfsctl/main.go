@@ -7,7 +7,8 @@
 //	dfsctl layout get PATH
 //	dfsctl layout set PATH LAYOUT      (replicated:R or ec:K+M[,chunk=BYTES])
 //	dfsctl dev [-dir ./.dfs] [-mnt ./mnt] [-masters 3] [-chunkservers 4] [-- COMMAND...]
-//	dfsctl fsck | members               (not implemented yet)
+//	dfsctl fsck [-json] [-limit N]     exit status 4 when data is at risk
+//	dfsctl members list | add ID RAFTADDR [-non-voter] | remove ID
 //
 // Without -masters, dfsctl uses $DFS_MASTERS, then the masters of the dev
 // cluster in ./.dfs.
@@ -23,12 +24,9 @@ import (
 	"dfs/cluster"
 )
 
-// exitUsage and exitNotImplemented are exit statuses scripts can tell
-// apart from failures (1).
-const (
-	exitUsage          = 2
-	exitNotImplemented = 3
-)
+// exitUsage is the status of a command line that cannot be run, which
+// scripts can tell apart from failures (1).
+const exitUsage = 2
 
 func usage() {
 	fmt.Fprint(os.Stderr, `usage: dfsctl [-masters ADDR,...] COMMAND [ARGS]
@@ -38,8 +36,11 @@ commands:
   layout get PATH            the layout of a file or directory on a mount
   layout set PATH LAYOUT     set a layout: replicated:R or ec:K+M[,chunk=BYTES]
   dev [flags] [-- CMD...]    run a local cluster until Ctrl-C (see dfsctl dev -h)
-  fsck                       not implemented yet
-  members                    not implemented yet
+  fsck [-json] [-limit N]    chunks under-replicated, missing, stale or corrupt
+                             (exit status 4 when any file's data is at risk)
+  members list               the masters' Raft group
+  members add ID RAFTADDR    add a master started with -join (-non-voter: no vote)
+  members remove ID          remove a master (a dead one, or one being retired)
 
 flags:
 `)
@@ -64,9 +65,10 @@ func main() {
 		err = runLayout(args)
 	case "dev":
 		err = runDev(args)
-	case "fsck", "members":
-		fmt.Fprintf(os.Stderr, "dfsctl: %s: not implemented yet\n", cmd)
-		os.Exit(exitNotImplemented)
+	case "fsck":
+		err = runFsck(*masters, *jsonOut, args)
+	case "members":
+		err = runMembers(*masters, args)
 	case "help", "-h", "--help":
 		usage()
 		return
