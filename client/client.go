@@ -57,6 +57,10 @@ type Client struct {
 	session uint64
 	nextSeq uint64
 	pending map[uint64]int // seq -> in-flight count: acked = lowest pending
+	// validUntil is when the session may expire on the masters, by this
+	// host's clock: the send time of the last renewal they answered plus
+	// the TTL (the masters start counting later).
+	validUntil time.Time
 	// reported: bad chunk copies already reported to the master
 	reported map[badKey]bool
 
@@ -138,8 +142,10 @@ func (c *Client) openSession(ctx context.Context) error {
 		Client: c.cfg.Name, TtlNs: int64(c.cfg.SessionTTL),
 	}}}
 	var resp *api.MutateResponse
+	var sent time.Time
 	err := c.callMaster(ctx, func(ctx context.Context, m api.MasterClient) error {
 		var err error
+		sent = time.Now()
 		resp, err = m.Mutate(ctx, &api.MutateRequest{Op: op})
 		return err
 	})
@@ -151,6 +157,7 @@ func (c *Client) openSession(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	c.session = resp.Session
+	c.validUntil = sent.Add(c.cfg.SessionTTL)
 	c.nextSeq = 1
 	clear(c.pending)
 	c.mu.Unlock()
@@ -179,11 +186,16 @@ func (c *Client) keepAlive() {
 		}()
 		sess := c.Session()
 		var resp *api.KeepAliveResponse
+		var sent time.Time
 		err := c.callMaster(ctx, func(ctx context.Context, m api.MasterClient) error {
 			var err error
+			sent = time.Now()
 			resp, err = m.KeepAlive(ctx, &api.KeepAliveRequest{Session: sess})
 			return err
 		})
+		if err == nil && resp.Errno == api.Errno_OK {
+			c.renewed(sess, sent)
+		}
 		if err == nil && resp.Errno == api.Errno_ENOENT {
 			c.cfg.Logf("dfs client: session %d expired; opening a new one", sess)
 			err = c.openSession(ctx)
