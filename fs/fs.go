@@ -29,12 +29,19 @@ type Options struct {
 	// by other mounts become visible within them.
 	AttrTimeout  time.Duration
 	EntryTimeout time.Duration
-	// AllowOther lets users other than the mounter use the mount.
+	// AllowOther lets users other than the mounter use the mount. A
+	// mount made by root always allows them, as a local disk or NFS
+	// does: the kernel checks every access against the mode bits
+	// (default_permissions), so this exposes nothing a local disk would
+	// not.
 	AllowOther bool
 	// ReadOnly mounts read-only.
 	ReadOnly bool
 	// Debug logs every FUSE request.
 	Debug bool
+	// NoAtime leaves access times alone on reads (noatime); by default
+	// reads update them as a relatime mount does.
+	NoAtime bool
 	// FsName is shown as the device in /proc/mounts; default "dfs".
 	FsName string
 	// WriteBuffer is how many dirty bytes an open file buffers before
@@ -89,7 +96,7 @@ func Mount(ctx context.Context, dir string, c *client.Client, opts Options) (*fu
 	}
 	gopts := &gofs.Options{
 		MountOptions: fuse.MountOptions{
-			AllowOther:   opts.AllowOther,
+			AllowOther:   opts.AllowOther || os.Geteuid() == 0,
 			Options:      mopts,
 			FsName:       opts.FsName,
 			Name:         "dfs",
@@ -158,6 +165,12 @@ func fillAttr(a *api.Attr, size uint64, out *fuse.Attr) {
 	out.Blocks = a.Blocks
 	if out.Blocks == 0 && a.Mode&syscall.S_IFMT == syscall.S_IFREG {
 		out.Blocks = (size + 511) / 512
+	}
+	if a.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+		// As on ext4, a directory occupies a block: programs that size
+		// buffers from st_size expect it.
+		out.Size = 4096
+		out.Blocks = 8
 	}
 	setTime(a.AtimeNs, &out.Atime, &out.Atimensec)
 	setTime(a.MtimeNs, &out.Mtime, &out.Mtimensec)

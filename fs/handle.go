@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"time"
 
+	"dfs/api"
 	"dfs/client"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -45,6 +46,9 @@ func newFileHandle(n *node, f *client.File, flags uint32) *fileHandle {
 var _ = (gofs.FileWriter)((*fileHandle)(nil))
 
 func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	if fc, ok := ctx.(*fuse.Context); ok {
+		h.n.killSgid(reqCtx(ctx), &fc.Caller)
+	}
 	ctx = reqCtx(ctx)
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -57,6 +61,11 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 	h.n.mu.Lock()
 	h.dirtyEnd = max(h.dirtyEnd, uint64(off)+uint64(len(data)))
 	h.n.dataGen++
+	if len(data) > 0 {
+		// mtime and ctime change at the write, as stat shows at once
+		// (see fill); the flush commits this time, not its own.
+		h.n.writeNs = time.Now().UnixNano()
+	}
 	h.n.mu.Unlock()
 	if h.buf.size() >= h.n.fsys.opts.WriteBuffer {
 		if err := h.flushLocked(ctx); err != nil {
@@ -87,7 +96,10 @@ func (h *fileHandle) flushLocked(ctx context.Context) error {
 	wg.Wait()
 	err := errors.Join(errs...)
 	if err == nil {
-		a, cerr := h.file.CommitWrite(ctx, end)
+		h.n.mu.Lock()
+		mtime := h.n.writeNs
+		h.n.mu.Unlock()
+		a, cerr := h.n.fsys.client.CommitWrite(ctx, h.n.ino(), end, mtime)
 		if err = cerr; err == nil {
 			h.n.committed(a)
 		}
@@ -126,6 +138,7 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	if err != nil {
 		return nil, h.n.fsys.errno("read", err)
 	}
+	h.n.accessed(ctx)
 	return fuse.ReadResultData(dest[:n]), 0
 }
 
@@ -190,12 +203,18 @@ func (h *fileHandle) Allocate(ctx context.Context, off uint64, size uint64, mode
 		n.dataGen++
 		n.mu.Unlock()
 	}
+	// Every fallocate that succeeds is a modification, as on ext4:
+	// mtime and ctime change even when the size does not.
+	var a *api.Attr
+	var err error
 	if mode&unix.FALLOC_FL_KEEP_SIZE == 0 && off+size > cur {
-		a, err := h.file.CommitWrite(ctx, off+size)
-		if err != nil {
-			return n.fsys.errno("fallocate", err)
-		}
-		n.committed(a)
+		a, err = h.file.CommitWrite(ctx, off+size)
+	} else {
+		a, err = n.fsys.client.SetAttr(ctx, &api.SetAttrOp{Ino: n.ino(), Valid: uint32(api.SetAttrOp_MTIME_NOW)})
 	}
+	if err != nil {
+		return n.fsys.errno("fallocate", err)
+	}
+	n.committed(a)
 	return 0
 }

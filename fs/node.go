@@ -2,15 +2,20 @@ package fs
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"dfs/api"
 	"dfs/client"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"google.golang.org/protobuf/proto"
 )
 
 // node is one inode of the mount. It caches the attributes last seen from
@@ -30,6 +35,9 @@ type node struct {
 	file        *client.File             // data path while open
 	handles     map[*fileHandle]struct{} // open handles
 	dataGen     uint64                   // bumped whenever file data changes here
+	// writeNs is the time of the last buffered write: the file's mtime
+	// and ctime as this mount shows them until the data is committed.
+	writeNs int64
 }
 
 func (n *node) ino() uint64 { return n.StableAttr().Ino }
@@ -59,13 +67,98 @@ func (n *node) sizeLocked() uint64 {
 	return s
 }
 
-// fill answers attributes from a, with the local size.
+// fill answers attributes from a, with the local size and, while
+// writes are buffered, their time.
 func (n *node) fill(a *api.Attr, out *fuse.Attr) {
 	n.mu.Lock()
 	n.attr = a
 	size := n.sizeLocked()
+	wt := int64(0)
+	if size != a.GetSize() || n.dirtyLocked() {
+		wt = n.writeNs
+	}
 	n.mu.Unlock()
 	fillAttr(a, size, out)
+	if wt > a.MtimeNs {
+		setTime(wt, &out.Mtime, &out.Mtimensec)
+	}
+	if wt > a.CtimeNs {
+		setTime(wt, &out.Ctime, &out.Ctimensec)
+	}
+}
+
+// killSgid clears the setgid bit of a file without group execute when a
+// caller outside its group writes it, as the kernel does for a local
+// disk. The kernel clears setuid, and setgid with group execute, itself
+// before a write reaches FUSE; this case it leaves to the file system,
+// which needs the caller's supplementary groups to decide.
+func (n *node) killSgid(ctx context.Context, caller *fuse.Caller) {
+	n.mu.Lock()
+	a := n.attr
+	n.mu.Unlock()
+	if a == nil || a.Mode&(syscall.S_ISGID|syscall.S_IXGRP) != syscall.S_ISGID || caller.Uid == 0 ||
+		inGroup(caller, a.Gid) {
+		return
+	}
+	na, err := n.fsys.client.SetAttr(ctx, &api.SetAttrOp{Ino: n.ino(),
+		Valid: uint32(api.SetAttrOp_MODE), Mode: a.Mode &^ syscall.S_ISGID & 0o7777})
+	if err == nil {
+		n.setAttr(na)
+	}
+}
+
+// inGroup reports whether the calling process is in group gid, from its
+// supplementary groups in /proc. A caller that is gone counts as not in
+// the group.
+func inGroup(caller *fuse.Caller, gid uint32) bool {
+	if caller.Gid == gid {
+		return true
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", caller.Pid))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if g, ok := strings.CutPrefix(line, "Groups:"); ok {
+			for _, f := range strings.Fields(g) {
+				if f == strconv.FormatUint(uint64(gid), 10) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// accessed updates the access time after a read, as a relatime mount
+// does: when it is not later than mtime or ctime, or a day old. The
+// update is one small Raft command after each change of the inode, not
+// one per read.
+func (n *node) accessed(ctx context.Context) {
+	if n.fsys.opts.NoAtime || n.fsys.opts.ReadOnly {
+		return
+	}
+	n.mu.Lock()
+	a := n.attr
+	n.mu.Unlock()
+	if a == nil {
+		return
+	}
+	if a.AtimeNs > a.MtimeNs && a.AtimeNs > a.CtimeNs && time.Now().UnixNano()-a.AtimeNs < int64(24*time.Hour) {
+		return
+	}
+	na, err := n.fsys.client.SetAttr(ctx, &api.SetAttrOp{Ino: n.ino(),
+		Valid: uint32(api.SetAttrOp_ACCESS | api.SetAttrOp_ATIME_NOW)})
+	if err != nil {
+		return // an access time is not worth failing a read for
+	}
+	n.mu.Lock()
+	if n.attr == a {
+		n.attr = na
+	} else if n.attr != nil {
+		n.attr.AtimeNs = max(n.attr.AtimeNs, na.AtimeNs)
+	}
+	n.mu.Unlock()
 }
 
 // child returns the Inode for attr, reusing the one the tree knows.
@@ -101,6 +194,10 @@ func (n *node) flushAll(ctx context.Context) error {
 func (n *node) dirty() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	return n.dirtyLocked()
+}
+
+func (n *node) dirtyLocked() bool {
 	for h := range n.handles {
 		if h.dirtyEnd > 0 {
 			return true
@@ -145,10 +242,26 @@ func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut
 	ctx = reqCtx(ctx)
 	a, err := n.fsys.client.GetAttr(ctx, n.ino())
 	if err != nil {
-		return n.fsys.errno("getattr", err)
+		if a = n.removedDir(err); a == nil {
+			return n.fsys.errno("getattr", err)
+		}
 	}
 	n.fill(a, &out.Attr)
 	return 0
+}
+
+// removedDir answers for a directory that is gone from the master but
+// still held by the kernel (an open descriptor, a process's cwd): as on
+// a local disk, its attributes stay readable with no links.
+func (n *node) removedDir(err error) *api.Attr {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if api.ErrnoOf(err) != api.Errno_ENOENT || n.attr == nil || n.attr.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+		return nil
+	}
+	a := proto.Clone(n.attr).(*api.Attr)
+	a.Nlink = 0
+	return a
 }
 
 var _ = (gofs.NodeSetattrer)((*node)(nil))
@@ -398,6 +511,7 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	if a.Mode&syscall.S_IFMT != syscall.S_IFLNK {
 		return nil, syscall.EINVAL
 	}
+	n.accessed(ctx)
 	return []byte(a.Symlink), 0
 }
 
@@ -460,16 +574,23 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 // directory's layout.
 const layoutXattr = "dfs.layout"
 
-// isACL reports the xattrs that carry POSIX ACLs.
-func isACL(name string) bool {
-	return name == "system.posix_acl_access" || name == "system.posix_acl_default"
+// xattrSupported reports the names dfs stores: the namespaces ext4 has
+// (the kernel checks who may use trusted. and user.) and the layout.
+// Other system. names (POSIX ACLs, see Setxattr) are not supported.
+func xattrSupported(name string) bool {
+	for _, ns := range []string{"user.", "trusted.", "security."} {
+		if strings.HasPrefix(name, ns) && len(name) > len(ns) {
+			return true
+		}
+	}
+	return name == layoutXattr
 }
 
 var _ = (gofs.NodeGetxattrer)((*node)(nil))
 
 func (n *node) Getxattr(ctx context.Context, name string, dest []byte) (uint32, syscall.Errno) {
 	ctx = reqCtx(ctx)
-	if isACL(name) {
+	if !xattrSupported(name) {
 		return 0, syscall.EOPNOTSUPP
 	}
 	var v []byte
@@ -502,7 +623,7 @@ func (n *node) Setxattr(ctx context.Context, name string, data []byte, flags uin
 	if len(data) > api.MaxXattrValue {
 		return syscall.E2BIG
 	}
-	if isACL(name) {
+	if !xattrSupported(name) {
 		// Without FUSE_POSIX_ACL the kernel would not enforce a stored ACL,
 		// and tools (cp -a, tar) would believe the mode changed; say "not
 		// supported" so they fall back to chmod.
@@ -521,6 +642,9 @@ var _ = (gofs.NodeRemovexattrer)((*node)(nil))
 
 func (n *node) Removexattr(ctx context.Context, name string) syscall.Errno {
 	ctx = reqCtx(ctx)
+	if !xattrSupported(name) {
+		return syscall.EOPNOTSUPP
+	}
 	return n.fsys.errno("removexattr", n.fsys.client.RemoveXattr(ctx, n.ino(), name))
 }
 

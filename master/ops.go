@@ -387,6 +387,12 @@ func (f *FSM) setAttr(c *api.Command, op *api.SetAttrOp) *api.MutateResponse {
 	a := n.attr
 	v := api.SetAttrOp_Valid(op.Valid)
 	has := func(b api.SetAttrOp_Valid) bool { return v&b != 0 }
+	if v == api.SetAttrOp_ACCESS|api.SetAttrOp_ATIME_NOW {
+		// A read's access-time update: unlike utimensat, it is not a
+		// change of the inode, so ctime stays.
+		a.AtimeNs = c.NowNs
+		return ok(a)
+	}
 	if has(api.SetAttrOp_SIZE) {
 		if isDir(a) {
 			return errResp(api.Errno_EISDIR, "")
@@ -528,12 +534,17 @@ func (f *FSM) commitWrite(c *api.Command, op *api.CommitWriteOp) *api.MutateResp
 		f.logical += op.Size - n.attr.Size
 		n.attr.Size = op.Size
 	}
-	mt := op.MtimeNs
-	if mt == 0 {
-		mt = c.NowNs
+	if op.MtimeNs == 0 {
+		n.attr.MtimeNs = c.NowNs
+		n.attr.CtimeNs = c.NowNs
+	} else {
+		// The writer's time of its last write, which stat already
+		// showed on its mount: committing it later changes nothing
+		// visible there. ctime never goes back (a chmod may have come
+		// between the write and this commit).
+		n.attr.MtimeNs = op.MtimeNs
+		n.attr.CtimeNs = max(n.attr.CtimeNs, op.MtimeNs)
 	}
-	n.attr.MtimeNs = mt
-	n.attr.CtimeNs = c.NowNs
 	return ok(n.attr)
 }
 

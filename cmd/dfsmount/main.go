@@ -125,8 +125,12 @@ func applyOption(o *fs.Options, opt string) error {
 		o.ReadOnly = false
 	case "debug":
 		o.Debug = true
+	case "noatime":
+		o.NoAtime = true
+	case "atime", "relatime":
+		o.NoAtime = false
 	case "", "defaults", "_netdev", "auto", "noauto", "user", "nouser", "users", "nofail",
-		"exec", "noexec", "suid", "nosuid", "dev", "nodev", "atime", "noatime", "relatime",
+		"exec", "noexec", "suid", "nosuid", "dev", "nodev",
 		"async", "sync", "x-systemd.automount", "default_permissions":
 		// Standard options that mean nothing here or are always on.
 	default:
