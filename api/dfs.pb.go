@@ -908,6 +908,7 @@ type CreateOp struct {
 	Rdev          uint32                 `protobuf:"varint,4,opt,name=rdev,proto3" json:"rdev,omitempty"`
 	Exclusive     bool                   `protobuf:"varint,5,opt,name=exclusive,proto3" json:"exclusive,omitempty"` // O_EXCL: EEXIST if it exists; otherwise open the existing file
 	Open          bool                   `protobuf:"varint,6,opt,name=open,proto3" json:"open,omitempty"`           // record an open by the session (as OpenOp)
+	Tmpfile       bool                   `protobuf:"varint,7,opt,name=tmpfile,proto3" json:"tmpfile,omitempty"`     // O_TMPFILE: a file with no name (name unused) that lives while open or until linked
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -980,6 +981,13 @@ func (x *CreateOp) GetExclusive() bool {
 func (x *CreateOp) GetOpen() bool {
 	if x != nil {
 		return x.Open
+	}
+	return false
+}
+
+func (x *CreateOp) GetTmpfile() bool {
+	if x != nil {
+		return x.Tmpfile
 	}
 	return false
 }
@@ -6588,14 +6596,15 @@ const file_dfs_proto_rawDesc = "" +
 	"\x03uid\x18\x01 \x01(\rR\x03uid\x12\x10\n" +
 	"\x03gid\x18\x02 \x01(\rR\x03gid\x12\x16\n" +
 	"\x06groups\x18\x03 \x03(\rR\x06groups\x12\x10\n" +
-	"\x03pid\x18\x04 \x01(\rR\x03pid\"\x90\x01\n" +
+	"\x03pid\x18\x04 \x01(\rR\x03pid\"\xaa\x01\n" +
 	"\bCreateOp\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
 	"\x04mode\x18\x03 \x01(\rR\x04mode\x12\x12\n" +
 	"\x04rdev\x18\x04 \x01(\rR\x04rdev\x12\x1c\n" +
 	"\texclusive\x18\x05 \x01(\bR\texclusive\x12\x12\n" +
-	"\x04open\x18\x06 \x01(\bR\x04open\"I\n" +
+	"\x04open\x18\x06 \x01(\bR\x04open\x12\x18\n" +
+	"\atmpfile\x18\a \x01(\bR\atmpfile\"I\n" +
 	"\aMkdirOp\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
