@@ -63,6 +63,7 @@ func DefaultOptions() Options {
 type filesystem struct {
 	client *client.Client
 	opts   Options
+	locks  mountLocks
 }
 
 // Mount serves the dfs namespace of c at dir until the returned server is
@@ -117,7 +118,7 @@ func Mount(ctx context.Context, dir string, c *client.Client, opts Options) (*fu
 	if opts.Debug {
 		gopts.Logger = log.Default()
 	}
-	server, err := gofs.Mount(dir, root, gopts)
+	server, err := mountWithLocks(dir, root, gopts, fsys)
 	if err != nil {
 		return nil, fmt.Errorf("dfs: mount %s: %w", dir, err)
 	}

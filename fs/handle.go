@@ -34,6 +34,7 @@ type fileHandle struct {
 	dirtyEnd uint64
 
 	ra readahead
+	lk handleLocks
 }
 
 func newFileHandle(n *node, f *client.File, flags uint32) *fileHandle {
@@ -46,6 +47,9 @@ func newFileHandle(n *node, f *client.File, flags uint32) *fileHandle {
 var _ = (gofs.FileWriter)((*fileHandle)(nil))
 
 func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	if e := h.lockCheck(); e != 0 {
+		return 0, e
+	}
 	if fc, ok := ctx.(*fuse.Context); ok {
 		h.n.killSgid(reqCtx(ctx), &fc.Caller)
 	}
@@ -78,6 +82,9 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 // flushLocked writes the buffered data to the chunkservers (extents in
 // parallel) and commits the new size; h.mu is held.
 func (h *fileHandle) flushLocked(ctx context.Context) error {
+	if err := h.dropIfLockLost(); err != nil {
+		return err
+	}
 	exts := h.buf.take()
 	if len(exts) == 0 {
 		return nil
@@ -124,6 +131,9 @@ func (h *fileHandle) takeErr() error {
 var _ = (gofs.FileReader)((*fileHandle)(nil))
 
 func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if e := h.lockCheck(); e != 0 {
+		return nil, e
+	}
 	ctx = reqCtx(ctx)
 	// Reads see writes made through any handle of this mount.
 	if h.n.dirty() {
@@ -147,6 +157,7 @@ var _ = (gofs.FileFlusher)((*fileHandle)(nil))
 // Flush runs at every close(2) of a descriptor: when it returns, the data
 // is on every replica and size and mtime are committed.
 func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
+	defer h.unlockOnClose(ctx)
 	ctx = reqCtx(ctx)
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -168,6 +179,7 @@ func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
 	if err != nil {
 		h.n.fsys.opts.Logf("dfs: inode %d: write-out at release: %v", h.n.ino(), err)
 	}
+	h.releaseLocks()
 	h.cancel()
 	h.n.closed(h)
 	if err := h.n.fsys.client.Release(rctx, h.n.ino()); err != nil {

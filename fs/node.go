@@ -590,6 +590,9 @@ var _ = (gofs.NodeGetxattrer)((*node)(nil))
 
 func (n *node) Getxattr(ctx context.Context, name string, dest []byte) (uint32, syscall.Errno) {
 	ctx = reqCtx(ctx)
+	if name == sequencerXattr {
+		return n.sequencer(ctx, dest)
+	}
 	if !xattrSupported(name) {
 		return 0, syscall.EOPNOTSUPP
 	}
