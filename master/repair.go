@@ -297,7 +297,9 @@ func (r *repairer) targets(j repairJob) []string {
 		}
 	}
 	for id, st := range v.servers {
-		if slices.Contains(j.c.replicas, id) || !v.aliveLocked(id, now) || st.free < j.c.chunkSize {
+		// A server whose copy is dropped (corrupt) may take a fresh one.
+		inSet := slices.Contains(j.c.replicas, id) && !slices.Contains(j.drop, id)
+		if inSet || !v.aliveLocked(id, now) || st.free < j.c.chunkSize {
 			continue
 		}
 		cands = append(cands, cand{id, st.zone, st.free})
@@ -353,7 +355,7 @@ func (r *repairer) repair(ctx context.Context, j repairJob, targets []string) {
 		if len(drop) > 0 {
 			log.Warn("dropped lost or corrupt replicas", "dropped", drop, "version", ch.Version)
 		}
-		failed := v.pushChunk(ctx, ch, 0)
+		failed, _ := v.pushChunk(ctx, ch, 0)
 		if len(failed) == 0 {
 			break
 		}

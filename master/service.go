@@ -333,9 +333,14 @@ func (v *service) reportFailure(ctx context.Context, cmd *api.Command, op *api.R
 func (v *service) settle(ctx context.Context, ino, index uint64, resp *api.MutateResponse, grantedNs int64) (*api.MutateResponse, error) {
 	for attempt := 0; ; attempt++ {
 		ch := resp.Chunk
-		failed := v.pushChunk(ctx, ch, ch.LeaseExpiryNs-grantedNs)
+		failed, noSpace := v.pushChunk(ctx, ch, ch.LeaseExpiryNs-grantedNs)
 		if len(failed) == 0 {
 			return resp, nil
+		}
+		if noSpace && len(failed) == len(ch.Replicas) {
+			// Every replica is too full to create the chunk: the cluster
+			// is full, not broken.
+			return errResp(api.Errno_ENOSPC, fmt.Sprintf("chunk %d: no replica has room for it", ch.Id)), nil
 		}
 		if attempt == 3 {
 			return errResp(api.Errno_EIO, fmt.Sprintf("chunk %d: replicas %v do not answer", ch.Id, failed)), nil
@@ -471,6 +476,15 @@ func (v *service) place(l *api.Layout) []string {
 			usedZone[c.zone] = true
 		}
 	}
+	// Count the new chunk against the servers' free space until their next
+	// heartbeat, so that chunks placed in a burst do not overfill them.
+	v.mu.Lock()
+	for _, id := range out {
+		if st := v.servers[id]; st != nil {
+			st.free -= min(st.free, chunkSize)
+		}
+	}
+	v.mu.Unlock()
 	if len(out) > 0 && len(out) < want {
 		v.srv.log.Warn("fewer chunkservers than the layout asks for; placing fewer copies",
 			"want", want, "placed", len(out), "layout", api.FormatLayout(l))
@@ -482,8 +496,9 @@ func (v *service) place(l *api.Layout) []string {
 }
 
 // pushChunk tells every replica the chunk's version and the primary its
-// lease, and returns the replicas that did not take it.
-func (v *service) pushChunk(ctx context.Context, c *api.Chunk, leaseNs int64) []string {
+// lease, and returns the replicas that did not take it and whether every
+// one of those refused for lack of space.
+func (v *service) pushChunk(ctx context.Context, c *api.Chunk, leaseNs int64) (failed []string, noSpace bool) {
 	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
 	chunkSize := c.GetLayout().GetChunkSize()
@@ -507,20 +522,21 @@ func (v *service) pushChunk(ctx context.Context, c *api.Chunk, leaseNs int64) []
 				Primary: c.Primary, LeaseNs: leaseNs, Replicas: c.Replicas,
 			})
 			if err == nil && resp.Errno != api.Errno_OK {
-				err = fmt.Errorf("%s: %v", resp.Errno, resp.Message)
+				err = fmt.Errorf("%w: %v", resp.Errno, resp.Message)
 			}
 			errs[i] = err
 		}()
 	}
 	wg.Wait()
-	var failed []string
+	noSpace = true
 	for i, r := range c.Replicas {
 		if errs[i] != nil {
 			v.srv.log.Warn("chunk replica did not take new version", "chunk", c.Id, "version", c.Version, "server", r.Server, "err", errs[i])
 			failed = append(failed, r.Server)
+			noSpace = noSpace && errors.Is(errs[i], api.Errno_ENOSPC)
 		}
 	}
-	return failed
+	return failed, noSpace && len(failed) > 0
 }
 
 func (v *service) conn(addr string) (*grpc.ClientConn, error) {
@@ -770,8 +786,8 @@ func (v *service) demote() {
 	v.ready = false
 	v.servers = map[string]*serverState{}
 	v.mu.Unlock()
-	v.srv.log.Info("no longer leader", "id", v.cfg.ID)
 	v.repair.reset()
+	v.srv.log.Info("no longer leader", "id", v.cfg.ID)
 }
 
 func (v *service) expireSessions() {
