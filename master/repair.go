@@ -416,3 +416,39 @@ func (r *repairer) repair(ctx context.Context, j repairJob, targets []string) {
 // replicateTimeout bounds one chunk copy (64 MiB at the default rate
 // takes well under a second on a LAN; a throttled copy takes longer).
 const replicateTimeout = 10 * time.Minute
+
+// placeAfterFailover places a new chunk like place, but a leader that has
+// not yet heard from every registered chunkserver since it took over
+// waits for their heartbeats (at most ServerDeadAfter from the takeover)
+// before concluding that no server has room: a failover is not ENOSPC.
+func (v *service) placeAfterFailover(ctx context.Context, l *api.Layout) []string {
+	for {
+		out := v.place(l)
+		if len(out) > 0 || !v.awaitingHeartbeats() {
+			return out
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// awaitingHeartbeats says whether this leader took over recently and some
+// registered chunkserver has not sent it a heartbeat yet.
+func (v *service) awaitingHeartbeats() bool {
+	registered := v.fsm.serverList()
+	now := time.Now()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if now.Sub(v.promoted) > v.cfg.ServerDeadAfter {
+		return false
+	}
+	for _, s := range registered {
+		if v.servers[s.id] == nil {
+			return true
+		}
+	}
+	return false
+}

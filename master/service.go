@@ -381,7 +381,7 @@ func (v *service) allocChunk(ctx context.Context, cmd *api.Command, op *api.Allo
 		if view.exists {
 			cmd.Primary = v.pickPrimary(view.chunk, nil)
 		} else {
-			cmd.Placement = v.place(view.layout)
+			cmd.Placement = v.placeAfterFailover(ctx, view.layout)
 			if len(cmd.Placement) > 0 {
 				cmd.Primary = cmd.Placement[0]
 			}

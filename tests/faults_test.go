@@ -645,6 +645,11 @@ func TestFaultDiskFull(t *testing.T) {
 // fresh data directory through dfsctl members, and the new group
 // survives the loss of its leader.
 func TestFaultReplaceMaster(t *testing.T) {
+	// The new master starts (waiting to join) before the cluster, so that
+	// it stops after the mount: the mount's last call needs a quorum.
+	listen, raftAddr := freeAddr(t), freeAddr(t)
+	startDaemon(t, filepath.Join(binaries(t), cluster.MasterBinary), []string{
+		"-id", "m9", "-data", filepath.Join(t.TempDir(), "m9"), "-listen", listen, "-raft", raftAddr, "-join"})
 	c := startCluster(t, cluster.Config{Masters: 3, ChunkServers: 1, Mounts: 1})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -654,10 +659,6 @@ func TestFaultReplaceMaster(t *testing.T) {
 	}
 	dead := (leader + 1) % 3
 	c.KillMaster(dead)
-
-	listen, raftAddr := freeAddr(t), freeAddr(t)
-	startDaemon(t, filepath.Join(binaries(t), cluster.MasterBinary), []string{
-		"-id", "m9", "-data", filepath.Join(t.TempDir(), "m9"), "-listen", listen, "-raft", raftAddr, "-join"})
 	if out, code := dfsctl(t, c, "members", "add", "m9", raftAddr); code != 0 {
 		t.Fatalf("members add: exit %d\n%s", code, out)
 	}
