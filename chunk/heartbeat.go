@@ -40,7 +40,9 @@ func (s *Server) heartbeatLoop(ctx context.Context) {
 			}
 			h.logf("no master leader reachable; retrying", "err", err, "masters", h.masters)
 			delay = backoff
-			backoff = min(backoff*2, max(s.cfg.Heartbeat, 2*time.Second))
+			// Capped at the heartbeat interval, so that a new leader
+			// hears from every server within about a second.
+			backoff = min(backoff*2, s.cfg.Heartbeat)
 			continue
 		}
 		backoff = 50 * time.Millisecond

@@ -258,7 +258,10 @@ func (c *Client) callMaster(ctx context.Context, f func(context.Context, api.Mas
 		// No leader (election) or this master is unreachable: wait a
 		// little so a failover can finish, then try the next one.
 		d := backoff/2 + rand.N(backoff)
-		backoff = min(2*backoff, time.Second)
+		// Capped low: on a LAN a new leader is ready well under a
+		// second after the election, and waiting longer than that
+		// is what users would see of a failover.
+		backoff = min(2*backoff, 250*time.Millisecond)
 		select {
 		case <-time.After(d):
 		case <-ctx.Done():

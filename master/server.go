@@ -37,8 +37,8 @@ type Config struct {
 	RaftAddr string            // Raft transport address
 	Cluster  map[string]string // initial members: id -> Raft address
 
-	HeartbeatTimeout  time.Duration // Raft; 0: 1s
-	ElectionTimeout   time.Duration // Raft; 0: 1s
+	HeartbeatTimeout  time.Duration // Raft; 0: 500ms (tuned for a LAN)
+	ElectionTimeout   time.Duration // Raft; 0: 500ms
 	SnapshotInterval  time.Duration // 0: 30s
 	SnapshotThreshold uint64        // log entries between snapshots; 0: 8192
 	SessionGrace      time.Duration // added to every session by a new leader; 0: 5s
@@ -158,8 +158,8 @@ func setDefaults(c *Config) {
 			*d = v
 		}
 	}
-	def(&c.HeartbeatTimeout, time.Second)
-	def(&c.ElectionTimeout, time.Second)
+	def(&c.HeartbeatTimeout, 500*time.Millisecond)
+	def(&c.ElectionTimeout, 500*time.Millisecond)
 	def(&c.SnapshotInterval, 30*time.Second)
 	def(&c.SessionGrace, 5*time.Second)
 	def(&c.ChunkLease, 60*time.Second)
