@@ -11,7 +11,7 @@ TEST_PACKAGES := fuse3 attr sqlite3 git
 # processes and runs without it to keep within CI's time.
 UNIT_PKGS = $$($(GO) list ./... | grep -v '^dfs/tests$$')
 
-.PHONY: build test deps vet fmtcheck unit integration run bench proto clean
+.PHONY: build test deps vet fmtcheck unit integration soak run bench proto clean
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -40,6 +40,11 @@ unit:
 
 integration:
 	$(GO) test -count=1 -timeout 10m ./tests/
+
+# soak runs the fault-injection suite's long variants: 10 leader kills,
+# 1 GiB re-replicated after a chunkserver is lost, and so on.
+soak:
+	DFS_SOAK=1 $(GO) test -count=1 -timeout 30m -v -run 'TestFault' ./tests/
 
 run: build
 	$(BIN)/dfsctl dev
