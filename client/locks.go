@@ -152,3 +152,13 @@ func (c *Client) renewed(sess uint64, sent time.Time) {
 		}
 	}
 }
+
+// Invalidate forgets the cached chunk locations, so that the next reads
+// ask the master: another host may have replaced the file's chunks (a
+// truncate and rewrite) since they were learned. Data written but not
+// yet synced stays tracked.
+func (f *File) Invalidate() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	clear(f.chunks)
+}

@@ -29,6 +29,12 @@ import (
 //   - flock and OFD locks belong to an open file description: its last
 //     close (RELEASE) releases them.
 //
+// RELEASE is asynchronous: the kernel may reuse a closed description's
+// memory, and so its lock owner number, before the mount has released
+// its locks. flock locks therefore take the handle's own id as owner,
+// and a RELEASE drops only the POSIX-kind owners that its handle was the
+// last to lock for.
+//
 // Every lock's data is kept exact across hosts: an unlock first writes
 // out buffered data; a grant drops cached data and attributes.
 
@@ -40,28 +46,39 @@ const sequencerXattr = "dfs.lock.sequencer"
 type mountLocks struct {
 	flushOwner sync.Map // FLUSH request's cancel channel -> its lock owner
 
-	mu    sync.Mutex
-	posix map[uint64]map[uint64]bool // ino -> owners that may hold POSIX or OFD locks
+	mu         sync.Mutex
+	posix      map[uint64]map[uint64]*fileHandle // ino -> owner that may hold POSIX or OFD locks -> handle it last locked through
+	nextHandle uint64
 }
 
-func (m *mountLocks) addPosix(ino, owner uint64) {
+// handleID returns a number for a new handle, unique within the mount.
+func (m *mountLocks) handleID() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.nextHandle++
+	return m.nextHandle
+}
+
+func (m *mountLocks) addPosix(ino, owner uint64, h *fileHandle) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.posix == nil {
-		m.posix = map[uint64]map[uint64]bool{}
+		m.posix = map[uint64]map[uint64]*fileHandle{}
 	}
 	if m.posix[ino] == nil {
-		m.posix[ino] = map[uint64]bool{}
+		m.posix[ino] = map[uint64]*fileHandle{}
 	}
-	m.posix[ino][owner] = true
+	m.posix[ino][owner] = h
 }
 
 // takePosix forgets that owner may hold POSIX locks on ino and reports
-// whether it might have.
-func (m *mountLocks) takePosix(ino, owner uint64) bool {
+// whether it might have. With h set, only if h was the last handle the
+// owner locked through.
+func (m *mountLocks) takePosix(ino, owner uint64, h *fileHandle) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if !m.posix[ino][owner] {
+	last, ok := m.posix[ino][owner]
+	if !ok || (h != nil && last != h) {
 		return false
 	}
 	delete(m.posix[ino], owner)
@@ -75,7 +92,7 @@ func (m *mountLocks) takePosix(ino, owner uint64) bool {
 type handleLocks struct {
 	mu      sync.Mutex
 	session uint64          // the session a lock was taken under; 0: never locked here
-	flock   map[uint64]bool // flock owners that locked through this handle
+	id      uint64          // the flock owner: this handle, unique in the mount; 0: none yet
 	posix   map[uint64]bool // POSIX and OFD owners that locked through this handle
 }
 
@@ -185,6 +202,9 @@ func (h *fileHandle) setlk(ctx context.Context, owner uint64, lk *fuse.FileLock,
 	}
 	n, fsys := h.n, h.n.fsys
 	kind := lockKind(flags)
+	if kind == api.LockKind_FLOCK {
+		owner = h.flockOwner()
+	}
 	op := &api.LockOp{Ino: n.ino(), Kind: kind, Owner: owner, Type: typ, Start: lk.Start, End: lk.End, Wait: wait && typ != api.LockType_UNLOCK}
 	// Lock calls, unlike the rest of the mount, honour FUSE interrupts:
 	// a wait may last for ever, and a signal must end it.
@@ -193,12 +213,11 @@ func (h *fileHandle) setlk(ctx context.Context, owner uint64, lk *fuse.FileLock,
 		op.Pid = fc.Pid
 		lctx = client.WithCaller(ctx, &api.Caller{Uid: fc.Uid, Gid: fc.Gid, Pid: fc.Pid})
 	}
-	if typ == api.LockType_UNLOCK || kind == api.LockKind_FLOCK {
-		// The next holder must see everything written under this lock
-		// (a flock conversion may give the lock away while waiting).
-		if err := n.flushAll(reqCtx(ctx)); err != nil {
-			return fsys.errno("flush before unlock", err)
-		}
+	// Whoever may take the lock next must see everything written under
+	// it: flush before an unlock, a downgrade, or a flock conversion
+	// (which gives the lock away while it waits).
+	if err := n.flushAll(reqCtx(ctx)); err != nil {
+		return fsys.errno("flush before lock change", err)
 	}
 	if typ != api.LockType_UNLOCK {
 		// Record the owner before asking, so that a close racing with
@@ -228,21 +247,27 @@ func (h *fileHandle) setlk(ctx context.Context, owner uint64, lk *fuse.FileLock,
 	return 0
 }
 
-func (h *fileHandle) noteOwner(kind api.LockKind, owner uint64) {
+// flockOwner returns the handle's flock owner number.
+func (h *fileHandle) flockOwner() uint64 {
 	h.lk.mu.Lock()
 	defer h.lk.mu.Unlock()
-	if kind == api.LockKind_FLOCK {
-		if h.lk.flock == nil {
-			h.lk.flock = map[uint64]bool{}
-		}
-		h.lk.flock[owner] = true
-		return
+	if h.lk.id == 0 {
+		h.lk.id = h.n.fsys.locks.handleID()
 	}
+	return h.lk.id
+}
+
+func (h *fileHandle) noteOwner(kind api.LockKind, owner uint64) {
+	if kind == api.LockKind_FLOCK {
+		return // released by id at the last close
+	}
+	h.lk.mu.Lock()
 	if h.lk.posix == nil {
 		h.lk.posix = map[uint64]bool{}
 	}
 	h.lk.posix[owner] = true
-	h.n.fsys.locks.addPosix(h.n.ino(), owner)
+	h.lk.mu.Unlock()
+	h.n.fsys.locks.addPosix(h.n.ino(), owner, h)
 }
 
 // revalidate makes the next reads and stats of a newly locked file ask
@@ -254,6 +279,9 @@ func (n *node) revalidate(ctx context.Context) {
 	n.mu.Lock()
 	n.cacheValid = false
 	n.dataGen++
+	if n.file != nil {
+		n.file.Invalidate()
+	}
 	n.mu.Unlock()
 	n.NotifyContent(0, 0)
 }
@@ -270,7 +298,7 @@ func (h *fileHandle) unlockOnClose(ctx context.Context) {
 		return
 	}
 	owner := v.(uint64)
-	if !h.n.fsys.locks.takePosix(h.n.ino(), owner) {
+	if !h.n.fsys.locks.takePosix(h.n.ino(), owner, nil) {
 		return
 	}
 	h.unlock(api.LockKind_POSIX, owner)
@@ -281,14 +309,14 @@ func (h *fileHandle) unlockOnClose(ctx context.Context) {
 // FLUSH already; the owners left are OFD locks of this description.
 func (h *fileHandle) releaseLocks() {
 	h.lk.mu.Lock()
-	flock, posix := h.lk.flock, h.lk.posix
-	h.lk.flock, h.lk.posix = nil, nil
+	flock, posix := h.lk.id, h.lk.posix
+	h.lk.posix = nil
 	h.lk.mu.Unlock()
-	for owner := range flock {
-		h.unlock(api.LockKind_FLOCK, owner)
+	if flock != 0 {
+		h.unlock(api.LockKind_FLOCK, flock)
 	}
 	for owner := range posix {
-		if h.n.fsys.locks.takePosix(h.n.ino(), owner) {
+		if h.n.fsys.locks.takePosix(h.n.ino(), owner, h) {
 			h.unlock(api.LockKind_POSIX, owner)
 		}
 	}

@@ -409,6 +409,12 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	// Close-to-open: Open answers the attributes as of now.
 	a, err := n.fsys.client.Open(ctx, n.ino())
 	if err != nil {
+		if api.ErrnoOf(err) == api.Errno_ENOENT {
+			// Removed through another mount while the kernel trusted
+			// the name: ESTALE makes it look the name up again
+			// (LOOKUP_REVAL), as with NFS.
+			return nil, 0, syscall.ESTALE
+		}
 		return nil, 0, n.fsys.errno("open", err)
 	}
 	fh, fflags, errno := n.openHandle(ctx, a, flags, false)
@@ -439,6 +445,7 @@ func (n *node) openHandle(ctx context.Context, a *api.Attr, flags uint32, create
 	n.handles[h] = struct{}{}
 	if !keep {
 		n.dataGen++
+		n.file.Invalidate() // another mount may have replaced its chunks
 	}
 	n.mu.Unlock()
 
