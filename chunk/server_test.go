@@ -227,12 +227,13 @@ func TestWriteRefusals(t *testing.T) {
 	rr, _ = ss[0].c.Read(ctxT(t), &api.ReadRequest{Id: 99, Version: 1, Length: 5})
 	wantErrno(t, "read of a missing chunk", rr.Errno, rr.Message, api.Errno_ENOENT, "")
 
-	// Lease expiry.
-	setChunk(t, ss, 1, 6, bs, 20*time.Millisecond)
+	// Lease expiry. The lease is long enough for the first write to end
+	// within it even under the race detector on a loaded machine.
+	setChunk(t, ss, 1, 6, bs, 300*time.Millisecond)
 	if r := write(t, ss, &api.WriteRequest{Id: 1, Version: 6, Data: data}); r.Errno != api.Errno_OK {
 		t.Fatalf("write within lease: %v %s", r.Errno, r.Message)
 	}
-	time.Sleep(30 * time.Millisecond)
+	time.Sleep(400 * time.Millisecond)
 	r = write(t, ss, &api.WriteRequest{Id: 1, Version: 6, Data: data})
 	wantErrno(t, "write after lease expiry", r.Errno, r.Message, api.Errno_EAGAIN, "lease expired")
 
