@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -51,6 +52,7 @@ func TestLocks(t *testing.T) {
 	t.Run("Interrupt", func(t *testing.T) { testLockInterrupt(t, c, dirs) })
 	t.Run("SQLite", func(t *testing.T) { testSQLiteTwoMounts(t, dirs) })
 	t.Run("LeaderKilled", func(t *testing.T) { testLockLeaderKilled(t, c, dirs) })
+	t.Run("SessionLost", func(t *testing.T) { testLockSessionLost(t, c, dirs) })
 	t.Run("MountKilled", func(t *testing.T) { testLockMountKilled(t, c, dirs) })
 }
 
@@ -567,4 +569,104 @@ func testLockMountKilled(t *testing.T, c *cluster.Cluster, dirs []string) {
 	if err := c.RestartMount(victim); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// mountPid finds the dfsmount process serving dir (a path unique to this
+// test run).
+func mountPid(t *testing.T, dir string) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if len(args) > 1 && filepath.Base(args[0]) == "dfsmount" && args[len(args)-1] == dir {
+			return pid
+		}
+	}
+	t.Fatalf("no dfsmount process for %s", dir)
+	return 0
+}
+
+// testLockSessionLost: a mount that stops answering (paused here, as a
+// long GC pause or a partition would) loses its lock to a waiter on
+// another mount after the TTL; when it runs again, I/O through the
+// descriptor that held the lock fails with EIO instead of writing as if
+// it still held it, until the file is reopened.
+func testLockSessionLost(t *testing.T, c *cluster.Cluster, dirs []string) {
+	path := filepath.Join(dirs[0], "paused")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("held\n"), 0); err != nil {
+		t.Fatal(err)
+	}
+	waiter := exec.Command("flock", filepath.Join(dirs[1], "paused"), "sh", "-c", "echo taken > "+filepath.Join(dirs[1], "paused"))
+	if err := waiter.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- waiter.Wait() }()
+	time.Sleep(500 * time.Millisecond)
+
+	pid := mountPid(t, c.MountDir(0))
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	resumed := false
+	resume := func() {
+		if !resumed {
+			syscall.Kill(pid, syscall.SIGCONT)
+			resumed = true
+		}
+	}
+	t.Cleanup(resume)
+	limit := lockTTL + lockGrace + 5*time.Second
+	select {
+	case err := <-waited:
+		if err != nil {
+			resume()
+			t.Fatalf("waiter: %v", err)
+		}
+		t.Logf("paused mount's lock granted elsewhere after %v", time.Since(stopped).Round(10*time.Millisecond))
+	case <-time.After(limit):
+		resume()
+		t.Fatalf("waiter not granted within %v of the holder's mount pausing", limit)
+	}
+	resume()
+	// Right away (the mount's own clock says the session may be gone)
+	// and after it has learnt that it was (a new session).
+	for _, when := range []string{"just resumed", "after a new session"} {
+		if _, err := f.WriteAt([]byte("stale\n"), 0); !errors.Is(err, unix.EIO) {
+			t.Errorf("%s: write through the descriptor that held the lock: %v, want EIO", when, err)
+		}
+		if _, err := f.ReadAt(make([]byte, 4), 0); !errors.Is(err, unix.EIO) {
+			t.Errorf("%s: read through the descriptor that held the lock: %v, want EIO", when, err)
+		}
+		time.Sleep(lockTTL)
+	}
+	f.Close()
+	got, err := os.ReadFile(filepath.Join(dirs[1], "paused"))
+	if err != nil || string(got) != "taken\n" {
+		t.Errorf("file after the new holder wrote: %q %v, want \"taken\\n\"", got, err)
+	}
+	// A new descriptor works.
+	within(t, 30*time.Second, "reopen after the session loss", func() error {
+		return os.WriteFile(path, []byte("again\n"), 0o644)
+	})
 }
