@@ -230,3 +230,47 @@ func (h *fileHandle) Allocate(ctx context.Context, off uint64, size uint64, mode
 	n.committed(a)
 	return 0
 }
+
+var _ = (gofs.FileLseeker)((*fileHandle)(nil))
+
+// Lseek answers SEEK_DATA and SEEK_HOLE from the file's chunk map: a
+// chunk never written is a hole, a written chunk is data throughout
+// (chunkservers keep no finer map). The kernel handles the other
+// whences itself.
+func (h *fileHandle) Lseek(ctx context.Context, off uint64, whence uint32) (uint64, syscall.Errno) {
+	ctx = reqCtx(ctx)
+	n := h.n
+	if whence != unix.SEEK_DATA && whence != unix.SEEK_HOLE {
+		return 0, syscall.EINVAL
+	}
+	if err := n.flushAll(ctx); err != nil {
+		return 0, n.fsys.errno("lseek", err)
+	}
+	n.mu.Lock()
+	size, attr := n.sizeLocked(), n.attr
+	n.mu.Unlock()
+	if off >= size {
+		return 0, syscall.ENXIO
+	}
+	cs := client.ChunkSize(attr)
+	const page = 1 << 14
+	for first, last := off/cs, (size-1)/cs; first <= last; first += page {
+		chunks, _, err := n.fsys.client.GetChunks(ctx, n.ino(), first, page)
+		if err != nil {
+			return 0, n.fsys.errno("lseek", err)
+		}
+		present := map[uint64]bool{}
+		for _, ch := range chunks {
+			present[ch.Index] = true
+		}
+		for i := first; i < first+page && i <= last; i++ {
+			if present[i] == (whence == unix.SEEK_DATA) {
+				return max(off, i*cs), 0
+			}
+		}
+	}
+	if whence == unix.SEEK_DATA {
+		return 0, syscall.ENXIO
+	}
+	return size, 0
+}

@@ -402,6 +402,30 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	return ch, fh, fflags, 0
 }
 
+var _ = (gofs.NodeTmpfiler)((*node)(nil))
+
+// Tmpfile implements O_TMPFILE: a file with no name, open by this mount,
+// that linkat can give a name later.
+func (n *node) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	ctx = reqCtx(ctx)
+	resp, err := n.fsys.client.Mutate(ctx, &api.Op{Op: &api.Op_Create{Create: &api.CreateOp{
+		Parent: n.ino(), Mode: mode&0o7777 | syscall.S_IFREG, Open: true, Tmpfile: true}}})
+	if err != nil {
+		return nil, nil, 0, n.fsys.errno("tmpfile", err)
+	}
+	a := resp.Attr
+	ch := n.NewInode(ctx, &node{fsys: n.fsys, attr: a},
+		gofs.StableAttr{Mode: syscall.S_IFREG, Ino: a.Ino, Gen: a.Generation})
+	cn := ch.Operations().(*node)
+	fh, fflags, errno := cn.openHandle(ctx, a, flags, true)
+	if errno != 0 {
+		n.fsys.client.Release(context.Background(), a.Ino)
+		return nil, nil, 0, errno
+	}
+	cn.fill(a, &out.Attr)
+	return ch, fh, fflags, 0
+}
+
 var _ = (gofs.NodeOpener)((*node)(nil))
 
 func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
@@ -532,6 +556,11 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 	t, ok := target.(*node)
 	if !ok {
 		return nil, syscall.EXDEV
+	}
+	// The answer carries the size, which the kernel takes as the
+	// truth: it must include what is still buffered.
+	if err := t.flushAll(ctx); err != nil {
+		return nil, n.fsys.errno("link flush", err)
 	}
 	a, err := n.fsys.client.Link(ctx, t.ino(), n.ino(), name)
 	if err != nil {

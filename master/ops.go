@@ -83,6 +83,9 @@ func (f *FSM) prepareNew(parentIno uint64, name string) (*inode, api.Errno) {
 }
 
 func (f *FSM) create(c *api.Command, s *session, op *api.CreateOp) *api.MutateResponse {
+	if op.Tmpfile {
+		return f.tmpfile(c, s, op)
+	}
 	p, e := f.prepareNew(op.Parent, op.Name)
 	if e == api.Errno_EEXIST && !op.Exclusive {
 		n := f.inodes[p.entries[op.Name].ino]
@@ -112,6 +115,22 @@ func (f *FSM) create(c *api.Command, s *session, op *api.CreateOp) *api.MutateRe
 	if op.Open {
 		f.open(s, n.attr.Ino)
 	}
+	return ok(n.attr)
+}
+
+// tmpfile makes a regular file with no name, open by s: it is freed at
+// its last close unless it is linked into a directory first.
+func (f *FSM) tmpfile(c *api.Command, s *session, op *api.CreateOp) *api.MutateResponse {
+	p, e := f.dir(op.Parent)
+	if e != api.Errno_OK {
+		return errResp(e, "")
+	}
+	if s == nil || op.Mode&syscall.S_IFMT != 0 && op.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return errResp(api.Errno_EINVAL, "a temporary file is a regular file opened by a session")
+	}
+	n := f.newInode(c, p, syscall.S_IFREG|op.Mode&0o7777)
+	n.attr.Nlink = 0
+	f.open(s, n.attr.Ino)
 	return ok(n.attr)
 }
 
@@ -154,7 +173,10 @@ func (f *FSM) link(c *api.Command, op *api.LinkOp) *api.MutateResponse {
 	if isDir(n.attr) {
 		return errResp(api.Errno_EPERM, "hard link to a directory")
 	}
-	if n.attr.Nlink == 0 {
+	if n.attr.Nlink == 0 && n.opens == 0 {
+		// An open file with no names may be linked: the kernel allows
+		// that only for O_TMPFILE files and answers ENOENT for others
+		// before asking.
 		return errResp(api.Errno_ENOENT, "")
 	}
 	if n.attr.Nlink >= maxLinks {
