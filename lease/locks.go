@@ -410,6 +410,19 @@ func (t *Table) Sequencer(ino uint64, session uint64) uint64 {
 	return s
 }
 
+// HoldsWrite reports whether session holds an exclusive lock (of either
+// kind, on any range) on ino.
+func (t *Table) HoldsWrite(ino uint64, session uint64) bool {
+	for _, kind := range []Kind{Flock, Posix} {
+		for _, l := range t.held[fileKey{ino, kind}] {
+			if l.Owner.Session == session && l.Type == Write {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // All returns every held lock and every waiter, in a deterministic order
 // (for snapshots and status).
 func (t *Table) All() ([]Lock, []Queued) {

@@ -152,9 +152,15 @@ func TestFIFOWaitersAndSequencers(t *testing.T) {
 	if len(g) != 1 || g[0].Waiter != (Waiter{2, 1}) || g[0].Sequencer != 102 {
 		t.Fatalf("after c1 unlock: grants %+v, want c2 with 102", g)
 	}
+	if !tb.HoldsWrite(3, 2) || tb.HoldsWrite(4, 2) {
+		t.Fatalf("HoldsWrite: session 2 holds the exclusive lock on 3 only")
+	}
 	g = tb.ReleaseSession(2, 6)
 	if len(g) != 1 || g[0].Waiter != (Waiter{3, 1}) || g[0].Sequencer != 103 {
 		t.Fatalf("after c2 expiry: grants %+v, want c3 with 103", g)
+	}
+	if tb.HoldsWrite(3, 3) || tb.HoldsWrite(3, 2) {
+		t.Fatalf("HoldsWrite true for a shared holder or a gone session")
 	}
 	if tb.LastSequencer() != 103 || tb.Sequencer(3, 3) != 103 || tb.Sequencer(3, 2) != 0 {
 		t.Fatalf("sequencers: last %d, c3 %d, c2 %d", tb.LastSequencer(), tb.Sequencer(3, 3), tb.Sequencer(3, 2))

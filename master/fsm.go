@@ -195,6 +195,9 @@ func (f *FSM) closeSession(id uint64, now int64) {
 
 // applyOp dispatches a client op to its handler.
 func (f *FSM) applyOp(c *api.Command, s *session) *api.MutateResponse {
+	if r := f.fenced(c, s); r != nil {
+		return r
+	}
 	switch op := c.Op.Op.(type) {
 	case *api.Op_Create:
 		return f.create(c, s, op.Create)

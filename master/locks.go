@@ -83,6 +83,44 @@ func (f *FSM) cancelLock(c *api.Command, s *session, op *api.CancelLockOp) *api.
 	return errResp(api.Errno_EINVAL, fmt.Sprintf("no lock wait %d in session %d", op.WaitSeq, s.id))
 }
 
+// FenceXattr, set (to any value) on a file, fences its data path: the
+// master accepts chunk allocations and lease renewals, write commits and
+// size changes for it only from a session that holds an exclusive lock
+// on it. A holder whose session expired (a paused or partitioned client)
+// can then no longer change the file once another has the lock.
+const FenceXattr = "user.dfs.lock.fence"
+
+// fenced refuses a data-path change to a fenced file from a session that
+// holds no exclusive lock on it. Commands the leader makes for itself
+// (no session) pass.
+func (f *FSM) fenced(c *api.Command, s *session) *api.MutateResponse {
+	if s == nil {
+		return nil
+	}
+	var ino uint64
+	switch op := c.Op.Op.(type) {
+	case *api.Op_AllocChunk:
+		ino = op.AllocChunk.Ino
+	case *api.Op_CommitWrite:
+		ino = op.CommitWrite.Ino
+	case *api.Op_SetAttr:
+		if op.SetAttr.Valid&uint32(api.SetAttrOp_SIZE) == 0 {
+			return nil
+		}
+		ino = op.SetAttr.Ino
+	default:
+		return nil
+	}
+	n := f.inodes[ino]
+	if n == nil {
+		return nil
+	}
+	if _, on := n.xattrs[FenceXattr]; !on || f.locks.HoldsWrite(ino, s.id) {
+		return nil
+	}
+	return errResp(api.Errno_ENOLCK, fmt.Sprintf("inode %d is fenced (%s) and session %d holds no exclusive lock on it", ino, FenceXattr, s.id))
+}
+
 // answerGrants records the final answer of granted waits and wakes the
 // WaitLock calls polling for them.
 func (f *FSM) answerGrants(grants []lease.Grant) {

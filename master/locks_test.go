@@ -104,3 +104,35 @@ func TestLockRequestsValidated(t *testing.T) {
 	}
 	h.must(&api.Op_Lock{Lock: &api.LockOp{Ino: 999, Type: api.LockType_READ, End: 1}}, api.Errno_ENOENT)
 }
+
+func TestFencedFileNeedsExclusiveLock(t *testing.T) {
+	h := newHarness(t)
+	ino := h.create(api.RootIno, "f")
+	commit := &api.Op_CommitWrite{CommitWrite: &api.CommitWriteOp{Ino: ino, Size: 10}}
+	h.must(commit, api.Errno_OK) // not fenced yet
+	h.must(&api.Op_SetXattr{SetXattr: &api.SetXattrOp{Ino: ino, Name: FenceXattr, Value: []byte("1")}}, api.Errno_OK)
+	h.must(commit, api.Errno_ENOLCK)
+	h.must(&api.Op_SetAttr{SetAttr: &api.SetAttrOp{Ino: ino, Valid: uint32(api.SetAttrOp_SIZE), Size: 0}}, api.Errno_ENOLCK)
+	h.must(&api.Op_SetAttr{SetAttr: &api.SetAttrOp{Ino: ino, Valid: uint32(api.SetAttrOp_MODE), Mode: 0o600}}, api.Errno_OK)
+	h.must(&api.Op_Lock{Lock: &api.LockOp{Ino: ino, Kind: api.LockKind_POSIX, Owner: 1, Type: api.LockType_READ, End: 5}}, api.Errno_OK)
+	h.must(commit, api.Errno_ENOLCK) // a shared lock is not enough
+	h.must(flockOp(ino, 2, api.LockType_WRITE, false), api.Errno_OK)
+	h.must(commit, api.Errno_OK)
+
+	// Another session is fenced off until the holder's session expires
+	// and the lock is its own.
+	s2 := h.openSession()
+	if r := h.opAs(s2, 1, commit); r.Errno != api.Errno_ENOLCK {
+		t.Fatalf("commit by a session without the lock: %v", r)
+	}
+	if r := h.opAs(s2, 2, flockOp(ino, 1, api.LockType_WRITE, true)); !r.Waiting {
+		t.Fatalf("s2 wait: %v", r)
+	}
+	h.apply(&api.Command{ExpireSession: &api.ExpireSessionCmd{Session: h.sess}})
+	if r := h.opAs(s2, 3, commit); r.Errno != api.Errno_OK {
+		t.Fatalf("commit by the new holder: %v", r)
+	}
+	if r := h.op(commit); r.Errno != api.Errno_ESTALE {
+		t.Fatalf("commit by the expired holder: %v", r)
+	}
+}
