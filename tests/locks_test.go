@@ -26,7 +26,7 @@ import (
 // Lock tests run on one private cluster of three mounts with a short
 // session TTL, so that a killed mount's locks are freed quickly.
 const (
-	lockTTL   = 4 * time.Second
+	lockTTL   = 6 * time.Second
 	lockGrace = 2 * time.Second
 )
 
@@ -66,6 +66,7 @@ func TestLocks(t *testing.T) {
 	t.Run("Interrupt", func(t *testing.T) { testLockInterrupt(t, c, dirs) })
 	t.Run("SQLite", func(t *testing.T) { testSQLiteTwoMounts(t, dirs) })
 	t.Run("LeaderKilled", func(t *testing.T) { testLockLeaderKilled(t, c, dirs) })
+	t.Run("Fence", func(t *testing.T) { testFence(t, dirs) })
 	t.Run("SessionLost", func(t *testing.T) { testLockSessionLost(t, c, dirs) })
 	t.Run("MountKilled", func(t *testing.T) { testLockMountKilled(t, c, dirs) })
 }
@@ -682,5 +683,40 @@ func testLockSessionLost(t *testing.T, c *cluster.Cluster, dirs []string) {
 	// A new descriptor works.
 	within(t, 30*time.Second, "reopen after the session loss", func() error {
 		return os.WriteFile(path, []byte("again\n"), 0o644)
+	})
+}
+
+// testFence: a file with the fence xattr takes writes only from a mount
+// holding an exclusive lock on it.
+func testFence(t *testing.T, dirs []string) {
+	path := filepath.Join(dirs[0], "fenced")
+	if err := os.WriteFile(path, []byte("a"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Setxattr(path, "user.dfs.lock.fence", []byte("1"), 0); err != nil {
+		t.Fatalf("setting the fence: %v", err)
+	}
+	other := filepath.Join(dirs[1], "fenced")
+	if err := os.WriteFile(other, []byte("b"), 0o644); !errors.Is(err, unix.ENOLCK) {
+		t.Errorf("write to a fenced file without a lock: %v, want ENOLCK", err)
+	}
+	f, err := os.Open(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(other, []byte("c"), 0o644); err != nil {
+		t.Errorf("write to a fenced file under flock: %v", err)
+	}
+	f.Close()
+	within(t, 30*time.Second, "read back", func() error {
+		for {
+			if b, err := os.ReadFile(path); err != nil || string(b) == "c" {
+				return err
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	})
 }
