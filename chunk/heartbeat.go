@@ -80,7 +80,9 @@ func (h *heartbeater) beat(ctx context.Context, full bool) (*api.HeartbeatRespon
 		if err != nil {
 			return nil, err
 		}
-		cctx, cancel := context.WithTimeout(ctx, min(h.s.cfg.RPCTimeout, 5*time.Second))
+		// Short: a heartbeat is cheap, and a master that does not answer
+		// in time is better replaced by the next one at once.
+		cctx, cancel := context.WithTimeout(ctx, min(h.s.cfg.RPCTimeout, max(2*h.s.cfg.Heartbeat, time.Second)))
 		resp, err := api.NewMasterClient(cc).Heartbeat(cctx, req)
 		cancel()
 		if err == nil {

@@ -33,6 +33,7 @@ func (p *peerPool) conn(addr string) (*grpc.ClientConn, error) {
 	}
 	cc, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		api.WithUnackedTimeout(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(api.MaxMessage), grpc.MaxCallSendMsgSize(api.MaxMessage)))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", addr, err)

@@ -384,6 +384,7 @@ func (p *connPool) get(addr string) (*grpc.ClientConn, error) {
 	}
 	cc, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		api.WithUnackedTimeout(),
 		grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(api.MaxMessage),
 			grpc.MaxCallSendMsgSize(api.MaxMessage)))

@@ -59,6 +59,13 @@ type Config struct {
 	// ReadyTimeout bounds each wait for the cluster to become ready;
 	// default 60s.
 	ReadyTimeout time.Duration
+
+	// Host, if set, gives the IP address process name (m1, c2, mount1)
+	// listens on and is reached at, instead of 127.0.0.1; Wrap, if set,
+	// gives a command prefix to run it under (e.g. nsenter into a network
+	// namespace). Partition tests put each process in its own namespace.
+	Host func(name string) string
+	Wrap func(name string) []string
 }
 
 // Cluster is a running (or stopped) set of dfs processes. Its methods are
@@ -208,20 +215,34 @@ func (c *Cluster) layout() error {
 		return err
 	}
 
+	// at moves a 127.0.0.1 address to process name's host.
+	at := func(name, addr string) string {
+		if cfg.Host == nil {
+			return addr
+		}
+		_, port, _ := net.SplitHostPort(addr)
+		return net.JoinHostPort(cfg.Host(name), port)
+	}
+	wrap := func(name string) []string {
+		if cfg.Wrap == nil {
+			return nil
+		}
+		return cfg.Wrap(name)
+	}
 	var raftPeers, masterAddrs []string
 	for _, m := range lf.Masters {
-		raftPeers = append(raftPeers, m.ID+"="+m.Raft)
-		masterAddrs = append(masterAddrs, m.Listen)
+		raftPeers = append(raftPeers, m.ID+"="+at(m.ID, m.Raft))
+		masterAddrs = append(masterAddrs, at(m.ID, m.Listen))
 	}
 	logPath := func(name string) string { return filepath.Join(cfg.Dir, "logs", name+".log") }
 	for _, m := range lf.Masters {
 		data := filepath.Join(cfg.Dir, m.ID)
 		args := append(slices.Clone(cfg.ExtraMasterArgs),
-			"-id", m.ID, "-data", data, "-listen", m.Listen, "-raft", m.Raft,
+			"-id", m.ID, "-data", data, "-listen", at(m.ID, m.Listen), "-raft", at(m.ID, m.Raft),
 			"-cluster", strings.Join(raftPeers, ","))
 		c.masters = append(c.masters, &member{
-			proc:    &proc{name: m.ID, bin: filepath.Join(cfg.Bin, MasterBinary), args: args, log: logPath(m.ID), deathSig: syscall.SIGKILL},
-			addr:    m.Listen,
+			proc:    &proc{name: m.ID, bin: filepath.Join(cfg.Bin, MasterBinary), args: args, prefix: wrap(m.ID), log: logPath(m.ID), deathSig: syscall.SIGKILL},
+			addr:    at(m.ID, m.Listen),
 			id:      m.ID,
 			dataDir: data, raftAddr: m.Raft,
 		})
@@ -230,7 +251,7 @@ func (c *Cluster) layout() error {
 		name := fmt.Sprintf("c%d", i+1)
 		data := filepath.Join(cfg.Dir, name)
 		args := append(slices.Clone(cfg.ExtraChunkArgs),
-			"-data", data, "-listen", cs.Listen, "-masters", strings.Join(masterAddrs, ","))
+			"-data", data, "-listen", at(name, cs.Listen), "-masters", strings.Join(masterAddrs, ","))
 		if len(cfg.Zones) > 0 {
 			args = append(args, "-zone", cfg.Zones[i%len(cfg.Zones)])
 		}
@@ -238,8 +259,8 @@ func (c *Cluster) layout() error {
 			args = append(args, "-capacity", strconv.FormatUint(cfg.ChunkCapacity, 10))
 		}
 		c.chunks = append(c.chunks, &member{
-			proc:    &proc{name: name, bin: filepath.Join(cfg.Bin, ChunkBinary), args: args, log: logPath(name), deathSig: syscall.SIGKILL},
-			addr:    cs.Listen,
+			proc:    &proc{name: name, bin: filepath.Join(cfg.Bin, ChunkBinary), args: args, prefix: wrap(name), log: logPath(name), deathSig: syscall.SIGKILL},
+			addr:    at(name, cs.Listen),
 			dataDir: data,
 		})
 	}
@@ -254,7 +275,7 @@ func (c *Cluster) layout() error {
 		}
 		args := append(slices.Clone(cfg.ExtraMountArgs), "-masters", strings.Join(masterAddrs, ","), dir)
 		c.mounts = append(c.mounts, &member{
-			proc:     &proc{name: name, bin: filepath.Join(cfg.Bin, MountBinary), args: args, log: logPath(name), deathSig: syscall.SIGTERM},
+			proc:     &proc{name: name, bin: filepath.Join(cfg.Bin, MountBinary), args: args, prefix: wrap(name), log: logPath(name), deathSig: syscall.SIGTERM},
 			mountDir: dir,
 		})
 	}

@@ -16,7 +16,9 @@ type proc struct {
 	name string   // m1, c2, mount1: also the log file's name
 	bin  string   // path of the binary
 	args []string // arguments, without the binary
-	log  string   // log file, appended to across restarts
+	// prefix, if set, is a command that runs the binary (nsenter ...).
+	prefix []string
+	log    string // log file, appended to across restarts
 	// deathSig is what the kernel sends the process if the cluster's owner
 	// dies without stopping it (a test that times out, a dfsctl dev that is
 	// killed): daemons are killed, mounts get SIGTERM so they unmount.
@@ -36,7 +38,8 @@ func (p *proc) start() error {
 		return err
 	}
 	fmt.Fprintf(lf, "==== %s: %s %s\n", time.Now().Format(time.RFC3339Nano), p.bin, strings.Join(p.args, " "))
-	cmd := exec.Command(p.bin, p.args...)
+	argv := append(append(append([]string{}, p.prefix...), p.bin), p.args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout = lf
 	cmd.Stderr = lf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: p.deathSig}

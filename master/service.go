@@ -548,7 +548,7 @@ func (v *service) conn(addr string) (*grpc.ClientConn, error) {
 	if c, found := v.conns[addr]; found {
 		return c, nil
 	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), api.WithUnackedTimeout(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(api.MaxMessage), grpc.MaxCallSendMsgSize(api.MaxMessage)))
 	if err != nil {
 		return nil, err
