@@ -409,7 +409,10 @@ func (r *repairer) repair(ctx context.Context, j repairJob, targets []string) {
 		for _, rep := range c.Replicas {
 			set = append(set, rep.Server)
 		}
-		log.Info("chunk re-replicated", "added", added, "replicas", set, "version", c.Version)
+		r.mu.Lock()
+		total := r.copied
+		r.mu.Unlock()
+		log.Info("chunk re-replicated", "added", added, "replicas", set, "version", c.Version, "copied_since_takeover", total)
 	}
 }
 
