@@ -18,8 +18,6 @@ import (
 
 	"dfs/cluster"
 
-	"github.com/hanwen/go-fuse/v2/posixtest"
-
 	"golang.org/x/sys/unix"
 )
 
@@ -47,18 +45,6 @@ func TestLocks(t *testing.T) {
 	}
 	if err := os.MkdirAll(dirs[0], 0o755); err != nil {
 		t.Fatal(err)
-	}
-	// posixtest's FcntlFlockLocksFile is left out: it expects two
-	// descriptors of one process to conflict, which POSIX locks do not
-	// (it fails on a local ext4 or tmpfs too).
-	for _, name := range []string{"FcntlFlockSetLk"} {
-		t.Run("posixtest/"+name, func(t *testing.T) {
-			dir := filepath.Join(dirs[0], name)
-			if err := os.Mkdir(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			posixtest.All[name](t, dir)
-		})
 	}
 	t.Run("FlockCounter", func(t *testing.T) { testFlockCounter(t, dirs) })
 	t.Run("FcntlAcrossMounts", func(t *testing.T) { testFcntlAcrossMounts(t, c, dirs) })
