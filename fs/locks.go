@@ -241,7 +241,11 @@ func (h *fileHandle) setlk(ctx context.Context, owner uint64, lk *fuse.FileLock,
 	if s := info.GetSession(); s != 0 {
 		sess = s
 	}
-	h.lk.session = sess
+	// A descriptor that held a lock under a session now gone stays
+	// failed until it is reopened, even if it locks again.
+	if h.lk.session == 0 {
+		h.lk.session = sess
+	}
 	h.lk.mu.Unlock()
 	n.revalidate(reqCtx(ctx))
 	return 0
