@@ -706,3 +706,81 @@ func testFence(t *testing.T, dirs []string) {
 		}
 	})
 }
+
+// TestLockPartition: a mount holding a lock is cut off from the masters
+// by a network partition. The lock goes to a waiter on the other side
+// after the TTL, and by then the cut-off mount already refuses I/O on the
+// descriptor that held it (EIO): there is no moment when both sides write
+// as holders. After the heal it stays refused until reopened.
+func TestLockPartition(t *testing.T) {
+	requireFUSE(t)
+	lab := newNetLab(t, []string{"m1", "m2", "m3", "c1", "c2", "c3", "mount1", "mount2"})
+	c := startCluster(t, cluster.Config{Masters: 3, ChunkServers: 3, Mounts: 2,
+		Host: lab.host, Wrap: lab.wrap,
+		ExtraMasterArgs: []string{"-session-grace", lockGrace.String()},
+		ExtraMountArgs:  append(mountOpts(), "-session-ttl", lockTTL.String())})
+	t.Cleanup(func() {
+		for _, n := range lab.names {
+			exec.Command("ip", "link", "set", lab.veth(n), "master", labBridge).Run()
+		}
+	})
+	cutOff, other := c.MountDir(0), c.MountDir(1)
+	path := filepath.Join(cutOff, "p")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("holder\n"), 0); err != nil {
+		t.Fatal(err)
+	}
+	waiter := exec.Command("flock", filepath.Join(other, "p"), "sh", "-c", "echo taken > "+filepath.Join(other, "p"))
+	if err := waiter.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- waiter.Wait() }()
+	time.Sleep(500 * time.Millisecond)
+
+	lab.partition("mount1")
+	cut := time.Now()
+	limit := lockTTL + lockGrace + 10*time.Second
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Fatalf("waiter: %v", err)
+		}
+		t.Logf("the cut-off mount's lock went to the other side %v after the cut", time.Since(cut).Round(10*time.Millisecond))
+	case <-time.After(limit):
+		t.Fatalf("waiter not granted within %v of the cut", limit)
+	}
+	// The other side holds the lock now; the cut-off side must not act
+	// as a holder.
+	if _, err := f.WriteAt([]byte("stale!\n"), 0); !errors.Is(err, unix.EIO) {
+		t.Errorf("write on the cut-off side after the lock moved: %v, want EIO", err)
+	}
+	if _, err := f.ReadAt(make([]byte, 4), 0); !errors.Is(err, unix.EIO) {
+		t.Errorf("read on the cut-off side after the lock moved: %v, want EIO", err)
+	}
+	lab.heal()
+	time.Sleep(lockTTL) // the cut-off mount learns its session is gone
+	if _, err := f.WriteAt([]byte("stale!\n"), 0); !errors.Is(err, unix.EIO) {
+		t.Errorf("write after the heal through the descriptor that lost its lock: %v, want EIO", err)
+	}
+	f.Close()
+	within(t, time.Minute, "reading the file after the heal", func() error {
+		for {
+			b, err := os.ReadFile(path)
+			if err == nil && string(b) == "taken\n" {
+				return nil
+			}
+			if err == nil {
+				return fmt.Errorf("file reads %q, want the new holder's \"taken\\n\"", b)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
+}
