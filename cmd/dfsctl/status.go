@@ -78,8 +78,8 @@ func printStatus(w io.Writer, st *api.StatusResponse) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "inodes %d  chunks %d  sessions %d  logical bytes %s  applied index %d\n",
-		st.Inodes, st.Chunks, st.Sessions, bytesString(st.LogicalBytes), st.AppliedIndex)
+	fmt.Fprintf(w, "inodes %d  chunks %d  sessions %d  locks %d  lock waiters %d  logical bytes %s  applied index %d\n",
+		st.Inodes, st.Chunks, st.Sessions, st.Locks, st.LockWaiters, bytesString(st.LogicalBytes), st.AppliedIndex)
 }
 
 // bytesString formats n in binary units, exact below 1 KiB.
