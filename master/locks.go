@@ -143,6 +143,8 @@ func (f *FSM) answerGrants(grants []lease.Grant) {
 // waits, granting what waits behind them.
 func (f *FSM) releaseSessionLocks(id uint64, now int64) {
 	f.answerGrants(f.locks.ReleaseSession(id, now))
+	// The session's own polls learn at once that it is gone.
+	f.wakeLockWaits()
 }
 
 // wakeLockWaits wakes every WaitLock poll to look again; f.mu is held
