@@ -30,6 +30,7 @@ type dirHandle struct {
 	ents   []*api.DirEntry
 	attrs  []*api.Attr
 	eof    bool
+	start  uint64        // attrSeq when the page in ents was asked for
 	last   *api.DirEntry // the entry Readdirent returned last
 	lastAt *api.Attr
 }
@@ -57,6 +58,7 @@ func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 		if d.eof {
 			return nil, 0
 		}
+		d.start = attrSeq.Load()
 		resp, err := d.n.fsys.client.ReadDir(ctx, d.n.ino(), d.pos-offDotDot, 0, true)
 		if err != nil {
 			return nil, d.n.fsys.errno("readdir", err)
@@ -100,12 +102,12 @@ var _ = (gofs.FileLookuper)((*dirHandle)(nil))
 func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	ctx = reqCtx(ctx)
 	d.mu.Lock()
-	last, a := d.last, d.lastAt
+	last, a, start := d.last, d.lastAt, d.start
 	d.mu.Unlock()
 	if last == nil || last.Name != name || a == nil {
 		return d.n.Lookup(ctx, name, out)
 	}
-	return d.n.child(ctx, a, out), 0
+	return d.n.child(ctx, a, start, out), 0
 }
 
 var _ = (gofs.FileFsyncdirer)((*dirHandle)(nil))

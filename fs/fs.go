@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -64,6 +65,11 @@ type filesystem struct {
 	client *client.Client
 	opts   Options
 	locks  mountLocks
+	// open maps the inode number of every file open on this mount to
+	// its node, which holds the buffered writes: go-fuse settles which
+	// node answers for an inode only after Lookup returns, and Lookup's
+	// answer must already count them.
+	open sync.Map
 }
 
 // Mount serves the dfs namespace of c at dir until the returned server is

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -17,6 +18,11 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"google.golang.org/protobuf/proto"
 )
+
+// attrSeq numbers the attribute changes mounts in this process commit,
+// so that an answer fetched before one of them is not taken over it
+// (node.adopt).
+var attrSeq atomic.Uint64
 
 // node is one inode of the mount. It caches the attributes last seen from
 // the master and, while the file is open, the data path shared by its
@@ -38,9 +44,35 @@ type node struct {
 	// writeNs is the time of the last buffered write: the file's mtime
 	// and ctime as this mount shows them until the data is committed.
 	writeNs int64
+	// changeSeq is the sequence number (attrSeq) of the
+	// last attribute change this mount committed here: attributes
+	// fetched before it may be older and must not replace it (adopt).
+	changeSeq uint64
 }
 
 func (n *node) ino() uint64 { return n.StableAttr().Ino }
+
+// adopt takes attributes answered to a request that began at mount
+// sequence start, unless this mount committed a change since: then the
+// answer may predate it (a flush's new size, say), and the kernel would
+// believe the older size and cut reads short. It returns what to show.
+func (n *node) adopt(a *api.Attr, start uint64) *api.Attr {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.attr != nil && n.changeSeq > start {
+		return n.attr
+	}
+	n.attr = a
+	return a
+}
+
+// changed records attributes this mount's own change produced.
+func (n *node) changed(a *api.Attr) {
+	n.mu.Lock()
+	n.attr = a
+	n.changeSeq = attrSeq.Add(1)
+	n.mu.Unlock()
+}
 
 func (n *node) setAttr(a *api.Attr) {
 	if a == nil {
@@ -67,12 +99,11 @@ func (n *node) sizeLocked() uint64 {
 	return s
 }
 
-// fill answers attributes from a, with the local size and, while
-// writes are buffered, their time.
+// fill answers attributes a (the node's current ones, see adopt), with
+// the local size and, while writes are buffered, their time.
 func (n *node) fill(a *api.Attr, out *fuse.Attr) {
 	n.mu.Lock()
-	n.attr = a
-	size := n.sizeLocked()
+	size := max(a.GetSize(), n.sizeLocked())
 	wt := int64(0)
 	if size != a.GetSize() || n.dirtyLocked() {
 		wt = n.writeNs
@@ -161,12 +192,16 @@ func (n *node) accessed(ctx context.Context) {
 	n.mu.Unlock()
 }
 
-// child returns the Inode for attr, reusing the one the tree knows.
-func (n *node) child(ctx context.Context, a *api.Attr, out *fuse.EntryOut) *gofs.Inode {
+// child returns the Inode for attr, answered to a request that began at
+// sequence start, reusing the one the tree knows.
+func (n *node) child(ctx context.Context, a *api.Attr, start uint64, out *fuse.EntryOut) *gofs.Inode {
 	ch := n.NewInode(ctx, &node{fsys: n.fsys, attr: a},
 		gofs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: a.Ino, Gen: a.Generation})
 	cn := ch.Operations().(*node)
-	cn.fill(a, &out.Attr)
+	if open, ok := n.fsys.open.Load(a.Ino); ok {
+		cn = open.(*node)
+	}
+	cn.fill(cn.adopt(a, start), &out.Attr)
 	return ch
 }
 
@@ -233,6 +268,7 @@ func (n *node) committed(a *api.Attr) {
 	n.attr = a
 	n.cachedSize, n.cachedMtime, n.cacheValid = a.Size, a.MtimeNs, true
 	n.dataGen++
+	n.changeSeq = attrSeq.Add(1)
 	n.mu.Unlock()
 }
 
@@ -240,11 +276,14 @@ var _ = (gofs.NodeGetattrer)((*node)(nil))
 
 func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	ctx = reqCtx(ctx)
+	start := attrSeq.Load()
 	a, err := n.fsys.client.GetAttr(ctx, n.ino())
 	if err != nil {
 		if a = n.removedDir(err); a == nil {
 			return n.fsys.errno("getattr", err)
 		}
+	} else {
+		a = n.adopt(a, start)
 	}
 	n.fill(a, &out.Attr)
 	return 0
@@ -320,15 +359,18 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 		if a, err = c.SetAttr(ctx, op); err != nil {
 			return n.fsys.errno("setattr", err)
 		}
+		n.changed(a)
 		if op.Valid&uint32(api.SetAttrOp_MTIME|api.SetAttrOp_MTIME_NOW) != 0 {
 			n.committed(a)
 		}
 	}
 	if a == nil {
-		var err error
-		if a, err = c.GetAttr(ctx, n.ino()); err != nil {
+		start := attrSeq.Load()
+		got, err := c.GetAttr(ctx, n.ino())
+		if err != nil {
 			return n.fsys.errno("getattr", err)
 		}
+		a = n.adopt(got, start)
 	}
 	n.fill(a, &out.Attr)
 	return 0
@@ -338,6 +380,7 @@ var _ = (gofs.NodeLookuper)((*node)(nil))
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	ctx = reqCtx(ctx)
+	start := attrSeq.Load()
 	if e := validName(name); e != 0 {
 		return nil, e
 	}
@@ -345,13 +388,14 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 	if err != nil {
 		return nil, n.fsys.errno("lookup", err)
 	}
-	return n.child(ctx, a, out), 0
+	return n.child(ctx, a, start, out), 0
 }
 
 var _ = (gofs.NodeMkdirer)((*node)(nil))
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	ctx = reqCtx(ctx)
+	start := attrSeq.Load()
 	if e := validName(name); e != 0 {
 		return nil, e
 	}
@@ -359,13 +403,14 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if err != nil {
 		return nil, n.fsys.errno("mkdir", err)
 	}
-	return n.child(ctx, a, out), 0
+	return n.child(ctx, a, start, out), 0
 }
 
 var _ = (gofs.NodeMknoder)((*node)(nil))
 
 func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	ctx = reqCtx(ctx)
+	start := attrSeq.Load()
 	if e := validName(name); e != 0 {
 		return nil, e
 	}
@@ -373,13 +418,14 @@ func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 	if err != nil {
 		return nil, n.fsys.errno("mknod", err)
 	}
-	return n.child(ctx, a, out), 0
+	return n.child(ctx, a, start, out), 0
 }
 
 var _ = (gofs.NodeCreater)((*node)(nil))
 
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
 	ctx = reqCtx(ctx)
+	start := attrSeq.Load()
 	if e := validName(name); e != 0 {
 		return nil, nil, 0, e
 	}
@@ -391,7 +437,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if err != nil {
 		return nil, nil, 0, n.fsys.errno("create", err)
 	}
-	ch := n.child(ctx, a, out)
+	ch := n.child(ctx, a, start, out)
 	cn := ch.Operations().(*node)
 	fh, fflags, errno := cn.openHandle(ctx, a, flags, true)
 	if errno != 0 {
@@ -466,6 +512,9 @@ func (n *node) openHandle(ctx context.Context, a *api.Attr, flags uint32, create
 	if n.handles == nil {
 		n.handles = map[*fileHandle]struct{}{}
 	}
+	if len(n.handles) == 0 {
+		n.fsys.open.Store(n.ino(), n)
+	}
 	n.handles[h] = struct{}{}
 	if !keep {
 		n.dataGen++
@@ -503,6 +552,7 @@ func (n *node) closed(h *fileHandle) {
 	delete(n.handles, h)
 	if len(n.handles) == 0 {
 		n.file = nil
+		n.fsys.open.CompareAndDelete(n.ino(), n)
 	}
 	n.mu.Unlock()
 }
@@ -511,6 +561,7 @@ var _ = (gofs.NodeSymlinker)((*node)(nil))
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	ctx = reqCtx(ctx)
+	start := attrSeq.Load()
 	if e := validName(name); e != 0 {
 		return nil, e
 	}
@@ -521,7 +572,7 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	if err != nil {
 		return nil, n.fsys.errno("symlink", err)
 	}
-	return n.child(ctx, a, out), 0
+	return n.child(ctx, a, start, out), 0
 }
 
 var _ = (gofs.NodeReadlinker)((*node)(nil))
@@ -550,6 +601,7 @@ var _ = (gofs.NodeLinker)((*node)(nil))
 
 func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	ctx = reqCtx(ctx)
+	start := attrSeq.Load()
 	if e := validName(name); e != 0 {
 		return nil, e
 	}
@@ -566,7 +618,7 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 	if err != nil {
 		return nil, n.fsys.errno("link", err)
 	}
-	return n.child(ctx, a, out), 0
+	return n.child(ctx, a, start, out), 0
 }
 
 var _ = (gofs.NodeUnlinker)((*node)(nil))

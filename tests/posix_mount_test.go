@@ -323,3 +323,38 @@ func parallelDo(t *testing.T, n, workers int, f func(i int) error) {
 	}
 }
 
+
+// TestPosixSizeWhileBuffered: a file extended by a buffered write, after
+// mapped writes near its old end, is read whole through a second
+// descriptor opened by path. (A lookup once answered the size from a
+// node other than the one holding the buffered data; the kernel then
+// cut the read at the old size.)
+func TestPosixSizeWhileBuffered(t *testing.T) {
+	dir := testDir(t, 0)
+	const old, end = 2833683, 3145728
+	for i := range 12 {
+		p := filepath.Join(dir, "f")
+		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt(make([]byte, old), 0)
+		f.ReadAt(make([]byte, 4096), old-4096)
+		page := int64(2707472) &^ 4095
+		m, err := unix.Mmap(int(f.Fd()), page, int(old-page), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range m {
+			m[j] = 1
+		}
+		unix.Munmap(m)
+		f.WriteAt(make([]byte, 55088), end-55088)
+		st, _ := f.Stat()
+		got, err := os.ReadFile(p)
+		if len(got) != end || st.Size() != end {
+			t.Errorf("round %d: fstat %d, reading by path %d bytes (%v), want %d", i, st.Size(), len(got), err, end)
+		}
+		f.Close()
+	}
+}

@@ -1,0 +1,254 @@
+package tests
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Real programs with one mount writing and the other reading: what one
+// machine writes and closes, another sees whole.
+
+// mountPair returns the test's directory on mount 0 and the same
+// directory seen through mount 1.
+func mountPair(t *testing.T) (a, b string) {
+	t.Helper()
+	a = testDir(t, 0)
+	b = filepath.Join(shared(t).MountDir(1), t.Name())
+	// The directory was made through mount 0: wait out mount 1's
+	// negative entry cache, if it had looked.
+	waitFor(t, 2*attrTimeout+time.Second, "the test directory on mount 1", func() bool {
+		_, err := os.Stat(b)
+		return err == nil
+	})
+	return a, b
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not seen within %v", what, d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestEditorSave: a writer on one mount saves a file as editors do (write
+// a temporary file, fsync, rename it over the target) again and again;
+// a reader on the other mount must only ever see a complete version.
+func TestEditorSave(t *testing.T) {
+	a, b := mountPair(t)
+	version := func(i int) []byte {
+		return bytes.Repeat([]byte(fmt.Sprintf("version %06d\n", i)), 2000+i%7*1000)
+	}
+	target := filepath.Join(a, "doc.txt")
+	if err := os.WriteFile(target, version(0), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const saves = 60
+	done := make(chan struct{})
+	var writeErr error
+	go func() {
+		defer close(done)
+		for i := 1; i <= saves; i++ {
+			tmp := filepath.Join(a, fmt.Sprintf(".doc.txt.swp%d", i))
+			f, err := os.Create(tmp)
+			if err == nil {
+				_, err = f.Write(version(i))
+			}
+			if err == nil {
+				err = f.Sync()
+			}
+			if f != nil {
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+			}
+			if err == nil {
+				err = os.Rename(tmp, target)
+			}
+			if err != nil {
+				writeErr = err
+				return
+			}
+			time.Sleep(30 * time.Millisecond)
+		}
+	}()
+	reads, last := 0, -1
+	readOnce := func() {
+		got, err := os.ReadFile(filepath.Join(b, "doc.txt"))
+		if err != nil {
+			t.Fatalf("read on mount 1: %v", err)
+		}
+		var n int
+		if _, err := fmt.Sscanf(string(got), "version %06d\n", &n); err != nil || !bytes.Equal(got, version(n)) {
+			t.Fatalf("mount 1 read a torn or empty file: %d bytes starting %q", len(got), got[:min(len(got), 20)])
+		}
+		if n < last {
+			t.Fatalf("mount 1 read version %d after version %d", n, last)
+		}
+		last = n
+		reads++
+	}
+loop:
+	for {
+		select {
+		case <-done:
+			break loop
+		default:
+			readOnce()
+		}
+	}
+	if writeErr != nil {
+		t.Fatalf("saving on mount 0: %v", writeErr)
+	}
+	// Within the cache time the last save shows.
+	waitFor(t, 2*attrTimeout+time.Second, "the last save on mount 1", func() bool {
+		readOnce()
+		return last == saves
+	})
+	t.Logf("%d whole reads on mount 1 during %d saves", reads, saves)
+}
+
+// TestTwoMountPrograms: tar, rsync, git, sqlite3 and go build, each
+// writing on mount 0 and checked or continued on mount 1.
+func TestTwoMountPrograms(t *testing.T) {
+	a, b := mountPair(t)
+	src := sourceTree(t)
+
+	t.Run("tar", func(t *testing.T) {
+		archive := filepath.Join(t.TempDir(), "src.tar")
+		run(t, src, nil, "tar", "--format=posix", "-cf", archive, ".")
+		if err := os.Mkdir(filepath.Join(a, "tar"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		run(t, filepath.Join(a, "tar"), nil, "tar", "-xpf", archive)
+		waitFor(t, 2*attrTimeout+time.Second, "the extracted tree on mount 1", func() bool {
+			_, err := os.Stat(filepath.Join(b, "tar", "script.sh"))
+			return err == nil
+		})
+		run(t, b, nil, "diff", "-r", "--no-dereference", src, filepath.Join(b, "tar"))
+		out := filepath.Join(t.TempDir(), "out")
+		os.Mkdir(out, 0o755)
+		run(t, b, nil, "sh", "-c", "tar --format=posix -C tar -cf - . | tar -C "+out+" -xpf -")
+		compareTrees(t, src, out, compareOpts{skipRoot: true})
+	})
+
+	t.Run("rsync", func(t *testing.T) {
+		run(t, a, nil, "rsync", "-aHX", src+"/", filepath.Join(a, "rsync")+"/")
+		run(t, a, nil, "diff", "-r", "--no-dereference", src, filepath.Join(a, "rsync"))
+		compareTrees(t, src, filepath.Join(a, "rsync"), compareOpts{skipRoot: true})
+		// A second run finds nothing to do: sizes and times match.
+		if out := run(t, a, nil, "rsync", "-aHXi", src+"/", filepath.Join(a, "rsync")+"/"); strings.TrimSpace(out) != "" {
+			t.Errorf("a second rsync still transfers:\n%s", firstLines(out, 10))
+		}
+		back := filepath.Join(t.TempDir(), "back")
+		waitFor(t, 2*attrTimeout+time.Second, "the rsynced tree on mount 1", func() bool {
+			_, err := os.Stat(filepath.Join(b, "rsync", "script.sh"))
+			return err == nil
+		})
+		run(t, b, nil, "rsync", "-aHX", filepath.Join(b, "rsync")+"/", back+"/")
+		run(t, b, nil, "diff", "-r", "--no-dereference", src, back)
+		compareTrees(t, src, back, compareOpts{skipRoot: true})
+	})
+
+	t.Run("git", func(t *testing.T) {
+		home := t.TempDir()
+		env := []string{"HOME=" + home, "GIT_CONFIG_NOSYSTEM=1", "GIT_AUTHOR_NAME=dfs", "GIT_AUTHOR_EMAIL=dfs@example.com",
+			"GIT_COMMITTER_NAME=dfs", "GIT_COMMITTER_EMAIL=dfs@example.com"}
+		origin := filepath.Join(t.TempDir(), "origin")
+		run(t, home, env, "git", "init", "-q", origin)
+		run(t, origin, env, "cp", "-a", filepath.Join(src, "http"), "http")
+		run(t, origin, env, "git", "add", ".")
+		run(t, origin, env, "git", "commit", "-q", "-m", "first")
+		run(t, origin, env, "sh", "-c", "echo change >> http/server.go && git commit -qam second")
+		run(t, a, env, "git", "clone", "-q", "--no-local", origin, "clone")
+		waitFor(t, 2*attrTimeout+time.Second, "the clone on mount 1", func() bool {
+			_, err := os.Stat(filepath.Join(b, "clone", ".git", "HEAD"))
+			return err == nil
+		})
+		repoB := filepath.Join(b, "clone")
+		run(t, repoB, env, "git", "fsck", "--strict", "--no-progress")
+		run(t, repoB, env, "git", "repack", "-a", "-d", "-q")
+		run(t, repoB, env, "git", "gc", "-q", "--aggressive")
+		run(t, repoB, env, "git", "commit", "-q", "--allow-empty", "-m", "third, on mount 1")
+		// Back on mount 0 after the cache time: the repacked repository
+		// and the new commit are there.
+		time.Sleep(attrTimeout + 200*time.Millisecond)
+		repoA := filepath.Join(a, "clone")
+		run(t, repoA, env, "git", "fsck", "--strict", "--no-progress")
+		if out := run(t, repoA, env, "git", "log", "--oneline"); strings.Count(out, "\n") != 3 {
+			t.Errorf("git log on mount 0: %q, want three commits", out)
+		}
+		if out := run(t, repoA, env, "git", "status", "--porcelain"); out != "" {
+			t.Errorf("git status on mount 0 shows changes:\n%s", out)
+		}
+	})
+
+	t.Run("sqlite", func(t *testing.T) {
+		dbA, dbB := filepath.Join(a, "s.db"), filepath.Join(b, "s.db")
+		run(t, a, nil, "sqlite3", dbA, `
+			CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
+			WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 30000)
+				INSERT INTO t SELECT i, hex(randomblob(40)) FROM c;
+			DELETE FROM t WHERE id % 2 = 0;
+			VACUUM;
+			PRAGMA integrity_check;`)
+		waitFor(t, 2*attrTimeout+time.Second, "the database on mount 1", func() bool {
+			_, err := os.Stat(dbB)
+			return err == nil
+		})
+		if out := run(t, b, nil, "sqlite3", dbB, "PRAGMA integrity_check; SELECT count(*) FROM t;"); out != "ok\n15000\n" {
+			t.Errorf("mount 1 after VACUUM on mount 0: %q", out)
+		}
+		run(t, b, nil, "sqlite3", dbB, "DELETE FROM t WHERE id % 3 = 0; VACUUM;")
+		if out := run(t, a, nil, "sqlite3", dbA, "PRAGMA integrity_check; SELECT count(*) FROM t;"); out != "ok\n10000\n" {
+			t.Errorf("mount 0 after VACUUM on mount 1: %q", out)
+		}
+	})
+
+	t.Run("gobuild", func(t *testing.T) {
+		mod := filepath.Join(a, "multi")
+		files := map[string]string{"go.mod": "module multi\n\ngo 1.21\n"}
+		for i := range 6 {
+			imp := ""
+			call := "0"
+			if i > 0 {
+				imp = fmt.Sprintf("import \"multi/p%d\"\n\n", i-1)
+				call = fmt.Sprintf("p%d.N()", i-1)
+			}
+			files[fmt.Sprintf("p%d/p.go", i)] = fmt.Sprintf("package p%d\n\n%s// N counts the packages below.\nfunc N() int { return %s + 1 }\n", i, imp, call)
+		}
+		files["main.go"] = "package main\n\nimport (\n\t\"fmt\"\n\t\"multi/p5\"\n)\n\nfunc main() { fmt.Println(p5.N()) }\n"
+		for name, content := range files {
+			p := filepath.Join(mod, name)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tmp := t.TempDir()
+		env := []string{"GOFLAGS=-mod=mod", "GOCACHE=" + filepath.Join(tmp, "cache"), "GOPATH=" + filepath.Join(tmp, "gopath"),
+			"GOTOOLCHAIN=local", "CGO_ENABLED=0"}
+		modB := filepath.Join(b, "multi")
+		waitFor(t, 2*attrTimeout+time.Second, "the module on mount 1", func() bool {
+			_, err := os.Stat(filepath.Join(modB, "main.go"))
+			return err == nil
+		})
+		run(t, modB, env, "go", "build", "-o", "multi", ".")
+		time.Sleep(attrTimeout + 200*time.Millisecond)
+		if out := run(t, mod, nil, filepath.Join(mod, "multi")); out != "6\n" {
+			t.Errorf("the program built on mount 1 printed %q on mount 0, want 6", out)
+		}
+	})
+}
+
