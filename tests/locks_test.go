@@ -652,14 +652,16 @@ func testLockSessionLost(t *testing.T, c *cluster.Cluster, dirs []string) {
 	resume()
 	// Right away (the mount's own clock says the session may be gone)
 	// and after it has learnt that it was (a new session).
-	for _, when := range []string{"just resumed", "after a new session"} {
+	for i, when := range []string{"just resumed", "after a new session"} {
+		if i > 0 {
+			time.Sleep(lockTTL) // the mount learns its session is gone
+		}
 		if _, err := f.WriteAt([]byte("stale\n"), 0); !errors.Is(err, unix.EIO) {
 			t.Errorf("%s: write through the descriptor that held the lock: %v, want EIO", when, err)
 		}
 		if _, err := f.ReadAt(make([]byte, 4), 0); !errors.Is(err, unix.EIO) {
 			t.Errorf("%s: read through the descriptor that held the lock: %v, want EIO", when, err)
 		}
-		time.Sleep(lockTTL)
 	}
 	f.Close()
 	got, err := os.ReadFile(filepath.Join(dirs[1], "paused"))
