@@ -5,8 +5,8 @@ GO ?= go
 BIN := bin
 SHARED_BENCH := $(CURDIR)/../shared/bench
 # Debian packages the tests use: fuse3 for mounting, attr (getfattr and
-# setfattr), sqlite3 and git as real programs on the mount.
-TEST_PACKAGES := fuse3 attr sqlite3 git
+# setfattr), sqlite3, git and rsync as real programs on the mount.
+TEST_PACKAGES := fuse3 attr sqlite3 git rsync
 # Unit packages get the race detector; tests/ boots whole clusters of
 # processes and runs without it to keep within CI's time.
 UNIT_PKGS = $$($(GO) list ./... | grep -v '^dfs/tests$$')
@@ -42,9 +42,12 @@ integration:
 	$(GO) test -count=1 -timeout 10m ./tests/
 
 # soak runs the fault-injection suite's long variants: 10 leader kills,
-# 1 GiB re-replicated after a chunkserver is lost, and so on.
+# 1 GiB re-replicated after a chunkserver is lost, and so on; then the
+# fsx-style exerciser for FSX_DURATION and the 100,000-entry directory.
+FSX_DURATION ?= 10m
 soak:
 	DFS_SOAK=1 $(GO) test -count=1 -timeout 30m -v -run 'TestFault' ./tests/
+	DFS_LONG=1 $(GO) test -count=1 -timeout 60m -v -run 'TestFsx|TestPosixReaddirLarge' ./tests/ -fsx.duration $(FSX_DURATION)
 
 run: build
 	$(BIN)/dfsctl dev
