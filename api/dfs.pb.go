@@ -5444,6 +5444,7 @@ type SyncResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Errno         Errno                  `protobuf:"varint,1,opt,name=errno,proto3,enum=dfs.Errno" json:"errno,omitempty"`
 	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Failed        []string               `protobuf:"bytes,3,rep,name=failed,proto3" json:"failed,omitempty"` // ids of replicas that did not sync
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5490,6 +5491,13 @@ func (x *SyncResponse) GetMessage() string {
 		return x.Message
 	}
 	return ""
+}
+
+func (x *SyncResponse) GetFailed() []string {
+	if x != nil {
+		return x.Failed
+	}
+	return nil
 }
 
 // ReplicateRequest asks a chunkserver to copy chunk (id, shard) at
@@ -6953,11 +6961,12 @@ const file_dfs_proto_rawDesc = "" +
 	"\vSyncRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12&\n" +
-	"\aforward\x18\x03 \x03(\v2\f.dfs.ReplicaR\aforward\"J\n" +
+	"\aforward\x18\x03 \x03(\v2\f.dfs.ReplicaR\aforward\"b\n" +
 	"\fSyncResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xb6\x01\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
+	"\x06failed\x18\x03 \x03(\tR\x06failed\"\xb6\x01\n" +
 	"\x10ReplicateRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x18\n" +
