@@ -523,13 +523,14 @@ func (s *Server) read(k Key, req *api.ReadRequest) ([]byte, error) {
 func (s *Server) Sync(ctx context.Context, req *api.SyncRequest) (*api.SyncResponse, error) {
 	k := Key{req.Id, req.Shard}
 	err := s.store.Sync(k)
+	var failed []string
 	if err == nil && len(req.Forward) > 0 {
 		fwd := &api.SyncRequest{Id: req.Id, Shard: req.Shard}
-		_, err = s.forward(ctx, k, req.Forward, "sync", func(ctx context.Context, c api.ChunkServerClient) (api.Errno, string, error) {
+		failed, err = s.forward(ctx, k, req.Forward, "sync", func(ctx context.Context, c api.ChunkServerClient) (api.Errno, string, error) {
 			r, err := c.Sync(ctx, fwd)
 			return r.GetErrno(), r.GetMessage(), err
 		})
 	}
 	errno, msg := answer(err)
-	return &api.SyncResponse{Errno: errno, Message: msg}, nil
+	return &api.SyncResponse{Errno: errno, Message: msg, Failed: failed}, nil
 }

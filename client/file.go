@@ -193,7 +193,7 @@ func (f *File) Sync(ctx context.Context) error {
 	}
 	clear(f.unsynced)
 	f.mu.Unlock()
-	err := parallel(todo, func(s span) error { return f.io.sync(ctx, chunks[s.index]) })
+	err := parallel(todo, func(s span) error { return f.syncChunk(ctx, chunks[s.index]) })
 	if err != nil {
 		// Keep them for the next fsync to try again.
 		f.mu.Lock()
@@ -205,6 +205,31 @@ func (f *File) Sync(ctx context.Context) error {
 		f.mu.Unlock()
 	}
 	return err
+}
+
+// syncChunk puts one chunk on stable storage on every replica. Replicas
+// that cannot sync are dropped from the chunk's set (as a failed write
+// drops them), so that when Sync returns, the data is durable on every
+// replica the chunk still has; the sync is then repeated on that set.
+func (f *File) syncChunk(ctx context.Context, ch *api.Chunk) error {
+	ctx, cancel := context.WithTimeout(ctx, f.c.cfg.DataTimeout)
+	defer cancel()
+	for {
+		err := f.io.sync(ctx, ch)
+		var rf *replicaFailure
+		if err == nil || !errors.As(err, &rf) || ctx.Err() != nil {
+			return err
+		}
+		next, rerr := f.c.ReportFailure(ctx, f.ino, ch, rf.failed)
+		if rerr != nil {
+			return fmt.Errorf("%w (reporting it: %v)", err, rerr)
+		}
+		if next == nil {
+			return err
+		}
+		f.learn([]*api.Chunk{next})
+		ch = next
+	}
 }
 
 // writeChunk runs op against chunk idx with a write lease, getting a new

@@ -194,13 +194,23 @@ func (r replicated) sync(ctx context.Context, ch *api.Chunk) error {
 	}
 	cs, err := r.chunkServer(p.Addr)
 	if err != nil {
-		return err
+		return &replicaFailure{failed: []string{p.Server}, err: err}
 	}
 	actx, cancel := context.WithTimeout(ctx, r.c.cfg.AttemptTimeout)
 	defer cancel()
 	resp, err := cs.Sync(actx, &api.SyncRequest{Id: ch.Id, Forward: rest})
 	if err != nil {
-		return err
+		if ctx.Err() != nil {
+			return err
+		}
+		return &replicaFailure{failed: []string{p.Server}, err: err}
 	}
-	return errnoErr(resp.Errno, resp.Message)
+	err = errnoErr(resp.Errno, resp.Message)
+	switch {
+	case len(resp.Failed) > 0:
+		return &replicaFailure{failed: resp.Failed, err: err}
+	case resp.Errno == api.Errno_EIO:
+		return &replicaFailure{failed: []string{p.Server}, err: err}
+	}
+	return err
 }

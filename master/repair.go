@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"dfs/api"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // repairer is the leader's self-healing: it keeps every replicated chunk
@@ -38,6 +41,8 @@ type repairer struct {
 	running  int                          // repairs in flight
 	copied   uint64                       // bytes copied since this leader took over
 	logged   map[uint64]time.Time         // chunk id -> last "cannot repair" log
+	retryAt  map[uint64]time.Time         // chunk id -> no new attempt before (after a failed one)
+	avoid    map[string]time.Time         // server -> no copies to it before (a copy to it failed)
 }
 
 func newRepairer(v *service) *repairer {
@@ -54,6 +59,8 @@ func (r *repairer) reset() {
 	r.held = map[string]map[uint64]uint64{}
 	r.fullAt = map[string]time.Time{}
 	r.logged = map[uint64]time.Time{}
+	r.retryAt = map[uint64]time.Time{}
+	r.avoid = map[string]time.Time{}
 	if r.busy == nil {
 		r.busy = map[uint64]chan struct{}{}
 	}
@@ -195,7 +202,7 @@ func (r *repairer) jobs(now time.Time) []repairJob {
 	defer r.mu.Unlock()
 	var out []repairJob
 	for _, c := range chunks {
-		if c.ec || r.busy[c.id] != nil {
+		if c.ec || r.busy[c.id] != nil || now.Before(r.retryAt[c.id]) {
 			continue
 		}
 		j := repairJob{c: c}
@@ -252,8 +259,13 @@ func (r *repairer) pass(ctx context.Context) {
 		r.v.srv.wg.Add(1)
 		go func() {
 			defer r.v.srv.wg.Done()
-			r.repair(ctx, j, targets)
+			complete := r.repair(ctx, j, targets)
 			r.mu.Lock()
+			if complete {
+				delete(r.retryAt, j.c.id)
+			} else {
+				r.retryAt[j.c.id] = time.Now().Add(repairRetry)
+			}
 			delete(r.busy, j.c.id)
 			r.running--
 			r.mu.Unlock()
@@ -299,7 +311,11 @@ func (r *repairer) targets(j repairJob) []string {
 	for id, st := range v.servers {
 		// A server whose copy is dropped (corrupt) may take a fresh one.
 		inSet := slices.Contains(j.c.replicas, id) && !slices.Contains(j.drop, id)
-		if inSet || !v.aliveLocked(id, now) || st.free < j.c.chunkSize {
+		// Only servers heard from lately: each attempt fences the chunk
+		// (bumping its version under any writer), so it should not be
+		// spent on a server that died a moment ago.
+		fresh := now.Sub(st.lastSeen) < targetFresh && now.After(r.avoid[id])
+		if inSet || !fresh || !v.aliveLocked(id, now) || st.free < j.c.chunkSize {
 			continue
 		}
 		cands = append(cands, cand{id, st.zone, st.free})
@@ -327,8 +343,9 @@ func (r *repairer) targets(j repairJob) []string {
 	return out
 }
 
-// repair carries out one job (see repairer).
-func (r *repairer) repair(ctx context.Context, j repairJob, targets []string) {
+// repair carries out one job (see repairer) and says whether it did all
+// of it.
+func (r *repairer) repair(ctx context.Context, j repairJob, targets []string) bool {
 	v := r.v
 	log := v.srv.log.With("chunk", j.c.id, "ino", j.c.ino, "index", j.c.index)
 	change := func(version uint64, add, drop []string, fence bool) (*api.Chunk, bool) {
@@ -350,7 +367,7 @@ func (r *repairer) repair(ctx context.Context, j repairJob, targets []string) {
 	for attempt := 0; ; attempt++ {
 		var ok bool
 		if ch, ok = change(version, nil, drop, true); !ok {
-			return
+			return false
 		}
 		if len(drop) > 0 {
 			log.Warn("dropped lost or corrupt replicas", "dropped", drop, "version", ch.Version)
@@ -360,12 +377,12 @@ func (r *repairer) repair(ctx context.Context, j repairJob, targets []string) {
 			break
 		}
 		if attempt == 2 || len(failed) == len(ch.Replicas) {
-			return
+			return false
 		}
 		version, drop = ch.Version, failed
 	}
 	if len(targets) == 0 {
-		return
+		return j.need == 0
 	}
 	// 2: copy to each target from the first survivor that serves it.
 	chunkSize := ch.GetLayout().GetChunkSize()
@@ -390,6 +407,12 @@ func (r *repairer) repair(ctx context.Context, j repairJob, targets []string) {
 			}
 			if err != nil {
 				log.Warn("copying chunk failed", "target", t, "source", src.Server, "err", err, "msg", resp.GetMessage())
+				if status.Code(err) == codes.Unavailable {
+					r.mu.Lock()
+					r.avoid[t] = time.Now().Add(avoidTarget)
+					r.mu.Unlock()
+					break // the target is unreachable: no use trying other sources
+				}
 				continue
 			}
 			r.mu.Lock()
@@ -401,7 +424,7 @@ func (r *repairer) repair(ctx context.Context, j repairJob, targets []string) {
 		}
 	}
 	if len(added) == 0 {
-		return
+		return false
 	}
 	// 3: the copies join the set at the version they hold.
 	if c, ok := change(ch.Version, added, nil, false); ok {
@@ -413,8 +436,22 @@ func (r *repairer) repair(ctx context.Context, j repairJob, targets []string) {
 		total := r.copied
 		r.mu.Unlock()
 		log.Info("chunk re-replicated", "added", added, "replicas", set, "version", c.Version, "copied_since_takeover", total)
+		return len(added) == j.need
 	}
+	return false
 }
+
+const (
+	// targetFresh: a repair copies only to servers heard from this
+	// recently (chunkservers heartbeat every second by default).
+	targetFresh = 3 * time.Second
+	// avoidTarget: how long a server that could not be reached is left
+	// out of repairs.
+	avoidTarget = 30 * time.Second
+	// repairRetry: how long a chunk whose repair fell short waits before
+	// the next attempt (each attempt fences it).
+	repairRetry = 5 * time.Second
+)
 
 // replicateTimeout bounds one chunk copy (64 MiB at the default rate
 // takes well under a second on a LAN; a throttled copy takes longer).
