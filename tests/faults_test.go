@@ -376,10 +376,39 @@ func TestFaultChunkServerGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	var lost uint64
+	var lostID string
 	for _, s := range st.Servers {
 		if s.Addr == c.ChunkAddrs()[0] {
-			lost = s.Used
+			lost, lostID = s.Used, s.Id
 		}
+	}
+	var inos []uint64
+	for i := range files {
+		var st syscall.Stat_t
+		if err := syscall.Stat(filepath.Join(dir, fmt.Sprint(i)), &st); err != nil {
+			t.Fatal(err)
+		}
+		inos = append(inos, st.Ino)
+	}
+	// replicated says whether every chunk has 3 copies, none on lostID.
+	replicated := func() bool {
+		ok := true
+		err := onLeader(ctx, c, func(m api.MasterClient) error {
+			for _, ino := range inos {
+				resp, err := m.GetChunks(ctx, &api.GetChunksRequest{Ino: ino, Count: 1024})
+				if err != nil {
+					return err
+				}
+				for _, ch := range resp.Chunks {
+					on := slices.IndexFunc(ch.Replicas, func(r *api.Replica) bool { return r.Server == lostID })
+					if len(ch.Replicas) < 3 || on >= 0 {
+						ok = false
+					}
+				}
+			}
+			return nil
+		})
+		return err == nil && ok
 	}
 	c.KillChunk(0)
 	killed := time.Now()
@@ -400,8 +429,14 @@ func TestFaultChunkServerGone(t *testing.T) {
 			t.Errorf("fsck with a server down: exit %d, want 4 and under-replicated chunks:\n%s", code, out)
 		}
 	}
+	for !replicated() {
+		if time.Since(killed) > 3*time.Minute {
+			t.Fatal("chunks not back to 3 copies after 3 minutes")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	took := time.Since(killed)
-	took += waitHealthy(t, c, 3*time.Minute)
+	waitHealthy(t, c, 3*time.Minute)
 	copying := took - deadAfter
 	t.Logf("chunkserver gone: full replication again %v after the kill (%v after -dead-after); %.1f MiB re-replicated, %.1f MiB/s",
 		took.Round(time.Millisecond), copying.Round(time.Millisecond), float64(lost)/(1<<20), float64(lost)/(1<<20)/copying.Seconds())
