@@ -2,11 +2,16 @@ package master
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"reflect"
 	"testing"
+	"time"
 
 	"dfs/api"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 func flockOp(ino, owner uint64, typ api.LockType, wait bool) *api.Op_Lock {
@@ -134,5 +139,81 @@ func TestFencedFileNeedsExclusiveLock(t *testing.T) {
 	}
 	if r := h.op(commit); r.Errno != api.Errno_ESTALE {
 		t.Fatalf("commit by the expired holder: %v", r)
+	}
+}
+
+// TestWaitLockAcrossFailover: a request waiting on the leader keeps its
+// place when the leader dies; polling the new leader with the same
+// (session, seq) gets the grant once the holder unlocks, with a larger
+// sequencer.
+func TestWaitLockAcrossFailover(t *testing.T) {
+	g := startGroup(t, 3)
+	ctx := context.Background()
+	open := func() (sess uint64) {
+		g.call(func(c api.MasterClient) error {
+			r, err := c.Mutate(ctx, &api.MutateRequest{Op: &api.Op{Op: &api.Op_OpenSession{OpenSession: &api.OpenSessionOp{TtlNs: int64(time.Minute)}}}})
+			if err == nil {
+				sess = r.Session
+			}
+			return err
+		})
+		return sess
+	}
+	a, b := open(), open()
+	mutate := func(sess, seq uint64, op *api.Op) (resp *api.MutateResponse) {
+		g.call(func(c api.MasterClient) error {
+			var err error
+			resp, err = c.Mutate(ctx, &api.MutateRequest{Session: sess, Seq: seq, Op: op})
+			return err
+		})
+		return resp
+	}
+	ino := mutate(a, 1, &api.Op{Op: &api.Op_Create{Create: &api.CreateOp{Parent: api.RootIno, Name: "f", Mode: 0o644}}}).Attr.Ino
+	held := mutate(a, 2, &api.Op{Op: flockOp(ino, 1, api.LockType_WRITE, false)})
+	if held.Errno != api.Errno_OK {
+		t.Fatalf("lock: %v", held)
+	}
+	if r := mutate(b, 1, &api.Op{Op: flockOp(ino, 1, api.LockType_WRITE, true)}); !r.Waiting {
+		t.Fatalf("wait: %v", r)
+	}
+	poll := func() (resp *api.MutateResponse) {
+		g.call(func(c api.MasterClient) error {
+			var err error
+			resp, err = c.WaitLock(ctx, &api.WaitLockRequest{Session: b, Seq: 1, TimeoutMs: 200})
+			return err
+		})
+		return resp
+	}
+	if r := poll(); !r.Waiting {
+		t.Fatalf("poll while held: %v", r)
+	}
+	g.stop(g.leader())
+	if r := poll(); !r.Waiting {
+		t.Fatalf("poll on the new leader while held: %v", r)
+	}
+	// The poll is answered by the unlock, not by its timeout.
+	leader := g.leader()
+	if leader < 0 {
+		t.Fatal("no leader after a successful poll")
+	}
+	done := make(chan *api.MutateResponse, 1)
+	go func() {
+		conn, _ := grpc.NewClient(g.cfgs[leader].Listen, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		defer conn.Close()
+		r, err := api.NewMasterClient(conn).WaitLock(ctx, &api.WaitLockRequest{Session: b, Seq: 1, TimeoutMs: 8000})
+		if err != nil {
+			r = &api.MutateResponse{Errno: api.Errno_EIO, Message: err.Error()}
+		}
+		done <- r
+	}()
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	mutate(a, 3, &api.Op{Op: flockOp(ino, 1, api.LockType_UNLOCK, false)})
+	r := <-done
+	if r.Errno != api.Errno_OK || r.Waiting || r.Lock.GetSequencer() <= held.Lock.Sequencer {
+		t.Fatalf("granted answer: %v (holder's sequencer %d)", r, held.Lock.Sequencer)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("grant took %v: the poll was not woken by the unlock", d)
 	}
 }
