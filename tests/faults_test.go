@@ -721,3 +721,16 @@ func TestFaultReplaceMaster(t *testing.T) {
 	writeFile(t, filepath.Join(c.MountDir(0), "after-replace", "f"), 9, 100<<10)
 	checkFile(t, filepath.Join(c.MountDir(0), "after-replace", "f"), 9, 100<<10)
 }
+
+// TestBadInputRepairFlags: the flags this suite relies on refuse
+// nonsense with a one-line error.
+func TestBadInputRepairFlags(t *testing.T) {
+	master := filepath.Join(binaries(t), cluster.MasterBinary)
+	chunk := filepath.Join(binaries(t), cluster.ChunkBinary)
+	data := func() string { return filepath.Join(t.TempDir(), "d") }
+	expectRefusal(t, master, append(masterArgs(data(), freeAddr(t), freeAddr(t)), "-join"), "-join")
+	expectRefusal(t, master, append(masterArgs(data(), freeAddr(t), freeAddr(t)), "-dead-after", "0s"), "dead-after")
+	expectRefusal(t, master, append(masterArgs(data(), freeAddr(t), freeAddr(t)), "-repair-concurrency", "0"), "repair-concurrency")
+	expectRefusal(t, chunk, []string{"-data", data(), "-listen", freeAddr(t), "-scrub-rate", "lots"}, "scrub-rate")
+	expectRefusal(t, chunk, []string{"-data", data(), "-listen", freeAddr(t), "-scrub-pause", "0s"}, "scrub-pause")
+}

@@ -43,3 +43,17 @@ func TestMasterAddrs(t *testing.T) {
 		t.Error("no -masters, no $DFS_MASTERS, no dev cluster: want an error")
 	}
 }
+
+func TestMembersAndFsckArgs(t *testing.T) {
+	var ue usageError
+	for _, args := range [][]string{nil, {"frob"}, {"list", "x"}, {"add", "m4"}, {"add", "-bogus", "m4", "h:1"}, {"remove"}, {"remove", "a", "b"}} {
+		if err := runMembers("127.0.0.1:1", args); !errors.As(err, &ue) {
+			t.Errorf("members %q: %v, want a usage error", args, err)
+		}
+	}
+	for _, args := range [][]string{{"extra"}, {"-limit", "x"}} {
+		if err := runFsck("127.0.0.1:1", false, args); !errors.As(err, &ue) {
+			t.Errorf("fsck %q: %v, want a usage error", args, err)
+		}
+	}
+}
