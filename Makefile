@@ -39,7 +39,7 @@ unit:
 	$(GO) test -race -timeout 8m $(UNIT_PKGS)
 
 integration:
-	$(GO) test -count=1 -timeout 10m ./tests/
+	$(GO) test -count=1 -timeout 15m ./tests/
 
 # soak runs the fault-injection suite's long variants: 10 leader kills,
 # 1 GiB re-replicated after a chunkserver is lost, and so on; then the

@@ -176,6 +176,17 @@ func scKillPriv(p *px) {
 		p.chown(f, -1, -1)
 		p.st(f)
 	}
+	// O_TRUNC by another user with write permission clears them; a
+	// truncate by root keeps them.
+	p.create("o", 0o666)
+	p.write("o", 0, "data")
+	p.chown("o", uidA, gidShared)
+	p.chmod("o", 0o6777)
+	p.as(userB, func() { p.open("o", syscall.O_WRONLY|syscall.O_TRUNC) })
+	p.st("o")
+	p.chmod("o", 0o6777)
+	p.e("truncate by root", syscall.Truncate(p.path("o"), 2))
+	p.st("o")
 	// A setgid directory keeps its bit across chown by root.
 	p.mkdir("dir", 0o2755)
 	p.chmod("dir", 0o2755)
