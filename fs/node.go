@@ -351,7 +351,10 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 		op.Valid |= uint32(api.SetAttrOp_MTIME)
 		op.MtimeNs = int64(in.Mtime)*1e9 + int64(in.Mtimensec)
 	}
-	if in.Valid&fuse.FATTR_CTIME != 0 && op.Valid == 0 && a == nil {
+	// chown(f, -1, -1) arrives with nothing to set (the kernel keeps
+	// ctime to itself without writeback caching), yet on ext4 it moves
+	// ctime.
+	if op.Valid == 0 && a == nil && in.Valid&^(fuse.FATTR_FH|fuse.FATTR_LOCKOWNER|fuse.FATTR_CTIME) == 0 {
 		op.Valid |= uint32(api.SetAttrOp_CTIME)
 	}
 	if op.Valid != 0 {

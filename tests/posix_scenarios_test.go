@@ -216,6 +216,10 @@ func scChownChmod(p *px) {
 		p.chown("f", uidA, -1)      // to oneself: ok
 		p.chmod("f", 0o2644)
 		p.st("f")
+		p.chown("f", -1, -1) // no change of owner: ctime still moves
+		p.st("f")
+		p.chown("f", uidA, gidShared)
+		p.st("f")
 	})
 	p.chmod("f", 0o644)
 	p.as(userB, func() {
