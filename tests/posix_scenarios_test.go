@@ -30,7 +30,57 @@ func TestPosixDifferential(t *testing.T) {
 		{"open_unlinked", scOpenUnlinked},
 		{"truncate", scTruncate},
 		{"xattrs", scXattrs},
+		{"misc", scMisc},
 	})
+}
+
+// scMisc: assorted rules the conformance suites check.
+func scMisc(p *px) {
+	p.mkdir("d", 0o755)
+	p.chown("d", uidA, gidA)
+	p.as(userA, func() {
+		p.create("d/f", 0o644)
+		p.chmod("d/f", 0o1644) // sticky on a file: allowed, kept
+		p.st("d/f")
+		p.open("d/f", syscall.O_CREAT|syscall.O_WRONLY) // existing: mode kept
+		p.st("d/f")
+		p.mkdir("d/sub", 0o755)
+		p.mkdir("d/other", 0o777)
+	})
+	p.as(userB, func() {
+		p.create("d/nope", 0o644) // no write permission on d
+		p.mkdir("d/other/mine", 0o755)
+		p.rename("d/other/mine", "d/other/mine2", 0)
+		p.rename("d/sub", "d/other/sub", 0) // d not writable
+	})
+	p.as(userA, func() {
+		// Moving a directory to another parent needs write permission on
+		// it (its ".." changes); within one parent it does not.
+		p.rename("d/other/mine2", "d/mine3", 0)
+		p.rename("d/other/mine2", "d/other/mine4", 0)
+	})
+	p.chmod("d/other/mine4", 0o555)
+	p.as(userB, func() {
+		p.rename("d/other/mine4", "d/other/mine5", 0)
+	})
+	p.as(userA, func() {
+		p.rename("d/other/mine5", "d/mine6", 0)
+		p.rename("d/other/mine4", "d/mine6", 0)
+	})
+	p.list("d")
+	p.list("d/other")
+	// The maximum link count is the same.
+	p.create("many", 0o644)
+	p.st("many")
+	p.e("mknod on an existing name", syscall.Mknod(p.path("many"), syscall.S_IFIFO|0o644, 0))
+	p.e("symlink on an existing name", syscall.Symlink("x", p.path("many")))
+	p.e("mkdir on a symlink", syscall.Mkdir(p.path("d/../many"), 0o755))
+	p.symlink("d", "dl")
+	p.e("mkdir through a trailing symlink", syscall.Mkdir(p.path("dl/"), 0o755))
+	p.e("rmdir a symlink to a dir", syscall.Rmdir(p.path("dl")))
+	p.e("unlink a dir via trailing slash", syscall.Unlink(p.path("d/")))
+	p.open("d/f/", syscall.O_CREAT|syscall.O_WRONLY)
+	p.open("newdir/", syscall.O_CREAT|syscall.O_WRONLY)
 }
 
 // scPerms: read, write, execute and search for owner, group and others,
