@@ -625,6 +625,26 @@ func scOpenUnlinked(p *px) {
 	p.e("close", syscall.Close(fd))
 	p.list(".")
 
+	// Renamed over while open (xfstests generic/035): the replaced file
+	// and directory live on with no links.
+	p.create("victim", 0o644)
+	p.create("winner", 0o644)
+	p.mkdir("vdir", 0o755)
+	p.mkdir("wdir", 0o755)
+	vf, err1 := syscall.Open(p.path("victim"), syscall.O_RDWR, 0)
+	vd, err2 := syscall.Open(p.path("vdir"), syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+	if err1 == nil && err2 == nil {
+		p.rename("winner", "victim", 0)
+		p.rename("wdir", "vdir", 0)
+		p.e("fstat replaced file", syscall.Fstat(vf, &s))
+		p.logf("replaced file: nlink=%d", s.Nlink)
+		p.e("fstat replaced dir", syscall.Fstat(vd, &s))
+		p.logf("replaced dir: nlink=%d", s.Nlink)
+		_, err = syscall.Pwrite(vf, []byte("x"), 0)
+		p.e("write replaced file", err)
+		syscall.Close(vf)
+		syscall.Close(vd)
+	}
 	p.mkdir("d", 0o755)
 	dfd, err := syscall.Open(p.path("d"), syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
 	p.e("open dir", err)
@@ -877,12 +897,14 @@ func scMmap(p *px) {
 	if err != nil {
 		return
 	}
+	p.st("f")
 	copy(m[10:], "shared-write")
 	copy(m[3*4096+90:], "END")
 	buf := make([]byte, 30)
 	n, _ := syscall.Pread(fd, buf, 5)
 	p.logf("pread before msync: %q", buf[:n])
 	p.e("msync", unix.Msync(m, unix.MS_SYNC))
+	p.st("f") // mapped writes move mtime and ctime (xfstests generic/215)
 	p.content("f")
 	// A write through the descriptor shows in the mapping.
 	syscall.Pwrite(fd, []byte("via-write"), 4096)
