@@ -323,7 +323,6 @@ func parallelDo(t *testing.T, n, workers int, f func(i int) error) {
 	}
 }
 
-
 // TestPosixSizeWhileBuffered: a file extended by a buffered write, after
 // mapped writes near its old end, is read whole through a second
 // descriptor opened by path. (A lookup once answered the size from a

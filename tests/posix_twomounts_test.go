@@ -256,4 +256,3 @@ func TestTwoMountPrograms(t *testing.T) {
 		}
 	})
 }
-
