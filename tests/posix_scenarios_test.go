@@ -31,7 +31,45 @@ func TestPosixDifferential(t *testing.T) {
 		{"truncate", scTruncate},
 		{"xattrs", scXattrs},
 		{"misc", scMisc},
+		{"rename_dirs", scRenameDirs},
 	})
+}
+
+// scRenameDirs: directories exchanged and moved between parents keep the
+// parents' link counts, times and ".." right.
+func scRenameDirs(p *px) {
+	for _, d := range []string{"p", "q", "p/x", "q/y", "q/y/inner", "p/empty", "q/empty2"} {
+		p.mkdir(d, 0o755)
+	}
+	p.st("p")
+	p.st("q")
+	p.rename("p/x", "q/y", unix.RENAME_EXCHANGE)
+	p.st("p")
+	p.st("q")
+	p.st("p/x")
+	p.st("q/y")
+	p.st("p/x/inner")
+	var a, b syscall.Stat_t
+	syscall.Stat(p.path("p/x/.."), &a)
+	syscall.Stat(p.path("p"), &b)
+	p.logf("p/x/.. is p: %v", a.Ino == b.Ino)
+	p.rename("p/empty", "q/empty2", 0) // over an empty directory elsewhere
+	p.st("p")
+	p.st("q")
+	p.rename("q/empty2", "p/x", unix.RENAME_NOREPLACE)
+	p.rename("q/empty2", "p/new", unix.RENAME_NOREPLACE)
+	p.st("p")
+	p.st("q")
+	p.create("p/file", 0o644)
+	p.rename("p/file", "q/y", unix.RENAME_EXCHANGE) // a file for a directory
+	p.st("p")
+	p.st("q")
+	p.st("p/file")
+	p.st("q/y")
+	p.rename("p/file", "p/file", unix.RENAME_EXCHANGE)
+	p.rename("p", "p/file/z", unix.RENAME_EXCHANGE)
+	p.list("p")
+	p.list("q")
 }
 
 // scMisc: assorted rules the conformance suites check.
