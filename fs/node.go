@@ -145,20 +145,39 @@ func inGroup(caller *fuse.Caller, gid uint32) bool {
 	if caller.Gid == gid {
 		return true
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", caller.Pid))
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if g, ok := strings.CutPrefix(line, "Groups:"); ok {
-			for _, f := range strings.Fields(g) {
-				if f == strconv.FormatUint(uint64(gid), 10) {
-					return true
-				}
-			}
+	for _, f := range strings.Fields(procStatus(caller, "Groups")) {
+		if f == strconv.FormatUint(uint64(gid), 10) {
+			return true
 		}
 	}
 	return false
+}
+
+// capSysAdmin reports whether the caller has CAP_SYS_ADMIN, which the
+// trusted. xattr namespace requires (the kernel checks gets and sets;
+// listing is the file system's to filter, as ext4 does).
+func capSysAdmin(caller *fuse.Caller) bool {
+	const capSysAdmin = 21
+	c, err := strconv.ParseUint(procStatus(caller, "CapEff"), 16, 64)
+	if err != nil {
+		return caller.Uid == 0
+	}
+	return c&(1<<capSysAdmin) != 0
+}
+
+// procStatus returns field of the calling thread's /proc status ("" if
+// the caller is gone or in another PID namespace).
+func procStatus(caller *fuse.Caller, field string) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", caller.Pid))
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }
 
 // accessed updates the access time after a read, as a relatime mount
@@ -745,6 +764,10 @@ func (n *node) Removexattr(ctx context.Context, name string) syscall.Errno {
 var _ = (gofs.NodeListxattrer)((*node)(nil))
 
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	admin := true
+	if fc, ok := ctx.(*fuse.Context); ok {
+		admin = capSysAdmin(&fc.Caller)
+	}
 	ctx = reqCtx(ctx)
 	names, err := n.fsys.client.ListXattr(ctx, n.ino())
 	if err != nil {
@@ -752,7 +775,7 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 	}
 	var b []byte
 	for _, nm := range names {
-		if nm == layoutXattr {
+		if nm == layoutXattr || !admin && strings.HasPrefix(nm, "trusted.") {
 			continue
 		}
 		b = append(append(b, nm...), 0)
