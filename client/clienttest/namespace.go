@@ -130,6 +130,17 @@ func (c *Cluster) apply(req *api.MutateRequest) *api.MutateResponse {
 		delete(ns.sessions, req.Session)
 		return &api.MutateResponse{}
 	case *api.Op_Create, *api.Op_Mkdir, *api.Op_Symlink:
+		if cr := req.Op.GetCreate(); cr.GetTmpfile() {
+			// O_TMPFILE: an open file with no name.
+			d, e := ns.dir(cr.Parent)
+			if e != api.Errno_OK {
+				return errResp(e, "parent %d", cr.Parent)
+			}
+			in := ns.newInode(d, syscall.S_IFREG|cr.Mode&07777, req.Caller, now)
+			in.attr.Nlink = 0
+			in.opens++
+			return &api.MutateResponse{Attr: ns.attr(in.attr.Ino)}
+		}
 		var parent uint64
 		var name string
 		var mode uint32
