@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"dfs/cluster"
 )
 
 // Real programs with one mount writing and the other reading: what one
@@ -255,4 +257,50 @@ func TestTwoMountPrograms(t *testing.T) {
 			t.Errorf("the program built on mount 1 printed %q on mount 0, want 6", out)
 		}
 	})
+}
+
+// TestTwoHostsNoCache: two mounts in network namespaces of their own (two
+// hosts, as far as the network goes), with attribute and entry caching
+// off: every change one makes is visible to the other at once, and data
+// closed on one is read whole on the other.
+func TestTwoHostsNoCache(t *testing.T) {
+	requireFUSE(t)
+	lab := newNetLab(t, []string{"m1", "m2", "m3", "c1", "c2", "c3", "mount1", "mount2"})
+	c := startCluster(t, cluster.Config{Masters: 3, ChunkServers: 3, Mounts: 2,
+		Host: lab.host, Wrap: lab.wrap,
+		ExtraMountArgs: []string{"-o", "attr_timeout=0,entry_timeout=0"}})
+	a, b := c.MountDir(0), c.MountDir(1)
+	exists := func(p string) bool { _, err := os.Lstat(p); return err == nil }
+	for i := range 20 {
+		d := filepath.Join(a, fmt.Sprintf("d%d", i))
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if !exists(filepath.Join(b, fmt.Sprintf("d%d", i))) {
+			t.Fatalf("mkdir %d not visible on the other host at once", i)
+		}
+		writeFile(t, filepath.Join(d, "f"), uint64(i), int64(1000+i*4099))
+		checkFile(t, filepath.Join(b, fmt.Sprintf("d%d", i), "f"), uint64(i), int64(1000+i*4099))
+		if err := os.Rename(filepath.Join(b, fmt.Sprintf("d%d", i), "f"), filepath.Join(b, fmt.Sprintf("d%d", i), "g")); err != nil {
+			t.Fatal(err)
+		}
+		if exists(filepath.Join(d, "f")) || !exists(filepath.Join(d, "g")) {
+			t.Fatalf("rename %d on the other host not visible at once", i)
+		}
+		if err := os.Chmod(filepath.Join(d, "g"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Stat(filepath.Join(b, fmt.Sprintf("d%d", i), "g")); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("chmod %d not visible at once: %v %v", i, fi.Mode(), err)
+		}
+		// Overwritten on b (shorter), read back on a.
+		writeFile(t, filepath.Join(b, fmt.Sprintf("d%d", i), "g"), uint64(i+100), int64(500+i))
+		checkFile(t, filepath.Join(d, "g"), uint64(i+100), int64(500+i))
+		if err := os.RemoveAll(filepath.Join(b, fmt.Sprintf("d%d", i))); err != nil {
+			t.Fatal(err)
+		}
+		if exists(d) {
+			t.Fatalf("removal %d not visible at once", i)
+		}
+	}
 }
