@@ -380,7 +380,11 @@ func (f *File) readChunk(ctx context.Context, ch *api.Chunk, off uint64, dest []
 		for pos := 0; pos < len(dest) && err == nil; pos += api.MaxWrite {
 			err = f.io.read(ctx, ch, off+uint64(pos), dest[pos:min(pos+api.MaxWrite, len(dest))])
 		}
-		if err == nil || attempt >= 3 || ctx.Err() != nil {
+		// Replicas that all hold an older version than the master's are
+		// waiting for it to tell them the current one (a version bump
+		// that reached no replica): keep asking until the data timeout.
+		stale := api.ErrnoOf(err) == api.Errno_ESTALE
+		if err == nil || (attempt >= 3 && !stale) || ctx.Err() != nil {
 			return err
 		}
 		// The chunk may have a new version or replica set.
@@ -398,7 +402,7 @@ func (f *File) readChunk(ctx context.Context, ch *api.Chunk, off uint64, dest []
 		f.learn(chunks)
 		ch = chunks[0]
 		select {
-		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
+		case <-time.After(min(time.Duration(attempt+1)*100*time.Millisecond, time.Second)):
 		case <-ctx.Done():
 			return err
 		}

@@ -32,17 +32,19 @@ import (
 type repairer struct {
 	v *service
 
-	mu       sync.Mutex
-	busy     map[uint64]chan struct{}     // chunk id -> closed when its repair ends
-	corrupt  map[string]map[uint64]uint64 // server -> chunk id -> version reported corrupt
-	held     map[string]map[uint64]uint64 // server -> chunk id -> version, last full report
-	fullAt   map[string]time.Time         // server -> time of its last full report
-	fullWant time.Time                    // fsck wants full reports made after this
-	running  int                          // repairs in flight
-	copied   uint64                       // bytes copied since this leader took over
-	logged   map[uint64]time.Time         // chunk id -> last "cannot repair" log
-	retryAt  map[uint64]time.Time         // chunk id -> no new attempt before (after a failed one)
-	avoid    map[string]time.Time         // server -> no copies to it before (a copy to it failed)
+	mu        sync.Mutex
+	busy      map[uint64]chan struct{}     // chunk id -> closed when its repair ends
+	corrupt   map[string]map[uint64]uint64 // server -> chunk id -> version reported corrupt
+	held      map[string]map[uint64]uint64 // server -> chunk id -> version, last full report
+	fullAt    map[string]time.Time         // server -> time of its last full report
+	fullWant  time.Time                    // fsck wants full reports made after this
+	running   int                          // repairs in flight
+	copied    uint64                       // bytes copied since this leader took over
+	logged    map[uint64]time.Time         // chunk id -> last "cannot repair" log
+	retryAt   map[uint64]time.Time         // chunk id -> no new attempt before (after a failed one)
+	avoid     map[string]time.Time         // server -> when a copy to it last failed to reach it
+	confirmed map[uint64]uint64            // chunk id -> highest version some replica took (SetChunk, copy)
+	refresh   map[uint64]bool              // chunk id -> its replicas hold only older versions: push the current one
 }
 
 func newRepairer(v *service) *repairer {
@@ -61,6 +63,8 @@ func (r *repairer) reset() {
 	r.logged = map[uint64]time.Time{}
 	r.retryAt = map[uint64]time.Time{}
 	r.avoid = map[string]time.Time{}
+	r.confirmed = map[uint64]uint64{}
+	r.refresh = map[uint64]bool{}
 	if r.busy == nil {
 		r.busy = map[uint64]chan struct{}{}
 	}
@@ -99,6 +103,34 @@ func (r *repairer) isBusy(id uint64) bool {
 	return r.busy[id] != nil
 }
 
+// confirm records that some replica of chunk id took version.
+func (r *repairer) confirm(id, version uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.confirmed[id] < version {
+		r.confirmed[id] = version
+	}
+}
+
+// hasCurrent says whether some replica of the chunk other than except is
+// known to hold its current version: a SetChunk or copy at that version
+// succeeded since this leader took over, or a full report showed it.
+// Until then, older copies may be all the data there is (a version bump
+// that reached no replica leaves every copy "stale"), and are kept.
+func (r *repairer) hasCurrent(id, version uint64, set []string, except string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.confirmed[id] >= version {
+		return true
+	}
+	for _, s := range set {
+		if s != except && r.held[s][id] == version {
+			return true
+		}
+	}
+	return false
+}
+
 // waitIdle returns once chunk id is not being repaired, so that a new
 // lease is not granted in the middle of a copy.
 func (r *repairer) waitIdle(ctx context.Context, id uint64) error {
@@ -134,6 +166,14 @@ func (v *service) gcDeletes(req *api.HeartbeatRequest) []*api.ChunkReport {
 		case versions[i] == 0 && c.Id < next:
 			out = append(out, c) // no file references it
 		case versions[i] == 0:
+		case !v.repair.hasCurrent(c.Id, versions[i], sets[i], req.Server):
+			// Keep it: it may be the only copy of the data. If it is in
+			// the set, the repair loop tells it the current version.
+			if slices.Contains(sets[i], req.Server) {
+				v.repair.mu.Lock()
+				v.repair.refresh[c.Id] = true
+				v.repair.mu.Unlock()
+			}
 		case versions[i] > c.Version:
 			out = append(out, c) // stale copy
 		case !slices.Contains(sets[i], req.Server) && !v.repair.isBusy(c.Id):
@@ -145,10 +185,11 @@ func (v *service) gcDeletes(req *api.HeartbeatRequest) []*api.ChunkReport {
 
 // repairJob is one chunk to fix: lost copies to drop and copies to add.
 type repairJob struct {
-	c    chunkRecord
-	drop []string
-	need int // copies to add
-	live int // copies on servers alive now
+	c       chunkRecord
+	drop    []string
+	need    int  // copies to add
+	live    int  // copies on servers alive now
+	refresh bool // no replica is known to hold the current version
 }
 
 // loop runs repair passes on the leader until the master stops.
@@ -192,7 +233,10 @@ func (r *repairer) jobs(now time.Time) []repairJob {
 	for _, c := range chunks {
 		for _, s := range c.replicas {
 			if _, ok := alive[s]; !ok {
-				alive[s] = v.aliveLocked(s, now)
+				// Live for a repair: heard from lately, since a repair
+				// fences the chunk and must reach a survivor.
+				st := v.servers[s]
+				alive[s] = v.aliveLocked(s, now) && st != nil && now.Sub(st.lastSeen) < targetFresh
 				lostSet[s] = lost(s)
 			}
 		}
@@ -202,7 +246,9 @@ func (r *repairer) jobs(now time.Time) []repairJob {
 	defer r.mu.Unlock()
 	var out []repairJob
 	for _, c := range chunks {
-		if c.ec || r.busy[c.id] != nil || now.Before(r.retryAt[c.id]) {
+		// A refresh is asked for by a server that just reported, so it
+		// does not wait out the pause after a failed attempt.
+		if c.ec || r.busy[c.id] != nil || (now.Before(r.retryAt[c.id]) && !r.refresh[c.id]) {
 			continue
 		}
 		j := repairJob{c: c}
@@ -222,7 +268,8 @@ func (r *repairer) jobs(now time.Time) []repairJob {
 			}
 		}
 		j.need = max(c.want-healthy, 0)
-		if (j.need == 0 && len(j.drop) == 0) || j.live == 0 {
+		j.refresh = r.refresh[c.id] && r.confirmed[c.id] < c.version
+		if (j.need == 0 && len(j.drop) == 0 && !j.refresh) || j.live == 0 {
 			continue
 		}
 		out = append(out, j)
@@ -247,7 +294,7 @@ func (r *repairer) pass(ctx context.Context) {
 			return
 		}
 		targets := r.targets(j)
-		if len(targets) == 0 && len(j.drop) == 0 {
+		if len(targets) == 0 && len(j.drop) == 0 && !j.refresh {
 			r.mu.Unlock()
 			r.cannot(j, "no chunkserver outside its set can take a copy")
 			continue
@@ -314,7 +361,9 @@ func (r *repairer) targets(j repairJob) []string {
 		// Only servers heard from lately: each attempt fences the chunk
 		// (bumping its version under any writer), so it should not be
 		// spent on a server that died a moment ago.
-		fresh := now.Sub(st.lastSeen) < targetFresh && now.After(r.avoid[id])
+		// A server a copy could not reach is left out until it
+		// heartbeats again (it restarted, or the network came back).
+		fresh := now.Sub(st.lastSeen) < targetFresh && st.lastSeen.After(r.avoid[id])
 		if inSet || !fresh || !v.aliveLocked(id, now) || st.free < j.c.chunkSize {
 			continue
 		}
@@ -409,7 +458,7 @@ func (r *repairer) repair(ctx context.Context, j repairJob, targets []string) bo
 				log.Warn("copying chunk failed", "target", t, "source", src.Server, "err", err, "msg", resp.GetMessage())
 				if status.Code(err) == codes.Unavailable {
 					r.mu.Lock()
-					r.avoid[t] = time.Now().Add(avoidTarget)
+					r.avoid[t] = time.Now()
 					r.mu.Unlock()
 					break // the target is unreachable: no use trying other sources
 				}
@@ -418,6 +467,7 @@ func (r *repairer) repair(ctx context.Context, j repairJob, targets []string) bo
 			r.mu.Lock()
 			r.copied += resp.Bytes
 			r.mu.Unlock()
+			r.confirm(ch.Id, ch.Version)
 			log.Info("chunk copied", "target", t, "source", src.Server, "bytes", resp.Bytes, "took", time.Since(start))
 			added = append(added, t)
 			break
@@ -445,9 +495,6 @@ const (
 	// targetFresh: a repair copies only to servers heard from this
 	// recently (chunkservers heartbeat every second by default).
 	targetFresh = 3 * time.Second
-	// avoidTarget: how long a server that could not be reached is left
-	// out of repairs.
-	avoidTarget = 30 * time.Second
 	// repairRetry: how long a chunk whose repair fell short waits before
 	// the next attempt (each attempt fences it).
 	repairRetry = 5 * time.Second

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -529,6 +530,9 @@ func (v *service) pushChunk(ctx context.Context, c *api.Chunk, leaseNs int64) (f
 	}
 	wg.Wait()
 	noSpace = true
+	if slices.ContainsFunc(errs, func(err error) bool { return err == nil }) {
+		v.repair.confirm(c.Id, c.Version)
+	}
 	for i, r := range c.Replicas {
 		if errs[i] != nil {
 			v.srv.log.Warn("chunk replica did not take new version", "chunk", c.Id, "version", c.Version, "server", r.Server, "err", errs[i])
