@@ -64,7 +64,7 @@ func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 			return nil, d.n.fsys.errno("readdir", err)
 		}
 		if d.pos == offDotDot {
-			d.n.accessed(ctx)
+			d.n.accessed()
 		}
 		d.ents, d.attrs, d.eof = resp.Entries, resp.Attrs, resp.Eof || len(resp.Entries) == 0
 		if len(d.attrs) != len(d.ents) {

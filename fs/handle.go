@@ -148,7 +148,7 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	if err != nil {
 		return nil, h.n.fsys.errno("read", err)
 	}
-	h.n.accessed(ctx)
+	h.n.accessed()
 	return fuse.ReadResultData(dest[:n]), 0
 }
 

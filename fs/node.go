@@ -44,6 +44,9 @@ type node struct {
 	// writeNs is the time of the last buffered write: the file's mtime
 	// and ctime as this mount shows them until the data is committed.
 	writeNs int64
+	// accessing is closed when the access-time update in flight ends
+	// (nil: none).
+	accessing chan struct{}
 	// changeSeq is the sequence number (attrSeq) of the
 	// last attribute change this mount committed here: attributes
 	// fetched before it may be older and must not replace it (adopt).
@@ -183,32 +186,57 @@ func procStatus(caller *fuse.Caller, field string) string {
 // accessed updates the access time after a read, as a relatime mount
 // does: when it is not later than mtime or ctime, or a day old. The
 // update is one small Raft command after each change of the inode, not
-// one per read.
-func (n *node) accessed(ctx context.Context) {
+// one per read, and it runs in the background: a read never waits for
+// it (a mount cut off from the masters still reads what it has). Getattr
+// waits briefly for one in flight (awaitAccess), so stat after a read
+// shows the new atime.
+func (n *node) accessed() {
 	if n.fsys.opts.NoAtime || n.fsys.opts.ReadOnly {
 		return
 	}
 	n.mu.Lock()
 	a := n.attr
+	if a == nil || n.accessing != nil ||
+		a.AtimeNs > a.MtimeNs && a.AtimeNs > a.CtimeNs && time.Now().UnixNano()-a.AtimeNs < int64(24*time.Hour) {
+		n.mu.Unlock()
+		return
+	}
+	done := make(chan struct{})
+	n.accessing = done
 	n.mu.Unlock()
-	if a == nil {
-		return
-	}
-	if a.AtimeNs > a.MtimeNs && a.AtimeNs > a.CtimeNs && time.Now().UnixNano()-a.AtimeNs < int64(24*time.Hour) {
-		return
-	}
-	na, err := n.fsys.client.SetAttr(ctx, &api.SetAttrOp{Ino: n.ino(),
-		Valid: uint32(api.SetAttrOp_ACCESS | api.SetAttrOp_ATIME_NOW)})
-	if err != nil {
-		return // an access time is not worth failing a read for
-	}
+	go func() {
+		defer close(done)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		na, err := n.fsys.client.SetAttr(ctx, &api.SetAttrOp{Ino: n.ino(),
+			Valid: uint32(api.SetAttrOp_ACCESS | api.SetAttrOp_ATIME_NOW)})
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		n.accessing = nil
+		if err != nil || n.attr == nil {
+			return // an access time is not worth an error
+		}
+		if n.attr == a {
+			n.attr = na
+		} else if na.AtimeNs > n.attr.AtimeNs {
+			c := proto.Clone(n.attr).(*api.Attr)
+			c.AtimeNs = na.AtimeNs
+			n.attr = c
+		}
+	}()
+}
+
+// awaitAccess waits a little for an access-time update in flight.
+func (n *node) awaitAccess() {
 	n.mu.Lock()
-	if n.attr == a {
-		n.attr = na
-	} else if n.attr != nil {
-		n.attr.AtimeNs = max(n.attr.AtimeNs, na.AtimeNs)
-	}
+	done := n.accessing
 	n.mu.Unlock()
+	if done != nil {
+		select {
+		case <-done:
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // child returns the Inode for attr, answered to a request that began at
@@ -295,6 +323,7 @@ var _ = (gofs.NodeGetattrer)((*node)(nil))
 
 func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	ctx = reqCtx(ctx)
+	n.awaitAccess()
 	start := attrSeq.Load()
 	a, err := n.fsys.client.GetAttr(ctx, n.ino())
 	if err != nil {
@@ -615,7 +644,7 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	if a.Mode&syscall.S_IFMT != syscall.S_IFLNK {
 		return nil, syscall.EINVAL
 	}
-	n.accessed(ctx)
+	n.accessed()
 	return []byte(a.Symlink), 0
 }
 
