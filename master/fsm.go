@@ -225,6 +225,8 @@ func (f *FSM) applyOp(c *api.Command, s *session) *api.MutateResponse {
 		return f.commitWrite(c, op.CommitWrite)
 	case *api.Op_ReportFailure:
 		return f.reportFailure(c, op.ReportFailure)
+	case *api.Op_ReplicaChange:
+		return f.replicaChange(c, op.ReplicaChange)
 	case *api.Op_Lock:
 		return f.lock(c, s, op.Lock)
 	case *api.Op_CancelLock:
@@ -238,8 +240,6 @@ func (f *FSM) applyOp(c *api.Command, s *session) *api.MutateResponse {
 			f.closeSession(s.id, c.NowNs)
 		}
 		return &api.MutateResponse{}
-	case *api.Op_ReplicaChange:
-		return f.replicaChange(c, op.ReplicaChange)
 	}
 	return errResp(api.Errno_ENOSYS, fmt.Sprintf("unknown op %T", c.Op.Op))
 }
