@@ -57,13 +57,17 @@ run: build
 # the master alone through the client library, the namespace at scale.
 bench: build
 	@test -x $(SHARED_BENCH)/compare.sh || { echo "no $(SHARED_BENCH)/compare.sh"; exit 1; }
-	$(GO) build -o $(BIN)/ ./bench/metabench ./bench/nsbench
+	$(GO) build -o $(BIN)/ ./bench/metabench ./bench/nsbench ./bench/lockbench
 	mkdir -p bench/results
 	d=$$(mktemp -d -t dfs-bench.XXXXXX); out=bench/results/$$(date +%Y-%m-%d-%H%M%S).txt; \
 	{ echo "# dfs bench $$(date -Is) commit $$(git rev-parse --short HEAD 2>/dev/null)"; \
 	  $(BIN)/dfsctl dev -dir $$d/dfs -mnt $$d/mnt -chunkservers 3 -- \
 		env COMPARE=$(SHARED_BENCH)/compare.sh BIN=$(CURDIR)/$(BIN) $(CURDIR)/bench/run.sh; } 2>&1 | tee $$out; \
-	status=$${PIPESTATUS[0]}; rm -rf $$d; echo "results in $$out"; exit $$status
+	status=$${PIPESTATUS[0]}; rm -rf $$d; \
+	{ echo "## failover and re-replication (fault tests, soak length)"; \
+	  set -o pipefail; DFS_SOAK=1 $(GO) test -count=1 -timeout 20m -v -run 'TestFaultLeaderKill|TestFaultChunkServerGone' ./tests/ \
+		| grep -E 'kill -9 of the leader|chunkserver gone|^(ok|FAIL|---)'; } 2>&1 | tee -a $$out; \
+	[ $${PIPESTATUS[0]} = 0 ] || status=1; echo "results in $$out"; exit $$status
 
 proto:
 	PATH="$$($(GO) env GOPATH)/bin:$$PATH" protoc -I api \

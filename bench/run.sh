@@ -16,6 +16,19 @@ for l in $LAYOUTS; do
 	"$COMPARE" "$d" "dfs-$l" || status=1
 	rm -rf "$d"
 done
+echo "## file locks: flock through the mount, uncontended and 8 workers on 2 mounts"
+m2=$(mktemp -d -t dfs-bench-mnt2.XXXXXX)
+"$BIN/dfsmount" -masters "$DFS_MASTERS" "$m2" 2>"$m2.log" &
+m2pid=$!
+for _ in $(seq 1 80); do grep -q " $m2 " /proc/mounts && break; sleep 0.25; done
+if grep -q " $m2 " /proc/mounts; then
+	mkdir -p "$DFS_MOUNT/lockbench"
+	"$BIN/lockbench" -dirs "$DFS_MOUNT/lockbench,$m2/lockbench" -n 500 -workers 8 -for 10s || status=1
+	rm -rf "$DFS_MOUNT/lockbench"
+else
+	echo "second mount did not come up: $(tail -3 "$m2.log")"; status=1
+fi
+kill -TERM $m2pid; wait $m2pid 2>/dev/null; rmdir "$m2"; rm -f "$m2.log"
 echo "## master through the client library, no FUSE"
 "$BIN/metabench" -masters "$DFS_MASTERS" -workers 1,64 -n "${METABENCH_N:-2000}" || status=1
 echo "## namespace of ${NSBENCH_N:-1000000} files, in-process state machine"
