@@ -310,12 +310,21 @@ func retryable(err error) bool {
 // mutate sends one mutation with a fresh seq, retrying with that same seq
 // until it gets an answer.
 func (c *Client) mutate(ctx context.Context, op *api.Op) (*api.MutateResponse, error) {
+	sess, seq, done := c.reserveSeq()
+	defer done()
+	req := &api.MutateRequest{Session: sess, Seq: seq, Caller: callerOf(ctx), Op: op}
+	return c.send(ctx, req)
+}
+
+// reserveSeq takes the next request identity of the session. The seq
+// stays pending, so the master keeps its answer, until done is called.
+func (c *Client) reserveSeq() (sess, seq uint64, done func()) {
 	c.mu.Lock()
-	sess, seq := c.session, c.nextSeq
+	sess, seq = c.session, c.nextSeq
 	c.nextSeq++
 	c.pending[seq]++
 	c.mu.Unlock()
-	defer func() {
+	return sess, seq, func() {
 		c.mu.Lock()
 		if c.session == sess {
 			if c.pending[seq]--; c.pending[seq] <= 0 {
@@ -323,11 +332,14 @@ func (c *Client) mutate(ctx context.Context, op *api.Op) (*api.MutateResponse, e
 			}
 		}
 		c.mu.Unlock()
-	}()
-	req := &api.MutateRequest{Session: sess, Seq: seq, Caller: callerOf(ctx), Op: op}
+	}
+}
+
+// send delivers req to the leader, retrying it unchanged until answered.
+func (c *Client) send(ctx context.Context, req *api.MutateRequest) (*api.MutateResponse, error) {
 	var resp *api.MutateResponse
 	err := c.callMaster(ctx, func(ctx context.Context, m api.MasterClient) error {
-		req.Acked = c.lowestPending(sess, seq)
+		req.Acked = c.lowestPending(req.Session, req.Seq)
 		var err error
 		resp, err = m.Mutate(ctx, req)
 		return err

@@ -29,33 +29,15 @@ var ErrLockLost = fmt.Errorf("%w: session expired, lock lost", api.Errno_ENOLCK)
 // returns when granted, or with an EINTR error once ctx is cancelled and
 // the wait removed.
 func (c *Client) Lock(ctx context.Context, op *api.LockOp) (*api.LockInfo, error) {
-	c.mu.Lock()
-	sess, seq := c.session, c.nextSeq
-	c.nextSeq++
-	c.pending[seq]++
-	c.mu.Unlock()
 	// The seq stays pending until the final answer is in, so that the
 	// master keeps the answer a wait ends with.
-	defer func() {
-		c.mu.Lock()
-		if c.session == sess {
-			if c.pending[seq]--; c.pending[seq] <= 0 {
-				delete(c.pending, seq)
-			}
-		}
-		c.mu.Unlock()
-	}()
+	sess, seq, done := c.reserveSeq()
+	defer done()
 	req := &api.MutateRequest{Session: sess, Seq: seq, Caller: callerOf(ctx), Op: &api.Op{Op: &api.Op_Lock{Lock: op}}}
 	// Whether a request was queued is only known from its answer, so
 	// the request itself is not abandoned on cancellation.
 	qctx := context.WithoutCancel(ctx)
-	var resp *api.MutateResponse
-	err := c.callMaster(qctx, func(ctx context.Context, m api.MasterClient) error {
-		req.Acked = c.lowestPending(sess, seq)
-		var err error
-		resp, err = m.Mutate(ctx, req)
-		return err
-	})
+	resp, err := c.send(qctx, req)
 	if err != nil {
 		return nil, err
 	}
