@@ -530,6 +530,11 @@ func TestFaultBitFlip(t *testing.T) {
 	path := chunkFile(c, i, ch.Id)
 	want := original(path, dataOff)
 	flipByte(t, path, dataOff+100)
+	// Check the flip landed before anything reads it: read repair may
+	// replace the copy as soon as the read below hits it.
+	if restored(path, dataOff, want) {
+		t.Fatal("the flipped byte is not on disk")
+	}
 	if err := c.RestartMount(0); err != nil { // no page cache
 		t.Fatal(err)
 	}
@@ -537,9 +542,6 @@ func TestFaultBitFlip(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkFile(t, a, 1, 2<<20)
-	if restored(path, dataOff, want) {
-		t.Fatal("the flipped byte is not on disk")
-	}
 	waitRepaired("read repair", path, dataOff, want)
 
 	// Scrubber: corrupt a copy nobody reads; the restarted server's first
