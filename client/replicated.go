@@ -50,18 +50,31 @@ func (r replicated) send(ctx context.Context, ch *api.Chunk, req *api.WriteReque
 	actx, cancel := context.WithTimeout(ctx, r.c.cfg.AttemptTimeout)
 	defer cancel()
 	resp, err := cs.Write(actx, req)
+	return primaryOutcome(ctx, p, resp, err)
+}
+
+// primaryAnswer is what a primary answers to a write or a sync.
+type primaryAnswer interface {
+	GetErrno() api.Errno
+	GetMessage() string
+	GetFailed() []string
+}
+
+// primaryOutcome turns a primary's answer into the error the writer acts
+// on: a replicaFailure names the replicas to drop (the primary itself when
+// it is unreachable or could not apply the request).
+func primaryOutcome(ctx context.Context, p *api.Replica, resp primaryAnswer, err error) error {
 	if err != nil {
 		if ctx.Err() != nil {
 			return err
 		}
 		return &replicaFailure{failed: []string{p.Server}, err: err}
 	}
-	err = errnoErr(resp.Errno, resp.Message)
+	err = errnoErr(resp.GetErrno(), resp.GetMessage())
 	switch {
-	case len(resp.Failed) > 0:
-		return &replicaFailure{failed: resp.Failed, err: err}
-	case resp.Errno == api.Errno_EIO:
-		// The primary itself could not apply the write.
+	case len(resp.GetFailed()) > 0:
+		return &replicaFailure{failed: resp.GetFailed(), err: err}
+	case resp.GetErrno() == api.Errno_EIO:
 		return &replicaFailure{failed: []string{p.Server}, err: err}
 	}
 	return err
@@ -199,18 +212,5 @@ func (r replicated) sync(ctx context.Context, ch *api.Chunk) error {
 	actx, cancel := context.WithTimeout(ctx, r.c.cfg.AttemptTimeout)
 	defer cancel()
 	resp, err := cs.Sync(actx, &api.SyncRequest{Id: ch.Id, Forward: rest})
-	if err != nil {
-		if ctx.Err() != nil {
-			return err
-		}
-		return &replicaFailure{failed: []string{p.Server}, err: err}
-	}
-	err = errnoErr(resp.Errno, resp.Message)
-	switch {
-	case len(resp.Failed) > 0:
-		return &replicaFailure{failed: resp.Failed, err: err}
-	case resp.Errno == api.Errno_EIO:
-		return &replicaFailure{failed: []string{p.Server}, err: err}
-	}
-	return err
+	return primaryOutcome(ctx, p, resp, err)
 }
