@@ -2,16 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
 	"dfs/api"
-
-	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // exitAtRisk is fsck's status when some file's data is at risk, as
@@ -44,17 +40,7 @@ func runFsck(mastersFlag string, jsonOut bool, args []string) error {
 		return err
 	}
 	if jsonOut {
-		b, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(resp)
-		if err != nil {
-			return err
-		}
-		var v any
-		if err := json.Unmarshal(b, &v); err != nil {
-			return err
-		}
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(v); err != nil {
+		if err := printJSON(resp); err != nil {
 			return err
 		}
 	} else {

@@ -14,6 +14,7 @@ import (
 	"dfs/cluster"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 )
 
 func runStatus(mastersFlag string, jsonOut bool, args []string) error {
@@ -36,18 +37,7 @@ func runStatus(mastersFlag string, jsonOut bool, args []string) error {
 		return err
 	}
 	if jsonOut {
-		b, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(st)
-		if err != nil {
-			return err
-		}
-		// Re-indent: protojson's own spacing is deliberately unstable.
-		var v any
-		if err := json.Unmarshal(b, &v); err != nil {
-			return err
-		}
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+		return printJSON(st)
 	}
 	printStatus(os.Stdout, st)
 	return nil
@@ -94,4 +84,20 @@ func bytesString(n uint64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// printJSON writes m to stdout as indented JSON with every field shown.
+func printJSON(m proto.Message) error {
+	b, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(m)
+	if err != nil {
+		return err
+	}
+	// Re-indent: protojson's own spacing is deliberately unstable.
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
