@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // UnackedTimeout is how long data sent on a dfs connection may stay
@@ -34,4 +35,47 @@ func WithUnackedTimeout() grpc.DialOption {
 		}}
 		return d.DialContext(ctx, "tcp", addr)
 	})
+}
+
+// Flow-control windows and socket buffers sized for bulk data: a whole
+// MaxWrite message flows without stalling for window updates, and the
+// transport reads and writes in large pieces. gRPC's defaults (64 KiB
+// windows grown by probing, 32 KiB buffers) cost round trips and
+// syscalls on every large message.
+const (
+	streamWindow = MaxWrite
+	connWindow   = 4 * MaxWrite
+	sockBuffer   = 1 << 20
+)
+
+// BulkDialOptions are the dial options of connections that carry file
+// data (mounts and chunkservers to chunkservers).
+func BulkDialOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithInitialWindowSize(streamWindow),
+		grpc.WithInitialConnWindowSize(connWindow),
+		grpc.WithReadBufferSize(sockBuffer),
+		grpc.WithWriteBufferSize(sockBuffer),
+	}
+}
+
+// BulkServerOptions are BulkDialOptions' counterpart for servers.
+func BulkServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.InitialWindowSize(streamWindow),
+		grpc.InitialConnWindowSize(connWindow),
+		grpc.ReadBufferSize(sockBuffer),
+		grpc.WriteBufferSize(sockBuffer),
+	}
+}
+
+// DialData connects to a dfs server for calls that carry file data:
+// unacknowledged-data timeout, bulk windows and the largest messages.
+func DialData(addr string) (*grpc.ClientConn, error) {
+	opts := append([]grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		WithUnackedTimeout(),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessage), grpc.MaxCallSendMsgSize(MaxMessage)),
+	}, BulkDialOptions()...)
+	return grpc.NewClient(addr, opts...)
 }

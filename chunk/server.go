@@ -153,7 +153,7 @@ func (s *Server) open() error {
 		return &ConfigError{"listen", s.cfg.Listen, err}
 	}
 	s.ln = ln
-	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(api.MaxMessage), grpc.MaxSendMsgSize(api.MaxMessage))
+	s.grpc = grpc.NewServer(append(api.BulkServerOptions(), grpc.MaxRecvMsgSize(api.MaxMessage), grpc.MaxSendMsgSize(api.MaxMessage))...)
 	api.RegisterChunkServerServer(s.grpc, s)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return nil
@@ -415,27 +415,62 @@ func (s *Server) write(ctx context.Context, k Key, req *api.WriteRequest) ([]str
 	if info.Version != req.Version {
 		return nil, fmt.Errorf("%v: holds version %d, write is for %d: %w", k, info.Version, req.Version, ErrStale)
 	}
-	if zn > 0 {
-		// Zeroing past the chunk's end means "to the end".
-		err = s.store.Zero(k, off, min(zn, max(int64(info.ChunkSize)-off, 0)))
-	} else {
-		err = s.store.WriteAt(k, req.Data, off)
-	}
-	if err == nil && req.Sync {
-		err = s.store.Sync(k)
-	}
-	if err != nil {
-		return nil, err
+	apply := func() error {
+		var err error
+		if zn > 0 {
+			// Zeroing past the chunk's end means "to the end".
+			err = s.store.Zero(k, off, min(zn, max(int64(info.ChunkSize)-off, 0)))
+		} else {
+			err = s.store.WriteAt(k, req.Data, off)
+		}
+		if err == nil && req.Sync {
+			err = s.store.Sync(k)
+		}
+		return err
 	}
 	if req.Forwarded {
-		return nil, nil
+		return nil, apply()
 	}
+	// A write every replica would refuse is refused before it is sent on.
+	if zn == 0 {
+		if err := checkRange(k, off, int64(len(req.Data)), info.ChunkSize); err != nil {
+			return nil, err
+		}
+	}
+	// The primary applies the write while it forwards it: the replicas'
+	// copies and its own proceed at once. The chunk stays locked until
+	// both are done, so writes still reach every replica in one order.
 	fwd := &api.WriteRequest{Id: req.Id, Shard: req.Shard, Version: req.Version, Offset: req.Offset,
 		Data: req.Data, ZeroLength: req.ZeroLength, Forwarded: true, Sync: req.Sync}
-	return s.forward(ctx, k, req.Forward, "write", func(ctx context.Context, c api.ChunkServerClient) (api.Errno, string, error) {
-		r, err := c.Write(ctx, fwd)
-		return r.GetErrno(), r.GetMessage(), err
-	})
+	var (
+		failed []string
+		fwdErr error
+		done   = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		failed, fwdErr = s.forward(ctx, k, req.Forward, "write", func(ctx context.Context, c api.ChunkServerClient) (api.Errno, string, error) {
+			r, err := c.Write(ctx, fwd)
+			return r.GetErrno(), r.GetMessage(), err
+		})
+	}()
+	err = apply()
+	<-done
+	if err != nil {
+		others := 0
+		for _, r := range req.Forward {
+			if r.Server != s.id {
+				others++
+			}
+		}
+		if len(failed) == others {
+			return nil, err // no copy took it: the chunk is as it was
+		}
+		// Replicas took a write the primary could not apply: it must
+		// leave the set rather than diverge from them.
+		return append(failed, s.id), fmt.Errorf("%v: primary could not apply the write its replicas took: %v: %w", k, err, api.Errno_EIO)
+	}
+	return failed, fwdErr
 }
 
 // forward runs call on every replica in to except this server, in

@@ -29,9 +29,17 @@ type fileHandle struct {
 	mu  sync.Mutex // serialises buffer changes and flushes
 	buf wbuf
 	err error // a failed write-out, reported by the next Flush or Fsync
-	// dirtyEnd is the end of buffered data (0: none), guarded by n.mu so
-	// that Getattr can read it without waiting for a flush.
+	// dirtyEnd is the end of data written through h and not yet committed
+	// (0: none): buffered, being written out, or on the chunkservers
+	// without its size in Raft. Guarded by n.mu so that Getattr can read
+	// it without waiting for a flush.
 	dirtyEnd uint64
+	// outs are the background write-outs of full buffers not yet waited
+	// for; uncommitted says some write-out finished since the last commit.
+	outs        []*writeout
+	outBytes    int
+	uncommitted bool
+	werr        error // the first write-out error since the last flush
 
 	ra readahead
 	lk handleLocks
@@ -41,6 +49,7 @@ func newFileHandle(n *node, f *client.File, flags uint32) *fileHandle {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &fileHandle{n: n, file: f, flags: flags, ctx: ctx, cancel: cancel}
 	h.ra.max = n.fsys.opts.Readahead
+	h.buf.grow = n.fsys.opts.WriteBuffer + 1<<20 // a buffer's worth and one FUSE write
 	return h
 }
 
@@ -72,28 +81,90 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 	}
 	h.n.mu.Unlock()
 	if h.buf.size() >= h.n.fsys.opts.WriteBuffer {
-		if err := h.flushLocked(ctx); err != nil {
+		if err := h.startWriteout(ctx); err != nil {
 			return 0, h.n.fsys.errno("write", err)
 		}
 	}
 	return uint32(len(data)), 0
 }
 
-// flushLocked writes the buffered data to the chunkservers (extents in
-// parallel) and commits the new size; h.mu is held.
-func (h *fileHandle) flushLocked(ctx context.Context) error {
+// writeout is the write of one buffer's extents to the chunkservers.
+type writeout struct {
+	exts  []extent
+	bytes int
+	done  chan struct{}
+	err   error
+}
+
+func (w *writeout) overlaps(exts []extent) bool {
+	for _, a := range w.exts {
+		for _, b := range exts {
+			if a.off < b.end() && b.off < a.end() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// maxOutstanding bounds the bytes of background write-outs per handle, in
+// write buffers: enough to keep the FUSE intake, the network and the
+// chunkservers' disks busy at once.
+const maxOutstanding = 4
+
+// startWriteout sends the buffered extents to the chunkservers in the
+// background, so the writer goes on filling the next buffer meanwhile.
+// It first waits for write-outs that overlap them, so writes to the same
+// bytes land in the order they were made, and for the oldest ones while
+// too many bytes are outstanding. A failed write-out is reported by a
+// later Write, Flush or Fsync. h.mu is held.
+func (h *fileHandle) startWriteout(ctx context.Context) error {
 	if err := h.dropIfLockLost(); err != nil {
 		return err
 	}
 	exts := h.buf.take()
 	if len(exts) == 0 {
-		return nil
+		return h.werr
 	}
-	var end uint64
+	w := &writeout{exts: exts, done: make(chan struct{})}
+	for _, e := range exts {
+		w.bytes += len(e.data)
+	}
+	limit := maxOutstanding * h.n.fsys.opts.WriteBuffer
+	for i := 0; i < len(h.outs); {
+		if o := h.outs[i]; o.overlaps(exts) || h.outBytes+w.bytes > limit {
+			h.reap(i)
+			continue
+		}
+		i++
+	}
+	h.outs = append(h.outs, w)
+	h.outBytes += w.bytes
+	go func() {
+		defer close(w.done)
+		w.err = h.writeExtents(ctx, exts)
+	}()
+	return h.werr
+}
+
+// reap waits for write-out i and forgets it, keeping its error. h.mu is
+// held.
+func (h *fileHandle) reap(i int) {
+	w := h.outs[i]
+	<-w.done
+	h.outs = append(h.outs[:i], h.outs[i+1:]...)
+	h.outBytes -= w.bytes
+	h.uncommitted = true
+	if w.err != nil && h.werr == nil {
+		h.werr = w.err
+	}
+}
+
+// writeExtents writes extents to the chunkservers in parallel.
+func (h *fileHandle) writeExtents(ctx context.Context, exts []extent) error {
 	errs := make([]error, len(exts))
 	var wg sync.WaitGroup
 	for i, e := range exts {
-		end = max(end, uint64(e.off)+uint64(len(e.data)))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -101,16 +172,35 @@ func (h *fileHandle) flushLocked(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
-	err := errors.Join(errs...)
+	return errors.Join(errs...)
+}
+
+// flushLocked writes the buffered data to the chunkservers, waits for
+// every background write-out, and commits the new size and mtime; h.mu
+// is held. It returns the first write-out error since the last flush,
+// which is also kept for Flush and Fsync to report.
+func (h *fileHandle) flushLocked(ctx context.Context) error {
+	if h.buf.size() == 0 && len(h.outs) == 0 && !h.uncommitted && h.werr == nil {
+		return nil
+	}
+	err := h.startWriteout(ctx)
+	for len(h.outs) > 0 {
+		h.reap(0)
+	}
 	if err == nil {
-		h.n.mu.Lock()
-		mtime := h.n.writeNs
-		h.n.mu.Unlock()
+		err = h.werr
+	}
+	h.werr = nil
+	h.n.mu.Lock()
+	end, mtime := h.dirtyEnd, h.n.writeNs
+	h.n.mu.Unlock()
+	if err == nil && h.uncommitted {
 		a, cerr := h.n.fsys.client.CommitWrite(ctx, h.n.ino(), end, mtime)
 		if err = cerr; err == nil {
 			h.n.committed(a)
 		}
 	}
+	h.uncommitted = false
 	h.n.mu.Lock()
 	h.dirtyEnd = 0
 	h.n.dataGen++

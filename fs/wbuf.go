@@ -16,6 +16,10 @@ func (e extent) end() int64 { return e.off + int64(len(e.data)) }
 type wbuf struct {
 	exts  []extent
 	bytes int
+	// grow is the capacity an extent jumps to when appended to: a
+	// sequential writer then fills one allocation instead of copying the
+	// extent at every growth step.
+	grow int
 }
 
 // write buffers a copy of p at off.
@@ -37,7 +41,11 @@ func (b *wbuf) write(off int64, p []byte) {
 		return
 	case j == i+1 && b.exts[i].end() == off:
 		// The common case, appending: grow in place.
-		b.exts[i].data = append(b.exts[i].data, p...)
+		d := b.exts[i].data
+		if need := len(d) + len(p); need > cap(d) {
+			d = append(make([]byte, 0, max(need, b.grow, 2*cap(d))), d...)
+		}
+		b.exts[i].data = append(d, p...)
 		b.bytes += len(p)
 		return
 	}

@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"dfs/admin"
 	"errors"
 	"flag"
 	"fmt"
@@ -64,6 +65,7 @@ func run(args []string, stderr io.Writer) int {
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 		scrubRate = byteSize(8 << 20)
 		scrubGap  = fs.Duration("scrub-pause", time.Hour, "pause between two full passes of the scrubber")
+		debugAddr = fs.String("debug-addr", "", "HOST:PORT to serve /debug/pprof on (empty: off)")
 	)
 	fs.Var(&capacity, "capacity", "bytes offered to the cluster (K, M, G, T suffixes); 0: the file system's size")
 	fs.Var(&scrubRate, "scrub-rate", "bytes per second the scrubber re-reads and verifies (K, M, G suffixes); 0: no scrubbing")
@@ -119,6 +121,9 @@ func run(args []string, stderr io.Writer) int {
 	}
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if _, err := admin.Serve(*debugAddr, log); err != nil {
+		return fail(2, "-debug-addr: %v", err)
+	}
 	srv, err := chunk.NewServer(chunk.Config{
 		DataDir:    *data,
 		Listen:     *listen,

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"dfs/admin"
 	"errors"
 	"flag"
 	"fmt"
@@ -38,6 +39,7 @@ type config struct {
 	opts       fs.Options
 	sessionTTL time.Duration
 	timeout    time.Duration
+	debugAddr  string
 }
 
 func parseArgs(args []string, stderr io.Writer) (*config, error) {
@@ -51,6 +53,7 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	ttl := fl.Duration("session-ttl", 10*time.Second, "session lease")
 	debug := fl.Bool("debug", false, "log every FUSE request")
 	timeout := fl.Duration("timeout", 15*time.Second, "how long to wait for the masters at start")
+	debugAddr := fl.String("debug-addr", os.Getenv("DFSMOUNT_DEBUG_ADDR"), "HOST:PORT to serve /debug/pprof on (env DFSMOUNT_DEBUG_ADDR; empty: off)")
 	fl.Usage = func() {
 		fmt.Fprintln(stderr, "usage: dfsmount [-o opts] -masters ADDR,ADDR,ADDR MOUNTPOINT")
 		fl.SetOutput(stderr)
@@ -76,7 +79,7 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	if len(rest) != 1 {
 		return nil, errors.New("missing MOUNTPOINT (usage: dfsmount [-o opts] -masters ADDR,ADDR,ADDR MOUNTPOINT)")
 	}
-	c := &config{mountpoint: rest[0], sessionTTL: *ttl, timeout: *timeout}
+	c := &config{mountpoint: rest[0], sessionTTL: *ttl, timeout: *timeout, debugAddr: *debugAddr}
 	for _, m := range strings.Split(*masters, ",") {
 		if m = strings.TrimSpace(m); m != "" {
 			c.masters = append(c.masters, m)
@@ -162,6 +165,11 @@ func run(args []string, stderr io.Writer) error {
 		return fmt.Errorf("mount point: %v", err)
 	} else if !st.IsDir() {
 		return fmt.Errorf("mount point %s is not a directory", cfg.mountpoint)
+	}
+	if addr, err := admin.Serve(cfg.debugAddr, nil); err != nil {
+		return err
+	} else if addr != "" {
+		log.Printf("dfsmount: admin listener on %s", addr)
 	}
 	host, _ := os.Hostname()
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)

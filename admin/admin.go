@@ -1,0 +1,38 @@
+// Package admin serves a daemon's operator endpoints on a listener of its
+// own, apart from the gRPC service: today the Go profiler (pprof).
+package admin
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+)
+
+// Serve starts serving the admin endpoints on addr in the background and
+// returns the address it listens on; an empty addr serves nothing.
+func Serve(addr string, log *slog.Logger) (string, error) {
+	if addr == "" {
+		return "", nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("admin listener %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if log != nil {
+		log.Info("admin listener", "addr", ln.Addr().String())
+	}
+	go func() {
+		if err := http.Serve(ln, mux); err != nil && log != nil {
+			log.Warn("admin listener stopped", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+	return ln.Addr().String(), nil
+}
