@@ -111,7 +111,7 @@ func (r replicated) read(ctx context.Context, ch *api.Chunk, off uint64, dest []
 	var errs []error
 	var bad []string // replicas that answered they cannot serve this version
 	// Start at a replica chosen by offset so concurrent readers spread.
-	start := int((off / api.MaxWrite) % uint64(len(ch.Replicas)))
+	start := int((off / readSpread) % uint64(len(ch.Replicas)))
 	for i := range ch.Replicas {
 		rep := ch.Replicas[(start+i)%len(ch.Replicas)]
 		cs, err := r.chunkServer(rep.Addr)
@@ -214,3 +214,8 @@ func (r replicated) sync(ctx context.Context, ch *api.Chunk) error {
 	resp, err := cs.Sync(actx, &api.SyncRequest{Id: ch.Id, Forward: rest})
 	return primaryOutcome(ctx, p, resp, err)
 }
+
+// readSpread is the span of a chunk read from one replica before the next
+// one takes over: a sequential reader's concurrent readahead windows
+// (4 MiB in the mount) go to different replicas.
+const readSpread = 4 << 20

@@ -46,9 +46,9 @@ type Options struct {
 	// FsName is shown as the device in /proc/mounts; default "dfs".
 	FsName string
 	// WriteBuffer is how many dirty bytes an open file buffers before
-	// writing them out; default 8 MiB.
+	// writing them out; default 16 MiB.
 	WriteBuffer int
-	// Readahead is how far sequential reads fetch ahead; default 8 MiB,
+	// Readahead is how far sequential reads fetch ahead; default 16 MiB,
 	// negative disables.
 	Readahead int
 	// Logf receives diagnostics; nil means log.Printf.
@@ -80,7 +80,7 @@ func Mount(ctx context.Context, dir string, c *client.Client, opts Options) (*fu
 		opts.WriteBuffer = 8 << 20
 	}
 	if opts.Readahead == 0 {
-		opts.Readahead = 8 << 20
+		opts.Readahead = 16 << 20
 	}
 	if opts.Logf == nil {
 		opts.Logf = log.Printf

@@ -13,26 +13,34 @@ type fileReader interface {
 // segment is one fetched (or in-flight) window of file data.
 type segment struct {
 	off  int64
-	want int // bytes asked for; len(data) < want means the file ended
 	done chan struct{}
-	data []byte
+	data []byte // shorter than the window where the file ends
 	err  error
 }
 
-func (s *segment) end() int64 { return s.off + int64(s.want) }
+// raWindow is the most one fetch asks for: several windows are fetched
+// at once (from different replicas), so the chunkservers' disks, the
+// network and the mount work in parallel.
+const raWindow = 4 << 20
 
 // readahead serves sequential reads of one open file from windows fetched
-// ahead in the background. A read that does not continue where the last
-// one stopped goes straight to the chunkservers and drops the windows.
+// ahead in the background: aligned windows of raWindow bytes (or less),
+// as many as cover max bytes past the reader. A read far from where the
+// last one stopped goes straight to the chunkservers and drops the
+// windows. Reads near it (a quarter window behind to a window ahead)
+// count as sequential: the kernel's concurrent readahead requests arrive
+// slightly out of order.
 type readahead struct {
-	max int // window size; <= 0 disables
+	max int // bytes fetched ahead; <= 0 disables
 
 	mu      sync.Mutex
-	next    int64 // where a sequential reader reads next
+	next    int64 // the furthest a sequential reader has read
 	started bool  // a read happened: next means something
 	gen     uint64
-	segs    []*segment // sorted, at most two
+	segs    map[int64]*segment // by window number
 }
+
+func (ra *readahead) window() int64 { return int64(max(min(ra.max, raWindow), 4096)) }
 
 // read fills dest from off, never past size. gen changes whenever file
 // data changes through this mount, which drops fetched windows. Fetches
@@ -44,66 +52,70 @@ func (ra *readahead) read(ctx, bg context.Context, f fileReader, dest []byte, of
 	if uint64(off)+uint64(len(dest)) > size {
 		dest = dest[:size-uint64(off)]
 	}
+	end := off + int64(len(dest))
+	w := ra.window()
 	ra.mu.Lock()
-	defer ra.mu.Unlock()
 	if gen != ra.gen {
 		ra.segs, ra.gen = nil, gen
 	}
-	seq := ra.started && off == ra.next
-	ra.next, ra.started = off+int64(len(dest)), true
+	seq := ra.started && off >= ra.next-w/4 && off <= ra.next+w
+	ra.started = true
 	if !seq || ra.max <= 0 {
-		ra.segs = nil
+		ra.next, ra.segs = end, nil
+		ra.mu.Unlock()
 		return f.ReadAt(ctx, dest, off, size)
 	}
-	n := 0
-	for n < len(dest) {
-		pos := off + int64(n)
-		s := ra.find(pos)
-		if s == nil {
-			s = ra.fetch(bg, f, pos, max(ra.max, len(dest)-n), size)
+	ra.next = max(ra.next, end)
+	if ra.segs == nil {
+		ra.segs = map[int64]*segment{}
+	}
+	first, last := off/w, (end-1)/w
+	ahead := min((ra.next+int64(ra.max)-1)/w, (int64(size)-1)/w)
+	for i := range ra.segs {
+		if i < first-1 { // one behind stays for late, out-of-order reads
+			delete(ra.segs, i)
 		}
+	}
+	var need []*segment
+	for i := first; i <= max(last, ahead); i++ {
+		s := ra.segs[i]
+		if s == nil {
+			s = ra.fetch(bg, f, i*w, min(w, int64(size)-i*w), size)
+			ra.segs[i] = s
+		}
+		if i <= last {
+			need = append(need, s)
+		}
+	}
+	ra.mu.Unlock()
+
+	n := 0
+	for _, s := range need {
 		select {
 		case <-s.done:
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		}
+		pos := off + int64(n)
 		if s.err != nil {
+			ra.mu.Lock()
 			ra.segs = nil
+			ra.mu.Unlock()
 			m, err := f.ReadAt(ctx, dest[n:], pos, size)
 			return n + m, err
 		}
-		i := int(pos - s.off)
-		if i >= len(s.data) {
+		i := pos - s.off
+		if i >= int64(len(s.data)) {
 			break // the file ended within the window
 		}
 		n += copy(dest[n:], s.data[i:])
 	}
-	// Keep one window ahead of the reader.
-	if last := ra.segs[len(ra.segs)-1]; uint64(last.end()) < size && ra.next >= last.off {
-		ra.fetch(bg, f, last.end(), ra.max, size)
-	}
 	return n, nil
 }
 
-// find returns the window holding pos, dropping windows behind it.
-func (ra *readahead) find(pos int64) *segment {
-	for len(ra.segs) > 0 && ra.segs[0].end() <= pos {
-		ra.segs = ra.segs[1:]
-	}
-	if len(ra.segs) > 0 && ra.segs[0].off <= pos {
-		return ra.segs[0]
-	}
-	ra.segs = nil
-	return nil
-}
-
-// fetch starts reading a window at off in the background.
-func (ra *readahead) fetch(bg context.Context, f fileReader, off int64, n int, size uint64) *segment {
-	s := &segment{off: off, want: n, done: make(chan struct{})}
-	ra.segs = append(ra.segs, s)
-	if len(ra.segs) > 2 {
-		ra.segs = ra.segs[len(ra.segs)-2:]
-	}
+// fetch starts reading n bytes at off in the background.
+func (ra *readahead) fetch(bg context.Context, f fileReader, off, n int64, size uint64) *segment {
+	s := &segment{off: off, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		buf := make([]byte, n)
