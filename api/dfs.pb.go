@@ -5647,6 +5647,137 @@ func (x *ReplicateResponse) GetBytes() uint64 {
 	return 0
 }
 
+// LocalPathRequest asks a chunkserver where chunk (id, shard) at
+// `version` lives on its disk, so that a client on the same machine can
+// read the file directly (short-circuit reads, as in HDFS).
+type LocalPathRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Shard         uint32                 `protobuf:"varint,2,opt,name=shard,proto3" json:"shard,omitempty"`
+	Version       uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LocalPathRequest) Reset() {
+	*x = LocalPathRequest{}
+	mi := &file_dfs_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LocalPathRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LocalPathRequest) ProtoMessage() {}
+
+func (x *LocalPathRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LocalPathRequest.ProtoReflect.Descriptor instead.
+func (*LocalPathRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *LocalPathRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *LocalPathRequest) GetShard() uint32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+func (x *LocalPathRequest) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type LocalPathResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Errno         Errno                  `protobuf:"varint,1,opt,name=errno,proto3,enum=dfs.Errno" json:"errno,omitempty"` // ESTALE: other version; ENOTSUP: not on a local disk
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Path          string                 `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`                   // absolute path of the chunk file
+	BootId        string                 `protobuf:"bytes,4,opt,name=boot_id,json=bootId,proto3" json:"boot_id,omitempty"` // the kernel's boot id: same machine if it matches
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LocalPathResponse) Reset() {
+	*x = LocalPathResponse{}
+	mi := &file_dfs_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LocalPathResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LocalPathResponse) ProtoMessage() {}
+
+func (x *LocalPathResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LocalPathResponse.ProtoReflect.Descriptor instead.
+func (*LocalPathResponse) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *LocalPathResponse) GetErrno() Errno {
+	if x != nil {
+		return x.Errno
+	}
+	return Errno_OK
+}
+
+func (x *LocalPathResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *LocalPathResponse) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *LocalPathResponse) GetBootId() string {
+	if x != nil {
+		return x.BootId
+	}
+	return ""
+}
+
 type RegisterServerCmd struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -5658,7 +5789,7 @@ type RegisterServerCmd struct {
 
 func (x *RegisterServerCmd) Reset() {
 	*x = RegisterServerCmd{}
-	mi := &file_dfs_proto_msgTypes[73]
+	mi := &file_dfs_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5670,7 +5801,7 @@ func (x *RegisterServerCmd) String() string {
 func (*RegisterServerCmd) ProtoMessage() {}
 
 func (x *RegisterServerCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[73]
+	mi := &file_dfs_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5683,7 +5814,7 @@ func (x *RegisterServerCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterServerCmd.ProtoReflect.Descriptor instead.
 func (*RegisterServerCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{73}
+	return file_dfs_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *RegisterServerCmd) GetId() string {
@@ -5716,7 +5847,7 @@ type ExpireSessionCmd struct {
 
 func (x *ExpireSessionCmd) Reset() {
 	*x = ExpireSessionCmd{}
-	mi := &file_dfs_proto_msgTypes[74]
+	mi := &file_dfs_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5728,7 +5859,7 @@ func (x *ExpireSessionCmd) String() string {
 func (*ExpireSessionCmd) ProtoMessage() {}
 
 func (x *ExpireSessionCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[74]
+	mi := &file_dfs_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5741,7 +5872,7 @@ func (x *ExpireSessionCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireSessionCmd.ProtoReflect.Descriptor instead.
 func (*ExpireSessionCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{74}
+	return file_dfs_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ExpireSessionCmd) GetSession() uint64 {
@@ -5760,7 +5891,7 @@ type DeleteChunksCmd struct {
 
 func (x *DeleteChunksCmd) Reset() {
 	*x = DeleteChunksCmd{}
-	mi := &file_dfs_proto_msgTypes[75]
+	mi := &file_dfs_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5772,7 +5903,7 @@ func (x *DeleteChunksCmd) String() string {
 func (*DeleteChunksCmd) ProtoMessage() {}
 
 func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[75]
+	mi := &file_dfs_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5785,7 +5916,7 @@ func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteChunksCmd.ProtoReflect.Descriptor instead.
 func (*DeleteChunksCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{75}
+	return file_dfs_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *DeleteChunksCmd) GetIds() []uint64 {
@@ -5818,7 +5949,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_dfs_proto_msgTypes[76]
+	mi := &file_dfs_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5830,7 +5961,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[76]
+	mi := &file_dfs_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5843,7 +5974,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{76}
+	return file_dfs_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *Command) GetSession() uint64 {
@@ -5940,7 +6071,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_dfs_proto_msgTypes[77]
+	mi := &file_dfs_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5952,7 +6083,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[77]
+	mi := &file_dfs_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5965,7 +6096,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{77}
+	return file_dfs_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *Batch) GetCommands() []*Command {
@@ -5994,7 +6125,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_dfs_proto_msgTypes[78]
+	mi := &file_dfs_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6006,7 +6137,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[78]
+	mi := &file_dfs_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6019,7 +6150,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{78}
+	return file_dfs_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -6113,7 +6244,7 @@ type SnapshotLock struct {
 
 func (x *SnapshotLock) Reset() {
 	*x = SnapshotLock{}
-	mi := &file_dfs_proto_msgTypes[79]
+	mi := &file_dfs_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6125,7 +6256,7 @@ func (x *SnapshotLock) String() string {
 func (*SnapshotLock) ProtoMessage() {}
 
 func (x *SnapshotLock) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[79]
+	mi := &file_dfs_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6138,7 +6269,7 @@ func (x *SnapshotLock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotLock.ProtoReflect.Descriptor instead.
 func (*SnapshotLock) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{79}
+	return file_dfs_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *SnapshotLock) GetOp() *LockOp {
@@ -6187,7 +6318,7 @@ type SnapshotDirEntry struct {
 
 func (x *SnapshotDirEntry) Reset() {
 	*x = SnapshotDirEntry{}
-	mi := &file_dfs_proto_msgTypes[80]
+	mi := &file_dfs_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6199,7 +6330,7 @@ func (x *SnapshotDirEntry) String() string {
 func (*SnapshotDirEntry) ProtoMessage() {}
 
 func (x *SnapshotDirEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[80]
+	mi := &file_dfs_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6212,7 +6343,7 @@ func (x *SnapshotDirEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotDirEntry.ProtoReflect.Descriptor instead.
 func (*SnapshotDirEntry) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{80}
+	return file_dfs_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *SnapshotDirEntry) GetName() string {
@@ -6250,7 +6381,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_dfs_proto_msgTypes[81]
+	mi := &file_dfs_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6262,7 +6393,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[81]
+	mi := &file_dfs_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6275,7 +6406,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{81}
+	return file_dfs_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *SnapshotChunk) GetIndex() uint64 {
@@ -6335,7 +6466,7 @@ type SnapshotInode struct {
 
 func (x *SnapshotInode) Reset() {
 	*x = SnapshotInode{}
-	mi := &file_dfs_proto_msgTypes[82]
+	mi := &file_dfs_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6347,7 +6478,7 @@ func (x *SnapshotInode) String() string {
 func (*SnapshotInode) ProtoMessage() {}
 
 func (x *SnapshotInode) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[82]
+	mi := &file_dfs_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6360,7 +6491,7 @@ func (x *SnapshotInode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotInode.ProtoReflect.Descriptor instead.
 func (*SnapshotInode) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{82}
+	return file_dfs_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *SnapshotInode) GetAttr() *Attr {
@@ -6422,7 +6553,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_dfs_proto_msgTypes[83]
+	mi := &file_dfs_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6434,7 +6565,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[83]
+	mi := &file_dfs_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6447,7 +6578,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{83}
+	return file_dfs_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *SnapshotResponse) GetSeq() uint64 {
@@ -6478,7 +6609,7 @@ type SnapshotSession struct {
 
 func (x *SnapshotSession) Reset() {
 	*x = SnapshotSession{}
-	mi := &file_dfs_proto_msgTypes[84]
+	mi := &file_dfs_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6490,7 +6621,7 @@ func (x *SnapshotSession) String() string {
 func (*SnapshotSession) ProtoMessage() {}
 
 func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[84]
+	mi := &file_dfs_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6503,7 +6634,7 @@ func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSession.ProtoReflect.Descriptor instead.
 func (*SnapshotSession) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{84}
+	return file_dfs_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *SnapshotSession) GetId() uint64 {
@@ -6980,7 +7111,17 @@ const file_dfs_proto_rawDesc = "" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
-	"\x05bytes\x18\x03 \x01(\x04R\x05bytes\"K\n" +
+	"\x05bytes\x18\x03 \x01(\x04R\x05bytes\"R\n" +
+	"\x10LocalPathRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
+	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\"|\n" +
+	"\x11LocalPathResponse\x12 \n" +
+	"\x05errno\x18\x01 \x01(\x0e2\n" +
+	".dfs.ErrnoR\x05errno\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x12\n" +
+	"\x04path\x18\x03 \x01(\tR\x04path\x12\x17\n" +
+	"\aboot_id\x18\x04 \x01(\tR\x06bootId\"K\n" +
 	"\x11RegisterServerCmd\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x12\n" +
@@ -7131,13 +7272,14 @@ const file_dfs_proto_rawDesc = "" +
 	"\fRemoveMaster\x12\x18.dfs.RemoveMasterRequest\x1a\x14.dfs.MembersResponse\x12+\n" +
 	"\x04Fsck\x12\x10.dfs.FsckRequest\x1a\x11.dfs.FsckResponse\x125\n" +
 	"\bWaitLock\x12\x14.dfs.WaitLockRequest\x1a\x13.dfs.MutateResponse\x124\n" +
-	"\aGetLock\x12\x13.dfs.GetLockRequest\x1a\x14.dfs.GetLockResponse2\x8c\x02\n" +
+	"\aGetLock\x12\x13.dfs.GetLockRequest\x1a\x14.dfs.GetLockResponse2\xc8\x02\n" +
 	"\vChunkServer\x127\n" +
 	"\bSetChunk\x12\x14.dfs.SetChunkRequest\x1a\x15.dfs.SetChunkResponse\x12.\n" +
 	"\x05Write\x12\x11.dfs.WriteRequest\x1a\x12.dfs.WriteResponse\x12+\n" +
 	"\x04Read\x12\x10.dfs.ReadRequest\x1a\x11.dfs.ReadResponse\x12+\n" +
 	"\x04Sync\x12\x10.dfs.SyncRequest\x1a\x11.dfs.SyncResponse\x12:\n" +
-	"\tReplicate\x12\x15.dfs.ReplicateRequest\x1a\x16.dfs.ReplicateResponseB\tZ\adfs/apib\x06proto3"
+	"\tReplicate\x12\x15.dfs.ReplicateRequest\x1a\x16.dfs.ReplicateResponse\x12:\n" +
+	"\tLocalPath\x12\x15.dfs.LocalPathRequest\x1a\x16.dfs.LocalPathResponseB\tZ\adfs/apib\x06proto3"
 
 var (
 	file_dfs_proto_rawDescOnce sync.Once
@@ -7152,7 +7294,7 @@ func file_dfs_proto_rawDescGZIP() []byte {
 }
 
 var file_dfs_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 87)
+var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 89)
 var file_dfs_proto_goTypes = []any{
 	(Errno)(0),                  // 0: dfs.Errno
 	(LockKind)(0),               // 1: dfs.LockKind
@@ -7232,20 +7374,22 @@ var file_dfs_proto_goTypes = []any{
 	(*SyncResponse)(nil),        // 75: dfs.SyncResponse
 	(*ReplicateRequest)(nil),    // 76: dfs.ReplicateRequest
 	(*ReplicateResponse)(nil),   // 77: dfs.ReplicateResponse
-	(*RegisterServerCmd)(nil),   // 78: dfs.RegisterServerCmd
-	(*ExpireSessionCmd)(nil),    // 79: dfs.ExpireSessionCmd
-	(*DeleteChunksCmd)(nil),     // 80: dfs.DeleteChunksCmd
-	(*Command)(nil),             // 81: dfs.Command
-	(*Batch)(nil),               // 82: dfs.Batch
-	(*SnapshotHeader)(nil),      // 83: dfs.SnapshotHeader
-	(*SnapshotLock)(nil),        // 84: dfs.SnapshotLock
-	(*SnapshotDirEntry)(nil),    // 85: dfs.SnapshotDirEntry
-	(*SnapshotChunk)(nil),       // 86: dfs.SnapshotChunk
-	(*SnapshotInode)(nil),       // 87: dfs.SnapshotInode
-	(*SnapshotResponse)(nil),    // 88: dfs.SnapshotResponse
-	(*SnapshotSession)(nil),     // 89: dfs.SnapshotSession
-	nil,                         // 90: dfs.SnapshotInode.XattrsEntry
-	nil,                         // 91: dfs.SnapshotSession.OpensEntry
+	(*LocalPathRequest)(nil),    // 78: dfs.LocalPathRequest
+	(*LocalPathResponse)(nil),   // 79: dfs.LocalPathResponse
+	(*RegisterServerCmd)(nil),   // 80: dfs.RegisterServerCmd
+	(*ExpireSessionCmd)(nil),    // 81: dfs.ExpireSessionCmd
+	(*DeleteChunksCmd)(nil),     // 82: dfs.DeleteChunksCmd
+	(*Command)(nil),             // 83: dfs.Command
+	(*Batch)(nil),               // 84: dfs.Batch
+	(*SnapshotHeader)(nil),      // 85: dfs.SnapshotHeader
+	(*SnapshotLock)(nil),        // 86: dfs.SnapshotLock
+	(*SnapshotDirEntry)(nil),    // 87: dfs.SnapshotDirEntry
+	(*SnapshotChunk)(nil),       // 88: dfs.SnapshotChunk
+	(*SnapshotInode)(nil),       // 89: dfs.SnapshotInode
+	(*SnapshotResponse)(nil),    // 90: dfs.SnapshotResponse
+	(*SnapshotSession)(nil),     // 91: dfs.SnapshotSession
+	nil,                         // 92: dfs.SnapshotInode.XattrsEntry
+	nil,                         // 93: dfs.SnapshotSession.OpensEntry
 }
 var file_dfs_proto_depIdxs = []int32{
 	3,   // 0: dfs.Layout.kind:type_name -> dfs.Layout.Kind
@@ -7313,71 +7457,74 @@ var file_dfs_proto_depIdxs = []int32{
 	0,   // 62: dfs.SyncResponse.errno:type_name -> dfs.Errno
 	7,   // 63: dfs.ReplicateRequest.source:type_name -> dfs.Replica
 	0,   // 64: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
-	10,  // 65: dfs.Command.caller:type_name -> dfs.Caller
-	30,  // 66: dfs.Command.op:type_name -> dfs.Op
-	78,  // 67: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
-	79,  // 68: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
-	80,  // 69: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
-	81,  // 70: dfs.Batch.commands:type_name -> dfs.Command
-	78,  // 71: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
-	27,  // 72: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
-	84,  // 73: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
-	84,  // 74: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
-	31,  // 75: dfs.SnapshotLock.op:type_name -> dfs.LockOp
-	6,   // 76: dfs.SnapshotInode.attr:type_name -> dfs.Attr
-	90,  // 77: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
-	85,  // 78: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
-	86,  // 79: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
-	35,  // 80: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
-	88,  // 81: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
-	91,  // 82: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
-	34,  // 83: dfs.Master.Mutate:input_type -> dfs.MutateRequest
-	39,  // 84: dfs.Master.Lookup:input_type -> dfs.LookupRequest
-	40,  // 85: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
-	42,  // 86: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
-	44,  // 87: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
-	46,  // 88: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
-	48,  // 89: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
-	50,  // 90: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
-	52,  // 91: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
-	55,  // 92: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
-	59,  // 93: dfs.Master.Status:input_type -> dfs.StatusRequest
-	60,  // 94: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
-	61,  // 95: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
-	63,  // 96: dfs.Master.Fsck:input_type -> dfs.FsckRequest
-	36,  // 97: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
-	37,  // 98: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
-	68,  // 99: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
-	70,  // 100: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
-	72,  // 101: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
-	74,  // 102: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
-	76,  // 103: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
-	35,  // 104: dfs.Master.Mutate:output_type -> dfs.MutateResponse
-	41,  // 105: dfs.Master.Lookup:output_type -> dfs.AttrResponse
-	41,  // 106: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
-	43,  // 107: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
-	45,  // 108: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
-	47,  // 109: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
-	49,  // 110: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
-	51,  // 111: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
-	53,  // 112: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
-	56,  // 113: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
-	66,  // 114: dfs.Master.Status:output_type -> dfs.StatusResponse
-	62,  // 115: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
-	62,  // 116: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
-	65,  // 117: dfs.Master.Fsck:output_type -> dfs.FsckResponse
-	35,  // 118: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
-	38,  // 119: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
-	69,  // 120: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
-	71,  // 121: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
-	73,  // 122: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
-	75,  // 123: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
-	77,  // 124: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
-	104, // [104:125] is the sub-list for method output_type
-	83,  // [83:104] is the sub-list for method input_type
-	83,  // [83:83] is the sub-list for extension type_name
-	83,  // [83:83] is the sub-list for extension extendee
-	0,   // [0:83] is the sub-list for field type_name
+	0,   // 65: dfs.LocalPathResponse.errno:type_name -> dfs.Errno
+	10,  // 66: dfs.Command.caller:type_name -> dfs.Caller
+	30,  // 67: dfs.Command.op:type_name -> dfs.Op
+	80,  // 68: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
+	81,  // 69: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
+	82,  // 70: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
+	83,  // 71: dfs.Batch.commands:type_name -> dfs.Command
+	80,  // 72: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
+	27,  // 73: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
+	86,  // 74: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
+	86,  // 75: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
+	31,  // 76: dfs.SnapshotLock.op:type_name -> dfs.LockOp
+	6,   // 77: dfs.SnapshotInode.attr:type_name -> dfs.Attr
+	92,  // 78: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
+	87,  // 79: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
+	88,  // 80: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
+	35,  // 81: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
+	90,  // 82: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
+	93,  // 83: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
+	34,  // 84: dfs.Master.Mutate:input_type -> dfs.MutateRequest
+	39,  // 85: dfs.Master.Lookup:input_type -> dfs.LookupRequest
+	40,  // 86: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
+	42,  // 87: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
+	44,  // 88: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
+	46,  // 89: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
+	48,  // 90: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
+	50,  // 91: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
+	52,  // 92: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
+	55,  // 93: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
+	59,  // 94: dfs.Master.Status:input_type -> dfs.StatusRequest
+	60,  // 95: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
+	61,  // 96: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
+	63,  // 97: dfs.Master.Fsck:input_type -> dfs.FsckRequest
+	36,  // 98: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
+	37,  // 99: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
+	68,  // 100: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
+	70,  // 101: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
+	72,  // 102: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
+	74,  // 103: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
+	76,  // 104: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
+	78,  // 105: dfs.ChunkServer.LocalPath:input_type -> dfs.LocalPathRequest
+	35,  // 106: dfs.Master.Mutate:output_type -> dfs.MutateResponse
+	41,  // 107: dfs.Master.Lookup:output_type -> dfs.AttrResponse
+	41,  // 108: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
+	43,  // 109: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
+	45,  // 110: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
+	47,  // 111: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
+	49,  // 112: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
+	51,  // 113: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
+	53,  // 114: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
+	56,  // 115: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
+	66,  // 116: dfs.Master.Status:output_type -> dfs.StatusResponse
+	62,  // 117: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
+	62,  // 118: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
+	65,  // 119: dfs.Master.Fsck:output_type -> dfs.FsckResponse
+	35,  // 120: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
+	38,  // 121: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
+	69,  // 122: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
+	71,  // 123: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
+	73,  // 124: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
+	75,  // 125: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
+	77,  // 126: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
+	79,  // 127: dfs.ChunkServer.LocalPath:output_type -> dfs.LocalPathResponse
+	106, // [106:128] is the sub-list for method output_type
+	84,  // [84:106] is the sub-list for method input_type
+	84,  // [84:84] is the sub-list for extension type_name
+	84,  // [84:84] is the sub-list for extension extendee
+	0,   // [0:84] is the sub-list for field type_name
 }
 
 func init() { file_dfs_proto_init() }
@@ -7414,7 +7561,7 @@ func file_dfs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dfs_proto_rawDesc), len(file_dfs_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   87,
+			NumMessages:   89,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

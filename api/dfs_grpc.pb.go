@@ -700,6 +700,7 @@ const (
 	ChunkServer_Read_FullMethodName      = "/dfs.ChunkServer/Read"
 	ChunkServer_Sync_FullMethodName      = "/dfs.ChunkServer/Sync"
 	ChunkServer_Replicate_FullMethodName = "/dfs.ChunkServer/Replicate"
+	ChunkServer_LocalPath_FullMethodName = "/dfs.ChunkServer/LocalPath"
 )
 
 // ChunkServerClient is the client API for ChunkServer service.
@@ -711,6 +712,7 @@ type ChunkServerClient interface {
 	Read(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (*ReadResponse, error)
 	Sync(ctx context.Context, in *SyncRequest, opts ...grpc.CallOption) (*SyncResponse, error)
 	Replicate(ctx context.Context, in *ReplicateRequest, opts ...grpc.CallOption) (*ReplicateResponse, error)
+	LocalPath(ctx context.Context, in *LocalPathRequest, opts ...grpc.CallOption) (*LocalPathResponse, error)
 }
 
 type chunkServerClient struct {
@@ -771,6 +773,16 @@ func (c *chunkServerClient) Replicate(ctx context.Context, in *ReplicateRequest,
 	return out, nil
 }
 
+func (c *chunkServerClient) LocalPath(ctx context.Context, in *LocalPathRequest, opts ...grpc.CallOption) (*LocalPathResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LocalPathResponse)
+	err := c.cc.Invoke(ctx, ChunkServer_LocalPath_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ChunkServerServer is the server API for ChunkServer service.
 // All implementations must embed UnimplementedChunkServerServer
 // for forward compatibility.
@@ -780,6 +792,7 @@ type ChunkServerServer interface {
 	Read(context.Context, *ReadRequest) (*ReadResponse, error)
 	Sync(context.Context, *SyncRequest) (*SyncResponse, error)
 	Replicate(context.Context, *ReplicateRequest) (*ReplicateResponse, error)
+	LocalPath(context.Context, *LocalPathRequest) (*LocalPathResponse, error)
 	mustEmbedUnimplementedChunkServerServer()
 }
 
@@ -804,6 +817,9 @@ func (UnimplementedChunkServerServer) Sync(context.Context, *SyncRequest) (*Sync
 }
 func (UnimplementedChunkServerServer) Replicate(context.Context, *ReplicateRequest) (*ReplicateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Replicate not implemented")
+}
+func (UnimplementedChunkServerServer) LocalPath(context.Context, *LocalPathRequest) (*LocalPathResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LocalPath not implemented")
 }
 func (UnimplementedChunkServerServer) mustEmbedUnimplementedChunkServerServer() {}
 func (UnimplementedChunkServerServer) testEmbeddedByValue()                     {}
@@ -916,6 +932,24 @@ func _ChunkServer_Replicate_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ChunkServer_LocalPath_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LocalPathRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChunkServerServer).LocalPath(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ChunkServer_LocalPath_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChunkServerServer).LocalPath(ctx, req.(*LocalPathRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ChunkServer_ServiceDesc is the grpc.ServiceDesc for ChunkServer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -942,6 +976,10 @@ var ChunkServer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Replicate",
 			Handler:    _ChunkServer_Replicate_Handler,
+		},
+		{
+			MethodName: "LocalPath",
+			Handler:    _ChunkServer_LocalPath_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

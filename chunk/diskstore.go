@@ -221,6 +221,11 @@ func (c *diskChunk) loadHeader() error {
 		return c.corrupt(-1, "%v", err)
 	}
 	defer f.Close()
+	return c.loadHeaderFrom(f)
+}
+
+// loadHeaderFrom reads and checks c's header and size from f.
+func (c *diskChunk) loadHeaderFrom(f *os.File) error {
 	b := make([]byte, headerSize)
 	if n, err := f.ReadAt(b, 0); n < headerSize {
 		return c.corrupt(-1, "truncated file: %d of %d header bytes (%v)", n, headerSize, err)
@@ -516,48 +521,9 @@ func (c *diskChunk) oldBlock(b int64, stored uint32, buf []byte) error {
 func (s *DiskStore) ReadAt(k Key, p []byte, off int64) (int, error) {
 	var n int64
 	err := s.with(k, false, func(c *diskChunk) error {
-		if off < 0 {
-			return fmt.Errorf("%v: negative offset: %w", k, ErrInvalid)
-		}
-		n = min(int64(len(p)), max(c.length-off, 0))
-		if n == 0 {
-			return nil
-		}
-		if err := c.readData(p[:n], off); err != nil {
-			return err
-		}
-		b0, b1 := off/api.BlockSize, (off+n-1)/api.BlockSize
-		crcs, err := c.readCRCs(b0, b1)
-		if err != nil {
-			return err
-		}
-		bufp := blockPool.Get().(*[]byte)
-		defer blockPool.Put(bufp)
-		buf := *bufp
-		for b := b0; b <= b1; b++ {
-			bs := b * api.BlockSize
-			be := min(bs+api.BlockSize, c.length)
-			ps, pe := max(bs, off), min(be, off+n)
-			var crc uint32
-			if ps > bs {
-				if err := c.readData(buf[:ps-bs], bs); err != nil {
-					return err
-				}
-				crc = crc32.Update(crc, castagnoli, buf[:ps-bs])
-			}
-			crc = crc32.Update(crc, castagnoli, p[ps-off:pe-off])
-			if pe < be {
-				if err := c.readData(buf[:be-pe], pe); err != nil {
-					return err
-				}
-				crc = crc32.Update(crc, castagnoli, buf[:be-pe])
-			}
-			crc = crc32.Update(crc, castagnoli, zeroBlock[:api.BlockSize-(be-bs)])
-			if err := c.checkBlock(b, crcs[b-b0], crc); err != nil {
-				return err
-			}
-		}
-		return nil
+		var err error
+		n, err = c.readAt(p, off, c.length)
+		return err
 	})
 	if err != nil {
 		return 0, err
@@ -566,6 +532,53 @@ func (s *DiskStore) ReadAt(k Key, p []byte, off int64) (int, error) {
 		return int(n), io.EOF
 	}
 	return int(n), nil
+}
+
+// readAt reads what the chunk holds of [off, off+len(p)) into p, given
+// its data length, and verifies every block it touches.
+func (c *diskChunk) readAt(p []byte, off, length int64) (int64, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("%v: negative offset: %w", c.key, ErrInvalid)
+	}
+	n := min(int64(len(p)), max(length-off, 0))
+	if n == 0 {
+		return 0, nil
+	}
+	if err := c.readData(p[:n], off); err != nil {
+		return 0, err
+	}
+	b0, b1 := off/api.BlockSize, (off+n-1)/api.BlockSize
+	crcs, err := c.readCRCs(b0, b1)
+	if err != nil {
+		return 0, err
+	}
+	bufp := blockPool.Get().(*[]byte)
+	defer blockPool.Put(bufp)
+	buf := *bufp
+	for b := b0; b <= b1; b++ {
+		bs := b * api.BlockSize
+		be := min(bs+api.BlockSize, length)
+		ps, pe := max(bs, off), min(be, off+n)
+		var crc uint32
+		if ps > bs {
+			if err := c.readData(buf[:ps-bs], bs); err != nil {
+				return 0, err
+			}
+			crc = crc32.Update(crc, castagnoli, buf[:ps-bs])
+		}
+		crc = crc32.Update(crc, castagnoli, p[ps-off:pe-off])
+		if pe < be {
+			if err := c.readData(buf[:be-pe], pe); err != nil {
+				return 0, err
+			}
+			crc = crc32.Update(crc, castagnoli, buf[:be-pe])
+		}
+		crc = crc32.Update(crc, castagnoli, zeroBlock[:api.BlockSize-(be-bs)])
+		if err := c.checkBlock(b, crcs[b-b0], crc); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
 }
 
 // WriteAt implements Store. p goes to disk in one pwrite from the caller's

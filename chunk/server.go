@@ -64,6 +64,7 @@ type Server struct {
 	id     string
 	store  Store
 	lock   *os.File // DataDir's lock when the Store does not hold it
+	bootID string   // this machine's boot id, for short-circuit reads
 	ln     net.Listener
 	grpc   *grpc.Server
 	peers  *peerPool
@@ -110,7 +111,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.ScrubPause <= 0 {
 		cfg.ScrubPause = time.Hour
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, peers: newPeerPool(), chunks: make(map[Key]*chunkState), corrupt: corruptSet{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, peers: newPeerPool(), chunks: make(map[Key]*chunkState), corrupt: corruptSet{}, bootID: BootID()}
 	if err := s.open(); err != nil {
 		s.closeStore()
 		return nil, err

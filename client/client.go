@@ -42,6 +42,9 @@ type Config struct {
 	DataTimeout time.Duration
 	// Logf receives diagnostics; nil means log.Printf.
 	Logf func(format string, args ...any)
+	// NoLocalReads turns off reading the chunk files of chunkservers on
+	// the same machine directly.
+	NoLocalReads bool
 }
 
 // Client is a connection to one dfs cluster with one session. It is safe
@@ -49,6 +52,7 @@ type Config struct {
 type Client struct {
 	cfg   Config
 	conns *connPool
+	local *localReads
 
 	mu      sync.Mutex
 	masters []string // known master addresses, hint order
@@ -101,6 +105,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	c := &Client{
 		cfg:     cfg,
 		conns:   newConnPool(),
+		local:   newLocalReads(!cfg.NoLocalReads),
 		masters: masters,
 		pending: map[uint64]int{},
 		closed:  make(chan struct{}),
@@ -126,6 +131,7 @@ func (c *Client) Close(ctx context.Context) error {
 	c.wg.Wait()
 	_, err := c.mutate(ctx, &api.Op{Op: &api.Op_CloseSession{CloseSession: &api.CloseSessionOp{}}})
 	c.conns.close()
+	c.local.close()
 	return err
 }
 

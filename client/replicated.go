@@ -114,6 +114,9 @@ func (r replicated) read(ctx context.Context, ch *api.Chunk, off uint64, dest []
 	start := int((off / readSpread) % uint64(len(ch.Replicas)))
 	for i := range ch.Replicas {
 		rep := ch.Replicas[(start+i)%len(ch.Replicas)]
+		if len(bad) == 0 && r.c.local.read(ctx, r, rep, ch, off, dest) {
+			return nil
+		}
 		cs, err := r.chunkServer(rep.Addr)
 		if err != nil {
 			errs = append(errs, err)

@@ -40,6 +40,7 @@ type config struct {
 	sessionTTL time.Duration
 	timeout    time.Duration
 	debugAddr  string
+	noLocal    bool
 }
 
 func parseArgs(args []string, stderr io.Writer) (*config, error) {
@@ -53,6 +54,7 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	ttl := fl.Duration("session-ttl", 10*time.Second, "session lease")
 	debug := fl.Bool("debug", false, "log every FUSE request")
 	timeout := fl.Duration("timeout", 15*time.Second, "how long to wait for the masters at start")
+	noLocal := fl.Bool("no-local-reads", os.Getenv("DFSMOUNT_NO_LOCAL_READS") != "", "always read through the chunkservers, never their chunk files on this machine directly (env DFSMOUNT_NO_LOCAL_READS)")
 	debugAddr := fl.String("debug-addr", os.Getenv("DFSMOUNT_DEBUG_ADDR"), "HOST:PORT to serve /debug/pprof on (env DFSMOUNT_DEBUG_ADDR; empty: off)")
 	fl.Usage = func() {
 		fmt.Fprintln(stderr, "usage: dfsmount [-o opts] -masters ADDR,ADDR,ADDR MOUNTPOINT")
@@ -79,7 +81,7 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	if len(rest) != 1 {
 		return nil, errors.New("missing MOUNTPOINT (usage: dfsmount [-o opts] -masters ADDR,ADDR,ADDR MOUNTPOINT)")
 	}
-	c := &config{mountpoint: rest[0], sessionTTL: *ttl, timeout: *timeout, debugAddr: *debugAddr}
+	c := &config{mountpoint: rest[0], sessionTTL: *ttl, timeout: *timeout, debugAddr: *debugAddr, noLocal: *noLocal}
 	for _, m := range strings.Split(*masters, ",") {
 		if m = strings.TrimSpace(m); m != "" {
 			c.masters = append(c.masters, m)
@@ -175,9 +177,10 @@ func run(args []string, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
 	defer cancel()
 	c, err := client.New(ctx, client.Config{
-		Masters:    cfg.masters,
-		Name:       host + ":" + cfg.mountpoint,
-		SessionTTL: cfg.sessionTTL,
+		Masters:      cfg.masters,
+		Name:         host + ":" + cfg.mountpoint,
+		SessionTTL:   cfg.sessionTTL,
+		NoLocalReads: cfg.noLocal,
 	})
 	if err != nil {
 		return fmt.Errorf("masters %s unreachable: %v", strings.Join(cfg.masters, ","), err)

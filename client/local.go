@@ -1,0 +1,155 @@
+package client
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"dfs/api"
+	"dfs/chunk"
+)
+
+// localReads opens the chunk files of chunkservers on this machine and
+// reads them directly (short-circuit reads, as HDFS does): no RPC, no
+// copies through the chunkserver. The chunkserver still says where a
+// chunk at a version lives, and the checksums are verified as it would;
+// any failure falls back to reading through the chunkserver, which also
+// reports and repairs bad copies.
+type localReads struct {
+	bootID string // "" disables short-circuit reads
+
+	mu     sync.Mutex
+	remote map[string]bool // chunkservers not on this machine (or refusing)
+	files  map[localKey]*list.Element
+	lru    list.List // of *localFile, most recently used first
+}
+
+type localKey struct {
+	server  string
+	id      uint64
+	shard   uint32
+	version uint64
+}
+
+type localFile struct {
+	key localKey
+	lc  *chunk.LocalChunk
+}
+
+// maxLocalFiles bounds the chunk files kept open.
+const maxLocalFiles = 256
+
+func newLocalReads(enabled bool) *localReads {
+	l := &localReads{remote: map[string]bool{}, files: map[localKey]*list.Element{}}
+	if enabled {
+		l.bootID = chunk.BootID()
+	}
+	return l
+}
+
+// read fills dest from the chunk file of rep if rep is on this machine;
+// ok is false if the caller must read through the chunkserver instead.
+func (l *localReads) read(ctx context.Context, r replicated, rep *api.Replica, ch *api.Chunk, off uint64, dest []byte) (ok bool) {
+	if l.bootID == "" {
+		return false
+	}
+	k := localKey{rep.Server, ch.Id, rep.Shard, ch.Version}
+	lc := l.open(ctx, r, rep, k)
+	if lc == nil {
+		return false
+	}
+	n, err := lc.ReadAt(dest, int64(off))
+	if err != nil && !errors.Is(err, io.EOF) {
+		l.drop(k)
+		return false
+	}
+	clear(dest[n:])
+	return true
+}
+
+func (l *localReads) open(ctx context.Context, r replicated, rep *api.Replica, k localKey) *chunk.LocalChunk {
+	l.mu.Lock()
+	if e := l.files[k]; e != nil {
+		l.lru.MoveToFront(e)
+		l.mu.Unlock()
+		return e.Value.(*localFile).lc
+	}
+	if l.remote[rep.Server] {
+		l.mu.Unlock()
+		return nil
+	}
+	l.mu.Unlock()
+
+	cs, err := r.chunkServer(rep.Addr)
+	if err != nil {
+		return nil
+	}
+	actx, cancel := context.WithTimeout(ctx, min(r.c.cfg.AttemptTimeout, 2*time.Second))
+	resp, err := cs.LocalPath(actx, &api.LocalPathRequest{Id: k.id, Shard: k.shard, Version: k.version})
+	cancel()
+	if err != nil || resp.Errno != api.Errno_OK {
+		if err == nil && resp.Errno == api.Errno_ENOTSUP {
+			l.markRemote(rep.Server)
+		}
+		return nil
+	}
+	if resp.BootId != l.bootID {
+		l.markRemote(rep.Server)
+		return nil
+	}
+	lc, err := chunk.OpenLocal(resp.Path, chunk.Key{ID: k.id, Shard: k.shard}, k.version)
+	if err != nil {
+		if !errors.Is(err, api.Errno_ESTALE) {
+			// Same machine, but not the same files (another mount
+			// namespace) or no permission: stop trying this server.
+			l.markRemote(rep.Server)
+		}
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e := l.files[k]; e != nil { // opened meanwhile by another reader
+		lc.Close()
+		return e.Value.(*localFile).lc
+	}
+	l.files[k] = l.lru.PushFront(&localFile{k, lc})
+	for l.lru.Len() > maxLocalFiles {
+		old := l.lru.Back().Value.(*localFile)
+		l.removeLocked(old.key)
+	}
+	return lc
+}
+
+func (l *localReads) markRemote(server string) {
+	l.mu.Lock()
+	l.remote[server] = true
+	l.mu.Unlock()
+}
+
+func (l *localReads) drop(k localKey) {
+	l.mu.Lock()
+	l.removeLocked(k)
+	l.mu.Unlock()
+}
+
+// removeLocked forgets and closes k's file. A reader still using it gets
+// an error and reads through the chunkserver instead.
+func (l *localReads) removeLocked(k localKey) {
+	if e := l.files[k]; e != nil {
+		l.lru.Remove(e)
+		delete(l.files, k)
+		e.Value.(*localFile).lc.Close()
+	}
+}
+
+// close closes every open chunk file.
+func (l *localReads) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k := range l.files {
+		l.removeLocked(k)
+	}
+}
