@@ -901,14 +901,17 @@ func (x *Caller) GetPid() uint32 {
 }
 
 type CreateOp struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Parent        uint64                 `protobuf:"varint,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Mode          uint32                 `protobuf:"varint,3,opt,name=mode,proto3" json:"mode,omitempty"` // type bits + permissions (umask already applied)
-	Rdev          uint32                 `protobuf:"varint,4,opt,name=rdev,proto3" json:"rdev,omitempty"`
-	Exclusive     bool                   `protobuf:"varint,5,opt,name=exclusive,proto3" json:"exclusive,omitempty"` // O_EXCL: EEXIST if it exists; otherwise open the existing file
-	Open          bool                   `protobuf:"varint,6,opt,name=open,proto3" json:"open,omitempty"`           // record an open by the session (as OpenOp)
-	Tmpfile       bool                   `protobuf:"varint,7,opt,name=tmpfile,proto3" json:"tmpfile,omitempty"`     // O_TMPFILE: a file with no name (name unused) that lives while open or until linked
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Parent    uint64                 `protobuf:"varint,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Mode      uint32                 `protobuf:"varint,3,opt,name=mode,proto3" json:"mode,omitempty"` // type bits + permissions
+	Rdev      uint32                 `protobuf:"varint,4,opt,name=rdev,proto3" json:"rdev,omitempty"`
+	Exclusive bool                   `protobuf:"varint,5,opt,name=exclusive,proto3" json:"exclusive,omitempty"` // O_EXCL: EEXIST if it exists; otherwise open the existing file
+	Open      bool                   `protobuf:"varint,6,opt,name=open,proto3" json:"open,omitempty"`           // record an open by the session (as OpenOp)
+	Tmpfile   bool                   `protobuf:"varint,7,opt,name=tmpfile,proto3" json:"tmpfile,omitempty"`     // O_TMPFILE: a file with no name (name unused) that lives while open or until linked
+	// umask is the creator's; the master applies it unless the parent
+	// directory has a default POSIX ACL, which then shapes the mode instead.
+	Umask         uint32 `protobuf:"varint,100,opt,name=umask,proto3" json:"umask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -992,11 +995,19 @@ func (x *CreateOp) GetTmpfile() bool {
 	return false
 }
 
+func (x *CreateOp) GetUmask() uint32 {
+	if x != nil {
+		return x.Umask
+	}
+	return 0
+}
+
 type MkdirOp struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Parent        uint64                 `protobuf:"varint,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	Mode          uint32                 `protobuf:"varint,3,opt,name=mode,proto3" json:"mode,omitempty"`
+	Umask         uint32                 `protobuf:"varint,100,opt,name=umask,proto3" json:"umask,omitempty"` // as in CreateOp
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1048,6 +1059,13 @@ func (x *MkdirOp) GetName() string {
 func (x *MkdirOp) GetMode() uint32 {
 	if x != nil {
 		return x.Mode
+	}
+	return 0
+}
+
+func (x *MkdirOp) GetUmask() uint32 {
+	if x != nil {
+		return x.Umask
 	}
 	return 0
 }
@@ -1454,11 +1472,15 @@ func (x *SetAttrOp) GetMtimeNs() int64 {
 }
 
 type SetXattrOp struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ino           uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Value         []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
-	Flags         uint32                 `protobuf:"varint,4,opt,name=flags,proto3" json:"flags,omitempty"` // XATTR_CREATE = 1, XATTR_REPLACE = 2
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Ino   uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Value []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	Flags uint32                 `protobuf:"varint,4,opt,name=flags,proto3" json:"flags,omitempty"` // XATTR_CREATE = 1, XATTR_REPLACE = 2
+	// kill_sgid: the caller setting system.posix_acl_access is neither in
+	// the file's group nor privileged, so the setgid bit goes (the kernel
+	// decides, as for chmod).
+	KillSgid      bool `protobuf:"varint,100,opt,name=kill_sgid,json=killSgid,proto3" json:"kill_sgid,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1519,6 +1541,13 @@ func (x *SetXattrOp) GetFlags() uint32 {
 		return x.Flags
 	}
 	return 0
+}
+
+func (x *SetXattrOp) GetKillSgid() bool {
+	if x != nil {
+		return x.KillSgid
+	}
+	return false
 }
 
 type RemoveXattrOp struct {
@@ -6604,7 +6633,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x03uid\x18\x01 \x01(\rR\x03uid\x12\x10\n" +
 	"\x03gid\x18\x02 \x01(\rR\x03gid\x12\x16\n" +
 	"\x06groups\x18\x03 \x03(\rR\x06groups\x12\x10\n" +
-	"\x03pid\x18\x04 \x01(\rR\x03pid\"\xaa\x01\n" +
+	"\x03pid\x18\x04 \x01(\rR\x03pid\"\xc0\x01\n" +
 	"\bCreateOp\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -6612,11 +6641,13 @@ const file_dfs_proto_rawDesc = "" +
 	"\x04rdev\x18\x04 \x01(\rR\x04rdev\x12\x1c\n" +
 	"\texclusive\x18\x05 \x01(\bR\texclusive\x12\x12\n" +
 	"\x04open\x18\x06 \x01(\bR\x04open\x12\x18\n" +
-	"\atmpfile\x18\a \x01(\bR\atmpfile\"I\n" +
+	"\atmpfile\x18\a \x01(\bR\atmpfile\x12\x14\n" +
+	"\x05umask\x18d \x01(\rR\x05umask\"_\n" +
 	"\aMkdirOp\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
-	"\x04mode\x18\x03 \x01(\rR\x04mode\"O\n" +
+	"\x04mode\x18\x03 \x01(\rR\x04mode\x12\x14\n" +
+	"\x05umask\x18d \x01(\rR\x05umask\"O\n" +
 	"\tSymlinkOp\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -6660,13 +6691,14 @@ const file_dfs_proto_rawDesc = "" +
 	"\tMTIME_NOW\x10\x80\x01\x12\n" +
 	"\n" +
 	"\x05CTIME\x10\x80\x02\x12\v\n" +
-	"\x06ACCESS\x10\x80\x04\"^\n" +
+	"\x06ACCESS\x10\x80\x04\"{\n" +
 	"\n" +
 	"SetXattrOp\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\fR\x05value\x12\x14\n" +
-	"\x05flags\x18\x04 \x01(\rR\x05flags\"5\n" +
+	"\x05flags\x18\x04 \x01(\rR\x05flags\x12\x1b\n" +
+	"\tkill_sgid\x18d \x01(\bR\bkillSgid\"5\n" +
 	"\rRemoveXattrOp\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"6\n" +
