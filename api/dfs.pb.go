@@ -461,21 +461,24 @@ func (x *Layout) GetChunkSize() uint64 {
 // Attr is an inode's attributes. mode carries the file type bits (S_IFMT)
 // as well as the permission bits.
 type Attr struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ino           uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
-	Mode          uint32                 `protobuf:"varint,2,opt,name=mode,proto3" json:"mode,omitempty"`
-	Nlink         uint32                 `protobuf:"varint,3,opt,name=nlink,proto3" json:"nlink,omitempty"`
-	Uid           uint32                 `protobuf:"varint,4,opt,name=uid,proto3" json:"uid,omitempty"`
-	Gid           uint32                 `protobuf:"varint,5,opt,name=gid,proto3" json:"gid,omitempty"`
-	Size          uint64                 `protobuf:"varint,6,opt,name=size,proto3" json:"size,omitempty"`
-	AtimeNs       int64                  `protobuf:"varint,7,opt,name=atime_ns,json=atimeNs,proto3" json:"atime_ns,omitempty"`
-	MtimeNs       int64                  `protobuf:"varint,8,opt,name=mtime_ns,json=mtimeNs,proto3" json:"mtime_ns,omitempty"`
-	CtimeNs       int64                  `protobuf:"varint,9,opt,name=ctime_ns,json=ctimeNs,proto3" json:"ctime_ns,omitempty"`
-	Rdev          uint32                 `protobuf:"varint,10,opt,name=rdev,proto3" json:"rdev,omitempty"`
-	Generation    uint64                 `protobuf:"varint,11,opt,name=generation,proto3" json:"generation,omitempty"`
-	Layout        *Layout                `protobuf:"bytes,12,opt,name=layout,proto3" json:"layout,omitempty"`   // files: their layout; directories: inherited layout
-	Symlink       string                 `protobuf:"bytes,13,opt,name=symlink,proto3" json:"symlink,omitempty"` // symlinks: the target
-	Blocks        uint64                 `protobuf:"varint,14,opt,name=blocks,proto3" json:"blocks,omitempty"`  // 512-byte blocks of logical data held
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Ino        uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
+	Mode       uint32                 `protobuf:"varint,2,opt,name=mode,proto3" json:"mode,omitempty"`
+	Nlink      uint32                 `protobuf:"varint,3,opt,name=nlink,proto3" json:"nlink,omitempty"`
+	Uid        uint32                 `protobuf:"varint,4,opt,name=uid,proto3" json:"uid,omitempty"`
+	Gid        uint32                 `protobuf:"varint,5,opt,name=gid,proto3" json:"gid,omitempty"`
+	Size       uint64                 `protobuf:"varint,6,opt,name=size,proto3" json:"size,omitempty"`
+	AtimeNs    int64                  `protobuf:"varint,7,opt,name=atime_ns,json=atimeNs,proto3" json:"atime_ns,omitempty"`
+	MtimeNs    int64                  `protobuf:"varint,8,opt,name=mtime_ns,json=mtimeNs,proto3" json:"mtime_ns,omitempty"`
+	CtimeNs    int64                  `protobuf:"varint,9,opt,name=ctime_ns,json=ctimeNs,proto3" json:"ctime_ns,omitempty"`
+	Rdev       uint32                 `protobuf:"varint,10,opt,name=rdev,proto3" json:"rdev,omitempty"`
+	Generation uint64                 `protobuf:"varint,11,opt,name=generation,proto3" json:"generation,omitempty"`
+	Layout     *Layout                `protobuf:"bytes,12,opt,name=layout,proto3" json:"layout,omitempty"`   // files: their layout; directories: inherited layout
+	Symlink    string                 `protobuf:"bytes,13,opt,name=symlink,proto3" json:"symlink,omitempty"` // symlinks: the target
+	Blocks     uint64                 `protobuf:"varint,14,opt,name=blocks,proto3" json:"blocks,omitempty"`  // 512-byte blocks of logical data held
+	// acls says which POSIX ACLs the inode has (bits below), so a mount
+	// answers the kernel's frequent asks for absent ones itself.
+	Acls          uint32 `protobuf:"varint,100,opt,name=acls,proto3" json:"acls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -604,6 +607,13 @@ func (x *Attr) GetSymlink() string {
 func (x *Attr) GetBlocks() uint64 {
 	if x != nil {
 		return x.Blocks
+	}
+	return 0
+}
+
+func (x *Attr) GetAcls() uint32 {
+	if x != nil {
+		return x.Acls
 	}
 	return 0
 }
@@ -6593,7 +6603,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x04Kind\x12\x0e\n" +
 	"\n" +
 	"REPLICATED\x10\x00\x12\x06\n" +
-	"\x02EC\x10\x01\"\xd6\x02\n" +
+	"\x02EC\x10\x01\"\xea\x02\n" +
 	"\x04Attr\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x12\n" +
 	"\x04mode\x18\x02 \x01(\rR\x04mode\x12\x14\n" +
@@ -6611,7 +6621,8 @@ const file_dfs_proto_rawDesc = "" +
 	"generation\x12#\n" +
 	"\x06layout\x18\f \x01(\v2\v.dfs.LayoutR\x06layout\x12\x18\n" +
 	"\asymlink\x18\r \x01(\tR\asymlink\x12\x16\n" +
-	"\x06blocks\x18\x0e \x01(\x04R\x06blocks\"K\n" +
+	"\x06blocks\x18\x0e \x01(\x04R\x06blocks\x12\x12\n" +
+	"\x04acls\x18d \x01(\rR\x04acls\"K\n" +
 	"\aReplica\x12\x16\n" +
 	"\x06server\x18\x01 \x01(\tR\x06server\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x14\n" +

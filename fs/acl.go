@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 
+	"dfs/api"
+
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
@@ -16,6 +18,34 @@ import (
 // flags (FUSE_SETXATTR_EXT), when setting an access ACL must clear the
 // setgid bit. go-fuse's node API passes on neither the umask nor those
 // flags, so aclRaw takes them from the raw requests.
+
+// aclBit is name's bit in Attr.Acls, or 0 if name is no ACL.
+func aclBit(name string) uint32 {
+	switch name {
+	case api.ACLAccessXattr:
+		return api.AttrACLAccess
+	case api.ACLDefaultXattr:
+		return api.AttrACLDefault
+	}
+	return 0
+}
+
+// lacksACL reports whether the node's attributes say it has no ACL
+// called name. The kernel asks for the access ACL before every
+// permission check by a caller other than the owner, whenever it has
+// dropped its cached ACLs (at each attribute refresh); most inodes have
+// none, and this answers those without a round trip. The attributes
+// are at least as fresh as the kernel's, so the answer is as current as
+// the ACL the kernel would otherwise keep cached.
+func (n *node) lacksACL(name string) bool {
+	bit := aclBit(name)
+	if bit == 0 {
+		return false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.attr != nil && n.attr.Acls&bit == 0
+}
 
 // aclCaps are the capabilities ACL support needs beyond go-fuse's own.
 const aclCaps = fuse.CAP_DONT_MASK | fuse.CAP_SETXATTR_EXT

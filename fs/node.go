@@ -725,13 +725,6 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 // directory's layout.
 const layoutXattr = "dfs.layout"
 
-// ACL xattrs: the kernel checks and converts them before they reach the
-// mount (see acl.go).
-const (
-	aclAccessXattr  = "system.posix_acl_access"
-	aclDefaultXattr = "system.posix_acl_default"
-)
-
 // xattrSupported reports the names dfs stores: the namespaces ext4 has
 // (the kernel checks who may use trusted. and user.), POSIX ACLs and the
 // layout. Other system. names are not supported.
@@ -741,7 +734,7 @@ func xattrSupported(name string) bool {
 			return true
 		}
 	}
-	return name == layoutXattr || name == aclAccessXattr || name == aclDefaultXattr
+	return name == layoutXattr || aclBit(name) != 0
 }
 
 var _ = (gofs.NodeGetxattrer)((*node)(nil))
@@ -753,6 +746,9 @@ func (n *node) Getxattr(ctx context.Context, name string, dest []byte) (uint32, 
 	}
 	if !xattrSupported(name) {
 		return 0, syscall.EOPNOTSUPP
+	}
+	if n.lacksACL(name) {
+		return 0, syscall.ENODATA
 	}
 	var v []byte
 	if name == layoutXattr {
@@ -794,9 +790,15 @@ func (n *node) Setxattr(ctx context.Context, name string, data []byte, flags uin
 		}
 		data = []byte(strings.TrimRight(string(data), "\x00\n"))
 	}
-	_, err := n.fsys.client.Mutate(ctx, &api.Op{Op: &api.Op_SetXattr{SetXattr: &api.SetXattrOp{
-		Ino: n.ino(), Name: name, Value: data, Flags: flags, KillSgid: killSgid && name == aclAccessXattr}}})
-	return n.fsys.errno("setxattr", err)
+	resp, err := n.fsys.client.Mutate(ctx, &api.Op{Op: &api.Op_SetXattr{SetXattr: &api.SetXattrOp{
+		Ino: n.ino(), Name: name, Value: data, Flags: flags, KillSgid: killSgid && name == api.ACLAccessXattr}}})
+	if err != nil {
+		return n.fsys.errno("setxattr", err)
+	}
+	if resp.Attr != nil {
+		n.changed(resp.Attr) // the mode, and which ACLs there are (lacksACL)
+	}
+	return 0
 }
 
 var _ = (gofs.NodeRemovexattrer)((*node)(nil))
@@ -806,7 +808,14 @@ func (n *node) Removexattr(ctx context.Context, name string) syscall.Errno {
 	if !xattrSupported(name) {
 		return syscall.EOPNOTSUPP
 	}
-	return n.fsys.errno("removexattr", n.fsys.client.RemoveXattr(ctx, n.ino(), name))
+	resp, err := n.fsys.client.Mutate(ctx, &api.Op{Op: &api.Op_RemoveXattr{RemoveXattr: &api.RemoveXattrOp{Ino: n.ino(), Name: name}}})
+	if err != nil {
+		return n.fsys.errno("removexattr", err)
+	}
+	if resp.Attr != nil {
+		n.changed(resp.Attr)
+	}
+	return 0
 }
 
 var _ = (gofs.NodeListxattrer)((*node)(nil))

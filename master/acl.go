@@ -10,12 +10,13 @@ import (
 
 // POSIX ACLs live in an inode's xattrs under the names the kernel reads
 // them by, in the kernel's binary xattr format, so getxattr serves them
-// as stored and snapshots carry them. The mount negotiates FUSE_POSIX_ACL:
-// the kernel enforces them, and the master keeps them in step with the
-// mode as ext4 does (fs/posix_acl.c): the rules below follow it.
+// as stored and snapshots carry them; Attr.Acls tells which it has. The
+// mount negotiates FUSE_POSIX_ACL: the kernel enforces them, and the
+// master keeps them in step with the mode as ext4 does (fs/posix_acl.c):
+// the rules below follow it.
 const (
-	ACLAccessXattr  = "system.posix_acl_access"
-	ACLDefaultXattr = "system.posix_acl_default"
+	ACLAccessXattr  = api.ACLAccessXattr
+	ACLDefaultXattr = api.ACLDefaultXattr
 )
 
 // Entry tags and the format's constants (linux/posix_acl_xattr.h).
@@ -236,7 +237,23 @@ func (n *inode) putXattr(name string, v []byte) {
 		n.xattrs = map[string][]byte{}
 	}
 	n.xattrs[name] = v
+	n.noteACLs()
 }
+
+// aclBits is what Attr.Acls should say for n.
+func (n *inode) aclBits() uint32 {
+	var b uint32
+	if _, ok := n.xattrs[ACLAccessXattr]; ok {
+		b |= api.AttrACLAccess
+	}
+	if _, ok := n.xattrs[ACLDefaultXattr]; ok {
+		b |= api.AttrACLDefault
+	}
+	return b
+}
+
+// noteACLs brings Attr.Acls in line after an xattr change.
+func (n *inode) noteACLs() { n.attr.Acls = n.aclBits() }
 
 // inheritACL gives a new inode created with mode in parent what ext4's
 // posix_acl_create gives it: with a default ACL on parent, an access ACL
@@ -283,6 +300,7 @@ func (f *FSM) setACL(c *api.Command, n *inode, op *api.SetXattrOp) *api.MutateRe
 	_, had := n.xattrs[ACLAccessXattr]
 	if equiv {
 		delete(n.xattrs, ACLAccessXattr)
+		n.noteACLs()
 	} else {
 		n.putXattr(ACLAccessXattr, a.encode())
 	}

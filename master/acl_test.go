@@ -157,8 +157,8 @@ func TestACLAccessSetsMode(t *testing.T) {
 	// With a named user: stored, group bits from the mask.
 	full := acl{{aclUserObj, 6, aclUndefinedID}, {aclUser, 7, 1001}, {aclGroupObj, 4, aclUndefinedID},
 		{aclMask, 5, aclUndefinedID}, {aclOther, 0, aclUndefinedID}}
-	if a := h.setACL(f, ACLAccessXattr, full, api.Errno_OK); a.Mode != syscall.S_IFREG|0o650 {
-		t.Errorf("ACL with mask r-x: mode %o, want 650", a.Mode)
+	if a := h.setACL(f, ACLAccessXattr, full, api.Errno_OK); a.Mode != syscall.S_IFREG|0o650 || a.Acls != api.AttrACLAccess {
+		t.Errorf("ACL with mask r-x: mode %o acls %d, want 650 and the access bit", a.Mode, a.Acls)
 	}
 	if got := h.acl(f, ACLAccessXattr); !equalACL(got, full) {
 		t.Errorf("stored %v, want %v", got, full)
@@ -181,7 +181,7 @@ func TestACLAccessSetsMode(t *testing.T) {
 	h.must(&api.Op_RemoveXattr{RemoveXattr: &api.RemoveXattrOp{Ino: f, Name: ACLAccessXattr}}, api.Errno_OK)
 	before := h.attr(f)
 	r = h.must(&api.Op_RemoveXattr{RemoveXattr: &api.RemoveXattrOp{Ino: f, Name: ACLAccessXattr}}, api.Errno_OK)
-	if r.Attr.Mode != syscall.S_IFREG|0o650 || r.Attr.CtimeNs != before.CtimeNs || h.acl(f, ACLAccessXattr) != nil {
+	if r.Attr.Mode != syscall.S_IFREG|0o650 || r.Attr.CtimeNs != before.CtimeNs || h.acl(f, ACLAccessXattr) != nil || r.Attr.Acls != 0 {
 		t.Errorf("after removal: mode %o ctime %d (was %d)", r.Attr.Mode, r.Attr.CtimeNs, before.CtimeNs)
 	}
 	// Garbage and default ACLs on files are refused.
@@ -211,11 +211,12 @@ func TestACLInheritance(t *testing.T) {
 	if got := h.acl(f, ACLAccessXattr); !equalACL(got, want) {
 		t.Errorf("file's access ACL %v, want %v", got, want)
 	}
-	if h.acl(f, ACLDefaultXattr) != nil {
-		t.Error("a file inherited a default ACL")
+	if h.acl(f, ACLDefaultXattr) != nil || r.Attr.Acls != api.AttrACLAccess {
+		t.Errorf("a file inherited a default ACL (acls %d)", r.Attr.Acls)
 	}
 	r = h.must(&api.Op_Mkdir{Mkdir: &api.MkdirOp{Parent: d, Name: "s", Mode: 0o777, Umask: 0o077}}, api.Errno_OK)
-	if r.Attr.Mode != syscall.S_IFDIR|0o771 || !equalACL(h.acl(r.Attr.Ino, ACLDefaultXattr), def) ||
+	if r.Attr.Mode != syscall.S_IFDIR|0o771 || r.Attr.Acls != api.AttrACLAccess|api.AttrACLDefault ||
+		!equalACL(h.acl(r.Attr.Ino, ACLDefaultXattr), def) ||
 		!equalACL(h.acl(r.Attr.Ino, ACLAccessXattr), def) {
 		t.Errorf("subdirectory: mode %o access %v default %v", r.Attr.Mode, h.acl(r.Attr.Ino, ACLAccessXattr), h.acl(r.Attr.Ino, ACLDefaultXattr))
 	}
@@ -248,8 +249,14 @@ func TestACLInheritance(t *testing.T) {
 	if v, _ := g2.GetXattr(f, ACLAccessXattr); !bytes.Equal(v, want.encode()) {
 		t.Errorf("restored access ACL %x", v)
 	}
-	h.f.inodes[f].xattrs[ACLAccessXattr] = []byte{2, 0, 0, 0, 1}
+	h.f.inodes[f].attr.Acls = 0
 	snap, _ := h.f.Snapshot()
+	if err := NewFSM().Restore(io.NopCloser(bytes.NewReader(snap.(*fsmSnapshot).data))); err == nil {
+		t.Error("snapshot with wrong ACL bits accepted")
+	}
+	h.f.inodes[f].attr.Acls = api.AttrACLAccess
+	h.f.inodes[f].xattrs[ACLAccessXattr] = []byte{2, 0, 0, 0, 1}
+	snap, _ = h.f.Snapshot()
 	if err := NewFSM().Restore(io.NopCloser(bytes.NewReader(snap.(*fsmSnapshot).data))); err == nil ||
 		!strings.Contains(err.Error(), ACLAccessXattr) {
 		t.Errorf("snapshot with a broken ACL: %v", err)

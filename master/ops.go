@@ -545,6 +545,7 @@ func (f *FSM) removeXattr(c *api.Command, op *api.RemoveXattrOp) *api.MutateResp
 		return errResp(api.Errno_ENODATA, "")
 	}
 	delete(n.xattrs, op.Name)
+	n.noteACLs()
 	touch(n.attr, c.NowNs, false, true)
 	return ok(n.attr)
 }

@@ -199,6 +199,9 @@ func (f *FSM) check() error {
 		if _, ok := n.xattrs[ACLDefaultXattr]; ok && !isDir(n.attr) {
 			return fmt.Errorf("inode %d: a default ACL on a non-directory", ino)
 		}
+		if n.attr.Acls != n.aclBits() {
+			return fmt.Errorf("inode %d: ACL bits %#x do not match its ACLs", ino, n.attr.Acls)
+		}
 	}
 	for id := range f.chunks {
 		if id >= f.nextChunk {
