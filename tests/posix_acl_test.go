@@ -477,11 +477,25 @@ func TestPosixACLTwoMounts(t *testing.T) {
 	if err := reads(userC); errno(err) != syscall.EACCES {
 		t.Errorf("user C reading through mount 1: %v, want EACCES", err)
 	}
-	// Taking the entry away on mount 0 takes the access away on mount 1.
+	// Changes on mount 0 reach mount 1 within the entry and attribute
+	// time (the kernel drops cached ACLs when it revalidates a name or
+	// refreshes attributes for a permission check).
+	if out, err := exec.Command("setfacl", "-m", "u:1003:r", f).CombinedOutput(); err != nil {
+		t.Fatalf("setfacl -m: %v\n%s", err, out)
+	}
+	want = getfacl(f)
+	waitFor(t, deadline, "the changed ACL on mount 1", func() bool { return getfacl(filepath.Join(b, "f")) == want })
+	if err := reads(userC); err != nil {
+		t.Errorf("user C reading through mount 1 after being granted: %v", err)
+	}
+	// Taking an entry away takes the access away.
 	if out, err := exec.Command("setfacl", "-x", "u:1002", f).CombinedOutput(); err != nil {
 		t.Fatalf("setfacl -x: %v\n%s", err, out)
 	}
 	want = getfacl(f)
-	waitFor(t, deadline, "the removal on mount 1", func() bool { return errno(reads(userB)) == syscall.EACCES })
+	waitFor(t, deadline, "the removal on mount 1", func() bool {
+		os.Stat(filepath.Join(b, "f"))
+		return errno(reads(userB)) == syscall.EACCES
+	})
 	waitFor(t, deadline, "the new ACL on mount 1", func() bool { return getfacl(filepath.Join(b, "f")) == want })
 }
