@@ -83,6 +83,17 @@ func (p *px) mknod(name string, mode uint32) {
 	p.e(fmt.Sprintf("mknod %s %o", name, mode), syscall.Mknod(p.path(name), mode, 0))
 }
 
+// tmpfile makes an O_TMPFILE file in dir and links it as name.
+func (p *px) tmpfile(dir, name string, mode uint32) {
+	fd, err := unix.Open(p.path(dir), unix.O_TMPFILE|unix.O_WRONLY, mode)
+	p.e("O_TMPFILE "+name, err)
+	if err == nil {
+		p.e("linkat "+name, unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", fd), unix.AT_FDCWD,
+			p.path(name), unix.AT_SYMLINK_FOLLOW))
+		unix.Close(fd)
+	}
+}
+
 // listx records name's extended attribute names.
 func (p *px) listx(name string) {
 	buf := make([]byte, 4096)
@@ -193,13 +204,7 @@ func scACLDefault(p *px) {
 			p.mkdir("d/t"+sfx, 0o710)
 			p.mknod("d/p"+sfx, syscall.S_IFIFO|0o644)
 			p.symlink("f"+sfx, "d/l"+sfx)
-			fd, err := unix.Open(p.path("d"), unix.O_TMPFILE|unix.O_WRONLY, 0o640)
-			p.e("O_TMPFILE", err)
-			if err == nil {
-				p.e("linkat", unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", fd), unix.AT_FDCWD,
-					p.path("d/o"+sfx), unix.AT_SYMLINK_FOLLOW))
-				unix.Close(fd)
-			}
+			p.tmpfile("d", "d/o"+sfx, 0o640)
 			for _, n := range []string{"f", "x", "s", "t", "p", "l", "o"} {
 				p.st("d/" + n + sfx)
 				if n != "l" {
@@ -231,10 +236,13 @@ func scACLDefault(p *px) {
 	p.withUmask(0o027, func() {
 		p.create("d/after", 0o666)
 		p.mkdir("d/afterdir", 0o777)
+		p.mknod("d/afterfifo", syscall.S_IFIFO|0o666)
+		p.tmpfile("d", "d/aftertmp", 0o666)
 	})
-	p.st("d/after")
-	p.st("d/afterdir")
-	p.getfacl("d/afterdir")
+	for _, n := range []string{"after", "afterdir", "afterfifo", "aftertmp"} {
+		p.st("d/" + n)
+		p.getfacl("d/" + n)
+	}
 	p.setfacl("-b", "d")
 	p.getfacl("d")
 	p.listx("d")
@@ -328,12 +336,31 @@ func scACLRaw(p *px) {
 	p.chmod("g", 0o2770)
 	p.chown("f", uidA, gidShared)
 	p.chmod("f", 0o2770)
+	p.create("h", 0o644)
+	p.chown("h", uidA, gidB)
+	p.chmod("h", 0o2770)
 	p.as(userA, func() {
 		set("g", aclAccess, named)
 		set("f", aclAccess, named)
+		set("h", aclAccess, aclValue([3]uint32{1, 7, noID}, [3]uint32{4, 5, noID}, [3]uint32{0x20, 0, noID}))
 	})
 	p.st("g")
 	p.st("f")
+	p.st("h")
+	// A setgid directory with a default ACL: what a non-member makes in
+	// it keeps the group, and subdirectories keep setgid.
+	p.mkdir("sg", 0o777)
+	p.chown("sg", 0, gidShared)
+	p.chmod("sg", 0o2777)
+	set("sg", aclDefault, named)
+	p.as(userC, func() {
+		p.mkdir("sg/sub", 0o755)
+		p.create("sg/file", 0o755)
+	})
+	p.st("sg/sub")
+	p.st("sg/file")
+	get("sg/sub", aclAccess)
+	get("sg/sub", aclDefault)
 }
 
 // aclTree builds a small tree with access and default ACLs in dir.
