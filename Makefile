@@ -5,8 +5,9 @@ GO ?= go
 BIN := bin
 SHARED_BENCH := $(CURDIR)/../shared/bench
 # Debian packages the tests use: fuse3 for mounting, attr (getfattr and
-# setfattr), sqlite3, git and rsync as real programs on the mount.
-TEST_PACKAGES := fuse3 attr sqlite3 git rsync
+# setfattr), acl (getfacl and setfacl), sqlite3, git and rsync as real
+# programs on the mount.
+TEST_PACKAGES := fuse3 attr sqlite3 git rsync acl
 # Unit packages get the race detector; tests/ boots whole clusters of
 # processes and runs without it to keep within CI's time.
 UNIT_PKGS = $$($(GO) list ./... | grep -v '^dfs/tests$$')

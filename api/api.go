@@ -39,6 +39,16 @@ const (
 	XattrReplace = 2
 )
 
+// POSIX ACLs are the xattrs the kernel reads them by, in its binary
+// format; Attr.Acls has a bit for each the inode has.
+const (
+	ACLAccessXattr  = "system.posix_acl_access"
+	ACLDefaultXattr = "system.posix_acl_default"
+
+	AttrACLAccess  = 1
+	AttrACLDefault = 2
+)
+
 // Error lets an Errno travel as a Go error; errors.Is(err, syscall.ENOENT)
 // works on it.
 func (e Errno) Error() string { return syscall.Errno(e).Error() }

@@ -461,21 +461,24 @@ func (x *Layout) GetChunkSize() uint64 {
 // Attr is an inode's attributes. mode carries the file type bits (S_IFMT)
 // as well as the permission bits.
 type Attr struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ino           uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
-	Mode          uint32                 `protobuf:"varint,2,opt,name=mode,proto3" json:"mode,omitempty"`
-	Nlink         uint32                 `protobuf:"varint,3,opt,name=nlink,proto3" json:"nlink,omitempty"`
-	Uid           uint32                 `protobuf:"varint,4,opt,name=uid,proto3" json:"uid,omitempty"`
-	Gid           uint32                 `protobuf:"varint,5,opt,name=gid,proto3" json:"gid,omitempty"`
-	Size          uint64                 `protobuf:"varint,6,opt,name=size,proto3" json:"size,omitempty"`
-	AtimeNs       int64                  `protobuf:"varint,7,opt,name=atime_ns,json=atimeNs,proto3" json:"atime_ns,omitempty"`
-	MtimeNs       int64                  `protobuf:"varint,8,opt,name=mtime_ns,json=mtimeNs,proto3" json:"mtime_ns,omitempty"`
-	CtimeNs       int64                  `protobuf:"varint,9,opt,name=ctime_ns,json=ctimeNs,proto3" json:"ctime_ns,omitempty"`
-	Rdev          uint32                 `protobuf:"varint,10,opt,name=rdev,proto3" json:"rdev,omitempty"`
-	Generation    uint64                 `protobuf:"varint,11,opt,name=generation,proto3" json:"generation,omitempty"`
-	Layout        *Layout                `protobuf:"bytes,12,opt,name=layout,proto3" json:"layout,omitempty"`   // files: their layout; directories: inherited layout
-	Symlink       string                 `protobuf:"bytes,13,opt,name=symlink,proto3" json:"symlink,omitempty"` // symlinks: the target
-	Blocks        uint64                 `protobuf:"varint,14,opt,name=blocks,proto3" json:"blocks,omitempty"`  // 512-byte blocks of logical data held
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Ino        uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
+	Mode       uint32                 `protobuf:"varint,2,opt,name=mode,proto3" json:"mode,omitempty"`
+	Nlink      uint32                 `protobuf:"varint,3,opt,name=nlink,proto3" json:"nlink,omitempty"`
+	Uid        uint32                 `protobuf:"varint,4,opt,name=uid,proto3" json:"uid,omitempty"`
+	Gid        uint32                 `protobuf:"varint,5,opt,name=gid,proto3" json:"gid,omitempty"`
+	Size       uint64                 `protobuf:"varint,6,opt,name=size,proto3" json:"size,omitempty"`
+	AtimeNs    int64                  `protobuf:"varint,7,opt,name=atime_ns,json=atimeNs,proto3" json:"atime_ns,omitempty"`
+	MtimeNs    int64                  `protobuf:"varint,8,opt,name=mtime_ns,json=mtimeNs,proto3" json:"mtime_ns,omitempty"`
+	CtimeNs    int64                  `protobuf:"varint,9,opt,name=ctime_ns,json=ctimeNs,proto3" json:"ctime_ns,omitempty"`
+	Rdev       uint32                 `protobuf:"varint,10,opt,name=rdev,proto3" json:"rdev,omitempty"`
+	Generation uint64                 `protobuf:"varint,11,opt,name=generation,proto3" json:"generation,omitempty"`
+	Layout     *Layout                `protobuf:"bytes,12,opt,name=layout,proto3" json:"layout,omitempty"`   // files: their layout; directories: inherited layout
+	Symlink    string                 `protobuf:"bytes,13,opt,name=symlink,proto3" json:"symlink,omitempty"` // symlinks: the target
+	Blocks     uint64                 `protobuf:"varint,14,opt,name=blocks,proto3" json:"blocks,omitempty"`  // 512-byte blocks of logical data held
+	// acls says which POSIX ACLs the inode has (bits below), so a mount
+	// answers the kernel's frequent asks for absent ones itself.
+	Acls          uint32 `protobuf:"varint,100,opt,name=acls,proto3" json:"acls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -604,6 +607,13 @@ func (x *Attr) GetSymlink() string {
 func (x *Attr) GetBlocks() uint64 {
 	if x != nil {
 		return x.Blocks
+	}
+	return 0
+}
+
+func (x *Attr) GetAcls() uint32 {
+	if x != nil {
+		return x.Acls
 	}
 	return 0
 }
@@ -901,14 +911,17 @@ func (x *Caller) GetPid() uint32 {
 }
 
 type CreateOp struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Parent        uint64                 `protobuf:"varint,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Mode          uint32                 `protobuf:"varint,3,opt,name=mode,proto3" json:"mode,omitempty"` // type bits + permissions (umask already applied)
-	Rdev          uint32                 `protobuf:"varint,4,opt,name=rdev,proto3" json:"rdev,omitempty"`
-	Exclusive     bool                   `protobuf:"varint,5,opt,name=exclusive,proto3" json:"exclusive,omitempty"` // O_EXCL: EEXIST if it exists; otherwise open the existing file
-	Open          bool                   `protobuf:"varint,6,opt,name=open,proto3" json:"open,omitempty"`           // record an open by the session (as OpenOp)
-	Tmpfile       bool                   `protobuf:"varint,7,opt,name=tmpfile,proto3" json:"tmpfile,omitempty"`     // O_TMPFILE: a file with no name (name unused) that lives while open or until linked
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Parent    uint64                 `protobuf:"varint,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Mode      uint32                 `protobuf:"varint,3,opt,name=mode,proto3" json:"mode,omitempty"` // type bits + permissions
+	Rdev      uint32                 `protobuf:"varint,4,opt,name=rdev,proto3" json:"rdev,omitempty"`
+	Exclusive bool                   `protobuf:"varint,5,opt,name=exclusive,proto3" json:"exclusive,omitempty"` // O_EXCL: EEXIST if it exists; otherwise open the existing file
+	Open      bool                   `protobuf:"varint,6,opt,name=open,proto3" json:"open,omitempty"`           // record an open by the session (as OpenOp)
+	Tmpfile   bool                   `protobuf:"varint,7,opt,name=tmpfile,proto3" json:"tmpfile,omitempty"`     // O_TMPFILE: a file with no name (name unused) that lives while open or until linked
+	// umask is the creator's; the master applies it unless the parent
+	// directory has a default POSIX ACL, which then shapes the mode instead.
+	Umask         uint32 `protobuf:"varint,100,opt,name=umask,proto3" json:"umask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -992,11 +1005,19 @@ func (x *CreateOp) GetTmpfile() bool {
 	return false
 }
 
+func (x *CreateOp) GetUmask() uint32 {
+	if x != nil {
+		return x.Umask
+	}
+	return 0
+}
+
 type MkdirOp struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Parent        uint64                 `protobuf:"varint,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	Mode          uint32                 `protobuf:"varint,3,opt,name=mode,proto3" json:"mode,omitempty"`
+	Umask         uint32                 `protobuf:"varint,100,opt,name=umask,proto3" json:"umask,omitempty"` // as in CreateOp
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1048,6 +1069,13 @@ func (x *MkdirOp) GetName() string {
 func (x *MkdirOp) GetMode() uint32 {
 	if x != nil {
 		return x.Mode
+	}
+	return 0
+}
+
+func (x *MkdirOp) GetUmask() uint32 {
+	if x != nil {
+		return x.Umask
 	}
 	return 0
 }
@@ -1454,11 +1482,15 @@ func (x *SetAttrOp) GetMtimeNs() int64 {
 }
 
 type SetXattrOp struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ino           uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Value         []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
-	Flags         uint32                 `protobuf:"varint,4,opt,name=flags,proto3" json:"flags,omitempty"` // XATTR_CREATE = 1, XATTR_REPLACE = 2
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Ino   uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Value []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	Flags uint32                 `protobuf:"varint,4,opt,name=flags,proto3" json:"flags,omitempty"` // XATTR_CREATE = 1, XATTR_REPLACE = 2
+	// kill_sgid: the caller setting system.posix_acl_access is neither in
+	// the file's group nor privileged, so the setgid bit goes (the kernel
+	// decides, as for chmod).
+	KillSgid      bool `protobuf:"varint,100,opt,name=kill_sgid,json=killSgid,proto3" json:"kill_sgid,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1519,6 +1551,13 @@ func (x *SetXattrOp) GetFlags() uint32 {
 		return x.Flags
 	}
 	return 0
+}
+
+func (x *SetXattrOp) GetKillSgid() bool {
+	if x != nil {
+		return x.KillSgid
+	}
+	return false
 }
 
 type RemoveXattrOp struct {
@@ -6695,7 +6734,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x04Kind\x12\x0e\n" +
 	"\n" +
 	"REPLICATED\x10\x00\x12\x06\n" +
-	"\x02EC\x10\x01\"\xd6\x02\n" +
+	"\x02EC\x10\x01\"\xea\x02\n" +
 	"\x04Attr\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x12\n" +
 	"\x04mode\x18\x02 \x01(\rR\x04mode\x12\x14\n" +
@@ -6713,7 +6752,8 @@ const file_dfs_proto_rawDesc = "" +
 	"generation\x12#\n" +
 	"\x06layout\x18\f \x01(\v2\v.dfs.LayoutR\x06layout\x12\x18\n" +
 	"\asymlink\x18\r \x01(\tR\asymlink\x12\x16\n" +
-	"\x06blocks\x18\x0e \x01(\x04R\x06blocks\"K\n" +
+	"\x06blocks\x18\x0e \x01(\x04R\x06blocks\x12\x12\n" +
+	"\x04acls\x18d \x01(\rR\x04acls\"K\n" +
 	"\aReplica\x12\x16\n" +
 	"\x06server\x18\x01 \x01(\tR\x06server\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x14\n" +
@@ -6735,7 +6775,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x03uid\x18\x01 \x01(\rR\x03uid\x12\x10\n" +
 	"\x03gid\x18\x02 \x01(\rR\x03gid\x12\x16\n" +
 	"\x06groups\x18\x03 \x03(\rR\x06groups\x12\x10\n" +
-	"\x03pid\x18\x04 \x01(\rR\x03pid\"\xaa\x01\n" +
+	"\x03pid\x18\x04 \x01(\rR\x03pid\"\xc0\x01\n" +
 	"\bCreateOp\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -6743,11 +6783,13 @@ const file_dfs_proto_rawDesc = "" +
 	"\x04rdev\x18\x04 \x01(\rR\x04rdev\x12\x1c\n" +
 	"\texclusive\x18\x05 \x01(\bR\texclusive\x12\x12\n" +
 	"\x04open\x18\x06 \x01(\bR\x04open\x12\x18\n" +
-	"\atmpfile\x18\a \x01(\bR\atmpfile\"I\n" +
+	"\atmpfile\x18\a \x01(\bR\atmpfile\x12\x14\n" +
+	"\x05umask\x18d \x01(\rR\x05umask\"_\n" +
 	"\aMkdirOp\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
-	"\x04mode\x18\x03 \x01(\rR\x04mode\"O\n" +
+	"\x04mode\x18\x03 \x01(\rR\x04mode\x12\x14\n" +
+	"\x05umask\x18d \x01(\rR\x05umask\"O\n" +
 	"\tSymlinkOp\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -6791,13 +6833,14 @@ const file_dfs_proto_rawDesc = "" +
 	"\tMTIME_NOW\x10\x80\x01\x12\n" +
 	"\n" +
 	"\x05CTIME\x10\x80\x02\x12\v\n" +
-	"\x06ACCESS\x10\x80\x04\"^\n" +
+	"\x06ACCESS\x10\x80\x04\"{\n" +
 	"\n" +
 	"SetXattrOp\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\fR\x05value\x12\x14\n" +
-	"\x05flags\x18\x04 \x01(\rR\x05flags\"5\n" +
+	"\x05flags\x18\x04 \x01(\rR\x05flags\x12\x1b\n" +
+	"\tkill_sgid\x18d \x01(\bR\bkillSgid\"5\n" +
 	"\rRemoveXattrOp\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"6\n" +

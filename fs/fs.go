@@ -70,6 +70,8 @@ type filesystem struct {
 	// node answers for an inode only after Lookup returns, and Lookup's
 	// answer must already count them.
 	open sync.Map
+	// reqs holds what raw requests carry beyond the node API (acl.go).
+	reqs sync.Map
 }
 
 // Mount serves the dfs namespace of c at dir until the returned server is
@@ -111,6 +113,9 @@ func Mount(ctx context.Context, dir string, c *client.Client, opts Options) (*fu
 			MaxWrite:     1 << 20,
 			MaxReadAhead: 1 << 20,
 			DirectMount:  os.Geteuid() == 0,
+			// The kernel enforces POSIX ACLs that the master stores.
+			EnableAcl:         true,
+			ExtraCapabilities: aclCaps,
 		},
 		AttrTimeout:     &attrTimeout,
 		EntryTimeout:    &entryTimeout,

@@ -97,10 +97,11 @@ type handleLocks struct {
 }
 
 // mountWithLocks mounts root as gofs.Mount does, with the kernel
-// forwarding flock and POSIX locks to the mount.
+// forwarding flock and POSIX locks to the mount, and the umask and ACL
+// flags of raw requests recorded for the nodes (aclRaw).
 func mountWithLocks(dir string, root gofs.InodeEmbedder, opts *gofs.Options, fsys *filesystem) (*fuse.Server, error) {
 	opts.MountOptions.EnableLocks = true
-	raw := &lockRaw{RawFileSystem: gofs.NewNodeFS(root, opts), locks: &fsys.locks}
+	raw := &aclRaw{RawFileSystem: &lockRaw{RawFileSystem: gofs.NewNodeFS(root, opts), locks: &fsys.locks}, reqs: &fsys.reqs}
 	server, err := fuse.NewServer(raw, dir, &opts.MountOptions)
 	if err != nil {
 		return nil, err

@@ -445,36 +445,49 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 var _ = (gofs.NodeMkdirer)((*node)(nil))
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	umask := n.fsys.reqInfo(ctx).umask
 	ctx = reqCtx(ctx)
 	start := attrSeq.Load()
 	if e := validName(name); e != 0 {
 		return nil, e
 	}
-	a, err := n.fsys.client.Mkdir(ctx, n.ino(), name, mode&07777|syscall.S_IFDIR)
+	resp, err := n.fsys.client.Mutate(ctx, &api.Op{Op: &api.Op_Mkdir{Mkdir: &api.MkdirOp{
+		Parent: n.ino(), Name: name, Mode: mode&07777 | syscall.S_IFDIR, Umask: umask}}})
 	if err != nil {
 		return nil, n.fsys.errno("mkdir", err)
 	}
-	return n.child(ctx, a, start, out), 0
+	return n.child(ctx, resp.Attr, start, out), 0
 }
 
 var _ = (gofs.NodeMknoder)((*node)(nil))
 
 func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	umask := n.fsys.reqInfo(ctx).umask
 	ctx = reqCtx(ctx)
 	start := attrSeq.Load()
 	if e := validName(name); e != 0 {
 		return nil, e
 	}
-	a, err := n.fsys.client.Create(ctx, n.ino(), name, mode, dev, true, false)
+	a, err := n.create(ctx, &api.CreateOp{Parent: n.ino(), Name: name, Mode: mode, Rdev: dev, Exclusive: true, Umask: umask})
 	if err != nil {
 		return nil, n.fsys.errno("mknod", err)
 	}
 	return n.child(ctx, a, start, out), 0
 }
 
+// create sends op, a create in this directory.
+func (n *node) create(ctx context.Context, op *api.CreateOp) (*api.Attr, error) {
+	resp, err := n.fsys.client.Mutate(ctx, &api.Op{Op: &api.Op_Create{Create: op}})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Attr, nil
+}
+
 var _ = (gofs.NodeCreater)((*node)(nil))
 
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	umask := n.fsys.reqInfo(ctx).umask
 	ctx = reqCtx(ctx)
 	start := attrSeq.Load()
 	if e := validName(name); e != 0 {
@@ -484,7 +497,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		mode |= syscall.S_IFREG
 	}
 	excl := flags&syscall.O_EXCL != 0
-	a, err := n.fsys.client.Create(ctx, n.ino(), name, mode, 0, excl, true)
+	a, err := n.create(ctx, &api.CreateOp{Parent: n.ino(), Name: name, Mode: mode, Exclusive: excl, Open: true, Umask: umask})
 	if err != nil {
 		return nil, nil, 0, n.fsys.errno("create", err)
 	}
@@ -504,13 +517,12 @@ var _ = (gofs.NodeTmpfiler)((*node)(nil))
 // Tmpfile implements O_TMPFILE: a file with no name, open by this mount,
 // that linkat can give a name later.
 func (n *node) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	umask := n.fsys.reqInfo(ctx).umask
 	ctx = reqCtx(ctx)
-	resp, err := n.fsys.client.Mutate(ctx, &api.Op{Op: &api.Op_Create{Create: &api.CreateOp{
-		Parent: n.ino(), Mode: mode&0o7777 | syscall.S_IFREG, Open: true, Tmpfile: true}}})
+	a, err := n.create(ctx, &api.CreateOp{Parent: n.ino(), Mode: mode&0o7777 | syscall.S_IFREG, Open: true, Tmpfile: true, Umask: umask})
 	if err != nil {
 		return nil, nil, 0, n.fsys.errno("tmpfile", err)
 	}
-	a := resp.Attr
 	ch := n.NewInode(ctx, &node{fsys: n.fsys, attr: a},
 		gofs.StableAttr{Mode: syscall.S_IFREG, Ino: a.Ino, Gen: a.Generation})
 	cn := ch.Operations().(*node)
@@ -714,15 +726,15 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 const layoutXattr = "dfs.layout"
 
 // xattrSupported reports the names dfs stores: the namespaces ext4 has
-// (the kernel checks who may use trusted. and user.) and the layout.
-// Other system. names (POSIX ACLs, see Setxattr) are not supported.
+// (the kernel checks who may use trusted. and user.), POSIX ACLs and the
+// layout. Other system. names are not supported.
 func xattrSupported(name string) bool {
 	for _, ns := range []string{"user.", "trusted.", "security."} {
 		if strings.HasPrefix(name, ns) && len(name) > len(ns) {
 			return true
 		}
 	}
-	return name == layoutXattr
+	return name == layoutXattr || aclBit(name) != 0
 }
 
 var _ = (gofs.NodeGetxattrer)((*node)(nil))
@@ -734,6 +746,9 @@ func (n *node) Getxattr(ctx context.Context, name string, dest []byte) (uint32, 
 	}
 	if !xattrSupported(name) {
 		return 0, syscall.EOPNOTSUPP
+	}
+	if n.lacksACL(name) {
+		return 0, syscall.ENODATA
 	}
 	var v []byte
 	if name == layoutXattr {
@@ -758,6 +773,7 @@ func (n *node) Getxattr(ctx context.Context, name string, dest []byte) (uint32, 
 var _ = (gofs.NodeSetxattrer)((*node)(nil))
 
 func (n *node) Setxattr(ctx context.Context, name string, data []byte, flags uint32) syscall.Errno {
+	killSgid := n.fsys.reqInfo(ctx).killSgid
 	ctx = reqCtx(ctx)
 	if len(name) > api.MaxXattrName {
 		return syscall.ERANGE
@@ -766,9 +782,6 @@ func (n *node) Setxattr(ctx context.Context, name string, data []byte, flags uin
 		return syscall.E2BIG
 	}
 	if !xattrSupported(name) {
-		// Without FUSE_POSIX_ACL the kernel would not enforce a stored ACL,
-		// and tools (cp -a, tar) would believe the mode changed; say "not
-		// supported" so they fall back to chmod.
 		return syscall.EOPNOTSUPP
 	}
 	if name == layoutXattr {
@@ -777,7 +790,15 @@ func (n *node) Setxattr(ctx context.Context, name string, data []byte, flags uin
 		}
 		data = []byte(strings.TrimRight(string(data), "\x00\n"))
 	}
-	return n.fsys.errno("setxattr", n.fsys.client.SetXattr(ctx, n.ino(), name, data, flags))
+	resp, err := n.fsys.client.Mutate(ctx, &api.Op{Op: &api.Op_SetXattr{SetXattr: &api.SetXattrOp{
+		Ino: n.ino(), Name: name, Value: data, Flags: flags, KillSgid: killSgid && name == api.ACLAccessXattr}}})
+	if err != nil {
+		return n.fsys.errno("setxattr", err)
+	}
+	if resp.Attr != nil {
+		n.changed(resp.Attr) // the mode, and which ACLs there are (lacksACL)
+	}
+	return 0
 }
 
 var _ = (gofs.NodeRemovexattrer)((*node)(nil))
@@ -787,7 +808,14 @@ func (n *node) Removexattr(ctx context.Context, name string) syscall.Errno {
 	if !xattrSupported(name) {
 		return syscall.EOPNOTSUPP
 	}
-	return n.fsys.errno("removexattr", n.fsys.client.RemoveXattr(ctx, n.ino(), name))
+	resp, err := n.fsys.client.Mutate(ctx, &api.Op{Op: &api.Op_RemoveXattr{RemoveXattr: &api.RemoveXattrOp{Ino: n.ino(), Name: name}}})
+	if err != nil {
+		return n.fsys.errno("removexattr", err)
+	}
+	if resp.Attr != nil {
+		n.changed(resp.Attr)
+	}
+	return 0
 }
 
 var _ = (gofs.NodeListxattrer)((*node)(nil))

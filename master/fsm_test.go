@@ -326,15 +326,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		}
 	}
 	h.apply(&api.Command{RegisterServer: &api.RegisterServerCmd{Id: "a", Addr: "127.0.0.1:1", Zone: "z"}})
-	snap, err := h.f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := snap.(*fsmSnapshot).data
-	g := NewFSM()
-	if err := g.Restore(io.NopCloser(bytes.NewReader(data))); err != nil {
-		t.Fatal(err)
-	}
+	g, data := restored(t, h.f)
 	again, _ := g.Snapshot()
 	if !bytes.Equal(dump(h.f), dump(g)) {
 		t.Fatal("restored state differs")
@@ -348,6 +340,21 @@ func TestSnapshotRoundTrip(t *testing.T) {
 			t.Fatalf("corrupt snapshot of %d bytes accepted", len(bad))
 		}
 	}
+}
+
+// restored snapshots f and restores the snapshot into a new FSM.
+func restored(t *testing.T, f *FSM) (*FSM, []byte) {
+	t.Helper()
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := snap.(*fsmSnapshot).data
+	g := NewFSM()
+	if err := g.Restore(io.NopCloser(bytes.NewReader(data))); err != nil {
+		t.Fatal(err)
+	}
+	return g, data
 }
 
 // dump renders an FSM's observable state deterministically.

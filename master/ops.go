@@ -37,8 +37,8 @@ func touch(a *api.Attr, now int64, m, c bool) {
 }
 
 // newInode allocates an inode in parent for caller, applying setgid
-// inheritance.
-func (f *FSM) newInode(c *api.Command, parent *inode, mode uint32) *inode {
+// inheritance and the parent's default ACL (or else the umask).
+func (f *FSM) newInode(c *api.Command, parent *inode, mode, umask uint32) *inode {
 	ino := f.nextIno
 	f.nextIno++
 	a := &api.Attr{
@@ -63,6 +63,7 @@ func (f *FSM) newInode(c *api.Command, parent *inode, mode uint32) *inode {
 	if isReg(a) {
 		n.chunks = map[uint64]*chunk{}
 	}
+	inheritACL(n, parent, umask)
 	f.inodes[ino] = n
 	return n
 }
@@ -108,7 +109,7 @@ func (f *FSM) create(c *api.Command, s *session, op *api.CreateOp) *api.MutateRe
 	default:
 		return errResp(api.Errno_EINVAL, fmt.Sprintf("cannot create mode %o", mode))
 	}
-	n := f.newInode(c, p, mode)
+	n := f.newInode(c, p, mode, op.Umask)
 	n.attr.Rdev = op.Rdev
 	p.addEntry(op.Name, n.attr.Ino)
 	touch(p.attr, c.NowNs, true, true)
@@ -128,7 +129,7 @@ func (f *FSM) tmpfile(c *api.Command, s *session, op *api.CreateOp) *api.MutateR
 	if s == nil || op.Mode&syscall.S_IFMT != 0 && op.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		return errResp(api.Errno_EINVAL, "a temporary file is a regular file opened by a session")
 	}
-	n := f.newInode(c, p, syscall.S_IFREG|op.Mode&0o7777)
+	n := f.newInode(c, p, syscall.S_IFREG|op.Mode&0o7777, op.Umask)
 	n.attr.Nlink = 0
 	f.open(s, n.attr.Ino)
 	return ok(n.attr)
@@ -139,7 +140,7 @@ func (f *FSM) mkdir(c *api.Command, op *api.MkdirOp) *api.MutateResponse {
 	if e != api.Errno_OK {
 		return errResp(e, "")
 	}
-	n := f.newInode(c, p, syscall.S_IFDIR|(op.Mode&0o7777))
+	n := f.newInode(c, p, syscall.S_IFDIR|(op.Mode&0o7777), op.Umask)
 	p.addEntry(op.Name, n.attr.Ino)
 	p.attr.Nlink++
 	touch(p.attr, c.NowNs, true, true)
@@ -157,7 +158,7 @@ func (f *FSM) symlink(c *api.Command, op *api.SymlinkOp) *api.MutateResponse {
 	if e != api.Errno_OK {
 		return errResp(e, "")
 	}
-	n := f.newInode(c, p, syscall.S_IFLNK|0o777)
+	n := f.newInode(c, p, syscall.S_IFLNK|0o777, 0)
 	n.attr.Symlink = op.Target
 	n.attr.Size = uint64(len(op.Target))
 	p.addEntry(op.Name, n.attr.Ino)
@@ -428,6 +429,7 @@ func (f *FSM) setAttr(c *api.Command, op *api.SetAttrOp) *api.MutateResponse {
 	}
 	if has(api.SetAttrOp_MODE) {
 		a.Mode = a.Mode&syscall.S_IFMT | op.Mode&0o7777
+		chmodACL(n)
 	}
 	if has(api.SetAttrOp_UID) {
 		a.Uid = op.Uid
@@ -488,6 +490,9 @@ func (f *FSM) setXattr(c *api.Command, op *api.SetXattrOp) *api.MutateResponse {
 	case len(op.Value) > api.MaxXattrValue:
 		return errResp(api.Errno_E2BIG, "xattr value too large")
 	}
+	if isACL(op.Name) {
+		return f.setACL(c, n, op)
+	}
 	_, exists := n.xattrs[op.Name]
 	if op.Flags&api.XattrCreate != 0 && exists {
 		return errResp(api.Errno_EEXIST, "")
@@ -534,9 +539,13 @@ func (f *FSM) removeXattr(c *api.Command, op *api.RemoveXattrOp) *api.MutateResp
 		return errResp(api.Errno_EPERM, "the layout can be changed, not removed")
 	}
 	if _, exists := n.xattrs[op.Name]; !exists {
+		if isACL(op.Name) {
+			return ok(n.attr) // removing an absent ACL succeeds, as on ext4
+		}
 		return errResp(api.Errno_ENODATA, "")
 	}
 	delete(n.xattrs, op.Name)
+	n.noteACLs()
 	touch(n.attr, c.NowNs, false, true)
 	return ok(n.attr)
 }

@@ -189,6 +189,19 @@ func (f *FSM) check() error {
 		if ino >= f.nextIno {
 			return fmt.Errorf("inode %d beyond next inode %d", ino, f.nextIno)
 		}
+		for _, name := range []string{ACLAccessXattr, ACLDefaultXattr} {
+			if v, ok := n.xattrs[name]; ok {
+				if _, err := parseACL(v); err != nil {
+					return fmt.Errorf("inode %d: %s: %w", ino, name, err)
+				}
+			}
+		}
+		if _, ok := n.xattrs[ACLDefaultXattr]; ok && !isDir(n.attr) {
+			return fmt.Errorf("inode %d: a default ACL on a non-directory", ino)
+		}
+		if n.attr.Acls != n.aclBits() {
+			return fmt.Errorf("inode %d: ACL bits %#x do not match its ACLs", ino, n.attr.Acls)
+		}
 	}
 	for id := range f.chunks {
 		if id >= f.nextChunk {
