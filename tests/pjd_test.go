@@ -1,0 +1,623 @@
+package tests
+
+import (
+	"os"
+	"testing"
+)
+
+// A Go port of pjdfstest (github.com/pjd/pjdfstest), the POSIX file system
+// test suite run as root against a mount, for its Linux cases: each
+// function is one tests/SYSCALL/NN.t file, expect line for expect line
+// (see pjd_fstest_test.go for the engine). Skipped as pjdfstest itself
+// skips them on Linux: chflags/* and the chflags cases of other files (no
+// chflags on Linux), lchmod cases (no lchmod), granular/* (FreeBSD NFSv4
+// ACLs), posix_fallocate/* (pjdfstest requires FreeBSD for it), the EROFS
+// cases (they need a read-only remount of the file system under test) and
+// the ETXTBSY/EFAULT... cases noted where they occur.
+
+// pjdFiles lists every ported file.
+var pjdFiles = concat(pjdChmod, pjdChown)
+
+func concat(lists ...[]pjFile) []pjFile {
+	var all []pjFile
+	for _, l := range lists {
+		all = append(all, l...)
+	}
+	return all
+}
+
+// TestPjdLocal runs the port in a directory on the local disk, to check
+// the port itself against the kernel's own file systems.
+func TestPjdLocal(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: pjdfstest runs as root")
+	}
+	runPjd(t, posixRoot(t, localDir(t)), pjdFiles)
+}
+
+// TestPjdMount runs the port on the mount.
+func TestPjdMount(t *testing.T) {
+	runPjd(t, posixRoot(t, testDir(t, 0)), pjdFiles)
+}
+
+var allTypes = []string{"regular", "dir", "fifo", "block", "char", "socket", "symlink"}
+
+// --- chmod ---
+
+var pjdChmod = []pjFile{
+	{"chmod/00", func(p *pj) {
+		n0, n1, n2 := p.name(), p.name(), p.name()
+		p.expect("0", "mkdir", n2, "0755")
+		p.cd(n2)
+		for _, typ := range allTypes {
+			if typ == "symlink" {
+				continue // the lchmod cases
+			}
+			p.createFile(typ, n0)
+			p.expect("0", "chmod", n0, "0111")
+			p.expect("0111", "stat", n0, "mode")
+			p.expect("0", "symlink", n0, n1)
+			mode := p.fstest("lstat", n1, "mode")
+			p.expect("0", "chmod", n1, "0222")
+			p.expect("0222", "stat", n1, "mode")
+			p.expect("0222", "stat", n0, "mode")
+			p.expect(mode, "lstat", n1, "mode")
+			p.expect("0", "unlink", n1)
+			p.remove(typ, n0)
+		}
+		// successful chmod(2) updates ctime.
+		for _, typ := range allTypes[:6] {
+			p.createFile(typ, n0)
+			c1 := p.time("stat", n0, "ctime")
+			p.sleep()
+			p.expect("0", "chmod", n0, "0111")
+			c2 := p.time("stat", n0, "ctime")
+			p.check(c1 < c2, "%s: ctime %d then %d", typ, c1, c2)
+			p.remove(typ, n0)
+		}
+		// unsuccessful chmod(2) does not update ctime.
+		for _, typ := range allTypes[:6] {
+			p.createFile(typ, n0)
+			c1 := p.time("stat", n0, "ctime")
+			p.sleep()
+			p.expect("EPERM", "-u", "65534", "chmod", n0, "0111")
+			c2 := p.time("stat", n0, "ctime")
+			p.check(c1 == c2, "%s: ctime %d then %d", typ, c1, c2)
+			p.remove(typ, n0)
+		}
+		// A non-member's chmod to setgid clears it (POSIX).
+		p.expect("0", "create", n0, "0755")
+		p.expect("0", "chown", n0, "65534", "65534")
+		p.expect("0", "-u", "65534", "-g", "65534", "chmod", n0, "02755")
+		p.expect("02755", "stat", n0, "mode")
+		p.expect("0", "-u", "65534", "-g", "65534", "chmod", n0, "0755")
+		p.expect("0755", "stat", n0, "mode")
+		p.expect("0", "-u", "65534", "-g", "65533", "chmod", n0, "02755")
+		p.expect("0755", "stat", n0, "mode")
+		p.expect("0", "unlink", n0)
+		p.cd("..")
+		p.expect("0", "rmdir", n2)
+	}},
+	{"chmod/01", func(p *pj) { pjENOTDIR(p, func(path string) []string { return []string{"chmod", path, "0644"} }) }},
+	{"chmod/02", func(p *pj) {
+		nx := p.nameMax()
+		p.expect("0", "create", nx, "0644")
+		p.expect("0", "chmod", nx, "0620")
+		p.expect("0620", "stat", nx, "mode")
+		p.expect("0", "unlink", nx)
+		p.expect("ENAMETOOLONG", "chmod", nx+"x", "0620")
+	}},
+	{"chmod/03", func(p *pj) {
+		nx := p.dirMax()
+		p.mkdirAll(nx)
+		p.expect("0", "create", nx, "0644")
+		p.expect("0", "chmod", nx, "0642")
+		p.expect("0642", "stat", nx, "mode")
+		p.expect("0", "unlink", nx)
+		p.expect("ENAMETOOLONG", "chmod", nx+"x", "0642")
+	}},
+	{"chmod/04", func(p *pj) {
+		n0, n1, n2 := p.name(), p.name(), p.name()
+		p.expect("0", "mkdir", n0, "0755")
+		p.expect("ENOENT", "chmod", n0+"/"+n1+"/test", "0644")
+		p.expect("ENOENT", "chmod", n0+"/"+n1, "0644")
+		p.expect("0", "symlink", n2, n0+"/"+n1)
+		p.expect("ENOENT", "chmod", n0+"/"+n1, "0644")
+		p.expect("0", "unlink", n0+"/"+n1)
+		p.expect("0", "rmdir", n0)
+	}},
+	{"chmod/05", func(p *pj) {
+		n0, n1, n2 := p.name(), p.name(), p.name()
+		p.expect("0", "mkdir", n0, "0755")
+		p.cd(n0)
+		p.expect("0", "mkdir", n1, "0755")
+		p.expect("0", "chown", n1, "65534", "65534")
+		p.expect("0", "-u", "65534", "-g", "65534", "create", n1+"/"+n2, "0644")
+		p.expect("0", "-u", "65534", "-g", "65534", "chmod", n1+"/"+n2, "0642")
+		p.expect("0642", "-u", "65534", "-g", "65534", "stat", n1+"/"+n2, "mode")
+		p.expect("0", "chmod", n1, "0644")
+		p.expect("EACCES", "-u", "65534", "-g", "65534", "chmod", n1+"/"+n2, "0620")
+		p.expect("0", "chmod", n1, "0755")
+		p.expect("0", "-u", "65534", "-g", "65534", "chmod", n1+"/"+n2, "0420")
+		p.expect("0420", "-u", "65534", "-g", "65534", "stat", n1+"/"+n2, "mode")
+		p.expect("0", "-u", "65534", "-g", "65534", "unlink", n1+"/"+n2)
+		p.expect("0", "rmdir", n1)
+		p.cd("..")
+		p.expect("0", "rmdir", n0)
+	}},
+	{"chmod/06", func(p *pj) { pjELOOP(p, func(path string) []string { return []string{"chmod", path, "0644"} }) }},
+	{"chmod/07", func(p *pj) {
+		n0, n1, n2, n3 := p.name(), p.name(), p.name(), p.name()
+		p.expect("0", "mkdir", n0, "0755")
+		p.cd(n0)
+		p.expect("0", "mkdir", n1, "0755")
+		p.expect("0", "chown", n1, "65534", "65534")
+		f, l := n1+"/"+n2, n1+"/"+n3
+		p.expect("0", "-u", "65534", "-g", "65534", "create", f, "0644")
+		p.expect("0", "-u", "65534", "-g", "65534", "chmod", f, "0642")
+		p.expect("0642", "stat", f, "mode")
+		p.expect("EPERM", "-u", "65533", "-g", "65533", "chmod", f, "0641")
+		p.expect("0642", "stat", f, "mode")
+		p.expect("0", "chown", f, "0", "0")
+		p.expect("EPERM", "-u", "65534", "-g", "65534", "chmod", f, "0641")
+		p.expect("0642", "stat", f, "mode")
+		p.expect("0", "unlink", f)
+		p.expect("0", "-u", "65534", "-g", "65534", "create", f, "0644")
+		p.expect("0", "-u", "65534", "-g", "65534", "symlink", n2, l)
+		p.expect("0", "-u", "65534", "-g", "65534", "chmod", l, "0642")
+		p.expect("0642,65534,65534", "stat", f, "mode,uid,gid")
+		p.expect("EPERM", "-u", "65533", "-g", "65533", "chmod", l, "0641")
+		p.expect("0642,65534,65534", "stat", f, "mode,uid,gid")
+		p.expect("0", "chown", l, "0", "0")
+		p.expect("EPERM", "-u", "65534", "-g", "65534", "chmod", l, "0641")
+		p.expect("0642,0,0", "stat", f, "mode,uid,gid")
+		p.expect("0", "unlink", f)
+		p.expect("0", "unlink", l)
+		p.expect("0", "rmdir", n1)
+		p.cd("..")
+		p.expect("0", "rmdir", n0)
+	}},
+	// 08, 09: chflags. 10: EFAULT (see pjEFAULT).
+	{"chmod/10", func(p *pj) { pjEFAULT(p, "chmod", "0644") }},
+	{"chmod/11", func(p *pj) {
+		n0, n1, n2 := p.name(), p.name(), p.name()
+		p.expect("0", "mkdir", n0, "0755")
+		p.cd(n0)
+		for _, typ := range allTypes[:6] {
+			p.createFile(typ, n1)
+			p.expect("0", "chmod", n1, "01621")
+			p.expect("01621", "stat", n1, "mode")
+			p.expect("0", "symlink", n1, n2)
+			p.expect("0", "chmod", n2, "01700")
+			p.expect("01700", "stat", n1, "mode")
+			p.expect("0", "unlink", n2)
+			p.remove(typ, n1)
+		}
+		p.expect("0", "mkdir", n1, "0755")
+		p.expect("0", "chown", n1, "65534", "65534")
+		p.expect("0", "-u", "65534", "-g", "65534", "chmod", n1, "01755")
+		p.expect("01755", "stat", n1, "mode")
+		p.expect("0", "symlink", n1, n2)
+		p.expect("0", "chmod", n2, "01700")
+		p.expect("01700", "stat", n1, "mode")
+		p.expect("0", "unlink", n2)
+		p.expect("0", "rmdir", n1)
+		for _, typ := range []string{"regular", "fifo", "block", "char", "socket"} {
+			p.createFile(typ, n1, "0640", "65534", "65534")
+			p.expect("0", "symlink", n1, n2)
+			p.expect("0", "-u", "65534", "-g", "65534", "chmod", n1, "01644")
+			p.expect("01644", "stat", n1, "mode")
+			p.expect("0", "-u", "65534", "-g", "65534", "chmod", n2, "01640")
+			p.expect("01640", "stat", n1, "mode")
+			p.expect("0", "unlink", n2)
+			p.remove(typ, n1)
+		}
+		p.cd("..")
+		p.expect("0", "rmdir", n0)
+	}},
+	{"chmod/12", func(p *pj) {
+		n0, n2 := p.name(), p.name()
+		p.expect("0", "mkdir", n2, "0755")
+		p.cd(n2)
+		for _, c := range []struct{ mode, flags string }{{"04777", "O_WRONLY"}, {"02777", "O_RDWR"}, {"06777", "O_RDWR"}} {
+			p.expect("0", "create", n0, c.mode)
+			p.expect("0777", "-u", "65534", "-g", "65534", "open", n0, c.flags, ":", "write", "0", "x", ":", "fstat", "0", "mode")
+			p.expect("0777", "stat", n0, "mode")
+			p.expect("0", "unlink", n0)
+		}
+		p.cd("..")
+		p.expect("0", "rmdir", n2)
+	}},
+}
+
+// --- chown ---
+
+// chownBoth builds chown and lchown calls for the templates.
+func chownCmd(call string, args ...string) func(string) []string {
+	return func(path string) []string { return append([]string{call, path}, args...) }
+}
+
+var pjdChown = []pjFile{
+	{"chown/00", pjdChown00},
+	{"chown/01", func(p *pj) {
+		pjENOTDIR(p, chownCmd("chown", "65534", "65534"))
+		pjENOTDIR(p, chownCmd("lchown", "65534", "65534"))
+	}},
+	{"chown/02", func(p *pj) {
+		nx := p.nameMax()
+		for _, c := range []string{"chown", "lchown"} {
+			p.expect("0", "create", nx, "0644")
+			p.expect("0", c, nx, "65534", "65534")
+			p.expect("65534,65534", "stat", nx, "uid,gid")
+			p.expect("0", "unlink", nx)
+			p.expect("ENAMETOOLONG", c, nx+"x", "65534", "65534")
+		}
+	}},
+	{"chown/03", func(p *pj) {
+		nx := p.dirMax()
+		p.mkdirAll(nx)
+		for _, c := range []string{"chown", "lchown"} {
+			p.expect("0", "create", nx, "0644")
+			p.expect("0", c, nx, "65534", "65534")
+			p.expect("65534,65534", "stat", nx, "uid,gid")
+			p.expect("0", "unlink", nx)
+			p.expect("ENAMETOOLONG", c, nx+"x", "65534", "65534")
+		}
+	}},
+	{"chown/04", func(p *pj) {
+		n0, n1, n2 := p.name(), p.name(), p.name()
+		p.expect("0", "mkdir", n0, "0755")
+		p.expect("ENOENT", "chown", n0+"/"+n1+"/test", "65534", "65534")
+		p.expect("ENOENT", "chown", n0+"/"+n1, "65534", "65534")
+		p.expect("ENOENT", "lchown", n0+"/"+n1+"/test", "65534", "65534")
+		p.expect("ENOENT", "lchown", n0+"/"+n1, "65534", "65534")
+		p.expect("0", "symlink", n2, n0+"/"+n1)
+		p.expect("ENOENT", "chown", n0+"/"+n1, "65534", "65534")
+		p.expect("0", "unlink", n0+"/"+n1)
+		p.expect("0", "rmdir", n0)
+	}},
+	{"chown/05", func(p *pj) {
+		n0, n1, n2 := p.name(), p.name(), p.name()
+		f := n1 + "/" + n2
+		p.expect("0", "mkdir", n0, "0755")
+		p.cd(n0)
+		p.expect("0", "mkdir", n1, "0755")
+		p.expect("0", "chown", n1, "65534", "65534")
+		p.expect("0", "-u", "65534", "-g", "65534", "create", f, "0644")
+		p.expect("0", "-u", "65534", "-g", "65533,65534", "--", "chown", f, "-1", "65533")
+		p.expect("65534,65533", "-u", "65534", "-g", "65534", "stat", f, "uid,gid")
+		p.expect("0", "chmod", n1, "0644")
+		p.expect("EACCES", "-u", "65534", "-g", "65533,65534", "--", "chown", f, "-1", "65534")
+		p.expect("EACCES", "-u", "65534", "-g", "65533,65534", "--", "lchown", f, "-1", "65534")
+		p.expect("0", "chmod", n1, "0755")
+		p.expect("65534,65533", "-u", "65534", "-g", "65534", "stat", f, "uid,gid")
+		p.expect("0", "-u", "65534", "-g", "65533,65534", "--", "chown", f, "-1", "65534")
+		p.expect("65534,65534", "-u", "65534", "-g", "65534", "stat", f, "uid,gid")
+		p.expect("0", "-u", "65534", "-g", "65533,65534", "--", "lchown", f, "-1", "65533")
+		p.expect("65534,65533", "-u", "65534", "-g", "65533", "stat", f, "uid,gid")
+		p.expect("0", "unlink", f)
+		p.expect("0", "rmdir", n1)
+		p.cd("..")
+		p.expect("0", "rmdir", n0)
+	}},
+	{"chown/06", func(p *pj) {
+		pjELOOP(p, chownCmd("chown", "65534", "65534"))
+		n0, n1 := p.name(), p.name()
+		p.expect("0", "symlink", n0, n1)
+		p.expect("0", "symlink", n1, n0)
+		p.expect("ELOOP", "lchown", n0+"/test", "65534", "65534")
+		p.expect("ELOOP", "lchown", n1+"/test", "65534", "65534")
+		p.expect("0", "unlink", n0)
+		p.expect("0", "unlink", n1)
+	}},
+	{"chown/07", func(p *pj) {
+		n0, n1, n2, n3 := p.name(), p.name(), p.name(), p.name()
+		f, l := n1+"/"+n2, n1+"/"+n3
+		p.expect("0", "mkdir", n0, "0755")
+		p.cd(n0)
+		p.expect("0", "mkdir", n1, "0755")
+		p.expect("0", "chown", n1, "65534", "65534")
+		eperm := func(c, path string) {
+			p.expect("EPERM", "-u", "65534", "-g", "65534", c, path, "65533", "65533")
+			p.expect("EPERM", "-u", "65533", "-g", "65533", c, path, "65534", "65534")
+			p.expect("EPERM", "-u", "65533", "-g", "65533", c, path, "65533", "65533")
+			p.expect("EPERM", "-u", "65534", "-g", "65534", "--", c, path, "-1", "65533")
+		}
+		for _, typ := range allTypes {
+			if typ != "symlink" {
+				p.createFile(typ, f, "65534", "65534")
+				eperm("chown", f)
+				p.expect("0", "-u", "65534", "-g", "65534", "symlink", n2, l)
+				eperm("chown", l)
+				p.expect("0", "unlink", l)
+				p.remove(typ, f)
+			}
+			p.createFile(typ, f, "65534", "65534")
+			eperm("lchown", f)
+			p.remove(typ, f)
+		}
+		p.expect("0", "rmdir", n1)
+		p.cd("..")
+		p.expect("0", "rmdir", n0)
+	}},
+	// 08: chflags. 09: EROFS.
+	{"chown/10", func(p *pj) {
+		pjEFAULT(p, "chown", "65534", "65534")
+		pjEFAULT(p, "lchown", "65534", "65534")
+	}},
+}
+
+func pjdChown00(p *pj) {
+	n0, n1, n2 := p.name(), p.name(), p.name()
+	p.expect("0", "mkdir", n2, "0755")
+	p.cd(n2)
+	// super-user can always modify ownership
+	for _, typ := range allTypes {
+		if typ != "symlink" {
+			p.createFile(typ, n0)
+			p.expect("0", "chown", n0, "123", "456")
+			p.expect("123,456", "lstat", n0, "uid,gid")
+			p.expect("0", "chown", n0, "0", "0")
+			p.expect("0,0", "lstat", n0, "uid,gid")
+			p.expect("0", "symlink", n0, n1)
+			uidgid := p.fstest("lstat", n1, "uid,gid")
+			p.expect("0", "chown", n1, "123", "456")
+			p.expect("123,456", "stat", n1, "uid,gid")
+			p.expect("123,456", "stat", n0, "uid,gid")
+			p.expect(uidgid, "lstat", n1, "uid,gid")
+			p.expect("0", "unlink", n1)
+			p.remove(typ, n0)
+		}
+		p.createFile(typ, n0)
+		p.expect("0", "lchown", n0, "123", "456")
+		p.expect("123,456", "lstat", n0, "uid,gid")
+		p.remove(typ, n0)
+	}
+	// non-super-user can modify file group if he is owner of a file and
+	// gid he is setting is in his groups list.
+	for _, typ := range allTypes {
+		if typ != "symlink" {
+			p.createFile(typ, n0)
+			p.expect("0", "chown", n0, "65534", "65533")
+			p.expect("65534,65533", "lstat", n0, "uid,gid")
+			p.expect("0", "-u", "65534", "-g", "65532,65531", "--", "chown", n0, "-1", "65532")
+			p.expect("65534,65532", "lstat", n0, "uid,gid")
+			p.expect("0", "-u", "65534", "-g", "65532,65531", "chown", n0, "65534", "65531")
+			p.expect("65534,65531", "lstat", n0, "uid,gid")
+			p.expect("0", "symlink", n0, n1)
+			uidgid := p.fstest("lstat", n1, "uid,gid")
+			p.expect("0", "chown", n1, "65534", "65533")
+			p.expect("65534,65533", "stat", n0, "uid,gid")
+			p.expect("65534,65533", "stat", n1, "uid,gid")
+			p.expect(uidgid, "lstat", n1, "uid,gid")
+			p.expect("0", "-u", "65534", "-g", "65532,65531", "--", "chown", n1, "-1", "65532")
+			p.expect("65534,65532", "stat", n0, "uid,gid")
+			p.expect("65534,65532", "stat", n1, "uid,gid")
+			p.expect(uidgid, "lstat", n1, "uid,gid")
+			p.expect("0", "-u", "65534", "-g", "65532,65531", "chown", n1, "65534", "65531")
+			p.expect("65534,65531", "stat", n0, "uid,gid")
+			p.expect("65534,65531", "stat", n1, "uid,gid")
+			p.expect(uidgid, "lstat", n1, "uid,gid")
+			p.expect("0", "unlink", n1)
+			p.remove(typ, n0)
+		}
+		p.createFile(typ, n0)
+		p.expect("0", "lchown", n0, "65534", "65533")
+		p.expect("65534,65533", "lstat", n0, "uid,gid")
+		p.expect("0", "-u", "65534", "-g", "65532,65531", "--", "lchown", n0, "-1", "65532")
+		p.expect("65534,65532", "lstat", n0, "uid,gid")
+		p.expect("0", "-u", "65534", "-g", "65532,65531", "lchown", n0, "65534", "65531")
+		p.expect("65534,65531", "lstat", n0, "uid,gid")
+		p.remove(typ, n0)
+	}
+	// chown(2) should succeed even if the user is not the owner of a
+	// file, as long as both uid and gid are -1.
+	for _, typ := range allTypes {
+		if typ != "symlink" {
+			p.createFile(typ, n0)
+			p.expect("0", "-u", "65534", "-g", "65534", "--", "chown", n0, "-1", "-1")
+			p.expect("0,0", "stat", n0, "uid,gid")
+			p.expect("0", "symlink", n0, n1)
+			p.expect("0", "-u", "65534", "-g", "65534", "--", "chown", n1, "-1", "-1")
+			p.expect("0,0", "stat", n0, "uid,gid")
+			p.expect("0,0", "lstat", n1, "uid,gid")
+			p.expect("0", "unlink", n1)
+			p.remove(typ, n0)
+		}
+		p.createFile(typ, n0)
+		p.expect("0", "-u", "65534", "-g", "65534", "--", "lchown", n0, "-1", "-1")
+		p.expect("0,0", "lstat", n0, "uid,gid")
+		p.remove(typ, n0)
+	}
+	// when super-user calls chown(2), set-uid and set-gid bits may be
+	// removed.
+	for _, typ := range allTypes[:6] {
+		p.createFile(typ, n0)
+		p.expect("0", "chown", n0, "65534", "65533")
+		p.expect("0", "chmod", n0, "06555")
+		p.expect("06555,65534,65533", "stat", n0, "mode,uid,gid")
+		p.expect("0", "chown", n0, "65532", "65531")
+		p.expect("(06555|0555),65532,65531", "stat", n0, "mode,uid,gid")
+		p.expect("0", "chmod", n0, "06555")
+		p.expect("06555,65532,65531", "stat", n0, "mode,uid,gid")
+		p.expect("0", "chown", n0, "0", "0")
+		p.expect("(06555|0555),0,0", "stat", n0, "mode,uid,gid")
+		p.expect("0", "symlink", n0, n1)
+		p.expect("0", "chown", n1, "65534", "65533")
+		p.expect("0", "chmod", n1, "06555")
+		p.expect("06555,65534,65533", "stat", n0, "mode,uid,gid")
+		p.expect("06555,65534,65533", "stat", n1, "mode,uid,gid")
+		p.expect("0", "chown", n1, "65532", "65531")
+		p.expect("(06555|0555),65532,65531", "stat", n0, "mode,uid,gid")
+		p.expect("(06555|0555),65532,65531", "stat", n1, "mode,uid,gid")
+		p.expect("0", "chmod", n1, "06555")
+		p.expect("06555,65532,65531", "stat", n0, "mode,uid,gid")
+		p.expect("06555,65532,65531", "stat", n1, "mode,uid,gid")
+		p.expect("0", "chown", n1, "0", "0")
+		p.expect("(06555|0555),0,0", "stat", n0, "mode,uid,gid")
+		p.expect("(06555|0555),0,0", "stat", n1, "mode,uid,gid")
+		p.expect("0", "unlink", n1)
+		p.remove(typ, n0)
+
+		p.createFile(typ, n0)
+		p.expect("0", "lchown", n0, "65534", "65533")
+		p.expect("0", "chmod", n0, "06555")
+		p.expect("06555,65534,65533", "lstat", n0, "mode,uid,gid")
+		p.expect("0", "lchown", n0, "65532", "65531")
+		p.expect("(06555|0555),65532,65531", "lstat", n0, "mode,uid,gid")
+		p.expect("0", "chmod", n0, "06555")
+		p.expect("06555,65532,65531", "lstat", n0, "mode,uid,gid")
+		p.expect("0", "lchown", n0, "0", "0")
+		p.expect("(06555|0555),0,0", "lstat", n0, "mode,uid,gid")
+		p.remove(typ, n0)
+	}
+	// when non-super-user calls chown(2) successfully, set-uid and
+	// set-gid bits may be removed, except when both uid and gid are -1.
+	for _, typ := range allTypes[:6] {
+		todo := func() {
+			if typ == "dir" {
+				p.todo = "Linux doesn't clear the SGID/SUID bits for directories"
+			}
+		}
+		p.createFile(typ, n0)
+		p.expect("0", "chown", n0, "65534", "65533")
+		p.expect("0", "chmod", n0, "06555")
+		p.expect("06555,65534,65533", "stat", n0, "mode,uid,gid")
+		p.expect("0", "-u", "65534", "-g", "65533,65532", "chown", n0, "65534", "65532")
+		todo()
+		p.expect("0555,65534,65532", "stat", n0, "mode,uid,gid")
+		p.expect("0", "chmod", n0, "06555")
+		p.expect("06555,65534,65532", "stat", n0, "mode,uid,gid")
+		p.expect("0", "-u", "65534", "-g", "65533,65532", "--", "chown", n0, "-1", "65533")
+		todo()
+		p.expect("0555,65534,65533", "stat", n0, "mode,uid,gid")
+		p.expect("0", "chmod", n0, "06555")
+		p.expect("06555,65534,65533", "stat", n0, "mode,uid,gid")
+		p.expect("0", "-u", "65534", "-g", "65533,65532", "--", "chown", n0, "-1", "-1")
+		p.expect("(06555|0555),65534,65533", "stat", n0, "mode,uid,gid")
+
+		p.expect("0", "symlink", n0, n1)
+		p.expect("0", "chown", n1, "65534", "65533")
+		p.expect("0", "chmod", n1, "06555")
+		p.expect("06555,65534,65533", "stat", n0, "mode,uid,gid")
+		p.expect("06555,65534,65533", "stat", n1, "mode,uid,gid")
+		p.expect("0", "-u", "65534", "-g", "65533,65532", "chown", n1, "65534", "65532")
+		todo()
+		p.expect("0555,65534,65532", "stat", n0, "mode,uid,gid")
+		todo()
+		p.expect("0555,65534,65532", "stat", n1, "mode,uid,gid")
+		p.expect("0", "chmod", n1, "06555")
+		p.expect("06555,65534,65532", "stat", n0, "mode,uid,gid")
+		p.expect("06555,65534,65532", "stat", n1, "mode,uid,gid")
+		p.expect("0", "-u", "65534", "-g", "65533,65532", "--", "chown", n1, "-1", "65533")
+		todo()
+		p.expect("0555,65534,65533", "stat", n0, "mode,uid,gid")
+		todo()
+		p.expect("0555,65534,65533", "stat", n1, "mode,uid,gid")
+		p.expect("0", "chmod", n1, "06555")
+		p.expect("06555,65534,65533", "stat", n0, "mode,uid,gid")
+		p.expect("06555,65534,65533", "stat", n1, "mode,uid,gid")
+		p.expect("0", "-u", "65534", "-g", "65533,65532", "--", "chown", n1, "-1", "-1")
+		p.expect("(06555|0555),65534,65533", "stat", n0, "mode,uid,gid")
+		p.expect("(06555|0555),65534,65533", "stat", n1, "mode,uid,gid")
+		p.expect("0", "unlink", n1)
+		p.remove(typ, n0)
+
+		p.createFile(typ, n0)
+		p.expect("0", "lchown", n0, "65534", "65533")
+		p.expect("0", "chmod", n0, "06555")
+		p.expect("06555,65534,65533", "lstat", n0, "mode,uid,gid")
+		p.expect("0", "-u", "65534", "-g", "65533,65532", "lchown", n0, "65534", "65532")
+		todo()
+		p.expect("0555,65534,65532", "lstat", n0, "mode,uid,gid")
+		p.expect("0", "chmod", n0, "06555")
+		p.expect("06555,65534,65532", "lstat", n0, "mode,uid,gid")
+		p.expect("0", "-u", "65534", "-g", "65533,65532", "--", "lchown", n0, "-1", "65533")
+		todo()
+		p.expect("0555,65534,65533", "lstat", n0, "mode,uid,gid")
+		p.expect("0", "chmod", n0, "06555")
+		p.expect("06555,65534,65533", "lstat", n0, "mode,uid,gid")
+		p.expect("0", "-u", "65534", "-g", "65533,65532", "--", "lchown", n0, "-1", "-1")
+		p.expect("(06555|0555),65534,65533", "lstat", n0, "mode,uid,gid")
+		p.remove(typ, n0)
+	}
+	// successful chown(2) call (except uid and gid equal to -1) updates
+	// ctime.
+	changed := func(call, path string, as []string, uid, gid string) {
+		c1 := p.time(call, path, "ctime")
+		p.sleep()
+		p.expect("0", append(as, map[string]string{"stat": "chown", "lstat": "lchown"}[call], path, uid, gid)...)
+		p.expect(uid+","+gid, call, path, "uid,gid")
+		c2 := p.time(call, path, "ctime")
+		p.check(c1 < c2, "%s %s: ctime %d then %d", call, path, c1, c2)
+	}
+	for _, typ := range allTypes {
+		if typ != "symlink" {
+			p.createFile(typ, n0)
+			changed("stat", n0, nil, "65534", "65533")
+			changed("stat", n0, []string{"-u", "65534", "-g", "65532"}, "65534", "65532")
+			p.expect("0", "symlink", n0, n1)
+			changed("stat", n1, nil, "65533", "65532")
+			changed("stat", n1, []string{"-u", "65533", "-g", "65531"}, "65533", "65531")
+			p.expect("0", "unlink", n1)
+			p.remove(typ, n0)
+		}
+		p.createFile(typ, n0)
+		changed("lstat", n0, nil, "65534", "65533")
+		changed("lstat", n0, []string{"-u", "65534", "-g", "65532"}, "65534", "65532")
+		p.remove(typ, n0)
+	}
+	unchanged := func(call, path string, todo string, calls ...[]string) {
+		c1 := p.time(call, path, "ctime")
+		p.sleep()
+		for _, c := range calls {
+			p.expect(c[0], c[1:]...)
+		}
+		c2 := p.time(call, path, "ctime")
+		p.todo = todo
+		p.check(c1 == c2, "%s %s: ctime %d then %d", call, path, c1, c2)
+	}
+	const posixNeedNot = "POSIX: if both owner and group are -1, the times need not be updated"
+	for _, typ := range allTypes {
+		if typ != "symlink" {
+			p.createFile(typ, n0)
+			unchanged("stat", n0, posixNeedNot, []string{"0", "--", "chown", n0, "-1", "-1"})
+			p.expect("0,0", "stat", n0, "uid,gid")
+			p.expect("0", "symlink", n0, n1)
+			unchanged("stat", n1, posixNeedNot, []string{"0", "--", "chown", n1, "-1", "-1"})
+			p.expect("0,0", "stat", n1, "uid,gid")
+			p.expect("0", "unlink", n1)
+			p.remove(typ, n0)
+		}
+		p.createFile(typ, n0)
+		unchanged("lstat", n0, posixNeedNot, []string{"0", "--", "lchown", n0, "-1", "-1"})
+		p.expect("0,0", "lstat", n0, "uid,gid")
+		p.remove(typ, n0)
+	}
+	// unsuccessful chown(2) does not update ctime.
+	eperms := func(c, path string) [][]string {
+		return [][]string{
+			{"EPERM", "-u", "65534", "--", c, path, "65534", "-1"},
+			{"EPERM", "-u", "65534", "-g", "65534", "--", c, path, "-1", "65534"},
+			{"EPERM", "-u", "65534", "-g", "65534", c, path, "65534", "65534"},
+		}
+	}
+	for _, typ := range allTypes {
+		if typ != "symlink" {
+			p.createFile(typ, n0)
+			unchanged("stat", n0, "", eperms("chown", n0)...)
+			p.expect("0,0", "stat", n0, "uid,gid")
+			p.expect("0", "symlink", n0, n1)
+			unchanged("stat", n1, "", eperms("chown", n1)...)
+			p.expect("0,0", "stat", n1, "uid,gid")
+			p.expect("0", "unlink", n1)
+			p.remove(typ, n0)
+		}
+		p.createFile(typ, n0)
+		unchanged("lstat", n0, "", eperms("lchown", n0)...)
+		p.expect("0,0", "lstat", n0, "uid,gid")
+		p.remove(typ, n0)
+	}
+	p.cd("..")
+	p.expect("0", "rmdir", n2)
+}
