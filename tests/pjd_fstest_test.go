@@ -660,8 +660,10 @@ var rawPathCalls = map[string]uintptr{
 	"link": unix.SYS_LINK, "symlink": unix.SYS_SYMLINK, "rename": unix.SYS_RENAME,
 	"mkdir": unix.SYS_MKDIR, "rmdir": unix.SYS_RMDIR, "unlink": unix.SYS_UNLINK,
 	"truncate": unix.SYS_TRUNCATE, "open": unix.SYS_OPEN, "create": unix.SYS_OPEN,
-	"mkfifo": unix.SYS_MKNOD,
+	"mkfifo": unix.SYS_MKNOD, "mknod": unix.SYS_MKNOD,
 }
+
+func num(t *testing.T, s string) uint32 { return uint32(atoi(t, s)) }
 
 // rawBadPointer makes call with a as its arguments, NULL and DEADCODE
 // standing for those pointers.
@@ -669,6 +671,12 @@ func rawBadPointer(t *testing.T, call string, a []string) error {
 	nr, ok := rawPathCalls[call]
 	if !ok {
 		t.Fatalf("fstest: %s with a bad pointer is not supported", call)
+	}
+	if call == "mknod" { // path type mode major minor -> path mode dev
+		if a[1] != "f" {
+			t.Fatalf("fstest: mknod %s with a bad pointer is not supported", a[1])
+		}
+		a = []string{a[0], fmt.Sprint(unix.S_IFIFO | num(t, a[2])), fmt.Sprint(unix.Mkdev(uint32(num(t, a[3])), uint32(num(t, a[4]))))}
 	}
 	var keep [][]byte
 	var args [3]uintptr
@@ -702,4 +710,102 @@ func rawBadPointer(t *testing.T, call string, a []string) error {
 		syscall.Close(int(r))
 	}
 	return nil
+}
+
+// creator describes a call that makes a new name, for the templates that
+// most creating syscalls share (02-09 of mkfifo, mknod, mkdir, ...).
+type creator struct {
+	mk func(path string) []string // the call, expected to answer 0
+	rm string                     // unlink or rmdir
+}
+
+// tplNameMax: a NAME_MAX name works, one byte more is ENAMETOOLONG.
+func tplNameMax(p *pj, c creator) {
+	p.t.Helper()
+	nx := p.nameMax()
+	p.expect("0", c.mk(nx)...)
+	p.expect("0", c.rm, nx)
+	p.expect("ENAMETOOLONG", c.mk(nx+"x")...)
+}
+
+// tplPathMax: a PATH_MAX-1 path works, one byte more is ENAMETOOLONG.
+func tplPathMax(p *pj, c creator) {
+	p.t.Helper()
+	nx := p.dirMax()
+	p.mkdirAll(nx)
+	p.expect("0", c.mk(nx)...)
+	p.expect("0", c.rm, nx)
+	p.expect("ENAMETOOLONG", c.mk(nx+"x")...)
+}
+
+// tplENOENT: a missing directory in the prefix.
+func tplENOENT(p *pj, c creator) {
+	p.t.Helper()
+	n0, n1 := p.name(), p.name()
+	p.expect("0", "mkdir", n0, "0755")
+	p.expect("ENOENT", c.mk(n0+"/"+n1+"/test")...)
+	p.expect("0", "rmdir", n0)
+}
+
+// tplEACCES: no search (mode 0644) or no write (0555) permission on the
+// parent, for user 65534.
+func tplEACCES(p *pj, c creator, parentMode string) {
+	p.t.Helper()
+	n0, n1, n2 := p.name(), p.name(), p.name()
+	p.expect("0", "mkdir", n0, "0755")
+	p.cd(n0)
+	as := []string{"-u", "65534", "-g", "65534"}
+	path := n1 + "/" + n2
+	p.expect("0", "mkdir", n1, "0755")
+	p.expect("0", "chown", n1, "65534", "65534")
+	p.expect("0", append(as, c.mk(path)...)...)
+	p.expect("0", append(as, c.rm, path)...)
+	p.expect("0", "chmod", n1, parentMode)
+	p.expect("EACCES", append(as, c.mk(path)...)...)
+	p.expect("0", "chmod", n1, "0755")
+	p.expect("0", append(as, c.mk(path)...)...)
+	p.expect("0", append(as, c.rm, path)...)
+	p.expect("0", "rmdir", n1)
+	p.cd("..")
+	p.expect("0", "rmdir", n0)
+}
+
+// tplELOOPCreate: a symlink loop in the prefix.
+func tplELOOPCreate(p *pj, c creator) {
+	p.t.Helper()
+	n0, n1 := p.name(), p.name()
+	p.expect("0", "symlink", n0, n1)
+	p.expect("0", "symlink", n1, n0)
+	p.expect("ELOOP", c.mk(n0+"/test")...)
+	p.expect("ELOOP", c.mk(n1+"/test")...)
+	p.expect("0", "unlink", n0)
+	p.expect("0", "unlink", n1)
+}
+
+// tplEEXIST: the name exists, as any type.
+func tplEEXIST(p *pj, mks ...func(string) []string) {
+	p.t.Helper()
+	n0 := p.name()
+	for _, typ := range allTypes {
+		p.createFile(typ, n0)
+		for _, mk := range mks {
+			p.expect("EEXIST", mk(n0)...)
+		}
+		p.remove(typ, n0)
+	}
+}
+
+// newTimes: a created name's times and its parent's mtime and ctime are
+// all later than the parent's ctime before the call.
+func (p *pj) newTimes(create []string, name string) {
+	p.t.Helper()
+	before := p.time("stat", ".", "ctime")
+	p.sleep()
+	p.expect("0", create...)
+	for _, c := range []struct{ path, field string }{
+		{name, "atime"}, {name, "mtime"}, {name, "ctime"}, {".", "mtime"}, {".", "ctime"},
+	} {
+		after := p.time("lstat", c.path, c.field)
+		p.check(before < after, "%s %s: %d then %d", c.path, c.field, before, after)
+	}
 }

@@ -16,7 +16,7 @@ import (
 // the ETXTBSY/EFAULT... cases noted where they occur.
 
 // pjdFiles lists every ported file.
-var pjdFiles = concat(pjdChmod, pjdChown)
+var pjdFiles = concat(pjdChmod, pjdChown, pjdMkfifo, pjdMknod)
 
 func concat(lists ...[]pjFile) []pjFile {
 	var all []pjFile
@@ -620,4 +620,94 @@ func pjdChown00(p *pj) {
 	}
 	p.cd("..")
 	p.expect("0", "rmdir", n2)
+}
+
+// --- mkfifo, mknod ---
+
+func mkfifoCmd(path string) []string { return []string{"mkfifo", path, "0644"} }
+func mknodCmd(path string) []string  { return []string{"mknod", path, "f", "0644", "0", "0"} }
+
+// pjdFifoModes is mkfifo/00 and mknod/00: modes with umasks, owners, and
+// times.
+func pjdFifoModes(p *pj, mk func(path, mode string) []string) {
+	n0, n1 := p.name(), p.name()
+	p.expect("0", "mkdir", n1, "0755")
+	p.cd(n1)
+	for _, c := range []struct{ umask, mode, want string }{
+		{"0", "0755", "0755"}, {"0", "0151", "0151"}, {"077", "0151", "0100"},
+		{"070", "0345", "0305"}, {"0501", "0345", "0244"},
+	} {
+		p.expect("0", append([]string{"-U", c.umask}, mk(n0, c.mode)...)...)
+		p.expect("fifo,"+c.want, "lstat", n0, "type,mode")
+		p.expect("0", "unlink", n0)
+	}
+	p.expect("0", "chown", ".", "65535", "65535")
+	p.expect("0", append([]string{"-u", "65535", "-g", "65535"}, mk(n0, "0755")...)...)
+	p.expect("65535,65535", "lstat", n0, "uid,gid")
+	p.expect("0", "unlink", n0)
+	p.expect("0", append([]string{"-u", "65535", "-g", "65534"}, mk(n0, "0755")...)...)
+	p.expect("65535,6553[45]", "lstat", n0, "uid,gid")
+	p.expect("0", "unlink", n0)
+	p.expect("0", "chmod", ".", "0777")
+	p.expect("0", append([]string{"-u", "65534", "-g", "65533"}, mk(n0, "0755")...)...)
+	p.expect("65534,6553[35]", "lstat", n0, "uid,gid")
+	p.expect("0", "unlink", n0)
+	p.expect("0", "chown", ".", "0", "0")
+	p.newTimes(mk(n0, "0755"), n0)
+	p.expect("0", "unlink", n0)
+	p.cd("..")
+	p.expect("0", "rmdir", n1)
+}
+
+var pjdMkfifo = []pjFile{
+	{"mkfifo/00", func(p *pj) {
+		pjdFifoModes(p, func(path, mode string) []string { return []string{"mkfifo", path, mode} })
+	}},
+	{"mkfifo/01", func(p *pj) { pjENOTDIR(p, mkfifoCmd) }},
+	{"mkfifo/02", func(p *pj) { tplNameMax(p, creator{mkfifoCmd, "unlink"}) }},
+	{"mkfifo/03", func(p *pj) { tplPathMax(p, creator{mkfifoCmd, "unlink"}) }},
+	{"mkfifo/04", func(p *pj) { tplENOENT(p, creator{mkfifoCmd, "unlink"}) }},
+	{"mkfifo/05", func(p *pj) { tplEACCES(p, creator{mkfifoCmd, "unlink"}, "0644") }},
+	{"mkfifo/06", func(p *pj) { tplEACCES(p, creator{mkfifoCmd, "unlink"}, "0555") }},
+	{"mkfifo/07", func(p *pj) { tplELOOPCreate(p, creator{mkfifoCmd, "unlink"}) }},
+	// 08: EROFS. 10: chflags.  11: ENOSPC (FreeBSD UFS only).
+	{"mkfifo/09", func(p *pj) { tplEEXIST(p, mkfifoCmd) }},
+	{"mkfifo/12", func(p *pj) { pjEFAULT(p, "mkfifo", "0644") }},
+}
+
+var pjdMknod = []pjFile{
+	{"mknod/00", func(p *pj) {
+		pjdFifoModes(p, func(path, mode string) []string { return []string{"mknod", path, "f", mode, "0", "0"} })
+	}},
+	{"mknod/01", func(p *pj) { pjENOTDIR(p, mknodCmd) }},
+	{"mknod/02", func(p *pj) { tplNameMax(p, creator{mknodCmd, "unlink"}) }},
+	{"mknod/03", func(p *pj) { tplPathMax(p, creator{mknodCmd, "unlink"}) }},
+	{"mknod/04", func(p *pj) { tplENOENT(p, creator{mknodCmd, "unlink"}) }},
+	{"mknod/05", func(p *pj) { tplEACCES(p, creator{mknodCmd, "unlink"}, "0644") }},
+	{"mknod/06", func(p *pj) { tplEACCES(p, creator{mknodCmd, "unlink"}, "0555") }},
+	{"mknod/07", func(p *pj) { tplELOOPCreate(p, creator{mknodCmd, "unlink"}) }},
+	{"mknod/08", func(p *pj) {
+		tplEEXIST(p, func(n string) []string { return []string{"mknod", n, "b", "0644", "0", "0"} },
+			func(n string) []string { return []string{"mknod", n, "c", "0644", "0", "0"} },
+			mknodCmd)
+	}},
+	// 09: chflags.
+	{"mknod/10", func(p *pj) { pjEFAULT(p, "mknod", "f", "0644", "0", "0") }},
+	{"mknod/11", func(p *pj) {
+		n0, n1 := p.name(), p.name()
+		p.expect("0", "mkdir", n1, "0755")
+		p.cd(n1)
+		for _, typ := range []struct{ t, stat string }{{"c", "char"}, {"b", "block"}} {
+			p.expect("0", "mknod", n0, typ.t, "0755", "1", "2")
+			p.expect(typ.stat+",0755", "lstat", n0, "type,mode")
+			p.expect("1,2", "lstat", n0, "major,minor")
+			p.expect("EEXIST", "mknod", n0, typ.t, "0777", "3", "4")
+			p.expect("0", "unlink", n0)
+			p.expect("0", "chown", ".", "0", "0")
+			p.newTimes([]string{"mknod", n0, typ.t, "0755", "1", "2"}, n0)
+			p.expect("0", "unlink", n0)
+		}
+		p.cd("..")
+		p.expect("0", "rmdir", n1)
+	}},
 }
