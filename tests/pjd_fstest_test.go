@@ -452,6 +452,18 @@ func fstestCall(t *testing.T, call string, a []string, fd func(string) int, num 
 			t.Fatalf("fstest: unknown pathconf name %s", a[1])
 		}
 		return pathconf(call, a, fd)
+	case "pwrite":
+		need(3)
+		_, err := unix.Pwrite(fd(a[0]), []byte(a[1]), num(a[2]))
+		return "0", err
+	case "pread":
+		need(3)
+		buf := make([]byte, num(a[1]))
+		n, err := unix.Pread(fd(a[0]), buf, num(a[2]))
+		if err != nil {
+			return "", err
+		}
+		return string(buf[:n]), nil
 	case "write":
 		need(2)
 		_, err := unix.Write(fd(a[0]), []byte(a[1]))

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"fmt"
 	"os"
 	"testing"
 )
@@ -16,7 +17,7 @@ import (
 // the ETXTBSY/EFAULT... cases noted where they occur.
 
 // pjdFiles lists every ported file.
-var pjdFiles = concat(pjdChmod, pjdChown, pjdMkfifo, pjdMknod)
+var pjdFiles = concat(pjdChmod, pjdChown, pjdMkfifo, pjdMknod, pjdMkdir, pjdOpen)
 
 func concat(lists ...[]pjFile) []pjFile {
 	var all []pjFile
@@ -627,9 +628,10 @@ func pjdChown00(p *pj) {
 func mkfifoCmd(path string) []string { return []string{"mkfifo", path, "0644"} }
 func mknodCmd(path string) []string  { return []string{"mknod", path, "f", "0644", "0", "0"} }
 
-// pjdFifoModes is mkfifo/00 and mknod/00: modes with umasks, owners, and
-// times.
-func pjdFifoModes(p *pj, mk func(path, mode string) []string) {
+// pjdModes is mkdir/00, mkfifo/00, mknod/00 and open/00: modes with
+// umasks, owners, and times. o is the parent's owner in the owner part
+// (65535 for most, 65534 for open); typ is what lstat shows.
+func pjdModes(p *pj, typ, rm string, o int, mk func(path, mode string) []string) {
 	n0, n1 := p.name(), p.name()
 	p.expect("0", "mkdir", n1, "0755")
 	p.cd(n1)
@@ -638,30 +640,59 @@ func pjdFifoModes(p *pj, mk func(path, mode string) []string) {
 		{"070", "0345", "0305"}, {"0501", "0345", "0244"},
 	} {
 		p.expect("0", append([]string{"-U", c.umask}, mk(n0, c.mode)...)...)
-		p.expect("fifo,"+c.want, "lstat", n0, "type,mode")
+		p.expect(typ+","+c.want, "lstat", n0, "type,mode")
+		p.expect("0", rm, n0)
+	}
+	id := func(n int) string { return fmt.Sprint(n) }
+	as := func(u, g int) []string { return []string{"-u", id(u), "-g", id(g)} }
+	mode := "0755"
+	if typ == "regular" {
+		mode = "0644"
+	}
+	p.expect("0", "chown", ".", id(o), id(o))
+	p.expect("0", append(as(o, o), mk(n0, mode)...)...)
+	p.expect(id(o)+","+id(o), "lstat", n0, "uid,gid")
+	p.expect("0", rm, n0)
+	p.expect("0", append(as(o, o-1), mk(n0, mode)...)...)
+	p.expect(fmt.Sprintf("%d,6553[%d%d]", o, (o-1)%10, o%10), "lstat", n0, "uid,gid")
+	p.expect("0", rm, n0)
+	p.expect("0", "chmod", ".", "0777")
+	p.expect("0", append(as(o-1, o-2), mk(n0, mode)...)...)
+	p.expect(fmt.Sprintf("%d,6553[%d%d]", o-1, (o-2)%10, o%10), "lstat", n0, "uid,gid")
+	p.expect("0", rm, n0)
+	p.expect("0", "chown", ".", "0", "0")
+	p.newTimes(mk(n0, mode), n0)
+	p.expect("0", rm, n0)
+	if typ == "regular" {
+		// open/00: no parent time change if the file existed; O_TRUNC
+		// changes the file's mtime and ctime.
+		p.expect("0", "create", n0, "0644")
+		dm, dc := p.time("stat", ".", "mtime"), p.time("stat", ".", "ctime")
+		p.sleep()
+		p.expect("0", "open", n0, "O_CREAT,O_RDONLY", "0644")
+		p.check(dm == p.time("stat", ".", "mtime"), "parent mtime changed")
+		p.check(dc == p.time("stat", ".", "ctime"), "parent ctime changed")
+		p.expect("0", "unlink", n0)
+		if err := os.WriteFile(n0, []byte("test\n"), 0o644); err != nil {
+			p.t.Fatal(err)
+		}
+		p.expect("5", "stat", n0, "size")
+		m1, c1 := p.time("stat", n0, "mtime"), p.time("stat", n0, "ctime")
+		p.sleep()
+		p.expect("0", "open", n0, "O_WRONLY,O_TRUNC")
+		m2, c2 := p.time("stat", n0, "mtime"), p.time("stat", n0, "ctime")
+		p.check(m1 < m2, "O_TRUNC: mtime %d then %d", m1, m2)
+		p.check(c1 < c2, "O_TRUNC: ctime %d then %d", c1, c2)
+		p.expect("0", "stat", n0, "size")
 		p.expect("0", "unlink", n0)
 	}
-	p.expect("0", "chown", ".", "65535", "65535")
-	p.expect("0", append([]string{"-u", "65535", "-g", "65535"}, mk(n0, "0755")...)...)
-	p.expect("65535,65535", "lstat", n0, "uid,gid")
-	p.expect("0", "unlink", n0)
-	p.expect("0", append([]string{"-u", "65535", "-g", "65534"}, mk(n0, "0755")...)...)
-	p.expect("65535,6553[45]", "lstat", n0, "uid,gid")
-	p.expect("0", "unlink", n0)
-	p.expect("0", "chmod", ".", "0777")
-	p.expect("0", append([]string{"-u", "65534", "-g", "65533"}, mk(n0, "0755")...)...)
-	p.expect("65534,6553[35]", "lstat", n0, "uid,gid")
-	p.expect("0", "unlink", n0)
-	p.expect("0", "chown", ".", "0", "0")
-	p.newTimes(mk(n0, "0755"), n0)
-	p.expect("0", "unlink", n0)
 	p.cd("..")
 	p.expect("0", "rmdir", n1)
 }
 
 var pjdMkfifo = []pjFile{
 	{"mkfifo/00", func(p *pj) {
-		pjdFifoModes(p, func(path, mode string) []string { return []string{"mkfifo", path, mode} })
+		pjdModes(p, "fifo", "unlink", 65535, func(path, mode string) []string { return []string{"mkfifo", path, mode} })
 	}},
 	{"mkfifo/01", func(p *pj) { pjENOTDIR(p, mkfifoCmd) }},
 	{"mkfifo/02", func(p *pj) { tplNameMax(p, creator{mkfifoCmd, "unlink"}) }},
@@ -677,7 +708,7 @@ var pjdMkfifo = []pjFile{
 
 var pjdMknod = []pjFile{
 	{"mknod/00", func(p *pj) {
-		pjdFifoModes(p, func(path, mode string) []string { return []string{"mknod", path, "f", mode, "0", "0"} })
+		pjdModes(p, "fifo", "unlink", 65535, func(path, mode string) []string { return []string{"mknod", path, "f", mode, "0", "0"} })
 	}},
 	{"mknod/01", func(p *pj) { pjENOTDIR(p, mknodCmd) }},
 	{"mknod/02", func(p *pj) { tplNameMax(p, creator{mknodCmd, "unlink"}) }},
@@ -710,4 +741,197 @@ var pjdMknod = []pjFile{
 		p.cd("..")
 		p.expect("0", "rmdir", n1)
 	}},
+}
+
+// --- mkdir ---
+
+func mkdirCmd(path string) []string { return []string{"mkdir", path, "0755"} }
+
+var pjdMkdir = []pjFile{
+	{"mkdir/00", func(p *pj) {
+		pjdModes(p, "dir", "rmdir", 65535, func(path, mode string) []string { return []string{"mkdir", path, mode} })
+	}},
+	{"mkdir/01", func(p *pj) { pjENOTDIR(p, mkdirCmd) }},
+	{"mkdir/02", func(p *pj) { tplNameMax(p, creator{mkdirCmd, "rmdir"}) }},
+	{"mkdir/03", func(p *pj) { tplPathMax(p, creator{mkdirCmd, "rmdir"}) }},
+	{"mkdir/04", func(p *pj) { tplENOENT(p, creator{mkdirCmd, "rmdir"}) }},
+	{"mkdir/05", func(p *pj) { tplEACCES(p, creator{mkdirCmd, "rmdir"}, "0644") }},
+	{"mkdir/06", func(p *pj) { tplEACCES(p, creator{mkdirCmd, "rmdir"}, "0555") }},
+	{"mkdir/07", func(p *pj) { tplELOOPCreate(p, creator{mkdirCmd, "rmdir"}) }},
+	// 08: chflags. 09: EROFS. 11: ENOSPC (FreeBSD UFS only).
+	{"mkdir/10", func(p *pj) { tplEEXIST(p, mkdirCmd) }},
+	{"mkdir/12", func(p *pj) { pjEFAULT(p, "mkdir", "0755") }},
+}
+
+// --- open ---
+
+func openCreat(path string) []string { return []string{"open", path, "O_CREAT,O_WRONLY", "0644"} }
+
+var pjdOpen = []pjFile{
+	{"open/00", func(p *pj) {
+		pjdModes(p, "regular", "unlink", 65534, func(path, mode string) []string {
+			return []string{"open", path, "O_CREAT,O_WRONLY", mode}
+		})
+	}},
+	{"open/01", func(p *pj) {
+		pjENOTDIR(p, func(path string) []string { return []string{"open", path, "O_RDONLY"} })
+		pjENOTDIR(p, openCreat)
+	}},
+	{"open/02", func(p *pj) { tplNameMax(p, creator{openCreat, "unlink"}) }},
+	{"open/03", func(p *pj) { tplPathMax(p, creator{openCreat, "unlink"}) }},
+	{"open/04", func(p *pj) {
+		tplENOENT(p, creator{openCreat, "unlink"})
+		n0 := p.name()
+		p.expect("ENOENT", "open", n0, "O_RDONLY")
+	}},
+	{"open/05", func(p *pj) {
+		tplEACCES(p, creator{openCreat, "unlink"}, "0644")
+	}},
+	{"open/06", pjdOpen06},
+	{"open/07", func(p *pj) {
+		n0, n1 := p.name(), p.name()
+		p.expect("0", "mkdir", n0, "0755")
+		p.expect("0", "chown", n0, "65534", "65534")
+		p.cd(n0)
+		o, g, x := []string{"-u", "65534", "-g", "65534"}, []string{"-u", "65533", "-g", "65534"}, []string{"-u", "65533", "-g", "65533"}
+		p.expect("0", append(o, "create", n1, "0644")...)
+		p.expect("1", append(o, "open", n1, "O_WRONLY", ":", "write", "0", "x", ":", "fstat", "0", "size")...)
+		for _, d := range []string{"4", "1", "0"} {
+			for i, who := range [][]string{o, g, x} {
+				mode := []byte("0777")
+				mode[i+1] = d[0]
+				p.expect("0", append(o, "chmod", n1, string(mode))...)
+				p.expect("EACCES", append(who, "open", n1, "O_RDONLY,O_TRUNC")...)
+			}
+		}
+		p.expect("1", append(o, "open", n1, "O_RDONLY", ":", "fstat", "0", "size")...)
+		p.expect("0", append(o, "unlink", n1)...)
+		p.cd("..")
+		p.expect("0", "rmdir", n0)
+	}},
+	{"open/08", func(p *pj) { tplEACCES(p, creator{openCreat, "unlink"}, "0555") }},
+	// 09-11: chflags. 14, 15: EROFS. 18: O_SHLOCK (BSD). 19: ENOSPC
+	// (FreeBSD UFS only). 20: ETXTBSY (FreeBSD UFS only).
+	{"open/12", func(p *pj) {
+		pjELOOP(p, func(path string) []string { return []string{"open", path, "O_RDONLY"} })
+		tplELOOPCreate(p, creator{openCreat, "unlink"})
+	}},
+	{"open/13", func(p *pj) {
+		n0 := p.name()
+		p.expect("0", "mkdir", n0, "0755")
+		for _, f := range []string{"O_WRONLY", "O_RDWR", "O_RDONLY,O_TRUNC", "O_WRONLY,O_TRUNC", "O_RDWR,O_TRUNC"} {
+			p.expect("EISDIR", "open", n0, f)
+		}
+		p.expect("0", "rmdir", n0)
+	}},
+	{"open/16", func(p *pj) {
+		n0 := p.name()
+		p.expect("0", "symlink", "test", n0)
+		p.expect("ELOOP", "open", n0, "O_RDONLY,O_CREAT,O_NOFOLLOW", "0644")
+		p.expect("ELOOP", "open", n0, "O_RDONLY,O_NOFOLLOW")
+		p.expect("ELOOP", "open", n0, "O_WRONLY,O_NOFOLLOW")
+		p.expect("ELOOP", "open", n0, "O_RDWR,O_NOFOLLOW")
+		p.expect("0", "unlink", n0)
+	}},
+	{"open/17", func(p *pj) {
+		n0 := p.name()
+		p.expect("0", "mkfifo", n0, "0644")
+		p.expect("ENXIO", "open", n0, "O_WRONLY,O_NONBLOCK")
+		p.expect("0", "unlink", n0)
+	}},
+	{"open/21", func(p *pj) {
+		pjEFAULT(p, "open", "O_RDONLY")
+		pjEFAULT(p, "open", "O_CREAT", "0644")
+	}},
+	{"open/22", func(p *pj) {
+		tplEEXIST(p, func(n string) []string { return []string{"open", n, "O_CREAT,O_EXCL", "0644"} })
+	}},
+	{"open/23", func(p *pj) {
+		n0 := p.name()
+		p.expect("0", "create", n0, "0644")
+		p.expect("0|EINVAL", "open", n0, "O_RDONLY,O_RDWR")
+		p.expect("0|EINVAL", "open", n0, "O_WRONLY,O_RDWR")
+		p.expect("0|EINVAL", "open", n0, "O_RDONLY,O_WRONLY,O_RDWR")
+		p.expect("0", "unlink", n0)
+	}},
+	{"open/24", func(p *pj) {
+		n0 := p.name()
+		p.expect("0", "bind", n0)
+		for _, f := range []string{"O_RDONLY", "O_WRONLY", "O_RDWR"} {
+			p.expect("ENXIO", "open", n0, f)
+		}
+		p.expect("0", "unlink", n0)
+	}},
+	{"open/25", func(p *pj) {
+		n0, n1 := p.name(), p.name()
+		p.expect("0", "mkdir", n1, "0755")
+		p.cd(n1)
+		const off = 2<<30 + 1
+		p.expect("0", "open", n0, "O_CREAT,O_WRONLY", "0755", ":", "pwrite", "0", "a", fmt.Sprint(off))
+		p.expect(fmt.Sprint(off+1), "lstat", n0, "size")
+		p.expect("a", "open", n0, "O_RDONLY", ":", "pread", "0", "1", fmt.Sprint(off))
+		p.expect("0", "unlink", n0)
+		p.cd("..")
+		p.expect("0", "rmdir", n1)
+	}},
+	{"open/26", func(p *pj) {
+		n0 := p.name()
+		for _, f := range []string{"O_CREAT,O_WRONLY", "O_CREAT,O_RDWR", "O_CREAT,O_RDONLY"} {
+			p.expect("0", "open", n0, f, "0000")
+			p.expect("regular,00", "lstat", n0, "type,mode")
+			p.expect("0", "unlink", n0)
+		}
+	}},
+}
+
+// pjdOpen06: open's permission checks for the owner, a group member and
+// others, on a regular file, a fifo and a directory.
+func pjdOpen06(p *pj) {
+	n0, n1 := p.name(), p.name()
+	p.expect("0", "mkdir", n0, "0755")
+	p.expect("0", "chown", n0, "65534", "65534")
+	p.cd(n0)
+	o := []string{"-u", "65534", "-g", "65534"}
+	whos := [][]string{o, {"-u", "65533", "-g", "65534"}, {"-u", "65533", "-g", "65533"}}
+	type flag struct {
+		flags string
+		need  byte // permission bits the open needs
+		deny  string
+	}
+	run := func(flags []flag, first []flag) {
+		for _, b := range []struct{ d, rest byte }{{'6', '0'}, {'4', '7'}, {'2', '7'}, {'1', '7'}, {'0', '7'}} {
+			fl := flags
+			if b.d == '6' {
+				fl = first
+			}
+			for i, who := range whos {
+				mode := []byte{'0', b.rest, b.rest, b.rest}
+				mode[i+1] = b.d
+				p.expect("0", append(o, "chmod", n1, string(mode))...)
+				for _, f := range fl {
+					want := "0"
+					if (b.d-'0')&f.need != f.need {
+						want = f.deny
+					}
+					p.expect(want, append(who, "open", n1, f.flags)...)
+				}
+			}
+		}
+	}
+	rw := []flag{{"O_RDONLY,", 4, "EACCES"}, {"O_WRONLY,", 2, "EACCES"}, {"O_RDWR,", 6, "EACCES"}}
+	p.expect("0", append(o, "create", n1, "0644")...)
+	run(rw, rw)
+	p.expect("0", append(o, "unlink", n1)...)
+
+	p.expect("0", append(o, "mkfifo", n1, "0644")...)
+	fifo := []flag{{"O_RDONLY,O_NONBLOCK", 4, "EACCES"}, {"O_WRONLY,O_NONBLOCK", 8, "EACCES|ENXIO"}, {"O_RDWR", 6, "EACCES"}}
+	run(fifo, []flag{fifo[0], fifo[2]})
+	p.expect("0", append(o, "unlink", n1)...)
+
+	p.expect("0", append(o, "mkdir", n1, "0755")...)
+	dir := []flag{{"O_RDONLY", 4, "EACCES"}}
+	run(dir, dir)
+	p.expect("0", append(o, "rmdir", n1)...)
+	p.cd("..")
+	p.expect("0", "rmdir", n0)
 }
