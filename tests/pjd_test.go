@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"testing"
+	"time"
 )
 
 // A Go port of pjdfstest (github.com/pjd/pjdfstest), the POSIX file system
@@ -17,7 +18,7 @@ import (
 // the ETXTBSY/EFAULT... cases noted where they occur.
 
 // pjdFiles lists every ported file.
-var pjdFiles = concat(pjdChmod, pjdChown, pjdMkfifo, pjdMknod, pjdMkdir, pjdOpen)
+var pjdFiles = concat(pjdChmod, pjdChown, pjdMkfifo, pjdMknod, pjdMkdir, pjdOpen, pjdUtimensat, pjdUnlink)
 
 func concat(lists ...[]pjFile) []pjFile {
 	var all []pjFile
@@ -934,4 +935,203 @@ func pjdOpen06(p *pj) {
 	p.expect("0", append(o, "rmdir", n1)...)
 	p.cd("..")
 	p.expect("0", "rmdir", n0)
+}
+
+// --- utimensat ---
+
+const (
+	date1 = "1900000000"
+	date2 = "1950000000"
+)
+
+// utimensat builds "open . O_RDONLY : utimensat 0 NAME A AN M MN FLAGS".
+func utimensat(name string, args ...string) []string {
+	return append([]string{"open", ".", "O_RDONLY", ":", "utimensat", "0", name}, args...)
+}
+
+func inDir(p *pj, f func(n0 string)) {
+	n0, n1 := p.name(), p.name()
+	p.expect("0", "mkdir", n1, "0755")
+	p.cd(n1)
+	f(n0)
+	p.cd("..")
+	p.expect("0", "rmdir", n1)
+}
+
+var pjdUtimensat = []pjFile{
+	{"utimensat/00", func(p *pj) {
+		inDir(p, func(n0 string) {
+			for _, typ := range allTypes[:6] {
+				p.createFile(typ, n0)
+				p.expect("0", utimensat(n0, date1, "0", date2, "0", "0")...)
+				p.expect(date1, "lstat", n0, "atime")
+				p.expect(date2, "lstat", n0, "mtime")
+				p.remove(typ, n0)
+			}
+		})
+	}},
+	{"utimensat/01", func(p *pj) {
+		inDir(p, func(n0 string) {
+			p.createFile("regular", n0)
+			oldM, oldA := p.time("lstat", n0, "mtime"), p.time("lstat", n0, "atime")
+			p.sleep()
+			p.expect("0", utimensat(n0, "0", "UTIME_NOW", "0", "UTIME_NOW", "0")...)
+			newM, newA := p.time("lstat", n0, "mtime"), p.time("lstat", n0, "atime")
+			const margin = int64(300 * time.Second)
+			p.check(newM > oldM && newM-oldM < margin, "mtime %d then %d", oldM, newM)
+			p.check(newA > oldA && newA-oldA < margin, "atime %d then %d", oldA, newA)
+			p.expect("0", "unlink", n0)
+		})
+	}},
+	{"utimensat/02", func(p *pj) {
+		inDir(p, func(n0 string) {
+			p.createFile("regular", n0)
+			orig := p.fstest("lstat", n0, "mtime")
+			p.expect("0", utimensat(n0, date1, "0", "0", "UTIME_OMIT", "0")...)
+			p.expect(date1, "lstat", n0, "atime")
+			p.expect(orig, "lstat", n0, "mtime")
+			p.expect("0", utimensat(n0, "0", "UTIME_OMIT", date2, "0", "0")...)
+			p.expect(date1, "lstat", n0, "atime")
+			p.expect(date2, "lstat", n0, "mtime")
+			p.expect("0", "unlink", n0)
+		})
+	}},
+	// 03: birth time (FreeBSD and Darwin only).
+	{"utimensat/04", func(p *pj) {
+		inDir(p, func(n0 string) {
+			p.createFile("regular", n0)
+			for _, d := range [][2]string{{"100000000", "200000000"}, {"200000000", "100000000"}} {
+				p.expect("0", utimensat(n0, d[0], "0", d[1], "0", "0")...)
+				p.expect(d[0], "lstat", n0, "atime")
+				p.expect(d[1], "lstat", n0, "mtime")
+			}
+			p.expect("0", "unlink", n0)
+		})
+	}},
+	{"utimensat/05", func(p *pj) {
+		inDir(p, func(n0 string) {
+			n2 := p.name()
+			p.createFile("regular", n0)
+			if err := os.Symlink(n0, n2); err != nil {
+				p.t.Fatal(err)
+			}
+			p.expect("0", utimensat(n0, date1, "0", date2, "0", "0")...)
+			p.expect("0", utimensat(n2, "1960000000", "0", "1970000000", "0", "AT_SYMLINK_NOFOLLOW")...)
+			p.expect(date1, "lstat", n0, "atime")
+			p.expect(date2, "lstat", n0, "mtime")
+			p.expect("1960000000", "lstat", n2, "atime")
+			p.expect("1970000000", "lstat", n2, "mtime")
+			p.expect("0", utimensat(n2, "1980000000", "0", "1990000000", "0", "0")...)
+			p.expect("1980000000", "lstat", n0, "atime")
+			p.expect("1990000000", "lstat", n0, "mtime")
+			p.check(p.fstest("lstat", n2, "atime") != "1980000000", "the symlink's atime followed its target's")
+			p.expect("1970000000", "lstat", n2, "mtime")
+			p.expect("0", "unlink", n0)
+			p.expect("0", "unlink", n2)
+		})
+	}},
+	{"utimensat/06", func(p *pj) {
+		inDir(p, func(n0 string) {
+			nobody := []string{"-u", "65534"}
+			p.createFile("regular", n0, "0644")
+			p.expect("EACCES", append(nobody, utimensat(n0, "0", "UTIME_NOW", "0", "UTIME_NOW", "0")...)...)
+			p.expect("0", "chown", n0, "65534", "65534")
+			p.expect("0", "chmod", n0, "0444")
+			p.expect("0", append(nobody, utimensat(n0, "0", "UTIME_NOW", "0", "UTIME_NOW", "0")...)...)
+			p.expect("0", append([]string{"-u", "0"}, utimensat(n0, "0", "UTIME_OMIT", "0", "UTIME_OMIT", "0")...)...)
+			p.expect("0", "chown", n0, "0", "0")
+			p.expect("0", "chmod", n0, "0666")
+			p.expect("0", append(nobody, utimensat(n0, "0", "UTIME_NOW", "0", "UTIME_NOW", "0")...)...)
+			p.expect("0", "unlink", n0)
+		})
+	}},
+	{"utimensat/07", func(p *pj) {
+		inDir(p, func(n0 string) {
+			nobody := []string{"-u", "65534"}
+			p.createFile("regular", n0, "0644", "0", "0")
+			eperm := func() {
+				p.expect("EPERM", append(nobody, utimensat(n0, "0", "UTIME_OMIT", date2, "0", "0")...)...)
+				p.expect("EPERM", append(nobody, utimensat(n0, date1, "0", "0", "UTIME_OMIT", "0")...)...)
+				p.expect("EPERM", append(nobody, utimensat(n0, date1, "0", date2, "0", "0")...)...)
+			}
+			eperm()
+			p.expect("0", "chmod", n0, "0666")
+			eperm()
+			p.expect("0", "chown", n0, "65534", "65534")
+			p.expect("0", "chmod", n0, "0444")
+			p.expect("0", append(nobody, utimensat(n0, date1, "0", date2, "0")...)...)
+			p.expect("0", append([]string{"-u", "0"}, utimensat(n0, date1, "0", date2, "0", "0")...)...)
+			p.expect("0", "unlink", n0)
+		})
+	}},
+	{"utimensat/08", func(p *pj) {
+		inDir(p, func(n0 string) {
+			p.createFile("regular", n0, "0644")
+			p.expect("0", utimensat(n0, "100000000", "100000000", "200000000", "200000000", "0")...)
+			p.expect("100000000", "lstat", n0, "atime_ns")
+			p.expect("200000000", "lstat", n0, "mtime_ns")
+			p.expect("0", "unlink", n0)
+		})
+	}},
+}
+
+// --- unlink ---
+
+var pjdUnlink = []pjFile{
+	{"unlink/00", func(p *pj) {
+		n0, n1, n2 := p.name(), p.name(), p.name()
+		p.expect("0", "mkdir", n2, "0755")
+		p.cd(n2)
+		types := []string{"regular", "symlink", "fifo", "block", "char", "socket"}
+		for _, typ := range types {
+			if typ == "symlink" {
+				p.expect("0", "symlink", n1, n0)
+			} else {
+				p.createFile(typ, n0)
+			}
+			p.expect(typ, "lstat", n0, "type")
+			p.expect("0", "unlink", n0)
+			p.expect("ENOENT", "lstat", n0, "type")
+		}
+		// successful unlink(2) updates ctime.
+		for _, typ := range []string{"regular", "fifo", "block", "char", "socket"} {
+			p.createFile(typ, n0)
+			p.expect("0", "link", n0, n1)
+			c1 := p.time("stat", n0, "ctime")
+			p.sleep()
+			p.expect("0", "unlink", n1)
+			c2 := p.time("stat", n0, "ctime")
+			p.check(c1 < c2, "%s: ctime %d then %d", typ, c1, c2)
+			p.expect("0", "unlink", n0)
+		}
+		// unsuccessful unlink(2) does not update ctime.
+		for _, typ := range []string{"regular", "fifo", "block", "char", "socket"} {
+			p.createFile(typ, n0)
+			c1 := p.time("stat", n0, "ctime")
+			p.sleep()
+			p.expect("EACCES", "-u", "65534", "unlink", n0)
+			c2 := p.time("stat", n0, "ctime")
+			p.check(c1 == c2, "%s: ctime %d then %d", typ, c1, c2)
+			p.expect("0", "unlink", n0)
+		}
+		for _, typ := range types {
+			p.expect("0", "mkdir", n0, "0755")
+			p.createFile(typ, n0+"/"+n1)
+			t0 := p.time("stat", n0, "ctime")
+			p.sleep()
+			p.expect("0", "unlink", n0+"/"+n1)
+			m, c := p.time("stat", n0, "mtime"), p.time("stat", n0, "ctime")
+			p.check(t0 < m && t0 < c, "%s: parent ctime %d then mtime %d ctime %d", typ, t0, m, c)
+			p.expect("0", "rmdir", n0)
+		}
+		p.expect("0", "create", n0, "0644")
+		p.expect("0", "link", n0, n1)
+		t0 := p.time("stat", n0, "ctime")
+		p.sleep()
+		p.expect("0", "unlink", n1)
+		p.check(t0 < p.time("stat", n0, "ctime"), "ctime unchanged")
+		p.expect("0", "unlink", n0)
+		p.cd("..")
+		p.expect("0", "rmdir", n2)
+	}},
 }
