@@ -3,6 +3,7 @@ package tests
 import (
 	"fmt"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -18,7 +19,7 @@ import (
 // the ETXTBSY/EFAULT... cases noted where they occur.
 
 // pjdFiles lists every ported file.
-var pjdFiles = concat(pjdChmod, pjdChown, pjdMkfifo, pjdMknod, pjdMkdir, pjdOpen, pjdUtimensat, pjdUnlink)
+var pjdFiles = concat(pjdChmod, pjdChown, pjdMkfifo, pjdMknod, pjdMkdir, pjdOpen, pjdUtimensat, pjdUnlink, pjdUnlinkMore, pjdRmdir, pjdTruncate, pjdFtruncate)
 
 func concat(lists ...[]pjFile) []pjFile {
 	var all []pjFile
@@ -1133,5 +1134,304 @@ var pjdUnlink = []pjFile{
 		p.expect("0", "unlink", n0)
 		p.cd("..")
 		p.expect("0", "rmdir", n2)
+	}},
+}
+
+// pathTemplates are the usual 01-04 files of a call that acts on an
+// existing name: ENOTDIR, NAME_MAX, PATH_MAX, ENOENT. mk makes the name
+// (create, mkdir), act is the call on it, rm removes it if act did not.
+func pathTemplates(prefix string, mk func(string) []string, act func(string) []string, rm string) []pjFile {
+	limit := func(name func(p *pj) string) func(p *pj) {
+		return func(p *pj) {
+			nx := name(p)
+			p.mkdirAll(nx)
+			p.expect("0", mk(nx)...)
+			p.expect("0", act(nx)...)
+			if rm != "" {
+				p.expect("0", rm, nx)
+			}
+			p.expect("ENAMETOOLONG", act(nx+"x")...)
+		}
+	}
+	return []pjFile{
+		{prefix + "/01", func(p *pj) { pjENOTDIR(p, act) }},
+		{prefix + "/02", limit((*pj).nameMax)},
+		{prefix + "/03", limit((*pj).dirMax)},
+		{prefix + "/04", func(p *pj) {
+			n0, n1 := p.name(), p.name()
+			p.expect("0", "mkdir", n0, "0755")
+			p.expect("ENOENT", act(n0+"/"+n1+"/test")...)
+			p.expect("ENOENT", act(n0+"/"+n1)...)
+			p.expect("0", "rmdir", n0)
+		}},
+	}
+}
+
+// tplSearch: EACCES for a call on n1/n2 when n1 (owned by 65534) loses
+// its search bit (mode 0644) or, with parentMode 0555, its write bit.
+func tplSearch(p *pj, mk func(string) []string, act func(string) []string, parentMode string) {
+	n0, n1, n2 := p.name(), p.name(), p.name()
+	as := []string{"-u", "65534", "-g", "65534"}
+	path := n1 + "/" + n2
+	p.expect("0", "mkdir", n0, "0755")
+	p.cd(n0)
+	p.expect("0", "mkdir", n1, "0755")
+	p.expect("0", "chown", n1, "65534", "65534")
+	p.expect("0", append(as, mk(path)...)...)
+	p.expect("0", "chmod", n1, parentMode)
+	p.expect("EACCES", append(as, act(path)...)...)
+	p.expect("0", "chmod", n1, "0755")
+	p.expect("0", append(as, act(path)...)...)
+	p.cd("..")
+	p.expect("0", "chmod", n0+"/"+n1, "0755")
+	p.cd(n0)
+	for _, rm := range []string{"unlink", "rmdir"} {
+		syscall.Rmdir(path)
+		if rm == "unlink" {
+			syscall.Unlink(path)
+		}
+	}
+	p.expect("0", "rmdir", n1)
+	p.cd("..")
+	p.expect("0", "rmdir", n0)
+}
+
+// --- unlink (01-14), rmdir ---
+
+func unlinkCmd(path string) []string { return []string{"unlink", path} }
+func rmdirCmd(path string) []string  { return []string{"rmdir", path} }
+func createCmd(path string) []string { return []string{"create", path, "0644"} }
+
+var pjdUnlinkMore = append(pathTemplates("unlink", createCmd, unlinkCmd, ""), []pjFile{
+	{"unlink/05", func(p *pj) { tplSearch(p, createCmd, unlinkCmd, "0644") }},
+	{"unlink/06", func(p *pj) { tplSearch(p, createCmd, unlinkCmd, "0555") }},
+	{"unlink/07", func(p *pj) { tplELOOPCreate(p, creator{mk: unlinkCmd}) }},
+	{"unlink/08", func(p *pj) {
+		n0 := p.name()
+		p.expect("0", "mkdir", n0, "0755")
+		p.todo = "POSIX: EPERM, the file is a directory (Linux answers EISDIR)"
+		p.expect("0|EPERM", "unlink", n0)
+		p.expect("0|ENOENT", "rmdir", n0)
+	}},
+	// 09, 10: chflags. 12: EROFS.
+	{"unlink/11", func(p *pj) { pjdSticky(p, "unlink", allTypes[:1], []string{"regular", "fifo", "block", "char", "socket", "symlink"}) }},
+	{"unlink/13", func(p *pj) { pjEFAULT(p, "unlink") }},
+	{"unlink/14", func(p *pj) {
+		inDir(p, func(n0 string) {
+			p.expect("0", "create", n0, "0644")
+			p.expect("0", "open", n0, "O_WRONLY", ":", "write", "0", "Hello, World!")
+			p.expect("0", "open", n0, "O_RDONLY", ":", "unlink", n0, ":", "fstat", "0", "nlink")
+			p.expect("0", "create", n0, "0644")
+			p.expect("Hello,_World!", "open", n0, "O_RDWR", ":", "write", "0", "Hello,_World!", ":", "unlink", n0, ":", "pread", "0", "0")
+		})
+	}},
+}...)
+
+// pjdSticky is unlink/11 and rmdir/11: in a sticky directory only the
+// owner of the directory or of the entry may remove it.
+func pjdSticky(p *pj, call string, _ []string, types []string) {
+	n0, n1, n2 := p.name(), p.name(), p.name()
+	p.expect("0", "mkdir", n2, "0755")
+	p.cd(n2)
+	p.expect("0", "mkdir", n0, "0755")
+	p.expect("0", "chmod", n0, "01777")
+	p.expect("0", "chown", n0, "65534", "65534")
+	f := n0 + "/" + n1
+	as := []string{"-u", "65534", "-g", "65534"}
+	try := func(typ, dirID, fileID, want string) {
+		p.expect("0", "chown", n0, dirID, dirID)
+		p.createFile(typ, f, fileID, fileID)
+		p.expect(typ+","+fileID+","+fileID, "lstat", f, "type,uid,gid")
+		p.expect(want, append(as, call, f)...)
+		if want == "0" {
+			p.expect("ENOENT", "lstat", f, "type")
+			return
+		}
+		p.expect(typ+","+fileID+","+fileID, "lstat", f, "type,uid,gid")
+		p.remove(typ, f)
+	}
+	for _, typ := range types {
+		try(typ, "65534", "65534", "0")
+		for _, id := range []string{"0", "65533"} {
+			try(typ, "65534", id, "0")
+		}
+		for _, id := range []string{"0", "65533"} {
+			try(typ, id, "65534", "0")
+		}
+		for _, id := range []string{"0", "65533"} {
+			try(typ, id, id, "EACCES|EPERM")
+		}
+	}
+	p.expect("0", "rmdir", n0)
+	p.cd("..")
+	p.expect("0", "rmdir", n2)
+}
+
+var pjdRmdir = append(pathTemplates("rmdir", mkdirCmd, rmdirCmd, ""), []pjFile{
+	{"rmdir/00", func(p *pj) {
+		n0, n1 := p.name(), p.name()
+		p.expect("0", "mkdir", n0, "0755")
+		p.expect("dir", "lstat", n0, "type")
+		p.expect("0", "rmdir", n0)
+		p.expect("ENOENT", "lstat", n0, "type")
+		p.expect("0", "mkdir", n0, "0755")
+		p.expect("0", "mkdir", n0+"/"+n1, "0755")
+		t0 := p.time("stat", n0, "ctime")
+		p.sleep()
+		p.expect("0", "rmdir", n0+"/"+n1)
+		m, c := p.time("stat", n0, "mtime"), p.time("stat", n0, "ctime")
+		p.check(t0 < m && t0 < c, "parent ctime %d then mtime %d ctime %d", t0, m, c)
+		p.expect("0", "rmdir", n0)
+	}},
+	{"rmdir/05", func(p *pj) { tplELOOPCreate(p, creator{mk: rmdirCmd}) }},
+	{"rmdir/06", func(p *pj) {
+		n0, n1 := p.name(), p.name()
+		p.expect("0", "mkdir", n0, "0755")
+		for _, typ := range allTypes {
+			p.createFile(typ, n0+"/"+n1)
+			p.expect("EEXIST|ENOTEMPTY", "rmdir", n0)
+			p.remove(typ, n0+"/"+n1)
+		}
+		p.expect("0", "rmdir", n0)
+	}},
+	{"rmdir/07", func(p *pj) { tplSearch(p, mkdirCmd, rmdirCmd, "0644") }},
+	{"rmdir/08", func(p *pj) { tplSearch(p, mkdirCmd, rmdirCmd, "0555") }},
+	// 09, 10: chflags. 13: EBUSY (FreeBSD only). 14: EROFS.
+	{"rmdir/11", func(p *pj) {
+		n0, n1, n2 := p.name(), p.name(), p.name()
+		p.expect("0", "mkdir", n2, "0755")
+		p.cd(n2)
+		p.expect("0", "mkdir", n0, "0755")
+		p.expect("0", "chown", n0, "65534", "65534")
+		p.expect("0", "chmod", n0, "01777")
+		f := n0 + "/" + n1
+		as := []string{"-u", "65534", "-g", "65534"}
+		p.expect("0", append(as, "mkdir", f, "0755")...)
+		p.expect("dir,65534,65534", "lstat", f, "type,uid,gid")
+		p.expect("0", append(as, "rmdir", f)...)
+		p.expect("ENOENT", "lstat", f, "type")
+		for _, id := range []string{"0", "65533"} {
+			p.expect("0", "chown", n0, id, id)
+			p.createFile("dir", f, "65534", "65534")
+			p.expect("dir,65534,65534", "lstat", f, "type,uid,gid")
+			p.expect("0", append(as, "rmdir", f)...)
+			p.expect("ENOENT", "lstat", f, "type")
+		}
+		p.expect("0", "chown", n0, "65534", "65534")
+		for _, id := range []string{"0", "65533"} {
+			p.createFile("dir", f, id, id)
+			p.expect("dir,"+id+","+id, "lstat", f, "type,uid,gid")
+			p.expect("0", append(as, "rmdir", f)...)
+			p.expect("ENOENT", "lstat", f, "type")
+		}
+		for _, id := range []string{"0", "65533"} {
+			p.expect("0", "chown", n0, id, id)
+			p.createFile("dir", f, id, id)
+			p.expect("dir,"+id+","+id, "lstat", f, "type,uid,gid")
+			p.expect("EACCES|EPERM", append(as, "rmdir", f)...)
+			p.expect("dir,"+id+","+id, "lstat", f, "type,uid,gid")
+			p.expect("0", "rmdir", f)
+		}
+		p.expect("0", "rmdir", n0)
+		p.cd("..")
+		p.expect("0", "rmdir", n2)
+	}},
+	{"rmdir/12", func(p *pj) {
+		n0, n1 := p.name(), p.name()
+		p.expect("0", "mkdir", n0, "0755")
+		p.expect("0", "mkdir", n0+"/"+n1, "0755")
+		p.expect("EINVAL", "rmdir", n0+"/"+n1+"/.")
+		p.expect("ENOTEMPTY|EEXIST", "rmdir", n0+"/"+n1+"/..")
+		p.expect("0", "rmdir", n0+"/"+n1)
+		p.expect("0", "rmdir", n0)
+	}},
+	{"rmdir/15", func(p *pj) { pjEFAULT(p, "rmdir") }},
+}...)
+
+// --- truncate, ftruncate ---
+
+func truncateCmd(path string) []string { return []string{"truncate", path, "123"} }
+
+var pjdTruncate = append(pathTemplates("truncate", createCmd, truncateCmd, "unlink"), []pjFile{
+	{"truncate/00", func(p *pj) { pjdTruncate00(p, func(n, size string) []string { return []string{"truncate", n, size} }, "EACCES", []string{"truncate", "", "123"}) }},
+	{"truncate/05", func(p *pj) { tplSearch(p, createCmd, truncateCmd, "0644") }},
+	{"truncate/06", func(p *pj) {
+		n0, n1 := p.name(), p.name()
+		p.expect("0", "mkdir", n0, "0755")
+		p.expect("0", "chown", n0, "65534", "65534")
+		f := n0 + "/" + n1
+		as := []string{"-u", "65534", "-g", "65534"}
+		p.expect("0", append(as, "create", f, "0644")...)
+		p.expect("0", append(as, "truncate", f, "123")...)
+		p.expect("123", append(as, "stat", f, "size")...)
+		p.expect("0", append(as, "chmod", f, "0444")...)
+		p.expect("EACCES", append(as, "truncate", f, "1234")...)
+		p.expect("123", append(as, "stat", f, "size")...)
+		p.expect("0", append(as, "unlink", f)...)
+		p.expect("0", "rmdir", n0)
+	}},
+	{"truncate/07", func(p *pj) { pjELOOP(p, truncateCmd) }},
+	{"truncate/09", func(p *pj) {
+		n0 := p.name()
+		p.expect("0", "mkdir", n0, "0755")
+		p.expect("EISDIR", "truncate", n0, "123")
+		p.expect("0", "rmdir", n0)
+	}},
+	{"truncate/13", func(p *pj) {
+		n0 := p.name()
+		p.expect("0", "create", n0, "0644")
+		p.expect("EINVAL", "truncate", n0, "-1")
+		p.expect("EINVAL", "truncate", n0, "-999999")
+		p.expect("0", "unlink", n0)
+	}},
+	{"truncate/14", func(p *pj) { pjEFAULT(p, "truncate", "123") }},
+}...)
+
+// pjdTruncate00 is truncate/00 and ftruncate/00 up to the failing case.
+func pjdTruncate00(p *pj, trunc func(n, size string) []string, _ string, _ []string) {
+	inDir(p, func(n0 string) {
+		p.expect("0", "create", n0, "0644")
+		p.expect("0", trunc(n0, "1234567")...)
+		p.expect("1234567", "lstat", n0, "size")
+		p.expect("0", trunc(n0, "567")...)
+		p.expect("567", "lstat", n0, "size")
+		p.expect("0", "unlink", n0)
+		if err := os.WriteFile(n0, make([]byte, 12345), 0o644); err != nil {
+			p.t.Fatal(err)
+		}
+		p.expect("0", trunc(n0, "23456")...)
+		p.expect("23456", "lstat", n0, "size")
+		p.expect("0", trunc(n0, "1")...)
+		p.expect("1", "lstat", n0, "size")
+		p.expect("0", "unlink", n0)
+		p.expect("0", "create", n0, "0644")
+		c1 := p.time("stat", n0, "ctime")
+		p.sleep()
+		p.expect("0", trunc(n0, "123")...)
+		p.check(c1 < p.time("stat", n0, "ctime"), "ctime unchanged by a truncate")
+		p.expect("0", "unlink", n0)
+		p.expect("0", "create", n0, "0644")
+		c1 = p.time("stat", n0, "ctime")
+		p.sleep()
+		if trunc(n0, "1")[0] == "truncate" {
+			p.expect("EACCES", "-u", "65534", "truncate", n0, "123")
+		} else {
+			p.expect("EINVAL", "-u", "65534", "open", n0, "O_RDONLY", ":", "ftruncate", "0", "123")
+		}
+		p.check(c1 == p.time("stat", n0, "ctime"), "ctime changed by a failed truncate")
+		p.expect("0", "unlink", n0)
+		if trunc(n0, "1")[0] != "truncate" {
+			p.expect("0", "open", n0, "O_CREAT,O_RDWR", "0", ":", "ftruncate", "0", "0")
+			p.expect("0", "unlink", n0)
+			p.expect("0", "chmod", ".", "0777")
+			p.expect("0", "-u", "65534", "open", n0, "O_CREAT,O_RDWR", "0", ":", "ftruncate", "0", "0")
+			p.expect("0", "unlink", n0)
+		}
+	})
+}
+
+var pjdFtruncate = []pjFile{
+	{"ftruncate/00", func(p *pj) {
+		pjdTruncate00(p, func(n, size string) []string { return []string{"open", n, "O_RDWR", ":", "ftruncate", "0", size} }, "", nil)
 	}},
 }
