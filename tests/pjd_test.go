@@ -3,6 +3,7 @@ package tests
 import (
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -19,7 +20,7 @@ import (
 // the ETXTBSY/EFAULT... cases noted where they occur.
 
 // pjdFiles lists every ported file.
-var pjdFiles = concat(pjdChmod, pjdChown, pjdMkfifo, pjdMknod, pjdMkdir, pjdOpen, pjdUtimensat, pjdUnlink, pjdUnlinkMore, pjdRmdir, pjdTruncate, pjdFtruncate)
+var pjdFiles = concat(pjdChmod, pjdChown, pjdMkfifo, pjdMknod, pjdMkdir, pjdOpen, pjdUtimensat, pjdUnlink, pjdUnlinkMore, pjdRmdir, pjdTruncate, pjdFtruncate, pjdLink, pjdRename, pjdSymlink)
 
 func concat(lists ...[]pjFile) []pjFile {
 	var all []pjFile
@@ -1214,7 +1215,9 @@ var pjdUnlinkMore = append(pathTemplates("unlink", createCmd, unlinkCmd, ""), []
 		p.expect("0|ENOENT", "rmdir", n0)
 	}},
 	// 09, 10: chflags. 12: EROFS.
-	{"unlink/11", func(p *pj) { pjdSticky(p, "unlink", allTypes[:1], []string{"regular", "fifo", "block", "char", "socket", "symlink"}) }},
+	{"unlink/11", func(p *pj) {
+		pjdSticky(p, "unlink", allTypes[:1], []string{"regular", "fifo", "block", "char", "socket", "symlink"})
+	}},
 	{"unlink/13", func(p *pj) { pjEFAULT(p, "unlink") }},
 	{"unlink/14", func(p *pj) {
 		inDir(p, func(n0 string) {
@@ -1353,7 +1356,9 @@ var pjdRmdir = append(pathTemplates("rmdir", mkdirCmd, rmdirCmd, ""), []pjFile{
 func truncateCmd(path string) []string { return []string{"truncate", path, "123"} }
 
 var pjdTruncate = append(pathTemplates("truncate", createCmd, truncateCmd, "unlink"), []pjFile{
-	{"truncate/00", func(p *pj) { pjdTruncate00(p, func(n, size string) []string { return []string{"truncate", n, size} }, "EACCES", []string{"truncate", "", "123"}) }},
+	{"truncate/00", func(p *pj) {
+		pjdTruncate00(p, func(n, size string) []string { return []string{"truncate", n, size} }, "EACCES", []string{"truncate", "", "123"})
+	}},
 	{"truncate/05", func(p *pj) { tplSearch(p, createCmd, truncateCmd, "0644") }},
 	{"truncate/06", func(p *pj) {
 		n0, n1 := p.name(), p.name()
@@ -1434,4 +1439,449 @@ var pjdFtruncate = []pjFile{
 	{"ftruncate/00", func(p *pj) {
 		pjdTruncate00(p, func(n, size string) []string { return []string{"open", n, "O_RDWR", ":", "ftruncate", "0", size} }, "", nil)
 	}},
+}
+
+// --- link ---
+
+var pjdLink = []pjFile{
+	{"link/00", func(p *pj) {
+		n0, n1, n2, n3 := p.name(), p.name(), p.name(), p.name()
+		p.expect("0", "mkdir", n3, "0755")
+		p.cd(n3)
+		fileTypes := []string{"regular", "fifo", "block", "char", "socket"}
+		all := "type,mode,nlink,uid,gid"
+		for _, typ := range fileTypes {
+			p.createFile(typ, n0)
+			p.expect(typ+",1", "lstat", n0, "type,nlink")
+			p.expect("0", "link", n0, n1)
+			p.expect(typ+",2", "lstat", n0, "type,nlink")
+			p.expect(typ+",2", "lstat", n1, "type,nlink")
+			p.expect("0", "link", n1, n2)
+			for _, n := range []string{n0, n1, n2} {
+				p.expect(typ+",3", "lstat", n, "type,nlink")
+			}
+			p.expect("0", "chmod", n1, "0201")
+			p.expect("0", "chown", n1, "65534", "65533")
+			for _, n := range []string{n0, n1, n2} {
+				p.expect(typ+",0201,3,65534,65533", "lstat", n, all)
+			}
+			p.expect("0", "unlink", n0)
+			p.expect("ENOENT", "lstat", n0, all)
+			p.expect(typ+",0201,2,65534,65533", "lstat", n1, all)
+			p.expect(typ+",0201,2,65534,65533", "lstat", n2, all)
+			p.expect("0", "unlink", n2)
+			p.expect(typ+",0201,1,65534,65533", "lstat", n1, all)
+			p.expect("ENOENT", "lstat", n2, all)
+			p.expect("0", "unlink", n1)
+			p.expect("ENOENT", "lstat", n1, all)
+		}
+		// successful link(2) updates ctime.
+		for _, typ := range fileTypes {
+			p.createFile(typ, n0)
+			c1, dc1 := p.time("stat", n0, "ctime"), p.time("stat", ".", "ctime")
+			p.sleep()
+			p.expect("0", "link", n0, n1)
+			p.check(c1 < p.time("stat", n0, "ctime"), "%s: ctime unchanged", typ)
+			p.check(dc1 < p.time("stat", ".", "ctime"), "%s: parent ctime unchanged", typ)
+			p.check(dc1 < p.time("stat", ".", "mtime"), "%s: parent mtime unchanged", typ)
+			p.expect("0", "unlink", n0)
+			p.expect("0", "unlink", n1)
+		}
+		// unsuccessful link(2) does not update ctime.
+		for _, typ := range fileTypes {
+			p.createFile(typ, n0)
+			p.expect("0", "--", "chown", n0, "65534", "-1")
+			c1, dc1, dm1 := p.time("stat", n0, "ctime"), p.time("stat", ".", "ctime"), p.time("stat", ".", "mtime")
+			p.sleep()
+			p.expect("EACCES", "-u", "65534", "link", n0, n1)
+			p.check(c1 == p.time("stat", n0, "ctime"), "%s: ctime changed", typ)
+			p.check(dc1 == p.time("stat", ".", "ctime"), "%s: parent ctime changed", typ)
+			p.check(dm1 == p.time("stat", ".", "mtime"), "%s: parent mtime changed", typ)
+			p.expect("0", "unlink", n0)
+		}
+		p.cd("..")
+		p.expect("0", "rmdir", n3)
+	}},
+	{"link/01", func(p *pj) {
+		n2 := p.name()
+		pjENOTDIR(p, func(path string) []string { return []string{"link", path, n2} })
+	}},
+	{"link/02", func(p *pj) {
+		nx, n0 := p.nameMax(), p.name()
+		p.expect("0", "create", nx, "0644")
+		p.expect("0", "link", nx, n0)
+		p.expect("0", "unlink", nx)
+		p.expect("0", "link", n0, nx)
+		p.expect("0", "unlink", n0)
+		p.expect("0", "unlink", nx)
+		p.expect("0", "create", n0, "0644")
+		p.expect("ENAMETOOLONG", "link", n0, nx+"x")
+		p.expect("ENAMETOOLONG", "link", nx+"x", n0)
+		p.expect("0", "unlink", n0)
+	}},
+	{"link/03", func(p *pj) {
+		nx, n0 := p.dirMax(), p.name()
+		p.mkdirAll(nx)
+		p.expect("0", "create", nx, "0644")
+		p.expect("0", "link", nx, n0)
+		p.expect("0", "unlink", nx)
+		p.expect("0", "link", n0, nx)
+		p.expect("0", "unlink", n0)
+		p.expect("0", "unlink", nx)
+		p.expect("0", "create", n0, "0644")
+		p.expect("ENAMETOOLONG", "link", n0, nx+"x")
+		p.expect("ENAMETOOLONG", "link", nx+"x", n0)
+		p.expect("0", "unlink", n0)
+	}},
+	{"link/04", func(p *pj) {
+		n0, n1, n2 := p.name(), p.name(), p.name()
+		p.expect("0", "mkdir", n0, "0755")
+		p.expect("0", "create", n0+"/"+n1, "0644")
+		p.expect("ENOENT", "link", n0+"/"+n1, n0+"/"+n2+"/test")
+		p.expect("ENOENT", "link", n0+"/"+n2, n0+"/"+n1+"x")
+		p.expect("0", "unlink", n0+"/"+n1)
+		p.expect("0", "rmdir", n0)
+	}},
+	{"link/07", func(p *pj) {
+		n0, n1, n2, n3, n4 := p.name(), p.name(), p.name(), p.name(), p.name()
+		as := []string{"-u", "65534", "-g", "65534"}
+		p.expect("0", "mkdir", n0, "0755")
+		p.cd(n0)
+		for _, d := range []string{n1, n2} {
+			p.expect("0", "mkdir", d, "0755")
+			p.expect("0", "chown", d, "65534", "65534")
+		}
+		p.expect("0", append(as, "create", n1+"/"+n3, "0644")...)
+		p.expect("0", append(as, "link", n1+"/"+n3, n2+"/"+n4)...)
+		p.expect("0", append(as, "unlink", n2+"/"+n4)...)
+		p.expect("0", "chmod", n2, "0555")
+		p.expect("EACCES", append(as, "link", n1+"/"+n3, n2+"/"+n4)...)
+		p.expect("0", "chmod", n1, "0555")
+		p.expect("EACCES", append(as, "link", n1+"/"+n3, n1+"/"+n4)...)
+		p.expect("0", "chmod", n1, "0755")
+		p.expect("0", "unlink", n1+"/"+n3)
+		p.expect("0", "rmdir", n1)
+		p.expect("0", "rmdir", n2)
+		p.cd("..")
+		p.expect("0", "rmdir", n0)
+	}},
+	{"link/08", func(p *pj) {
+		n2 := p.name()
+		tplELOOPCreate(p, creator{mk: func(path string) []string { return []string{"link", path, n2} }})
+		p.expect("0", "create", n2, "0644")
+		tplELOOPCreate(p, creator{mk: func(path string) []string { return []string{"link", n2, path} }})
+		p.expect("0", "unlink", n2)
+	}},
+	{"link/10", func(p *pj) {
+		n0, n1 := p.name(), p.name()
+		for _, typ := range allTypes {
+			p.createFile(typ, n0)
+			p.expect("0", "create", n1, "0644")
+			p.expect("EEXIST", "link", n1, n0)
+			p.remove(typ, n0)
+			p.expect("0", "unlink", n1)
+		}
+	}},
+	{"link/11", func(p *pj) {
+		n0, n1, n2 := p.name(), p.name(), p.name()
+		p.expect("0", "mkdir", n0, "0755")
+		p.expect("EPERM", "link", n0, n1)
+		p.expect("0", "rmdir", n0)
+		p.expect("0", "mkdir", n0, "0755")
+		p.expect("0", "chown", n0, "65534", "65534")
+		p.cd(n0)
+		p.expect("0", "-u", "65534", "-g", "65534", "mkdir", n1, "0755")
+		p.expect("EPERM", "-u", "65534", "-g", "65534", "link", n1, n2)
+		p.expect("0", "-u", "65534", "-g", "65534", "rmdir", n1)
+		p.cd("..")
+		p.expect("0", "rmdir", n0)
+	}},
+	// 05: EMLINK (FreeBSD UFS only). 12, 13: chflags. 14: EXDEV (needs a
+	// second file system). 15: ENOSPC, 16: EROFS (FreeBSD UFS only).
+	{"link/17", func(p *pj) {
+		n0 := p.name()
+		p.expect("0", "create", n0, "0644")
+		p.expect("EFAULT", "link", n0, "NULL")
+		p.expect("EFAULT", "link", n0, "DEADCODE")
+		p.expect("0", "unlink", n0)
+		p.expect("EFAULT", "link", "NULL", n0)
+		p.expect("EFAULT", "link", "DEADCODE", n0)
+	}},
+}
+
+// --- rename ---
+
+var pjdRename = []pjFile{
+	{"rename/00", func(p *pj) {
+		n0, n1, n2, n3 := p.name(), p.name(), p.name(), p.name()
+		p.expect("0", "mkdir", n3, "0755")
+		p.cd(n3)
+		for _, typ := range []string{"regular", "fifo", "block", "char", "socket"} {
+			p.createFile(typ, n0, "0644")
+			p.expect(typ+",0644,1", "lstat", n0, "type,mode,nlink")
+			ino := p.fstest("lstat", n0, "inode")
+			p.expect("0", "rename", n0, n1)
+			p.expect("ENOENT", "lstat", n0, "type,mode,nlink")
+			p.expect(typ+","+ino+",0644,1", "lstat", n1, "type,inode,mode,nlink")
+			p.expect("0", "link", n1, n0)
+			p.expect(typ+","+ino+",0644,2", "lstat", n0, "type,inode,mode,nlink")
+			p.expect(typ+","+ino+",0644,2", "lstat", n1, "type,inode,mode,nlink")
+			p.expect("0", "rename", n1, n2)
+			p.expect(typ+","+ino+",0644,2", "lstat", n0, "type,inode,mode,nlink")
+			p.expect("ENOENT", "lstat", n1, "type,mode,nlink")
+			p.expect(typ+","+ino+",0644,2", "lstat", n2, "type,inode,mode,nlink")
+			p.expect("0", "unlink", n0)
+			p.expect("0", "unlink", n2)
+		}
+		p.expect("0", "mkdir", n0, "0755")
+		p.expect("dir,0755", "lstat", n0, "type,mode")
+		ino := p.fstest("lstat", n0, "inode")
+		p.expect("0", "rename", n0, n1)
+		p.expect("ENOENT", "lstat", n0, "type,mode")
+		p.expect("dir,"+ino+",0755", "lstat", n1, "type,inode,mode")
+		p.expect("0", "rmdir", n1)
+
+		p.expect("0", "create", n0, "0644")
+		rino := p.fstest("lstat", n0, "inode")
+		p.expect("regular,0644", "lstat", n0, "type,mode")
+		p.expect("0", "symlink", n0, n1)
+		sino := p.fstest("lstat", n1, "inode")
+		p.expect("regular,"+rino+",0644", "stat", n1, "type,inode,mode")
+		p.expect("symlink,"+sino, "lstat", n1, "type,inode")
+		p.expect("0", "rename", n1, n2)
+		p.expect("regular,"+rino+",0644", "stat", n0, "type,inode,mode")
+		p.expect("ENOENT", "lstat", n1, "type,mode")
+		p.expect("symlink,"+sino, "lstat", n2, "type,inode")
+		p.expect("0", "unlink", n0)
+		p.expect("0", "unlink", n2)
+
+		// ext4 updates a renamed file's ctime (pjdfstest's rename_ctime).
+		for _, typ := range allTypes {
+			p.createFile(typ, n0)
+			c1 := p.time("lstat", n0, "ctime")
+			p.sleep()
+			p.expect("0", "rename", n0, n1)
+			p.check(c1 < p.time("lstat", n1, "ctime"), "%s: ctime unchanged by rename", typ)
+			p.remove(typ, n1)
+		}
+		// unsuccessful rename(2) does not update ctime.
+		for _, typ := range allTypes {
+			p.createFile(typ, n0)
+			c1 := p.time("lstat", n0, "ctime")
+			p.sleep()
+			p.expect("EACCES", "-u", "65534", "rename", n0, n1)
+			p.check(c1 == p.time("lstat", n0, "ctime"), "%s: ctime changed", typ)
+			p.remove(typ, n0)
+		}
+		p.cd("..")
+		p.expect("0", "rmdir", n3)
+	}},
+	{"rename/09", func(p *pj) { pjdRenameSticky(p, true) }},
+	{"rename/10", func(p *pj) { pjdRenameSticky(p, false) }},
+	{"rename/13", func(p *pj) {
+		n0, n1 := p.name(), p.name()
+		p.expect("0", "mkdir", n0, "0755")
+		for _, typ := range []string{"regular", "fifo", "block", "char", "socket", "symlink"} {
+			p.createFile(typ, n1)
+			p.expect("EISDIR", "rename", n1, n0)
+			p.expect("dir", "lstat", n0, "type")
+			p.expect(typ, "lstat", n1, "type")
+			p.expect("0", "unlink", n1)
+		}
+		p.expect("0", "rmdir", n0)
+	}},
+	{"rename/14", func(p *pj) {
+		n0, n1 := p.name(), p.name()
+		p.expect("0", "mkdir", n0, "0755")
+		for _, typ := range []string{"regular", "fifo", "block", "char", "socket", "symlink"} {
+			p.createFile(typ, n1)
+			p.expect("ENOTDIR", "rename", n0, n1)
+			p.expect("dir", "lstat", n0, "type")
+			p.expect(typ, "lstat", n1, "type")
+			p.expect("0", "unlink", n1)
+		}
+		p.expect("0", "rmdir", n0)
+	}},
+	{"rename/18", func(p *pj) {
+		n0, n1, n2 := p.name(), p.name(), p.name()
+		p.expect("0", "mkdir", n0, "0755")
+		p.expect("0", "mkdir", n0+"/"+n1, "0755")
+		p.expect("EINVAL", "rename", n0, n0+"/"+n1+"/"+n2)
+		p.expect("EINVAL", "rename", n0, n0+"/"+n1)
+		p.expect("0", "rmdir", n0+"/"+n1)
+		p.expect("0", "rmdir", n0)
+	}},
+	{"rename/19", func(p *pj) {
+		n0, n1 := p.name(), p.name()
+		p.expect("0", "mkdir", n0, "0755")
+		p.expect("0", "mkdir", n0+"/"+n1, "0755")
+		p.expect("EINVAL|EBUSY", "rename", n0+"/"+n1+"/.", n1)
+		p.expect("EINVAL|EBUSY", "rename", n0+"/"+n1+"/..", n1)
+		p.expect("0", "rmdir", n0+"/"+n1)
+		p.expect("0", "rmdir", n0)
+	}},
+	{"rename/20", func(p *pj) {
+		n0, n1, n2 := p.name(), p.name(), p.name()
+		p.expect("0", "mkdir", n0, "0755")
+		p.expect("0", "mkdir", n1, "0755")
+		for _, typ := range allTypes {
+			p.createFile(typ, n1+"/"+n2)
+			p.expect("EEXIST|ENOTEMPTY", "rename", n0, n1)
+			p.remove(typ, n1+"/"+n2)
+		}
+		p.expect("0", "rmdir", n1)
+		p.expect("0", "rmdir", n0)
+	}},
+	{"rename/21", func(p *pj) {
+		n0, n1, n2, n3 := p.name(), p.name(), p.name(), p.name()
+		as := []string{"-u", "65534", "-g", "65534"}
+		p.expect("0", "mkdir", n2, "0777")
+		p.expect("0", "mkdir", n3, "0777")
+		p.expect("0", "mkdir", n2+"/"+n0, "0700")
+		p.expect("0|EACCES", append(as, "rename", n2+"/"+n0, n2+"/"+n1)...)
+		p.expect("0|EACCES", append(as, "rename", n2+"/"+n1, n2+"/"+n0)...)
+		p.expect("0|EACCES", append(as, "rename", n2+"/"+n0, n3+"/"+n1)...)
+		p.expect("0|ENOENT", "rmdir", n2+"/"+n0)
+		p.expect("ENOENT", "rmdir", n2+"/"+n0)
+		p.expect("0|ENOENT", "rmdir", n3+"/"+n1)
+		p.expect("ENOENT", "rmdir", n3+"/"+n1)
+		p.expect("0", "create", n2+"/"+n0, "0644")
+		p.expect("0", append(as, "rename", n2+"/"+n0, n3+"/"+n1)...)
+		p.expect("0", "unlink", n3+"/"+n1)
+		p.expect("ENOENT", "unlink", n2+"/"+n0)
+		p.expect("0", "rmdir", n3)
+		p.expect("0", "rmdir", n2)
+	}},
+}
+
+// pjdRenameSticky is rename/09 (the source directory is sticky) and
+// rename/10 (the destination directory is sticky, over an existing name).
+func pjdRenameSticky(p *pj, fromSticky bool) {
+	n0, n1, n2, n3, n4 := p.name(), p.name(), p.name(), p.name(), p.name()
+	as := []string{"-u", "65534", "-g", "65534"}
+	p.expect("0", "mkdir", n4, "0755")
+	p.cd(n4)
+	p.expect("0", "mkdir", n0, "0755")
+	p.expect("0", "mkdir", n1, "0755")
+	sticky, other := n0, n1
+	if !fromSticky {
+		sticky, other = n1, n0
+	}
+	p.expect("0", "chmod", sticky, "01777")
+	p.expect("0", "chown", n0, "65534", "65534")
+	p.expect("0", "chown", n1, "65534", "65534")
+	src, dst := n0+"/"+n2, n1+"/"+n3
+	_ = other
+	// The entry in the sticky directory is the source (09) or the
+	// destination (10).
+	types3 := []string{"regular", "fifo", "block", "char", "socket", "symlink"}
+	if fromSticky {
+		types3 = append([]string{"none"}, types3...)
+	}
+	for _, type2 := range types3[len(types3)-6:] {
+		for _, c := range []struct{ dirID, entryID string }{
+			{"65534", "65534"}, {"65534", "0"}, {"65534", "65533"},
+			{"0", "65534"}, {"65533", "65534"}, {"0", "0"}, {"65533", "65533"},
+		} {
+			allowed := c.dirID == "65534" || c.entryID == "65534"
+			p.expect("0", "chown", sticky, c.dirID, c.dirID)
+			srcID, dstID := "65534", "65534"
+			if fromSticky {
+				srcID = c.entryID
+			} else {
+				dstID = c.entryID
+			}
+			p.createFile(type2, src, srcID, srcID)
+			ino := p.fstest("lstat", src, "inode")
+			for _, type3 := range types3 {
+				p.createFile(type3, dst, dstID, dstID)
+				if !allowed {
+					p.expect("EACCES|EPERM", append(as, "rename", src, dst)...)
+					p.expect(ino, "lstat", src, "inode")
+					if type3 != "none" {
+						p.expect(dstID+","+dstID, "lstat", dst, "uid,gid")
+						p.expect("0", "unlink", dst)
+					}
+					continue
+				}
+				p.expect("0", append(as, "rename", src, dst)...)
+				p.expect("ENOENT", "lstat", src, "inode")
+				p.expect(ino+","+srcID+","+srcID, "lstat", dst, "inode,uid,gid")
+				p.expect("0", append(as, "rename", dst, src)...)
+				p.expect(ino, "lstat", src, "inode")
+				p.expect("ENOENT", "lstat", dst, "inode")
+			}
+			p.expect("0", "unlink", src)
+		}
+	}
+	// Directories.
+	p.expect("0", "chown", sticky, "65534", "65534")
+	p.expect("0", append(as, "mkdir", src, "0755")...)
+	ino := p.fstest("lstat", src, "inode")
+	p.expect("0", append(as, "mkdir", dst, "0755")...)
+	p.expect("0", append(as, "rename", src, dst)...)
+	p.expect("ENOENT", "lstat", src, "type")
+	p.expect(ino, "lstat", dst, "inode")
+	p.expect("0", "rmdir", dst)
+	for _, id := range []string{"0", "65533"} {
+		// The user owns neither the sticky directory nor the entry in it.
+		p.expect("0", "chown", sticky, id, id)
+		srcAs, dstAs := as, as
+		if fromSticky {
+			srcAs = []string{"-u", id, "-g", id}
+		} else {
+			dstAs = []string{"-u", id, "-g", id}
+		}
+		p.expect("0", append(srcAs, "mkdir", src, "0755")...)
+		p.expect("0", append(dstAs, "mkdir", dst, "0755")...)
+		p.expect("EACCES|EPERM", append(as, "rename", src, dst)...)
+		p.expect("0", "rmdir", src)
+		p.expect("0", "rmdir", dst)
+	}
+	p.expect("0", "rmdir", n1)
+	p.expect("0", "rmdir", n0)
+	p.cd("..")
+	p.expect("0", "rmdir", n4)
+}
+
+// --- symlink ---
+
+func symlinkCmd(path string) []string { return []string{"symlink", "test", path} }
+
+var pjdSymlink = []pjFile{
+	{"symlink/00", func(p *pj) {
+		n0, n1 := p.name(), p.name()
+		p.expect("0", "create", n0, "0644")
+		p.expect("regular,0644", "lstat", n0, "type,mode")
+		p.expect("0", "symlink", n0, n1)
+		p.expect("symlink", "lstat", n1, "type")
+		p.expect("regular,0644", "stat", n1, "type,mode")
+		p.expect("0", "unlink", n0)
+		p.expect("ENOENT", "stat", n1, "type,mode")
+		p.expect("0", "unlink", n1)
+		p.expect("0", "mkdir", n0, "0755")
+		t0 := p.time("stat", n0, "ctime")
+		p.sleep()
+		p.expect("0", "symlink", "test", n0+"/"+n1)
+		m, c := p.time("stat", n0, "mtime"), p.time("stat", n0, "ctime")
+		p.check(t0 < m && t0 < c, "parent ctime %d then mtime %d ctime %d", t0, m, c)
+		p.expect("0", "unlink", n0+"/"+n1)
+		p.expect("0", "rmdir", n0)
+	}},
+	{"symlink/01", func(p *pj) { pjENOTDIR(p, symlinkCmd) }},
+	{"symlink/02", func(p *pj) {
+		// A target of PATH_MAX-1 bytes is fine, PATH_MAX is too long.
+		n0 := p.name()
+		long := strings.Repeat("x", 4095)
+		p.expect("0", "symlink", long, n0)
+		p.expect("0", "unlink", n0)
+		p.expect("ENAMETOOLONG", "symlink", long+"x", n0)
+	}},
+	{"symlink/03", func(p *pj) { tplNameMax(p, creator{symlinkCmd, "unlink"}) }},
+	{"symlink/04", func(p *pj) { tplPathMax(p, creator{symlinkCmd, "unlink"}) }},
+	{"symlink/05", func(p *pj) { tplENOENT(p, creator{symlinkCmd, "unlink"}) }},
+	{"symlink/06", func(p *pj) { tplEACCES(p, creator{symlinkCmd, "unlink"}, "0555") }},
+	{"symlink/07", func(p *pj) { tplEACCES(p, creator{symlinkCmd, "unlink"}, "0644") }},
+	{"symlink/08", func(p *pj) { tplELOOPCreate(p, creator{symlinkCmd, "unlink"}) }},
+	{"symlink/09", func(p *pj) { tplEEXIST(p, symlinkCmd) }},
 }
