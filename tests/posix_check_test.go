@@ -107,37 +107,49 @@ func (p *px) content(name string) {
 	p.logf("content %s: %d bytes %x", name, len(b), sha256.Sum256(b))
 }
 
-// as runs f as c on a thread of its own: setresuid, setresgid and
-// setgroups made with raw system calls change only the calling thread,
-// and the thread is thrown away afterwards (the goroutine exits locked),
-// so no other goroutine ever runs with these credentials.
+// as runs f as c (see asThread); the transcript's lines are prefixed
+// with c's uid meanwhile.
 func (p *px) as(c cred, f func()) {
+	saved := p.who
+	p.who = fmt.Sprintf("[%d] ", c.uid)
+	defer func() { p.who = saved }()
+	if err := asThread(int(c.uid), int(c.gid), c.groups, f); err != nil {
+		p.t.Fatalf("switching to uid %d: %v", c.uid, err)
+	}
+}
+
+// asThread runs f with the given credentials on a thread of its own:
+// setresuid, setresgid and setgroups made with raw system calls change
+// only the calling thread, and the thread is thrown away afterwards (the
+// goroutine exits locked), so no other goroutine ever runs with these
+// credentials. A negative uid or gid, or nil groups, keeps the caller's.
+func asThread(uid, gid int, groups []uint32, f func()) error {
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread dies with us
-		groups := make([]uint32, len(c.groups))
-		copy(groups, c.groups)
-		groups = append(groups, 0) // never empty, so &groups[0] exists
-		if _, _, e := syscall.RawSyscall(syscall.SYS_SETGROUPS, uintptr(len(groups)-1), uintptr(unsafe.Pointer(&groups[0])), 0); e != 0 {
-			done <- fmt.Errorf("setgroups: %v", e)
-			return
+		if groups != nil {
+			gs := append(append([]uint32(nil), groups...), 0) // never empty, so &gs[0] exists
+			if _, _, e := syscall.RawSyscall(syscall.SYS_SETGROUPS, uintptr(len(gs)-1), uintptr(unsafe.Pointer(&gs[0])), 0); e != 0 {
+				done <- fmt.Errorf("setgroups: %v", e)
+				return
+			}
 		}
-		if _, _, e := syscall.RawSyscall(syscall.SYS_SETRESGID, uintptr(c.gid), uintptr(c.gid), uintptr(c.gid)); e != 0 {
-			done <- fmt.Errorf("setresgid: %v", e)
-			return
+		if gid >= 0 {
+			if _, _, e := syscall.RawSyscall(syscall.SYS_SETRESGID, uintptr(gid), uintptr(gid), uintptr(gid)); e != 0 {
+				done <- fmt.Errorf("setresgid: %v", e)
+				return
+			}
 		}
-		if _, _, e := syscall.RawSyscall(syscall.SYS_SETRESUID, uintptr(c.uid), uintptr(c.uid), uintptr(c.uid)); e != 0 {
-			done <- fmt.Errorf("setresuid: %v", e)
-			return
+		if uid >= 0 {
+			if _, _, e := syscall.RawSyscall(syscall.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid)); e != 0 {
+				done <- fmt.Errorf("setresuid: %v", e)
+				return
+			}
 		}
-		saved := p.who
-		p.who = fmt.Sprintf("[%d] ", c.uid)
-		defer func() { p.who = saved; done <- nil }()
+		defer func() { done <- nil }()
 		f()
 	}()
-	if err := <-done; err != nil {
-		p.t.Fatalf("switching to uid %d: %v", c.uid, err)
-	}
+	return <-done
 }
 
 // Small wrappers so scenarios read as scripts.
