@@ -1,8 +1,10 @@
 // Package admin serves a daemon's operator endpoints on a listener of its
-// own, apart from the gRPC service: today the Go profiler (pprof).
+// own, apart from the gRPC service: today the Go profiler (pprof) and
+// expvar counters.
 package admin
 
 import (
+	"expvar"
 	"fmt"
 	"log/slog"
 	"net"
@@ -26,6 +28,7 @@ func Serve(addr string, log *slog.Logger) (string, error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/debug/vars", expvar.Handler())
 	if log != nil {
 		log.Info("admin listener", "addr", ln.Addr().String())
 	}

@@ -71,11 +71,11 @@ func BulkServerOptions() []grpc.ServerOption {
 
 // DialData connects to a dfs server for calls that carry file data:
 // unacknowledged-data timeout, bulk windows and the largest messages.
-func DialData(addr string) (*grpc.ClientConn, error) {
+func DialData(addr string, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
 	opts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		WithUnackedTimeout(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessage), grpc.MaxCallSendMsgSize(MaxMessage)),
 	}, BulkDialOptions()...)
-	return grpc.NewClient(addr, opts...)
+	return grpc.NewClient(addr, append(opts, extra...)...)
 }
