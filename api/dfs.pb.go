@@ -5122,10 +5122,14 @@ type WriteRequest struct {
 	// zero_length > 0: instead of writing data, make [offset, offset +
 	// zero_length) read as zeros; if it reaches the end of the chunk the
 	// file is shortened (truncate).
-	ZeroLength    uint64     `protobuf:"varint,6,opt,name=zero_length,json=zeroLength,proto3" json:"zero_length,omitempty"`
-	Forward       []*Replica `protobuf:"bytes,7,rep,name=forward,proto3" json:"forward,omitempty"`
-	Forwarded     bool       `protobuf:"varint,8,opt,name=forwarded,proto3" json:"forwarded,omitempty"`
-	Sync          bool       `protobuf:"varint,9,opt,name=sync,proto3" json:"sync,omitempty"` // fsync before answering
+	ZeroLength uint64     `protobuf:"varint,6,opt,name=zero_length,json=zeroLength,proto3" json:"zero_length,omitempty"`
+	Forward    []*Replica `protobuf:"bytes,7,rep,name=forward,proto3" json:"forward,omitempty"`
+	Forwarded  bool       `protobuf:"varint,8,opt,name=forwarded,proto3" json:"forwarded,omitempty"`
+	Sync       bool       `protobuf:"varint,9,opt,name=sync,proto3" json:"sync,omitempty"` // fsync before answering
+	// extents: several pieces written in one call, in order, as if by one
+	// write each (offset, data and zero_length are then unused). A mount
+	// flushing scattered small writes sends one call per chunk.
+	Extents       []*Extent `protobuf:"bytes,180,rep,name=extents,proto3" json:"extents,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5223,6 +5227,66 @@ func (x *WriteRequest) GetSync() bool {
 	return false
 }
 
+func (x *WriteRequest) GetExtents() []*Extent {
+	if x != nil {
+		return x.Extents
+	}
+	return nil
+}
+
+// Extent is data at an offset within a chunk.
+type Extent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Offset        uint64                 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Extent) Reset() {
+	*x = Extent{}
+	mi := &file_dfs_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Extent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Extent) ProtoMessage() {}
+
+func (x *Extent) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Extent.ProtoReflect.Descriptor instead.
+func (*Extent) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *Extent) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *Extent) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 type WriteResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Errno         Errno                  `protobuf:"varint,1,opt,name=errno,proto3,enum=dfs.Errno" json:"errno,omitempty"`
@@ -5234,7 +5298,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_dfs_proto_msgTypes[66]
+	mi := &file_dfs_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5246,7 +5310,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[66]
+	mi := &file_dfs_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5259,7 +5323,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{66}
+	return file_dfs_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *WriteResponse) GetErrno() Errno {
@@ -5296,7 +5360,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_dfs_proto_msgTypes[67]
+	mi := &file_dfs_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5308,7 +5372,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[67]
+	mi := &file_dfs_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5321,7 +5385,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{67}
+	return file_dfs_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ReadRequest) GetId() uint64 {
@@ -5370,7 +5434,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_dfs_proto_msgTypes[68]
+	mi := &file_dfs_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5382,7 +5446,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[68]
+	mi := &file_dfs_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5395,7 +5459,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{68}
+	return file_dfs_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ReadResponse) GetErrno() Errno {
@@ -5430,7 +5494,7 @@ type SyncRequest struct {
 
 func (x *SyncRequest) Reset() {
 	*x = SyncRequest{}
-	mi := &file_dfs_proto_msgTypes[69]
+	mi := &file_dfs_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5442,7 +5506,7 @@ func (x *SyncRequest) String() string {
 func (*SyncRequest) ProtoMessage() {}
 
 func (x *SyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[69]
+	mi := &file_dfs_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5455,7 +5519,7 @@ func (x *SyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRequest.ProtoReflect.Descriptor instead.
 func (*SyncRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{69}
+	return file_dfs_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *SyncRequest) GetId() uint64 {
@@ -5490,7 +5554,7 @@ type SyncResponse struct {
 
 func (x *SyncResponse) Reset() {
 	*x = SyncResponse{}
-	mi := &file_dfs_proto_msgTypes[70]
+	mi := &file_dfs_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5502,7 +5566,7 @@ func (x *SyncResponse) String() string {
 func (*SyncResponse) ProtoMessage() {}
 
 func (x *SyncResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[70]
+	mi := &file_dfs_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5515,7 +5579,7 @@ func (x *SyncResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncResponse.ProtoReflect.Descriptor instead.
 func (*SyncResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{70}
+	return file_dfs_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *SyncResponse) GetErrno() Errno {
@@ -5556,7 +5620,7 @@ type ReplicateRequest struct {
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_dfs_proto_msgTypes[71]
+	mi := &file_dfs_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5568,7 +5632,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[71]
+	mi := &file_dfs_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5581,7 +5645,7 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{71}
+	return file_dfs_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ReplicateRequest) GetId() uint64 {
@@ -5637,7 +5701,7 @@ type ReplicateResponse struct {
 
 func (x *ReplicateResponse) Reset() {
 	*x = ReplicateResponse{}
-	mi := &file_dfs_proto_msgTypes[72]
+	mi := &file_dfs_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5649,7 +5713,7 @@ func (x *ReplicateResponse) String() string {
 func (*ReplicateResponse) ProtoMessage() {}
 
 func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[72]
+	mi := &file_dfs_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5662,7 +5726,7 @@ func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicateResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{72}
+	return file_dfs_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ReplicateResponse) GetErrno() Errno {
@@ -5700,7 +5764,7 @@ type LocalPathRequest struct {
 
 func (x *LocalPathRequest) Reset() {
 	*x = LocalPathRequest{}
-	mi := &file_dfs_proto_msgTypes[73]
+	mi := &file_dfs_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5712,7 +5776,7 @@ func (x *LocalPathRequest) String() string {
 func (*LocalPathRequest) ProtoMessage() {}
 
 func (x *LocalPathRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[73]
+	mi := &file_dfs_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5725,7 +5789,7 @@ func (x *LocalPathRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalPathRequest.ProtoReflect.Descriptor instead.
 func (*LocalPathRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{73}
+	return file_dfs_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *LocalPathRequest) GetId() uint64 {
@@ -5761,7 +5825,7 @@ type LocalPathResponse struct {
 
 func (x *LocalPathResponse) Reset() {
 	*x = LocalPathResponse{}
-	mi := &file_dfs_proto_msgTypes[74]
+	mi := &file_dfs_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5773,7 +5837,7 @@ func (x *LocalPathResponse) String() string {
 func (*LocalPathResponse) ProtoMessage() {}
 
 func (x *LocalPathResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[74]
+	mi := &file_dfs_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5786,7 +5850,7 @@ func (x *LocalPathResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalPathResponse.ProtoReflect.Descriptor instead.
 func (*LocalPathResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{74}
+	return file_dfs_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *LocalPathResponse) GetErrno() Errno {
@@ -5828,7 +5892,7 @@ type RegisterServerCmd struct {
 
 func (x *RegisterServerCmd) Reset() {
 	*x = RegisterServerCmd{}
-	mi := &file_dfs_proto_msgTypes[75]
+	mi := &file_dfs_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5840,7 +5904,7 @@ func (x *RegisterServerCmd) String() string {
 func (*RegisterServerCmd) ProtoMessage() {}
 
 func (x *RegisterServerCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[75]
+	mi := &file_dfs_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5853,7 +5917,7 @@ func (x *RegisterServerCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterServerCmd.ProtoReflect.Descriptor instead.
 func (*RegisterServerCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{75}
+	return file_dfs_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *RegisterServerCmd) GetId() string {
@@ -5886,7 +5950,7 @@ type ExpireSessionCmd struct {
 
 func (x *ExpireSessionCmd) Reset() {
 	*x = ExpireSessionCmd{}
-	mi := &file_dfs_proto_msgTypes[76]
+	mi := &file_dfs_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5898,7 +5962,7 @@ func (x *ExpireSessionCmd) String() string {
 func (*ExpireSessionCmd) ProtoMessage() {}
 
 func (x *ExpireSessionCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[76]
+	mi := &file_dfs_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5911,7 +5975,7 @@ func (x *ExpireSessionCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireSessionCmd.ProtoReflect.Descriptor instead.
 func (*ExpireSessionCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{76}
+	return file_dfs_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ExpireSessionCmd) GetSession() uint64 {
@@ -5930,7 +5994,7 @@ type DeleteChunksCmd struct {
 
 func (x *DeleteChunksCmd) Reset() {
 	*x = DeleteChunksCmd{}
-	mi := &file_dfs_proto_msgTypes[77]
+	mi := &file_dfs_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5942,7 +6006,7 @@ func (x *DeleteChunksCmd) String() string {
 func (*DeleteChunksCmd) ProtoMessage() {}
 
 func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[77]
+	mi := &file_dfs_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5955,7 +6019,7 @@ func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteChunksCmd.ProtoReflect.Descriptor instead.
 func (*DeleteChunksCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{77}
+	return file_dfs_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *DeleteChunksCmd) GetIds() []uint64 {
@@ -5988,7 +6052,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_dfs_proto_msgTypes[78]
+	mi := &file_dfs_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6000,7 +6064,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[78]
+	mi := &file_dfs_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6013,7 +6077,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{78}
+	return file_dfs_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *Command) GetSession() uint64 {
@@ -6110,7 +6174,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_dfs_proto_msgTypes[79]
+	mi := &file_dfs_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6122,7 +6186,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[79]
+	mi := &file_dfs_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6135,7 +6199,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{79}
+	return file_dfs_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *Batch) GetCommands() []*Command {
@@ -6164,7 +6228,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_dfs_proto_msgTypes[80]
+	mi := &file_dfs_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6176,7 +6240,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[80]
+	mi := &file_dfs_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6189,7 +6253,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{80}
+	return file_dfs_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -6283,7 +6347,7 @@ type SnapshotLock struct {
 
 func (x *SnapshotLock) Reset() {
 	*x = SnapshotLock{}
-	mi := &file_dfs_proto_msgTypes[81]
+	mi := &file_dfs_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6295,7 +6359,7 @@ func (x *SnapshotLock) String() string {
 func (*SnapshotLock) ProtoMessage() {}
 
 func (x *SnapshotLock) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[81]
+	mi := &file_dfs_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6308,7 +6372,7 @@ func (x *SnapshotLock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotLock.ProtoReflect.Descriptor instead.
 func (*SnapshotLock) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{81}
+	return file_dfs_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *SnapshotLock) GetOp() *LockOp {
@@ -6357,7 +6421,7 @@ type SnapshotDirEntry struct {
 
 func (x *SnapshotDirEntry) Reset() {
 	*x = SnapshotDirEntry{}
-	mi := &file_dfs_proto_msgTypes[82]
+	mi := &file_dfs_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6369,7 +6433,7 @@ func (x *SnapshotDirEntry) String() string {
 func (*SnapshotDirEntry) ProtoMessage() {}
 
 func (x *SnapshotDirEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[82]
+	mi := &file_dfs_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6382,7 +6446,7 @@ func (x *SnapshotDirEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotDirEntry.ProtoReflect.Descriptor instead.
 func (*SnapshotDirEntry) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{82}
+	return file_dfs_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *SnapshotDirEntry) GetName() string {
@@ -6420,7 +6484,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_dfs_proto_msgTypes[83]
+	mi := &file_dfs_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6432,7 +6496,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[83]
+	mi := &file_dfs_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6445,7 +6509,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{83}
+	return file_dfs_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *SnapshotChunk) GetIndex() uint64 {
@@ -6505,7 +6569,7 @@ type SnapshotInode struct {
 
 func (x *SnapshotInode) Reset() {
 	*x = SnapshotInode{}
-	mi := &file_dfs_proto_msgTypes[84]
+	mi := &file_dfs_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6517,7 +6581,7 @@ func (x *SnapshotInode) String() string {
 func (*SnapshotInode) ProtoMessage() {}
 
 func (x *SnapshotInode) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[84]
+	mi := &file_dfs_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6530,7 +6594,7 @@ func (x *SnapshotInode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotInode.ProtoReflect.Descriptor instead.
 func (*SnapshotInode) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{84}
+	return file_dfs_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *SnapshotInode) GetAttr() *Attr {
@@ -6592,7 +6656,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_dfs_proto_msgTypes[85]
+	mi := &file_dfs_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6604,7 +6668,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[85]
+	mi := &file_dfs_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6617,7 +6681,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{85}
+	return file_dfs_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *SnapshotResponse) GetSeq() uint64 {
@@ -6648,7 +6712,7 @@ type SnapshotSession struct {
 
 func (x *SnapshotSession) Reset() {
 	*x = SnapshotSession{}
-	mi := &file_dfs_proto_msgTypes[86]
+	mi := &file_dfs_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6660,7 +6724,7 @@ func (x *SnapshotSession) String() string {
 func (*SnapshotSession) ProtoMessage() {}
 
 func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[86]
+	mi := &file_dfs_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6673,7 +6737,7 @@ func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSession.ProtoReflect.Descriptor instead.
 func (*SnapshotSession) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{86}
+	return file_dfs_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *SnapshotSession) GetId() uint64 {
@@ -7104,7 +7168,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x10SetChunkResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xf5\x01\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x9d\x02\n" +
 	"\fWriteRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x18\n" +
@@ -7115,7 +7179,11 @@ const file_dfs_proto_rawDesc = "" +
 	"zeroLength\x12&\n" +
 	"\aforward\x18\a \x03(\v2\f.dfs.ReplicaR\aforward\x12\x1c\n" +
 	"\tforwarded\x18\b \x01(\bR\tforwarded\x12\x12\n" +
-	"\x04sync\x18\t \x01(\bR\x04sync\"c\n" +
+	"\x04sync\x18\t \x01(\bR\x04sync\x12&\n" +
+	"\aextents\x18\xb4\x01 \x03(\v2\v.dfs.ExtentR\aextents\"4\n" +
+	"\x06Extent\x12\x16\n" +
+	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"c\n" +
 	"\rWriteResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x18\n" +
@@ -7337,7 +7405,7 @@ func file_dfs_proto_rawDescGZIP() []byte {
 }
 
 var file_dfs_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 89)
+var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 90)
 var file_dfs_proto_goTypes = []any{
 	(Errno)(0),                  // 0: dfs.Errno
 	(LockKind)(0),               // 1: dfs.LockKind
@@ -7410,29 +7478,30 @@ var file_dfs_proto_goTypes = []any{
 	(*SetChunkRequest)(nil),     // 68: dfs.SetChunkRequest
 	(*SetChunkResponse)(nil),    // 69: dfs.SetChunkResponse
 	(*WriteRequest)(nil),        // 70: dfs.WriteRequest
-	(*WriteResponse)(nil),       // 71: dfs.WriteResponse
-	(*ReadRequest)(nil),         // 72: dfs.ReadRequest
-	(*ReadResponse)(nil),        // 73: dfs.ReadResponse
-	(*SyncRequest)(nil),         // 74: dfs.SyncRequest
-	(*SyncResponse)(nil),        // 75: dfs.SyncResponse
-	(*ReplicateRequest)(nil),    // 76: dfs.ReplicateRequest
-	(*ReplicateResponse)(nil),   // 77: dfs.ReplicateResponse
-	(*LocalPathRequest)(nil),    // 78: dfs.LocalPathRequest
-	(*LocalPathResponse)(nil),   // 79: dfs.LocalPathResponse
-	(*RegisterServerCmd)(nil),   // 80: dfs.RegisterServerCmd
-	(*ExpireSessionCmd)(nil),    // 81: dfs.ExpireSessionCmd
-	(*DeleteChunksCmd)(nil),     // 82: dfs.DeleteChunksCmd
-	(*Command)(nil),             // 83: dfs.Command
-	(*Batch)(nil),               // 84: dfs.Batch
-	(*SnapshotHeader)(nil),      // 85: dfs.SnapshotHeader
-	(*SnapshotLock)(nil),        // 86: dfs.SnapshotLock
-	(*SnapshotDirEntry)(nil),    // 87: dfs.SnapshotDirEntry
-	(*SnapshotChunk)(nil),       // 88: dfs.SnapshotChunk
-	(*SnapshotInode)(nil),       // 89: dfs.SnapshotInode
-	(*SnapshotResponse)(nil),    // 90: dfs.SnapshotResponse
-	(*SnapshotSession)(nil),     // 91: dfs.SnapshotSession
-	nil,                         // 92: dfs.SnapshotInode.XattrsEntry
-	nil,                         // 93: dfs.SnapshotSession.OpensEntry
+	(*Extent)(nil),              // 71: dfs.Extent
+	(*WriteResponse)(nil),       // 72: dfs.WriteResponse
+	(*ReadRequest)(nil),         // 73: dfs.ReadRequest
+	(*ReadResponse)(nil),        // 74: dfs.ReadResponse
+	(*SyncRequest)(nil),         // 75: dfs.SyncRequest
+	(*SyncResponse)(nil),        // 76: dfs.SyncResponse
+	(*ReplicateRequest)(nil),    // 77: dfs.ReplicateRequest
+	(*ReplicateResponse)(nil),   // 78: dfs.ReplicateResponse
+	(*LocalPathRequest)(nil),    // 79: dfs.LocalPathRequest
+	(*LocalPathResponse)(nil),   // 80: dfs.LocalPathResponse
+	(*RegisterServerCmd)(nil),   // 81: dfs.RegisterServerCmd
+	(*ExpireSessionCmd)(nil),    // 82: dfs.ExpireSessionCmd
+	(*DeleteChunksCmd)(nil),     // 83: dfs.DeleteChunksCmd
+	(*Command)(nil),             // 84: dfs.Command
+	(*Batch)(nil),               // 85: dfs.Batch
+	(*SnapshotHeader)(nil),      // 86: dfs.SnapshotHeader
+	(*SnapshotLock)(nil),        // 87: dfs.SnapshotLock
+	(*SnapshotDirEntry)(nil),    // 88: dfs.SnapshotDirEntry
+	(*SnapshotChunk)(nil),       // 89: dfs.SnapshotChunk
+	(*SnapshotInode)(nil),       // 90: dfs.SnapshotInode
+	(*SnapshotResponse)(nil),    // 91: dfs.SnapshotResponse
+	(*SnapshotSession)(nil),     // 92: dfs.SnapshotSession
+	nil,                         // 93: dfs.SnapshotInode.XattrsEntry
+	nil,                         // 94: dfs.SnapshotSession.OpensEntry
 }
 var file_dfs_proto_depIdxs = []int32{
 	3,   // 0: dfs.Layout.kind:type_name -> dfs.Layout.Kind
@@ -7494,80 +7563,81 @@ var file_dfs_proto_depIdxs = []int32{
 	7,   // 56: dfs.SetChunkRequest.replicas:type_name -> dfs.Replica
 	0,   // 57: dfs.SetChunkResponse.errno:type_name -> dfs.Errno
 	7,   // 58: dfs.WriteRequest.forward:type_name -> dfs.Replica
-	0,   // 59: dfs.WriteResponse.errno:type_name -> dfs.Errno
-	0,   // 60: dfs.ReadResponse.errno:type_name -> dfs.Errno
-	7,   // 61: dfs.SyncRequest.forward:type_name -> dfs.Replica
-	0,   // 62: dfs.SyncResponse.errno:type_name -> dfs.Errno
-	7,   // 63: dfs.ReplicateRequest.source:type_name -> dfs.Replica
-	0,   // 64: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
-	0,   // 65: dfs.LocalPathResponse.errno:type_name -> dfs.Errno
-	10,  // 66: dfs.Command.caller:type_name -> dfs.Caller
-	30,  // 67: dfs.Command.op:type_name -> dfs.Op
-	80,  // 68: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
-	81,  // 69: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
-	82,  // 70: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
-	83,  // 71: dfs.Batch.commands:type_name -> dfs.Command
-	80,  // 72: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
-	27,  // 73: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
-	86,  // 74: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
-	86,  // 75: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
-	31,  // 76: dfs.SnapshotLock.op:type_name -> dfs.LockOp
-	6,   // 77: dfs.SnapshotInode.attr:type_name -> dfs.Attr
-	92,  // 78: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
-	87,  // 79: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
-	88,  // 80: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
-	35,  // 81: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
-	90,  // 82: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
-	93,  // 83: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
-	34,  // 84: dfs.Master.Mutate:input_type -> dfs.MutateRequest
-	39,  // 85: dfs.Master.Lookup:input_type -> dfs.LookupRequest
-	40,  // 86: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
-	42,  // 87: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
-	44,  // 88: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
-	46,  // 89: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
-	48,  // 90: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
-	50,  // 91: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
-	52,  // 92: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
-	55,  // 93: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
-	59,  // 94: dfs.Master.Status:input_type -> dfs.StatusRequest
-	60,  // 95: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
-	61,  // 96: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
-	63,  // 97: dfs.Master.Fsck:input_type -> dfs.FsckRequest
-	36,  // 98: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
-	37,  // 99: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
-	68,  // 100: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
-	70,  // 101: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
-	72,  // 102: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
-	74,  // 103: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
-	76,  // 104: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
-	78,  // 105: dfs.ChunkServer.LocalPath:input_type -> dfs.LocalPathRequest
-	35,  // 106: dfs.Master.Mutate:output_type -> dfs.MutateResponse
-	41,  // 107: dfs.Master.Lookup:output_type -> dfs.AttrResponse
-	41,  // 108: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
-	43,  // 109: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
-	45,  // 110: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
-	47,  // 111: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
-	49,  // 112: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
-	51,  // 113: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
-	53,  // 114: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
-	56,  // 115: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
-	66,  // 116: dfs.Master.Status:output_type -> dfs.StatusResponse
-	62,  // 117: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
-	62,  // 118: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
-	65,  // 119: dfs.Master.Fsck:output_type -> dfs.FsckResponse
-	35,  // 120: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
-	38,  // 121: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
-	69,  // 122: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
-	71,  // 123: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
-	73,  // 124: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
-	75,  // 125: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
-	77,  // 126: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
-	79,  // 127: dfs.ChunkServer.LocalPath:output_type -> dfs.LocalPathResponse
-	106, // [106:128] is the sub-list for method output_type
-	84,  // [84:106] is the sub-list for method input_type
-	84,  // [84:84] is the sub-list for extension type_name
-	84,  // [84:84] is the sub-list for extension extendee
-	0,   // [0:84] is the sub-list for field type_name
+	71,  // 59: dfs.WriteRequest.extents:type_name -> dfs.Extent
+	0,   // 60: dfs.WriteResponse.errno:type_name -> dfs.Errno
+	0,   // 61: dfs.ReadResponse.errno:type_name -> dfs.Errno
+	7,   // 62: dfs.SyncRequest.forward:type_name -> dfs.Replica
+	0,   // 63: dfs.SyncResponse.errno:type_name -> dfs.Errno
+	7,   // 64: dfs.ReplicateRequest.source:type_name -> dfs.Replica
+	0,   // 65: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
+	0,   // 66: dfs.LocalPathResponse.errno:type_name -> dfs.Errno
+	10,  // 67: dfs.Command.caller:type_name -> dfs.Caller
+	30,  // 68: dfs.Command.op:type_name -> dfs.Op
+	81,  // 69: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
+	82,  // 70: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
+	83,  // 71: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
+	84,  // 72: dfs.Batch.commands:type_name -> dfs.Command
+	81,  // 73: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
+	27,  // 74: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
+	87,  // 75: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
+	87,  // 76: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
+	31,  // 77: dfs.SnapshotLock.op:type_name -> dfs.LockOp
+	6,   // 78: dfs.SnapshotInode.attr:type_name -> dfs.Attr
+	93,  // 79: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
+	88,  // 80: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
+	89,  // 81: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
+	35,  // 82: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
+	91,  // 83: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
+	94,  // 84: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
+	34,  // 85: dfs.Master.Mutate:input_type -> dfs.MutateRequest
+	39,  // 86: dfs.Master.Lookup:input_type -> dfs.LookupRequest
+	40,  // 87: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
+	42,  // 88: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
+	44,  // 89: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
+	46,  // 90: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
+	48,  // 91: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
+	50,  // 92: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
+	52,  // 93: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
+	55,  // 94: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
+	59,  // 95: dfs.Master.Status:input_type -> dfs.StatusRequest
+	60,  // 96: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
+	61,  // 97: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
+	63,  // 98: dfs.Master.Fsck:input_type -> dfs.FsckRequest
+	36,  // 99: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
+	37,  // 100: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
+	68,  // 101: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
+	70,  // 102: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
+	73,  // 103: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
+	75,  // 104: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
+	77,  // 105: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
+	79,  // 106: dfs.ChunkServer.LocalPath:input_type -> dfs.LocalPathRequest
+	35,  // 107: dfs.Master.Mutate:output_type -> dfs.MutateResponse
+	41,  // 108: dfs.Master.Lookup:output_type -> dfs.AttrResponse
+	41,  // 109: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
+	43,  // 110: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
+	45,  // 111: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
+	47,  // 112: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
+	49,  // 113: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
+	51,  // 114: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
+	53,  // 115: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
+	56,  // 116: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
+	66,  // 117: dfs.Master.Status:output_type -> dfs.StatusResponse
+	62,  // 118: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
+	62,  // 119: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
+	65,  // 120: dfs.Master.Fsck:output_type -> dfs.FsckResponse
+	35,  // 121: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
+	38,  // 122: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
+	69,  // 123: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
+	72,  // 124: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
+	74,  // 125: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
+	76,  // 126: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
+	78,  // 127: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
+	80,  // 128: dfs.ChunkServer.LocalPath:output_type -> dfs.LocalPathResponse
+	107, // [107:129] is the sub-list for method output_type
+	85,  // [85:107] is the sub-list for method input_type
+	85,  // [85:85] is the sub-list for extension type_name
+	85,  // [85:85] is the sub-list for extension extendee
+	0,   // [0:85] is the sub-list for field type_name
 }
 
 func init() { file_dfs_proto_init() }
@@ -7604,7 +7674,7 @@ func file_dfs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dfs_proto_rawDesc), len(file_dfs_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   89,
+			NumMessages:   90,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -320,6 +320,29 @@ func answer(err error) (api.Errno, string) {
 	return api.ErrnoOf(err), err.Error()
 }
 
+// checkExtents refuses a vectored write that also carries single-write
+// fields, holds more than one write's worth of data, or reaches beyond
+// any chunk.
+func checkExtents(k Key, req *api.WriteRequest) error {
+	if len(req.Extents) == 0 {
+		return nil
+	}
+	if len(req.Data) > 0 || req.ZeroLength > 0 || req.Offset > 0 {
+		return fmt.Errorf("%v: write carries both extents and offset/data/zero_length: %w", k, ErrInvalid)
+	}
+	total := 0
+	for _, e := range req.Extents {
+		total += len(e.Data)
+		if _, _, err := offsets(k, e.Offset, uint64(len(e.Data))); err != nil {
+			return err
+		}
+	}
+	if total > api.MaxWrite {
+		return fmt.Errorf("%v: write of %d bytes in %d extents exceeds %d: %w", k, total, len(req.Extents), api.MaxWrite, ErrInvalid)
+	}
+	return nil
+}
+
 // offsets converts wire offsets, refusing ones no chunk can hold.
 func offsets(k Key, off, n uint64) (int64, int64, error) {
 	if off > MaxChunkSize || n > MaxChunkSize {
@@ -392,6 +415,9 @@ func (s *Server) write(ctx context.Context, k Key, req *api.WriteRequest) ([]str
 	if req.ZeroLength > 0 && len(req.Data) > 0 {
 		return nil, fmt.Errorf("%v: write carries both data and zero_length: %w", k, ErrInvalid)
 	}
+	if err := checkExtents(k, req); err != nil {
+		return nil, err
+	}
 	off, zn, err := offsets(k, req.Offset, req.ZeroLength)
 	if err != nil {
 		return nil, err
@@ -418,10 +444,17 @@ func (s *Server) write(ctx context.Context, k Key, req *api.WriteRequest) ([]str
 	}
 	apply := func() error {
 		var err error
-		if zn > 0 {
+		switch {
+		case len(req.Extents) > 0:
+			for _, e := range req.Extents {
+				if err = s.store.WriteAt(k, e.Data, int64(e.Offset)); err != nil {
+					break
+				}
+			}
+		case zn > 0:
 			// Zeroing past the chunk's end means "to the end".
 			err = s.store.Zero(k, off, min(zn, max(int64(info.ChunkSize)-off, 0)))
-		} else {
+		default:
 			err = s.store.WriteAt(k, req.Data, off)
 		}
 		if err == nil && req.Sync {
@@ -438,11 +471,16 @@ func (s *Server) write(ctx context.Context, k Key, req *api.WriteRequest) ([]str
 			return nil, err
 		}
 	}
+	for _, e := range req.Extents {
+		if err := checkRange(k, int64(e.Offset), int64(len(e.Data)), info.ChunkSize); err != nil {
+			return nil, err
+		}
+	}
 	// The primary applies the write while it forwards it: the replicas'
 	// copies and its own proceed at once. The chunk stays locked until
 	// both are done, so writes still reach every replica in one order.
 	fwd := &api.WriteRequest{Id: req.Id, Shard: req.Shard, Version: req.Version, Offset: req.Offset,
-		Data: req.Data, ZeroLength: req.ZeroLength, Forwarded: true, Sync: req.Sync}
+		Data: req.Data, ZeroLength: req.ZeroLength, Forwarded: true, Sync: req.Sync, Extents: req.Extents}
 	var (
 		failed []string
 		fwdErr error

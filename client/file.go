@@ -80,18 +80,18 @@ func spans(chunkSize, off, n uint64) []span {
 	return out
 }
 
-// parallel runs f for every span at once and returns the first error.
-func parallel(ss []span, f func(span) error) error {
-	if len(ss) == 1 {
-		return f(ss[0])
+// parallel runs f for every item at once and returns the errors joined.
+func parallel[T any](items []T, f func(T) error) error {
+	if len(items) == 1 {
+		return f(items[0])
 	}
-	errs := make([]error, len(ss))
+	errs := make([]error, len(items))
 	var wg sync.WaitGroup
-	for i, s := range ss {
+	for i, it := range items {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = f(s)
+			errs[i] = f(it)
 		}()
 	}
 	wg.Wait()
@@ -113,6 +113,70 @@ func (f *File) WriteAt(ctx context.Context, p []byte, off int64) error {
 				if err := f.io.write(ctx, ch, s.off+pos, piece); err != nil {
 					return err
 				}
+			}
+			return nil
+		})
+	})
+}
+
+// Extent is file data at a file offset.
+type Extent struct {
+	Off  int64
+	Data []byte
+}
+
+// vectorWriter is a chunkIO that can write several pieces of a chunk in
+// one call to its primary.
+type vectorWriter interface {
+	// writev writes pieces (at most api.MaxWrite bytes in all) in order.
+	writev(ctx context.Context, ch *api.Chunk, pieces []*api.Extent) error
+}
+
+// WriteExtents writes scattered pieces of the file, as WriteAt would each:
+// the pieces that fall in one chunk go to it in as few calls as its
+// layout allows (one per api.MaxWrite bytes for replicated chunks, where
+// small random writes would otherwise cost a call each), chunks in
+// parallel. It does not change the file's size.
+func (f *File) WriteExtents(ctx context.Context, exts []Extent) error {
+	vw, ok := f.io.(vectorWriter)
+	if !ok || len(exts) == 1 {
+		return parallel(exts, func(e Extent) error { return f.WriteAt(ctx, e.Data, e.Off) })
+	}
+	byChunk := map[uint64][]*api.Extent{}
+	var order []uint64 // chunks in first-touched order
+	for _, e := range exts {
+		if e.Off < 0 {
+			return api.Errno_EINVAL
+		}
+		for _, s := range spans(f.chunkSize, uint64(e.Off), uint64(len(e.Data))) {
+			if byChunk[s.index] == nil {
+				order = append(order, s.index)
+			}
+			data := e.Data[s.bufStart : s.bufStart+s.n]
+			for pos := uint64(0); pos < s.n; pos += api.MaxWrite {
+				byChunk[s.index] = append(byChunk[s.index], &api.Extent{Offset: s.off + pos, Data: data[pos:min(pos+api.MaxWrite, s.n)]})
+			}
+		}
+	}
+	return parallel(order, func(idx uint64) error {
+		pieces := byChunk[idx]
+		return f.writeChunk(ctx, idx, func(ctx context.Context, ch *api.Chunk) error {
+			for len(pieces) > 0 {
+				n, size := 0, 0
+				for n < len(pieces) && size+len(pieces[n].Data) <= api.MaxWrite {
+					size += len(pieces[n].Data)
+					n++
+				}
+				var err error
+				if n == 1 {
+					err = f.io.write(ctx, ch, pieces[0].Offset, pieces[0].Data)
+				} else {
+					err = vw.writev(ctx, ch, pieces[:n])
+				}
+				if err != nil {
+					return err
+				}
+				pieces = pieces[n:]
 			}
 			return nil
 		})

@@ -97,6 +97,10 @@ func (r replicated) write(ctx context.Context, ch *api.Chunk, off uint64, data [
 	return r.send(ctx, ch, &api.WriteRequest{Offset: off, Data: data})
 }
 
+func (r replicated) writev(ctx context.Context, ch *api.Chunk, pieces []*api.Extent) error {
+	return r.send(ctx, ch, &api.WriteRequest{Extents: pieces})
+}
+
 func (r replicated) zero(ctx context.Context, ch *api.Chunk, off, n uint64) error {
 	if n == 0 {
 		return nil

@@ -2,7 +2,6 @@ package fs
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"syscall"
 	"time"
@@ -160,19 +159,13 @@ func (h *fileHandle) reap(i int) {
 	}
 }
 
-// writeExtents writes extents to the chunkservers in parallel.
+// writeExtents writes extents to the chunkservers.
 func (h *fileHandle) writeExtents(ctx context.Context, exts []extent) error {
-	errs := make([]error, len(exts))
-	var wg sync.WaitGroup
+	ces := make([]client.Extent, len(exts))
 	for i, e := range exts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = h.file.WriteAt(ctx, e.data, e.off)
-		}()
+		ces[i] = client.Extent{Off: e.off, Data: e.data}
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return h.file.WriteExtents(ctx, ces)
 }
 
 // flushLocked writes the buffered data to the chunkservers, waits for
