@@ -68,7 +68,9 @@ bench: build
 	{ echo "## failover and re-replication (fault tests, soak length)"; \
 	  set -o pipefail; DFS_SOAK=1 $(GO) test -count=1 -timeout 20m -v -run 'TestFaultLeaderKill|TestFaultChunkServerGone' ./tests/ \
 		| grep -E 'kill -9 of the leader|chunkserver gone|^(ok|FAIL|---)'; } 2>&1 | tee -a $$out; \
-	[ $${PIPESTATUS[0]} = 0 ] || status=1; echo "results in $$out"; exit $$status
+	[ $${PIPESTATUS[0]} = 0 ] || status=1; \
+	python3 bench/summarize.py $$out || status=1; \
+	echo "results in $$out, $${out%.txt}.md and bench/results/README.md"; exit $$status
 
 proto:
 	PATH="$$($(GO) env GOPATH)/bin:$$PATH" protoc -I api \
