@@ -5814,11 +5814,14 @@ func (x *LocalPathRequest) GetVersion() uint64 {
 }
 
 type LocalPathResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Errno         Errno                  `protobuf:"varint,1,opt,name=errno,proto3,enum=dfs.Errno" json:"errno,omitempty"` // ESTALE: other version; ENOTSUP: not on a local disk
-	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
-	Path          string                 `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`                   // absolute path of the chunk file
-	BootId        string                 `protobuf:"bytes,4,opt,name=boot_id,json=bootId,proto3" json:"boot_id,omitempty"` // the kernel's boot id: same machine if it matches
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Errno   Errno                  `protobuf:"varint,1,opt,name=errno,proto3,enum=dfs.Errno" json:"errno,omitempty"` // ESTALE: other version; ENOTSUP: not on a local disk
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Path    string                 `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`                   // absolute path of the chunk file
+	BootId  string                 `protobuf:"bytes,4,opt,name=boot_id,json=bootId,proto3" json:"boot_id,omitempty"` // the kernel's boot id: same machine if it matches
+	// store_dir: the chunk store's directory; chunk.ChunkFile(store_dir, key)
+	// names any chunk's file, so one call per server is enough.
+	StoreDir      string `protobuf:"bytes,5,opt,name=store_dir,json=storeDir,proto3" json:"store_dir,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5877,6 +5880,13 @@ func (x *LocalPathResponse) GetPath() string {
 func (x *LocalPathResponse) GetBootId() string {
 	if x != nil {
 		return x.BootId
+	}
+	return ""
+}
+
+func (x *LocalPathResponse) GetStoreDir() string {
+	if x != nil {
+		return x.StoreDir
 	}
 	return ""
 }
@@ -7226,13 +7236,14 @@ const file_dfs_proto_rawDesc = "" +
 	"\x10LocalPathRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\x04R\aversion\"|\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\"\x99\x01\n" +
 	"\x11LocalPathResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x12\n" +
 	"\x04path\x18\x03 \x01(\tR\x04path\x12\x17\n" +
-	"\aboot_id\x18\x04 \x01(\tR\x06bootId\"K\n" +
+	"\aboot_id\x18\x04 \x01(\tR\x06bootId\x12\x1b\n" +
+	"\tstore_dir\x18\x05 \x01(\tR\bstoreDir\"K\n" +
 	"\x11RegisterServerCmd\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x12\n" +

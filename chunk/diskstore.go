@@ -172,8 +172,11 @@ func (s *DiskStore) subdir(id uint64) string {
 	return filepath.Join(s.dir, "chunks", fmt.Sprintf("%02x", id&0xff))
 }
 
-func (s *DiskStore) path(k Key) string {
-	return filepath.Join(s.subdir(k.ID), fmt.Sprintf("%016x-%d.chunk", k.ID, k.Shard))
+func (s *DiskStore) path(k Key) string { return ChunkFile(s.dir, k) }
+
+// ChunkFile is where a DiskStore in dir keeps chunk k.
+func ChunkFile(dir string, k Key) string {
+	return filepath.Join(dir, "chunks", fmt.Sprintf("%02x", k.ID&0xff), fmt.Sprintf("%016x-%d.chunk", k.ID, k.Shard))
 }
 
 // load creates the directory tree and reads every chunk header.
@@ -812,6 +815,9 @@ func (s *DiskStore) Broken() []error {
 
 // Path returns the file holding chunk k (whether or not it exists).
 func (s *DiskStore) Path(k Key) string { return s.path(k) }
+
+// Dir returns the store's directory.
+func (s *DiskStore) Dir() string { return s.dir }
 
 // Close closes the files and releases the directory lock. Calls in flight
 // finish; later calls fail.

@@ -68,7 +68,7 @@ func (l *LocalChunk) Close() error { return l.c.f.Close() }
 
 // pather is a Store whose chunks are files a local client may read.
 type pather interface {
-	Path(k Key) string
+	Dir() string
 }
 
 // LocalPath tells a client where a chunk's file is, for short-circuit
@@ -87,10 +87,10 @@ func (s *Server) LocalPath(ctx context.Context, req *api.LocalPathRequest) (*api
 		errno, msg := answer(err)
 		return &api.LocalPathResponse{Errno: errno, Message: msg}, nil
 	}
-	path, err := filepath.Abs(ps.Path(k))
+	dir, err := filepath.Abs(ps.Dir())
 	if err != nil {
 		errno, msg := answer(err)
 		return &api.LocalPathResponse{Errno: errno, Message: msg}, nil
 	}
-	return &api.LocalPathResponse{Path: path, BootId: s.bootID}, nil
+	return &api.LocalPathResponse{Path: ChunkFile(dir, k), BootId: s.bootID, StoreDir: dir}, nil
 }

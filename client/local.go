@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"sync"
+	"syscall"
 	"time"
 
 	"dfs/api"
@@ -14,15 +16,17 @@ import (
 
 // localReads opens the chunk files of chunkservers on this machine and
 // reads them directly (short-circuit reads, as HDFS does): no RPC, no
-// copies through the chunkserver. The chunkserver still says where a
-// chunk at a version lives, and the checksums are verified as it would;
+// copies through the chunkserver. Each chunkserver says once where its
+// store is; a chunk file's header must name the chunk at the version the
+// master gave or newer, and the checksums are verified as it would;
 // any failure falls back to reading through the chunkserver, which also
 // reports and repairs bad copies.
 type localReads struct {
 	bootID string // "" disables short-circuit reads
 
 	mu     sync.Mutex
-	remote map[string]bool // chunkservers not on this machine (or refusing)
+	remote map[string]bool   // chunkservers not on this machine (or refusing)
+	dirs   map[string]string // chunkserver -> its chunk store directory
 	files  map[localKey]*list.Element
 	lru    list.List // of *localFile, most recently used first
 }
@@ -43,7 +47,7 @@ type localFile struct {
 const maxLocalFiles = 256
 
 func newLocalReads(enabled bool) *localReads {
-	l := &localReads{remote: map[string]bool{}, files: map[localKey]*list.Element{}}
+	l := &localReads{remote: map[string]bool{}, dirs: map[string]string{}, files: map[localKey]*list.Element{}}
 	if enabled {
 		l.bootID = chunk.BootID()
 	}
@@ -77,36 +81,43 @@ func (l *localReads) open(ctx context.Context, r replicated, rep *api.Replica, k
 		l.mu.Unlock()
 		return e.Value.(*localFile).lc
 	}
-	if l.remote[rep.Server] {
-		l.mu.Unlock()
-		return nil
-	}
+	remote, dir := l.remote[rep.Server], l.dirs[rep.Server]
 	l.mu.Unlock()
-
-	cs, err := r.chunkServer(rep.Addr)
-	if err != nil {
+	if remote {
 		return nil
 	}
-	actx, cancel := context.WithTimeout(ctx, min(r.c.cfg.AttemptTimeout, 2*time.Second))
-	resp, err := cs.LocalPath(actx, &api.LocalPathRequest{Id: k.id, Shard: k.shard, Version: k.version})
-	cancel()
-	if err != nil || resp.Errno != api.Errno_OK {
-		if err == nil && resp.Errno == api.Errno_ENOTSUP {
+	ck := chunk.Key{ID: k.id, Shard: k.shard}
+	if dir == "" {
+		// Ask once per server where its store is.
+		cs, err := r.chunkServer(rep.Addr)
+		if err != nil {
+			return nil
+		}
+		actx, cancel := context.WithTimeout(ctx, min(r.c.cfg.AttemptTimeout, 2*time.Second))
+		resp, err := cs.LocalPath(actx, &api.LocalPathRequest{Id: k.id, Shard: k.shard, Version: k.version})
+		cancel()
+		switch {
+		case err != nil:
+			return nil
+		case resp.Errno == api.Errno_ENOTSUP || resp.Errno == api.Errno_OK && resp.BootId != l.bootID:
+			l.markRemote(rep.Server)
+			return nil
+		case resp.Errno != api.Errno_OK || resp.StoreDir == "":
+			return nil
+		}
+		dir = resp.StoreDir
+		l.mu.Lock()
+		l.dirs[rep.Server] = dir
+		l.mu.Unlock()
+	}
+	lc, err := chunk.OpenLocal(chunk.ChunkFile(dir, ck), ck, k.version)
+	if err != nil {
+		if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EACCES) {
+			// Same machine, but files this process may not read.
 			l.markRemote(rep.Server)
 		}
-		return nil
-	}
-	if resp.BootId != l.bootID {
-		l.markRemote(rep.Server)
-		return nil
-	}
-	lc, err := chunk.OpenLocal(resp.Path, chunk.Key{ID: k.id, Shard: k.shard}, k.version)
-	if err != nil {
-		if !errors.Is(err, api.Errno_ESTALE) {
-			// Same machine, but not the same files (another mount
-			// namespace) or no permission: stop trying this server.
-			l.markRemote(rep.Server)
-		}
+		// Missing (another mount namespace sees other files, or the
+		// chunk moved), stale or unreadable: the chunkserver answers.
 		return nil
 	}
 	l.mu.Lock()
