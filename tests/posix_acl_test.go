@@ -1,6 +1,8 @@
 package tests
 
 import (
+	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -11,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"dfs/cluster"
 
 	"golang.org/x/sys/unix"
 )
@@ -525,4 +529,41 @@ func TestPosixACLTwoMounts(t *testing.T) {
 		return errno(reads(userB)) == syscall.EACCES
 	})
 	waitFor(t, deadline, "the new ACL on mount 1", func() bool { return getfacl(filepath.Join(b, "f")) == want })
+}
+
+// TestACLRestartFromSnapshot: ACLs and the modes they set come back
+// whole when the masters restart from a Raft snapshot.
+func TestACLRestartFromSnapshot(t *testing.T) {
+	requireTool(t, "setfacl", "getfacl")
+	c := startCluster(t, cluster.Config{Masters: 1, ChunkServers: 3, Mounts: 1,
+		ExtraMasterArgs: []string{"-snapshot-interval", "200ms", "-snapshot-threshold", "4"}})
+	dir := filepath.Join(c.MountDir(0), "t")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	aclTree(t, dir)
+	want := aclDump(t, dir)
+	// Enough commands after the ACLs for the next snapshot to hold them.
+	for i := range 8 {
+		if err := os.Mkdir(filepath.Join(c.MountDir(0), fmt.Sprint("pad", i)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 30*time.Second, "a snapshot holding the ACLs", func() bool {
+		states, _ := filepath.Glob(filepath.Join(c.Dir(), "m1", "snapshots", "*", "state.bin"))
+		for _, st := range states {
+			if b, err := os.ReadFile(st); err == nil && bytes.Contains(b, []byte(aclDefault)) && bytes.Contains(b, []byte(aclAccess)) {
+				return true
+			}
+		}
+		return false
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := c.Restart(ctx); err != nil {
+		t.Fatalf("Restart: %v", err)
+	}
+	if got := aclDump(t, dir); got != want {
+		t.Errorf("ACLs after a restart from a snapshot:\n%s\nwant\n%s", got, want)
+	}
 }
