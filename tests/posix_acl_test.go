@@ -234,6 +234,10 @@ func scACLDefault(p *px) {
 	p.as(userC, func() { p.read("d/f000") })
 	p.st("d/byB")
 	p.getfacl("d/byB")
+	// chmod changes the access ACL, not the default one.
+	p.chmod("d", 0o750)
+	p.st("d")
+	p.getfacl("d")
 	// Without the default ACL the umask is back.
 	p.setfacl("-k", "d")
 	p.getfacl("d")
