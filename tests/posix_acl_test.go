@@ -256,7 +256,7 @@ func scACLDefault(p *px) {
 	p.listx("d")
 }
 
-// acl is an ACL's binary xattr value; entries are (tag, perm, id).
+// aclValue is an ACL's binary xattr value; entries are (tag, perm, id).
 func aclValue(entries ...[3]uint32) []byte {
 	b := binary.LittleEndian.AppendUint32(nil, 2)
 	for _, e := range entries {
