@@ -72,6 +72,10 @@ type filesystem struct {
 	open sync.Map
 	// reqs holds what raw requests carry beyond the node API (acl.go).
 	reqs sync.Map
+	// acls says the kernel enforces POSIX ACLs (FUSE_POSIX_ACL); without
+	// that, storing them would grant or deny the wrong access, so their
+	// xattrs answer EOPNOTSUPP, as on a file system mounted noacl.
+	acls bool
 }
 
 // Mount serves the dfs namespace of c at dir until the returned server is

@@ -106,6 +106,9 @@ func mountWithLocks(dir string, root gofs.InodeEmbedder, opts *gofs.Options, fsy
 	if err != nil {
 		return nil, err
 	}
+	// INIT is done: whether the kernel enforces ACLs is known before
+	// the first request.
+	fsys.acls = server.KernelSettings().Flags64()&fuse.CAP_POSIX_ACL != 0
 	go server.Serve()
 	if err := server.WaitMount(); err != nil {
 		return nil, err

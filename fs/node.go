@@ -726,15 +726,16 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 const layoutXattr = "dfs.layout"
 
 // xattrSupported reports the names dfs stores: the namespaces ext4 has
-// (the kernel checks who may use trusted. and user.), POSIX ACLs and the
-// layout. Other system. names are not supported.
-func xattrSupported(name string) bool {
+// (the kernel checks who may use trusted. and user.), POSIX ACLs where
+// the kernel enforces them, and the layout. Other system. names are not
+// supported.
+func (fsys *filesystem) xattrSupported(name string) bool {
 	for _, ns := range []string{"user.", "trusted.", "security."} {
 		if strings.HasPrefix(name, ns) && len(name) > len(ns) {
 			return true
 		}
 	}
-	return name == layoutXattr || aclBit(name) != 0
+	return name == layoutXattr || fsys.acls && aclBit(name) != 0
 }
 
 var _ = (gofs.NodeGetxattrer)((*node)(nil))
@@ -744,7 +745,7 @@ func (n *node) Getxattr(ctx context.Context, name string, dest []byte) (uint32, 
 	if name == sequencerXattr {
 		return n.sequencer(ctx, dest)
 	}
-	if !xattrSupported(name) {
+	if !n.fsys.xattrSupported(name) {
 		return 0, syscall.EOPNOTSUPP
 	}
 	if n.lacksACL(name) {
@@ -781,7 +782,7 @@ func (n *node) Setxattr(ctx context.Context, name string, data []byte, flags uin
 	if len(data) > api.MaxXattrValue {
 		return syscall.E2BIG
 	}
-	if !xattrSupported(name) {
+	if !n.fsys.xattrSupported(name) {
 		return syscall.EOPNOTSUPP
 	}
 	if name == layoutXattr {
@@ -805,7 +806,7 @@ var _ = (gofs.NodeRemovexattrer)((*node)(nil))
 
 func (n *node) Removexattr(ctx context.Context, name string) syscall.Errno {
 	ctx = reqCtx(ctx)
-	if !xattrSupported(name) {
+	if !n.fsys.xattrSupported(name) {
 		return syscall.EOPNOTSUPP
 	}
 	resp, err := n.fsys.client.Mutate(ctx, &api.Op{Op: &api.Op_RemoveXattr{RemoveXattr: &api.RemoveXattrOp{Ino: n.ino(), Name: name}}})
@@ -832,7 +833,7 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 	}
 	var b []byte
 	for _, nm := range names {
-		if nm == layoutXattr || !admin && strings.HasPrefix(nm, "trusted.") {
+		if nm == layoutXattr || !admin && strings.HasPrefix(nm, "trusted.") || !n.fsys.acls && aclBit(nm) != 0 {
 			continue
 		}
 		b = append(append(b, nm...), 0)

@@ -45,8 +45,9 @@ type acl []aclEntry
 
 // parseACL decodes and validates an ACL xattr value. Like the kernel,
 // it requires USER_OBJ, then named users, GROUP_OBJ, named groups, a
-// MASK (present exactly when there are named entries, optional
-// otherwise) and OTHER, each at most once save the named ones.
+// MASK (required when there are named entries, optional otherwise) and
+// OTHER, each at most once save the named ones. The ids of unnamed
+// entries are set to the undefined id, as the kernel writes them.
 func parseACL(b []byte) (acl, error) {
 	if len(b) < aclHeaderSize || (len(b)-aclHeaderSize)%aclEntrySize != 0 {
 		return nil, fmt.Errorf("ACL of %d bytes is not a header and whole entries", len(b))

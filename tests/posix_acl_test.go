@@ -1,6 +1,8 @@
 package tests
 
 import (
+	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -11,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"dfs/cluster"
 
 	"golang.org/x/sys/unix"
 )
@@ -230,6 +234,10 @@ func scACLDefault(p *px) {
 	p.as(userC, func() { p.read("d/f000") })
 	p.st("d/byB")
 	p.getfacl("d/byB")
+	// chmod changes the access ACL, not the default one.
+	p.chmod("d", 0o750)
+	p.st("d")
+	p.getfacl("d")
 	// Without the default ACL the umask is back.
 	p.setfacl("-k", "d")
 	p.getfacl("d")
@@ -248,7 +256,7 @@ func scACLDefault(p *px) {
 	p.listx("d")
 }
 
-// acl is an ACL's binary xattr value; entries are (tag, perm, id).
+// aclValue is an ACL's binary xattr value; entries are (tag, perm, id).
 func aclValue(entries ...[3]uint32) []byte {
 	b := binary.LittleEndian.AppendUint32(nil, 2)
 	for _, e := range entries {
@@ -525,4 +533,41 @@ func TestPosixACLTwoMounts(t *testing.T) {
 		return errno(reads(userB)) == syscall.EACCES
 	})
 	waitFor(t, deadline, "the new ACL on mount 1", func() bool { return getfacl(filepath.Join(b, "f")) == want })
+}
+
+// TestACLRestartFromSnapshot: ACLs and the modes they set come back
+// whole when the masters restart from a Raft snapshot.
+func TestACLRestartFromSnapshot(t *testing.T) {
+	requireTool(t, "setfacl", "getfacl")
+	c := startCluster(t, cluster.Config{Masters: 1, ChunkServers: 3, Mounts: 1,
+		ExtraMasterArgs: []string{"-snapshot-interval", "200ms", "-snapshot-threshold", "4"}})
+	dir := filepath.Join(c.MountDir(0), "t")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	aclTree(t, dir)
+	want := aclDump(t, dir)
+	// Enough commands after the ACLs for the next snapshot to hold them.
+	for i := range 8 {
+		if err := os.Mkdir(filepath.Join(c.MountDir(0), fmt.Sprint("pad", i)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 30*time.Second, "a snapshot holding the ACLs", func() bool {
+		states, _ := filepath.Glob(filepath.Join(c.Dir(), "m1", "snapshots", "*", "state.bin"))
+		for _, st := range states {
+			if b, err := os.ReadFile(st); err == nil && bytes.Contains(b, []byte(aclDefault)) && bytes.Contains(b, []byte(aclAccess)) {
+				return true
+			}
+		}
+		return false
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := c.Restart(ctx); err != nil {
+		t.Fatalf("Restart: %v", err)
+	}
+	if got := aclDump(t, dir); got != want {
+		t.Errorf("ACLs after a restart from a snapshot:\n%s\nwant\n%s", got, want)
+	}
 }

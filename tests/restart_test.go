@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -45,6 +46,22 @@ func TestRestart(t *testing.T) {
 	ts := time.Date(2003, 4, 5, 6, 7, 8, 987654321, time.UTC)
 	must(os.Chtimes(p("a/b/c"), ts, ts))
 	must(unix.Setxattr(p("a/one"), "user.dfs-test", []byte("kept"), 0))
+	setfacl := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("setfacl", args...).CombinedOutput(); err != nil {
+			t.Fatalf("setfacl %v: %v\n%s", args, err, out)
+		}
+	}
+	setfacl("-m", "u:1002:rw", p("a/one"))
+	setfacl("-d", "-m", "u:1002:rx", p("a/b"))
+	getfacl := func() string {
+		out, err := exec.Command("getfacl", "-n", p("a/one"), p("a/b")).CombinedOutput()
+		if err != nil {
+			t.Fatalf("getfacl: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	acls := getfacl()
 
 	want, err := scanTree(root)
 	must(err)
@@ -61,6 +78,9 @@ func TestRestart(t *testing.T) {
 		n, err := unix.Getxattr(p("a/one"), "user.dfs-test", buf)
 		if err != nil || string(buf[:n]) != "kept" {
 			t.Errorf("%s: xattr user.dfs-test = %q, %v; want \"kept\"", when, buf[:max(n, 0)], err)
+		}
+		if got := getfacl(); got != acls {
+			t.Errorf("%s: ACLs changed:\n%s\nwant\n%s", when, got, acls)
 		}
 	}
 	check("before restart")
