@@ -649,13 +649,15 @@ func (p *pj) mkdirAll(path string) {
 // The templates shared by most syscalls' 01.t (ENOTDIR), 06.t/07.t
 // (ELOOP) and EFAULT files; cmd builds the call on a path.
 
-func pjENOTDIR(p *pj, cmd func(path string) []string) {
+func pjENOTDIR(p *pj, cmds ...func(path string) []string) {
 	p.t.Helper()
 	n0, n1 := p.name(), p.name()
 	p.expect("0", "mkdir", n0, "0755")
 	for _, typ := range []string{"regular", "fifo", "block", "char", "socket"} {
 		p.createFile(typ, n0+"/"+n1)
-		p.expect("ENOTDIR", cmd(n0+"/"+n1+"/test")...)
+		for _, cmd := range cmds {
+			p.expect("ENOTDIR", cmd(n0+"/"+n1+"/test")...)
+		}
 		p.expect("0", "unlink", n0+"/"+n1)
 	}
 	p.expect("0", "rmdir", n0)
@@ -744,8 +746,9 @@ func rawBadPointer(t *testing.T, call string, a []string) error {
 // creator describes a call that makes a new name, for the templates that
 // most creating syscalls share (02-09 of mkfifo, mknod, mkdir, ...).
 type creator struct {
-	mk func(path string) []string // the call, expected to answer 0
-	rm string                     // unlink or rmdir
+	mk   func(path string) []string // the call, expected to answer 0
+	rm   string                     // unlink or rmdir
+	stat []string                   // if set, what "stat NAME stat[1]" shows after mk
 }
 
 // tplNameMax: a NAME_MAX name works, one byte more is ENAMETOOLONG.
@@ -753,6 +756,9 @@ func tplNameMax(p *pj, c creator) {
 	p.t.Helper()
 	nx := p.nameMax()
 	p.expect("0", c.mk(nx)...)
+	if c.stat != nil {
+		p.expect(c.stat[0], "stat", nx, c.stat[1])
+	}
 	p.expect("0", c.rm, nx)
 	p.expect("ENAMETOOLONG", c.mk(nx+"x")...)
 }
@@ -763,6 +769,9 @@ func tplPathMax(p *pj, c creator) {
 	nx := p.dirMax()
 	p.mkdirAll(nx)
 	p.expect("0", c.mk(nx)...)
+	if c.stat != nil {
+		p.expect(c.stat[0], "stat", nx, c.stat[1])
+	}
 	p.expect("0", c.rm, nx)
 	p.expect("ENAMETOOLONG", c.mk(nx+"x")...)
 }
