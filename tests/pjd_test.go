@@ -1111,6 +1111,16 @@ var pjdUtimensat = []pjFile{
 			p.expect("0", "unlink", n0)
 		})
 	}},
+	{"utimensat/09", func(p *pj) {
+		// y2038: 2^31 and 2^32 seconds.
+		inDir(p, func(n0 string) {
+			p.createFile("regular", n0)
+			p.expect("0", utimensat(n0, "2147483648", "0", "4294967296", "0", "0")...)
+			p.expect("2147483648", "lstat", n0, "atime")
+			p.expect("4294967296", "lstat", n0, "mtime")
+			p.expect("0", "unlink", n0)
+		})
+	}},
 }
 
 // --- unlink ---
