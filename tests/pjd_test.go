@@ -3,6 +3,8 @@ package tests
 import (
 	"fmt"
 	"os"
+	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -23,7 +25,7 @@ import (
 // failing, as pjdfstest counts it a pass.
 
 // pjdFiles lists every ported file.
-var pjdFiles = concat(pjdChmod, pjdChown, pjdMkfifo, pjdMknod, pjdMkdir, pjdOpen, pjdUtimensat, pjdUnlink, pjdUnlinkMore, pjdRmdir, truncateFiles(), pjdLink, pjdRename, pjdSymlink, pjdMore)
+var pjdFiles = concat(pjdChmod, pjdChown, pjdMkfifo, pjdMknod, pjdMkdir, pjdOpen, pjdUtimensat, pjdUnlink, pjdUnlinkMore, pjdRmdir, truncateFiles(), pjdLink, pjdRename, pjdSymlink, pjdMore, pjdTxtbsy)
 
 func concat(lists ...[]pjFile) []pjFile {
 	var all []pjFile
@@ -2191,4 +2193,54 @@ var pjdMore = []pjFile{
 		p.expect("0", "rmdir", dp)
 		p.expect("0", "rmdir", sp)
 	}},
+}
+
+// pjdTxtbsy is open/20 and truncate/11: a file being executed cannot be
+// opened for writing or truncated. pjdfstest runs them on FreeBSD UFS
+// only; its Rust rewrite runs them wherever the mount allows exec, and
+// ext4 answers ETXTBSY as well.
+var pjdTxtbsy = []pjFile{
+	{"open/20", func(p *pj) {
+		pjdRunning(p, func(n0 string) {
+			p.expect("ETXTBSY", "open", n0, "O_WRONLY")
+			p.expect("ETXTBSY", "open", n0, "O_RDWR")
+			p.expect("ETXTBSY", "open", n0, "O_RDONLY,O_TRUNC")
+		})
+	}},
+	{"truncate/11", func(p *pj) {
+		pjdRunning(p, func(n0 string) { p.expect("ETXTBSY", "truncate", n0, "123") })
+	}},
+}
+
+// pjdRunning copies sleep(1) into the directory, runs it, calls f with
+// its name while it runs, then stops it and removes it.
+func pjdRunning(p *pj, f func(n0 string)) {
+	n0 := p.name()
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		p.t.Skip("no sleep program to copy")
+	}
+	b, err := os.ReadFile(sleep)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if err := os.WriteFile(n0, b, 0o755); err != nil {
+		p.t.Fatal(err)
+	}
+	cmd := exec.Command("./"+n0, "10")
+	if err := cmd.Start(); err != nil {
+		p.t.Fatalf("running a copy of sleep: %v", err)
+	}
+	// The kernel denies writes from exec on; wait until the process has
+	// really exec'd the copy.
+	for i := 0; i < 500; i++ {
+		if target, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", cmd.Process.Pid)); strings.HasSuffix(target, n0) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	f(n0)
+	cmd.Process.Kill()
+	cmd.Wait()
+	p.expect("0", "unlink", n0)
 }
