@@ -15,17 +15,19 @@ import (
 // is one tests/SYSCALL/NN.t file, expect line for expect line (see
 // pjd_fstest_test.go for the engine, and templates for the files most
 // syscalls share: ENOTDIR, NAME_MAX, PATH_MAX, ENOENT, EACCES, ELOOP,
-// EEXIST, EFAULT). Left out, as pjdfstest leaves them out on Linux or on
-// a FUSE mount: chflags/* and the chflags files of other syscalls (no
-// chflags), lchmod cases (no lchmod), granular/* (FreeBSD NFSv4 ACLs),
-// posix_fallocate/* (pjdfstest requires FreeBSD), utimensat/03 (birth
-// time), and the files that need a FreeBSD md(4) scratch file system
-// (EROFS, ENOSPC, EMLINK, ETXTBSY, EBUSY on a mount point, EXDEV).
-// Where pjdfstest marks a check "todo Linux" the port logs it instead of
-// failing, as pjdfstest counts it a pass.
+// EEXIST, EFAULT). Left out, as pjdfstest leaves them out on Linux: the
+// chflags files of every syscall (no chflags), lchmod cases (no lchmod),
+// granular/* (FreeBSD NFSv4 ACLs), utimensat/03 (birth time), and the
+// files that need a FreeBSD md(4) scratch file system (EROFS, ENOSPC,
+// EMLINK, EXDEV, EBUSY on a mount point). Run although pjdfstest skips
+// them on Linux, because Linux and ext4 pass them (and pjdfstest's Rust
+// rewrite runs some): open/13, open/20 and truncate/11 (ETXTBSY),
+// posix_fallocate/00, rename/22. Where pjdfstest marks a check "todo
+// Linux" the port logs it instead of failing, as pjdfstest counts it a
+// pass.
 
 // pjdFiles lists every ported file.
-var pjdFiles = concat(pjdChmod, pjdChown, pjdMkfifo, pjdMknod, pjdMkdir, pjdOpen, pjdUtimensat, pjdUnlink, pjdUnlinkMore, pjdRmdir, truncateFiles(), pjdLink, pjdRename, pjdSymlink, pjdMore, pjdTxtbsy)
+var pjdFiles = concat(pjdChmod, pjdChown, pjdMkfifo, pjdMknod, pjdMkdir, pjdOpen, pjdUtimensat, pjdUnlink, pjdUnlinkMore, pjdRmdir, truncateFiles(), pjdLink, pjdRename, pjdSymlink, pjdMore, pjdTxtbsy, pjdFallocate)
 
 func concat(lists ...[]pjFile) []pjFile {
 	var all []pjFile
@@ -2243,4 +2245,51 @@ func pjdRunning(p *pj, f func(n0 string)) {
 	cmd.Process.Kill()
 	cmd.Wait()
 	p.expect("0", "unlink", n0)
+}
+
+// pjdFallocate is posix_fallocate/00. pjdfstest runs it on FreeBSD only;
+// Linux has the call (fallocate mode 0), and ext4 passes it, so it runs.
+var pjdFallocate = []pjFile{
+	{"posix_fallocate/00", func(p *pj) {
+		inDir(p, func(n0 string) {
+			falloc := func(flags, off, size string) []string {
+				return []string{"open", n0, flags, ":", "posix_fallocate", "0", off, size}
+			}
+			p.expect("0", "create", n0, "0644")
+			p.expect("0", falloc("O_RDWR", "0", "567")...)
+			p.expect("567", "lstat", n0, "size")
+			p.expect("0", falloc("O_WRONLY", "0", "1234567")...)
+			p.expect("1234567", "lstat", n0, "size")
+			p.expect("0", "unlink", n0)
+			if err := os.WriteFile(n0, make([]byte, 12345), 0o644); err != nil {
+				p.t.Fatal(err)
+			}
+			p.expect("0", falloc("O_RDWR", "20000", "3456")...)
+			p.expect("23456", "lstat", n0, "size")
+			p.expect("0", falloc("O_WRONLY", "0", "23456")...)
+			p.expect("23456", "lstat", n0, "size")
+			p.expect("0", "unlink", n0)
+
+			p.expect("0", "create", n0, "0644")
+			c1 := p.time("stat", n0, "ctime")
+			p.sleep()
+			p.expect("0", falloc("O_RDWR", "0", "123")...)
+			p.check(c1 < p.time("stat", n0, "ctime"), "ctime unchanged by posix_fallocate")
+			p.expect("0", "unlink", n0)
+
+			p.expect("0", "create", n0, "0644")
+			c1 = p.time("stat", n0, "ctime")
+			p.sleep()
+			p.expect("EINVAL", falloc("O_WRONLY", "0", "0")...)
+			p.check(c1 == p.time("stat", n0, "ctime"), "ctime changed by a failed posix_fallocate")
+			p.expect("0", "unlink", n0)
+
+			// The mode given at creation does not limit the descriptor.
+			p.expect("0", "open", n0, "O_CREAT,O_RDWR", "0", ":", "posix_fallocate", "0", "0", "1")
+			p.expect("0", "unlink", n0)
+			p.expect("0", "chmod", ".", "0777")
+			p.expect("0", "-u", "65534", "open", n0, "O_CREAT,O_RDWR", "0", ":", "posix_fallocate", "0", "0", "1")
+			p.expect("0", "unlink", n0)
+		})
+	}},
 }
