@@ -1640,45 +1640,13 @@ var pjdLink = []pjFile{
 		p.cd("..")
 		p.expect("0", "rmdir", n3)
 	}},
-	{"link/01", func(p *pj) {
-		n0, n1, n2 := p.name(), p.name(), p.name()
-		p.expect("0", "mkdir", n0, "0755")
-		for _, typ := range []string{"regular", "fifo", "block", "char", "socket"} {
-			p.createFile(typ, n0+"/"+n1)
-			p.expect("ENOTDIR", "link", n0+"/"+n1+"/test", n0+"/"+n2)
-			p.createFile(typ, n0+"/"+n2)
-			p.expect("ENOTDIR", "link", n0+"/"+n2, n0+"/"+n1+"/test")
-			p.expect("0", "unlink", n0+"/"+n1)
-			p.expect("0", "unlink", n0+"/"+n2)
-		}
-		p.expect("0", "rmdir", n0)
-	}},
+	{"link/01", func(p *pj) { pjdTwoPathENOTDIR(p, "link") }},
 	{"link/02", func(p *pj) { pjdLinkLong(p, p.nameMax()) }},
 	{"link/03", func(p *pj) { pjdLinkLong(p, p.dirMax()) }},
-	{"link/04", func(p *pj) {
-		n0, n1, n2 := p.name(), p.name(), p.name()
-		p.expect("0", "mkdir", n0, "0755")
-		p.expect("ENOENT", "link", n0+"/"+n1+"/test", n2)
-		p.expect("0", "create", n2, "0644")
-		p.expect("ENOENT", "link", n2, n0+"/"+n1+"/test")
-		p.expect("0", "unlink", n2)
-		p.expect("0", "rmdir", n0)
-	}},
+	{"link/04", func(p *pj) { pjdTwoPathENOENT(p, "link") }},
 	{"link/06", func(p *pj) { pjdLinkPerm(p, "link", "0644") }},
 	{"link/07", func(p *pj) { pjdLinkPerm(p, "link", "0555") }},
-	{"link/08", func(p *pj) {
-		n0, n1, n2 := p.name(), p.name(), p.name()
-		p.expect("0", "symlink", n0, n1)
-		p.expect("0", "symlink", n1, n0)
-		p.expect("ELOOP", "link", n0+"/test", n2)
-		p.expect("ELOOP", "link", n1+"/test", n2)
-		p.expect("0", "create", n2, "0644")
-		p.expect("ELOOP", "link", n2, n0+"/test")
-		p.expect("ELOOP", "link", n2, n1+"/test")
-		p.expect("0", "unlink", n0)
-		p.expect("0", "unlink", n1)
-		p.expect("0", "unlink", n2)
-	}},
+	{"link/08", func(p *pj) { pjdTwoPathELOOP(p, "link") }},
 	{"link/09", func(p *pj) {
 		n0, n1 := p.name(), p.name()
 		p.expect("0", "create", n0, "0644")
@@ -1713,17 +1681,83 @@ var pjdLink = []pjFile{
 	}},
 	// 05: EMLINK (FreeBSD UFS only). 12, 13: chflags. 14: EXDEV (needs a
 	// second file system). 15: ENOSPC, 16: EROFS (FreeBSD UFS only).
-	{"link/17", func(p *pj) {
-		n0 := p.name()
-		p.expect("0", "create", n0, "0644")
-		p.expect("EFAULT", "link", n0, "NULL")
-		p.expect("EFAULT", "link", n0, "DEADCODE")
-		p.expect("0", "unlink", n0)
-		p.expect("EFAULT", "link", "NULL", n0)
-		p.expect("EFAULT", "link", "DEADCODE", n0)
-		p.expect("EFAULT", "link", "NULL", "DEADCODE")
-		p.expect("EFAULT", "link", "DEADCODE", "NULL")
-	}},
+	{"link/17", func(p *pj) { pjdTwoPathEFAULT(p, "link") }},
+}
+
+// pjdTwoPathENOTDIR is link/01 and rename/12: a non-directory in either
+// path (rename/12 checks the second path with link, as pjdfstest does).
+func pjdTwoPathENOTDIR(p *pj, call string) {
+	n0, n1, n2 := p.name(), p.name(), p.name()
+	p.expect("0", "mkdir", n0, "0755")
+	for _, typ := range []string{"regular", "fifo", "block", "char", "socket"} {
+		p.createFile(typ, n0+"/"+n1)
+		p.expect("ENOTDIR", call, n0+"/"+n1+"/test", n0+"/"+n2)
+		p.createFile(typ, n0+"/"+n2)
+		p.expect("ENOTDIR", "link", n0+"/"+n2, n0+"/"+n1+"/test")
+		p.expect("0", "unlink", n0+"/"+n1)
+		p.expect("0", "unlink", n0+"/"+n2)
+	}
+	p.expect("0", "rmdir", n0)
+}
+
+// pjdTwoPathEFAULT is link/17 and rename/17: bad pointers for either
+// path.
+func pjdTwoPathEFAULT(p *pj, call string) {
+	n0 := p.name()
+	p.expect("0", "create", n0, "0644")
+	p.expect("EFAULT", call, n0, "NULL")
+	p.expect("EFAULT", call, n0, "DEADCODE")
+	p.expect("0", "unlink", n0)
+	for _, a := range [][2]string{{"NULL", n0}, {"DEADCODE", n0}, {"NULL", "DEADCODE"}, {"DEADCODE", "NULL"}} {
+		p.expect("EFAULT", call, a[0], a[1])
+	}
+}
+
+// pjdRenameTypes is rename/13 (a directory over a non-directory: ENOTDIR)
+// and rename/14 (a non-directory over a directory: EISDIR).
+func pjdRenameTypes(p *pj, want string, dirFirst bool) {
+	n0, n1 := p.name(), p.name()
+	p.expect("0", "mkdir", n0, "0755")
+	for _, typ := range []string{"regular", "fifo", "block", "char", "socket", "symlink"} {
+		p.createFile(typ, n1)
+		if dirFirst {
+			p.expect(want, "rename", n0, n1)
+		} else {
+			p.expect(want, "rename", n1, n0)
+		}
+		p.expect("dir", "lstat", n0, "type")
+		p.expect(typ, "lstat", n1, "type")
+		p.expect("0", "unlink", n1)
+	}
+	p.expect("0", "rmdir", n0)
+}
+
+// pjdTwoPathENOENT is link/04 and rename/03: a missing directory in
+// either path.
+func pjdTwoPathENOENT(p *pj, call string) {
+	n0, n1, n2 := p.name(), p.name(), p.name()
+	p.expect("0", "mkdir", n0, "0755")
+	p.expect("ENOENT", call, n0+"/"+n1+"/test", n2)
+	p.expect("0", "create", n2, "0644")
+	p.expect("ENOENT", call, n2, n0+"/"+n1+"/test")
+	p.expect("0", "unlink", n2)
+	p.expect("0", "rmdir", n0)
+}
+
+// pjdTwoPathELOOP is link/08 and rename/11: a symlink loop in either
+// path.
+func pjdTwoPathELOOP(p *pj, call string) {
+	n0, n1, n2 := p.name(), p.name(), p.name()
+	p.expect("0", "symlink", n0, n1)
+	p.expect("0", "symlink", n1, n0)
+	p.expect("ELOOP", call, n0+"/test", n2)
+	p.expect("ELOOP", call, n1+"/test", n2)
+	p.expect("0", "create", n2, "0644")
+	p.expect("ELOOP", call, n2, n0+"/test")
+	p.expect("ELOOP", call, n2, n1+"/test")
+	p.expect("0", "unlink", n0)
+	p.expect("0", "unlink", n1)
+	p.expect("0", "unlink", n2)
 }
 
 // pjdLinkLong is link/02 and link/03: names at the limit on either side
@@ -1845,79 +1879,16 @@ var pjdRename = []pjFile{
 	{"rename/10", func(p *pj) { pjdRenameSticky(p, false) }},
 	{"rename/01", func(p *pj) { pjdRenameLong(p, p.nameMax()) }},
 	{"rename/02", func(p *pj) { pjdRenameLong(p, p.dirMax()) }},
-	{"rename/03", func(p *pj) {
-		n0, n1, n2 := p.name(), p.name(), p.name()
-		p.expect("0", "mkdir", n0, "0755")
-		p.expect("ENOENT", "rename", n0+"/"+n1+"/test", n2)
-		p.expect("0", "create", n2, "0644")
-		p.expect("ENOENT", "rename", n2, n0+"/"+n1+"/test")
-		p.expect("0", "unlink", n2)
-		p.expect("0", "rmdir", n0)
-	}},
+	{"rename/03", func(p *pj) { pjdTwoPathENOENT(p, "rename") }},
 	{"rename/04", func(p *pj) { pjdLinkPerm(p, "rename", "0644") }},
 	{"rename/05", func(p *pj) { pjdLinkPerm(p, "rename", "0555") }},
 	// 06-08: chflags.
-	{"rename/11", func(p *pj) {
-		n0, n1, n2 := p.name(), p.name(), p.name()
-		p.expect("0", "symlink", n0, n1)
-		p.expect("0", "symlink", n1, n0)
-		p.expect("ELOOP", "rename", n0+"/test", n2)
-		p.expect("ELOOP", "rename", n1+"/test", n2)
-		p.expect("0", "create", n2, "0644")
-		p.expect("ELOOP", "rename", n2, n0+"/test")
-		p.expect("ELOOP", "rename", n2, n1+"/test")
-		p.expect("0", "unlink", n0)
-		p.expect("0", "unlink", n1)
-		p.expect("0", "unlink", n2)
-	}},
-	{"rename/12", func(p *pj) {
-		n0, n1, n2 := p.name(), p.name(), p.name()
-		p.expect("0", "mkdir", n0, "0755")
-		for _, typ := range []string{"regular", "fifo", "block", "char", "socket"} {
-			p.createFile(typ, n0+"/"+n1)
-			p.expect("ENOTDIR", "rename", n0+"/"+n1+"/test", n0+"/"+n2)
-			p.createFile(typ, n0+"/"+n2)
-			p.expect("ENOTDIR", "link", n0+"/"+n2, n0+"/"+n1+"/test")
-			p.expect("0", "unlink", n0+"/"+n1)
-			p.expect("0", "unlink", n0+"/"+n2)
-		}
-		p.expect("0", "rmdir", n0)
-	}},
-	{"rename/13", func(p *pj) {
-		n0, n1 := p.name(), p.name()
-		p.expect("0", "mkdir", n0, "0755")
-		for _, typ := range []string{"regular", "fifo", "block", "char", "socket", "symlink"} {
-			p.createFile(typ, n1)
-			p.expect("ENOTDIR", "rename", n0, n1)
-			p.expect("dir", "lstat", n0, "type")
-			p.expect(typ, "lstat", n1, "type")
-			p.expect("0", "unlink", n1)
-		}
-		p.expect("0", "rmdir", n0)
-	}},
-	{"rename/14", func(p *pj) {
-		n0, n1 := p.name(), p.name()
-		p.expect("0", "mkdir", n0, "0755")
-		for _, typ := range []string{"regular", "fifo", "block", "char", "socket", "symlink"} {
-			p.createFile(typ, n1)
-			p.expect("EISDIR", "rename", n1, n0)
-			p.expect("dir", "lstat", n0, "type")
-			p.expect(typ, "lstat", n1, "type")
-			p.expect("0", "unlink", n1)
-		}
-		p.expect("0", "rmdir", n0)
-	}},
+	{"rename/11", func(p *pj) { pjdTwoPathELOOP(p, "rename") }},
+	{"rename/12", func(p *pj) { pjdTwoPathENOTDIR(p, "rename") }},
+	{"rename/13", func(p *pj) { pjdRenameTypes(p, "ENOTDIR", true) }},
+	{"rename/14", func(p *pj) { pjdRenameTypes(p, "EISDIR", false) }},
 	// 15: EXDEV, 16: EROFS (both need a FreeBSD md(4) file system).
-	{"rename/17", func(p *pj) {
-		n0 := p.name()
-		p.expect("0", "create", n0, "0644")
-		p.expect("EFAULT", "rename", n0, "NULL")
-		p.expect("EFAULT", "rename", n0, "DEADCODE")
-		p.expect("0", "unlink", n0)
-		for _, a := range [][2]string{{"NULL", n0}, {"DEADCODE", n0}, {"NULL", "DEADCODE"}, {"DEADCODE", "NULL"}} {
-			p.expect("EFAULT", "rename", a[0], a[1])
-		}
-	}},
+	{"rename/17", func(p *pj) { pjdTwoPathEFAULT(p, "rename") }},
 	{"rename/18", func(p *pj) {
 		n0, n1, n2 := p.name(), p.name(), p.name()
 		p.expect("0", "mkdir", n0, "0755")
