@@ -649,13 +649,15 @@ func (p *pj) mkdirAll(path string) {
 // The templates shared by most syscalls' 01.t (ENOTDIR), 06.t/07.t
 // (ELOOP) and EFAULT files; cmd builds the call on a path.
 
-func pjENOTDIR(p *pj, cmd func(path string) []string) {
+func pjENOTDIR(p *pj, cmds ...func(path string) []string) {
 	p.t.Helper()
 	n0, n1 := p.name(), p.name()
 	p.expect("0", "mkdir", n0, "0755")
 	for _, typ := range []string{"regular", "fifo", "block", "char", "socket"} {
 		p.createFile(typ, n0+"/"+n1)
-		p.expect("ENOTDIR", cmd(n0+"/"+n1+"/test")...)
+		for _, cmd := range cmds {
+			p.expect("ENOTDIR", cmd(n0+"/"+n1+"/test")...)
+		}
 		p.expect("0", "unlink", n0+"/"+n1)
 	}
 	p.expect("0", "rmdir", n0)
@@ -744,8 +746,9 @@ func rawBadPointer(t *testing.T, call string, a []string) error {
 // creator describes a call that makes a new name, for the templates that
 // most creating syscalls share (02-09 of mkfifo, mknod, mkdir, ...).
 type creator struct {
-	mk func(path string) []string // the call, expected to answer 0
-	rm string                     // unlink or rmdir
+	mk   func(path string) []string // the call, expected to answer 0
+	rm   string                     // unlink or rmdir
+	stat []string                   // if set, what "stat NAME stat[1]" shows after mk
 }
 
 // tplNameMax: a NAME_MAX name works, one byte more is ENAMETOOLONG.
@@ -753,6 +756,9 @@ func tplNameMax(p *pj, c creator) {
 	p.t.Helper()
 	nx := p.nameMax()
 	p.expect("0", c.mk(nx)...)
+	if c.stat != nil {
+		p.expect(c.stat[0], "stat", nx, c.stat[1])
+	}
 	p.expect("0", c.rm, nx)
 	p.expect("ENAMETOOLONG", c.mk(nx+"x")...)
 }
@@ -763,6 +769,9 @@ func tplPathMax(p *pj, c creator) {
 	nx := p.dirMax()
 	p.mkdirAll(nx)
 	p.expect("0", c.mk(nx)...)
+	if c.stat != nil {
+		p.expect(c.stat[0], "stat", nx, c.stat[1])
+	}
 	p.expect("0", c.rm, nx)
 	p.expect("ENAMETOOLONG", c.mk(nx+"x")...)
 }
@@ -836,5 +845,47 @@ func (p *pj) newTimes(create []string, name string) {
 	} {
 		after := p.time("lstat", c.path, c.field)
 		p.check(before < after, "%s %s: %d then %d", c.path, c.field, before, after)
+	}
+}
+
+// TestPjdEngine checks the engine's output formats against known answers,
+// so that a port whose every line passes is not passing by accident.
+func TestPjdEngine(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: mknod of devices needs root")
+	}
+	dir := t.TempDir()
+	f, dev := dir+"/f", dir+"/dev"
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"create", f, "01644"}, "0"},
+		{[]string{"create", f, "0644"}, "EEXIST"},
+		{[]string{"open", f, "O_WRONLY", ":", "write", "0", "hello", ":", "fstat", "0", "type,mode,nlink,size"}, "regular,01644,1,5"},
+		{[]string{"open", f, "O_RDONLY", ":", "pread", "0", "3", "1"}, "ell"},
+		{[]string{"open", f, "O_RDONLY", ":", "open", f, "O_RDWR", ":", "ftruncate", "0", "1"}, "EINVAL"}, // descriptor 0 is read-only
+		{[]string{"open", f, "O_RDONLY", ":", "open", f, "O_RDWR", ":", "ftruncate", "1", "1"}, "0"},
+		{[]string{"stat", f, "size"}, "1"},
+		{[]string{"mknod", dev, "c", "0600", "1", "2"}, "0"},
+		{[]string{"lstat", dev, "type,mode,major,minor"}, "char,0600,1,2"},
+		{[]string{"unlink", dir + "/missing"}, "ENOENT"},
+		{[]string{"utimensat", "AT_FDCWD", f, "1900000000", "5", "0", "UTIME_OMIT", "0"}, "0"},
+		{[]string{"stat", f, "atime,atime_ns"}, "1900000000,5"},
+		{[]string{"chmod", "NULL", "0644"}, "EFAULT"},
+	} {
+		if got := fstestCalls(t, c.args); got != c.want {
+			t.Errorf("%v: got %q, want %q", c.args, got, c.want)
+		}
+	}
+	p := &pj{t: t, root: dir}
+	// t.TempDir is private to root: another user cannot reach it.
+	if got := p.fstest("-u", "65534", "-g", "65534", "--", "stat", f, "uid"); got != "EACCES" {
+		t.Errorf("stat as user 65534 in a private directory: %q, want EACCES", got)
+	}
+	if got := p.fstest("-U", "077", "mkdir", dir+"/d", "0777", ":", "stat", dir+"/d", "mode"); got != "0700" {
+		t.Errorf("mkdir under umask 077: %q, want 0700", got)
 	}
 }
