@@ -4,7 +4,8 @@
 //	dfschunk -data DIR -listen HOST:PORT -masters ADDR,ADDR,ADDR [-zone NAME] [-capacity BYTES]
 //
 // Every flag can also be set in the environment as DFSCHUNK_<FLAG> (for
-// example DFSCHUNK_DATA, DFSCHUNK_LOG_LEVEL); a flag on the command line wins.
+// example DFSCHUNK_DATA, DFSCHUNK_LOG_LEVEL) or in the -config file; the
+// command line wins over the environment, which wins over the file.
 package main
 
 import (
@@ -23,9 +24,11 @@ import (
 	"time"
 
 	"dfs/chunk"
+	"dfs/config"
+	"dfs/sdnotify"
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 // byteSize is a flag value: a byte count with an optional K, M, G, T or P
 // suffix (powers of 1024, "GiB" and "GB" alike).
@@ -48,7 +51,7 @@ func (b *byteSize) Set(s string) error {
 	return nil
 }
 
-func run(args []string, stderr io.Writer) int {
+func run(args []string, stdout, stderr io.Writer) int {
 	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(stderr, "dfschunk: "+format+"\n", a...)
 		return code
@@ -69,6 +72,7 @@ func run(args []string, stderr io.Writer) int {
 	)
 	fs.Var(&capacity, "capacity", "bytes offered to the cluster (K, M, G, T suffixes); 0: the file system's size")
 	fs.Var(&scrubRate, "scrub-rate", "bytes per second the scrubber re-reads and verifies (K, M, G suffixes); 0: no scrubbing")
+	settings := config.Register(fs, "dfschunk", "DFSCHUNK_")
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -82,20 +86,12 @@ func run(args []string, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		return fail(2, "unexpected argument %q (see dfschunk -h)", fs.Arg(0))
 	}
-	// The environment fills in what the command line left unset.
-	onCmdline := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { onCmdline[f.Name] = true })
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		name := "DFSCHUNK_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(name); ok && !onCmdline[f.Name] && envErr == nil {
-			if err := fs.Set(f.Name, v); err != nil {
-				envErr = fmt.Errorf("%s=%s: %v", name, v, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return fail(2, "%v", envErr)
+	if err := settings.Load(); err != nil {
+		return fail(2, "%v", err)
+	}
+	if settings.PrintRequested() {
+		settings.Print(stdout)
+		return 0
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -147,10 +143,16 @@ func run(args []string, stderr io.Writer) int {
 	defer stop()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
+	// The listener is bound and the store open: reads are served now;
+	// heartbeats register this server with the master leader as they can.
+	if err := sdnotify.Ready("serving on " + srv.Addr()); err != nil {
+		log.Warn("telling the service manager we are ready", "err", err)
+	}
 	select {
 	case err = <-served:
 	case <-ctx.Done():
 		log.Info("signal received; stopping")
+		sdnotify.Stopping()
 	}
 	if cerr := srv.Close(); err == nil {
 		err = cerr

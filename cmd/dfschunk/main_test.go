@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -51,7 +52,7 @@ func TestBadInput(t *testing.T) {
 			t.Setenv(name, val)
 		}
 		var stderr bytes.Buffer
-		code := run(tc.args, &stderr)
+		code := run(tc.args, io.Discard, &stderr)
 		out := stderr.String()
 		if code != tc.code || !strings.HasPrefix(out, "dfschunk: ") || strings.Count(out, "\n") != 1 || !strings.Contains(out, tc.want) {
 			t.Errorf("dfschunk %q (%s): exit %d, stderr %q; want exit %d and one line containing %q", tc.args, tc.env, code, out, tc.code, tc.want)

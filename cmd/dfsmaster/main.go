@@ -11,11 +11,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
+	"dfs/config"
 	"dfs/master"
+	"dfs/sdnotify"
 )
 
 func main() {
@@ -44,7 +45,7 @@ func run(args []string) int {
 	join := fs.Bool("join", false, "start without Raft state and wait to be added to an existing group (dfsctl members add) instead of bootstrapping")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "HOST:PORT to serve /debug/pprof on (empty: off)")
-	envDefaults(fs, "DFSMASTER_")
+	settings := config.Register(fs, "dfsmaster", "DFSMASTER_")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(os.Stdout)
@@ -58,6 +59,14 @@ func run(args []string) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "dfsmaster: unexpected argument %q\n", fs.Arg(0))
 		return 2
+	}
+	if err := settings.Load(); err != nil {
+		fmt.Fprintf(os.Stderr, "dfsmaster: %v\n", err)
+		return 2
+	}
+	if settings.PrintRequested() {
+		settings.Print(os.Stdout)
+		return 0
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
@@ -106,9 +115,15 @@ func run(args []string) int {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve() }()
+	// New has loaded the Raft state and bound the listener: calls queue
+	// there until Serve takes them.
+	if err := sdnotify.Ready("serving on " + srv.Addr()); err != nil {
+		log.Warn("telling the service manager we are ready", "err", err)
+	}
 	select {
 	case s := <-sig:
 		log.Info("stopping", "signal", s.String())
+		sdnotify.Stopping()
 		srv.Close()
 		return 0
 	case err := <-done:
@@ -119,19 +134,4 @@ func run(args []string) int {
 		}
 		return 0
 	}
-}
-
-// envDefaults lets PREFIX+FLAG_NAME (dashes as underscores) set a flag's
-// default; a flag on the command line still wins.
-func envDefaults(fs *flag.FlagSet, prefix string) {
-	fs.VisitAll(func(f *flag.Flag) {
-		name := prefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(name); ok {
-			if err := f.Value.Set(v); err != nil {
-				fmt.Fprintf(os.Stderr, "dfsmaster: $%s=%q: %v\n", name, v, err)
-				os.Exit(2)
-			}
-			f.DefValue = v
-		}
-	})
 }

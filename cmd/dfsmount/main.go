@@ -22,10 +22,15 @@ import (
 	"time"
 
 	"dfs/client"
+	dfsconfig "dfs/config"
 	"dfs/fs"
+	"dfs/sdnotify"
 )
 
 func main() {
+	if isHelper(os.Args[0]) {
+		os.Exit(mountHelper(os.Args[1:], os.Stderr))
+	}
 	if err := run(os.Args[1:], os.Stderr); err != nil {
 		fmt.Fprintf(os.Stderr, "dfsmount: %v\n", err)
 		os.Exit(1)
@@ -41,21 +46,43 @@ type config struct {
 	timeout    time.Duration
 	debugAddr  string
 	noLocal    bool
+	settings   *dfsconfig.Settings // non-nil: only print the settings
+}
+
+// flagValues are dfsmount's flags, apart from -config and -print-config.
+type flagValues struct {
+	masters   *string
+	o         multiFlag
+	attr      *time.Duration
+	entry     *time.Duration
+	ttl       *time.Duration
+	debug     *bool
+	timeout   *time.Duration
+	noLocal   *bool
+	debugAddr *string
+}
+
+// defineFlags defines dfsmount's flags on fl; the mount helper reads their
+// names from it too.
+func defineFlags(fl *flag.FlagSet) *flagValues {
+	v := &flagValues{}
+	v.masters = fl.String("masters", "", "master client addresses, comma-separated (env DFSMOUNT_MASTERS)")
+	fl.Var(&v.o, "o", "mount options, comma-separated: attr_timeout=SECONDS, entry_timeout=SECONDS, allow_other, ro, debug, fsname=NAME")
+	v.attr = fl.Duration("attr-timeout", time.Second, "how long the kernel caches attributes")
+	v.entry = fl.Duration("entry-timeout", time.Second, "how long the kernel caches names")
+	v.ttl = fl.Duration("session-ttl", 10*time.Second, "session lease")
+	v.debug = fl.Bool("debug", false, "log every FUSE request")
+	v.timeout = fl.Duration("timeout", 15*time.Second, "how long to wait for the masters at start")
+	v.noLocal = fl.Bool("no-local-reads", false, "always read through the chunkservers, never their chunk files on this machine directly (env DFSMOUNT_NO_LOCAL_READS=true)")
+	v.debugAddr = fl.String("debug-addr", "", "HOST:PORT to serve /debug/pprof on (env DFSMOUNT_DEBUG_ADDR; empty: off)")
+	return v
 }
 
 func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	fl := flag.NewFlagSet("dfsmount", flag.ContinueOnError)
 	fl.SetOutput(io.Discard)
-	masters := fl.String("masters", os.Getenv("DFSMOUNT_MASTERS"), "master client addresses, comma-separated (env DFSMOUNT_MASTERS)")
-	var o multiFlag
-	fl.Var(&o, "o", "mount options, comma-separated: attr_timeout=SECONDS, entry_timeout=SECONDS, allow_other, ro, debug")
-	attr := fl.Duration("attr-timeout", time.Second, "how long the kernel caches attributes")
-	entry := fl.Duration("entry-timeout", time.Second, "how long the kernel caches names")
-	ttl := fl.Duration("session-ttl", 10*time.Second, "session lease")
-	debug := fl.Bool("debug", false, "log every FUSE request")
-	timeout := fl.Duration("timeout", 15*time.Second, "how long to wait for the masters at start")
-	noLocal := fl.Bool("no-local-reads", os.Getenv("DFSMOUNT_NO_LOCAL_READS") != "", "always read through the chunkservers, never their chunk files on this machine directly (env DFSMOUNT_NO_LOCAL_READS)")
-	debugAddr := fl.String("debug-addr", os.Getenv("DFSMOUNT_DEBUG_ADDR"), "HOST:PORT to serve /debug/pprof on (env DFSMOUNT_DEBUG_ADDR; empty: off)")
+	v := defineFlags(fl)
+	settings := dfsconfig.Register(fl, "dfsmount", "DFSMOUNT_")
 	fl.Usage = func() {
 		fmt.Fprintln(stderr, "usage: dfsmount [-o opts] -masters ADDR,ADDR,ADDR MOUNTPOINT")
 		fl.SetOutput(stderr)
@@ -78,11 +105,17 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 		}
 		rest = rest[:1]
 	}
+	if err := settings.Load(); err != nil {
+		return nil, err
+	}
+	if settings.PrintRequested() {
+		return &config{settings: settings}, nil
+	}
 	if len(rest) != 1 {
 		return nil, errors.New("missing MOUNTPOINT (usage: dfsmount [-o opts] -masters ADDR,ADDR,ADDR MOUNTPOINT)")
 	}
-	c := &config{mountpoint: rest[0], sessionTTL: *ttl, timeout: *timeout, debugAddr: *debugAddr, noLocal: *noLocal}
-	for _, m := range strings.Split(*masters, ",") {
+	c := &config{mountpoint: rest[0], sessionTTL: *v.ttl, timeout: *v.timeout, debugAddr: *v.debugAddr, noLocal: *v.noLocal}
+	for _, m := range strings.Split(*v.masters, ",") {
 		if m = strings.TrimSpace(m); m != "" {
 			c.masters = append(c.masters, m)
 		}
@@ -91,20 +124,22 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 		return nil, errors.New("no masters: give -masters ADDR,... or set DFSMOUNT_MASTERS")
 	}
 	c.opts = fs.DefaultOptions()
-	c.opts.AttrTimeout, c.opts.EntryTimeout, c.opts.Debug = *attr, *entry, *debug
-	for _, opt := range o {
+	c.opts.AttrTimeout, c.opts.EntryTimeout, c.opts.Debug = *v.attr, *v.entry, *v.debug
+	for _, opt := range v.o {
 		if err := applyOption(&c.opts, opt); err != nil {
 			return nil, err
 		}
 	}
-	if *ttl <= 0 {
-		return nil, fmt.Errorf("-session-ttl %v: must be positive", *ttl)
+	if *v.ttl <= 0 {
+		return nil, fmt.Errorf("-session-ttl %v: must be positive", *v.ttl)
 	}
 	if c.opts.AttrTimeout < 0 || c.opts.EntryTimeout < 0 {
 		return nil, errors.New("attr and entry timeouts must not be negative")
 	}
 	return c, nil
 }
+
+var errUnknownOption = errors.New("unknown mount option")
 
 // applyOption applies one -o option.
 func applyOption(o *fs.Options, opt string) error {
@@ -130,6 +165,11 @@ func applyOption(o *fs.Options, opt string) error {
 		o.ReadOnly = false
 	case "debug":
 		o.Debug = true
+	case "fsname":
+		if !hasVal || val == "" {
+			return fmt.Errorf("-o %s: want fsname=NAME", opt)
+		}
+		o.FsName = val
 	case "noatime":
 		o.NoAtime = true
 	case "atime", "relatime":
@@ -142,18 +182,31 @@ func applyOption(o *fs.Options, opt string) error {
 		if strings.HasPrefix(key, "x-") || strings.HasPrefix(key, "comment") {
 			return nil
 		}
-		return fmt.Errorf("-o %s: unknown mount option", opt)
+		return fmt.Errorf("-o %s: %w", opt, errUnknownOption)
 	}
 	return err
 }
 
-// multiFlag collects every -o, comma-split.
+// multiFlag collects every -o, split at commas; a comma inside a value
+// is written \, (fsname=a:1\,b:2), as in libfuse.
 type multiFlag []string
 
-func (m *multiFlag) String() string { return strings.Join(*m, ",") }
+func (m *multiFlag) String() string {
+	esc := make([]string, len(*m))
+	for i, o := range *m {
+		esc[i] = strings.ReplaceAll(o, ",", `\,`)
+	}
+	return strings.Join(esc, ",")
+}
+
 func (m *multiFlag) Set(s string) error {
-	for _, o := range strings.Split(s, ",") {
-		*m = append(*m, strings.TrimSpace(o))
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == ',' && (i == 0 || s[i-1] != '\\') {
+			o := strings.ReplaceAll(s[start:i], `\,`, ",")
+			*m = append(*m, strings.TrimSpace(o))
+			start = i + 1
+		}
 	}
 	return nil
 }
@@ -162,6 +215,10 @@ func run(args []string, stderr io.Writer) error {
 	cfg, err := parseArgs(args, stderr)
 	if err != nil {
 		return err
+	}
+	if cfg.settings != nil {
+		cfg.settings.Print(os.Stdout)
+		return nil
 	}
 	if st, err := os.Stat(cfg.mountpoint); err != nil {
 		return fmt.Errorf("mount point: %v", err)
@@ -191,6 +248,10 @@ func run(args []string, stderr io.Writer) error {
 		return err
 	}
 	log.Printf("dfsmount: %s mounted from %s", cfg.mountpoint, strings.Join(cfg.masters, ","))
+	// The mount helper (mount.dfs) and systemd wait for this.
+	if err := sdnotify.Ready("serving " + cfg.mountpoint); err != nil {
+		log.Printf("dfsmount: telling the service manager we are ready: %v", err)
+	}
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
@@ -202,6 +263,7 @@ func run(args []string, stderr io.Writer) error {
 	select {
 	case s := <-sig:
 		log.Printf("dfsmount: %v: unmounting %s", s, cfg.mountpoint)
+		sdnotify.Stopping()
 		if err := server.Unmount(); err != nil {
 			// Busy: detach it from the namespace now and keep serving the
 			// files still open until they close (or a second signal).

@@ -27,6 +27,9 @@ func TestParseArgs(t *testing.T) {
 			t.Errorf("%q: no error", strings.Join(bad, " "))
 		}
 	}
+	if c, err := parseArgs([]string{"-o", `fsname=a:1\,b:2,ro`, "-masters", "a", "/mnt"}, io.Discard); err != nil || c.opts.FsName != "a:1,b:2" || !c.opts.ReadOnly {
+		t.Errorf("escaped comma: %+v, %v", c, err)
+	}
 	t.Setenv("DFSMOUNT_MASTERS", "m:1")
 	if c, err := parseArgs([]string{"/mnt", "-o", "ro"}, io.Discard); err != nil || c.masters[0] != "m:1" || !c.opts.ReadOnly {
 		t.Errorf("env masters / trailing -o: %+v, %v", c, err)
