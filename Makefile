@@ -12,7 +12,7 @@ TEST_PACKAGES := fuse3 attr sqlite3 git rsync acl
 # processes and runs without it to keep within CI's time.
 UNIT_PKGS = $$($(GO) list ./... | grep -v '^dfs/tests$$')
 
-.PHONY: build test deps vet fmtcheck unit integration soak run bench proto clean
+.PHONY: build test deps vet fmtcheck unit integration soak run bench proto clean install uninstall
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -79,6 +79,44 @@ proto:
 		--go_out=api --go_opt=paths=source_relative \
 		--go-grpc_out=api --go-grpc_opt=paths=source_relative \
 		api/dfs.proto
+
+# install puts the binaries in $(PREFIX)/bin, dfsmount again as the mount
+# helpers /sbin/mount.dfs and /sbin/mount.fuse.dfs, the systemd units and
+# the dfs user's sysusers.d entry under /lib and /usr/lib, and sample
+# configs in /etc/dfs (never over existing ones), all below $(DESTDIR).
+# docs/operations.md says how to use them.
+PREFIX ?= /usr/local
+DESTDIR ?=
+SBINDIR ?= /sbin
+UNITDIR ?= /lib/systemd/system
+SYSUSERSDIR ?= /usr/lib/sysusers.d
+SYSCONFDIR ?= /etc
+DOCDIR ?= $(PREFIX)/share/doc/dfs
+DAEMONS := dfsmaster dfschunk dfsmount dfsctl
+HELPERS := mount.dfs mount.fuse.dfs
+
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(SYSCONFDIR)/dfs $(DESTDIR)$(DOCDIR)
+	for b in $(DAEMONS); do install -m 0755 $(BIN)/$$b $(DESTDIR)$(PREFIX)/bin/$$b; done
+	for h in $(HELPERS); do install -m 0755 $(BIN)/dfsmount $(DESTDIR)$(SBINDIR)/$$h; done
+	for u in dfsmaster.service dfschunk.service; do \
+		sed 's|/usr/local/|$(PREFIX)/|g; s|/etc/dfs/|$(SYSCONFDIR)/dfs/|g' deploy/$$u > $(DESTDIR)$(UNITDIR)/$$u; \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; done
+	install -m 0644 deploy/dfs.sysusers $(DESTDIR)$(SYSUSERSDIR)/dfs.conf
+	for c in dfsmaster.conf dfschunk.conf dfsmount.conf; do \
+		test -e $(DESTDIR)$(SYSCONFDIR)/dfs/$$c || install -m 0644 deploy/$$c $(DESTDIR)$(SYSCONFDIR)/dfs/$$c; done
+	sed 's|/usr/local/|$(PREFIX)/|g' deploy/mnt-dfs.mount > $(DESTDIR)$(DOCDIR)/mnt-dfs.mount
+	install -m 0644 docs/operations.md $(DESTDIR)$(DOCDIR)/operations.md
+
+# uninstall removes what install put in place except the configs in
+# /etc/dfs and the data in /var/lib/dfs.
+uninstall:
+	for b in $(DAEMONS); do rm -f $(DESTDIR)$(PREFIX)/bin/$$b; done
+	for h in $(HELPERS); do rm -f $(DESTDIR)$(SBINDIR)/$$h; done
+	rm -f $(DESTDIR)$(UNITDIR)/dfsmaster.service $(DESTDIR)$(UNITDIR)/dfschunk.service \
+		$(DESTDIR)$(SYSUSERSDIR)/dfs.conf
+	rm -rf $(DESTDIR)$(DOCDIR)
 
 # clean removes build output; the dev cluster's data in .dfs is kept
 # (rm -rf .dfs to start afresh).

@@ -89,10 +89,7 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 		fl.PrintDefaults()
 	}
 	if err := fl.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fl.Usage()
-		}
-		return nil, err
+		return nil, err // Parse has shown the usage for -h
 	}
 	// Flags after the mount point, as mount(8) passes them.
 	rest := fl.Args()
