@@ -183,8 +183,17 @@ func TestSdNotify(t *testing.T) {
 	listen := freeAddr(t)
 	raft := freeAddr(t)
 
+	// The master's settings come from a config file, one overridden by
+	// the environment (a wrong id would not start) and one by a flag.
+	conf := filepath.Join(dir, "dfsmaster.conf")
+	text := fmt.Sprintf("id = wrong\ndata = %s\nlisten = %s\nraft = %s\ncluster = m1=%s\nlog-level = bogus\n",
+		filepath.Join(dir, "m1"), listen, raft, raft)
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DFSMASTER_ID", "m1")
 	master, mnotes := startNotified(t, filepath.Join(bin, "dfsmaster"), filepath.Join(dir, "m.sock"),
-		masterArgs(filepath.Join(dir, "m1"), listen, raft)...)
+		"-config", conf, "-log-level", "warn")
 	if n := mnotes.next(t, 60*time.Second); !strings.Contains(n, "READY=1") {
 		t.Fatalf("dfsmaster's first notification is %q, want READY=1", n)
 	}
@@ -211,6 +220,36 @@ func TestSdNotify(t *testing.T) {
 		}
 		if err := p.cmd.Wait(); err != nil {
 			t.Errorf("%s after SIGTERM: %v", p.name, err)
+		}
+	}
+}
+
+// TestConfigRefusals: a bad config file stops each program
+// and one line naming the file, the line and the key.
+func TestConfigRefusals(t *testing.T) {
+	bin := binaries(t)
+	for _, tc := range []struct{ prog, text, want string }{
+		{"dfsmaster", "id = m1\n\nsnapshot = 5\n", `:3: unknown key "snapshot"`},
+		{"dfsmaster", "# c\nelection-timeout = fast\n", ":2: election-timeout = fast: "},
+		{"dfschunk", "masters = 127.0.0.1:1\ncapacity = 12X\n", ":2: capacity = 12X: want a byte count"},
+		{"dfschunk", "zone = a\nzone = b\n", ":2: zone: already set on line 1"},
+		{"dfsmount", "masters = a:1\nsession_ttl\n", `:2: want KEY = VALUE, got "session_ttl"`},
+		{"dfsmount", "no-local-reads = maybe\n", ":1: no-local-reads = maybe: "},
+	} {
+		conf := filepath.Join(t.TempDir(), tc.prog+".conf")
+		if err := os.WriteFile(conf, []byte(tc.text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args := []string{"-config", conf}
+		if tc.prog == "dfsmount" {
+			args = append(args, t.TempDir())
+		}
+		cmd := exec.Command(filepath.Join(bin, tc.prog), args...)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		want := tc.prog + ": " + conf + tc.want
+		if !errors.As(err, &ee) || ee.ExitCode() == 0 || strings.Count(string(out), "\n") != 1 || !strings.Contains(string(out), want) {
+			t.Errorf("%s with %q: %v, output %q; want one line containing %q", tc.prog, tc.text, err, out, want)
 		}
 	}
 }
@@ -354,14 +393,7 @@ func TestMountHelper(t *testing.T) {
 
 	for _, typ := range []string{"dfs", "fuse.dfs"} {
 		t.Run("MountT_"+typ, func(t *testing.T) {
-			sbin := "/sbin/mount." + typ
-			if _, err := os.Lstat(sbin); err == nil {
-				t.Skipf("%s exists already; not replacing it", sbin)
-			}
-			if err := os.Symlink(filepath.Join(d, "sbin/mount."+typ), sbin); err != nil {
-				t.Skipf("cannot install %s: %v", sbin, err)
-			}
-			t.Cleanup(func() { os.Remove(sbin) })
+			linkHelper(t, d, typ)
 			dir := filepath.Join(t.TempDir(), "mnt")
 			os.Mkdir(dir, 0o755)
 			out, err := exec.Command("mount", "-t", typ, spec, dir, "-o", "_netdev,attr_timeout=1,log="+filepath.Join(logs, typ+".log")).CombinedOutput()
@@ -373,6 +405,45 @@ func TestMountHelper(t *testing.T) {
 			unmount(t, dir)
 		})
 	}
+
+	// An fstab line, mounted as boot does it: mount -a (here with -T, a
+	// file of our own). A second mount -a sees it mounted already.
+	t.Run("Fstab", func(t *testing.T) {
+		linkHelper(t, d, "dfs")
+		dir := filepath.Join(t.TempDir(), "mnt")
+		os.Mkdir(dir, 0o755)
+		fstab := filepath.Join(t.TempDir(), "fstab")
+		line := fmt.Sprintf("%s %s dfs _netdev,nofail,attr_timeout=1,log=%s 0 0\n", spec, dir, filepath.Join(logs, "fstab.log"))
+		if err := os.WriteFile(fstab, []byte("# test\n"+line), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 {
+			if out, err := exec.Command("mount", "-a", "-T", fstab).CombinedOutput(); err != nil {
+				t.Fatalf("mount -a -T %s (%d): %v\n%s", fstab, i+1, err, out)
+			}
+		}
+		t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+		if n := len(dfsmountsOf(dir)); n != 1 {
+			t.Errorf("%d dfsmounts serve %s after mount -a twice, want 1", n, dir)
+		}
+		check(t, dir)
+		unmount(t, dir)
+	})
+}
+
+// linkHelper puts the installed mount.TYPE in /sbin for the test, where
+// mount(8) looks for helpers (not $PATH); it skips the test if one is
+// there already.
+func linkHelper(t *testing.T, destdir, typ string) {
+	t.Helper()
+	sbin := "/sbin/mount." + typ
+	if _, err := os.Lstat(sbin); err == nil {
+		t.Skipf("%s exists already; not replacing it", sbin)
+	}
+	if err := os.Symlink(filepath.Join(destdir, "sbin/mount."+typ), sbin); err != nil {
+		t.Skipf("cannot install %s: %v", sbin, err)
+	}
+	t.Cleanup(func() { os.Remove(sbin) })
 }
 
 // mountEntry returns the source and type /proc/self/mountinfo gives dir,
