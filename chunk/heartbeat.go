@@ -25,6 +25,7 @@ type heartbeater struct {
 func (s *Server) heartbeatLoop(ctx context.Context) {
 	h := &heartbeater{s: s, masters: slices.Clone(s.cfg.Masters)}
 	full := true
+	registered := s.cfg.Registered
 	backoff := 50 * time.Millisecond
 	var delay time.Duration
 	for {
@@ -46,6 +47,10 @@ func (s *Server) heartbeatLoop(ctx context.Context) {
 			continue
 		}
 		backoff = 50 * time.Millisecond
+		if registered != nil {
+			registered()
+			registered = nil
+		}
 		full = resp.WantFullReport
 		delay = s.cfg.Heartbeat
 		if full {

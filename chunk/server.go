@@ -36,6 +36,9 @@ type Config struct {
 	// ScrubPause is the pause between two full scrub passes; default 1h.
 	ScrubPause time.Duration
 	Store      Store // nil: a DiskStore in DataDir; the Server closes it
+	// Registered, if set, is called once, when the master leader first
+	// accepts a heartbeat (dfschunk tells systemd).
+	Registered func()
 }
 
 // ConfigError reports a bad setting; Field is the Config field's flag name

@@ -209,6 +209,10 @@ func TestSdNotify(t *testing.T) {
 	if n := cnotes.next(t, 60*time.Second); !strings.Contains(n, "READY=1") {
 		t.Fatalf("dfschunk's first notification is %q, want READY=1", n)
 	}
+	// Then its status says when the master has accepted it.
+	if n := cnotes.next(t, 60*time.Second); n != "STATUS=serving, registered with the master leader" {
+		t.Errorf("dfschunk's second notification is %q, want its registration", n)
+	}
 	for _, p := range []struct {
 		name  string
 		cmd   *exec.Cmd

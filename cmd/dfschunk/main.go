@@ -130,6 +130,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Logger:     log,
 		ScrubRate:  uint64(scrubRate),
 		ScrubPause: *scrubGap,
+		Registered: func() {
+			sdnotify.Send("STATUS=serving, registered with the master leader")
+		},
 	})
 	if err != nil {
 		var ce *chunk.ConfigError
@@ -141,13 +144,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve() }()
-	// The listener is bound and the store open: reads are served now;
-	// heartbeats register this server with the master leader as they can.
-	if err := sdnotify.Ready("serving on " + srv.Addr()); err != nil {
+	// The listener is bound and the store open, so calls queue until Serve
+	// takes them; heartbeats, started by Serve, then register this server
+	// with the master leader (Registered above) whenever one answers.
+	if err := sdnotify.Ready("serving on " + srv.Addr() + ", waiting for a master leader"); err != nil {
 		log.Warn("telling the service manager we are ready", "err", err)
 	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
 	select {
 	case err = <-served:
 	case <-ctx.Done():
