@@ -901,14 +901,18 @@ func (x *Caller) GetPid() uint32 {
 }
 
 type CreateOp struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Parent        uint64                 `protobuf:"varint,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Mode          uint32                 `protobuf:"varint,3,opt,name=mode,proto3" json:"mode,omitempty"` // type bits + permissions (umask already applied)
-	Rdev          uint32                 `protobuf:"varint,4,opt,name=rdev,proto3" json:"rdev,omitempty"`
-	Exclusive     bool                   `protobuf:"varint,5,opt,name=exclusive,proto3" json:"exclusive,omitempty"` // O_EXCL: EEXIST if it exists; otherwise open the existing file
-	Open          bool                   `protobuf:"varint,6,opt,name=open,proto3" json:"open,omitempty"`           // record an open by the session (as OpenOp)
-	Tmpfile       bool                   `protobuf:"varint,7,opt,name=tmpfile,proto3" json:"tmpfile,omitempty"`     // O_TMPFILE: a file with no name (name unused) that lives while open or until linked
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Parent    uint64                 `protobuf:"varint,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Mode      uint32                 `protobuf:"varint,3,opt,name=mode,proto3" json:"mode,omitempty"` // type bits + permissions (umask already applied)
+	Rdev      uint32                 `protobuf:"varint,4,opt,name=rdev,proto3" json:"rdev,omitempty"`
+	Exclusive bool                   `protobuf:"varint,5,opt,name=exclusive,proto3" json:"exclusive,omitempty"` // O_EXCL: EEXIST if it exists; otherwise open the existing file
+	Open      bool                   `protobuf:"varint,6,opt,name=open,proto3" json:"open,omitempty"`           // record an open by the session (as OpenOp)
+	Tmpfile   bool                   `protobuf:"varint,7,opt,name=tmpfile,proto3" json:"tmpfile,omitempty"`     // O_TMPFILE: a file with no name (name unused) that lives while open or until linked
+	// first_chunk also creates chunk 0 of a new replicated file, leased for
+	// writing as AllocChunk would (MutateResponse.chunk): the creator is
+	// about to write, and this saves it a Raft round.
+	FirstChunk    bool `protobuf:"varint,140,opt,name=first_chunk,json=firstChunk,proto3" json:"first_chunk,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -988,6 +992,13 @@ func (x *CreateOp) GetOpen() bool {
 func (x *CreateOp) GetTmpfile() bool {
 	if x != nil {
 		return x.Tmpfile
+	}
+	return false
+}
+
+func (x *CreateOp) GetFirstChunk() bool {
+	if x != nil {
+		return x.FirstChunk
 	}
 	return false
 }
@@ -2747,12 +2758,16 @@ func (x *LockInfo) GetSequencer() uint64 {
 // lowest seq of this session whose answer the client has not yet
 // received; the master may forget answers below it.
 type MutateRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
-	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
-	Acked         uint64                 `protobuf:"varint,3,opt,name=acked,proto3" json:"acked,omitempty"`
-	Caller        *Caller                `protobuf:"bytes,4,opt,name=caller,proto3" json:"caller,omitempty"`
-	Op            *Op                    `protobuf:"bytes,5,opt,name=op,proto3" json:"op,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Session uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
+	Seq     uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	Acked   uint64                 `protobuf:"varint,3,opt,name=acked,proto3" json:"acked,omitempty"`
+	Caller  *Caller                `protobuf:"bytes,4,opt,name=caller,proto3" json:"caller,omitempty"`
+	Op      *Op                    `protobuf:"bytes,5,opt,name=op,proto3" json:"op,omitempty"`
+	// releases ends opens of this session (one ReleaseOp each, same inode
+	// listed once per open) before op, as part of this request: a close
+	// costs no Raft round of its own.
+	Releases      []uint64 `protobuf:"varint,140,rep,packed,name=releases,proto3" json:"releases,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2822,15 +2837,27 @@ func (x *MutateRequest) GetOp() *Op {
 	return nil
 }
 
+func (x *MutateRequest) GetReleases() []uint64 {
+	if x != nil {
+		return x.Releases
+	}
+	return nil
+}
+
 type MutateResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Errno         Errno                  `protobuf:"varint,1,opt,name=errno,proto3,enum=dfs.Errno" json:"errno,omitempty"`
-	Attr          *Attr                  `protobuf:"bytes,2,opt,name=attr,proto3" json:"attr,omitempty"`        // the created/changed inode
-	Chunk         *Chunk                 `protobuf:"bytes,3,opt,name=chunk,proto3" json:"chunk,omitempty"`      // AllocChunk
-	Session       uint64                 `protobuf:"varint,4,opt,name=session,proto3" json:"session,omitempty"` // OpenSession
-	Message       string                 `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`  // detail for humans when errno != OK
-	Lock          *LockInfo              `protobuf:"bytes,6,opt,name=lock,proto3" json:"lock,omitempty"`        // LockOp: the grant, or with EAGAIN the conflicting lock
-	Waiting       bool                   `protobuf:"varint,7,opt,name=waiting,proto3" json:"waiting,omitempty"` // LockOp with wait: queued; WaitLock gives the outcome
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Errno   Errno                  `protobuf:"varint,1,opt,name=errno,proto3,enum=dfs.Errno" json:"errno,omitempty"`
+	Attr    *Attr                  `protobuf:"bytes,2,opt,name=attr,proto3" json:"attr,omitempty"`        // the created/changed inode
+	Chunk   *Chunk                 `protobuf:"bytes,3,opt,name=chunk,proto3" json:"chunk,omitempty"`      // AllocChunk
+	Session uint64                 `protobuf:"varint,4,opt,name=session,proto3" json:"session,omitempty"` // OpenSession
+	Message string                 `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`  // detail for humans when errno != OK
+	Lock    *LockInfo              `protobuf:"bytes,6,opt,name=lock,proto3" json:"lock,omitempty"`        // LockOp: the grant, or with EAGAIN the conflicting lock
+	Waiting bool                   `protobuf:"varint,7,opt,name=waiting,proto3" json:"waiting,omitempty"` // LockOp with wait: queued; WaitLock gives the outcome
+	// parent is the directory an entry was added to or removed from
+	// (create, mkdir, symlink, link, unlink, rmdir; rename: the source
+	// directory) after the change, so that the mount need not ask.
+	Parent        *Attr `protobuf:"bytes,140,opt,name=parent,proto3" json:"parent,omitempty"`
+	NewParent     *Attr `protobuf:"bytes,141,opt,name=new_parent,json=newParent,proto3" json:"new_parent,omitempty"` // rename: the target directory after the change
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2912,6 +2939,20 @@ func (x *MutateResponse) GetWaiting() bool {
 		return x.Waiting
 	}
 	return false
+}
+
+func (x *MutateResponse) GetParent() *Attr {
+	if x != nil {
+		return x.Parent
+	}
+	return nil
+}
+
+func (x *MutateResponse) GetNewParent() *Attr {
+	if x != nil {
+		return x.NewParent
+	}
+	return nil
 }
 
 // WaitLockRequest asks for the final answer of a waiting LockOp. The
@@ -3584,10 +3625,15 @@ func (x *ListXattrResponse) GetNames() []string {
 }
 
 type GetChunksRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ino           uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
-	FirstIndex    uint64                 `protobuf:"varint,2,opt,name=first_index,json=firstIndex,proto3" json:"first_index,omitempty"`
-	Count         uint32                 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"` // chunks [first_index, first_index+count)
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Ino        uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
+	FirstIndex uint64                 `protobuf:"varint,2,opt,name=first_index,json=firstIndex,proto3" json:"first_index,omitempty"`
+	Count      uint32                 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"` // chunks [first_index, first_index+count)
+	// open: session opens the file with no record in Raft. The leader
+	// keeps the file, once unlinked, until the session's keepalives report
+	// it no longer holds it (KeepAliveRequest.held).
+	Open          bool   `protobuf:"varint,140,opt,name=open,proto3" json:"open,omitempty"`
+	Session       uint64 `protobuf:"varint,141,opt,name=session,proto3" json:"session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3639,6 +3685,20 @@ func (x *GetChunksRequest) GetFirstIndex() uint64 {
 func (x *GetChunksRequest) GetCount() uint32 {
 	if x != nil {
 		return x.Count
+	}
+	return 0
+}
+
+func (x *GetChunksRequest) GetOpen() bool {
+	if x != nil {
+		return x.Open
+	}
+	return false
+}
+
+func (x *GetChunksRequest) GetSession() uint64 {
+	if x != nil {
+		return x.Session
 	}
 	return 0
 }
@@ -3816,8 +3876,15 @@ func (x *StatFSResponse) GetLogicalBytes() uint64 {
 }
 
 type KeepAliveRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Session uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
+	// held lists the inodes the session holds open without a record in
+	// Raft (GetChunksRequest.open), as of after the client received the
+	// answer (epoch, token): it includes every such open the leader served
+	// before giving that answer.
+	Held          []uint64 `protobuf:"varint,140,rep,packed,name=held,proto3" json:"held,omitempty"`
+	Epoch         int64    `protobuf:"varint,141,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Token         uint64   `protobuf:"varint,142,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3859,10 +3926,33 @@ func (x *KeepAliveRequest) GetSession() uint64 {
 	return 0
 }
 
+func (x *KeepAliveRequest) GetHeld() []uint64 {
+	if x != nil {
+		return x.Held
+	}
+	return nil
+}
+
+func (x *KeepAliveRequest) GetEpoch() int64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *KeepAliveRequest) GetToken() uint64 {
+	if x != nil {
+		return x.Token
+	}
+	return 0
+}
+
 type KeepAliveResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Errno         Errno                  `protobuf:"varint,1,opt,name=errno,proto3,enum=dfs.Errno" json:"errno,omitempty"` // ENOENT: the session expired
 	TtlNs         int64                  `protobuf:"varint,2,opt,name=ttl_ns,json=ttlNs,proto3" json:"ttl_ns,omitempty"`
+	Epoch         int64                  `protobuf:"varint,140,opt,name=epoch,proto3" json:"epoch,omitempty"` // the leader's term of service; tokens count within it
+	Token         uint64                 `protobuf:"varint,141,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3907,6 +3997,20 @@ func (x *KeepAliveResponse) GetErrno() Errno {
 func (x *KeepAliveResponse) GetTtlNs() int64 {
 	if x != nil {
 		return x.TtlNs
+	}
+	return 0
+}
+
+func (x *KeepAliveResponse) GetEpoch() int64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *KeepAliveResponse) GetToken() uint64 {
+	if x != nil {
+		return x.Token
 	}
 	return 0
 }
@@ -5812,8 +5916,12 @@ type Command struct {
 	RegisterServer *RegisterServerCmd `protobuf:"bytes,10,opt,name=register_server,json=registerServer,proto3" json:"register_server,omitempty"`
 	ExpireSession  *ExpireSessionCmd  `protobuf:"bytes,11,opt,name=expire_session,json=expireSession,proto3" json:"expire_session,omitempty"`
 	DeleteChunks   *DeleteChunksCmd   `protobuf:"bytes,12,opt,name=delete_chunks,json=deleteChunks,proto3" json:"delete_chunks,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	Releases       []uint64           `protobuf:"varint,140,rep,packed,name=releases,proto3" json:"releases,omitempty"` // MutateRequest.releases
+	// reclaim frees these unlinked files, if no open recorded in Raft
+	// holds them: the leader saw no session may hold them otherwise.
+	Reclaim       []uint64 `protobuf:"varint,141,rep,packed,name=reclaim,proto3" json:"reclaim,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Command) Reset() {
@@ -5926,6 +6034,20 @@ func (x *Command) GetExpireSession() *ExpireSessionCmd {
 func (x *Command) GetDeleteChunks() *DeleteChunksCmd {
 	if x != nil {
 		return x.DeleteChunks
+	}
+	return nil
+}
+
+func (x *Command) GetReleases() []uint64 {
+	if x != nil {
+		return x.Releases
+	}
+	return nil
+}
+
+func (x *Command) GetReclaim() []uint64 {
+	if x != nil {
+		return x.Reclaim
 	}
 	return nil
 }
@@ -6604,7 +6726,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x03uid\x18\x01 \x01(\rR\x03uid\x12\x10\n" +
 	"\x03gid\x18\x02 \x01(\rR\x03gid\x12\x16\n" +
 	"\x06groups\x18\x03 \x03(\rR\x06groups\x12\x10\n" +
-	"\x03pid\x18\x04 \x01(\rR\x03pid\"\xaa\x01\n" +
+	"\x03pid\x18\x04 \x01(\rR\x03pid\"\xcc\x01\n" +
 	"\bCreateOp\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -6612,7 +6734,9 @@ const file_dfs_proto_rawDesc = "" +
 	"\x04rdev\x18\x04 \x01(\rR\x04rdev\x12\x1c\n" +
 	"\texclusive\x18\x05 \x01(\bR\texclusive\x12\x12\n" +
 	"\x04open\x18\x06 \x01(\bR\x04open\x12\x18\n" +
-	"\atmpfile\x18\a \x01(\bR\atmpfile\"I\n" +
+	"\atmpfile\x18\a \x01(\bR\atmpfile\x12 \n" +
+	"\vfirst_chunk\x18\x8c\x01 \x01(\bR\n" +
+	"firstChunk\"I\n" +
 	"\aMkdirOp\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -6747,13 +6871,14 @@ const file_dfs_proto_rawDesc = "" +
 	"\x03pid\x18\x05 \x01(\rR\x03pid\x12\x18\n" +
 	"\asession\x18\x06 \x01(\x04R\asession\x12\x14\n" +
 	"\x05owner\x18\a \x01(\x04R\x05owner\x12\x1c\n" +
-	"\tsequencer\x18\b \x01(\x04R\tsequencer\"\x8f\x01\n" +
+	"\tsequencer\x18\b \x01(\x04R\tsequencer\"\xac\x01\n" +
 	"\rMutateRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05acked\x18\x03 \x01(\x04R\x05acked\x12#\n" +
 	"\x06caller\x18\x04 \x01(\v2\v.dfs.CallerR\x06caller\x12\x17\n" +
-	"\x02op\x18\x05 \x01(\v2\a.dfs.OpR\x02op\"\xe4\x01\n" +
+	"\x02op\x18\x05 \x01(\v2\a.dfs.OpR\x02op\x12\x1b\n" +
+	"\breleases\x18\x8c\x01 \x03(\x04R\breleases\"\xb3\x02\n" +
 	"\x0eMutateResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x1d\n" +
@@ -6763,7 +6888,10 @@ const file_dfs_proto_rawDesc = "" +
 	"\asession\x18\x04 \x01(\x04R\asession\x12\x18\n" +
 	"\amessage\x18\x05 \x01(\tR\amessage\x12!\n" +
 	"\x04lock\x18\x06 \x01(\v2\r.dfs.LockInfoR\x04lock\x12\x18\n" +
-	"\awaiting\x18\a \x01(\bR\awaiting\"\\\n" +
+	"\awaiting\x18\a \x01(\bR\awaiting\x12\"\n" +
+	"\x06parent\x18\x8c\x01 \x01(\v2\t.dfs.AttrR\x06parent\x12)\n" +
+	"\n" +
+	"new_parent\x18\x8d\x01 \x01(\v2\t.dfs.AttrR\tnewParent\"\\\n" +
 	"\x0fWaitLockRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x1d\n" +
@@ -6810,12 +6938,14 @@ const file_dfs_proto_rawDesc = "" +
 	"\x11ListXattrResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x14\n" +
-	"\x05names\x18\x02 \x03(\tR\x05names\"[\n" +
+	"\x05names\x18\x02 \x03(\tR\x05names\"\x8b\x01\n" +
 	"\x10GetChunksRequest\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x1f\n" +
 	"\vfirst_index\x18\x02 \x01(\x04R\n" +
 	"firstIndex\x12\x14\n" +
-	"\x05count\x18\x03 \x01(\rR\x05count\"x\n" +
+	"\x05count\x18\x03 \x01(\rR\x05count\x12\x13\n" +
+	"\x04open\x18\x8c\x01 \x01(\bR\x04open\x12\x19\n" +
+	"\asession\x18\x8d\x01 \x01(\x04R\asession\"x\n" +
 	"\x11GetChunksResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\"\n" +
@@ -6830,13 +6960,18 @@ const file_dfs_proto_rawDesc = "" +
 	"\n" +
 	"free_bytes\x18\x03 \x01(\x04R\tfreeBytes\x12\x16\n" +
 	"\x06inodes\x18\x04 \x01(\x04R\x06inodes\x12#\n" +
-	"\rlogical_bytes\x18\x05 \x01(\x04R\flogicalBytes\",\n" +
+	"\rlogical_bytes\x18\x05 \x01(\x04R\flogicalBytes\"o\n" +
 	"\x10KeepAliveRequest\x12\x18\n" +
-	"\asession\x18\x01 \x01(\x04R\asession\"L\n" +
+	"\asession\x18\x01 \x01(\x04R\asession\x12\x13\n" +
+	"\x04held\x18\x8c\x01 \x03(\x04R\x04held\x12\x15\n" +
+	"\x05epoch\x18\x8d\x01 \x01(\x03R\x05epoch\x12\x15\n" +
+	"\x05token\x18\x8e\x01 \x01(\x04R\x05token\"z\n" +
 	"\x11KeepAliveResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x15\n" +
-	"\x06ttl_ns\x18\x02 \x01(\x03R\x05ttlNs\"a\n" +
+	"\x06ttl_ns\x18\x02 \x01(\x03R\x05ttlNs\x12\x15\n" +
+	"\x05epoch\x18\x8c\x01 \x01(\x03R\x05epoch\x12\x15\n" +
+	"\x05token\x18\x8d\x01 \x01(\x04R\x05token\"a\n" +
 	"\vChunkReport\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x18\n" +
@@ -6988,7 +7123,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x10ExpireSessionCmd\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\"#\n" +
 	"\x0fDeleteChunksCmd\x12\x10\n" +
-	"\x03ids\x18\x01 \x03(\x04R\x03ids\"\xad\x03\n" +
+	"\x03ids\x18\x01 \x03(\x04R\x03ids\"\xe5\x03\n" +
 	"\aCommand\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x14\n" +
@@ -7002,7 +7137,9 @@ const file_dfs_proto_rawDesc = "" +
 	"\x0fregister_server\x18\n" +
 	" \x01(\v2\x16.dfs.RegisterServerCmdR\x0eregisterServer\x12<\n" +
 	"\x0eexpire_session\x18\v \x01(\v2\x15.dfs.ExpireSessionCmdR\rexpireSession\x129\n" +
-	"\rdelete_chunks\x18\f \x01(\v2\x14.dfs.DeleteChunksCmdR\fdeleteChunks\"1\n" +
+	"\rdelete_chunks\x18\f \x01(\v2\x14.dfs.DeleteChunksCmdR\fdeleteChunks\x12\x1b\n" +
+	"\breleases\x18\x8c\x01 \x03(\x04R\breleases\x12\x19\n" +
+	"\areclaim\x18\x8d\x01 \x03(\x04R\areclaim\"1\n" +
 	"\x05Batch\x12(\n" +
 	"\bcommands\x18\x01 \x03(\v2\f.dfs.CommandR\bcommands\"\x99\x03\n" +
 	"\x0eSnapshotHeader\x12\x16\n" +
@@ -7283,101 +7420,103 @@ var file_dfs_proto_depIdxs = []int32{
 	6,   // 32: dfs.MutateResponse.attr:type_name -> dfs.Attr
 	8,   // 33: dfs.MutateResponse.chunk:type_name -> dfs.Chunk
 	33,  // 34: dfs.MutateResponse.lock:type_name -> dfs.LockInfo
-	31,  // 35: dfs.GetLockRequest.lock:type_name -> dfs.LockOp
-	0,   // 36: dfs.GetLockResponse.errno:type_name -> dfs.Errno
-	33,  // 37: dfs.GetLockResponse.lock:type_name -> dfs.LockInfo
-	0,   // 38: dfs.AttrResponse.errno:type_name -> dfs.Errno
-	6,   // 39: dfs.AttrResponse.attr:type_name -> dfs.Attr
-	0,   // 40: dfs.ReadDirResponse.errno:type_name -> dfs.Errno
-	9,   // 41: dfs.ReadDirResponse.entries:type_name -> dfs.DirEntry
-	6,   // 42: dfs.ReadDirResponse.attrs:type_name -> dfs.Attr
-	0,   // 43: dfs.GetXattrResponse.errno:type_name -> dfs.Errno
-	0,   // 44: dfs.ListXattrResponse.errno:type_name -> dfs.Errno
-	0,   // 45: dfs.GetChunksResponse.errno:type_name -> dfs.Errno
-	8,   // 46: dfs.GetChunksResponse.chunks:type_name -> dfs.Chunk
-	6,   // 47: dfs.GetChunksResponse.attr:type_name -> dfs.Attr
-	0,   // 48: dfs.KeepAliveResponse.errno:type_name -> dfs.Errno
-	54,  // 49: dfs.HeartbeatRequest.chunks:type_name -> dfs.ChunkReport
-	54,  // 50: dfs.HeartbeatRequest.corrupt:type_name -> dfs.ChunkReport
-	54,  // 51: dfs.HeartbeatResponse.delete:type_name -> dfs.ChunkReport
-	57,  // 52: dfs.MembersResponse.masters:type_name -> dfs.MasterInfo
-	64,  // 53: dfs.FsckResponse.problems:type_name -> dfs.FsckProblem
-	57,  // 54: dfs.StatusResponse.masters:type_name -> dfs.MasterInfo
-	58,  // 55: dfs.StatusResponse.servers:type_name -> dfs.ChunkServerInfo
-	7,   // 56: dfs.SetChunkRequest.replicas:type_name -> dfs.Replica
-	0,   // 57: dfs.SetChunkResponse.errno:type_name -> dfs.Errno
-	7,   // 58: dfs.WriteRequest.forward:type_name -> dfs.Replica
-	0,   // 59: dfs.WriteResponse.errno:type_name -> dfs.Errno
-	0,   // 60: dfs.ReadResponse.errno:type_name -> dfs.Errno
-	7,   // 61: dfs.SyncRequest.forward:type_name -> dfs.Replica
-	0,   // 62: dfs.SyncResponse.errno:type_name -> dfs.Errno
-	7,   // 63: dfs.ReplicateRequest.source:type_name -> dfs.Replica
-	0,   // 64: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
-	10,  // 65: dfs.Command.caller:type_name -> dfs.Caller
-	30,  // 66: dfs.Command.op:type_name -> dfs.Op
-	78,  // 67: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
-	79,  // 68: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
-	80,  // 69: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
-	81,  // 70: dfs.Batch.commands:type_name -> dfs.Command
-	78,  // 71: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
-	27,  // 72: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
-	84,  // 73: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
-	84,  // 74: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
-	31,  // 75: dfs.SnapshotLock.op:type_name -> dfs.LockOp
-	6,   // 76: dfs.SnapshotInode.attr:type_name -> dfs.Attr
-	90,  // 77: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
-	85,  // 78: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
-	86,  // 79: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
-	35,  // 80: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
-	88,  // 81: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
-	91,  // 82: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
-	34,  // 83: dfs.Master.Mutate:input_type -> dfs.MutateRequest
-	39,  // 84: dfs.Master.Lookup:input_type -> dfs.LookupRequest
-	40,  // 85: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
-	42,  // 86: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
-	44,  // 87: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
-	46,  // 88: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
-	48,  // 89: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
-	50,  // 90: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
-	52,  // 91: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
-	55,  // 92: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
-	59,  // 93: dfs.Master.Status:input_type -> dfs.StatusRequest
-	60,  // 94: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
-	61,  // 95: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
-	63,  // 96: dfs.Master.Fsck:input_type -> dfs.FsckRequest
-	36,  // 97: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
-	37,  // 98: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
-	68,  // 99: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
-	70,  // 100: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
-	72,  // 101: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
-	74,  // 102: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
-	76,  // 103: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
-	35,  // 104: dfs.Master.Mutate:output_type -> dfs.MutateResponse
-	41,  // 105: dfs.Master.Lookup:output_type -> dfs.AttrResponse
-	41,  // 106: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
-	43,  // 107: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
-	45,  // 108: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
-	47,  // 109: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
-	49,  // 110: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
-	51,  // 111: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
-	53,  // 112: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
-	56,  // 113: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
-	66,  // 114: dfs.Master.Status:output_type -> dfs.StatusResponse
-	62,  // 115: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
-	62,  // 116: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
-	65,  // 117: dfs.Master.Fsck:output_type -> dfs.FsckResponse
-	35,  // 118: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
-	38,  // 119: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
-	69,  // 120: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
-	71,  // 121: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
-	73,  // 122: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
-	75,  // 123: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
-	77,  // 124: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
-	104, // [104:125] is the sub-list for method output_type
-	83,  // [83:104] is the sub-list for method input_type
-	83,  // [83:83] is the sub-list for extension type_name
-	83,  // [83:83] is the sub-list for extension extendee
-	0,   // [0:83] is the sub-list for field type_name
+	6,   // 35: dfs.MutateResponse.parent:type_name -> dfs.Attr
+	6,   // 36: dfs.MutateResponse.new_parent:type_name -> dfs.Attr
+	31,  // 37: dfs.GetLockRequest.lock:type_name -> dfs.LockOp
+	0,   // 38: dfs.GetLockResponse.errno:type_name -> dfs.Errno
+	33,  // 39: dfs.GetLockResponse.lock:type_name -> dfs.LockInfo
+	0,   // 40: dfs.AttrResponse.errno:type_name -> dfs.Errno
+	6,   // 41: dfs.AttrResponse.attr:type_name -> dfs.Attr
+	0,   // 42: dfs.ReadDirResponse.errno:type_name -> dfs.Errno
+	9,   // 43: dfs.ReadDirResponse.entries:type_name -> dfs.DirEntry
+	6,   // 44: dfs.ReadDirResponse.attrs:type_name -> dfs.Attr
+	0,   // 45: dfs.GetXattrResponse.errno:type_name -> dfs.Errno
+	0,   // 46: dfs.ListXattrResponse.errno:type_name -> dfs.Errno
+	0,   // 47: dfs.GetChunksResponse.errno:type_name -> dfs.Errno
+	8,   // 48: dfs.GetChunksResponse.chunks:type_name -> dfs.Chunk
+	6,   // 49: dfs.GetChunksResponse.attr:type_name -> dfs.Attr
+	0,   // 50: dfs.KeepAliveResponse.errno:type_name -> dfs.Errno
+	54,  // 51: dfs.HeartbeatRequest.chunks:type_name -> dfs.ChunkReport
+	54,  // 52: dfs.HeartbeatRequest.corrupt:type_name -> dfs.ChunkReport
+	54,  // 53: dfs.HeartbeatResponse.delete:type_name -> dfs.ChunkReport
+	57,  // 54: dfs.MembersResponse.masters:type_name -> dfs.MasterInfo
+	64,  // 55: dfs.FsckResponse.problems:type_name -> dfs.FsckProblem
+	57,  // 56: dfs.StatusResponse.masters:type_name -> dfs.MasterInfo
+	58,  // 57: dfs.StatusResponse.servers:type_name -> dfs.ChunkServerInfo
+	7,   // 58: dfs.SetChunkRequest.replicas:type_name -> dfs.Replica
+	0,   // 59: dfs.SetChunkResponse.errno:type_name -> dfs.Errno
+	7,   // 60: dfs.WriteRequest.forward:type_name -> dfs.Replica
+	0,   // 61: dfs.WriteResponse.errno:type_name -> dfs.Errno
+	0,   // 62: dfs.ReadResponse.errno:type_name -> dfs.Errno
+	7,   // 63: dfs.SyncRequest.forward:type_name -> dfs.Replica
+	0,   // 64: dfs.SyncResponse.errno:type_name -> dfs.Errno
+	7,   // 65: dfs.ReplicateRequest.source:type_name -> dfs.Replica
+	0,   // 66: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
+	10,  // 67: dfs.Command.caller:type_name -> dfs.Caller
+	30,  // 68: dfs.Command.op:type_name -> dfs.Op
+	78,  // 69: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
+	79,  // 70: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
+	80,  // 71: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
+	81,  // 72: dfs.Batch.commands:type_name -> dfs.Command
+	78,  // 73: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
+	27,  // 74: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
+	84,  // 75: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
+	84,  // 76: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
+	31,  // 77: dfs.SnapshotLock.op:type_name -> dfs.LockOp
+	6,   // 78: dfs.SnapshotInode.attr:type_name -> dfs.Attr
+	90,  // 79: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
+	85,  // 80: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
+	86,  // 81: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
+	35,  // 82: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
+	88,  // 83: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
+	91,  // 84: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
+	34,  // 85: dfs.Master.Mutate:input_type -> dfs.MutateRequest
+	39,  // 86: dfs.Master.Lookup:input_type -> dfs.LookupRequest
+	40,  // 87: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
+	42,  // 88: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
+	44,  // 89: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
+	46,  // 90: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
+	48,  // 91: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
+	50,  // 92: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
+	52,  // 93: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
+	55,  // 94: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
+	59,  // 95: dfs.Master.Status:input_type -> dfs.StatusRequest
+	60,  // 96: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
+	61,  // 97: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
+	63,  // 98: dfs.Master.Fsck:input_type -> dfs.FsckRequest
+	36,  // 99: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
+	37,  // 100: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
+	68,  // 101: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
+	70,  // 102: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
+	72,  // 103: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
+	74,  // 104: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
+	76,  // 105: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
+	35,  // 106: dfs.Master.Mutate:output_type -> dfs.MutateResponse
+	41,  // 107: dfs.Master.Lookup:output_type -> dfs.AttrResponse
+	41,  // 108: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
+	43,  // 109: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
+	45,  // 110: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
+	47,  // 111: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
+	49,  // 112: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
+	51,  // 113: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
+	53,  // 114: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
+	56,  // 115: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
+	66,  // 116: dfs.Master.Status:output_type -> dfs.StatusResponse
+	62,  // 117: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
+	62,  // 118: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
+	65,  // 119: dfs.Master.Fsck:output_type -> dfs.FsckResponse
+	35,  // 120: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
+	38,  // 121: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
+	69,  // 122: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
+	71,  // 123: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
+	73,  // 124: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
+	75,  // 125: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
+	77,  // 126: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
+	106, // [106:127] is the sub-list for method output_type
+	85,  // [85:106] is the sub-list for method input_type
+	85,  // [85:85] is the sub-list for extension type_name
+	85,  // [85:85] is the sub-list for extension extendee
+	0,   // [0:85] is the sub-list for field type_name
 }
 
 func init() { file_dfs_proto_init() }

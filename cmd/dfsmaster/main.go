@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	_ "net/http/pprof" // -pprof
 	"os"
 	"os/signal"
 	"strings"
@@ -42,6 +45,7 @@ func run(args []string) int {
 	fullReport := fs.Duration("full-report-interval", 30*time.Second, "how often chunkservers list all their chunks (bounds how soon deleted data frees space)")
 	join := fs.Bool("join", false, "start without Raft state and wait to be added to an existing group (dfsctl members add) instead of bootstrapping")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	pprofAddr := fs.String("pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:0; empty: off")
 	envDefaults(fs, "DFSMASTER_")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -94,6 +98,15 @@ func run(args []string) int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "dfsmaster: %v\n", err)
 		return 1
+	}
+	if *pprofAddr != "" {
+		lis, err := net.Listen("tcp", *pprofAddr)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "dfsmaster: -pprof %s: %v\n", *pprofAddr, err)
+			return 2
+		}
+		log.Info("profiles served", "addr", "http://"+lis.Addr().String()+"/debug/pprof/")
+		go http.Serve(lis, nil)
 	}
 	log.Info("dfsmaster started", "id", *id, "listen", srv.Addr(), "raft", *raftAddr, "data", *data)
 	sig := make(chan os.Signal, 1)

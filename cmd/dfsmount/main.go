@@ -12,6 +12,9 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
+	"net/http"
+	_ "net/http/pprof" // -pprof
 	"os"
 	"os/exec"
 	"os/signal"
@@ -38,6 +41,7 @@ type config struct {
 	opts       fs.Options
 	sessionTTL time.Duration
 	timeout    time.Duration
+	pprof      string
 }
 
 func parseArgs(args []string, stderr io.Writer) (*config, error) {
@@ -51,6 +55,7 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	ttl := fl.Duration("session-ttl", 10*time.Second, "session lease")
 	debug := fl.Bool("debug", false, "log every FUSE request")
 	timeout := fl.Duration("timeout", 15*time.Second, "how long to wait for the masters at start")
+	pprofAddr := fl.String("pprof", os.Getenv("DFSMOUNT_PPROF"), "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:0; empty: off (env DFSMOUNT_PPROF)")
 	fl.Usage = func() {
 		fmt.Fprintln(stderr, "usage: dfsmount [-o opts] -masters ADDR,ADDR,ADDR MOUNTPOINT")
 		fl.SetOutput(stderr)
@@ -76,7 +81,7 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	if len(rest) != 1 {
 		return nil, errors.New("missing MOUNTPOINT (usage: dfsmount [-o opts] -masters ADDR,ADDR,ADDR MOUNTPOINT)")
 	}
-	c := &config{mountpoint: rest[0], sessionTTL: *ttl, timeout: *timeout}
+	c := &config{mountpoint: rest[0], sessionTTL: *ttl, timeout: *timeout, pprof: *pprofAddr}
 	for _, m := range strings.Split(*masters, ",") {
 		if m = strings.TrimSpace(m); m != "" {
 			c.masters = append(c.masters, m)
@@ -162,6 +167,14 @@ func run(args []string, stderr io.Writer) error {
 		return fmt.Errorf("mount point: %v", err)
 	} else if !st.IsDir() {
 		return fmt.Errorf("mount point %s is not a directory", cfg.mountpoint)
+	}
+	if cfg.pprof != "" {
+		lis, err := net.Listen("tcp", cfg.pprof)
+		if err != nil {
+			return fmt.Errorf("-pprof %s: %v", cfg.pprof, err)
+		}
+		log.Printf("dfsmount: profiles at http://%s/debug/pprof/", lis.Addr())
+		go http.Serve(lis, nil)
 	}
 	host, _ := os.Hostname()
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
