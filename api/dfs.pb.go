@@ -5919,7 +5919,12 @@ type Command struct {
 	Releases       []uint64           `protobuf:"varint,140,rep,packed,name=releases,proto3" json:"releases,omitempty"` // MutateRequest.releases
 	// reclaim frees these unlinked files, if no open recorded in Raft
 	// holds them: the leader saw no session may hold them otherwise.
-	Reclaim       []uint64 `protobuf:"varint,141,rep,packed,name=reclaim,proto3" json:"reclaim,omitempty"`
+	Reclaim []uint64 `protobuf:"varint,141,rep,packed,name=reclaim,proto3" json:"reclaim,omitempty"`
+	// chunk_id is the id of a chunk the command creates (AllocChunk,
+	// CreateOp.first_chunk), chosen by the leader so that it can tell the
+	// replicas before the commit; the FSM takes the next free id instead
+	// if this one is taken (a proposal of an earlier leader).
+	ChunkId       uint64 `protobuf:"varint,142,opt,name=chunk_id,json=chunkId,proto3" json:"chunk_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6050,6 +6055,13 @@ func (x *Command) GetReclaim() []uint64 {
 		return x.Reclaim
 	}
 	return nil
+}
+
+func (x *Command) GetChunkId() uint64 {
+	if x != nil {
+		return x.ChunkId
+	}
+	return 0
 }
 
 // Batch is one Raft log entry: commands applied in order.
@@ -7123,7 +7135,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x10ExpireSessionCmd\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\"#\n" +
 	"\x0fDeleteChunksCmd\x12\x10\n" +
-	"\x03ids\x18\x01 \x03(\x04R\x03ids\"\xe5\x03\n" +
+	"\x03ids\x18\x01 \x03(\x04R\x03ids\"\x81\x04\n" +
 	"\aCommand\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x14\n" +
@@ -7139,7 +7151,8 @@ const file_dfs_proto_rawDesc = "" +
 	"\x0eexpire_session\x18\v \x01(\v2\x15.dfs.ExpireSessionCmdR\rexpireSession\x129\n" +
 	"\rdelete_chunks\x18\f \x01(\v2\x14.dfs.DeleteChunksCmdR\fdeleteChunks\x12\x1b\n" +
 	"\breleases\x18\x8c\x01 \x03(\x04R\breleases\x12\x19\n" +
-	"\areclaim\x18\x8d\x01 \x03(\x04R\areclaim\"1\n" +
+	"\areclaim\x18\x8d\x01 \x03(\x04R\areclaim\x12\x1a\n" +
+	"\bchunk_id\x18\x8e\x01 \x01(\x04R\achunkId\"1\n" +
 	"\x05Batch\x12(\n" +
 	"\bcommands\x18\x01 \x03(\v2\f.dfs.CommandR\bcommands\"\x99\x03\n" +
 	"\x0eSnapshotHeader\x12\x16\n" +

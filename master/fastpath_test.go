@@ -131,3 +131,28 @@ func TestOrphansWaitForReclaim(t *testing.T) {
 		t.Fatal("removed directory kept")
 	}
 }
+
+// A new chunk takes the id the leader chose, unless an earlier chunk has
+// it; ids stay unique and below the next one.
+func TestChunkIDsChosenByLeader(t *testing.T) {
+	h := newHarness(t)
+	f := h.create(api.RootIno, "f")
+	alloc := func(index, id uint64) *api.Chunk {
+		h.seq++
+		r := h.apply(&api.Command{Session: h.sess, Seq: h.seq, Placement: []string{"cs1"}, Primary: "cs1", LeaseNs: 1e9, ChunkId: id,
+			Op: &api.Op{Op: &api.Op_AllocChunk{AllocChunk: &api.AllocChunkOp{Ino: f, Index: index}}}})
+		if r.Errno != api.Errno_OK {
+			t.Fatalf("alloc: %v", r.Errno)
+		}
+		return r.Chunk
+	}
+	if c := alloc(0, 10); c.Id != 10 || h.f.nextChunk != 11 {
+		t.Fatalf("chosen id 10: got %d, next %d", c.Id, h.f.nextChunk)
+	}
+	if c := alloc(1, 5); c.Id != 11 || h.f.nextChunk != 12 {
+		t.Fatalf("taken id 5: got %d, next %d (want 11, 12)", c.Id, h.f.nextChunk)
+	}
+	if c := alloc(2, 0); c.Id != 12 {
+		t.Fatalf("no chosen id: got %d", c.Id)
+	}
+}

@@ -684,10 +684,14 @@ func (f *FSM) allocChunk(c *api.Command, op *api.AllocChunkOp) *api.MutateRespon
 // newChunk adds chunk index of file n on the leader's placement, leased
 // to its chosen primary.
 func (f *FSM) newChunk(c *api.Command, n *inode, index uint64) *chunk {
-	ch := &chunk{id: f.nextChunk, version: 1, index: index, ino: n.attr.Ino,
+	id := f.nextChunk
+	if c.ChunkId >= id {
+		id = c.ChunkId
+	}
+	ch := &chunk{id: id, version: 1, index: index, ino: n.attr.Ino,
 		replicas: append([]string{}, c.Placement...),
 		primary:  c.Primary, leaseExpiry: c.NowNs + c.LeaseNs}
-	f.nextChunk++
+	f.nextChunk = id + 1
 	n.chunks[index] = ch
 	f.chunks[ch.id] = ch
 	return ch

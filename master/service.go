@@ -35,6 +35,7 @@ type service struct {
 	ready    bool // leader whose FSM has caught up (barrier done)
 	lessor   *lease.Lessor
 	holds    *holdTable // opens without Raft records; nil until promoted
+	chunkSeq uint64     // next chunk id to propose (newChunkID)
 	servers  map[string]*serverState
 	conns    map[string]*grpc.ClientConn
 	promoted time.Time
@@ -329,24 +330,87 @@ func (v *service) Mutate(ctx context.Context, req *api.MutateRequest) (*api.Muta
 // the commit. When there is no placement or the replicas cannot take the
 // chunk, the file is answered without one and the writer allocates it as
 // usual.
+//
+// The replicas learn the chunk while Raft commits it: its id is the
+// leader's choice (newChunkID). If the commit gives it another id (an
+// earlier leader's proposal took this one) or a replica did not take it,
+// the chunk is settled after the commit as usual. A chunk told to
+// replicas whose proposal is lost holds no data, and its id is at least
+// the FSM's next one until a later chunk takes it, so the chunk GC keeps
+// it until then and deletes it after.
 func (v *service) createFile(ctx context.Context, cmd *api.Command, op *api.CreateOp) (*api.MutateResponse, error) {
+	var planned *api.Chunk
+	var pushed chan []string
 	if l := v.fsm.layoutOf(op.Parent); l.GetKind() == api.Layout_REPLICATED {
 		cmd.Placement = v.place(l)
 		if len(cmd.Placement) > 0 {
 			cmd.Primary = cmd.Placement[0]
 			cmd.LeaseNs = v.cfg.ChunkLease.Nanoseconds()
+			cmd.ChunkId = v.newChunkID()
+			planned = v.plannedChunk(cmd, l)
+			pushed = make(chan []string, 1)
+			go func() {
+				failed, _ := v.pushChunk(ctx, planned, cmd.LeaseNs)
+				pushed <- failed
+			}()
 		}
 	}
 	resp, err := v.propose(ctx, cmd)
+	var failed []string
+	if pushed != nil {
+		failed = <-pushed
+	}
 	if err != nil || resp.Errno != api.Errno_OK || resp.Chunk == nil {
 		return resp, err
 	}
 	// resp is the FSM's stored answer for retries: answer a copy.
 	out := &api.MutateResponse{Attr: resp.Attr, Parent: resp.Parent}
+	if len(failed) == 0 && sameChunk(resp.Chunk, planned) {
+		out.Chunk = resp.Chunk
+		return out, nil
+	}
+	v.srv.log.Debug("first chunk settled after the commit", "chunk", resp.Chunk.Id, "planned", planned.GetId(), "failed", failed)
 	if settled, err := v.settle(ctx, resp.Attr.Ino, 0, resp, cmd.NowNs); err == nil && settled.Errno == api.Errno_OK {
 		out.Chunk = settled.Chunk
 	}
 	return out, nil
+}
+
+// newChunkID picks the id of a chunk about to be proposed: past every id
+// the FSM has handed out and every one this leader proposed.
+func (v *service) newChunkID() uint64 {
+	_, next := v.fsm.chunkVersions(nil)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	id := max(v.chunkSeq, next)
+	v.chunkSeq = id + 1
+	return id
+}
+
+// plannedChunk is the chunk cmd will create if it commits as proposed.
+func (v *service) plannedChunk(cmd *api.Command, l *api.Layout) *api.Chunk {
+	ch := &api.Chunk{Id: cmd.ChunkId, Version: 1, Primary: cmd.Primary,
+		LeaseExpiryNs: cmd.NowNs + cmd.LeaseNs, Layout: l}
+	for _, id := range cmd.Placement {
+		info, _ := v.fsm.server(id)
+		ch.Replicas = append(ch.Replicas, &api.Replica{Server: id, Addr: info.addr})
+	}
+	return ch
+}
+
+// sameChunk says whether a committed chunk is the planned one, as its
+// replicas were told.
+func sameChunk(got, planned *api.Chunk) bool {
+	if planned == nil || got.Id != planned.Id || got.Version != planned.Version ||
+		got.Primary != planned.Primary || len(got.Replicas) != len(planned.Replicas) {
+		return false
+	}
+	for i, r := range got.Replicas {
+		if r.Server != planned.Replicas[i].Server || r.Addr != planned.Replicas[i].Addr {
+			return false
+		}
+	}
+	return true
 }
 
 // reportFailure drops replicas a writer could not reach and re-leases
@@ -426,6 +490,7 @@ func (v *service) allocChunk(ctx context.Context, cmd *api.Command, op *api.Allo
 			cmd.Placement = v.placeAfterFailover(ctx, view.layout)
 			if len(cmd.Placement) > 0 {
 				cmd.Primary = cmd.Placement[0]
+				cmd.ChunkId = v.newChunkID()
 			}
 		}
 	}
