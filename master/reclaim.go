@@ -78,7 +78,7 @@ func (v *service) reclaimer() {
 }
 
 // reclaimDelay gathers orphans into one Reclaim command.
-const reclaimDelay = 20 * time.Millisecond
+const reclaimDelay = 100 * time.Millisecond
 
 func (v *service) kickReclaim() {
 	select {
