@@ -921,7 +921,11 @@ type CreateOp struct {
 	Tmpfile   bool                   `protobuf:"varint,7,opt,name=tmpfile,proto3" json:"tmpfile,omitempty"`     // O_TMPFILE: a file with no name (name unused) that lives while open or until linked
 	// umask is the creator's; the master applies it unless the parent
 	// directory has a default POSIX ACL, which then shapes the mode instead.
-	Umask         uint32 `protobuf:"varint,100,opt,name=umask,proto3" json:"umask,omitempty"`
+	Umask uint32 `protobuf:"varint,100,opt,name=umask,proto3" json:"umask,omitempty"`
+	// first_chunk also creates chunk 0 of a new replicated file, leased for
+	// writing as AllocChunk would (MutateResponse.chunk): the creator is
+	// about to write, and this saves it a Raft round.
+	FirstChunk    bool `protobuf:"varint,140,opt,name=first_chunk,json=firstChunk,proto3" json:"first_chunk,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1010,6 +1014,13 @@ func (x *CreateOp) GetUmask() uint32 {
 		return x.Umask
 	}
 	return 0
+}
+
+func (x *CreateOp) GetFirstChunk() bool {
+	if x != nil {
+		return x.FirstChunk
+	}
+	return false
 }
 
 type MkdirOp struct {
@@ -2786,12 +2797,16 @@ func (x *LockInfo) GetSequencer() uint64 {
 // lowest seq of this session whose answer the client has not yet
 // received; the master may forget answers below it.
 type MutateRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
-	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
-	Acked         uint64                 `protobuf:"varint,3,opt,name=acked,proto3" json:"acked,omitempty"`
-	Caller        *Caller                `protobuf:"bytes,4,opt,name=caller,proto3" json:"caller,omitempty"`
-	Op            *Op                    `protobuf:"bytes,5,opt,name=op,proto3" json:"op,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Session uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
+	Seq     uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	Acked   uint64                 `protobuf:"varint,3,opt,name=acked,proto3" json:"acked,omitempty"`
+	Caller  *Caller                `protobuf:"bytes,4,opt,name=caller,proto3" json:"caller,omitempty"`
+	Op      *Op                    `protobuf:"bytes,5,opt,name=op,proto3" json:"op,omitempty"`
+	// releases ends opens of this session (one ReleaseOp each, same inode
+	// listed once per open) before op, as part of this request: a close
+	// costs no Raft round of its own.
+	Releases      []uint64 `protobuf:"varint,140,rep,packed,name=releases,proto3" json:"releases,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2861,15 +2876,27 @@ func (x *MutateRequest) GetOp() *Op {
 	return nil
 }
 
+func (x *MutateRequest) GetReleases() []uint64 {
+	if x != nil {
+		return x.Releases
+	}
+	return nil
+}
+
 type MutateResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Errno         Errno                  `protobuf:"varint,1,opt,name=errno,proto3,enum=dfs.Errno" json:"errno,omitempty"`
-	Attr          *Attr                  `protobuf:"bytes,2,opt,name=attr,proto3" json:"attr,omitempty"`        // the created/changed inode
-	Chunk         *Chunk                 `protobuf:"bytes,3,opt,name=chunk,proto3" json:"chunk,omitempty"`      // AllocChunk
-	Session       uint64                 `protobuf:"varint,4,opt,name=session,proto3" json:"session,omitempty"` // OpenSession
-	Message       string                 `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`  // detail for humans when errno != OK
-	Lock          *LockInfo              `protobuf:"bytes,6,opt,name=lock,proto3" json:"lock,omitempty"`        // LockOp: the grant, or with EAGAIN the conflicting lock
-	Waiting       bool                   `protobuf:"varint,7,opt,name=waiting,proto3" json:"waiting,omitempty"` // LockOp with wait: queued; WaitLock gives the outcome
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Errno   Errno                  `protobuf:"varint,1,opt,name=errno,proto3,enum=dfs.Errno" json:"errno,omitempty"`
+	Attr    *Attr                  `protobuf:"bytes,2,opt,name=attr,proto3" json:"attr,omitempty"`        // the created/changed inode
+	Chunk   *Chunk                 `protobuf:"bytes,3,opt,name=chunk,proto3" json:"chunk,omitempty"`      // AllocChunk
+	Session uint64                 `protobuf:"varint,4,opt,name=session,proto3" json:"session,omitempty"` // OpenSession
+	Message string                 `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`  // detail for humans when errno != OK
+	Lock    *LockInfo              `protobuf:"bytes,6,opt,name=lock,proto3" json:"lock,omitempty"`        // LockOp: the grant, or with EAGAIN the conflicting lock
+	Waiting bool                   `protobuf:"varint,7,opt,name=waiting,proto3" json:"waiting,omitempty"` // LockOp with wait: queued; WaitLock gives the outcome
+	// parent is the directory an entry was added to or removed from
+	// (create, mkdir, symlink, link, unlink, rmdir; rename: the source
+	// directory) after the change, so that the mount need not ask.
+	Parent        *Attr `protobuf:"bytes,140,opt,name=parent,proto3" json:"parent,omitempty"`
+	NewParent     *Attr `protobuf:"bytes,141,opt,name=new_parent,json=newParent,proto3" json:"new_parent,omitempty"` // rename: the target directory after the change
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2951,6 +2978,20 @@ func (x *MutateResponse) GetWaiting() bool {
 		return x.Waiting
 	}
 	return false
+}
+
+func (x *MutateResponse) GetParent() *Attr {
+	if x != nil {
+		return x.Parent
+	}
+	return nil
+}
+
+func (x *MutateResponse) GetNewParent() *Attr {
+	if x != nil {
+		return x.NewParent
+	}
+	return nil
 }
 
 // WaitLockRequest asks for the final answer of a waiting LockOp. The
@@ -3623,10 +3664,15 @@ func (x *ListXattrResponse) GetNames() []string {
 }
 
 type GetChunksRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ino           uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
-	FirstIndex    uint64                 `protobuf:"varint,2,opt,name=first_index,json=firstIndex,proto3" json:"first_index,omitempty"`
-	Count         uint32                 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"` // chunks [first_index, first_index+count)
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Ino        uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
+	FirstIndex uint64                 `protobuf:"varint,2,opt,name=first_index,json=firstIndex,proto3" json:"first_index,omitempty"`
+	Count      uint32                 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"` // chunks [first_index, first_index+count)
+	// open: session opens the file with no record in Raft. The leader
+	// keeps the file, once unlinked, until the session's keepalives report
+	// it no longer holds it (KeepAliveRequest.held).
+	Open          bool   `protobuf:"varint,140,opt,name=open,proto3" json:"open,omitempty"`
+	Session       uint64 `protobuf:"varint,141,opt,name=session,proto3" json:"session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3678,6 +3724,20 @@ func (x *GetChunksRequest) GetFirstIndex() uint64 {
 func (x *GetChunksRequest) GetCount() uint32 {
 	if x != nil {
 		return x.Count
+	}
+	return 0
+}
+
+func (x *GetChunksRequest) GetOpen() bool {
+	if x != nil {
+		return x.Open
+	}
+	return false
+}
+
+func (x *GetChunksRequest) GetSession() uint64 {
+	if x != nil {
+		return x.Session
 	}
 	return 0
 }
@@ -3855,8 +3915,15 @@ func (x *StatFSResponse) GetLogicalBytes() uint64 {
 }
 
 type KeepAliveRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Session uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
+	// held lists the inodes the session holds open without a record in
+	// Raft (GetChunksRequest.open), as of after the client received the
+	// answer (epoch, token): it includes every such open the leader served
+	// before giving that answer.
+	Held          []uint64 `protobuf:"varint,140,rep,packed,name=held,proto3" json:"held,omitempty"`
+	Epoch         int64    `protobuf:"varint,141,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Token         uint64   `protobuf:"varint,142,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3898,10 +3965,33 @@ func (x *KeepAliveRequest) GetSession() uint64 {
 	return 0
 }
 
+func (x *KeepAliveRequest) GetHeld() []uint64 {
+	if x != nil {
+		return x.Held
+	}
+	return nil
+}
+
+func (x *KeepAliveRequest) GetEpoch() int64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *KeepAliveRequest) GetToken() uint64 {
+	if x != nil {
+		return x.Token
+	}
+	return 0
+}
+
 type KeepAliveResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Errno         Errno                  `protobuf:"varint,1,opt,name=errno,proto3,enum=dfs.Errno" json:"errno,omitempty"` // ENOENT: the session expired
 	TtlNs         int64                  `protobuf:"varint,2,opt,name=ttl_ns,json=ttlNs,proto3" json:"ttl_ns,omitempty"`
+	Epoch         int64                  `protobuf:"varint,140,opt,name=epoch,proto3" json:"epoch,omitempty"` // the leader's term of service; tokens count within it
+	Token         uint64                 `protobuf:"varint,141,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3946,6 +4036,20 @@ func (x *KeepAliveResponse) GetErrno() Errno {
 func (x *KeepAliveResponse) GetTtlNs() int64 {
 	if x != nil {
 		return x.TtlNs
+	}
+	return 0
+}
+
+func (x *KeepAliveResponse) GetEpoch() int64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *KeepAliveResponse) GetToken() uint64 {
+	if x != nil {
+		return x.Token
 	}
 	return 0
 }
@@ -6056,8 +6160,17 @@ type Command struct {
 	RegisterServer *RegisterServerCmd `protobuf:"bytes,10,opt,name=register_server,json=registerServer,proto3" json:"register_server,omitempty"`
 	ExpireSession  *ExpireSessionCmd  `protobuf:"bytes,11,opt,name=expire_session,json=expireSession,proto3" json:"expire_session,omitempty"`
 	DeleteChunks   *DeleteChunksCmd   `protobuf:"bytes,12,opt,name=delete_chunks,json=deleteChunks,proto3" json:"delete_chunks,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	Releases       []uint64           `protobuf:"varint,140,rep,packed,name=releases,proto3" json:"releases,omitempty"` // MutateRequest.releases
+	// reclaim frees these unlinked files, if no open recorded in Raft
+	// holds them: the leader saw no session may hold them otherwise.
+	Reclaim []uint64 `protobuf:"varint,141,rep,packed,name=reclaim,proto3" json:"reclaim,omitempty"`
+	// chunk_id is the id of a chunk the command creates (AllocChunk,
+	// CreateOp.first_chunk), chosen by the leader so that it can tell the
+	// replicas before the commit; the FSM takes the next free id instead
+	// if this one is taken (a proposal of an earlier leader).
+	ChunkId       uint64 `protobuf:"varint,142,opt,name=chunk_id,json=chunkId,proto3" json:"chunk_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Command) Reset() {
@@ -6172,6 +6285,27 @@ func (x *Command) GetDeleteChunks() *DeleteChunksCmd {
 		return x.DeleteChunks
 	}
 	return nil
+}
+
+func (x *Command) GetReleases() []uint64 {
+	if x != nil {
+		return x.Releases
+	}
+	return nil
+}
+
+func (x *Command) GetReclaim() []uint64 {
+	if x != nil {
+		return x.Reclaim
+	}
+	return nil
+}
+
+func (x *Command) GetChunkId() uint64 {
+	if x != nil {
+		return x.ChunkId
+	}
+	return 0
 }
 
 // Batch is one Raft log entry: commands applied in order.
@@ -6849,7 +6983,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x03uid\x18\x01 \x01(\rR\x03uid\x12\x10\n" +
 	"\x03gid\x18\x02 \x01(\rR\x03gid\x12\x16\n" +
 	"\x06groups\x18\x03 \x03(\rR\x06groups\x12\x10\n" +
-	"\x03pid\x18\x04 \x01(\rR\x03pid\"\xc0\x01\n" +
+	"\x03pid\x18\x04 \x01(\rR\x03pid\"\xe2\x01\n" +
 	"\bCreateOp\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -6858,7 +6992,9 @@ const file_dfs_proto_rawDesc = "" +
 	"\texclusive\x18\x05 \x01(\bR\texclusive\x12\x12\n" +
 	"\x04open\x18\x06 \x01(\bR\x04open\x12\x18\n" +
 	"\atmpfile\x18\a \x01(\bR\atmpfile\x12\x14\n" +
-	"\x05umask\x18d \x01(\rR\x05umask\"_\n" +
+	"\x05umask\x18d \x01(\rR\x05umask\x12 \n" +
+	"\vfirst_chunk\x18\x8c\x01 \x01(\bR\n" +
+	"firstChunk\"_\n" +
 	"\aMkdirOp\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -6995,13 +7131,14 @@ const file_dfs_proto_rawDesc = "" +
 	"\x03pid\x18\x05 \x01(\rR\x03pid\x12\x18\n" +
 	"\asession\x18\x06 \x01(\x04R\asession\x12\x14\n" +
 	"\x05owner\x18\a \x01(\x04R\x05owner\x12\x1c\n" +
-	"\tsequencer\x18\b \x01(\x04R\tsequencer\"\x8f\x01\n" +
+	"\tsequencer\x18\b \x01(\x04R\tsequencer\"\xac\x01\n" +
 	"\rMutateRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05acked\x18\x03 \x01(\x04R\x05acked\x12#\n" +
 	"\x06caller\x18\x04 \x01(\v2\v.dfs.CallerR\x06caller\x12\x17\n" +
-	"\x02op\x18\x05 \x01(\v2\a.dfs.OpR\x02op\"\xe4\x01\n" +
+	"\x02op\x18\x05 \x01(\v2\a.dfs.OpR\x02op\x12\x1b\n" +
+	"\breleases\x18\x8c\x01 \x03(\x04R\breleases\"\xb3\x02\n" +
 	"\x0eMutateResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x1d\n" +
@@ -7011,7 +7148,10 @@ const file_dfs_proto_rawDesc = "" +
 	"\asession\x18\x04 \x01(\x04R\asession\x12\x18\n" +
 	"\amessage\x18\x05 \x01(\tR\amessage\x12!\n" +
 	"\x04lock\x18\x06 \x01(\v2\r.dfs.LockInfoR\x04lock\x12\x18\n" +
-	"\awaiting\x18\a \x01(\bR\awaiting\"\\\n" +
+	"\awaiting\x18\a \x01(\bR\awaiting\x12\"\n" +
+	"\x06parent\x18\x8c\x01 \x01(\v2\t.dfs.AttrR\x06parent\x12)\n" +
+	"\n" +
+	"new_parent\x18\x8d\x01 \x01(\v2\t.dfs.AttrR\tnewParent\"\\\n" +
 	"\x0fWaitLockRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x1d\n" +
@@ -7058,12 +7198,14 @@ const file_dfs_proto_rawDesc = "" +
 	"\x11ListXattrResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x14\n" +
-	"\x05names\x18\x02 \x03(\tR\x05names\"[\n" +
+	"\x05names\x18\x02 \x03(\tR\x05names\"\x8b\x01\n" +
 	"\x10GetChunksRequest\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x1f\n" +
 	"\vfirst_index\x18\x02 \x01(\x04R\n" +
 	"firstIndex\x12\x14\n" +
-	"\x05count\x18\x03 \x01(\rR\x05count\"x\n" +
+	"\x05count\x18\x03 \x01(\rR\x05count\x12\x13\n" +
+	"\x04open\x18\x8c\x01 \x01(\bR\x04open\x12\x19\n" +
+	"\asession\x18\x8d\x01 \x01(\x04R\asession\"x\n" +
 	"\x11GetChunksResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\"\n" +
@@ -7078,13 +7220,18 @@ const file_dfs_proto_rawDesc = "" +
 	"\n" +
 	"free_bytes\x18\x03 \x01(\x04R\tfreeBytes\x12\x16\n" +
 	"\x06inodes\x18\x04 \x01(\x04R\x06inodes\x12#\n" +
-	"\rlogical_bytes\x18\x05 \x01(\x04R\flogicalBytes\",\n" +
+	"\rlogical_bytes\x18\x05 \x01(\x04R\flogicalBytes\"o\n" +
 	"\x10KeepAliveRequest\x12\x18\n" +
-	"\asession\x18\x01 \x01(\x04R\asession\"L\n" +
+	"\asession\x18\x01 \x01(\x04R\asession\x12\x13\n" +
+	"\x04held\x18\x8c\x01 \x03(\x04R\x04held\x12\x15\n" +
+	"\x05epoch\x18\x8d\x01 \x01(\x03R\x05epoch\x12\x15\n" +
+	"\x05token\x18\x8e\x01 \x01(\x04R\x05token\"z\n" +
 	"\x11KeepAliveResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x15\n" +
-	"\x06ttl_ns\x18\x02 \x01(\x03R\x05ttlNs\"a\n" +
+	"\x06ttl_ns\x18\x02 \x01(\x03R\x05ttlNs\x12\x15\n" +
+	"\x05epoch\x18\x8c\x01 \x01(\x03R\x05epoch\x12\x15\n" +
+	"\x05token\x18\x8d\x01 \x01(\x04R\x05token\"a\n" +
 	"\vChunkReport\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x18\n" +
@@ -7251,7 +7398,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x10ExpireSessionCmd\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\"#\n" +
 	"\x0fDeleteChunksCmd\x12\x10\n" +
-	"\x03ids\x18\x01 \x03(\x04R\x03ids\"\xad\x03\n" +
+	"\x03ids\x18\x01 \x03(\x04R\x03ids\"\x81\x04\n" +
 	"\aCommand\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x14\n" +
@@ -7265,7 +7412,10 @@ const file_dfs_proto_rawDesc = "" +
 	"\x0fregister_server\x18\n" +
 	" \x01(\v2\x16.dfs.RegisterServerCmdR\x0eregisterServer\x12<\n" +
 	"\x0eexpire_session\x18\v \x01(\v2\x15.dfs.ExpireSessionCmdR\rexpireSession\x129\n" +
-	"\rdelete_chunks\x18\f \x01(\v2\x14.dfs.DeleteChunksCmdR\fdeleteChunks\"1\n" +
+	"\rdelete_chunks\x18\f \x01(\v2\x14.dfs.DeleteChunksCmdR\fdeleteChunks\x12\x1b\n" +
+	"\breleases\x18\x8c\x01 \x03(\x04R\breleases\x12\x19\n" +
+	"\areclaim\x18\x8d\x01 \x03(\x04R\areclaim\x12\x1a\n" +
+	"\bchunk_id\x18\x8e\x01 \x01(\x04R\achunkId\"1\n" +
 	"\x05Batch\x12(\n" +
 	"\bcommands\x18\x01 \x03(\v2\f.dfs.CommandR\bcommands\"\x99\x03\n" +
 	"\x0eSnapshotHeader\x12\x16\n" +
@@ -7550,105 +7700,107 @@ var file_dfs_proto_depIdxs = []int32{
 	6,   // 32: dfs.MutateResponse.attr:type_name -> dfs.Attr
 	8,   // 33: dfs.MutateResponse.chunk:type_name -> dfs.Chunk
 	33,  // 34: dfs.MutateResponse.lock:type_name -> dfs.LockInfo
-	31,  // 35: dfs.GetLockRequest.lock:type_name -> dfs.LockOp
-	0,   // 36: dfs.GetLockResponse.errno:type_name -> dfs.Errno
-	33,  // 37: dfs.GetLockResponse.lock:type_name -> dfs.LockInfo
-	0,   // 38: dfs.AttrResponse.errno:type_name -> dfs.Errno
-	6,   // 39: dfs.AttrResponse.attr:type_name -> dfs.Attr
-	0,   // 40: dfs.ReadDirResponse.errno:type_name -> dfs.Errno
-	9,   // 41: dfs.ReadDirResponse.entries:type_name -> dfs.DirEntry
-	6,   // 42: dfs.ReadDirResponse.attrs:type_name -> dfs.Attr
-	0,   // 43: dfs.GetXattrResponse.errno:type_name -> dfs.Errno
-	0,   // 44: dfs.ListXattrResponse.errno:type_name -> dfs.Errno
-	0,   // 45: dfs.GetChunksResponse.errno:type_name -> dfs.Errno
-	8,   // 46: dfs.GetChunksResponse.chunks:type_name -> dfs.Chunk
-	6,   // 47: dfs.GetChunksResponse.attr:type_name -> dfs.Attr
-	0,   // 48: dfs.KeepAliveResponse.errno:type_name -> dfs.Errno
-	54,  // 49: dfs.HeartbeatRequest.chunks:type_name -> dfs.ChunkReport
-	54,  // 50: dfs.HeartbeatRequest.corrupt:type_name -> dfs.ChunkReport
-	54,  // 51: dfs.HeartbeatResponse.delete:type_name -> dfs.ChunkReport
-	57,  // 52: dfs.MembersResponse.masters:type_name -> dfs.MasterInfo
-	64,  // 53: dfs.FsckResponse.problems:type_name -> dfs.FsckProblem
-	57,  // 54: dfs.StatusResponse.masters:type_name -> dfs.MasterInfo
-	58,  // 55: dfs.StatusResponse.servers:type_name -> dfs.ChunkServerInfo
-	7,   // 56: dfs.SetChunkRequest.replicas:type_name -> dfs.Replica
-	0,   // 57: dfs.SetChunkResponse.errno:type_name -> dfs.Errno
-	7,   // 58: dfs.WriteRequest.forward:type_name -> dfs.Replica
-	71,  // 59: dfs.WriteRequest.extents:type_name -> dfs.Extent
-	0,   // 60: dfs.WriteResponse.errno:type_name -> dfs.Errno
-	0,   // 61: dfs.ReadResponse.errno:type_name -> dfs.Errno
-	7,   // 62: dfs.SyncRequest.forward:type_name -> dfs.Replica
-	0,   // 63: dfs.SyncResponse.errno:type_name -> dfs.Errno
-	7,   // 64: dfs.ReplicateRequest.source:type_name -> dfs.Replica
-	0,   // 65: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
-	0,   // 66: dfs.LocalPathResponse.errno:type_name -> dfs.Errno
-	10,  // 67: dfs.Command.caller:type_name -> dfs.Caller
-	30,  // 68: dfs.Command.op:type_name -> dfs.Op
-	81,  // 69: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
-	82,  // 70: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
-	83,  // 71: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
-	84,  // 72: dfs.Batch.commands:type_name -> dfs.Command
-	81,  // 73: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
-	27,  // 74: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
-	87,  // 75: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
-	87,  // 76: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
-	31,  // 77: dfs.SnapshotLock.op:type_name -> dfs.LockOp
-	6,   // 78: dfs.SnapshotInode.attr:type_name -> dfs.Attr
-	93,  // 79: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
-	88,  // 80: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
-	89,  // 81: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
-	35,  // 82: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
-	91,  // 83: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
-	94,  // 84: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
-	34,  // 85: dfs.Master.Mutate:input_type -> dfs.MutateRequest
-	39,  // 86: dfs.Master.Lookup:input_type -> dfs.LookupRequest
-	40,  // 87: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
-	42,  // 88: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
-	44,  // 89: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
-	46,  // 90: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
-	48,  // 91: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
-	50,  // 92: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
-	52,  // 93: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
-	55,  // 94: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
-	59,  // 95: dfs.Master.Status:input_type -> dfs.StatusRequest
-	60,  // 96: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
-	61,  // 97: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
-	63,  // 98: dfs.Master.Fsck:input_type -> dfs.FsckRequest
-	36,  // 99: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
-	37,  // 100: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
-	68,  // 101: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
-	70,  // 102: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
-	73,  // 103: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
-	75,  // 104: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
-	77,  // 105: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
-	79,  // 106: dfs.ChunkServer.LocalPath:input_type -> dfs.LocalPathRequest
-	35,  // 107: dfs.Master.Mutate:output_type -> dfs.MutateResponse
-	41,  // 108: dfs.Master.Lookup:output_type -> dfs.AttrResponse
-	41,  // 109: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
-	43,  // 110: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
-	45,  // 111: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
-	47,  // 112: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
-	49,  // 113: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
-	51,  // 114: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
-	53,  // 115: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
-	56,  // 116: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
-	66,  // 117: dfs.Master.Status:output_type -> dfs.StatusResponse
-	62,  // 118: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
-	62,  // 119: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
-	65,  // 120: dfs.Master.Fsck:output_type -> dfs.FsckResponse
-	35,  // 121: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
-	38,  // 122: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
-	69,  // 123: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
-	72,  // 124: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
-	74,  // 125: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
-	76,  // 126: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
-	78,  // 127: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
-	80,  // 128: dfs.ChunkServer.LocalPath:output_type -> dfs.LocalPathResponse
-	107, // [107:129] is the sub-list for method output_type
-	85,  // [85:107] is the sub-list for method input_type
-	85,  // [85:85] is the sub-list for extension type_name
-	85,  // [85:85] is the sub-list for extension extendee
-	0,   // [0:85] is the sub-list for field type_name
+	6,   // 35: dfs.MutateResponse.parent:type_name -> dfs.Attr
+	6,   // 36: dfs.MutateResponse.new_parent:type_name -> dfs.Attr
+	31,  // 37: dfs.GetLockRequest.lock:type_name -> dfs.LockOp
+	0,   // 38: dfs.GetLockResponse.errno:type_name -> dfs.Errno
+	33,  // 39: dfs.GetLockResponse.lock:type_name -> dfs.LockInfo
+	0,   // 40: dfs.AttrResponse.errno:type_name -> dfs.Errno
+	6,   // 41: dfs.AttrResponse.attr:type_name -> dfs.Attr
+	0,   // 42: dfs.ReadDirResponse.errno:type_name -> dfs.Errno
+	9,   // 43: dfs.ReadDirResponse.entries:type_name -> dfs.DirEntry
+	6,   // 44: dfs.ReadDirResponse.attrs:type_name -> dfs.Attr
+	0,   // 45: dfs.GetXattrResponse.errno:type_name -> dfs.Errno
+	0,   // 46: dfs.ListXattrResponse.errno:type_name -> dfs.Errno
+	0,   // 47: dfs.GetChunksResponse.errno:type_name -> dfs.Errno
+	8,   // 48: dfs.GetChunksResponse.chunks:type_name -> dfs.Chunk
+	6,   // 49: dfs.GetChunksResponse.attr:type_name -> dfs.Attr
+	0,   // 50: dfs.KeepAliveResponse.errno:type_name -> dfs.Errno
+	54,  // 51: dfs.HeartbeatRequest.chunks:type_name -> dfs.ChunkReport
+	54,  // 52: dfs.HeartbeatRequest.corrupt:type_name -> dfs.ChunkReport
+	54,  // 53: dfs.HeartbeatResponse.delete:type_name -> dfs.ChunkReport
+	57,  // 54: dfs.MembersResponse.masters:type_name -> dfs.MasterInfo
+	64,  // 55: dfs.FsckResponse.problems:type_name -> dfs.FsckProblem
+	57,  // 56: dfs.StatusResponse.masters:type_name -> dfs.MasterInfo
+	58,  // 57: dfs.StatusResponse.servers:type_name -> dfs.ChunkServerInfo
+	7,   // 58: dfs.SetChunkRequest.replicas:type_name -> dfs.Replica
+	0,   // 59: dfs.SetChunkResponse.errno:type_name -> dfs.Errno
+	7,   // 60: dfs.WriteRequest.forward:type_name -> dfs.Replica
+	71,  // 61: dfs.WriteRequest.extents:type_name -> dfs.Extent
+	0,   // 62: dfs.WriteResponse.errno:type_name -> dfs.Errno
+	0,   // 63: dfs.ReadResponse.errno:type_name -> dfs.Errno
+	7,   // 64: dfs.SyncRequest.forward:type_name -> dfs.Replica
+	0,   // 65: dfs.SyncResponse.errno:type_name -> dfs.Errno
+	7,   // 66: dfs.ReplicateRequest.source:type_name -> dfs.Replica
+	0,   // 67: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
+	0,   // 68: dfs.LocalPathResponse.errno:type_name -> dfs.Errno
+	10,  // 69: dfs.Command.caller:type_name -> dfs.Caller
+	30,  // 70: dfs.Command.op:type_name -> dfs.Op
+	81,  // 71: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
+	82,  // 72: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
+	83,  // 73: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
+	84,  // 74: dfs.Batch.commands:type_name -> dfs.Command
+	81,  // 75: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
+	27,  // 76: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
+	87,  // 77: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
+	87,  // 78: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
+	31,  // 79: dfs.SnapshotLock.op:type_name -> dfs.LockOp
+	6,   // 80: dfs.SnapshotInode.attr:type_name -> dfs.Attr
+	93,  // 81: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
+	88,  // 82: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
+	89,  // 83: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
+	35,  // 84: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
+	91,  // 85: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
+	94,  // 86: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
+	34,  // 87: dfs.Master.Mutate:input_type -> dfs.MutateRequest
+	39,  // 88: dfs.Master.Lookup:input_type -> dfs.LookupRequest
+	40,  // 89: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
+	42,  // 90: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
+	44,  // 91: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
+	46,  // 92: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
+	48,  // 93: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
+	50,  // 94: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
+	52,  // 95: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
+	55,  // 96: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
+	59,  // 97: dfs.Master.Status:input_type -> dfs.StatusRequest
+	60,  // 98: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
+	61,  // 99: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
+	63,  // 100: dfs.Master.Fsck:input_type -> dfs.FsckRequest
+	36,  // 101: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
+	37,  // 102: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
+	68,  // 103: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
+	70,  // 104: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
+	73,  // 105: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
+	75,  // 106: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
+	77,  // 107: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
+	79,  // 108: dfs.ChunkServer.LocalPath:input_type -> dfs.LocalPathRequest
+	35,  // 109: dfs.Master.Mutate:output_type -> dfs.MutateResponse
+	41,  // 110: dfs.Master.Lookup:output_type -> dfs.AttrResponse
+	41,  // 111: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
+	43,  // 112: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
+	45,  // 113: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
+	47,  // 114: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
+	49,  // 115: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
+	51,  // 116: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
+	53,  // 117: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
+	56,  // 118: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
+	66,  // 119: dfs.Master.Status:output_type -> dfs.StatusResponse
+	62,  // 120: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
+	62,  // 121: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
+	65,  // 122: dfs.Master.Fsck:output_type -> dfs.FsckResponse
+	35,  // 123: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
+	38,  // 124: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
+	69,  // 125: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
+	72,  // 126: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
+	74,  // 127: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
+	76,  // 128: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
+	78,  // 129: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
+	80,  // 130: dfs.ChunkServer.LocalPath:output_type -> dfs.LocalPathResponse
+	109, // [109:131] is the sub-list for method output_type
+	87,  // [87:109] is the sub-list for method input_type
+	87,  // [87:87] is the sub-list for extension type_name
+	87,  // [87:87] is the sub-list for extension extendee
+	0,   // [0:87] is the sub-list for field type_name
 }
 
 func init() { file_dfs_proto_init() }

@@ -66,6 +66,17 @@ type Client struct {
 	validUntil time.Time
 	// reported: bad chunk copies already reported to the master
 	reported map[badKey]bool
+	// releases are opens of session releasesOf ended and not yet sent
+	// (release.go).
+	releases    []uint64
+	releasesOf  uint64
+	releaseKick chan struct{}
+	// held lists the inodes opened with OpenUnrecorded and not yet
+	// closed; keepalives report it, naming the leader's last answer
+	// (heldEpoch, heldToken).
+	held      func() []uint64
+	heldEpoch int64
+	heldToken uint64
 
 	closed chan struct{}
 	wg     sync.WaitGroup
@@ -103,19 +114,21 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		cfg.Name = fmt.Sprintf("%s:%d", host, os.Getpid())
 	}
 	c := &Client{
-		cfg:     cfg,
-		conns:   newConnPool(),
-		local:   newLocalReads(!cfg.NoLocalReads),
-		masters: masters,
-		pending: map[uint64]int{},
-		closed:  make(chan struct{}),
+		cfg:         cfg,
+		conns:       newConnPool(),
+		local:       newLocalReads(!cfg.NoLocalReads),
+		masters:     masters,
+		pending:     map[uint64]int{},
+		closed:      make(chan struct{}),
+		releaseKick: make(chan struct{}, 1),
 	}
 	if err := c.openSession(ctx); err != nil {
 		c.conns.close()
 		return nil, fmt.Errorf("client: open session with masters %s: %w", strings.Join(masters, ","), err)
 	}
-	c.wg.Add(1)
+	c.wg.Add(2)
 	go c.keepAlive()
+	go c.releaser()
 	return c, nil
 }
 
@@ -163,6 +176,7 @@ func (c *Client) openSession(ctx context.Context) error {
 	c.mu.Lock()
 	c.session = resp.Session
 	c.validUntil = sent.Add(c.cfg.SessionTTL)
+	c.heldEpoch, c.heldToken = 0, 0
 	c.nextSeq = 1
 	clear(c.pending)
 	c.mu.Unlock()
@@ -195,11 +209,16 @@ func (c *Client) keepAlive() {
 		err := c.callMaster(ctx, func(ctx context.Context, m api.MasterClient) error {
 			var err error
 			sent = time.Now()
-			resp, err = m.KeepAlive(ctx, &api.KeepAliveRequest{Session: sess})
+			resp, err = m.KeepAlive(ctx, c.keepAliveRequest(sess))
 			return err
 		})
 		if err == nil && resp.Errno == api.Errno_OK {
 			c.renewed(sess, sent)
+			c.mu.Lock()
+			if c.session == sess {
+				c.heldEpoch, c.heldToken = resp.Epoch, resp.Token
+			}
+			c.mu.Unlock()
 		}
 		if err == nil && resp.Errno == api.Errno_ENOENT {
 			c.cfg.Logf("dfs client: session %d expired; opening a new one", sess)
@@ -315,9 +334,15 @@ func retryable(err error) bool {
 // mutate sends one mutation with a fresh seq, retrying with that same seq
 // until it gets an answer.
 func (c *Client) mutate(ctx context.Context, op *api.Op) (*api.MutateResponse, error) {
+	return c.mutateWith(ctx, op, nil)
+}
+
+// mutateWith is mutate carrying the session's waiting releases and more.
+func (c *Client) mutateWith(ctx context.Context, op *api.Op, releases []uint64) (*api.MutateResponse, error) {
 	sess, seq, done := c.reserveSeq()
 	defer done()
-	req := &api.MutateRequest{Session: sess, Seq: seq, Caller: callerOf(ctx), Op: op}
+	req := &api.MutateRequest{Session: sess, Seq: seq, Caller: callerOf(ctx), Op: op,
+		Releases: append(c.takeReleases(sess), releases...)}
 	return c.send(ctx, req)
 }
 
@@ -399,7 +424,7 @@ func (p *connPool) get(addr string) (*grpc.ClientConn, error) {
 	if cc, ok := p.conns[addr]; ok {
 		return cc, nil
 	}
-	cc, err := api.DialData(addr)
+	cc, err := api.DialData(addr, grpc.WithUnaryInterceptor(countCalls))
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "dial %s: %v", addr, err)
 	}

@@ -370,6 +370,10 @@ func (f *File) learn(chunks []*api.Chunk) {
 	}
 }
 
+// Learn records where a chunk is, as the master answered it elsewhere
+// (a create that allocated the file's first chunk).
+func (f *File) Learn(ch *api.Chunk) { f.learn([]*api.Chunk{ch}) }
+
 // present returns the chunks in [first, last], asking the master for any
 // not cached. Absent entries are holes.
 func (f *File) present(ctx context.Context, first, last uint64) (map[uint64]*api.Chunk, error) {

@@ -139,12 +139,6 @@ func (c *Client) Open(ctx context.Context, ino uint64) (*api.Attr, error) {
 	return c.mutateAttr(ctx, &api.Op{Op: &api.Op_Open{Open: &api.OpenOp{Ino: ino}}})
 }
 
-// Release ends one open recorded by Open or Create.
-func (c *Client) Release(ctx context.Context, ino uint64) error {
-	_, err := c.Mutate(ctx, &api.Op{Op: &api.Op_Release{Release: &api.ReleaseOp{Ino: ino}}})
-	return err
-}
-
 // Lookup finds name in directory parent.
 func (c *Client) Lookup(ctx context.Context, parent uint64, name string) (*api.Attr, error) {
 	var resp *api.AttrResponse

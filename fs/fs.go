@@ -76,6 +76,35 @@ type filesystem struct {
 	// that, storing them would grant or deny the wrong access, so their
 	// xattrs answer EOPNOTSUPP, as on a file system mounted noacl.
 	acls bool
+
+	// held counts the opens of each inode made with no record in Raft
+	// (client.OpenUnrecorded), for the session's keepalives to report.
+	heldMu sync.Mutex
+	held   map[uint64]int
+}
+
+func (fsys *filesystem) hold(ino uint64) {
+	fsys.heldMu.Lock()
+	fsys.held[ino]++
+	fsys.heldMu.Unlock()
+}
+
+func (fsys *filesystem) unhold(ino uint64) {
+	fsys.heldMu.Lock()
+	if fsys.held[ino]--; fsys.held[ino] <= 0 {
+		delete(fsys.held, ino)
+	}
+	fsys.heldMu.Unlock()
+}
+
+func (fsys *filesystem) heldList() []uint64 {
+	fsys.heldMu.Lock()
+	defer fsys.heldMu.Unlock()
+	out := make([]uint64, 0, len(fsys.held))
+	for ino := range fsys.held {
+		out = append(out, ino)
+	}
+	return out
 }
 
 // Mount serves the dfs namespace of c at dir until the returned server is
@@ -94,7 +123,8 @@ func Mount(ctx context.Context, dir string, c *client.Client, opts Options) (*fu
 	if opts.FsName == "" {
 		opts.FsName = "dfs"
 	}
-	fsys := &filesystem{client: c, opts: opts}
+	fsys := &filesystem{client: c, opts: opts, held: map[uint64]int{}}
+	c.SetHeld(fsys.heldList)
 	root := &node{fsys: fsys}
 	attr, err := c.GetAttr(ctx, api.RootIno)
 	if err != nil {

@@ -42,6 +42,9 @@ type fileHandle struct {
 
 	ra readahead
 	lk handleLocks
+	// unrecorded: opened with no record in Raft (node.Open); closing it
+	// tells the master nothing.
+	unrecorded bool
 }
 
 func newFileHandle(n *node, f *client.File, flags uint32) *fileHandle {
@@ -265,7 +268,9 @@ func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
 	h.releaseLocks()
 	h.cancel()
 	h.n.closed(h)
-	if err := h.n.fsys.client.Release(rctx, h.n.ino()); err != nil {
+	if h.unrecorded {
+		h.n.fsys.unhold(h.n.ino())
+	} else if err := h.n.fsys.client.Release(rctx, h.n.ino()); err != nil {
 		h.n.fsys.opts.Logf("dfs: inode %d: release: %v", h.n.ino(), err)
 	}
 	return 0

@@ -51,7 +51,20 @@ type node struct {
 	// last attribute change this mount committed here: attributes
 	// fetched before it may be older and must not replace it (adopt).
 	changeSeq uint64
+	// freshUntil: a directory's attr came from this mount's own change
+	// in it less than the attribute timeout ago, so Getattr answers it
+	// without asking (the kernel drops a directory's attributes after
+	// every create or unlink in it and asks again for its permission
+	// check).
+	freshUntil time.Time
+	// noCapsUntil: the file had no capsXattr as of less than the
+	// attribute timeout ago (the kernel asks before every write).
+	noCapsUntil time.Time
 }
+
+// capsXattr holds file capabilities; the kernel reads it before every
+// write to decide whether the write must drop them.
+const capsXattr = "security.capability"
 
 func (n *node) ino() uint64 { return n.StableAttr().Ino }
 
@@ -75,6 +88,56 @@ func (n *node) changed(a *api.Attr) {
 	n.attr = a
 	n.changeSeq = attrSeq.Add(1)
 	n.mu.Unlock()
+}
+
+// dirChanged records a directory's attributes answered to this mount's
+// change of an entry in it. An answer older than the one held (changes
+// answered out of order) is ignored: the master stamps ctime on every
+// such change.
+func (n *node) dirChanged(a *api.Attr) {
+	if a == nil {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.attr != nil && a.CtimeNs < n.attr.CtimeNs {
+		return
+	}
+	n.attr = a
+	n.changeSeq = attrSeq.Add(1)
+	n.freshUntil = time.Now().Add(n.fsys.opts.AttrTimeout)
+}
+
+// freshAttr returns the attributes Getattr may answer without asking the
+// master, nil if there are none.
+func (n *node) freshAttr() *api.Attr {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.attr == nil || !time.Now().Before(n.freshUntil) {
+		return nil
+	}
+	return n.attr
+}
+
+// unfresh forgets that the attributes are fresh and what is known of
+// xattrs: this mount changed them without learning the result.
+func (n *node) unfresh() {
+	n.mu.Lock()
+	n.freshUntil, n.noCapsUntil = time.Time{}, time.Time{}
+	n.mu.Unlock()
+}
+
+// noCaps records that the file has no capsXattr as of now.
+func (n *node) noCaps() {
+	n.mu.Lock()
+	n.noCapsUntil = time.Now().Add(n.fsys.opts.AttrTimeout)
+	n.mu.Unlock()
+}
+
+func (n *node) knownNoCaps() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return time.Now().Before(n.noCapsUntil)
 }
 
 func (n *node) setAttr(a *api.Attr) {
@@ -324,6 +387,10 @@ var _ = (gofs.NodeGetattrer)((*node)(nil))
 func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	ctx = reqCtx(ctx)
 	n.awaitAccess()
+	if a := n.freshAttr(); a != nil {
+		n.fill(a, &out.Attr)
+		return 0
+	}
 	start := attrSeq.Load()
 	a, err := n.fsys.client.GetAttr(ctx, n.ino())
 	if err != nil {
@@ -456,6 +523,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if err != nil {
 		return nil, n.fsys.errno("mkdir", err)
 	}
+	n.dirChanged(resp.Parent)
 	return n.child(ctx, resp.Attr, start, out), 0
 }
 
@@ -496,17 +564,30 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if mode&syscall.S_IFMT == 0 {
 		mode |= syscall.S_IFREG
 	}
-	excl := flags&syscall.O_EXCL != 0
-	a, err := n.create(ctx, &api.CreateOp{Parent: n.ino(), Name: name, Mode: mode, Exclusive: excl, Open: true, Umask: umask})
+	// A file created for writing gets its first chunk in the same Raft
+	// round.
+	resp, err := n.fsys.client.Mutate(ctx, &api.Op{Op: &api.Op_Create{Create: &api.CreateOp{
+		Parent: n.ino(), Name: name, Mode: mode, Exclusive: flags&syscall.O_EXCL != 0, Open: true,
+		FirstChunk: flags&syscall.O_ACCMODE != syscall.O_RDONLY, Umask: umask}}})
 	if err != nil {
 		return nil, nil, 0, n.fsys.errno("create", err)
 	}
+	a := resp.Attr
+	n.dirChanged(resp.Parent)
 	ch := n.child(ctx, a, start, out)
 	cn := ch.Operations().(*node)
+	if resp.Parent != nil {
+		cn.noCaps() // a new file has no xattrs
+	}
 	fh, fflags, errno := cn.openHandle(ctx, a, flags, true)
 	if errno != 0 {
 		n.fsys.client.Release(context.Background(), a.Ino)
 		return nil, nil, 0, errno
+	}
+	if resp.Chunk != nil {
+		cn.mu.Lock()
+		cn.file.Learn(resp.Chunk)
+		cn.mu.Unlock()
 	}
 	cn.fill(cn.attr, &out.Attr)
 	return ch, fh, fflags, 0
@@ -539,9 +620,17 @@ var _ = (gofs.NodeOpener)((*node)(nil))
 
 func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	ctx = reqCtx(ctx)
-	// Close-to-open: Open answers the attributes as of now.
-	a, err := n.fsys.client.Open(ctx, n.ino())
+	// Close-to-open: Open answers the attributes as of now. The open is
+	// counted (and reported by keepalives) before it is asked for, so an
+	// unlink the master applies after answering keeps the file.
+	ino := n.ino()
+	n.fsys.hold(ino)
+	a, chunks, err := n.fsys.client.OpenUnrecorded(ctx, ino)
+	if err == nil && a.Nlink == 0 && !n.isOpen() {
+		err = api.Errno_ENOENT // unlinked, held open elsewhere
+	}
 	if err != nil {
+		n.fsys.unhold(ino)
 		if api.ErrnoOf(err) == api.Errno_ENOENT {
 			// Removed through another mount while the kernel trusted
 			// the name: ESTALE makes it look the name up again
@@ -552,9 +641,24 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	}
 	fh, fflags, errno := n.openHandle(ctx, a, flags, false)
 	if errno != 0 {
-		n.fsys.client.Release(context.Background(), n.ino())
+		n.fsys.unhold(ino)
+		return fh, fflags, errno
 	}
+	h := fh.(*fileHandle)
+	h.unrecorded = true
+	n.mu.Lock()
+	for _, ch := range chunks {
+		n.file.Learn(ch)
+	}
+	n.mu.Unlock()
 	return fh, fflags, errno
+}
+
+// isOpen says whether this mount holds the file open.
+func (n *node) isOpen() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.handles) > 0
 }
 
 // openHandle makes the handle for an open the master has recorded.
@@ -631,11 +735,13 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	if len(target) > api.MaxSymlinkLen {
 		return nil, syscall.ENAMETOOLONG
 	}
-	a, err := n.fsys.client.Symlink(ctx, n.ino(), name, target)
+	resp, err := n.fsys.client.Mutate(ctx, &api.Op{Op: &api.Op_Symlink{Symlink: &api.SymlinkOp{
+		Parent: n.ino(), Name: name, Target: target}}})
 	if err != nil {
 		return nil, n.fsys.errno("symlink", err)
 	}
-	return n.child(ctx, a, start, out), 0
+	n.dirChanged(resp.Parent)
+	return n.child(ctx, resp.Attr, start, out), 0
 }
 
 var _ = (gofs.NodeReadlinker)((*node)(nil))
@@ -677,11 +783,13 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 	if err := t.flushAll(ctx); err != nil {
 		return nil, n.fsys.errno("link flush", err)
 	}
-	a, err := n.fsys.client.Link(ctx, t.ino(), n.ino(), name)
+	resp, err := n.fsys.client.Mutate(ctx, &api.Op{Op: &api.Op_Link{Link: &api.LinkOp{
+		Ino: t.ino(), NewParent: n.ino(), NewName: name}}})
 	if err != nil {
 		return nil, n.fsys.errno("link", err)
 	}
-	return n.child(ctx, a, start, out), 0
+	n.dirChanged(resp.Parent)
+	return n.child(ctx, resp.Attr, start, out), 0
 }
 
 var _ = (gofs.NodeUnlinker)((*node)(nil))
@@ -691,7 +799,12 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if e := validName(name); e != 0 {
 		return e
 	}
-	return n.fsys.errno("unlink", n.fsys.client.Unlink(ctx, n.ino(), name))
+	resp, err := n.fsys.client.Mutate(ctx, &api.Op{Op: &api.Op_Unlink{Unlink: &api.UnlinkOp{Parent: n.ino(), Name: name}}})
+	if err != nil {
+		return n.fsys.errno("unlink", err)
+	}
+	n.dirChanged(resp.Parent)
+	return 0
 }
 
 var _ = (gofs.NodeRmdirer)((*node)(nil))
@@ -701,7 +814,12 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if e := validName(name); e != 0 {
 		return e
 	}
-	return n.fsys.errno("rmdir", n.fsys.client.Rmdir(ctx, n.ino(), name))
+	resp, err := n.fsys.client.Mutate(ctx, &api.Op{Op: &api.Op_Rmdir{Rmdir: &api.RmdirOp{Parent: n.ino(), Name: name}}})
+	if err != nil {
+		return n.fsys.errno("rmdir", err)
+	}
+	n.dirChanged(resp.Parent)
+	return 0
 }
 
 var _ = (gofs.NodeRenamer)((*node)(nil))
@@ -718,7 +836,14 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	if flags&^uint32(api.RenameNoReplace|api.RenameExchange) != 0 {
 		return syscall.EINVAL // RENAME_WHITEOUT and unknown flags
 	}
-	return n.fsys.errno("rename", n.fsys.client.Rename(ctx, n.ino(), name, p.ino(), newName, flags))
+	resp, err := n.fsys.client.Mutate(ctx, &api.Op{Op: &api.Op_Rename{Rename: &api.RenameOp{
+		Parent: n.ino(), Name: name, NewParent: p.ino(), NewName: newName, Flags: flags}}})
+	if err != nil {
+		return n.fsys.errno("rename", err)
+	}
+	n.dirChanged(resp.Parent)
+	p.dirChanged(resp.NewParent)
+	return 0
 }
 
 // layoutXattr is the extended attribute that shows and sets a file's or
@@ -748,7 +873,7 @@ func (n *node) Getxattr(ctx context.Context, name string, dest []byte) (uint32, 
 	if !n.fsys.xattrSupported(name) {
 		return 0, syscall.EOPNOTSUPP
 	}
-	if n.lacksACL(name) {
+	if n.lacksACL(name) || name == capsXattr && n.knownNoCaps() {
 		return 0, syscall.ENODATA
 	}
 	var v []byte
@@ -762,6 +887,9 @@ func (n *node) Getxattr(ctx context.Context, name string, dest []byte) (uint32, 
 	} else {
 		var err error
 		if v, err = n.fsys.client.GetXattr(ctx, n.ino(), name); err != nil {
+			if name == capsXattr && api.ErrnoOf(err) == api.Errno_ENODATA {
+				n.noCaps()
+			}
 			return 0, n.fsys.errno("getxattr", err)
 		}
 	}
@@ -796,6 +924,7 @@ func (n *node) Setxattr(ctx context.Context, name string, data []byte, flags uin
 	if err != nil {
 		return n.fsys.errno("setxattr", err)
 	}
+	n.unfresh()
 	if resp.Attr != nil {
 		n.changed(resp.Attr) // the mode, and which ACLs there are (lacksACL)
 	}
@@ -813,6 +942,7 @@ func (n *node) Removexattr(ctx context.Context, name string) syscall.Errno {
 	if err != nil {
 		return n.fsys.errno("removexattr", err)
 	}
+	n.unfresh()
 	if resp.Attr != nil {
 		n.changed(resp.Attr)
 	}

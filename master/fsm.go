@@ -30,6 +30,9 @@ type FSM struct {
 	logical     uint64 // sum of file sizes
 	applied     uint64 // last applied Raft index
 	locks       *lease.Table
+	// orphans are unlinked regular files no open recorded here holds;
+	// they live until the leader reclaims them (holds.go).
+	orphans map[uint64]bool
 
 	// lockChanged is closed (and replaced) whenever a lock wait is
 	// answered, waking the leader's WaitLock polls; guarded by lockMu.
@@ -39,6 +42,9 @@ type FSM struct {
 	// onChange, when set, is told about applied session changes (leader
 	// soft state follows them). Called with mu held.
 	onSession func(id uint64, ttl int64, opened bool)
+	// onOrphan, when set, is told that a file became an orphan. Called
+	// with mu held.
+	onOrphan func()
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -69,6 +75,7 @@ func (f *FSM) reset() {
 	f.nextSession = 1
 	f.logical = 0
 	f.locks = lease.NewTable(0)
+	f.orphans = map[uint64]bool{}
 }
 
 // Apply applies one Raft entry, a Batch of commands, and returns a
@@ -104,6 +111,11 @@ func (f *FSM) applyCommand(c *api.Command) *api.MutateResponse {
 		f.closeSession(c.ExpireSession.Session, c.NowNs)
 		return &api.MutateResponse{}
 	case c.DeleteChunks != nil:
+		return &api.MutateResponse{}
+	case len(c.Reclaim) > 0:
+		for _, ino := range c.Reclaim {
+			f.reclaim(ino)
+		}
 		return &api.MutateResponse{}
 	}
 	if c.Op == nil || c.Op.Op == nil {
@@ -142,6 +154,11 @@ func (f *FSM) applyCommand(c *api.Command) *api.MutateResponse {
 				}
 			}
 			s.acked = c.Acked
+		}
+	}
+	if s != nil {
+		for _, ino := range c.Releases {
+			f.release(s, ino)
 		}
 	}
 	r := f.applyOp(c, s)
@@ -266,6 +283,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.nextIno, f.nextChunk, f.nextSession = nf.nextIno, nf.nextChunk, nf.nextSession
 	f.logical = nf.logical
 	f.locks = nf.locks
+	f.orphans = nf.orphans
 	f.wakeLockWaits()
 	return nil
 }

@@ -75,6 +75,16 @@ func (h *harness) create(parent uint64, name string) uint64 {
 	return h.must(&api.Op_Create{Create: &api.CreateOp{Parent: parent, Name: name, Mode: 0o644, Exclusive: true}}, api.Errno_OK).Attr.Ino
 }
 
+// reclaim checks that ino is an orphan, not yet freed, and has the
+// leader reclaim it.
+func (h *harness) reclaim(ino uint64) {
+	h.t.Helper()
+	if _, e := h.f.GetAttr(ino); e != api.Errno_OK || !h.f.orphans[ino] {
+		h.t.Fatalf("inode %d: %v, orphan %v: want an orphan waiting for the leader", ino, e, h.f.orphans[ino])
+	}
+	h.apply(&api.Command{Reclaim: []uint64{ino}})
+}
+
 func (h *harness) attr(ino uint64) *api.Attr {
 	h.t.Helper()
 	a, e := h.f.GetAttr(ino)
@@ -171,6 +181,7 @@ func TestUnlinkedOpenFileLivesUntilRelease(t *testing.T) {
 		t.Fatalf("nlink %d", a.Nlink)
 	}
 	h.must(&api.Op_Release{Release: &api.ReleaseOp{Ino: f}}, api.Errno_OK)
+	h.reclaim(f)
 	if _, e := h.f.GetAttr(f); e != api.Errno_ENOENT {
 		t.Fatal("inode survived its last release")
 	}
@@ -178,6 +189,7 @@ func TestUnlinkedOpenFileLivesUntilRelease(t *testing.T) {
 	g := h.must(&api.Op_Create{Create: &api.CreateOp{Parent: api.RootIno, Name: "g", Open: true}}, api.Errno_OK).Attr.Ino
 	h.must(&api.Op_Unlink{Unlink: &api.UnlinkOp{Parent: api.RootIno, Name: "g"}}, api.Errno_OK)
 	h.apply(&api.Command{ExpireSession: &api.ExpireSessionCmd{Session: h.sess}})
+	h.reclaim(g)
 	if _, e := h.f.GetAttr(g); e != api.Errno_ENOENT {
 		t.Fatal("inode survived its session's expiry")
 	}

@@ -116,7 +116,19 @@ func (f *FSM) create(c *api.Command, s *session, op *api.CreateOp) *api.MutateRe
 	if op.Open {
 		f.open(s, n.attr.Ino)
 	}
-	return ok(n.attr)
+	r := withParent(ok(n.attr), p)
+	if op.FirstChunk && isReg(n.attr) && len(c.Placement) > 0 {
+		r.Chunk = f.chunkProto(f.newChunk(c, n, 0), n.attr.Layout)
+	}
+	return r
+}
+
+// withParent adds the attributes of the directory a change was made in to
+// its answer, so that the mount's next permission check in it needs no
+// GetAttr.
+func withParent(r *api.MutateResponse, p *inode) *api.MutateResponse {
+	r.Parent = cloneAttr(p.attr)
+	return r
 }
 
 // tmpfile makes a regular file with no name, open by s: it is freed at
@@ -144,7 +156,7 @@ func (f *FSM) mkdir(c *api.Command, op *api.MkdirOp) *api.MutateResponse {
 	p.addEntry(op.Name, n.attr.Ino)
 	p.attr.Nlink++
 	touch(p.attr, c.NowNs, true, true)
-	return ok(n.attr)
+	return withParent(ok(n.attr), p)
 }
 
 func (f *FSM) symlink(c *api.Command, op *api.SymlinkOp) *api.MutateResponse {
@@ -163,7 +175,7 @@ func (f *FSM) symlink(c *api.Command, op *api.SymlinkOp) *api.MutateResponse {
 	n.attr.Size = uint64(len(op.Target))
 	p.addEntry(op.Name, n.attr.Ino)
 	touch(p.attr, c.NowNs, true, true)
-	return ok(n.attr)
+	return withParent(ok(n.attr), p)
 }
 
 func (f *FSM) link(c *api.Command, op *api.LinkOp) *api.MutateResponse {
@@ -191,7 +203,7 @@ func (f *FSM) link(c *api.Command, op *api.LinkOp) *api.MutateResponse {
 	n.attr.Nlink++
 	touch(n.attr, c.NowNs, false, true)
 	touch(p.attr, c.NowNs, true, true)
-	return ok(n.attr)
+	return withParent(ok(n.attr), p)
 }
 
 const maxLinks = 65000
@@ -220,7 +232,7 @@ func (f *FSM) unlink(c *api.Command, op *api.UnlinkOp) *api.MutateResponse {
 	p.removeEntry(op.Name)
 	touch(p.attr, c.NowNs, true, true)
 	f.dropLink(n, c.NowNs)
-	return ok(n.attr)
+	return withParent(ok(n.attr), p)
 }
 
 // dropLink removes one name of a non-directory.
@@ -230,9 +242,11 @@ func (f *FSM) dropLink(n *inode, now int64) {
 	f.maybeFree(n)
 }
 
-// maybeFree deletes an inode that has no names and no opens. Its chunks
-// become unreferenced; chunkservers delete them when the master next
-// compares their reports.
+// maybeFree deletes an inode that has no names and no opens recorded
+// here. A regular file becomes an orphan instead: sessions may hold it
+// open without a record (holds.go), and the leader reclaims it once none
+// may. Its chunks then become unreferenced; chunkservers delete them when
+// the master next compares their reports.
 func (f *FSM) maybeFree(n *inode) {
 	if n.attr.Nlink > 0 || n.opens > 0 {
 		return
@@ -240,6 +254,33 @@ func (f *FSM) maybeFree(n *inode) {
 	if isDir(n.attr) && len(n.entries) > 0 {
 		return
 	}
+	if isReg(n.attr) {
+		if !f.orphans[n.attr.Ino] {
+			f.orphans[n.attr.Ino] = true
+			if f.onOrphan != nil {
+				f.onOrphan()
+			}
+		}
+		return
+	}
+	f.free(n)
+}
+
+// isOrphan says whether n is a file waiting to be reclaimed.
+func isOrphan(n *inode) bool { return isReg(n.attr) && n.attr.Nlink == 0 && n.opens == 0 }
+
+// reclaim frees orphan ino, if it still is one.
+func (f *FSM) reclaim(ino uint64) {
+	n := f.inodes[ino]
+	if n == nil || !f.orphans[ino] || !isOrphan(n) {
+		return
+	}
+	delete(f.orphans, ino)
+	f.free(n)
+}
+
+// free deletes an inode and drops its chunks.
+func (f *FSM) free(n *inode) {
 	for _, ch := range n.chunks {
 		delete(f.chunks, ch.id)
 	}
@@ -276,7 +317,7 @@ func (f *FSM) rmdir(c *api.Command, op *api.RmdirOp) *api.MutateResponse {
 	n.attr.Nlink = 0
 	touch(n.attr, c.NowNs, false, true)
 	f.maybeFree(n)
-	return ok(n.attr)
+	return withParent(ok(n.attr), p)
 }
 
 // isAncestor reports whether a is d or one of d's ancestors.
@@ -345,7 +386,7 @@ func (f *FSM) rename(c *api.Command, op *api.RenameOp) *api.MutateResponse {
 		touch(dst.attr, now, false, true)
 		touch(sp.attr, now, true, true)
 		touch(dp.attr, now, true, true)
-		return ok(src.attr)
+		return renamed(src, sp, dp)
 	}
 
 	if dst != nil {
@@ -389,7 +430,14 @@ func (f *FSM) rename(c *api.Command, op *api.RenameOp) *api.MutateResponse {
 	touch(src.attr, now, false, true)
 	touch(sp.attr, now, true, true)
 	touch(dp.attr, now, true, true)
-	return ok(src.attr)
+	return renamed(src, sp, dp)
+}
+
+// renamed answers a rename with both directories' attributes.
+func renamed(src, sp, dp *inode) *api.MutateResponse {
+	r := withParent(ok(src.attr), sp)
+	r.NewParent = cloneAttr(dp.attr)
+	return r
 }
 
 // reparent fixes ".." and link counts when a directory changes parent.
@@ -587,6 +635,7 @@ func (f *FSM) open(s *session, ino uint64) *api.MutateResponse {
 	if s != nil {
 		s.opens[ino]++
 		n.opens++
+		delete(f.orphans, ino)
 	}
 	return ok(n.attr)
 }
@@ -629,13 +678,7 @@ func (f *FSM) allocChunk(c *api.Command, op *api.AllocChunkOp) *api.MutateRespon
 		if len(c.Placement) == 0 {
 			return errResp(api.Errno_ENOSPC, "no chunkserver can take a new chunk")
 		}
-		ch = &chunk{id: f.nextChunk, version: 1, index: op.Index, ino: n.attr.Ino,
-			replicas: append([]string{}, c.Placement...)}
-		f.nextChunk++
-		n.chunks[op.Index] = ch
-		f.chunks[ch.id] = ch
-		ch.primary = c.Primary
-		ch.leaseExpiry = c.NowNs + c.LeaseNs
+		ch = f.newChunk(c, n, op.Index)
 	} else if ch.leaseExpiry <= c.NowNs+leaseRenewWindow {
 		ch.version++
 		ch.primary = c.Primary
@@ -645,6 +688,22 @@ func (f *FSM) allocChunk(c *api.Command, op *api.AllocChunkOp) *api.MutateRespon
 		ch.leaseExpiry = c.NowNs + c.LeaseNs
 	}
 	return &api.MutateResponse{Attr: cloneAttr(n.attr), Chunk: f.chunkProto(ch, n.attr.Layout)}
+}
+
+// newChunk adds chunk index of file n on the leader's placement, leased
+// to its chosen primary.
+func (f *FSM) newChunk(c *api.Command, n *inode, index uint64) *chunk {
+	id := f.nextChunk
+	if c.ChunkId >= id {
+		id = c.ChunkId
+	}
+	ch := &chunk{id: id, version: 1, index: index, ino: n.attr.Ino,
+		replicas: append([]string{}, c.Placement...),
+		primary:  c.Primary, leaseExpiry: c.NowNs + c.LeaseNs}
+	f.nextChunk = id + 1
+	n.chunks[index] = ch
+	f.chunks[ch.id] = ch
+	return ch
 }
 
 // leaseRenewWindow: a lease this close to its end is renewed rather than

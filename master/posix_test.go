@@ -75,6 +75,7 @@ func TestTmpfile(t *testing.T) {
 	// Released without a name, it is gone, and can no longer be linked.
 	tf2 := h.must(&api.Op_Create{Create: &api.CreateOp{Parent: d, Mode: 0o600, Open: true, Tmpfile: true}}, api.Errno_OK).Attr.Ino
 	h.must(&api.Op_Release{Release: &api.ReleaseOp{Ino: tf2}}, api.Errno_OK)
+	h.reclaim(tf2)
 	if _, e := h.f.GetAttr(tf2); e != api.Errno_ENOENT {
 		t.Errorf("released tmpfile: %v, want ENOENT", e)
 	}

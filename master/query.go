@@ -53,6 +53,17 @@ func (f *FSM) GetAttr(ino uint64) (*api.Attr, api.Errno) {
 	return f.attrOf(n), api.Errno_OK
 }
 
+// layoutOf returns inode ino's layout (nil if none). Layouts are
+// replaced, never changed in place, so the caller may keep it.
+func (f *FSM) layoutOf(ino uint64) *api.Layout {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if n := f.inodes[ino]; n != nil {
+		return n.attr.Layout
+	}
+	return nil
+}
+
 // ReadDir lists up to limit entries after cookie.
 func (f *FSM) ReadDir(ino, cookie uint64, limit int, plus bool) *api.ReadDirResponse {
 	f.mu.RLock()

@@ -251,7 +251,14 @@ func (s *Server) openRaft() error {
 			return fmt.Errorf("bootstrap: %w", err)
 		}
 	}
-	r, err := raft.NewRaft(rc, s.fsm, store, store, snaps, trans)
+	// Recent entries are kept in memory: replicating them to followers
+	// then reads no bolt pages and decodes nothing. Writes still go to
+	// the store before Raft counts them.
+	logs, err := raft.NewLogCache(logCacheSize, store)
+	if err != nil {
+		return fmt.Errorf("raft log cache: %w", err)
+	}
+	r, err := raft.NewRaft(rc, s.fsm, logs, store, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("raft: %w", err)
 	}
@@ -259,6 +266,10 @@ func (s *Server) openRaft() error {
 	s.notify = notify
 	return nil
 }
+
+// logCacheSize is how many recent Raft entries the leader keeps in memory
+// for replication (each entry is one batch of commands).
+const logCacheSize = 1024
 
 // Serve answers gRPC calls until Close.
 func (s *Server) Serve() error {

@@ -26,13 +26,16 @@ type service struct {
 	raft *raft.Raft
 	cfg  Config
 
-	proposals chan *proposal
-	verify    verifier
-	repair    *repairer
+	proposals   chan *proposal
+	verify      verifier
+	repair      *repairer
+	reclaimKick chan struct{}
 
 	mu       sync.Mutex
 	ready    bool // leader whose FSM has caught up (barrier done)
 	lessor   *lease.Lessor
+	holds    *holdTable // opens without Raft records; nil until promoted
+	chunkSeq uint64     // next chunk id to propose (newChunkID)
 	servers  map[string]*serverState
 	conns    map[string]*grpc.ClientConn
 	promoted time.Time
@@ -69,19 +72,22 @@ const (
 func newService(s *Server) *service {
 	v := &service{
 		srv: s, fsm: s.fsm, raft: s.raft, cfg: s.cfg,
-		proposals: make(chan *proposal, 4096),
-		lessor:    lease.NewLessor(),
-		servers:   map[string]*serverState{},
-		conns:     map[string]*grpc.ClientConn{},
+		proposals:   make(chan *proposal, 4096),
+		reclaimKick: make(chan struct{}, 1),
+		lessor:      lease.NewLessor(),
+		servers:     map[string]*serverState{},
+		conns:       map[string]*grpc.ClientConn{},
 	}
 	v.verify.raft = s.raft
 	v.repair = newRepairer(v)
 	s.fsm.mu.Lock()
 	s.fsm.onSession = v.sessionChanged
+	s.fsm.onOrphan = v.kickReclaim
 	s.fsm.mu.Unlock()
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go v.proposer()
 	go v.repair.loop()
+	go v.reclaimer()
 	return v
 }
 
@@ -101,8 +107,15 @@ func (v *service) sessionChanged(id uint64, ttl int64, opened bool) {
 	defer v.mu.Unlock()
 	if opened {
 		v.lessor.Add(id, ttl, time.Now().UnixNano())
+		if v.holds != nil {
+			v.holds.started(id)
+		}
 	} else {
 		v.lessor.Remove(id)
+		if v.holds != nil {
+			v.holds.drop(id)
+		}
+		v.kickReclaim()
 	}
 }
 
@@ -290,7 +303,7 @@ func (v *service) Mutate(ctx context.Context, req *api.MutateRequest) (*api.Muta
 	}
 	cmd := &api.Command{
 		Session: req.Session, Seq: req.Seq, Acked: req.Acked, Caller: req.Caller,
-		NowNs: time.Now().UnixNano(), Op: req.Op,
+		NowNs: time.Now().UnixNano(), Op: req.Op, Releases: req.Releases,
 	}
 	if req.Session != 0 {
 		v.mu.Lock()
@@ -304,8 +317,100 @@ func (v *service) Mutate(ctx context.Context, req *api.MutateRequest) (*api.Muta
 		return v.reportFailure(ctx, cmd, op.ReportFailure)
 	case *api.Op_ReplicaChange:
 		return errResp(api.Errno_EPERM, "replica changes are the leader's own"), nil
+	case *api.Op_Create:
+		if op.Create.FirstChunk {
+			return v.createFile(ctx, cmd, op.Create)
+		}
 	}
 	return v.propose(ctx, cmd)
+}
+
+// createFile creates a file together with its first chunk, placed before
+// proposing as AllocChunk places one, and pushed to its replicas after
+// the commit. When there is no placement or the replicas cannot take the
+// chunk, the file is answered without one and the writer allocates it as
+// usual.
+//
+// The replicas learn the chunk while Raft commits it: its id is the
+// leader's choice (newChunkID). If the commit gives it another id (an
+// earlier leader's proposal took this one) or a replica did not take it,
+// the chunk is settled after the commit as usual. A chunk told to
+// replicas whose proposal is lost holds no data, and its id is at least
+// the FSM's next one until a later chunk takes it, so the chunk GC keeps
+// it until then and deletes it after.
+func (v *service) createFile(ctx context.Context, cmd *api.Command, op *api.CreateOp) (*api.MutateResponse, error) {
+	var planned *api.Chunk
+	var pushed chan []string
+	if l := v.fsm.layoutOf(op.Parent); l.GetKind() == api.Layout_REPLICATED {
+		cmd.Placement = v.place(l)
+		if len(cmd.Placement) > 0 {
+			cmd.Primary = cmd.Placement[0]
+			cmd.LeaseNs = v.cfg.ChunkLease.Nanoseconds()
+			cmd.ChunkId = v.newChunkID()
+			planned = v.plannedChunk(cmd, l)
+			pushed = make(chan []string, 1)
+			go func() {
+				failed, _ := v.pushChunk(ctx, planned, cmd.LeaseNs)
+				pushed <- failed
+			}()
+		}
+	}
+	resp, err := v.propose(ctx, cmd)
+	var failed []string
+	if pushed != nil {
+		failed = <-pushed
+	}
+	if err != nil || resp.Errno != api.Errno_OK || resp.Chunk == nil {
+		return resp, err
+	}
+	// resp is the FSM's stored answer for retries: answer a copy.
+	out := &api.MutateResponse{Attr: resp.Attr, Parent: resp.Parent}
+	if len(failed) == 0 && sameChunk(resp.Chunk, planned) {
+		out.Chunk = resp.Chunk
+		return out, nil
+	}
+	v.srv.log.Debug("first chunk settled after the commit", "chunk", resp.Chunk.Id, "planned", planned.GetId(), "failed", failed)
+	if settled, err := v.settle(ctx, resp.Attr.Ino, 0, resp, cmd.NowNs); err == nil && settled.Errno == api.Errno_OK {
+		out.Chunk = settled.Chunk
+	}
+	return out, nil
+}
+
+// newChunkID picks the id of a chunk about to be proposed: past every id
+// the FSM has handed out and every one this leader proposed.
+func (v *service) newChunkID() uint64 {
+	_, next := v.fsm.chunkVersions(nil)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	id := max(v.chunkSeq, next)
+	v.chunkSeq = id + 1
+	return id
+}
+
+// plannedChunk is the chunk cmd will create if it commits as proposed.
+func (v *service) plannedChunk(cmd *api.Command, l *api.Layout) *api.Chunk {
+	ch := &api.Chunk{Id: cmd.ChunkId, Version: 1, Primary: cmd.Primary,
+		LeaseExpiryNs: cmd.NowNs + cmd.LeaseNs, Layout: l}
+	for _, id := range cmd.Placement {
+		info, _ := v.fsm.server(id)
+		ch.Replicas = append(ch.Replicas, &api.Replica{Server: id, Addr: info.addr})
+	}
+	return ch
+}
+
+// sameChunk says whether a committed chunk is the planned one, as its
+// replicas were told.
+func sameChunk(got, planned *api.Chunk) bool {
+	if planned == nil || got.Id != planned.Id || got.Version != planned.Version ||
+		got.Primary != planned.Primary || len(got.Replicas) != len(planned.Replicas) {
+		return false
+	}
+	for i, r := range got.Replicas {
+		if r.Server != planned.Replicas[i].Server || r.Addr != planned.Replicas[i].Addr {
+			return false
+		}
+	}
+	return true
 }
 
 // reportFailure drops replicas a writer could not reach and re-leases
@@ -385,6 +490,7 @@ func (v *service) allocChunk(ctx context.Context, cmd *api.Command, op *api.Allo
 			cmd.Placement = v.placeAfterFailover(ctx, view.layout)
 			if len(cmd.Placement) > 0 {
 				cmd.Primary = cmd.Placement[0]
+				cmd.ChunkId = v.newChunkID()
 			}
 		}
 	}
@@ -615,6 +721,15 @@ func (v *service) GetChunks(ctx context.Context, req *api.GetChunksRequest) (*ap
 	if count == 0 || count > 1024 {
 		count = 1024
 	}
+	if req.Open && req.Session != 0 {
+		// Counted before the state is read: an unlink applied after the
+		// read finds the open here.
+		v.mu.Lock()
+		if v.holds != nil {
+			v.holds.opened(req.Session, req.Ino)
+		}
+		v.mu.Unlock()
+	}
 	return v.fsm.GetChunks(req.Ino, req.FirstIndex, count), nil
 }
 
@@ -646,11 +761,20 @@ func (v *service) KeepAlive(ctx context.Context, req *api.KeepAliveRequest) (*ap
 	}
 	v.mu.Lock()
 	alive := v.lessor.Touch(req.Session, time.Now().UnixNano())
+	var epoch int64
+	var token uint64
+	if alive && v.holds != nil {
+		epoch = v.holds.epoch
+		token = v.holds.report(req.Session, req.Held, req.Epoch, req.Token)
+	}
 	v.mu.Unlock()
 	if !alive {
 		return &api.KeepAliveResponse{Errno: api.Errno_ENOENT}, nil
 	}
-	return &api.KeepAliveResponse{TtlNs: v.sessionTTL(req.Session)}, nil
+	if v.fsm.hasOrphans() {
+		v.kickReclaim()
+	}
+	return &api.KeepAliveResponse{TtlNs: v.sessionTTL(req.Session), Epoch: epoch, Token: token}, nil
 }
 
 func (v *service) sessionTTL(id uint64) int64 {
@@ -721,8 +845,11 @@ func (v *service) Status(ctx context.Context, req *api.StatusRequest) (*api.Stat
 		}
 	}
 	now := time.Now()
+	// Read the FSM before taking v.mu: Apply holds the FSM's lock when it
+	// tells the service of session changes (sessionChanged takes v.mu).
+	registered := v.fsm.serverList()
 	v.mu.Lock()
-	for _, s := range v.fsm.serverList() {
+	for _, s := range registered {
 		ci := &api.ChunkServerInfo{Id: s.id, Addr: s.addr, Zone: s.zone}
 		if st := v.servers[s.id]; st != nil {
 			ci.Capacity, ci.Used, ci.Free, ci.Chunks = st.capacity, st.used, st.free, st.chunks
@@ -779,6 +906,7 @@ func (v *service) promote() {
 	now := time.Now()
 	v.mu.Lock()
 	v.lessor.Promote(now.UnixNano(), v.cfg.SessionGrace.Nanoseconds(), ttls)
+	v.holds = newHoldTable(now.UnixNano())
 	v.ready = true
 	v.promoted = now
 	v.mu.Unlock()
@@ -788,6 +916,7 @@ func (v *service) promote() {
 func (v *service) demote() {
 	v.mu.Lock()
 	v.ready = false
+	v.holds = nil
 	v.servers = map[string]*serverState{}
 	v.mu.Unlock()
 	v.repair.reset()

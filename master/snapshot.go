@@ -146,6 +146,9 @@ func readSnapshot(r io.Reader) (*FSM, error) {
 			}
 		}
 		f.inodes[a.Ino] = n
+		if isOrphan(n) {
+			f.orphans[a.Ino] = true
+		}
 	}
 	for i := uint64(0); i < h.Sessions; i++ {
 		var rec api.SnapshotSession

@@ -5,9 +5,11 @@ package tests
 // see. DFS_SOAK=1 runs longer variants (more rounds, more data).
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -735,4 +737,60 @@ func TestBadInputRepairFlags(t *testing.T) {
 	expectRefusal(t, master, append(masterArgs(data(), freeAddr(t), freeAddr(t)), "-repair-concurrency", "0"), "repair-concurrency")
 	expectRefusal(t, chunk, []string{"-data", data(), "-listen", freeAddr(t), "-scrub-rate", "lots"}, "scrub-rate")
 	expectRefusal(t, chunk, []string{"-data", data(), "-listen", freeAddr(t), "-scrub-pause", "0s"}, "scrub-pause")
+}
+
+// TestFaultLeaderKillOpenUnlinked: a file held open on one mount and
+// unlinked on the other survives the leader's death. Opens have no Raft
+// record; the new leader knows nothing of those its predecessor served
+// and must wait for the mounts' keepalive reports before reclaiming.
+func TestFaultLeaderKillOpenUnlinked(t *testing.T) {
+	requireFUSE(t)
+	c := startCluster(t, cluster.Config{Masters: 3, ChunkServers: 3, Mounts: 2, ExtraMountArgs: mountOpts()})
+	a, b := c.MountDir(0), c.MountDir(1)
+	writeFile(t, filepath.Join(a, "f"), 9, 100000)
+	var f *os.File
+	within(t, time.Minute, "open on mount 1", func() error {
+		for {
+			var err error
+			if f, err = os.OpenFile(filepath.Join(b, "f"), os.O_RDWR|syscall.O_DIRECT, 0); err == nil || !os.IsNotExist(err) {
+				return err
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	defer f.Close()
+	if err := os.Remove(filepath.Join(a, "f")); err != nil {
+		t.Fatal(err)
+	}
+	leader := killLeader(t, c)
+	within(t, time.Minute, "mkdir after the leader died", func() error { return os.Mkdir(filepath.Join(a, "probe"), 0o755) })
+	// Past the new leader's reclaim of files nobody may hold.
+	time.Sleep(9 * time.Second)
+	want, _ := io.ReadAll(patternReader(9, 100000))
+	got := make([]byte, len(want))
+	if n, err := f.ReadAt(got, 0); n != len(want) || !bytes.Equal(got, want) {
+		t.Fatalf("read of the unlinked file after the failover: %d bytes, %v", n, err)
+	}
+	if _, err := f.WriteAt([]byte("late"), 100000); err != nil {
+		t.Fatalf("write after the failover: %v", err)
+	}
+	if n, err := f.ReadAt(got[:4], 100000); n != 4 || string(got[:4]) != "late" {
+		t.Fatalf("read back after the failover: %q %v", got[:max(n, 0)], err)
+	}
+	if err := c.RestartMaster(leader); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// killLeader kills the master leader with SIGKILL and returns its index.
+func killLeader(t *testing.T, c *cluster.Cluster) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	leader, err := c.Leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.KillMaster(leader)
+	return leader
 }

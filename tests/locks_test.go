@@ -482,14 +482,10 @@ func testLockLeaderKilled(t *testing.T, c *cluster.Cluster, dirs []string) {
 	go func() { waited <- waiter.Wait() }()
 	time.Sleep(time.Second)
 
+	leader := killLeader(t, c)
+	t.Cleanup(func() { c.RestartMaster(leader) })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	leader, err := c.Leader(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.KillMaster(leader)
-	t.Cleanup(func() { c.RestartMaster(leader) })
 	within(t, time.Minute, "a new leader", func() error {
 		for {
 			if l, err := c.Leader(ctx); err == nil && l != leader {

@@ -3,13 +3,17 @@ package tests
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"dfs/cluster"
+
+	"golang.org/x/sys/unix"
 )
 
 // Real programs with one mount writing and the other reading: what one
@@ -303,4 +307,48 @@ func TestTwoHostsNoCache(t *testing.T) {
 			t.Fatalf("removal %d not visible at once", i)
 		}
 	}
+}
+
+// TestTwoMountsUnlinkOpen: a file one mount holds open stays readable and
+// writable there after the other mount unlinks it, for longer than the
+// master takes to reclaim files nobody holds (opens have no Raft record;
+// keepalives report them), and is reclaimed after the last close.
+func TestTwoMountsUnlinkOpen(t *testing.T) {
+	a, b := mountPair(t)
+	var s0, s unix.Statfs_t
+	unix.Statfs(a, &s0)
+	writeFile(t, filepath.Join(a, "f"), 7, 5000)
+	var f *os.File
+	waitFor(t, 2*attrTimeout+time.Second, "f on mount 1", func() bool {
+		var err error
+		f, err = os.OpenFile(filepath.Join(b, "f"), os.O_RDWR|syscall.O_DIRECT, 0)
+		return err == nil
+	})
+	defer f.Close()
+	if err := os.Remove(filepath.Join(a, "f")); err != nil {
+		t.Fatal(err)
+	}
+	// Past two keepalive intervals of the default session TTL and the
+	// leader's reclaim pass: a file nobody held would be gone by now.
+	time.Sleep(9 * time.Second)
+	unix.Statfs(a, &s)
+	if s.Files-s.Ffree != s0.Files-s0.Ffree+1 {
+		t.Errorf("inodes in use while open on mount 1: %d, want %d", s.Files-s.Ffree, s0.Files-s0.Ffree+1)
+	}
+	want, _ := io.ReadAll(patternReader(7, 5000))
+	got := make([]byte, 5000)
+	if n, err := f.ReadAt(got, 0); n != 5000 || !bytes.Equal(got, want) {
+		t.Fatalf("read on mount 1 after the unlink on mount 0: %d bytes, %v, equal %v", n, err, bytes.Equal(got[:max(n, 0)], want[:max(n, 0)]))
+	}
+	if _, err := f.WriteAt([]byte("late"), 5000); err != nil {
+		t.Fatalf("write after the unlink: %v", err)
+	}
+	if n, err := f.ReadAt(got[:4], 5000); n != 4 || string(got[:4]) != "late" {
+		t.Fatalf("read back after the unlink: %q %v", got[:max(n, 0)], err)
+	}
+	f.Close()
+	waitFor(t, 20*time.Second, "the inode's reclaim after the last close", func() bool {
+		unix.Statfs(a, &s)
+		return s.Files-s.Ffree == s0.Files-s0.Ffree
+	})
 }

@@ -173,7 +173,7 @@ func (m *master) Mutate(ctx context.Context, req *api.MutateRequest) (*api.Mutat
 			return &api.MutateResponse{Errno: api.Errno_EINVAL, Message: "no session"}, nil
 		}
 		ns.nextSession++
-		ns.sessions[ns.nextSession] = &session{answers: map[uint64]*api.MutateResponse{}}
+		ns.sessions[ns.nextSession] = &session{answers: map[uint64]*api.MutateResponse{}, held: map[uint64]bool{}, served: map[uint64]bool{}}
 		m.c.applied++
 		resp = &api.MutateResponse{Session: ns.nextSession}
 	} else {
@@ -303,6 +303,9 @@ func (m *master) GetChunks(ctx context.Context, req *api.GetChunksRequest) (*api
 	if in == nil {
 		return &api.GetChunksResponse{Errno: api.Errno_ENOENT}, nil
 	}
+	if s := m.c.ns.sessions[req.Session]; req.Open && s != nil {
+		s.served[req.Ino] = true
+	}
 	resp := &api.GetChunksResponse{Attr: m.c.ns.attr(req.Ino)}
 	for i, ch := range in.chunks {
 		if i >= req.FirstIndex && i-req.FirstIndex < uint64(req.Count) {
@@ -326,8 +329,19 @@ func (m *master) KeepAlive(ctx context.Context, req *api.KeepAliveRequest) (*api
 		return nil, err
 	}
 	defer m.c.mu.Unlock()
-	if m.c.ns.sessions[req.Session] == nil {
+	s := m.c.ns.sessions[req.Session]
+	if s == nil {
 		return &api.KeepAliveResponse{Errno: api.Errno_ENOENT}, nil
+	}
+	// Opens served since the last report may be missing from this one
+	// (the master tells them apart with tokens): keep them one more round.
+	held := s.served
+	for _, ino := range req.Held {
+		held[ino] = true
+	}
+	s.held, s.served = held, map[uint64]bool{}
+	for ino := range m.c.ns.inodes {
+		m.c.ns.freeIfUnused(ino)
 	}
 	return &api.KeepAliveResponse{TtlNs: int64(10 * time.Second)}, nil
 }

@@ -26,6 +26,9 @@ type inode struct {
 
 type session struct {
 	answers map[uint64]*api.MutateResponse
+	// held: inodes the session holds open without a record, as its
+	// last keepalive reported them plus those opened since.
+	held, served map[uint64]bool
 }
 
 type namespace struct {
@@ -106,8 +109,29 @@ func (ns *namespace) drop(ino uint64, now int64) {
 		in.attr.Nlink--
 	}
 	in.attr.CtimeNs = now
-	if in.attr.Nlink == 0 && in.opens == 0 {
-		delete(ns.inodes, ino)
+	ns.freeIfUnused(ino)
+}
+
+// freeIfUnused deletes an inode with no names and no opens, recorded or
+// held by a session, as the master's reclaim does.
+func (ns *namespace) freeIfUnused(ino uint64) {
+	in := ns.inodes[ino]
+	if in == nil || in.attr.Nlink > 0 || in.opens > 0 {
+		return
+	}
+	for _, s := range ns.sessions {
+		if s.held[ino] || s.served[ino] {
+			return
+		}
+	}
+	delete(ns.inodes, ino)
+}
+
+// release ends an open recorded by Create or Open.
+func (ns *namespace) release(ino uint64) {
+	if in := ns.inodes[ino]; in != nil {
+		in.opens--
+		ns.freeIfUnused(ino)
 	}
 }
 
@@ -125,6 +149,9 @@ func validName(name string) api.Errno {
 func (c *Cluster) apply(req *api.MutateRequest) *api.MutateResponse {
 	ns := c.ns
 	now := time.Now().UnixNano()
+	for _, ino := range req.Releases {
+		ns.release(ino)
+	}
 	switch op := req.Op.GetOp().(type) {
 	case *api.Op_CloseSession:
 		delete(ns.sessions, req.Session)
@@ -354,10 +381,7 @@ func (c *Cluster) apply(req *api.MutateRequest) *api.MutateResponse {
 		if in == nil {
 			return errResp(api.Errno_ENOENT, "")
 		}
-		in.opens--
-		if in.opens <= 0 && in.attr.Nlink == 0 {
-			delete(ns.inodes, op.Release.Ino)
-		}
+		ns.release(op.Release.Ino)
 		return &api.MutateResponse{}
 	}
 	return errResp(api.Errno_ENOSYS, "op %T", req.Op.GetOp())
