@@ -191,6 +191,7 @@ func (h *fileHandle) flushLocked(ctx context.Context) error {
 	end, mtime := h.dirtyEnd, h.n.writeNs
 	h.n.mu.Unlock()
 	if err == nil && h.uncommitted {
+		h.n.awaitAccess() // an access-time update in flight lands first (see Allocate)
 		a, cerr := h.n.fsys.client.CommitWrite(ctx, h.n.ino(), end, mtime)
 		if err = cerr; err == nil {
 			h.n.committed(a)
@@ -284,6 +285,9 @@ var _ = (gofs.FileAllocater)((*fileHandle)(nil))
 func (h *fileHandle) Allocate(ctx context.Context, off uint64, size uint64, mode uint32) syscall.Errno {
 	ctx = reqCtx(ctx)
 	n := h.n
+	// An access-time update in flight lands first, so the master
+	// applies the two in the order they happened.
+	n.awaitAccess()
 	const known = unix.FALLOC_FL_KEEP_SIZE | unix.FALLOC_FL_PUNCH_HOLE | unix.FALLOC_FL_ZERO_RANGE
 	if mode&^known != 0 {
 		return syscall.EOPNOTSUPP

@@ -45,8 +45,10 @@ type node struct {
 	// and ctime as this mount shows them until the data is committed.
 	writeNs int64
 	// accessing is closed when the access-time update in flight ends
-	// (nil: none).
-	accessing chan struct{}
+	// (nil: none); accessAgain asks it for another when it is done, for
+	// a read made while it was in flight.
+	accessing   chan struct{}
+	accessAgain bool
 	// changeSeq is the sequence number (attrSeq) of the
 	// last attribute change this mount committed here: attributes
 	// fetched before it may be older and must not replace it (adopt).
@@ -258,35 +260,54 @@ func (n *node) accessed() {
 		return
 	}
 	n.mu.Lock()
-	a := n.attr
-	if a == nil || n.accessing != nil ||
-		a.AtimeNs > a.MtimeNs && a.AtimeNs > a.CtimeNs && time.Now().UnixNano()-a.AtimeNs < int64(24*time.Hour) {
-		n.mu.Unlock()
+	defer n.mu.Unlock()
+	if n.accessing != nil {
+		// The update in flight may have been stamped before a change
+		// this read follows: ask it to look again when it is done.
+		n.accessAgain = true
+		return
+	}
+	if !needsAtime(n.attr) {
 		return
 	}
 	done := make(chan struct{})
 	n.accessing = done
-	n.mu.Unlock()
 	go func() {
 		defer close(done)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		na, err := n.fsys.client.SetAttr(ctx, &api.SetAttrOp{Ino: n.ino(),
-			Valid: uint32(api.SetAttrOp_ACCESS | api.SetAttrOp_ATIME_NOW)})
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		n.accessing = nil
-		if err != nil || n.attr == nil {
-			return // an access time is not worth an error
-		}
-		if n.attr == a {
-			n.attr = na
-		} else if na.AtimeNs > n.attr.AtimeNs {
-			c := proto.Clone(n.attr).(*api.Attr)
-			c.AtimeNs = na.AtimeNs
-			n.attr = c
+		for {
+			n.mu.Lock()
+			a := n.attr
+			n.mu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			na, err := n.fsys.client.SetAttr(ctx, &api.SetAttrOp{Ino: n.ino(),
+				Valid: uint32(api.SetAttrOp_ACCESS | api.SetAttrOp_ATIME_NOW)})
+			cancel()
+			n.mu.Lock()
+			if err == nil && n.attr != nil { // an access time is not worth an error
+				if n.attr == a {
+					n.attr = na
+				} else if na.AtimeNs > n.attr.AtimeNs {
+					c := proto.Clone(n.attr).(*api.Attr)
+					c.AtimeNs = na.AtimeNs
+					n.attr = c
+				}
+			}
+			again := n.accessAgain && needsAtime(n.attr)
+			n.accessAgain = false
+			if !again {
+				n.accessing = nil
+				n.mu.Unlock()
+				return
+			}
+			n.mu.Unlock()
 		}
 	}()
+}
+
+// needsAtime says whether a read now must update a's access time
+// (relatime: it is not after the last change, or a day old).
+func needsAtime(a *api.Attr) bool {
+	return a != nil && !(a.AtimeNs > a.MtimeNs && a.AtimeNs > a.CtimeNs && time.Now().UnixNano()-a.AtimeNs < int64(24*time.Hour))
 }
 
 // awaitAccess waits a little for an access-time update in flight.
@@ -421,6 +442,7 @@ func (n *node) removedDir(err error) *api.Attr {
 var _ = (gofs.NodeSetattrer)((*node)(nil))
 
 func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	n.awaitAccess() // an access-time update in flight lands first (see Allocate)
 	ctx = reqCtx(ctx)
 	c := n.fsys.client
 	var a *api.Attr
@@ -498,6 +520,13 @@ var _ = (gofs.NodeLookuper)((*node)(nil))
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	ctx = reqCtx(ctx)
+	// The answer's attributes are what stat shows: like Getattr, let an
+	// access-time update of a known child land first.
+	if ch := n.GetChild(name); ch != nil {
+		if cn, ok := ch.Operations().(*node); ok {
+			cn.awaitAccess()
+		}
+	}
 	start := attrSeq.Load()
 	if e := validName(name); e != 0 {
 		return nil, e
@@ -664,7 +693,11 @@ func (n *node) isOpen() bool {
 // openHandle makes the handle for an open the master has recorded.
 func (n *node) openHandle(ctx context.Context, a *api.Attr, flags uint32, created bool) (gofs.FileHandle, uint32, syscall.Errno) {
 	n.mu.Lock()
-	keep := !created && n.cacheValid && n.cachedSize == a.Size && n.cachedMtime == a.MtimeNs
+	// The kernel serves reads from a kept page cache without telling us,
+	// and FUSE leaves access times to us: while one is due, reads must
+	// reach the mount (see accessed).
+	atimeDue := !n.fsys.opts.NoAtime && !n.fsys.opts.ReadOnly && needsAtime(a)
+	keep := !created && n.cacheValid && n.cachedSize == a.Size && n.cachedMtime == a.MtimeNs && !atimeDue
 	n.attr = a
 	n.cachedSize, n.cachedMtime, n.cacheValid = a.Size, a.MtimeNs, true
 	if n.file == nil {
