@@ -2009,14 +2009,16 @@ func (x *ReportFailureOp) GetFailed() []string {
 // holding the old version are refused by every replica. A chunk whose
 // version is not `version` answers ESTALE and is not changed.
 type ReplicaChangeOp struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ino           uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
-	Index         uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
-	ChunkId       uint64                 `protobuf:"varint,3,opt,name=chunk_id,json=chunkId,proto3" json:"chunk_id,omitempty"`
-	Version       uint64                 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
-	Add           []string               `protobuf:"bytes,5,rep,name=add,proto3" json:"add,omitempty"`
-	Drop          []string               `protobuf:"bytes,6,rep,name=drop,proto3" json:"drop,omitempty"`
-	Fence         bool                   `protobuf:"varint,7,opt,name=fence,proto3" json:"fence,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Ino     uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
+	Index   uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	ChunkId uint64                 `protobuf:"varint,3,opt,name=chunk_id,json=chunkId,proto3" json:"chunk_id,omitempty"`
+	Version uint64                 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	Add     []string               `protobuf:"bytes,5,rep,name=add,proto3" json:"add,omitempty"`
+	Drop    []string               `protobuf:"bytes,6,rep,name=drop,proto3" json:"drop,omitempty"`
+	Fence   bool                   `protobuf:"varint,7,opt,name=fence,proto3" json:"fence,omitempty"`
+	// EC: the shard each server in `add` now holds (add_shards[i] for add[i]).
+	AddShards     []uint32 `protobuf:"varint,120,rep,packed,name=add_shards,json=addShards,proto3" json:"add_shards,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2098,6 +2100,13 @@ func (x *ReplicaChangeOp) GetFence() bool {
 		return x.Fence
 	}
 	return false
+}
+
+func (x *ReplicaChangeOp) GetAddShards() []uint32 {
+	if x != nil {
+		return x.AddShards
+	}
+	return nil
 }
 
 // Op is everything a client may ask to change.
@@ -5083,10 +5092,15 @@ type WriteRequest struct {
 	// zero_length > 0: instead of writing data, make [offset, offset +
 	// zero_length) read as zeros; if it reaches the end of the chunk the
 	// file is shortened (truncate).
-	ZeroLength    uint64     `protobuf:"varint,6,opt,name=zero_length,json=zeroLength,proto3" json:"zero_length,omitempty"`
-	Forward       []*Replica `protobuf:"bytes,7,rep,name=forward,proto3" json:"forward,omitempty"`
-	Forwarded     bool       `protobuf:"varint,8,opt,name=forwarded,proto3" json:"forwarded,omitempty"`
-	Sync          bool       `protobuf:"varint,9,opt,name=sync,proto3" json:"sync,omitempty"` // fsync before answering
+	ZeroLength uint64     `protobuf:"varint,6,opt,name=zero_length,json=zeroLength,proto3" json:"zero_length,omitempty"`
+	Forward    []*Replica `protobuf:"bytes,7,rep,name=forward,proto3" json:"forward,omitempty"`
+	Forwarded  bool       `protobuf:"varint,8,opt,name=forwarded,proto3" json:"forwarded,omitempty"`
+	Sync       bool       `protobuf:"varint,9,opt,name=sync,proto3" json:"sync,omitempty"` // fsync before answering
+	// data_shards > 0: an erasure-coded chunk of data_shards + parity_shards
+	// shards; offset and data are in chunk (file) bytes, and the primary
+	// turns them into shard writes to `forward` (every shard, itself too).
+	DataShards    uint32 `protobuf:"varint,120,opt,name=data_shards,json=dataShards,proto3" json:"data_shards,omitempty"`
+	ParityShards  uint32 `protobuf:"varint,121,opt,name=parity_shards,json=parityShards,proto3" json:"parity_shards,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5182,6 +5196,20 @@ func (x *WriteRequest) GetSync() bool {
 		return x.Sync
 	}
 	return false
+}
+
+func (x *WriteRequest) GetDataShards() uint32 {
+	if x != nil {
+		return x.DataShards
+	}
+	return 0
+}
+
+func (x *WriteRequest) GetParityShards() uint32 {
+	if x != nil {
+		return x.ParityShards
+	}
+	return 0
 }
 
 type WriteResponse struct {
@@ -5504,13 +5532,18 @@ func (x *SyncResponse) GetFailed() []string {
 // `version` from `source`, replacing any copy it holds, and to answer
 // once the copy is durable. The master sends it to re-replicate.
 type ReplicateRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	Shard         uint32                 `protobuf:"varint,2,opt,name=shard,proto3" json:"shard,omitempty"`
-	Version       uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
-	ChunkSize     uint64                 `protobuf:"varint,4,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
-	Source        *Replica               `protobuf:"bytes,5,opt,name=source,proto3" json:"source,omitempty"`
-	RateBytes     uint64                 `protobuf:"varint,6,opt,name=rate_bytes,json=rateBytes,proto3" json:"rate_bytes,omitempty"` // most bytes per second to pull; 0: no limit
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Shard     uint32                 `protobuf:"varint,2,opt,name=shard,proto3" json:"shard,omitempty"`
+	Version   uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	ChunkSize uint64                 `protobuf:"varint,4,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
+	Source    *Replica               `protobuf:"bytes,5,opt,name=source,proto3" json:"source,omitempty"`
+	RateBytes uint64                 `protobuf:"varint,6,opt,name=rate_bytes,json=rateBytes,proto3" json:"rate_bytes,omitempty"` // most bytes per second to pull; 0: no limit
+	// data_shards > 0: rebuild EC shard `shard` by decoding it from
+	// `sources` (the chunk's other shards) instead of copying `source`.
+	DataShards    uint32     `protobuf:"varint,120,opt,name=data_shards,json=dataShards,proto3" json:"data_shards,omitempty"`
+	ParityShards  uint32     `protobuf:"varint,121,opt,name=parity_shards,json=parityShards,proto3" json:"parity_shards,omitempty"`
+	Sources       []*Replica `protobuf:"bytes,122,rep,name=sources,proto3" json:"sources,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5585,6 +5618,27 @@ func (x *ReplicateRequest) GetRateBytes() uint64 {
 		return x.RateBytes
 	}
 	return 0
+}
+
+func (x *ReplicateRequest) GetDataShards() uint32 {
+	if x != nil {
+		return x.DataShards
+	}
+	return 0
+}
+
+func (x *ReplicateRequest) GetParityShards() uint32 {
+	if x != nil {
+		return x.ParityShards
+	}
+	return 0
+}
+
+func (x *ReplicateRequest) GetSources() []*Replica {
+	if x != nil {
+		return x.Sources
+	}
+	return nil
 }
 
 type ReplicateResponse struct {
@@ -6693,7 +6747,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\x12\x19\n" +
 	"\bchunk_id\x18\x03 \x01(\x04R\achunkId\x12\x18\n" +
 	"\aversion\x18\x04 \x01(\x04R\aversion\x12\x16\n" +
-	"\x06failed\x18\x05 \x03(\tR\x06failed\"\xaa\x01\n" +
+	"\x06failed\x18\x05 \x03(\tR\x06failed\"\xc9\x01\n" +
 	"\x0fReplicaChangeOp\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\x12\x19\n" +
@@ -6701,7 +6755,9 @@ const file_dfs_proto_rawDesc = "" +
 	"\aversion\x18\x04 \x01(\x04R\aversion\x12\x10\n" +
 	"\x03add\x18\x05 \x03(\tR\x03add\x12\x12\n" +
 	"\x04drop\x18\x06 \x03(\tR\x04drop\x12\x14\n" +
-	"\x05fence\x18\a \x01(\bR\x05fence\"\x82\b\n" +
+	"\x05fence\x18\a \x01(\bR\x05fence\x12\x1d\n" +
+	"\n" +
+	"add_shards\x18x \x03(\rR\taddShards\"\x82\b\n" +
 	"\x02Op\x12'\n" +
 	"\x06create\x18\x01 \x01(\v2\r.dfs.CreateOpH\x00R\x06create\x12$\n" +
 	"\x05mkdir\x18\x02 \x01(\v2\f.dfs.MkdirOpH\x00R\x05mkdir\x12*\n" +
@@ -6930,7 +6986,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x10SetChunkResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xf5\x01\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xbb\x02\n" +
 	"\fWriteRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x18\n" +
@@ -6941,7 +6997,10 @@ const file_dfs_proto_rawDesc = "" +
 	"zeroLength\x12&\n" +
 	"\aforward\x18\a \x03(\v2\f.dfs.ReplicaR\aforward\x12\x1c\n" +
 	"\tforwarded\x18\b \x01(\bR\tforwarded\x12\x12\n" +
-	"\x04sync\x18\t \x01(\bR\x04sync\"c\n" +
+	"\x04sync\x18\t \x01(\bR\x04sync\x12\x1f\n" +
+	"\vdata_shards\x18x \x01(\rR\n" +
+	"dataShards\x12#\n" +
+	"\rparity_shards\x18y \x01(\rR\fparityShards\"c\n" +
 	"\rWriteResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x18\n" +
@@ -6966,7 +7025,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
-	"\x06failed\x18\x03 \x03(\tR\x06failed\"\xb6\x01\n" +
+	"\x06failed\x18\x03 \x03(\tR\x06failed\"\xa4\x02\n" +
 	"\x10ReplicateRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x18\n" +
@@ -6975,7 +7034,11 @@ const file_dfs_proto_rawDesc = "" +
 	"chunk_size\x18\x04 \x01(\x04R\tchunkSize\x12$\n" +
 	"\x06source\x18\x05 \x01(\v2\f.dfs.ReplicaR\x06source\x12\x1d\n" +
 	"\n" +
-	"rate_bytes\x18\x06 \x01(\x04R\trateBytes\"e\n" +
+	"rate_bytes\x18\x06 \x01(\x04R\trateBytes\x12\x1f\n" +
+	"\vdata_shards\x18x \x01(\rR\n" +
+	"dataShards\x12#\n" +
+	"\rparity_shards\x18y \x01(\rR\fparityShards\x12&\n" +
+	"\asources\x18z \x03(\v2\f.dfs.ReplicaR\asources\"e\n" +
 	"\x11ReplicateResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x18\n" +
@@ -7312,72 +7375,73 @@ var file_dfs_proto_depIdxs = []int32{
 	7,   // 61: dfs.SyncRequest.forward:type_name -> dfs.Replica
 	0,   // 62: dfs.SyncResponse.errno:type_name -> dfs.Errno
 	7,   // 63: dfs.ReplicateRequest.source:type_name -> dfs.Replica
-	0,   // 64: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
-	10,  // 65: dfs.Command.caller:type_name -> dfs.Caller
-	30,  // 66: dfs.Command.op:type_name -> dfs.Op
-	78,  // 67: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
-	79,  // 68: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
-	80,  // 69: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
-	81,  // 70: dfs.Batch.commands:type_name -> dfs.Command
-	78,  // 71: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
-	27,  // 72: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
-	84,  // 73: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
-	84,  // 74: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
-	31,  // 75: dfs.SnapshotLock.op:type_name -> dfs.LockOp
-	6,   // 76: dfs.SnapshotInode.attr:type_name -> dfs.Attr
-	90,  // 77: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
-	85,  // 78: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
-	86,  // 79: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
-	35,  // 80: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
-	88,  // 81: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
-	91,  // 82: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
-	34,  // 83: dfs.Master.Mutate:input_type -> dfs.MutateRequest
-	39,  // 84: dfs.Master.Lookup:input_type -> dfs.LookupRequest
-	40,  // 85: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
-	42,  // 86: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
-	44,  // 87: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
-	46,  // 88: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
-	48,  // 89: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
-	50,  // 90: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
-	52,  // 91: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
-	55,  // 92: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
-	59,  // 93: dfs.Master.Status:input_type -> dfs.StatusRequest
-	60,  // 94: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
-	61,  // 95: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
-	63,  // 96: dfs.Master.Fsck:input_type -> dfs.FsckRequest
-	36,  // 97: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
-	37,  // 98: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
-	68,  // 99: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
-	70,  // 100: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
-	72,  // 101: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
-	74,  // 102: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
-	76,  // 103: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
-	35,  // 104: dfs.Master.Mutate:output_type -> dfs.MutateResponse
-	41,  // 105: dfs.Master.Lookup:output_type -> dfs.AttrResponse
-	41,  // 106: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
-	43,  // 107: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
-	45,  // 108: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
-	47,  // 109: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
-	49,  // 110: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
-	51,  // 111: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
-	53,  // 112: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
-	56,  // 113: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
-	66,  // 114: dfs.Master.Status:output_type -> dfs.StatusResponse
-	62,  // 115: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
-	62,  // 116: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
-	65,  // 117: dfs.Master.Fsck:output_type -> dfs.FsckResponse
-	35,  // 118: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
-	38,  // 119: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
-	69,  // 120: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
-	71,  // 121: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
-	73,  // 122: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
-	75,  // 123: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
-	77,  // 124: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
-	104, // [104:125] is the sub-list for method output_type
-	83,  // [83:104] is the sub-list for method input_type
-	83,  // [83:83] is the sub-list for extension type_name
-	83,  // [83:83] is the sub-list for extension extendee
-	0,   // [0:83] is the sub-list for field type_name
+	7,   // 64: dfs.ReplicateRequest.sources:type_name -> dfs.Replica
+	0,   // 65: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
+	10,  // 66: dfs.Command.caller:type_name -> dfs.Caller
+	30,  // 67: dfs.Command.op:type_name -> dfs.Op
+	78,  // 68: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
+	79,  // 69: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
+	80,  // 70: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
+	81,  // 71: dfs.Batch.commands:type_name -> dfs.Command
+	78,  // 72: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
+	27,  // 73: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
+	84,  // 74: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
+	84,  // 75: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
+	31,  // 76: dfs.SnapshotLock.op:type_name -> dfs.LockOp
+	6,   // 77: dfs.SnapshotInode.attr:type_name -> dfs.Attr
+	90,  // 78: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
+	85,  // 79: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
+	86,  // 80: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
+	35,  // 81: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
+	88,  // 82: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
+	91,  // 83: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
+	34,  // 84: dfs.Master.Mutate:input_type -> dfs.MutateRequest
+	39,  // 85: dfs.Master.Lookup:input_type -> dfs.LookupRequest
+	40,  // 86: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
+	42,  // 87: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
+	44,  // 88: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
+	46,  // 89: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
+	48,  // 90: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
+	50,  // 91: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
+	52,  // 92: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
+	55,  // 93: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
+	59,  // 94: dfs.Master.Status:input_type -> dfs.StatusRequest
+	60,  // 95: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
+	61,  // 96: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
+	63,  // 97: dfs.Master.Fsck:input_type -> dfs.FsckRequest
+	36,  // 98: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
+	37,  // 99: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
+	68,  // 100: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
+	70,  // 101: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
+	72,  // 102: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
+	74,  // 103: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
+	76,  // 104: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
+	35,  // 105: dfs.Master.Mutate:output_type -> dfs.MutateResponse
+	41,  // 106: dfs.Master.Lookup:output_type -> dfs.AttrResponse
+	41,  // 107: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
+	43,  // 108: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
+	45,  // 109: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
+	47,  // 110: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
+	49,  // 111: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
+	51,  // 112: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
+	53,  // 113: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
+	56,  // 114: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
+	66,  // 115: dfs.Master.Status:output_type -> dfs.StatusResponse
+	62,  // 116: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
+	62,  // 117: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
+	65,  // 118: dfs.Master.Fsck:output_type -> dfs.FsckResponse
+	35,  // 119: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
+	38,  // 120: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
+	69,  // 121: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
+	71,  // 122: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
+	73,  // 123: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
+	75,  // 124: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
+	77,  // 125: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
+	105, // [105:126] is the sub-list for method output_type
+	84,  // [84:105] is the sub-list for method input_type
+	84,  // [84:84] is the sub-list for extension type_name
+	84,  // [84:84] is the sub-list for extension extendee
+	0,   // [0:84] is the sub-list for field type_name
 }
 
 func init() { file_dfs_proto_init() }

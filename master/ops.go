@@ -629,10 +629,7 @@ func (f *FSM) allocChunk(c *api.Command, op *api.AllocChunkOp) *api.MutateRespon
 		ch.leaseExpiry = c.NowNs + c.LeaseNs
 	} else if ch.leaseExpiry <= c.NowNs+leaseRenewWindow {
 		ch.version++
-		ch.primary = c.Primary
-		if !contains(ch.replicas, ch.primary) {
-			ch.primary = ch.replicas[0]
-		}
+		setPrimary(ch, n.attr.GetLayout(), c.Primary)
 		ch.leaseExpiry = c.NowNs + c.LeaseNs
 	}
 	return &api.MutateResponse{Attr: cloneAttr(n.attr), Chunk: f.chunkProto(ch, n.attr.Layout)}
@@ -660,6 +657,9 @@ func (f *FSM) reportFailure(c *api.Command, op *api.ReportFailureOp) *api.Mutate
 	if ch.version != op.Version {
 		return answer()
 	}
+	if n.attr.GetLayout().GetKind() == api.Layout_EC {
+		return f.ecReportFailure(c, n, ch, op.Failed)
+	}
 	var keep []string
 	for _, r := range ch.replicas {
 		if !contains(op.Failed, r) {
@@ -669,7 +669,7 @@ func (f *FSM) reportFailure(c *api.Command, op *api.ReportFailureOp) *api.Mutate
 	if len(keep) == len(ch.replicas) {
 		return answer()
 	}
-	if len(keep) == 0 || n.attr.GetLayout().GetKind() == api.Layout_EC {
+	if len(keep) == 0 {
 		return errResp(api.Errno_EIO, fmt.Sprintf("chunk %d: every replica failed", ch.id))
 	}
 	ch.replicas = keep
@@ -698,6 +698,9 @@ func (f *FSM) chunkProto(ch *chunk, l *api.Layout) *api.Chunk {
 		out.Layout = proto.Clone(l).(*api.Layout)
 	}
 	for i, id := range ch.replicas {
+		if id == "" {
+			continue // an EC shard waiting for its rebuild
+		}
 		r := &api.Replica{Server: id}
 		if s := f.servers[id]; s != nil {
 			r.Addr = s.addr
