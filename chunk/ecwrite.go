@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"dfs/api"
 	"dfs/ec"
@@ -174,15 +175,7 @@ func (e *ecChunk) reencode(ctx context.Context, shardSize uint64) ([]string, err
 	const batch = 64 * ec.CellSize // shard bytes per round
 	for off := uint64(0); off < shardSize; off += batch {
 		n := min(batch, shardSize-off)
-		var mu sync.Mutex
-		var held uint64 // shard bytes the data shards hold in this round
-		shards, failedShards, err := e.c.Fetch(ctx, off, n, e.have(), func(ctx context.Context, i int, o, l uint64) ([]byte, error) {
-			b, err := e.read(ctx, i, o, l)
-			mu.Lock()
-			held = max(held, uint64(len(b)))
-			mu.Unlock()
-			return b, err
-		})
+		shards, failedShards, held, err := e.fetchHeld(ctx, off, n)
 		if err != nil {
 			return nil, err
 		}
@@ -244,6 +237,21 @@ func (e *ecChunk) fetch(ctx context.Context, off, n uint64) ([][]byte, error) {
 		e.s.log.Warn("EC read-modify-write decoded around shards", "chunk", e.k, "failed", failed, "err", err)
 	}
 	return shards, err
+}
+
+// fetchHeld is fetch over whole shard ranges that also returns the most
+// bytes any shard held in the range (0: nothing but zeros from off on).
+func (e *ecChunk) fetchHeld(ctx context.Context, off, n uint64) ([][]byte, []int, uint64, error) {
+	var mu sync.Mutex
+	var held uint64
+	shards, failed, err := e.c.Fetch(ctx, off, n, e.have(), func(ctx context.Context, i int, o, l uint64) ([]byte, error) {
+		b, err := e.read(ctx, i, o, l)
+		mu.Lock()
+		held = max(held, uint64(len(b)))
+		mu.Unlock()
+		return b, err
+	})
+	return shards, failed, held, err
 }
 
 // read reads one shard's [off, off+n) here or from its server.
@@ -361,4 +369,54 @@ func (s *Server) ecNewVersion(k Key, old, next uint64, primary bool) {
 	} else if ok {
 		s.ecClean[k] = next
 	}
+}
+
+// rebuild recreates EC shard k here by decoding it, stripe range by
+// stripe range, from req.Sources (the chunk's other shards at
+// req.Version); the repair loop asks for it when a shard is lost. The
+// caller made k an empty chunk at version 0.
+func (s *Server) rebuild(ctx context.Context, k Key, req *api.ReplicateRequest) (uint64, error) {
+	c, err := codecFor(req.DataShards, req.ParityShards)
+	if err != nil {
+		return 0, err
+	}
+	if int(k.Shard) >= c.Shards() {
+		return 0, fmt.Errorf("%v: shard beyond %d+%d: %w", k, c.K, c.M, ErrInvalid)
+	}
+	reps := make([]*api.Replica, c.Shards())
+	for _, r := range req.Sources {
+		if int(r.Shard) < len(reps) && r.Shard != k.Shard {
+			reps[r.Shard] = r
+		}
+	}
+	e := &ecChunk{s: s, k: k, c: c, reps: reps, version: req.Version}
+	start := time.Now()
+	var written uint64
+	const batch = 64 * ec.CellSize
+	for off := uint64(0); off < req.ChunkSize; off += batch {
+		n := min(batch, req.ChunkSize-off)
+		shards, _, held, err := e.fetchHeld(ctx, off, n)
+		if err != nil {
+			return written, fmt.Errorf("%v: decoding [%d,+%d): %w", k, off, n, err)
+		}
+		if held == 0 {
+			return written, nil // zeros from here on
+		}
+		if int(k.Shard) >= c.K {
+			for p := c.K; p < c.Shards(); p++ {
+				shards[p] = make([]byte, n)
+			}
+			if err := c.Encode(shards); err != nil {
+				return written, err
+			}
+		}
+		if err := s.store.WriteAt(k, shards[k.Shard][:min(n, (held+ec.CellSize-1)/ec.CellSize*ec.CellSize)], int64(off)); err != nil {
+			return written, err
+		}
+		written += n
+		if err := pace(ctx, k, start, written, req.RateBytes); err != nil {
+			return written, err
+		}
+	}
+	return written, nil
 }

@@ -7,12 +7,17 @@ package tests
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"dfs/api"
 	"dfs/cluster"
 	"dfs/ec"
 
@@ -241,4 +246,121 @@ func TestECDegradedRead(t *testing.T) {
 	}
 	writeFile(t, filepath.Join(dir, "new"), 99, 3<<20+5)
 	checkFile(t, onMount(t, c, 1, filepath.Join(dir, "new")), 99, 3<<20+5)
+}
+
+// ecChunks returns every chunk of the files at paths, from the leader.
+func ecChunks(t *testing.T, c *cluster.Cluster, paths []string) []*api.Chunk {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out []*api.Chunk
+	for _, p := range paths {
+		var st syscall.Stat_t
+		if err := syscall.Stat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		if err := onLeader(ctx, c, func(m api.MasterClient) error {
+			resp, err := m.GetChunks(ctx, &api.GetChunksRequest{Ino: st.Ino, Count: 1024})
+			if err == nil {
+				out = append(out, resp.Chunks...)
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// TestECRebuild: two chunkservers holding shards are killed for good; the
+// master's repair loop rebuilds their shards onto the other servers,
+// fsck reports the files degraded meanwhile and healthy after, and then
+// two further failures are survived: every file still reads back.
+func TestECRebuild(t *testing.T) {
+	const deadAfter = 5 * time.Second
+	c := startCluster(t, cluster.Config{Masters: 1, ChunkServers: 8, Mounts: 2,
+		ExtraMasterArgs: []string{"-dead-after", deadAfter.String(), "-server-dead-after", "2s", "-full-report-interval", "3s"}})
+	dir := ecDir(t, c, "rb", "ec:4+2,chunk=1048576")
+	var paths []string
+	sizes := []int64{5000, 300000, 1 << 20, 3<<20 + 4321}
+	for i, n := range sizes {
+		p := filepath.Join(dir, fmt.Sprint(i))
+		writeFile(t, p, uint64(i+10), n)
+		paths = append(paths, p)
+	}
+	if out, code := dfsctl(t, c, "fsck"); code != 0 {
+		t.Fatalf("fsck of healthy EC files: exit %d\n%s", code, out)
+	}
+	// kill stops the servers of shards 0 and 1 of the last file's first
+	// chunk and returns their ids.
+	kill := func() map[string]bool {
+		chunks := ecChunks(t, c, paths[len(paths)-1:])
+		gone := map[string]bool{}
+		for _, r := range chunks[0].Replicas[:2] {
+			c.KillChunk(serverIndex(t, c, r))
+			gone[r.Server] = true
+		}
+		return gone
+	}
+	gone := kill()
+	killed := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	for {
+		st, err := c.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		down := 0
+		for _, s := range st.Servers {
+			if gone[s.Id] && !s.Alive {
+				down++
+			}
+		}
+		if down == len(gone) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if time.Since(killed) < deadAfter-2*time.Second {
+		out, code := dfsctl(t, c, "fsck")
+		if code != 4 || !strings.Contains(out, "degraded") {
+			t.Errorf("fsck with 2 shard servers down: exit %d, want 4 and degraded chunks:\n%s", code, out)
+		}
+	}
+	rebuilt := func() bool {
+		for _, ch := range ecChunks(t, c, paths) {
+			if len(ch.Replicas) != 6 {
+				return false
+			}
+			for _, r := range ch.Replicas {
+				if gone[r.Server] {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	for !rebuilt() {
+		if time.Since(killed) > 2*time.Minute {
+			t.Fatalf("shards not rebuilt 2 minutes after the kill: %v", ecChunks(t, c, paths))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("EC shards of 2 lost servers rebuilt %v after the kill", time.Since(killed).Round(time.Millisecond))
+	waitHealthy(t, c, 2*time.Minute)
+	for i, n := range sizes {
+		checkFile(t, onMount(t, c, 1, paths[i]), uint64(i+10), n)
+	}
+	// Two more failures: the rebuilt shards are among what is left.
+	kill()
+	if err := c.RestartMount(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range sizes {
+		checkFile(t, onMount(t, c, 1, paths[i]), uint64(i+10), n)
+	}
 }
