@@ -189,7 +189,7 @@ func (e *ecChunk) reencode(ctx context.Context, shardSize uint64) ([]string, err
 				pieces[p] = piece{off: off, zero: shardSize - off}
 			}
 			failed, err := e.send(ctx, pieces)
-			e.s.log.Info("EC chunk re-encoded", "chunk", e.k, "version", e.version, "bytes", off*uint64(e.c.K))
+			e.s.log.Info("EC chunk re-encoded", "chunk", e.k, "version", e.version, "stripes", off/ec.CellSize)
 			return failed, err
 		}
 		n = (held + ec.CellSize - 1) / ec.CellSize * ec.CellSize
