@@ -102,3 +102,19 @@ func TestECReplicaChangeFillsHoles(t *testing.T) {
 		t.Fatalf("repair record: %+v", recs)
 	}
 }
+
+// TestLayoutOfOpenFile: an empty file's layout may be set, but not while
+// it is open (its openers' data paths follow the layout at open).
+func TestLayoutOfOpenFile(t *testing.T) {
+	h := newHarness(t)
+	f := h.create(api.RootIno, "f")
+	set := func(want api.Errno) {
+		t.Helper()
+		h.must(&api.Op_SetXattr{SetXattr: &api.SetXattrOp{Ino: f, Name: LayoutXattr, Value: []byte("ec:4+2")}}, want)
+	}
+	set(api.Errno_OK)
+	h.must(&api.Op_Open{Open: &api.OpenOp{Ino: f}}, api.Errno_OK)
+	set(api.Errno_EBUSY)
+	h.must(&api.Op_Release{Release: &api.ReleaseOp{Ino: f}}, api.Errno_OK)
+	set(api.Errno_OK)
+}

@@ -517,6 +517,10 @@ func (f *FSM) setLayout(c *api.Command, n *inode, value string) *api.MutateRespo
 		if len(n.chunks) > 0 || n.attr.Size > 0 {
 			return errResp(api.Errno_EBUSY, "a file with data keeps its layout; use dfsctl layout convert")
 		}
+		if n.opens > 0 {
+			// Its openers' data paths were set up for the old layout.
+			return errResp(api.Errno_EBUSY, "an open file keeps its layout")
+		}
 	default:
 		return errResp(api.Errno_EINVAL, "only files and directories have layouts")
 	}

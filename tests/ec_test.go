@@ -566,3 +566,113 @@ func TestECSpace(t *testing.T) {
 		t.Errorf("dfsctl status: exit %d, want raw and logical usage:\n%s", code, out)
 	}
 }
+
+// layoutOf reads a path's dfs.layout attribute.
+func layoutOf(t *testing.T, path string) string {
+	t.Helper()
+	buf := make([]byte, 128)
+	n, err := unix.Getxattr(path, "dfs.layout", buf)
+	if err != nil {
+		t.Fatalf("getxattr dfs.layout %s: %v", path, err)
+	}
+	return string(buf[:n])
+}
+
+// TestECConvert: `dfsctl layout convert` rewrites a replicated tree into
+// ec:4+2 while another mount keeps reading one of its files: every read
+// returns the whole, right content; afterwards every file and directory
+// has the new layout, files are striped over 6 servers, and their data,
+// modes and times are unchanged. Converting back works too.
+func TestECConvert(t *testing.T) {
+	c := startCluster(t, cluster.Config{Masters: 1, ChunkServers: 6, Mounts: 2})
+	root := ecDir(t, c, "tree", "replicated:3")
+	sub := filepath.Join(root, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]int64{
+		filepath.Join(root, "a"): 5 << 20, filepath.Join(root, "b"): 1000,
+		filepath.Join(sub, "c"): 300000, filepath.Join(sub, "empty"): 0,
+	}
+	for p, n := range files {
+		writeFile(t, p, uint64(n), n)
+	}
+	if err := os.Chmod(filepath.Join(root, "b"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.Unix(1_700_000_000, 123456789)
+	if err := os.Chtimes(filepath.Join(sub, "c"), mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(root, "a")
+	want, err := os.ReadFile(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*attrTimeout, "the tree on mount 1", func() bool {
+		_, err := os.Stat(onMount(t, c, 1, big))
+		return err == nil
+	})
+	stop := make(chan struct{})
+	readErr := make(chan error, 1)
+	reads := 0
+	go func() {
+		defer close(readErr)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			got, err := os.ReadFile(onMount(t, c, 1, big))
+			if err == nil && !bytes.Equal(got, want) {
+				err = fmt.Errorf("read %d bytes, first difference at %d", len(got), firstMismatch(want, got))
+			}
+			if err != nil {
+				readErr <- err
+				return
+			}
+			reads++
+		}
+	}()
+	out, code := dfsctl(t, c, "layout", "convert", root, "ec:4+2")
+	close(stop)
+	if err := <-readErr; err != nil {
+		t.Errorf("a reader during the conversion: %v", err)
+	}
+	if code != 0 {
+		t.Fatalf("layout convert: exit %d\n%s", code, out)
+	}
+	t.Logf("%d whole reads during the conversion", reads)
+	for _, d := range []string{root, sub} {
+		if l := layoutOf(t, d); l != "ec:4+2" {
+			t.Errorf("%s: layout %q after convert", d, l)
+		}
+	}
+	for p, n := range files {
+		if l := layoutOf(t, p); l != "ec:4+2" {
+			t.Errorf("%s: layout %q after convert", p, l)
+		}
+		checkFile(t, onMount(t, c, 1, p), uint64(n), n)
+	}
+	if ch := chunkOf(t, c, big); len(ch.Replicas) != 6 {
+		t.Errorf("converted file's chunk has %d shards, want 6", len(ch.Replicas))
+	}
+	if fi, err := os.Stat(filepath.Join(root, "b")); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode after convert: %v %v", fi.Mode(), err)
+	}
+	if fi, err := os.Stat(filepath.Join(sub, "c")); err != nil || !fi.ModTime().Equal(mtime) {
+		t.Errorf("mtime after convert: %v %v, want %v", fi.ModTime(), err, mtime)
+	}
+	entries, err := os.ReadDir(root)
+	if err != nil || len(entries) != 3 {
+		t.Errorf("tree after convert: %v %v (temporary copies left?)", entries, err)
+	}
+	if out, code := dfsctl(t, c, "layout", "convert", big, "replicated:2"); code != 0 {
+		t.Fatalf("convert back: exit %d\n%s", code, out)
+	}
+	if l := layoutOf(t, big); l != "replicated:2" {
+		t.Errorf("layout %q after converting back", l)
+	}
+	checkFile(t, onMount(t, c, 1, big), 5<<20, 5<<20)
+}
