@@ -676,3 +676,18 @@ func TestECConvert(t *testing.T) {
 	}
 	checkFile(t, onMount(t, c, 1, big), 5<<20, 5<<20)
 }
+
+// TestFsxEC runs the fsx-style exerciser (TestFsx) on an ec:2+2 file with
+// 256 KiB chunks on the shared cluster's four chunkservers, so that its
+// writes, truncates, fallocates and mapped writes cross cells, stripes
+// and chunks.
+func TestFsxEC(t *testing.T) {
+	dir := testDir(t, 0)
+	if err := unix.Setxattr(dir, "dfs.layout", []byte("ec:2+2,chunk=262144"), 0); err != nil {
+		t.Fatal(err)
+	}
+	runFsx(t, dir)
+	if l := layoutOf(t, filepath.Join(dir, "fsx")); l != "ec:2+2,chunk=262144" {
+		t.Fatalf("the exerciser's file has layout %q", l)
+	}
+}
