@@ -371,6 +371,16 @@ func TestECRebuild(t *testing.T) {
 // the file at path (a path under mount 0) through it.
 func readFresh(t *testing.T, c *cluster.Cluster, i int, path string) []byte {
 	t.Helper()
+	restartMount(t, c, i)
+	b, err := os.ReadFile(onMount(t, c, i, path))
+	if err != nil {
+		t.Fatalf("read %s on a fresh mount: %v", path, err)
+	}
+	return b
+}
+
+func restartMount(t *testing.T, c *cluster.Cluster, i int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := c.RestartMount(i); err != nil {
@@ -379,11 +389,6 @@ func readFresh(t *testing.T, c *cluster.Cluster, i int, path string) []byte {
 	if err := c.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(onMount(t, c, i, path))
-	if err != nil {
-		t.Fatalf("read %s on a fresh mount: %v", path, err)
-	}
-	return b
 }
 
 // killDataShards kills the servers of data shards 0..k-1 of the file's
