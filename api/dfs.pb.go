@@ -5099,8 +5099,12 @@ type WriteRequest struct {
 	// data_shards > 0: an erasure-coded chunk of data_shards + parity_shards
 	// shards; offset and data are in chunk (file) bytes, and the primary
 	// turns them into shard writes to `forward` (every shard, itself too).
-	DataShards    uint32 `protobuf:"varint,120,opt,name=data_shards,json=dataShards,proto3" json:"data_shards,omitempty"`
-	ParityShards  uint32 `protobuf:"varint,121,opt,name=parity_shards,json=parityShards,proto3" json:"parity_shards,omitempty"`
+	DataShards   uint32 `protobuf:"varint,120,opt,name=data_shards,json=dataShards,proto3" json:"data_shards,omitempty"`
+	ParityShards uint32 `protobuf:"varint,121,opt,name=parity_shards,json=parityShards,proto3" json:"parity_shards,omitempty"`
+	// reencode (EC, from the master's repair loop while the chunk is fenced
+	// and has no lease): recompute every stripe's parity from the data
+	// shards instead of writing; no lease is needed.
+	Reencode      bool `protobuf:"varint,122,opt,name=reencode,proto3" json:"reencode,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5210,6 +5214,13 @@ func (x *WriteRequest) GetParityShards() uint32 {
 		return x.ParityShards
 	}
 	return 0
+}
+
+func (x *WriteRequest) GetReencode() bool {
+	if x != nil {
+		return x.Reencode
+	}
+	return false
 }
 
 type WriteResponse struct {
@@ -6986,7 +6997,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x10SetChunkResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xbb\x02\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xd7\x02\n" +
 	"\fWriteRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x18\n" +
@@ -7000,7 +7011,8 @@ const file_dfs_proto_rawDesc = "" +
 	"\x04sync\x18\t \x01(\bR\x04sync\x12\x1f\n" +
 	"\vdata_shards\x18x \x01(\rR\n" +
 	"dataShards\x12#\n" +
-	"\rparity_shards\x18y \x01(\rR\fparityShards\"c\n" +
+	"\rparity_shards\x18y \x01(\rR\fparityShards\x12\x1a\n" +
+	"\breencode\x18z \x01(\bR\breencode\"c\n" +
 	"\rWriteResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x18\n" +

@@ -62,7 +62,8 @@ func (s *Server) shardSet(k Key, c *ec.Codec, fwd []*api.Replica) ([]*api.Replic
 }
 
 // ecWrite is the primary's side of a write to an EC chunk; the caller
-// holds k's order lock and has checked the lease and version.
+// holds k's order lock and has checked the version and the lease (a
+// re-encode from the repair loop comes with none: the chunk is fenced).
 func (s *Server) ecWrite(ctx context.Context, k Key, info Info, req *api.WriteRequest) ([]string, error) {
 	c, err := codecFor(req.DataShards, req.ParityShards)
 	if err != nil {
@@ -78,11 +79,16 @@ func (s *Server) ecWrite(ctx context.Context, k Key, info Info, req *api.WriteRe
 	if off > capacity || (req.ZeroLength == 0 && uint64(len(req.Data)) > capacity-off) {
 		return nil, fmt.Errorf("%v: write [%d,+%d) beyond the chunk's %d bytes: %w", k, off, len(req.Data), capacity, ErrTooBig)
 	}
-	if !s.ecIsClean(k, info.Version) {
+	if req.Reencode || !s.ecIsClean(k, info.Version) {
 		// The last primary may have died between shard updates.
 		if failed, err := e.reencode(ctx, info.ChunkSize); err != nil || len(failed) > 0 {
+			s.ecMarkDirty(k)
 			return failed, err
 		}
+		s.ecMarkClean(k, info.Version)
+	}
+	if req.Reencode {
+		return nil, nil
 	}
 	var failed []string
 	if req.ZeroLength > 0 {

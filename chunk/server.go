@@ -402,7 +402,7 @@ func (s *Server) write(ctx context.Context, k Key, req *api.WriteRequest) ([]str
 		return nil, err
 	}
 	defer unlock()
-	if !req.Forwarded {
+	if !req.Forwarded && !(req.Reencode && req.DataShards > 0) {
 		switch lease := s.leaseOf(st); {
 		case lease.IsZero():
 			return nil, fmt.Errorf("%v: not primary: %w", k, api.Errno_EAGAIN)

@@ -57,6 +57,35 @@ func (r *repairer) rebuild(ctx context.Context, ch *api.Chunk, targets []string,
 	return added, shards
 }
 
+// reencode has a server of fenced EC chunk ch (a parity shard's first)
+// recompute the parity of every stripe from the data shards, so that a
+// write cut short by a dead primary leaves no stripe whose parity
+// disagrees with its data (docs/ec.md). The fence guarantees no write
+// runs meanwhile.
+func (r *repairer) reencode(ctx context.Context, ch *api.Chunk, log *slog.Logger) bool {
+	order := primaryOrder(ch)
+	if len(order) == 0 {
+		return false
+	}
+	l := ch.GetLayout()
+	cs, ok := r.v.chunkClient(order[0].Server)
+	if !ok {
+		return false
+	}
+	cctx, cancel := context.WithTimeout(ctx, replicateTimeout)
+	defer cancel()
+	resp, err := cs.Write(cctx, &api.WriteRequest{Id: ch.Id, Shard: order[0].Shard, Version: ch.Version,
+		Forward: ch.Replicas, DataShards: l.DataShards, ParityShards: l.ParityShards, Reencode: true})
+	if err == nil {
+		err = resp.Errno.Err()
+	}
+	if err != nil {
+		log.Warn("re-encoding EC chunk failed", "server", order[0].Server, "err", err, "msg", resp.GetMessage(), "failed", resp.GetFailed())
+		return false
+	}
+	return true
+}
+
 // chunkClient connects to a registered chunkserver by id.
 func (v *service) chunkClient(id string) (api.ChunkServerClient, bool) {
 	info, known := v.fsm.server(id)

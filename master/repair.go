@@ -432,10 +432,15 @@ func (r *repairer) repair(ctx context.Context, j repairJob, targets []string) bo
 		}
 		version, drop = ch.Version, failed
 	}
-	if len(targets) == 0 {
-		return j.need == 0
-	}
 	if j.c.ec {
+		// A primary that died mid-write may have left parity behind
+		// the data: make them agree before decoding anything from them.
+		if !r.reencode(ctx, ch, log) {
+			return false
+		}
+		if len(targets) == 0 {
+			return j.need == 0
+		}
 		added, shards := r.rebuild(ctx, ch, targets, log)
 		if len(added) == 0 {
 			return false
@@ -445,6 +450,9 @@ func (r *repairer) repair(ctx context.Context, j repairJob, targets []string) bo
 			log.Info("EC shards rebuilt", "added", added, "shards", shards, "version", ch.Version)
 		}
 		return ok && len(added) == j.need
+	}
+	if len(targets) == 0 {
+		return j.need == 0
 	}
 	// 2: copy to each target from the first survivor that serves it.
 	chunkSize := ch.GetLayout().GetChunkSize()

@@ -696,3 +696,61 @@ func TestFsxEC(t *testing.T) {
 		t.Fatalf("the exerciser's file has layout %q", l)
 	}
 }
+
+// shardFile is where chunkserver i keeps shard s of chunk id.
+func shardFile(c *cluster.Cluster, i int, id uint64, s uint32) string {
+	return filepath.Join(c.Dir(), fmt.Sprintf("c%d", i+1), "chunks", fmt.Sprintf("%02x", id&0xff), fmt.Sprintf("%016x-%d.chunk", id, s))
+}
+
+// TestECBitFlip: a flipped byte in a data shard's file. The read decodes
+// around it and returns the right bytes; the reader reports the shard,
+// and the repair loop rebuilds it (re-encoding the chunk first) so that
+// the shard holds the right bytes again and fsck is clean.
+func TestECBitFlip(t *testing.T) {
+	c := startCluster(t, cluster.Config{Masters: 1, ChunkServers: 6, Mounts: 1,
+		ExtraMasterArgs: []string{"-full-report-interval", "3s"}})
+	dir := ecDir(t, c, "bf", "ec:4+2")
+	p := filepath.Join(dir, "f")
+	writeFile(t, p, 3, 2<<20)
+	ch := chunkOf(t, c, p)
+	path := shardFile(c, serverIndex(t, c, ch.Replicas[0]), ch.Id, 0)
+	shardBytes := func(path string) []byte {
+		b := make([]byte, 4096)
+		f, err := os.Open(path)
+		if err != nil {
+			return nil
+		}
+		defer f.Close()
+		if _, err := f.ReadAt(b, dataOff); err != nil {
+			return nil
+		}
+		return b
+	}
+	want := shardBytes(path)
+	if want == nil {
+		t.Fatalf("no shard 0 file at %s", path)
+	}
+	flipByte(t, path, dataOff+100)
+	if bytes.Equal(shardBytes(path), want) {
+		t.Fatal("the flipped byte is not on disk")
+	}
+	restartMount(t, c, 0)
+	checkFile(t, p, 3, 2<<20)
+	start := time.Now()
+	for {
+		ch := chunkOf(t, c, p)
+		if len(ch.Replicas) == 6 && ch.Replicas[0].Shard == 0 {
+			if got := shardBytes(shardFile(c, serverIndex(t, c, ch.Replicas[0]), ch.Id, 0)); bytes.Equal(got, want) {
+				break
+			}
+		}
+		if time.Since(start) > 2*time.Minute {
+			t.Fatalf("the corrupt shard was not rebuilt: %v", ch.Replicas)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	t.Logf("corrupt shard rebuilt %v after the read", time.Since(start).Round(time.Millisecond))
+	waitHealthy(t, c, 2*time.Minute)
+	restartMount(t, c, 0)
+	checkFile(t, p, 3, 2<<20)
+}
