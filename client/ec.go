@@ -114,7 +114,8 @@ func scatter(c *ec.Codec, d int, so, l uint64, b []byte, off uint64, dest []byte
 }
 
 // readDegraded fills dest by decoding whole stripes from any K shards,
-// and reports the shards that could not serve.
+// and reports the shards whose servers answered that their copy is bad
+// (unreachable servers are the master's to judge, as for replicas).
 func (e erasure) readDegraded(ctx context.Context, ch *api.Chunk, reps []*api.Replica, off uint64, dest []byte) error {
 	c := e.codec
 	n := uint64(len(dest))
@@ -123,15 +124,19 @@ func (e erasure) readDegraded(ctx context.Context, ch *api.Chunk, reps []*api.Re
 	for i, r := range reps {
 		have[i] = r != nil
 	}
-	shards, failed, err := c.Fetch(ctx, first*ec.CellSize, (end-first)*ec.CellSize, have,
+	var mu sync.Mutex
+	var bad []string
+	shards, _, err := c.Fetch(ctx, first*ec.CellSize, (end-first)*ec.CellSize, have,
 		func(ctx context.Context, i int, so, l uint64) ([]byte, error) {
-			return e.readShard(ctx, ch, reps[i], so, l)
+			b, err := e.readShard(ctx, ch, reps[i], so, l)
+			if err != nil && badCopy(api.ErrnoOf(err)) && !isTransport(err) {
+				mu.Lock()
+				bad = append(bad, reps[i].Server)
+				mu.Unlock()
+			}
+			return b, err
 		})
-	if len(failed) > 0 {
-		var bad []string
-		for _, i := range failed {
-			bad = append(bad, reps[i].Server)
-		}
+	if len(bad) > 0 {
 		e.c.reportBadCopies(e.ino, ch, bad)
 	}
 	if err != nil {
