@@ -16,6 +16,8 @@ import (
 type erasure struct {
 	replicated // for the primary's address book, sync and bad-copy reports
 	codec      *ec.Codec
+	chunkSize  uint64 // file bytes per chunk
+	capacity   uint64 // chunk bytes the shards can hold: whole stripes, >= chunkSize
 }
 
 func newErasure(c *Client, attr *api.Attr) (erasure, error) {
@@ -24,7 +26,9 @@ func newErasure(c *Client, attr *api.Attr) (erasure, error) {
 	if err != nil {
 		return erasure{}, fmt.Errorf("layout %s: %v: %w", api.FormatLayout(l), err, api.Errno_EINVAL)
 	}
-	return erasure{replicated: replicated{c: c, ino: attr.Ino}, codec: codec}, nil
+	cs := ChunkSize(attr)
+	return erasure{replicated: replicated{c: c, ino: attr.Ino}, codec: codec,
+		chunkSize: cs, capacity: ec.ShardSize(cs, codec.K) * uint64(codec.K)}, nil
 }
 
 func (e erasure) send(ctx context.Context, ch *api.Chunk, req *api.WriteRequest) error {
@@ -51,6 +55,12 @@ func (e erasure) write(ctx context.Context, ch *api.Chunk, off uint64, data []by
 func (e erasure) zero(ctx context.Context, ch *api.Chunk, off, n uint64) error {
 	if n == 0 {
 		return nil
+	}
+	if off+n >= e.chunkSize {
+		// To the chunk's end: include the last stripe's padding, so that
+		// the primary zeroes whole stripes (shortening the shards)
+		// instead of writing zeros into a partial last stripe.
+		n = max(n, e.capacity-off)
 	}
 	return e.send(ctx, ch, &api.WriteRequest{Offset: off, ZeroLength: n})
 }

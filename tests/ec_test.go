@@ -145,12 +145,20 @@ func (r *refFile) check(readPath, what string) {
 }
 
 // TestECOverwrites: random pwrites of random sizes at random offsets,
-// truncates down and up, and appends on an ec:4+2 file (small chunks, so
-// that writes cross chunks), compared with a local reference file after
-// every few operations through a second mount.
+// truncates down and up, and appends on an ec:4+2 file and an ec:3+2
+// file whose chunks end inside a stripe (small chunks, so that writes
+// cross chunks), compared with a local reference file after every few
+// operations through a second mount.
 func TestECOverwrites(t *testing.T) {
 	c := startCluster(t, cluster.Config{Masters: 1, ChunkServers: 6, Mounts: 2})
-	dir := ecDir(t, c, "ow", "ec:4+2,chunk=524288")
+	for i, layout := range []string{"ec:4+2,chunk=524288", "ec:3+2,chunk=524288"} {
+		t.Run(layout, func(t *testing.T) {
+			overwrites(t, c, ecDir(t, c, fmt.Sprint("ow", i), layout), uint64(i))
+		})
+	}
+}
+
+func overwrites(t *testing.T, c *cluster.Cluster, dir string, seed uint64) {
 	path := filepath.Join(dir, "f")
 	f, err := os.Create(path)
 	if err != nil {
@@ -158,9 +166,9 @@ func TestECOverwrites(t *testing.T) {
 	}
 	defer f.Close()
 	r := &refFile{t: t, f: f, path: path}
-	rnd := rand.New(rand.NewPCG(7, 11))
+	rnd := rand.New(rand.NewPCG(7, 11+seed))
 	const maxSize = 3 << 20
-	rounds := 60
+	rounds := 150
 	if soak() {
 		rounds = 600
 	}
