@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -62,9 +63,19 @@ func (s *Server) shardSet(k Key, c *ec.Codec, fwd []*api.Replica) ([]*api.Replic
 }
 
 // ecWrite is the primary's side of a write to an EC chunk; the caller
-// holds k's order lock and has checked the version and the lease (a
-// re-encode from the repair loop comes with none: the chunk is fenced).
-func (s *Server) ecWrite(ctx context.Context, k Key, info Info, req *api.WriteRequest) ([]string, error) {
+// holds k's order lock. It needs the lease, but for a re-encode from the
+// repair loop, which comes with none: the chunk is fenced.
+func (s *Server) ecWrite(ctx context.Context, k Key, st *chunkState, req *api.WriteRequest) ([]string, error) {
+	if lease := s.leaseOf(st); !req.Reencode && !time.Now().Before(lease) {
+		return nil, fmt.Errorf("%v: no write lease here: %w", k, api.Errno_EAGAIN)
+	}
+	info, err := s.store.Stat(k)
+	if err != nil {
+		return nil, err
+	}
+	if info.Version != req.Version {
+		return nil, fmt.Errorf("%v: holds version %d, EC write is for %d: %w", k, info.Version, req.Version, ErrStale)
+	}
 	c, err := codecFor(req.DataShards, req.ParityShards)
 	if err != nil {
 		return nil, err
@@ -300,23 +311,35 @@ func (e *ecChunk) send(ctx context.Context, pieces []piece) ([]string, error) {
 			to = append(to, r)
 		}
 	}
-	return e.s.forward(ctx, e.k, to, "EC write", func(ctx context.Context, r *api.Replica, c api.ChunkServerClient) (api.Errno, string, error) {
-		p := pieces[r.Shard]
-		req := &api.WriteRequest{Id: e.k.ID, Shard: r.Shard, Version: e.version, Forwarded: true, Sync: e.sync}
-		if p.zero > 0 {
-			req.Offset, req.ZeroLength = p.off, p.zero
-			resp, err := c.Write(ctx, req)
-			return resp.GetErrno(), resp.GetMessage(), err
-		}
-		for pos := 0; pos < len(p.data); pos += api.MaxWrite {
-			req.Offset, req.Data = p.off+uint64(pos), p.data[pos:min(pos+api.MaxWrite, len(p.data))]
-			resp, err := c.Write(ctx, req)
-			if err != nil || resp.GetErrno() != api.Errno_OK {
-				return resp.GetErrno(), resp.GetMessage(), err
-			}
-		}
-		return api.Errno_OK, "", nil
-	})
+	// One forward per shard, each with its own piece, all at once.
+	var wg sync.WaitGroup
+	failed := make([][]string, len(to))
+	errs := make([]error, len(to))
+	for i, r := range to {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := pieces[r.Shard]
+			failed[i], errs[i] = e.s.forward(ctx, e.k, to[i:i+1], "EC write", func(ctx context.Context, c api.ChunkServerClient) (api.Errno, string, error) {
+				req := &api.WriteRequest{Id: e.k.ID, Shard: r.Shard, Version: e.version, Forwarded: true, Sync: e.sync}
+				if p.zero > 0 {
+					req.Offset, req.ZeroLength = p.off, p.zero
+					resp, err := c.Write(ctx, req)
+					return resp.GetErrno(), resp.GetMessage(), err
+				}
+				for pos := 0; pos < len(p.data); pos += api.MaxWrite {
+					req.Offset, req.Data = p.off+uint64(pos), p.data[pos:min(pos+api.MaxWrite, len(p.data))]
+					resp, err := c.Write(ctx, req)
+					if err != nil || resp.GetErrno() != api.Errno_OK {
+						return resp.GetErrno(), resp.GetMessage(), err
+					}
+				}
+				return api.Errno_OK, "", nil
+			})
+		}()
+	}
+	wg.Wait()
+	return slices.Concat(failed...), errors.Join(errs...)
 }
 
 // apply writes the primary's own piece to its store.

@@ -402,7 +402,10 @@ func (s *Server) write(ctx context.Context, k Key, req *api.WriteRequest) ([]str
 		return nil, err
 	}
 	defer unlock()
-	if !req.Forwarded && !(req.Reencode && req.DataShards > 0) {
+	if req.DataShards > 0 && !req.Forwarded {
+		return s.ecWrite(ctx, k, st, req) // chunk/ecwrite.go
+	}
+	if !req.Forwarded {
 		switch lease := s.leaseOf(st); {
 		case lease.IsZero():
 			return nil, fmt.Errorf("%v: not primary: %w", k, api.Errno_EAGAIN)
@@ -416,9 +419,6 @@ func (s *Server) write(ctx context.Context, k Key, req *api.WriteRequest) ([]str
 	}
 	if info.Version != req.Version {
 		return nil, fmt.Errorf("%v: holds version %d, write is for %d: %w", k, info.Version, req.Version, ErrStale)
-	}
-	if req.DataShards > 0 && !req.Forwarded {
-		return s.ecWrite(ctx, k, info, req)
 	}
 	if zn > 0 {
 		// Zeroing past the chunk's end means "to the end".
@@ -437,7 +437,7 @@ func (s *Server) write(ctx context.Context, k Key, req *api.WriteRequest) ([]str
 	}
 	fwd := &api.WriteRequest{Id: req.Id, Shard: req.Shard, Version: req.Version, Offset: req.Offset,
 		Data: req.Data, ZeroLength: req.ZeroLength, Forwarded: true, Sync: req.Sync}
-	return s.forward(ctx, k, req.Forward, "write", func(ctx context.Context, _ *api.Replica, c api.ChunkServerClient) (api.Errno, string, error) {
+	return s.forward(ctx, k, req.Forward, "write", func(ctx context.Context, c api.ChunkServerClient) (api.Errno, string, error) {
 		r, err := c.Write(ctx, fwd)
 		return r.GetErrno(), r.GetMessage(), err
 	})
@@ -448,7 +448,7 @@ func (s *Server) write(ctx context.Context, k Key, req *api.WriteRequest) ([]str
 // them. Forwarding survives the caller giving up: replicas must not miss
 // a write the primary applied.
 func (s *Server) forward(ctx context.Context, k Key, to []*api.Replica, what string,
-	call func(context.Context, *api.Replica, api.ChunkServerClient) (api.Errno, string, error)) ([]string, error) {
+	call func(context.Context, api.ChunkServerClient) (api.Errno, string, error)) ([]string, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RPCTimeout)
 	defer cancel()
 	var (
@@ -467,7 +467,7 @@ func (s *Server) forward(ctx context.Context, k Key, to []*api.Replica, what str
 			var msg string
 			if c, err := s.peers.client(r.Addr); err != nil {
 				msg = err.Error()
-			} else if errno, m, err := call(ctx, r, c); err != nil {
+			} else if errno, m, err := call(ctx, c); err != nil {
 				msg = err.Error()
 			} else if errno != api.Errno_OK {
 				msg = fmt.Sprintf("%v: %s", errno, m)
@@ -530,9 +530,9 @@ func (s *Server) Sync(ctx context.Context, req *api.SyncRequest) (*api.SyncRespo
 	err := s.store.Sync(k)
 	var failed []string
 	if err == nil && len(req.Forward) > 0 {
-		// Each replica syncs its own shard (all 0 but for EC chunks).
-		failed, err = s.forward(ctx, k, req.Forward, "sync", func(ctx context.Context, to *api.Replica, c api.ChunkServerClient) (api.Errno, string, error) {
-			r, err := c.Sync(ctx, &api.SyncRequest{Id: req.Id, Shard: to.Shard})
+		fwd := &api.SyncRequest{Id: req.Id, Shard: req.Shard}
+		failed, err = s.forward(ctx, k, req.Forward, "sync", func(ctx context.Context, c api.ChunkServerClient) (api.Errno, string, error) {
+			r, err := c.Sync(ctx, fwd)
 			return r.GetErrno(), r.GetMessage(), err
 		})
 	}

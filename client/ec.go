@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -14,7 +15,7 @@ import (
 // (chunk/ecwrite.go). Reads go straight to the data shards, and decode
 // from parity shards around any that cannot serve (docs/ec.md).
 type erasure struct {
-	replicated // for the primary's address book, sync and bad-copy reports
+	replicated // for connections and bad-copy reports
 	codec      *ec.Codec
 	chunkSize  uint64 // file bytes per chunk
 	capacity   uint64 // chunk bytes the shards can hold: whole stripes, >= chunkSize
@@ -181,4 +182,41 @@ func (e erasure) readShard(ctx context.Context, ch *api.Chunk, r *api.Replica, o
 		return nil, fmt.Errorf("%s shard %d: %w", r.Addr, r.Shard, err)
 	}
 	return b, nil
+}
+
+// sync asks every shard's server to sync its own shard (a primary
+// forwards syncs for one shard number only), and names the servers that
+// could not.
+func (e erasure) sync(ctx context.Context, ch *api.Chunk) error {
+	errs := make([]error, len(ch.Replicas))
+	var wg sync.WaitGroup
+	for i, r := range ch.Replicas {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cs, err := e.chunkServer(r.Addr)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			actx, cancel := context.WithTimeout(ctx, e.c.cfg.AttemptTimeout)
+			defer cancel()
+			resp, err := cs.Sync(actx, &api.SyncRequest{Id: ch.Id, Shard: r.Shard})
+			if err == nil {
+				err = errnoErr(resp.Errno, resp.Message)
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	var failed []string
+	for i, err := range errs {
+		if err != nil {
+			failed = append(failed, ch.Replicas[i].Server)
+		}
+	}
+	if len(failed) == 0 || ctx.Err() != nil {
+		return errors.Join(errs...)
+	}
+	return &replicaFailure{failed: failed, err: errors.Join(errs...)}
 }

@@ -211,6 +211,6 @@ func (r replicated) sync(ctx context.Context, ch *api.Chunk) error {
 	}
 	actx, cancel := context.WithTimeout(ctx, r.c.cfg.AttemptTimeout)
 	defer cancel()
-	resp, err := cs.Sync(actx, &api.SyncRequest{Id: ch.Id, Shard: p.Shard, Forward: rest})
+	resp, err := cs.Sync(actx, &api.SyncRequest{Id: ch.Id, Forward: rest})
 	return primaryOutcome(ctx, p, resp, err)
 }
