@@ -202,10 +202,11 @@ func overwrites(t *testing.T, c *cluster.Cluster, dir string, seed uint64) {
 
 // TestECDegradedRead: with M chunkservers killed (-9), among them those
 // holding data shards, every ec:4+2 file reads back byte for byte on a
-// mount that has none of it cached; overwrites and new files still work
-// and read back.
+// mount that has none of it cached, and fsck reports the chunks degraded;
+// overwrites and new files still work and read back.
 func TestECDegradedRead(t *testing.T) {
-	c := startCluster(t, cluster.Config{Masters: 1, ChunkServers: 8, Mounts: 2})
+	c := startCluster(t, cluster.Config{Masters: 1, ChunkServers: 8, Mounts: 2,
+		ExtraMasterArgs: []string{"-server-dead-after", "2s"}})
 	dir := ecDir(t, c, "deg", "ec:4+2,chunk=1048576")
 	sizes := ecSizes(4, 1<<20)
 	for i, n := range sizes {
@@ -228,6 +229,19 @@ func TestECDegradedRead(t *testing.T) {
 	}
 	for i, n := range sizes {
 		checkFile(t, onMount(t, c, 1, filepath.Join(dir, fmt.Sprint(i))), uint64(i), n)
+	}
+	waitFor(t, 30*time.Second, "the master seeing 2 servers down", func() bool {
+		st, err := c.Status(context.Background())
+		down := 0
+		for _, s := range st.GetServers() {
+			if !s.Alive {
+				down++
+			}
+		}
+		return err == nil && down == 2
+	})
+	if out, code := dfsctl(t, c, "fsck"); code != 4 || !strings.Contains(out, "degraded, 4 of 6 copies good") {
+		t.Errorf("fsck with 2 shard servers down: exit %d, want 4 and degraded chunks with 4 of 6 shards:\n%s", code, out)
 	}
 	// Writes go on: overwrite the middle of the big file, add a new one.
 	big := filepath.Join(dir, fmt.Sprint(len(sizes)-1))
