@@ -5104,7 +5104,12 @@ type WriteRequest struct {
 	// reencode (EC, from the master's repair loop while the chunk is fenced
 	// and has no lease): recompute every stripe's parity from the data
 	// shards instead of writing; no lease is needed.
-	Reencode      bool `protobuf:"varint,122,opt,name=reencode,proto3" json:"reencode,omitempty"`
+	Reencode bool `protobuf:"varint,122,opt,name=reencode,proto3" json:"reencode,omitempty"`
+	// shard_data (EC, whole stripes from offset on, offset a multiple of
+	// the stripe): the writer's own encoding, one entry per shard in shard
+	// order, each that shard's bytes of those stripes; data is empty. The
+	// primary orders and distributes them without encoding.
+	ShardData     [][]byte `protobuf:"bytes,123,rep,name=shard_data,json=shardData,proto3" json:"shard_data,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5221,6 +5226,13 @@ func (x *WriteRequest) GetReencode() bool {
 		return x.Reencode
 	}
 	return false
+}
+
+func (x *WriteRequest) GetShardData() [][]byte {
+	if x != nil {
+		return x.ShardData
+	}
+	return nil
 }
 
 type WriteResponse struct {
@@ -6997,7 +7009,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x10SetChunkResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xd7\x02\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xf6\x02\n" +
 	"\fWriteRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x18\n" +
@@ -7012,7 +7024,9 @@ const file_dfs_proto_rawDesc = "" +
 	"\vdata_shards\x18x \x01(\rR\n" +
 	"dataShards\x12#\n" +
 	"\rparity_shards\x18y \x01(\rR\fparityShards\x12\x1a\n" +
-	"\breencode\x18z \x01(\bR\breencode\"c\n" +
+	"\breencode\x18z \x01(\bR\breencode\x12\x1d\n" +
+	"\n" +
+	"shard_data\x18{ \x03(\fR\tshardData\"c\n" +
 	"\rWriteResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x18\n" +

@@ -102,9 +102,12 @@ func (s *Server) ecWrite(ctx context.Context, k Key, st *chunkState, req *api.Wr
 		return nil, nil
 	}
 	var failed []string
-	if req.ZeroLength > 0 {
+	switch {
+	case len(req.ShardData) > 0:
+		failed, err = e.writeEncoded(ctx, off, capacity, req.ShardData)
+	case req.ZeroLength > 0:
 		failed, err = e.zero(ctx, off, min(req.ZeroLength, capacity-off))
-	} else {
+	default:
 		failed, err = e.write(ctx, off, req.Data)
 	}
 	if err == nil {
@@ -155,6 +158,23 @@ func (e *ecChunk) write(ctx context.Context, off uint64, data []byte) ([]string,
 	}
 	for p := c.K; p < c.Shards(); p++ {
 		pieces[p] = piece{off: base, data: shards[p]}
+	}
+	return e.send(ctx, pieces)
+}
+
+// writeEncoded stores whole stripes the writer encoded itself: shards[i]
+// is shard i's bytes of the stripes from chunk offset off on.
+func (e *ecChunk) writeEncoded(ctx context.Context, off, capacity uint64, shards [][]byte) ([]string, error) {
+	c := e.c
+	per := len(shards[0])
+	if len(shards) != c.Shards() || off%c.StripeSize() != 0 || per%ec.CellSize != 0 ||
+		off+uint64(per*c.K) > capacity || slices.ContainsFunc(shards, func(b []byte) bool { return len(b) != per }) {
+		return nil, fmt.Errorf("%v: encoded write at %d: want %d shards of equal whole cells, whole stripes within %d bytes: %w",
+			e.k, off, c.Shards(), capacity, ErrInvalid)
+	}
+	pieces := make([]piece, c.Shards())
+	for i, b := range shards {
+		pieces[i] = piece{off: off / c.StripeSize() * ec.CellSize, data: b}
 	}
 	return e.send(ctx, pieces)
 }

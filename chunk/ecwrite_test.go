@@ -82,7 +82,23 @@ func TestECPrimaryWrites(t *testing.T) {
 		off := rnd.IntN(capacity)
 		n := 1 + rnd.IntN(min(capacity-off, []int{100, 70000, 600000}[rnd.IntN(3)]))
 		var what string
-		if rnd.IntN(4) == 0 {
+		if rnd.IntN(5) == 0 {
+			// Whole stripes the writer encoded.
+			ss := int(c.StripeSize())
+			off = off / ss * ss
+			n = (1 + rnd.IntN(min(8, (capacity-off)/ss))) * ss
+			b := make([]byte, n)
+			for j := range b {
+				b[j] = byte(rnd.Uint32() | 1)
+			}
+			shards := c.Split(b)
+			if err := c.Encode(shards); err != nil {
+				t.Fatal(err)
+			}
+			send(&api.WriteRequest{Offset: uint64(off), ShardData: shards})
+			copy(ref[off:], b)
+			what = "encoded write"
+		} else if rnd.IntN(4) == 0 {
 			if rnd.IntN(2) == 0 {
 				n = capacity - off // to the end: a truncate
 			}
@@ -99,6 +115,22 @@ func TestECPrimaryWrites(t *testing.T) {
 			what = "write"
 		}
 		checkStripes(t, c, ecShards(t, ss, 7, 1), ref, fmt.Sprintf("%s %d, [%d,+%d)", what, i, off, n))
+	}
+	// Encoded writes that are not whole stripes, or not one per shard,
+	// are refused.
+	for _, bad := range []struct {
+		off    uint64
+		shards [][]byte
+	}{
+		{100, c.Split(make([]byte, c.StripeSize()))},
+		{0, c.Split(make([]byte, c.StripeSize()))[:5]},
+		{0, [][]byte{{1}, {2}, {3}, {4}, {5}, {6}}},
+	} {
+		r, err := ss[4].c.Write(ctxT(t), &api.WriteRequest{Id: 7, Shard: 4, Version: 1, Forward: reps, DataShards: 4, ParityShards: 2,
+			Offset: bad.off, ShardData: bad.shards})
+		if err != nil || r.Errno != api.Errno_EINVAL {
+			t.Errorf("malformed encoded write at %d, %d shards: %v %v, want EINVAL", bad.off, len(bad.shards), err, r.GetErrno())
+		}
 	}
 	// A write beyond the chunk is refused.
 	r, err := ss[4].c.Write(ctxT(t), &api.WriteRequest{Id: 7, Shard: 4, Version: 1, Forward: reps, DataShards: 4, ParityShards: 2,

@@ -49,8 +49,33 @@ func (e erasure) send(ctx context.Context, ch *api.Chunk, req *api.WriteRequest)
 	return primaryOutcome(ctx, p, resp, err)
 }
 
+// write encodes the whole stripes data covers itself and sends them, as
+// every shard's bytes, in one request; the partial stripes at either end
+// go as plain data, for the primary to merge with what the stripe holds.
 func (e erasure) write(ctx context.Context, ch *api.Chunk, off uint64, data []byte) error {
-	return e.send(ctx, ch, &api.WriteRequest{Offset: off, Data: data})
+	ss := e.codec.StripeSize()
+	lo := min((off+ss-1)/ss*ss, off+uint64(len(data)))
+	hi := max((off+uint64(len(data)))/ss*ss, lo)
+	// Encoded, the stripes grow by (K+M)/K: keep them within a message.
+	if hi-lo < ss || (hi-lo)/uint64(e.codec.K)*uint64(e.codec.Shards()) > api.MaxWrite*3/2 {
+		return e.send(ctx, ch, &api.WriteRequest{Offset: off, Data: data})
+	}
+	if lo > off {
+		if err := e.send(ctx, ch, &api.WriteRequest{Offset: off, Data: data[:lo-off]}); err != nil {
+			return err
+		}
+	}
+	shards := e.codec.Split(data[lo-off : hi-off])
+	if err := e.codec.Encode(shards); err != nil {
+		return err
+	}
+	if err := e.send(ctx, ch, &api.WriteRequest{Offset: lo, ShardData: shards}); err != nil {
+		return err
+	}
+	if end := off + uint64(len(data)); hi < end {
+		return e.send(ctx, ch, &api.WriteRequest{Offset: hi, Data: data[hi-off:]})
+	}
+	return nil
 }
 
 func (e erasure) zero(ctx context.Context, ch *api.Chunk, off, n uint64) error {
