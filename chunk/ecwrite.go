@@ -66,6 +66,11 @@ func (s *Server) shardSet(k Key, c *ec.Codec, fwd []*api.Replica) ([]*api.Replic
 // holds k's order lock. It needs the lease, but for a re-encode from the
 // repair loop, which comes with none: the chunk is fenced.
 func (s *Server) ecWrite(ctx context.Context, k Key, st *chunkState, req *api.WriteRequest) ([]string, error) {
+	if req.DataShards == 0 {
+		// Only EC chunks have shards beyond 0: a writer that does not
+		// know the layout would write raw bytes into a shard.
+		return nil, fmt.Errorf("%v: write to an EC shard without its layout: %w", k, ErrInvalid)
+	}
 	if lease := s.leaseOf(st); !req.Reencode && !time.Now().Before(lease) {
 		return nil, fmt.Errorf("%v: no write lease here: %w", k, api.Errno_EAGAIN)
 	}

@@ -132,8 +132,13 @@ func TestECPrimaryWrites(t *testing.T) {
 			t.Errorf("malformed encoded write at %d, %d shards: %v %v, want EINVAL", bad.off, len(bad.shards), err, r.GetErrno())
 		}
 	}
+	// A plain (replicated-style) write to an EC shard is refused.
+	r, err := ss[4].c.Write(ctxT(t), &api.WriteRequest{Id: 7, Shard: 4, Version: 1, Forward: reps, Data: []byte("raw")})
+	if err != nil || r.Errno != api.Errno_EINVAL {
+		t.Errorf("plain write to shard 4: %v %v, want EINVAL", err, r.GetErrno())
+	}
 	// A write beyond the chunk is refused.
-	r, err := ss[4].c.Write(ctxT(t), &api.WriteRequest{Id: 7, Shard: 4, Version: 1, Forward: reps, DataShards: 4, ParityShards: 2,
+	r, err = ss[4].c.Write(ctxT(t), &api.WriteRequest{Id: 7, Shard: 4, Version: 1, Forward: reps, DataShards: 4, ParityShards: 2,
 		Offset: uint64(capacity - 1), Data: []byte("xy")})
 	if err != nil || r.Errno != api.Errno_EFBIG {
 		t.Fatalf("write past the chunk: %v %v, want EFBIG", err, r.GetErrno())

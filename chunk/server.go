@@ -402,7 +402,7 @@ func (s *Server) write(ctx context.Context, k Key, req *api.WriteRequest) ([]str
 		return nil, err
 	}
 	defer unlock()
-	if req.DataShards > 0 && !req.Forwarded {
+	if !req.Forwarded && (req.DataShards > 0 || k.Shard > 0) {
 		return s.ecWrite(ctx, k, st, req) // chunk/ecwrite.go
 	}
 	if !req.Forwarded {

@@ -14,11 +14,17 @@ import (
 // to the chunk's primary, which encodes stripes and updates every shard
 // (chunk/ecwrite.go). Reads go straight to the data shards, and decode
 // from parity shards around any that cannot serve (docs/ec.md).
+//
+// It does not embed replicated: chunkIO extensions found by type
+// assertion (vectored writes, say) must not reach EC chunks through
+// replicated's methods.
 type erasure struct {
-	replicated // for connections and bad-copy reports
-	codec      *ec.Codec
-	chunkSize  uint64 // file bytes per chunk
-	capacity   uint64 // chunk bytes the shards can hold: whole stripes, >= chunkSize
+	rep       replicated // for connections
+	c         *Client
+	ino       uint64
+	codec     *ec.Codec
+	chunkSize uint64 // file bytes per chunk
+	capacity  uint64 // chunk bytes the shards can hold: whole stripes, >= chunkSize
 }
 
 func newErasure(c *Client, attr *api.Attr) (erasure, error) {
@@ -28,7 +34,7 @@ func newErasure(c *Client, attr *api.Attr) (erasure, error) {
 		return erasure{}, fmt.Errorf("layout %s: %v: %w", api.FormatLayout(l), err, api.Errno_EINVAL)
 	}
 	cs := ChunkSize(attr)
-	return erasure{replicated: replicated{c: c, ino: attr.Ino}, codec: codec,
+	return erasure{rep: replicated{c: c, ino: attr.Ino}, c: c, ino: attr.Ino, codec: codec,
 		chunkSize: cs, capacity: ec.ShardSize(cs, codec.K) * uint64(codec.K)}, nil
 }
 
@@ -37,7 +43,7 @@ func (e erasure) send(ctx context.Context, ch *api.Chunk, req *api.WriteRequest)
 	if p == nil {
 		return fmt.Errorf("chunk %d has no primary: %w", ch.Id, api.Errno_EAGAIN)
 	}
-	cs, err := e.chunkServer(p.Addr)
+	cs, err := e.rep.chunkServer(p.Addr)
 	if err != nil {
 		return &replicaFailure{failed: []string{p.Server}, err: err}
 	}
@@ -198,7 +204,7 @@ func (e erasure) shards(ch *api.Chunk) []*api.Replica {
 // readShard reads [off, off+n) of one shard, in pieces of at most
 // api.MaxWrite; a short answer means the rest is zeros.
 func (e erasure) readShard(ctx context.Context, ch *api.Chunk, r *api.Replica, off, n uint64) ([]byte, error) {
-	cs, err := e.chunkServer(r.Addr)
+	cs, err := e.rep.chunkServer(r.Addr)
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +225,7 @@ func (e erasure) sync(ctx context.Context, ch *api.Chunk) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cs, err := e.chunkServer(r.Addr)
+			cs, err := e.rep.chunkServer(r.Addr)
 			if err != nil {
 				errs[i] = err
 				return
