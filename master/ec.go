@@ -11,6 +11,22 @@ import (
 // was dropped leaves "" in its place until the repair loop rebuilds it,
 // so that shard numbers never shift (docs/ec.md).
 
+// checkECLayout refuses an ec:K+M layout that needs more chunkservers
+// than the cluster has registered: no chunk of it could be placed.
+func (v *service) checkECLayout(op *api.SetXattrOp) *api.MutateResponse {
+	if op.Name != LayoutXattr {
+		return nil
+	}
+	l, err := api.ParseLayout(string(op.Value))
+	if err != nil || l.Kind != api.Layout_EC {
+		return nil // the FSM answers for bad layouts
+	}
+	if have, want := len(v.fsm.serverList()), int(l.DataShards+l.ParityShards); want > have {
+		return errResp(api.Errno_EINVAL, fmt.Sprintf("layout %s needs %d chunkservers; the cluster has %d", api.FormatLayout(l), want, have))
+	}
+	return nil
+}
+
 // replicaSize is the bytes one replica (or one EC shard) of a chunk of
 // layout l may hold.
 func replicaSize(l *api.Layout) uint64 {

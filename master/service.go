@@ -304,6 +304,10 @@ func (v *service) Mutate(ctx context.Context, req *api.MutateRequest) (*api.Muta
 		return v.reportFailure(ctx, cmd, op.ReportFailure)
 	case *api.Op_ReplicaChange:
 		return errResp(api.Errno_EPERM, "replica changes are the leader's own"), nil
+	case *api.Op_SetXattr:
+		if resp := v.checkECLayout(op.SetXattr); resp != nil {
+			return resp, nil
+		}
 	}
 	return v.propose(ctx, cmd)
 }

@@ -63,6 +63,15 @@ func ecSizes(k int, chunk int64) []int64 {
 // which has none of them cached.
 func TestECRoundTrip(t *testing.T) {
 	c := startCluster(t, cluster.Config{Masters: 1, ChunkServers: 6, Mounts: 2})
+	// More shards than chunkservers, or a malformed layout: EINVAL.
+	for _, bad := range []string{"ec:6+3", "ec:4+0", "ec:4"} {
+		if err := unix.Setxattr(c.MountDir(0), "dfs.layout", []byte(bad), 0); err != unix.EINVAL {
+			t.Errorf("setxattr dfs.layout=%s with 6 chunkservers: %v, want EINVAL", bad, err)
+		}
+	}
+	if out, code := dfsctl(t, c, "layout", "set", c.MountDir(0), "ec:6+3"); code == 0 || !strings.Contains(out, "rejected") {
+		t.Errorf("dfsctl layout set ec:6+3 with 6 chunkservers: exit %d\n%s", code, out)
+	}
 	for _, l := range []struct {
 		layout string
 		k      int
