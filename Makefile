@@ -55,7 +55,8 @@ run: build
 
 # bench starts a fresh 3-master, 3-chunkserver cluster and runs bench/run.sh
 # in it: the shared comparison against a loopback FUSE reference per layout,
-# the master alone through the client library, the namespace at scale.
+# the master alone through the client library, the namespace at scale; then
+# failover, re-replication and erasure-coding figures from their tests.
 bench: build
 	@test -x $(SHARED_BENCH)/compare.sh || { echo "no $(SHARED_BENCH)/compare.sh"; exit 1; }
 	$(GO) build -o $(BIN)/ ./bench/metabench ./bench/nsbench ./bench/lockbench
@@ -68,6 +69,10 @@ bench: build
 	{ echo "## failover and re-replication (fault tests, soak length)"; \
 	  set -o pipefail; DFS_SOAK=1 $(GO) test -count=1 -timeout 20m -v -run 'TestFaultLeaderKill|TestFaultChunkServerGone' ./tests/ \
 		| grep -E 'kill -9 of the leader|chunkserver gone|^(ok|FAIL|---)'; } 2>&1 | tee -a $$out; \
+	[ $${PIPESTATUS[0]} = 0 ] || status=1; \
+	{ echo "## erasure coding: MB/s through the mount, 9 chunkservers, 256 MiB files; codec alone on one core"; \
+	  set -o pipefail; DFS_BENCH=1 $(GO) test -count=1 -timeout 20m -v -run 'TestECThroughput' ./tests/ \
+		| grep -E 'ec bench:|^(ok|FAIL|---)'; } 2>&1 | tee -a $$out; \
 	[ $${PIPESTATUS[0]} = 0 ] || status=1; \
 	python3 bench/summarize.py $$out || status=1; \
 	echo "results in $$out, $${out%.txt}.md and bench/results/README.md"; exit $$status

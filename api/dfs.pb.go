@@ -2059,14 +2059,16 @@ func (x *ReportFailureOp) GetFailed() []string {
 // holding the old version are refused by every replica. A chunk whose
 // version is not `version` answers ESTALE and is not changed.
 type ReplicaChangeOp struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ino           uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
-	Index         uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
-	ChunkId       uint64                 `protobuf:"varint,3,opt,name=chunk_id,json=chunkId,proto3" json:"chunk_id,omitempty"`
-	Version       uint64                 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
-	Add           []string               `protobuf:"bytes,5,rep,name=add,proto3" json:"add,omitempty"`
-	Drop          []string               `protobuf:"bytes,6,rep,name=drop,proto3" json:"drop,omitempty"`
-	Fence         bool                   `protobuf:"varint,7,opt,name=fence,proto3" json:"fence,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Ino     uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
+	Index   uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	ChunkId uint64                 `protobuf:"varint,3,opt,name=chunk_id,json=chunkId,proto3" json:"chunk_id,omitempty"`
+	Version uint64                 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	Add     []string               `protobuf:"bytes,5,rep,name=add,proto3" json:"add,omitempty"`
+	Drop    []string               `protobuf:"bytes,6,rep,name=drop,proto3" json:"drop,omitempty"`
+	Fence   bool                   `protobuf:"varint,7,opt,name=fence,proto3" json:"fence,omitempty"`
+	// EC: the shard each server in `add` now holds (add_shards[i] for add[i]).
+	AddShards     []uint32 `protobuf:"varint,120,rep,packed,name=add_shards,json=addShards,proto3" json:"add_shards,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2148,6 +2150,13 @@ func (x *ReplicaChangeOp) GetFence() bool {
 		return x.Fence
 	}
 	return false
+}
+
+func (x *ReplicaChangeOp) GetAddShards() []uint32 {
+	if x != nil {
+		return x.AddShards
+	}
+	return nil
 }
 
 // Op is everything a client may ask to change.
@@ -5230,6 +5239,20 @@ type WriteRequest struct {
 	Forward    []*Replica `protobuf:"bytes,7,rep,name=forward,proto3" json:"forward,omitempty"`
 	Forwarded  bool       `protobuf:"varint,8,opt,name=forwarded,proto3" json:"forwarded,omitempty"`
 	Sync       bool       `protobuf:"varint,9,opt,name=sync,proto3" json:"sync,omitempty"` // fsync before answering
+	// data_shards > 0: an erasure-coded chunk of data_shards + parity_shards
+	// shards; offset and data are in chunk (file) bytes, and the primary
+	// turns them into shard writes to `forward` (every shard, itself too).
+	DataShards   uint32 `protobuf:"varint,120,opt,name=data_shards,json=dataShards,proto3" json:"data_shards,omitempty"`
+	ParityShards uint32 `protobuf:"varint,121,opt,name=parity_shards,json=parityShards,proto3" json:"parity_shards,omitempty"`
+	// reencode (EC, from the master's repair loop while the chunk is fenced
+	// and has no lease): recompute every stripe's parity from the data
+	// shards instead of writing; no lease is needed.
+	Reencode bool `protobuf:"varint,122,opt,name=reencode,proto3" json:"reencode,omitempty"`
+	// shard_data (EC, whole stripes from offset on, offset a multiple of
+	// the stripe): the writer's own encoding, one entry per shard in shard
+	// order, each that shard's bytes of those stripes; data is empty. The
+	// primary orders and distributes them without encoding.
+	ShardData [][]byte `protobuf:"bytes,123,rep,name=shard_data,json=shardData,proto3" json:"shard_data,omitempty"`
 	// extents: several pieces written in one call, in order, as if by one
 	// write each (offset, data and zero_length are then unused). A mount
 	// flushing scattered small writes sends one call per chunk.
@@ -5329,6 +5352,34 @@ func (x *WriteRequest) GetSync() bool {
 		return x.Sync
 	}
 	return false
+}
+
+func (x *WriteRequest) GetDataShards() uint32 {
+	if x != nil {
+		return x.DataShards
+	}
+	return 0
+}
+
+func (x *WriteRequest) GetParityShards() uint32 {
+	if x != nil {
+		return x.ParityShards
+	}
+	return 0
+}
+
+func (x *WriteRequest) GetReencode() bool {
+	if x != nil {
+		return x.Reencode
+	}
+	return false
+}
+
+func (x *WriteRequest) GetShardData() [][]byte {
+	if x != nil {
+		return x.ShardData
+	}
+	return nil
 }
 
 func (x *WriteRequest) GetExtents() []*Extent {
@@ -5711,13 +5762,18 @@ func (x *SyncResponse) GetFailed() []string {
 // `version` from `source`, replacing any copy it holds, and to answer
 // once the copy is durable. The master sends it to re-replicate.
 type ReplicateRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	Shard         uint32                 `protobuf:"varint,2,opt,name=shard,proto3" json:"shard,omitempty"`
-	Version       uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
-	ChunkSize     uint64                 `protobuf:"varint,4,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
-	Source        *Replica               `protobuf:"bytes,5,opt,name=source,proto3" json:"source,omitempty"`
-	RateBytes     uint64                 `protobuf:"varint,6,opt,name=rate_bytes,json=rateBytes,proto3" json:"rate_bytes,omitempty"` // most bytes per second to pull; 0: no limit
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Shard     uint32                 `protobuf:"varint,2,opt,name=shard,proto3" json:"shard,omitempty"`
+	Version   uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	ChunkSize uint64                 `protobuf:"varint,4,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
+	Source    *Replica               `protobuf:"bytes,5,opt,name=source,proto3" json:"source,omitempty"`
+	RateBytes uint64                 `protobuf:"varint,6,opt,name=rate_bytes,json=rateBytes,proto3" json:"rate_bytes,omitempty"` // most bytes per second to pull; 0: no limit
+	// data_shards > 0: rebuild EC shard `shard` by decoding it from
+	// `sources` (the chunk's other shards) instead of copying `source`.
+	DataShards    uint32     `protobuf:"varint,120,opt,name=data_shards,json=dataShards,proto3" json:"data_shards,omitempty"`
+	ParityShards  uint32     `protobuf:"varint,121,opt,name=parity_shards,json=parityShards,proto3" json:"parity_shards,omitempty"`
+	Sources       []*Replica `protobuf:"bytes,122,rep,name=sources,proto3" json:"sources,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5792,6 +5848,27 @@ func (x *ReplicateRequest) GetRateBytes() uint64 {
 		return x.RateBytes
 	}
 	return 0
+}
+
+func (x *ReplicateRequest) GetDataShards() uint32 {
+	if x != nil {
+		return x.DataShards
+	}
+	return 0
+}
+
+func (x *ReplicateRequest) GetParityShards() uint32 {
+	if x != nil {
+		return x.ParityShards
+	}
+	return 0
+}
+
+func (x *ReplicateRequest) GetSources() []*Replica {
+	if x != nil {
+		return x.Sources
+	}
+	return nil
 }
 
 type ReplicateResponse struct {
@@ -7077,7 +7154,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\x12\x19\n" +
 	"\bchunk_id\x18\x03 \x01(\x04R\achunkId\x12\x18\n" +
 	"\aversion\x18\x04 \x01(\x04R\aversion\x12\x16\n" +
-	"\x06failed\x18\x05 \x03(\tR\x06failed\"\xaa\x01\n" +
+	"\x06failed\x18\x05 \x03(\tR\x06failed\"\xc9\x01\n" +
 	"\x0fReplicaChangeOp\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\x12\x19\n" +
@@ -7085,7 +7162,9 @@ const file_dfs_proto_rawDesc = "" +
 	"\aversion\x18\x04 \x01(\x04R\aversion\x12\x10\n" +
 	"\x03add\x18\x05 \x03(\tR\x03add\x12\x12\n" +
 	"\x04drop\x18\x06 \x03(\tR\x04drop\x12\x14\n" +
-	"\x05fence\x18\a \x01(\bR\x05fence\"\x82\b\n" +
+	"\x05fence\x18\a \x01(\bR\x05fence\x12\x1d\n" +
+	"\n" +
+	"add_shards\x18x \x03(\rR\taddShards\"\x82\b\n" +
 	"\x02Op\x12'\n" +
 	"\x06create\x18\x01 \x01(\v2\r.dfs.CreateOpH\x00R\x06create\x12$\n" +
 	"\x05mkdir\x18\x02 \x01(\v2\f.dfs.MkdirOpH\x00R\x05mkdir\x12*\n" +
@@ -7325,7 +7404,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x10SetChunkResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\x9d\x02\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x9e\x03\n" +
 	"\fWriteRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x18\n" +
@@ -7336,7 +7415,13 @@ const file_dfs_proto_rawDesc = "" +
 	"zeroLength\x12&\n" +
 	"\aforward\x18\a \x03(\v2\f.dfs.ReplicaR\aforward\x12\x1c\n" +
 	"\tforwarded\x18\b \x01(\bR\tforwarded\x12\x12\n" +
-	"\x04sync\x18\t \x01(\bR\x04sync\x12&\n" +
+	"\x04sync\x18\t \x01(\bR\x04sync\x12\x1f\n" +
+	"\vdata_shards\x18x \x01(\rR\n" +
+	"dataShards\x12#\n" +
+	"\rparity_shards\x18y \x01(\rR\fparityShards\x12\x1a\n" +
+	"\breencode\x18z \x01(\bR\breencode\x12\x1d\n" +
+	"\n" +
+	"shard_data\x18{ \x03(\fR\tshardData\x12&\n" +
 	"\aextents\x18\xb4\x01 \x03(\v2\v.dfs.ExtentR\aextents\"4\n" +
 	"\x06Extent\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x12\n" +
@@ -7365,7 +7450,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
-	"\x06failed\x18\x03 \x03(\tR\x06failed\"\xb6\x01\n" +
+	"\x06failed\x18\x03 \x03(\tR\x06failed\"\xa4\x02\n" +
 	"\x10ReplicateRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x18\n" +
@@ -7374,7 +7459,11 @@ const file_dfs_proto_rawDesc = "" +
 	"chunk_size\x18\x04 \x01(\x04R\tchunkSize\x12$\n" +
 	"\x06source\x18\x05 \x01(\v2\f.dfs.ReplicaR\x06source\x12\x1d\n" +
 	"\n" +
-	"rate_bytes\x18\x06 \x01(\x04R\trateBytes\"e\n" +
+	"rate_bytes\x18\x06 \x01(\x04R\trateBytes\x12\x1f\n" +
+	"\vdata_shards\x18x \x01(\rR\n" +
+	"dataShards\x12#\n" +
+	"\rparity_shards\x18y \x01(\rR\fparityShards\x12&\n" +
+	"\asources\x18z \x03(\v2\f.dfs.ReplicaR\asources\"e\n" +
 	"\x11ReplicateResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x18\n" +
@@ -7732,75 +7821,76 @@ var file_dfs_proto_depIdxs = []int32{
 	7,   // 64: dfs.SyncRequest.forward:type_name -> dfs.Replica
 	0,   // 65: dfs.SyncResponse.errno:type_name -> dfs.Errno
 	7,   // 66: dfs.ReplicateRequest.source:type_name -> dfs.Replica
-	0,   // 67: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
-	0,   // 68: dfs.LocalPathResponse.errno:type_name -> dfs.Errno
-	10,  // 69: dfs.Command.caller:type_name -> dfs.Caller
-	30,  // 70: dfs.Command.op:type_name -> dfs.Op
-	81,  // 71: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
-	82,  // 72: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
-	83,  // 73: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
-	84,  // 74: dfs.Batch.commands:type_name -> dfs.Command
-	81,  // 75: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
-	27,  // 76: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
-	87,  // 77: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
-	87,  // 78: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
-	31,  // 79: dfs.SnapshotLock.op:type_name -> dfs.LockOp
-	6,   // 80: dfs.SnapshotInode.attr:type_name -> dfs.Attr
-	93,  // 81: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
-	88,  // 82: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
-	89,  // 83: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
-	35,  // 84: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
-	91,  // 85: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
-	94,  // 86: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
-	34,  // 87: dfs.Master.Mutate:input_type -> dfs.MutateRequest
-	39,  // 88: dfs.Master.Lookup:input_type -> dfs.LookupRequest
-	40,  // 89: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
-	42,  // 90: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
-	44,  // 91: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
-	46,  // 92: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
-	48,  // 93: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
-	50,  // 94: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
-	52,  // 95: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
-	55,  // 96: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
-	59,  // 97: dfs.Master.Status:input_type -> dfs.StatusRequest
-	60,  // 98: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
-	61,  // 99: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
-	63,  // 100: dfs.Master.Fsck:input_type -> dfs.FsckRequest
-	36,  // 101: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
-	37,  // 102: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
-	68,  // 103: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
-	70,  // 104: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
-	73,  // 105: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
-	75,  // 106: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
-	77,  // 107: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
-	79,  // 108: dfs.ChunkServer.LocalPath:input_type -> dfs.LocalPathRequest
-	35,  // 109: dfs.Master.Mutate:output_type -> dfs.MutateResponse
-	41,  // 110: dfs.Master.Lookup:output_type -> dfs.AttrResponse
-	41,  // 111: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
-	43,  // 112: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
-	45,  // 113: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
-	47,  // 114: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
-	49,  // 115: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
-	51,  // 116: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
-	53,  // 117: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
-	56,  // 118: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
-	66,  // 119: dfs.Master.Status:output_type -> dfs.StatusResponse
-	62,  // 120: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
-	62,  // 121: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
-	65,  // 122: dfs.Master.Fsck:output_type -> dfs.FsckResponse
-	35,  // 123: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
-	38,  // 124: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
-	69,  // 125: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
-	72,  // 126: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
-	74,  // 127: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
-	76,  // 128: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
-	78,  // 129: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
-	80,  // 130: dfs.ChunkServer.LocalPath:output_type -> dfs.LocalPathResponse
-	109, // [109:131] is the sub-list for method output_type
-	87,  // [87:109] is the sub-list for method input_type
-	87,  // [87:87] is the sub-list for extension type_name
-	87,  // [87:87] is the sub-list for extension extendee
-	0,   // [0:87] is the sub-list for field type_name
+	7,   // 67: dfs.ReplicateRequest.sources:type_name -> dfs.Replica
+	0,   // 68: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
+	0,   // 69: dfs.LocalPathResponse.errno:type_name -> dfs.Errno
+	10,  // 70: dfs.Command.caller:type_name -> dfs.Caller
+	30,  // 71: dfs.Command.op:type_name -> dfs.Op
+	81,  // 72: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
+	82,  // 73: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
+	83,  // 74: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
+	84,  // 75: dfs.Batch.commands:type_name -> dfs.Command
+	81,  // 76: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
+	27,  // 77: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
+	87,  // 78: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
+	87,  // 79: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
+	31,  // 80: dfs.SnapshotLock.op:type_name -> dfs.LockOp
+	6,   // 81: dfs.SnapshotInode.attr:type_name -> dfs.Attr
+	93,  // 82: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
+	88,  // 83: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
+	89,  // 84: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
+	35,  // 85: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
+	91,  // 86: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
+	94,  // 87: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
+	34,  // 88: dfs.Master.Mutate:input_type -> dfs.MutateRequest
+	39,  // 89: dfs.Master.Lookup:input_type -> dfs.LookupRequest
+	40,  // 90: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
+	42,  // 91: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
+	44,  // 92: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
+	46,  // 93: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
+	48,  // 94: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
+	50,  // 95: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
+	52,  // 96: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
+	55,  // 97: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
+	59,  // 98: dfs.Master.Status:input_type -> dfs.StatusRequest
+	60,  // 99: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
+	61,  // 100: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
+	63,  // 101: dfs.Master.Fsck:input_type -> dfs.FsckRequest
+	36,  // 102: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
+	37,  // 103: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
+	68,  // 104: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
+	70,  // 105: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
+	73,  // 106: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
+	75,  // 107: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
+	77,  // 108: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
+	79,  // 109: dfs.ChunkServer.LocalPath:input_type -> dfs.LocalPathRequest
+	35,  // 110: dfs.Master.Mutate:output_type -> dfs.MutateResponse
+	41,  // 111: dfs.Master.Lookup:output_type -> dfs.AttrResponse
+	41,  // 112: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
+	43,  // 113: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
+	45,  // 114: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
+	47,  // 115: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
+	49,  // 116: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
+	51,  // 117: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
+	53,  // 118: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
+	56,  // 119: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
+	66,  // 120: dfs.Master.Status:output_type -> dfs.StatusResponse
+	62,  // 121: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
+	62,  // 122: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
+	65,  // 123: dfs.Master.Fsck:output_type -> dfs.FsckResponse
+	35,  // 124: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
+	38,  // 125: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
+	69,  // 126: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
+	72,  // 127: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
+	74,  // 128: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
+	76,  // 129: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
+	78,  // 130: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
+	80,  // 131: dfs.ChunkServer.LocalPath:output_type -> dfs.LocalPathResponse
+	110, // [110:132] is the sub-list for method output_type
+	88,  // [88:110] is the sub-list for method input_type
+	88,  // [88:88] is the sub-list for extension type_name
+	88,  // [88:88] is the sub-list for extension extendee
+	0,   // [0:88] is the sub-list for field type_name
 }
 
 func init() { file_dfs_proto_init() }

@@ -63,7 +63,12 @@ func (s *Server) replicate(ctx context.Context, k Key, req *api.ReplicateRequest
 	if err := s.store.Create(k, 0, cs); err != nil {
 		return 0, err
 	}
-	n, err := s.pull(ctx, k, src, req)
+	var n uint64
+	if req.DataShards > 0 {
+		n, err = s.rebuild(ctx, k, req)
+	} else {
+		n, err = s.pull(ctx, k, src, req)
+	}
 	if err == nil {
 		err = s.store.Sync(k)
 	}
@@ -106,14 +111,24 @@ func (s *Server) pull(ctx context.Context, k Key, src api.ChunkServerClient, req
 		if len(resp.Data) < api.MaxWrite {
 			return off, nil
 		}
-		if req.RateBytes > 0 {
-			due := start.Add(time.Duration(float64(off) / float64(req.RateBytes) * float64(time.Second)))
-			select {
-			case <-time.After(time.Until(due)):
-			case <-ctx.Done():
-				return off, fmt.Errorf("%v: %w", k, ctx.Err())
-			}
+		if err := pace(ctx, k, start, off, req.RateBytes); err != nil {
+			return off, err
 		}
+	}
+}
+
+// pace waits until done bytes are no faster than rate bytes per second
+// since start (rate 0: no limit).
+func pace(ctx context.Context, k Key, start time.Time, done, rate uint64) error {
+	if rate == 0 {
+		return nil
+	}
+	due := start.Add(time.Duration(float64(done) / float64(rate) * float64(time.Second)))
+	select {
+	case <-time.After(time.Until(due)):
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%v: %w", k, ctx.Err())
 	}
 }
 

@@ -78,7 +78,8 @@ type Server struct {
 
 	mu      sync.Mutex
 	chunks  map[Key]*chunkState
-	corrupt corruptSet // chunks that failed verification, for the master
+	corrupt corruptSet     // chunks that failed verification, for the master
+	ecClean map[Key]uint64 // EC chunks led here -> version at which data and parity agree
 
 	closeOnce sync.Once
 }
@@ -391,6 +392,7 @@ func (s *Server) setChunk(ctx context.Context, k Key, req *api.SetChunkRequest, 
 	if err != nil {
 		return err
 	}
+	s.ecNewVersion(k, info.Version, req.Version, req.Primary == s.id)
 	var lease time.Time
 	if req.Primary == s.id {
 		lease = received.Add(time.Duration(req.LeaseNs))
@@ -430,6 +432,9 @@ func (s *Server) write(ctx context.Context, k Key, req *api.WriteRequest) ([]str
 		return nil, err
 	}
 	defer unlock()
+	if !req.Forwarded && (req.DataShards > 0 || k.Shard > 0) {
+		return s.ecWrite(ctx, k, st, req) // chunk/ecwrite.go
+	}
 	if !req.Forwarded {
 		switch lease := s.leaseOf(st); {
 		case lease.IsZero():

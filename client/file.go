@@ -497,6 +497,8 @@ func ioFor(c *Client, attr *api.Attr) (chunkIO, error) {
 	switch l := attr.GetLayout(); l.GetKind() {
 	case api.Layout_REPLICATED:
 		return replicated{c: c, ino: attr.Ino}, nil
+	case api.Layout_EC:
+		return newErasure(c, attr)
 	default:
 		return nil, fmt.Errorf("layout %s: %w", api.FormatLayout(l), syscall.ENOTSUP)
 	}

@@ -63,11 +63,13 @@ wait:
 		files[c.ino] = true
 		p := &api.FsckProblem{Ino: c.ino, Index: c.index, ChunkId: c.id, Version: c.version, Want: uint32(c.want)}
 		var corrupt, stale, missing int
-		for _, s := range c.replicas {
+		for i, s := range c.replicas {
 			held, reported := r.held[s][c.id]
 			fresh := r.fullAt[s].After(asked)
 			bad, isBad := r.corrupt[s][c.id]
 			switch {
+			case s == "":
+				p.Detail = append(p.Detail, fmt.Sprintf("shard %d: no server (to be rebuilt)", i))
 			case !alive[s]:
 				p.Detail = append(p.Detail, s+": server down")
 			case isBad && (bad == 0 || bad == c.version):
@@ -85,11 +87,13 @@ wait:
 			}
 		}
 		switch {
-		case p.Live == 0:
-			p.State = "missing"
+		case p.Live == 0 || int(p.Live) < c.dataShards:
+			p.State = "missing" // for EC: fewer than K shards cannot be decoded
 		case int(p.Live) >= c.want:
 			out.Healthy++
 			continue
+		case c.ec:
+			p.State = "degraded" // EC: readable, fewer than K+M healthy shards
 		case corrupt > 0:
 			p.State = "corrupt"
 		case stale > 0:
@@ -97,8 +101,8 @@ wait:
 		default:
 			p.State = "under-replicated"
 		}
-		if len(c.replicas) < c.want {
-			p.Detail = append(p.Detail, fmt.Sprintf("%d of %d copies in the replica set", len(c.replicas), c.want))
+		if n := shardsLeft(c.replicas); n < c.want {
+			p.Detail = append(p.Detail, fmt.Sprintf("%d of %d copies in the replica set", n, c.want))
 		}
 		problems = append(problems, p)
 	}

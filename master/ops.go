@@ -570,6 +570,10 @@ func (f *FSM) setLayout(c *api.Command, n *inode, value string) *api.MutateRespo
 		if len(n.chunks) > 0 || n.attr.Size > 0 {
 			return errResp(api.Errno_EBUSY, "a file with data keeps its layout; use dfsctl layout convert")
 		}
+		if n.opens > 0 {
+			// Its openers' data paths were set up for the old layout.
+			return errResp(api.Errno_EBUSY, "an open file keeps its layout")
+		}
 	default:
 		return errResp(api.Errno_EINVAL, "only files and directories have layouts")
 	}
@@ -681,10 +685,7 @@ func (f *FSM) allocChunk(c *api.Command, op *api.AllocChunkOp) *api.MutateRespon
 		ch = f.newChunk(c, n, op.Index)
 	} else if ch.leaseExpiry <= c.NowNs+leaseRenewWindow {
 		ch.version++
-		ch.primary = c.Primary
-		if !contains(ch.replicas, ch.primary) {
-			ch.primary = ch.replicas[0]
-		}
+		setPrimary(ch, n.attr.GetLayout(), c.Primary)
 		ch.leaseExpiry = c.NowNs + c.LeaseNs
 	}
 	return &api.MutateResponse{Attr: cloneAttr(n.attr), Chunk: f.chunkProto(ch, n.attr.Layout)}
@@ -728,6 +729,9 @@ func (f *FSM) reportFailure(c *api.Command, op *api.ReportFailureOp) *api.Mutate
 	if ch.version != op.Version {
 		return answer()
 	}
+	if n.attr.GetLayout().GetKind() == api.Layout_EC {
+		return f.ecReportFailure(c, n, ch, op.Failed)
+	}
 	var keep []string
 	for _, r := range ch.replicas {
 		if !contains(op.Failed, r) {
@@ -737,7 +741,7 @@ func (f *FSM) reportFailure(c *api.Command, op *api.ReportFailureOp) *api.Mutate
 	if len(keep) == len(ch.replicas) {
 		return answer()
 	}
-	if len(keep) == 0 || n.attr.GetLayout().GetKind() == api.Layout_EC {
+	if len(keep) == 0 {
 		return errResp(api.Errno_EIO, fmt.Sprintf("chunk %d: every replica failed", ch.id))
 	}
 	ch.replicas = keep
@@ -766,6 +770,9 @@ func (f *FSM) chunkProto(ch *chunk, l *api.Layout) *api.Chunk {
 		out.Layout = proto.Clone(l).(*api.Layout)
 	}
 	for i, id := range ch.replicas {
+		if id == "" {
+			continue // an EC shard waiting for its rebuild
+		}
 		r := &api.Replica{Server: id}
 		if s := f.servers[id]; s != nil {
 			r.Addr = s.addr

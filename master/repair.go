@@ -248,7 +248,7 @@ func (r *repairer) jobs(now time.Time) []repairJob {
 	for _, c := range chunks {
 		// A refresh is asked for by a server that just reported, so it
 		// does not wait out the pause after a failed attempt.
-		if c.ec || r.busy[c.id] != nil || (now.Before(r.retryAt[c.id]) && !r.refresh[c.id]) {
+		if r.busy[c.id] != nil || (now.Before(r.retryAt[c.id]) && !r.refresh[c.id]) {
 			continue
 		}
 		j := repairJob{c: c}
@@ -256,6 +256,8 @@ func (r *repairer) jobs(now time.Time) []repairJob {
 		for _, s := range c.replicas {
 			bad, reported := r.corrupt[s][c.id]
 			switch {
+			case s == "":
+				// An EC shard with no server: rebuilt below.
 			case reported && (bad == 0 || bad == c.version):
 				j.drop = append(j.drop, s)
 			case lostSet[s]:
@@ -269,7 +271,7 @@ func (r *repairer) jobs(now time.Time) []repairJob {
 		}
 		j.need = max(c.want-healthy, 0)
 		j.refresh = r.refresh[c.id] && r.confirmed[c.id] < c.version
-		if (j.need == 0 && len(j.drop) == 0 && !j.refresh) || j.live == 0 {
+		if (j.need == 0 && len(j.drop) == 0 && !j.refresh) || j.live == 0 || j.live < c.dataShards {
 			continue
 		}
 		out = append(out, j)
@@ -397,12 +399,12 @@ func (r *repairer) targets(j repairJob) []string {
 func (r *repairer) repair(ctx context.Context, j repairJob, targets []string) bool {
 	v := r.v
 	log := v.srv.log.With("chunk", j.c.id, "ino", j.c.ino, "index", j.c.index)
-	change := func(version uint64, add, drop []string, fence bool) (*api.Chunk, bool) {
+	change := func(version uint64, add []string, addShards []uint32, drop []string, fence bool) (*api.Chunk, bool) {
 		cctx, cancel := context.WithTimeout(ctx, applyTimeout)
 		defer cancel()
 		resp, err := v.propose(cctx, &api.Command{NowNs: time.Now().UnixNano(),
 			Op: &api.Op{Op: &api.Op_ReplicaChange{ReplicaChange: &api.ReplicaChangeOp{
-				Ino: j.c.ino, Index: j.c.index, ChunkId: j.c.id, Version: version, Add: add, Drop: drop, Fence: fence}}}})
+				Ino: j.c.ino, Index: j.c.index, ChunkId: j.c.id, Version: version, Add: add, AddShards: addShards, Drop: drop, Fence: fence}}}})
 		if err != nil || resp.Errno != api.Errno_OK {
 			log.Info("repair step not applied; will retry", "err", err, "errno", resp.GetErrno(), "msg", resp.GetMessage())
 			return nil, false
@@ -415,7 +417,7 @@ func (r *repairer) repair(ctx context.Context, j repairJob, targets []string) bo
 	var ch *api.Chunk
 	for attempt := 0; ; attempt++ {
 		var ok bool
-		if ch, ok = change(version, nil, drop, true); !ok {
+		if ch, ok = change(version, nil, nil, drop, true); !ok {
 			return false
 		}
 		if len(drop) > 0 {
@@ -430,6 +432,25 @@ func (r *repairer) repair(ctx context.Context, j repairJob, targets []string) bo
 		}
 		version, drop = ch.Version, failed
 	}
+	if j.c.ec {
+		// A primary that died mid-write may have left parity behind
+		// the data: make them agree before decoding anything from them.
+		if !r.reencode(ctx, ch, log) {
+			return false
+		}
+		if len(targets) == 0 {
+			return j.need == 0
+		}
+		added, shards := r.rebuild(ctx, ch, targets, log)
+		if len(added) == 0 {
+			return false
+		}
+		_, ok := change(ch.Version, added, shards, nil, false)
+		if ok {
+			log.Info("EC shards rebuilt", "added", added, "shards", shards, "version", ch.Version)
+		}
+		return ok && len(added) == j.need
+	}
 	if len(targets) == 0 {
 		return j.need == 0
 	}
@@ -437,18 +458,14 @@ func (r *repairer) repair(ctx context.Context, j repairJob, targets []string) bo
 	chunkSize := ch.GetLayout().GetChunkSize()
 	var added []string
 	for _, t := range targets {
-		info, known := v.fsm.server(t)
-		if !known {
-			continue
-		}
-		conn, err := v.conn(info.addr)
-		if err != nil {
+		cs, ok := v.chunkClient(t)
+		if !ok {
 			continue
 		}
 		for _, src := range ch.Replicas {
 			start := time.Now()
 			cctx, cancel := context.WithTimeout(ctx, replicateTimeout)
-			resp, err := api.NewChunkServerClient(conn).Replicate(cctx, &api.ReplicateRequest{
+			resp, err := cs.Replicate(cctx, &api.ReplicateRequest{
 				Id: ch.Id, Version: ch.Version, ChunkSize: chunkSize, Source: src, RateBytes: v.cfg.RepairRate})
 			cancel()
 			if err == nil {
@@ -477,7 +494,7 @@ func (r *repairer) repair(ctx context.Context, j repairJob, targets []string) bo
 		return false
 	}
 	// 3: the copies join the set at the version they hold.
-	if c, ok := change(ch.Version, added, nil, false); ok {
+	if c, ok := change(ch.Version, added, nil, nil, false); ok {
 		var set []string
 		for _, rep := range c.Replicas {
 			set = append(set, rep.Server)

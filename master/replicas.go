@@ -25,7 +25,7 @@ func (f *FSM) replicaChange(c *api.Command, op *api.ReplicaChangeOp) *api.Mutate
 			Chunk: f.chunkProto(ch, n.attr.Layout)}
 	}
 	if n.attr.GetLayout().GetKind() == api.Layout_EC {
-		return errResp(api.Errno_ENOTSUP, "replica changes of erasure-coded chunks")
+		return f.ecReplicaChange(n, ch, op)
 	}
 	var keep []string
 	for _, r := range ch.replicas {
@@ -59,6 +59,7 @@ type chunkRecord struct {
 	chunkSize               uint64 // bytes one replica or shard may hold
 	leaseExpiry             int64
 	ec                      bool
+	dataShards              int // EC: K; replicas[i] holds shard i, "" if none
 }
 
 // fileChunks lists every chunk of every file, in chunk id order.
@@ -74,14 +75,11 @@ func (f *FSM) fileChunks() []chunkRecord {
 		l := n.attr.GetLayout()
 		r := chunkRecord{ino: ch.ino, index: ch.index, id: ch.id, version: ch.version,
 			replicas: append([]string(nil), ch.replicas...), want: int(l.GetReplicas()),
-			chunkSize: l.GetChunkSize(), leaseExpiry: ch.leaseExpiry}
-		if r.chunkSize == 0 {
-			r.chunkSize = api.DefaultChunkSize
-		}
+			chunkSize: replicaSize(l), leaseExpiry: ch.leaseExpiry}
 		if l.GetKind() == api.Layout_EC {
 			r.ec = true
 			r.want = int(l.DataShards + l.ParityShards)
-			r.chunkSize = (r.chunkSize + uint64(l.DataShards) - 1) / uint64(l.DataShards)
+			r.dataShards = int(l.DataShards)
 		}
 		if r.want == 0 {
 			r.want = 3

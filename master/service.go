@@ -321,6 +321,10 @@ func (v *service) Mutate(ctx context.Context, req *api.MutateRequest) (*api.Muta
 		if op.Create.FirstChunk {
 			return v.createFile(ctx, cmd, op.Create)
 		}
+	case *api.Op_SetXattr:
+		if resp := v.checkECLayout(op.SetXattr); resp != nil {
+			return resp, nil
+		}
 	}
 	return v.propose(ctx, cmd)
 }
@@ -489,7 +493,7 @@ func (v *service) allocChunk(ctx context.Context, cmd *api.Command, op *api.Allo
 		} else {
 			cmd.Placement = v.placeAfterFailover(ctx, view.layout)
 			if len(cmd.Placement) > 0 {
-				cmd.Primary = cmd.Placement[0]
+				cmd.Primary = firstParity(view.layout, cmd.Placement)
 				cmd.ChunkId = v.newChunkID()
 			}
 		}
@@ -505,12 +509,12 @@ func (v *service) allocChunk(ctx context.Context, cmd *api.Command, op *api.Allo
 func (v *service) pickPrimary(c *api.Chunk, exclude []string) string {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	for _, r := range c.Replicas {
+	for _, r := range primaryOrder(c) {
 		if !contains(exclude, r.Server) && v.aliveLocked(r.Server, time.Now()) {
 			return r.Server
 		}
 	}
-	for _, r := range c.Replicas {
+	for _, r := range primaryOrder(c) {
 		if !contains(exclude, r.Server) {
 			return r.Server
 		}
@@ -527,10 +531,9 @@ func (v *service) aliveLocked(id string, now time.Time) bool {
 // free space first, spreading over zones before doubling up in one.
 func (v *service) place(l *api.Layout) []string {
 	want := int(l.GetReplicas())
-	chunkSize := l.GetChunkSize()
+	chunkSize := replicaSize(l)
 	if l.GetKind() == api.Layout_EC {
 		want = int(l.DataShards + l.ParityShards)
-		chunkSize = (chunkSize + uint64(l.DataShards) - 1) / uint64(l.DataShards)
 	}
 	if want == 0 {
 		want = 3
@@ -608,11 +611,7 @@ func (v *service) place(l *api.Layout) []string {
 func (v *service) pushChunk(ctx context.Context, c *api.Chunk, leaseNs int64) (failed []string, noSpace bool) {
 	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
-	chunkSize := c.GetLayout().GetChunkSize()
-	if c.GetLayout().GetKind() == api.Layout_EC {
-		k := uint64(c.Layout.DataShards)
-		chunkSize = (chunkSize + k - 1) / k
-	}
+	chunkSize := replicaSize(c.GetLayout())
 	var wg sync.WaitGroup
 	errs := make([]error, len(c.Replicas))
 	for i, r := range c.Replicas {

@@ -26,13 +26,15 @@ var (
 // fallocates, reads and reopens, and after every step what the mount
 // shows (size, and the bytes read) must equal an in-memory model. The
 // seed is printed; -fsx.seed replays a run.
-func TestFsx(t *testing.T) {
-	dir := testDir(t, 0)
+func TestFsx(t *testing.T) { runFsx(t, testDir(t, 0)) }
+
+// runFsx runs the exerciser on a file in dir.
+func runFsx(t *testing.T, dir string) {
 	seed := *fsxSeed
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())
 	}
-	replay := fmt.Sprintf("seed %d (replay: go test ./tests -run TestFsx -fsx.seed %d -fsx.ops %d)", seed, seed, *fsxOps)
+	replay := fmt.Sprintf("seed %d (replay: go test ./tests -run '^%s$' -fsx.seed %d -fsx.ops %d)", seed, t.Name(), seed, *fsxOps)
 	t.Log(replay)
 	x := &fsx{t: t, path: filepath.Join(dir, "fsx"), r: rand.New(rand.NewPCG(seed, seed^0xf5c)), max: *fsxMax}
 	defer x.close()

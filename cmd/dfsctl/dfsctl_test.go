@@ -21,7 +21,10 @@ func TestLayoutArgs(t *testing.T) {
 		t.Errorf("layout set ec:4: %v, want an invalid layout error", err)
 	}
 	var ue usageError
-	for _, args := range [][]string{nil, {"get"}, {"set", dir}, {"frob", dir}} {
+	if err := runLayout([]string{"convert", dir, "ec:0+1"}); err == nil || !strings.Contains(err.Error(), "invalid layout") {
+		t.Errorf("layout convert ec:0+1: %v, want an invalid layout error", err)
+	}
+	for _, args := range [][]string{nil, {"get"}, {"set", dir}, {"frob", dir}, {"convert", dir}} {
 		if err := runLayout(args); !errors.As(err, &ue) {
 			t.Errorf("layout %q: %v, want a usage error", args, err)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"dfs/api"
@@ -16,7 +17,7 @@ const layoutXattr = "dfs.layout"
 
 func runLayout(args []string) error {
 	if len(args) == 0 {
-		return usageError("usage: dfsctl layout get PATH | layout set PATH LAYOUT")
+		return usageError("usage: dfsctl layout get PATH | layout set PATH LAYOUT | layout convert PATH LAYOUT")
 	}
 	switch args[0] {
 	case "get":
@@ -38,8 +39,17 @@ func runLayout(args []string) error {
 			return fmt.Errorf("invalid layout: %v", err)
 		}
 		return setLayout(args[1], api.FormatLayout(l))
+	case "convert":
+		if len(args) != 3 {
+			return usageError("usage: dfsctl layout convert PATH LAYOUT")
+		}
+		l, err := api.ParseLayout(args[2])
+		if err != nil {
+			return fmt.Errorf("invalid layout: %v", err)
+		}
+		return convertTree(args[1], api.FormatLayout(l), os.Stdout)
 	default:
-		return usageError(fmt.Sprintf("layout: unknown subcommand %q (want get or set)", args[0]))
+		return usageError(fmt.Sprintf("layout: unknown subcommand %q (want get, set or convert)", args[0]))
 	}
 }
 

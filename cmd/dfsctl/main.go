@@ -6,6 +6,7 @@
 //	dfsctl [-masters ADDR,...] status [-json]
 //	dfsctl layout get PATH
 //	dfsctl layout set PATH LAYOUT      (replicated:R or ec:K+M[,chunk=BYTES])
+//	dfsctl layout convert PATH LAYOUT  (rewrite a file or tree into LAYOUT)
 //	dfsctl dev [-dir ./.dfs] [-mnt ./mnt] [-masters 3] [-chunkservers 4] [-- COMMAND...]
 //	dfsctl fsck [-json] [-limit N]     exit status 4 when data is at risk
 //	dfsctl members list | add ID RAFTADDR [-non-voter] | remove ID
@@ -35,6 +36,7 @@ commands:
   status [-json]             masters, chunkservers and counts, from the leader
   layout get PATH            the layout of a file or directory on a mount
   layout set PATH LAYOUT     set a layout: replicated:R or ec:K+M[,chunk=BYTES]
+  layout convert PATH LAYOUT rewrite a file, or every file in a tree, into LAYOUT
   dev [flags] [-- CMD...]    run a local cluster until Ctrl-C (see dfsctl dev -h)
   fsck [-json] [-limit N]    chunks under-replicated, missing, stale or corrupt
                              (exit status 4 when any file's data is at risk)

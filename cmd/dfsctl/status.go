@@ -70,6 +70,21 @@ func printStatus(w io.Writer, st *api.StatusResponse) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "inodes %d  chunks %d  sessions %d  locks %d  lock waiters %d  logical bytes %s  applied index %d\n",
 		st.Inodes, st.Chunks, st.Sessions, st.Locks, st.LockWaiters, bytesString(st.LogicalBytes), st.AppliedIndex)
+	fmt.Fprintln(w, usageLine(st))
+}
+
+// usageLine compares the raw space chunkservers use (every replica and
+// every EC shard, with checksums) with the logical bytes of all files.
+func usageLine(st *api.StatusResponse) string {
+	var raw uint64
+	for _, s := range st.Servers {
+		raw += s.Used
+	}
+	line := fmt.Sprintf("raw bytes used %s, logical bytes %s", bytesString(raw), bytesString(st.LogicalBytes))
+	if st.LogicalBytes > 0 {
+		line += fmt.Sprintf(" (raw/logical %.2f)", float64(raw)/float64(st.LogicalBytes))
+	}
+	return line
 }
 
 // bytesString formats n in binary units, exact below 1 KiB.

@@ -1,0 +1,476 @@
+package chunk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	"dfs/api"
+	"dfs/ec"
+)
+
+// Erasure-coded chunks (see docs/ec.md). The primary of an EC chunk is
+// the lease holder of one of its shards. A client sends it writes in
+// chunk bytes; under the chunk's order lock the primary reads what it
+// needs of the stripes the write touches (decoding around missing
+// shards), computes their parity from the full new stripe data, and
+// writes every shard's new bytes to that shard's server. Parity never
+// depends on the old parity, so a retried write converges.
+
+var codecs sync.Map // [2]uint32{K, M} -> *ec.Codec
+
+func codecFor(k, m uint32) (*ec.Codec, error) {
+	key := [2]uint32{k, m}
+	if c, ok := codecs.Load(key); ok {
+		return c.(*ec.Codec), nil
+	}
+	c, err := ec.New(int(k), int(m))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	codecs.Store(key, c)
+	return c, nil
+}
+
+// ecChunk is one EC chunk as its primary sees it during a write.
+type ecChunk struct {
+	s       *Server
+	k       Key // the primary's own shard
+	c       *ec.Codec
+	reps    []*api.Replica // by shard; nil where the shard has no server
+	version uint64
+	sync    bool
+}
+
+// shardSet indexes the chunk's shard servers by shard, checking that
+// this server holds the shard the write names.
+func (s *Server) shardSet(k Key, c *ec.Codec, fwd []*api.Replica) ([]*api.Replica, error) {
+	reps := make([]*api.Replica, c.Shards())
+	for _, r := range fwd {
+		if int(r.Shard) >= len(reps) || reps[r.Shard] != nil {
+			return nil, fmt.Errorf("%v: shard %d out of range or named twice: %w", k, r.Shard, ErrInvalid)
+		}
+		reps[r.Shard] = r
+	}
+	if me := reps[k.Shard]; me == nil || me.Server != s.id {
+		return nil, fmt.Errorf("%v: the write does not name this server as shard %d: %w", k, k.Shard, ErrInvalid)
+	}
+	return reps, nil
+}
+
+// ecWrite is the primary's side of a write to an EC chunk; the caller
+// holds k's order lock. It needs the lease, but for a re-encode from the
+// repair loop, which comes with none: the chunk is fenced.
+func (s *Server) ecWrite(ctx context.Context, k Key, st *chunkState, req *api.WriteRequest) ([]string, error) {
+	if req.DataShards == 0 {
+		// Only EC chunks have shards beyond 0: a writer that does not
+		// know the layout would write raw bytes into a shard.
+		return nil, fmt.Errorf("%v: write to an EC shard without its layout: %w", k, ErrInvalid)
+	}
+	if lease := s.leaseOf(st); !req.Reencode && !time.Now().Before(lease) {
+		return nil, fmt.Errorf("%v: no write lease here: %w", k, api.Errno_EAGAIN)
+	}
+	info, err := s.store.Stat(k)
+	if err != nil {
+		return nil, err
+	}
+	if info.Version != req.Version {
+		return nil, fmt.Errorf("%v: holds version %d, EC write is for %d: %w", k, info.Version, req.Version, ErrStale)
+	}
+	c, err := codecFor(req.DataShards, req.ParityShards)
+	if err != nil {
+		return nil, err
+	}
+	reps, err := s.shardSet(k, c, req.Forward)
+	if err != nil {
+		return nil, err
+	}
+	e := &ecChunk{s: s, k: k, c: c, reps: reps, version: info.Version, sync: req.Sync}
+	capacity := info.ChunkSize * uint64(c.K)
+	off := req.Offset
+	if off > capacity || (req.ZeroLength == 0 && uint64(len(req.Data)) > capacity-off) {
+		return nil, fmt.Errorf("%v: write [%d,+%d) beyond the chunk's %d bytes: %w", k, off, len(req.Data), capacity, ErrTooBig)
+	}
+	if req.Reencode || !s.ecIsClean(k, info.Version) {
+		// The last primary may have died between shard updates.
+		if failed, err := e.reencode(ctx, info.ChunkSize); err != nil || len(failed) > 0 {
+			s.ecMarkDirty(k)
+			return failed, err
+		}
+		s.ecMarkClean(k, info.Version)
+	}
+	if req.Reencode {
+		return nil, nil
+	}
+	var failed []string
+	switch {
+	case len(req.ShardData) > 0:
+		failed, err = e.writeEncoded(ctx, off, capacity, req.ShardData)
+	case req.ZeroLength > 0:
+		failed, err = e.zero(ctx, off, min(req.ZeroLength, capacity-off))
+	default:
+		failed, err = e.write(ctx, off, req.Data)
+	}
+	if err == nil {
+		s.ecMarkClean(k, info.Version)
+	} else {
+		s.ecMarkDirty(k)
+	}
+	return failed, err
+}
+
+// write stores data at chunk offset off: it rebuilds the stripes the
+// range touches (reading the old data of partly covered ones), encodes
+// them and sends each shard its part.
+func (e *ecChunk) write(ctx context.Context, off uint64, data []byte) ([]string, error) {
+	c := e.c
+	n := uint64(len(data))
+	if n == 0 {
+		return nil, nil
+	}
+	ss := c.StripeSize()
+	first, end := c.Stripes(off, n)
+	buf := make([]byte, (end-first)*ss)
+	// Old data of the partly covered stripes: the first and the last.
+	edges := []uint64{first}
+	if end-1 != first {
+		edges = append(edges, end-1)
+	}
+	for _, s := range edges {
+		if off <= s*ss && off+n >= (s+1)*ss {
+			continue // wholly overwritten
+		}
+		shards, err := e.fetch(ctx, s*ec.CellSize, ec.CellSize)
+		if err != nil {
+			return nil, err
+		}
+		c.Join(shards, buf[(s-first)*ss:(s-first+1)*ss])
+	}
+	copy(buf[off-first*ss:], data)
+	shards := c.Split(buf)
+	if err := c.Encode(shards); err != nil {
+		return nil, err
+	}
+	base := first * ec.CellSize
+	pieces := make([]piece, c.Shards())
+	for d := range c.K {
+		so, l := c.DataRange(d, off, n)
+		pieces[d] = piece{off: so, data: shards[d][so-base : so-base+l]}
+	}
+	for p := c.K; p < c.Shards(); p++ {
+		pieces[p] = piece{off: base, data: shards[p]}
+	}
+	return e.send(ctx, pieces)
+}
+
+// writeEncoded stores whole stripes the writer encoded itself: shards[i]
+// is shard i's bytes of the stripes from chunk offset off on.
+func (e *ecChunk) writeEncoded(ctx context.Context, off, capacity uint64, shards [][]byte) ([]string, error) {
+	c := e.c
+	per := len(shards[0])
+	if len(shards) != c.Shards() || off%c.StripeSize() != 0 || per%ec.CellSize != 0 ||
+		off+uint64(per*c.K) > capacity || slices.ContainsFunc(shards, func(b []byte) bool { return len(b) != per }) {
+		return nil, fmt.Errorf("%v: encoded write at %d: want %d shards of equal whole cells, whole stripes within %d bytes: %w",
+			e.k, off, c.Shards(), capacity, ErrInvalid)
+	}
+	pieces := make([]piece, c.Shards())
+	for i, b := range shards {
+		pieces[i] = piece{off: off / c.StripeSize() * ec.CellSize, data: b}
+	}
+	return e.send(ctx, pieces)
+}
+
+// zero makes chunk bytes [off, off+n) read as zeros: whole stripes are
+// zeroed on every shard (their parity is zero too), partial ones are
+// rewritten.
+func (e *ecChunk) zero(ctx context.Context, off, n uint64) ([]string, error) {
+	ss := e.c.StripeSize()
+	lo, hi := (off+ss-1)/ss, (off+n)/ss // whole stripes [lo, hi)
+	if lo >= hi {
+		return e.write(ctx, off, make([]byte, n))
+	}
+	if head := lo*ss - off; head > 0 {
+		if failed, err := e.write(ctx, off, make([]byte, head)); err != nil || len(failed) > 0 {
+			return failed, err
+		}
+	}
+	if tail := off + n - hi*ss; tail > 0 {
+		if failed, err := e.write(ctx, hi*ss, make([]byte, tail)); err != nil || len(failed) > 0 {
+			return failed, err
+		}
+	}
+	pieces := make([]piece, e.c.Shards())
+	for i := range pieces {
+		pieces[i] = piece{off: lo * ec.CellSize, zero: (hi - lo) * ec.CellSize}
+	}
+	return e.send(ctx, pieces)
+}
+
+// reencode recomputes the parity of every stripe of the chunk from its
+// data shards, so that data and parity agree again after a primary died
+// between shard updates. Past the end of the data it zeroes parity.
+func (e *ecChunk) reencode(ctx context.Context, shardSize uint64) ([]string, error) {
+	const batch = 64 * ec.CellSize // shard bytes per round
+	for off := uint64(0); off < shardSize; off += batch {
+		n := min(batch, shardSize-off)
+		shards, failedShards, held, err := e.fetchHeld(ctx, off, n)
+		if err != nil {
+			return nil, err
+		}
+		if len(failedShards) > 0 {
+			return e.servers(failedShards), fmt.Errorf("%v: shards %v unreadable during re-encode: %w", e.k, failedShards, api.Errno_EIO)
+		}
+		pieces := make([]piece, e.c.Shards())
+		if held == 0 {
+			// No data from here on: parity of zeros is zeros.
+			for p := e.c.K; p < e.c.Shards(); p++ {
+				pieces[p] = piece{off: off, zero: shardSize - off}
+			}
+			failed, err := e.send(ctx, pieces)
+			e.s.log.Info("EC chunk re-encoded", "chunk", e.k, "version", e.version, "stripes", off/ec.CellSize)
+			return failed, err
+		}
+		n = (held + ec.CellSize - 1) / ec.CellSize * ec.CellSize
+		for i := range shards {
+			if i >= e.c.K {
+				shards[i] = make([]byte, n)
+			} else {
+				shards[i] = shards[i][:n]
+			}
+		}
+		if err := e.c.Encode(shards); err != nil {
+			return nil, err
+		}
+		for p := e.c.K; p < e.c.Shards(); p++ {
+			pieces[p] = piece{off: off, data: shards[p]}
+		}
+		if failed, err := e.send(ctx, pieces); err != nil || len(failed) > 0 {
+			return failed, err
+		}
+	}
+	return nil, nil
+}
+
+func (e *ecChunk) have() []bool {
+	h := make([]bool, len(e.reps))
+	for i, r := range e.reps {
+		h[i] = r != nil
+	}
+	return h
+}
+
+func (e *ecChunk) servers(shards []int) []string {
+	var out []string
+	for _, i := range shards {
+		out = append(out, e.reps[i].Server)
+	}
+	return out
+}
+
+// fetch returns the K data shards' [off, off+n), decoding around shards
+// that cannot be read.
+func (e *ecChunk) fetch(ctx context.Context, off, n uint64) ([][]byte, error) {
+	shards, failed, err := e.c.Fetch(ctx, off, n, e.have(), e.read)
+	if len(failed) > 0 {
+		e.s.log.Warn("EC read-modify-write decoded around shards", "chunk", e.k, "failed", failed, "err", err)
+	}
+	return shards, err
+}
+
+// fetchHeld is fetch over whole shard ranges that also returns the most
+// bytes any shard held in the range (0: nothing but zeros from off on).
+func (e *ecChunk) fetchHeld(ctx context.Context, off, n uint64) ([][]byte, []int, uint64, error) {
+	var mu sync.Mutex
+	var held uint64
+	shards, failed, err := e.c.Fetch(ctx, off, n, e.have(), func(ctx context.Context, i int, o, l uint64) ([]byte, error) {
+		b, err := e.read(ctx, i, o, l)
+		mu.Lock()
+		held = max(held, uint64(len(b)))
+		mu.Unlock()
+		return b, err
+	})
+	return shards, failed, held, err
+}
+
+// read reads one shard's [off, off+n) here or from its server.
+func (e *ecChunk) read(ctx context.Context, shard int, off, n uint64) ([]byte, error) {
+	if shard == int(e.k.Shard) {
+		k := Key{e.k.ID, uint32(shard)}
+		buf := make([]byte, n)
+		got, err := e.s.store.ReadAt(k, buf, int64(off))
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		return buf[:got], nil
+	}
+	cs, err := e.s.peers.client(e.reps[shard].Addr)
+	if err != nil {
+		return nil, err
+	}
+	return api.ReadRange(ctx, cs, e.k.ID, uint32(shard), e.version, off, n, e.s.cfg.RPCTimeout)
+}
+
+// piece is what one shard gets of a write: data at off, or zero bytes
+// zeroed from off; neither for a shard the write leaves alone.
+type piece struct {
+	off  uint64
+	data []byte
+	zero uint64
+}
+
+// send applies each shard's piece: this server's own here, the others'
+// on their servers in parallel. It answers, as a forwarded replicated
+// write does, with the servers that did not take theirs.
+func (e *ecChunk) send(ctx context.Context, pieces []piece) ([]string, error) {
+	own := pieces[e.k.Shard]
+	if err := e.apply(own); err != nil {
+		return nil, err
+	}
+	var to []*api.Replica
+	for i, r := range e.reps {
+		if r != nil && i != int(e.k.Shard) && (len(pieces[i].data) > 0 || pieces[i].zero > 0) {
+			to = append(to, r)
+		}
+	}
+	// One forward per shard, each with its own piece, all at once.
+	var wg sync.WaitGroup
+	failed := make([][]string, len(to))
+	errs := make([]error, len(to))
+	for i, r := range to {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := pieces[r.Shard]
+			failed[i], errs[i] = e.s.forward(ctx, e.k, to[i:i+1], "EC write", func(ctx context.Context, c api.ChunkServerClient) (api.Errno, string, error) {
+				req := &api.WriteRequest{Id: e.k.ID, Shard: r.Shard, Version: e.version, Forwarded: true, Sync: e.sync}
+				if p.zero > 0 {
+					req.Offset, req.ZeroLength = p.off, p.zero
+					resp, err := c.Write(ctx, req)
+					return resp.GetErrno(), resp.GetMessage(), err
+				}
+				for pos := 0; pos < len(p.data); pos += api.MaxWrite {
+					req.Offset, req.Data = p.off+uint64(pos), p.data[pos:min(pos+api.MaxWrite, len(p.data))]
+					resp, err := c.Write(ctx, req)
+					if err != nil || resp.GetErrno() != api.Errno_OK {
+						return resp.GetErrno(), resp.GetMessage(), err
+					}
+				}
+				return api.Errno_OK, "", nil
+			})
+		}()
+	}
+	wg.Wait()
+	return slices.Concat(failed...), errors.Join(errs...)
+}
+
+// apply writes the primary's own piece to its store.
+func (e *ecChunk) apply(p piece) error {
+	var err error
+	switch {
+	case p.zero > 0:
+		err = e.s.store.Zero(e.k, int64(p.off), int64(p.zero))
+	case len(p.data) > 0:
+		err = e.s.store.WriteAt(e.k, p.data, int64(p.off))
+	default:
+		return nil
+	}
+	if err == nil && e.sync {
+		err = e.s.store.Sync(e.k)
+	}
+	return err
+}
+
+// The primary's knowledge that an EC chunk's data and parity agree at a
+// version (soft state: a restarted primary re-encodes).
+func (s *Server) ecIsClean(k Key, version uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ecClean[k] == version
+}
+
+func (s *Server) ecMarkClean(k Key, version uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ecClean == nil {
+		s.ecClean = map[Key]uint64{}
+	}
+	s.ecClean[k] = version
+}
+
+func (s *Server) ecMarkDirty(k Key) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.ecClean, k)
+}
+
+// ecNewVersion carries what the primary knows across a version change
+// (SetChunk): agreement at old stays known at next only if this server
+// holds the lease at next and nothing happened in between (a new lease
+// or a failure report moves the version by exactly one, and any other
+// primary would have had a version of its own).
+func (s *Server) ecNewVersion(k Key, old, next uint64, primary bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if next == old || s.ecClean == nil {
+		return
+	}
+	if v, ok := s.ecClean[k]; ok && (!primary || next != old+1 || v != old) {
+		delete(s.ecClean, k)
+	} else if ok {
+		s.ecClean[k] = next
+	}
+}
+
+// rebuild recreates EC shard k here by decoding it, stripe range by
+// stripe range, from req.Sources (the chunk's other shards at
+// req.Version); the repair loop asks for it when a shard is lost. The
+// caller made k an empty chunk at version 0.
+func (s *Server) rebuild(ctx context.Context, k Key, req *api.ReplicateRequest) (uint64, error) {
+	c, err := codecFor(req.DataShards, req.ParityShards)
+	if err != nil {
+		return 0, err
+	}
+	if int(k.Shard) >= c.Shards() {
+		return 0, fmt.Errorf("%v: shard beyond %d+%d: %w", k, c.K, c.M, ErrInvalid)
+	}
+	reps := make([]*api.Replica, c.Shards())
+	for _, r := range req.Sources {
+		if int(r.Shard) < len(reps) && r.Shard != k.Shard {
+			reps[r.Shard] = r
+		}
+	}
+	e := &ecChunk{s: s, k: k, c: c, reps: reps, version: req.Version}
+	start := time.Now()
+	var written uint64
+	const batch = 64 * ec.CellSize
+	for off := uint64(0); off < req.ChunkSize; off += batch {
+		n := min(batch, req.ChunkSize-off)
+		shards, _, held, err := e.fetchHeld(ctx, off, n)
+		if err != nil {
+			return written, fmt.Errorf("%v: decoding [%d,+%d): %w", k, off, n, err)
+		}
+		if held == 0 {
+			return written, nil // zeros from here on
+		}
+		if int(k.Shard) >= c.K {
+			for p := c.K; p < c.Shards(); p++ {
+				shards[p] = make([]byte, n)
+			}
+			if err := c.Encode(shards); err != nil {
+				return written, err
+			}
+		}
+		if err := s.store.WriteAt(k, shards[k.Shard][:min(n, (held+ec.CellSize-1)/ec.CellSize*ec.CellSize)], int64(off)); err != nil {
+			return written, err
+		}
+		written += n
+		if err := pace(ctx, k, start, written, req.RateBytes); err != nil {
+			return written, err
+		}
+	}
+	return written, nil
+}
