@@ -4184,12 +4184,15 @@ func (x *HeartbeatResponse) GetWantFullReport() bool {
 }
 
 type MasterInfo struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Addr          string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
-	RaftAddr      string                 `protobuf:"bytes,3,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
-	State         string                 `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"` // Leader, Follower, Candidate, unknown
-	Voter         bool                   `protobuf:"varint,5,opt,name=voter,proto3" json:"voter,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Addr     string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	RaftAddr string                 `protobuf:"bytes,3,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
+	State    string                 `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"` // Leader, Follower, Candidate, unknown
+	Voter    bool                   `protobuf:"varint,5,opt,name=voter,proto3" json:"voter,omitempty"`
+	// Set with StatusRequest.detail, from the master's own answer.
+	Reachable     bool   `protobuf:"varint,220,opt,name=reachable,proto3" json:"reachable,omitempty"`
+	AppliedIndex  uint64 `protobuf:"varint,221,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4257,6 +4260,20 @@ func (x *MasterInfo) GetVoter() bool {
 		return x.Voter
 	}
 	return false
+}
+
+func (x *MasterInfo) GetReachable() bool {
+	if x != nil {
+		return x.Reachable
+	}
+	return false
+}
+
+func (x *MasterInfo) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
 }
 
 type ChunkServerInfo struct {
@@ -4368,7 +4385,12 @@ func (x *ChunkServerInfo) GetChunks() uint64 {
 }
 
 type StatusRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// detail asks for the lists behind the counts (sessions, locks, chunk
+	// health) and for each other master's own view; it costs a pass over
+	// every chunk and a call to every master, so only the status page and
+	// dfsctl's lists ask for it.
+	Detail        bool `protobuf:"varint,220,opt,name=detail,proto3" json:"detail,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4401,6 +4423,13 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
 	return file_dfs_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *StatusRequest) GetDetail() bool {
+	if x != nil {
+		return x.Detail
+	}
+	return false
 }
 
 // Raft membership, served by the leader.
@@ -4791,19 +4820,26 @@ func (x *FsckResponse) GetComplete() bool {
 }
 
 type StatusResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Leader        string                 `protobuf:"bytes,1,opt,name=leader,proto3" json:"leader,omitempty"` // leader's client address
-	Masters       []*MasterInfo          `protobuf:"bytes,2,rep,name=masters,proto3" json:"masters,omitempty"`
-	Servers       []*ChunkServerInfo     `protobuf:"bytes,3,rep,name=servers,proto3" json:"servers,omitempty"`
-	Inodes        uint64                 `protobuf:"varint,4,opt,name=inodes,proto3" json:"inodes,omitempty"`
-	Chunks        uint64                 `protobuf:"varint,5,opt,name=chunks,proto3" json:"chunks,omitempty"`
-	Sessions      uint64                 `protobuf:"varint,6,opt,name=sessions,proto3" json:"sessions,omitempty"`
-	AppliedIndex  uint64                 `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
-	LogicalBytes  uint64                 `protobuf:"varint,8,opt,name=logical_bytes,json=logicalBytes,proto3" json:"logical_bytes,omitempty"`
-	Locks         uint64                 `protobuf:"varint,9,opt,name=locks,proto3" json:"locks,omitempty"`
-	LockWaiters   uint64                 `protobuf:"varint,10,opt,name=lock_waiters,json=lockWaiters,proto3" json:"lock_waiters,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Leader       string                 `protobuf:"bytes,1,opt,name=leader,proto3" json:"leader,omitempty"` // leader's client address
+	Masters      []*MasterInfo          `protobuf:"bytes,2,rep,name=masters,proto3" json:"masters,omitempty"`
+	Servers      []*ChunkServerInfo     `protobuf:"bytes,3,rep,name=servers,proto3" json:"servers,omitempty"`
+	Inodes       uint64                 `protobuf:"varint,4,opt,name=inodes,proto3" json:"inodes,omitempty"`
+	Chunks       uint64                 `protobuf:"varint,5,opt,name=chunks,proto3" json:"chunks,omitempty"`
+	Sessions     uint64                 `protobuf:"varint,6,opt,name=sessions,proto3" json:"sessions,omitempty"`
+	AppliedIndex uint64                 `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	LogicalBytes uint64                 `protobuf:"varint,8,opt,name=logical_bytes,json=logicalBytes,proto3" json:"logical_bytes,omitempty"`
+	Locks        uint64                 `protobuf:"varint,9,opt,name=locks,proto3" json:"locks,omitempty"`
+	LockWaiters  uint64                 `protobuf:"varint,10,opt,name=lock_waiters,json=lockWaiters,proto3" json:"lock_waiters,omitempty"`
+	SelfId       string                 `protobuf:"bytes,220,opt,name=self_id,json=selfId,proto3" json:"self_id,omitempty"`          // the master that answered
+	AdminAddr    string                 `protobuf:"bytes,221,opt,name=admin_addr,json=adminAddr,proto3" json:"admin_addr,omitempty"` // its admin HTTP listener (status page); empty: off
+	// The fields below are filled only when StatusRequest.detail is set.
+	LeaderAdminAddr string           `protobuf:"bytes,222,opt,name=leader_admin_addr,json=leaderAdminAddr,proto3" json:"leader_admin_addr,omitempty"` // the leader's admin listener, if known
+	SessionList     []*SessionStatus `protobuf:"bytes,223,rep,name=session_list,json=sessionList,proto3" json:"session_list,omitempty"`               // first statusListLimit by id
+	LockList        []*LockStatus    `protobuf:"bytes,224,rep,name=lock_list,json=lockList,proto3" json:"lock_list,omitempty"`                        // held, then waiting; limited
+	ChunkHealth     *ChunkHealth     `protobuf:"bytes,225,opt,name=chunk_health,json=chunkHealth,proto3" json:"chunk_health,omitempty"`               // leader only
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -4906,6 +4942,306 @@ func (x *StatusResponse) GetLockWaiters() uint64 {
 	return 0
 }
 
+func (x *StatusResponse) GetSelfId() string {
+	if x != nil {
+		return x.SelfId
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetAdminAddr() string {
+	if x != nil {
+		return x.AdminAddr
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetLeaderAdminAddr() string {
+	if x != nil {
+		return x.LeaderAdminAddr
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetSessionList() []*SessionStatus {
+	if x != nil {
+		return x.SessionList
+	}
+	return nil
+}
+
+func (x *StatusResponse) GetLockList() []*LockStatus {
+	if x != nil {
+		return x.LockList
+	}
+	return nil
+}
+
+func (x *StatusResponse) GetChunkHealth() *ChunkHealth {
+	if x != nil {
+		return x.ChunkHealth
+	}
+	return nil
+}
+
+// SessionStatus is one client session as the status page shows it.
+type SessionStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Client        string                 `protobuf:"bytes,2,opt,name=client,proto3" json:"client,omitempty"`
+	TtlNs         int64                  `protobuf:"varint,3,opt,name=ttl_ns,json=ttlNs,proto3" json:"ttl_ns,omitempty"`
+	ExpiresInNs   int64                  `protobuf:"varint,4,opt,name=expires_in_ns,json=expiresInNs,proto3" json:"expires_in_ns,omitempty"` // leader only: time left on its lease; 0 unknown
+	OpenFiles     uint32                 `protobuf:"varint,5,opt,name=open_files,json=openFiles,proto3" json:"open_files,omitempty"`         // opens recorded in Raft
+	Locks         uint32                 `protobuf:"varint,6,opt,name=locks,proto3" json:"locks,omitempty"`                                  // locks held
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionStatus) Reset() {
+	*x = SessionStatus{}
+	mi := &file_dfs_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionStatus) ProtoMessage() {}
+
+func (x *SessionStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionStatus.ProtoReflect.Descriptor instead.
+func (*SessionStatus) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *SessionStatus) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *SessionStatus) GetClient() string {
+	if x != nil {
+		return x.Client
+	}
+	return ""
+}
+
+func (x *SessionStatus) GetTtlNs() int64 {
+	if x != nil {
+		return x.TtlNs
+	}
+	return 0
+}
+
+func (x *SessionStatus) GetExpiresInNs() int64 {
+	if x != nil {
+		return x.ExpiresInNs
+	}
+	return 0
+}
+
+func (x *SessionStatus) GetOpenFiles() uint32 {
+	if x != nil {
+		return x.OpenFiles
+	}
+	return 0
+}
+
+func (x *SessionStatus) GetLocks() uint32 {
+	if x != nil {
+		return x.Locks
+	}
+	return 0
+}
+
+// LockStatus is one held lock or one waiting request.
+type LockStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Lock          *LockInfo              `protobuf:"bytes,1,opt,name=lock,proto3" json:"lock,omitempty"`
+	Ino           uint64                 `protobuf:"varint,2,opt,name=ino,proto3" json:"ino,omitempty"`
+	Path          string                 `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
+	Waiting       bool                   `protobuf:"varint,4,opt,name=waiting,proto3" json:"waiting,omitempty"`
+	SinceNs       int64                  `protobuf:"varint,5,opt,name=since_ns,json=sinceNs,proto3" json:"since_ns,omitempty"` // granted or queued at (Unix ns)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LockStatus) Reset() {
+	*x = LockStatus{}
+	mi := &file_dfs_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LockStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LockStatus) ProtoMessage() {}
+
+func (x *LockStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LockStatus.ProtoReflect.Descriptor instead.
+func (*LockStatus) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *LockStatus) GetLock() *LockInfo {
+	if x != nil {
+		return x.Lock
+	}
+	return nil
+}
+
+func (x *LockStatus) GetIno() uint64 {
+	if x != nil {
+		return x.Ino
+	}
+	return 0
+}
+
+func (x *LockStatus) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *LockStatus) GetWaiting() bool {
+	if x != nil {
+		return x.Waiting
+	}
+	return false
+}
+
+func (x *LockStatus) GetSinceNs() int64 {
+	if x != nil {
+		return x.SinceNs
+	}
+	return 0
+}
+
+// ChunkHealth counts chunks by health as the leader sees them from
+// heartbeats, without asking for fresh reports (that is fsck's job).
+type ChunkHealth struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Healthy         uint64                 `protobuf:"varint,1,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	UnderReplicated uint64                 `protobuf:"varint,2,opt,name=under_replicated,json=underReplicated,proto3" json:"under_replicated,omitempty"` // replicated, fewer live copies than wanted
+	Degraded        uint64                 `protobuf:"varint,3,opt,name=degraded,proto3" json:"degraded,omitempty"`                                      // erasure-coded, shards missing
+	Missing         uint64                 `protobuf:"varint,4,opt,name=missing,proto3" json:"missing,omitempty"`                                        // no live copy
+	Repairing       uint64                 `protobuf:"varint,5,opt,name=repairing,proto3" json:"repairing,omitempty"`                                    // a repair is running now
+	Problems        []*FsckProblem         `protobuf:"bytes,6,rep,name=problems,proto3" json:"problems,omitempty"`                                       // the worst first, limited
+	// warming_up: this leader has not yet heard from every chunkserver, so
+	// copies on silent servers count as lost until they report.
+	WarmingUp     bool `protobuf:"varint,7,opt,name=warming_up,json=warmingUp,proto3" json:"warming_up,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChunkHealth) Reset() {
+	*x = ChunkHealth{}
+	mi := &file_dfs_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChunkHealth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChunkHealth) ProtoMessage() {}
+
+func (x *ChunkHealth) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChunkHealth.ProtoReflect.Descriptor instead.
+func (*ChunkHealth) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *ChunkHealth) GetHealthy() uint64 {
+	if x != nil {
+		return x.Healthy
+	}
+	return 0
+}
+
+func (x *ChunkHealth) GetUnderReplicated() uint64 {
+	if x != nil {
+		return x.UnderReplicated
+	}
+	return 0
+}
+
+func (x *ChunkHealth) GetDegraded() uint64 {
+	if x != nil {
+		return x.Degraded
+	}
+	return 0
+}
+
+func (x *ChunkHealth) GetMissing() uint64 {
+	if x != nil {
+		return x.Missing
+	}
+	return 0
+}
+
+func (x *ChunkHealth) GetRepairing() uint64 {
+	if x != nil {
+		return x.Repairing
+	}
+	return 0
+}
+
+func (x *ChunkHealth) GetProblems() []*FsckProblem {
+	if x != nil {
+		return x.Problems
+	}
+	return nil
+}
+
+func (x *ChunkHealth) GetWarmingUp() bool {
+	if x != nil {
+		return x.WarmingUp
+	}
+	return false
+}
+
 // NotLeader is attached as a status detail (code Unavailable) by a master
 // that cannot serve a call because it is not the leader.
 type NotLeader struct {
@@ -4918,7 +5254,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_dfs_proto_msgTypes[62]
+	mi := &file_dfs_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4930,7 +5266,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[62]
+	mi := &file_dfs_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4943,7 +5279,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{62}
+	return file_dfs_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *NotLeader) GetLeaderAddr() string {
@@ -4979,7 +5315,7 @@ type SetChunkRequest struct {
 
 func (x *SetChunkRequest) Reset() {
 	*x = SetChunkRequest{}
-	mi := &file_dfs_proto_msgTypes[63]
+	mi := &file_dfs_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4991,7 +5327,7 @@ func (x *SetChunkRequest) String() string {
 func (*SetChunkRequest) ProtoMessage() {}
 
 func (x *SetChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[63]
+	mi := &file_dfs_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5004,7 +5340,7 @@ func (x *SetChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetChunkRequest.ProtoReflect.Descriptor instead.
 func (*SetChunkRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{63}
+	return file_dfs_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *SetChunkRequest) GetId() uint64 {
@@ -5066,7 +5402,7 @@ type SetChunkResponse struct {
 
 func (x *SetChunkResponse) Reset() {
 	*x = SetChunkResponse{}
-	mi := &file_dfs_proto_msgTypes[64]
+	mi := &file_dfs_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5078,7 +5414,7 @@ func (x *SetChunkResponse) String() string {
 func (*SetChunkResponse) ProtoMessage() {}
 
 func (x *SetChunkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[64]
+	mi := &file_dfs_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5091,7 +5427,7 @@ func (x *SetChunkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetChunkResponse.ProtoReflect.Descriptor instead.
 func (*SetChunkResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{64}
+	return file_dfs_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *SetChunkResponse) GetErrno() Errno {
@@ -5136,7 +5472,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_dfs_proto_msgTypes[65]
+	mi := &file_dfs_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5148,7 +5484,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[65]
+	mi := &file_dfs_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5161,7 +5497,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{65}
+	return file_dfs_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *WriteRequest) GetId() uint64 {
@@ -5245,7 +5581,7 @@ type Extent struct {
 
 func (x *Extent) Reset() {
 	*x = Extent{}
-	mi := &file_dfs_proto_msgTypes[66]
+	mi := &file_dfs_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5257,7 +5593,7 @@ func (x *Extent) String() string {
 func (*Extent) ProtoMessage() {}
 
 func (x *Extent) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[66]
+	mi := &file_dfs_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5270,7 +5606,7 @@ func (x *Extent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Extent.ProtoReflect.Descriptor instead.
 func (*Extent) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{66}
+	return file_dfs_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *Extent) GetOffset() uint64 {
@@ -5298,7 +5634,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_dfs_proto_msgTypes[67]
+	mi := &file_dfs_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5310,7 +5646,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[67]
+	mi := &file_dfs_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5323,7 +5659,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{67}
+	return file_dfs_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *WriteResponse) GetErrno() Errno {
@@ -5360,7 +5696,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_dfs_proto_msgTypes[68]
+	mi := &file_dfs_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5372,7 +5708,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[68]
+	mi := &file_dfs_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5385,7 +5721,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{68}
+	return file_dfs_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ReadRequest) GetId() uint64 {
@@ -5434,7 +5770,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_dfs_proto_msgTypes[69]
+	mi := &file_dfs_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5446,7 +5782,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[69]
+	mi := &file_dfs_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5459,7 +5795,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{69}
+	return file_dfs_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ReadResponse) GetErrno() Errno {
@@ -5494,7 +5830,7 @@ type SyncRequest struct {
 
 func (x *SyncRequest) Reset() {
 	*x = SyncRequest{}
-	mi := &file_dfs_proto_msgTypes[70]
+	mi := &file_dfs_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5506,7 +5842,7 @@ func (x *SyncRequest) String() string {
 func (*SyncRequest) ProtoMessage() {}
 
 func (x *SyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[70]
+	mi := &file_dfs_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5519,7 +5855,7 @@ func (x *SyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRequest.ProtoReflect.Descriptor instead.
 func (*SyncRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{70}
+	return file_dfs_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *SyncRequest) GetId() uint64 {
@@ -5554,7 +5890,7 @@ type SyncResponse struct {
 
 func (x *SyncResponse) Reset() {
 	*x = SyncResponse{}
-	mi := &file_dfs_proto_msgTypes[71]
+	mi := &file_dfs_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5566,7 +5902,7 @@ func (x *SyncResponse) String() string {
 func (*SyncResponse) ProtoMessage() {}
 
 func (x *SyncResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[71]
+	mi := &file_dfs_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5579,7 +5915,7 @@ func (x *SyncResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncResponse.ProtoReflect.Descriptor instead.
 func (*SyncResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{71}
+	return file_dfs_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *SyncResponse) GetErrno() Errno {
@@ -5620,7 +5956,7 @@ type ReplicateRequest struct {
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_dfs_proto_msgTypes[72]
+	mi := &file_dfs_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5632,7 +5968,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[72]
+	mi := &file_dfs_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5645,7 +5981,7 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{72}
+	return file_dfs_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ReplicateRequest) GetId() uint64 {
@@ -5701,7 +6037,7 @@ type ReplicateResponse struct {
 
 func (x *ReplicateResponse) Reset() {
 	*x = ReplicateResponse{}
-	mi := &file_dfs_proto_msgTypes[73]
+	mi := &file_dfs_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5713,7 +6049,7 @@ func (x *ReplicateResponse) String() string {
 func (*ReplicateResponse) ProtoMessage() {}
 
 func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[73]
+	mi := &file_dfs_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5726,7 +6062,7 @@ func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicateResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{73}
+	return file_dfs_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ReplicateResponse) GetErrno() Errno {
@@ -5764,7 +6100,7 @@ type LocalPathRequest struct {
 
 func (x *LocalPathRequest) Reset() {
 	*x = LocalPathRequest{}
-	mi := &file_dfs_proto_msgTypes[74]
+	mi := &file_dfs_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5776,7 +6112,7 @@ func (x *LocalPathRequest) String() string {
 func (*LocalPathRequest) ProtoMessage() {}
 
 func (x *LocalPathRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[74]
+	mi := &file_dfs_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5789,7 +6125,7 @@ func (x *LocalPathRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalPathRequest.ProtoReflect.Descriptor instead.
 func (*LocalPathRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{74}
+	return file_dfs_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *LocalPathRequest) GetId() uint64 {
@@ -5828,7 +6164,7 @@ type LocalPathResponse struct {
 
 func (x *LocalPathResponse) Reset() {
 	*x = LocalPathResponse{}
-	mi := &file_dfs_proto_msgTypes[75]
+	mi := &file_dfs_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5840,7 +6176,7 @@ func (x *LocalPathResponse) String() string {
 func (*LocalPathResponse) ProtoMessage() {}
 
 func (x *LocalPathResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[75]
+	mi := &file_dfs_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5853,7 +6189,7 @@ func (x *LocalPathResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalPathResponse.ProtoReflect.Descriptor instead.
 func (*LocalPathResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{75}
+	return file_dfs_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *LocalPathResponse) GetErrno() Errno {
@@ -5902,7 +6238,7 @@ type RegisterServerCmd struct {
 
 func (x *RegisterServerCmd) Reset() {
 	*x = RegisterServerCmd{}
-	mi := &file_dfs_proto_msgTypes[76]
+	mi := &file_dfs_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5914,7 +6250,7 @@ func (x *RegisterServerCmd) String() string {
 func (*RegisterServerCmd) ProtoMessage() {}
 
 func (x *RegisterServerCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[76]
+	mi := &file_dfs_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5927,7 +6263,7 @@ func (x *RegisterServerCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterServerCmd.ProtoReflect.Descriptor instead.
 func (*RegisterServerCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{76}
+	return file_dfs_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *RegisterServerCmd) GetId() string {
@@ -5960,7 +6296,7 @@ type ExpireSessionCmd struct {
 
 func (x *ExpireSessionCmd) Reset() {
 	*x = ExpireSessionCmd{}
-	mi := &file_dfs_proto_msgTypes[77]
+	mi := &file_dfs_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5972,7 +6308,7 @@ func (x *ExpireSessionCmd) String() string {
 func (*ExpireSessionCmd) ProtoMessage() {}
 
 func (x *ExpireSessionCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[77]
+	mi := &file_dfs_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5985,7 +6321,7 @@ func (x *ExpireSessionCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireSessionCmd.ProtoReflect.Descriptor instead.
 func (*ExpireSessionCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{77}
+	return file_dfs_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *ExpireSessionCmd) GetSession() uint64 {
@@ -6004,7 +6340,7 @@ type DeleteChunksCmd struct {
 
 func (x *DeleteChunksCmd) Reset() {
 	*x = DeleteChunksCmd{}
-	mi := &file_dfs_proto_msgTypes[78]
+	mi := &file_dfs_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6016,7 +6352,7 @@ func (x *DeleteChunksCmd) String() string {
 func (*DeleteChunksCmd) ProtoMessage() {}
 
 func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[78]
+	mi := &file_dfs_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6029,7 +6365,7 @@ func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteChunksCmd.ProtoReflect.Descriptor instead.
 func (*DeleteChunksCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{78}
+	return file_dfs_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *DeleteChunksCmd) GetIds() []uint64 {
@@ -6062,7 +6398,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_dfs_proto_msgTypes[79]
+	mi := &file_dfs_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6074,7 +6410,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[79]
+	mi := &file_dfs_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6087,7 +6423,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{79}
+	return file_dfs_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *Command) GetSession() uint64 {
@@ -6184,7 +6520,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_dfs_proto_msgTypes[80]
+	mi := &file_dfs_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6196,7 +6532,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[80]
+	mi := &file_dfs_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6209,7 +6545,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{80}
+	return file_dfs_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *Batch) GetCommands() []*Command {
@@ -6238,7 +6574,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_dfs_proto_msgTypes[81]
+	mi := &file_dfs_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6250,7 +6586,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[81]
+	mi := &file_dfs_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6263,7 +6599,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{81}
+	return file_dfs_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -6357,7 +6693,7 @@ type SnapshotLock struct {
 
 func (x *SnapshotLock) Reset() {
 	*x = SnapshotLock{}
-	mi := &file_dfs_proto_msgTypes[82]
+	mi := &file_dfs_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6369,7 +6705,7 @@ func (x *SnapshotLock) String() string {
 func (*SnapshotLock) ProtoMessage() {}
 
 func (x *SnapshotLock) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[82]
+	mi := &file_dfs_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6382,7 +6718,7 @@ func (x *SnapshotLock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotLock.ProtoReflect.Descriptor instead.
 func (*SnapshotLock) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{82}
+	return file_dfs_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *SnapshotLock) GetOp() *LockOp {
@@ -6431,7 +6767,7 @@ type SnapshotDirEntry struct {
 
 func (x *SnapshotDirEntry) Reset() {
 	*x = SnapshotDirEntry{}
-	mi := &file_dfs_proto_msgTypes[83]
+	mi := &file_dfs_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6443,7 +6779,7 @@ func (x *SnapshotDirEntry) String() string {
 func (*SnapshotDirEntry) ProtoMessage() {}
 
 func (x *SnapshotDirEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[83]
+	mi := &file_dfs_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6456,7 +6792,7 @@ func (x *SnapshotDirEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotDirEntry.ProtoReflect.Descriptor instead.
 func (*SnapshotDirEntry) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{83}
+	return file_dfs_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *SnapshotDirEntry) GetName() string {
@@ -6494,7 +6830,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_dfs_proto_msgTypes[84]
+	mi := &file_dfs_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6506,7 +6842,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[84]
+	mi := &file_dfs_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6519,7 +6855,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{84}
+	return file_dfs_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *SnapshotChunk) GetIndex() uint64 {
@@ -6579,7 +6915,7 @@ type SnapshotInode struct {
 
 func (x *SnapshotInode) Reset() {
 	*x = SnapshotInode{}
-	mi := &file_dfs_proto_msgTypes[85]
+	mi := &file_dfs_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6591,7 +6927,7 @@ func (x *SnapshotInode) String() string {
 func (*SnapshotInode) ProtoMessage() {}
 
 func (x *SnapshotInode) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[85]
+	mi := &file_dfs_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6604,7 +6940,7 @@ func (x *SnapshotInode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotInode.ProtoReflect.Descriptor instead.
 func (*SnapshotInode) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{85}
+	return file_dfs_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *SnapshotInode) GetAttr() *Attr {
@@ -6666,7 +7002,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_dfs_proto_msgTypes[86]
+	mi := &file_dfs_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6678,7 +7014,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[86]
+	mi := &file_dfs_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6691,7 +7027,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{86}
+	return file_dfs_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *SnapshotResponse) GetSeq() uint64 {
@@ -6722,7 +7058,7 @@ type SnapshotSession struct {
 
 func (x *SnapshotSession) Reset() {
 	*x = SnapshotSession{}
-	mi := &file_dfs_proto_msgTypes[87]
+	mi := &file_dfs_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6734,7 +7070,7 @@ func (x *SnapshotSession) String() string {
 func (*SnapshotSession) ProtoMessage() {}
 
 func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[87]
+	mi := &file_dfs_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6747,7 +7083,7 @@ func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSession.ProtoReflect.Descriptor instead.
 func (*SnapshotSession) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{87}
+	return file_dfs_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *SnapshotSession) GetId() uint64 {
@@ -7103,14 +7439,16 @@ const file_dfs_proto_rawDesc = "" +
 	"\acorrupt\x18\t \x03(\v2\x10.dfs.ChunkReportR\acorrupt\"g\n" +
 	"\x11HeartbeatResponse\x12(\n" +
 	"\x06delete\x18\x01 \x03(\v2\x10.dfs.ChunkReportR\x06delete\x12(\n" +
-	"\x10want_full_report\x18\x02 \x01(\bR\x0ewantFullReport\"y\n" +
+	"\x10want_full_report\x18\x02 \x01(\bR\x0ewantFullReport\"\xbe\x01\n" +
 	"\n" +
 	"MasterInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x1b\n" +
 	"\traft_addr\x18\x03 \x01(\tR\braftAddr\x12\x14\n" +
 	"\x05state\x18\x04 \x01(\tR\x05state\x12\x14\n" +
-	"\x05voter\x18\x05 \x01(\bR\x05voter\"\xdd\x01\n" +
+	"\x05voter\x18\x05 \x01(\bR\x05voter\x12\x1d\n" +
+	"\treachable\x18\xdc\x01 \x01(\bR\treachable\x12$\n" +
+	"\rapplied_index\x18\xdd\x01 \x01(\x04R\fappliedIndex\"\xdd\x01\n" +
 	"\x0fChunkServerInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x12\n" +
@@ -7121,8 +7459,9 @@ const file_dfs_proto_rawDesc = "" +
 	"\x05alive\x18\a \x01(\bR\x05alive\x12 \n" +
 	"\flast_seen_ns\x18\b \x01(\x03R\n" +
 	"lastSeenNs\x12\x16\n" +
-	"\x06chunks\x18\t \x01(\x04R\x06chunks\"\x0f\n" +
-	"\rStatusRequest\"\\\n" +
+	"\x06chunks\x18\t \x01(\x04R\x06chunks\"(\n" +
+	"\rStatusRequest\x12\x17\n" +
+	"\x06detail\x18\xdc\x01 \x01(\bR\x06detail\"\\\n" +
 	"\x10AddMasterRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1b\n" +
@@ -7149,7 +7488,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\ahealthy\x18\x03 \x01(\x04R\ahealthy\x12,\n" +
 	"\bproblems\x18\x04 \x03(\v2\x10.dfs.FsckProblemR\bproblems\x12#\n" +
 	"\rproblem_count\x18\x05 \x01(\x04R\fproblemCount\x12\x1a\n" +
-	"\bcomplete\x18\x06 \x01(\bR\bcomplete\"\xd2\x02\n" +
+	"\bcomplete\x18\x06 \x01(\bR\bcomplete\"\xd6\x04\n" +
 	"\x0eStatusResponse\x12\x16\n" +
 	"\x06leader\x18\x01 \x01(\tR\x06leader\x12)\n" +
 	"\amasters\x18\x02 \x03(\v2\x0f.dfs.MasterInfoR\amasters\x12.\n" +
@@ -7161,7 +7500,38 @@ const file_dfs_proto_rawDesc = "" +
 	"\rlogical_bytes\x18\b \x01(\x04R\flogicalBytes\x12\x14\n" +
 	"\x05locks\x18\t \x01(\x04R\x05locks\x12!\n" +
 	"\flock_waiters\x18\n" +
-	" \x01(\x04R\vlockWaiters\"F\n" +
+	" \x01(\x04R\vlockWaiters\x12\x18\n" +
+	"\aself_id\x18\xdc\x01 \x01(\tR\x06selfId\x12\x1e\n" +
+	"\n" +
+	"admin_addr\x18\xdd\x01 \x01(\tR\tadminAddr\x12+\n" +
+	"\x11leader_admin_addr\x18\xde\x01 \x01(\tR\x0fleaderAdminAddr\x126\n" +
+	"\fsession_list\x18\xdf\x01 \x03(\v2\x12.dfs.SessionStatusR\vsessionList\x12-\n" +
+	"\tlock_list\x18\xe0\x01 \x03(\v2\x0f.dfs.LockStatusR\blockList\x124\n" +
+	"\fchunk_health\x18\xe1\x01 \x01(\v2\x10.dfs.ChunkHealthR\vchunkHealth\"\xa7\x01\n" +
+	"\rSessionStatus\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
+	"\x06client\x18\x02 \x01(\tR\x06client\x12\x15\n" +
+	"\x06ttl_ns\x18\x03 \x01(\x03R\x05ttlNs\x12\"\n" +
+	"\rexpires_in_ns\x18\x04 \x01(\x03R\vexpiresInNs\x12\x1d\n" +
+	"\n" +
+	"open_files\x18\x05 \x01(\rR\topenFiles\x12\x14\n" +
+	"\x05locks\x18\x06 \x01(\rR\x05locks\"\x8a\x01\n" +
+	"\n" +
+	"LockStatus\x12!\n" +
+	"\x04lock\x18\x01 \x01(\v2\r.dfs.LockInfoR\x04lock\x12\x10\n" +
+	"\x03ino\x18\x02 \x01(\x04R\x03ino\x12\x12\n" +
+	"\x04path\x18\x03 \x01(\tR\x04path\x12\x18\n" +
+	"\awaiting\x18\x04 \x01(\bR\awaiting\x12\x19\n" +
+	"\bsince_ns\x18\x05 \x01(\x03R\asinceNs\"\xf3\x01\n" +
+	"\vChunkHealth\x12\x18\n" +
+	"\ahealthy\x18\x01 \x01(\x04R\ahealthy\x12)\n" +
+	"\x10under_replicated\x18\x02 \x01(\x04R\x0funderReplicated\x12\x1a\n" +
+	"\bdegraded\x18\x03 \x01(\x04R\bdegraded\x12\x18\n" +
+	"\amissing\x18\x04 \x01(\x04R\amissing\x12\x1c\n" +
+	"\trepairing\x18\x05 \x01(\x04R\trepairing\x12,\n" +
+	"\bproblems\x18\x06 \x03(\v2\x10.dfs.FsckProblemR\bproblems\x12\x1d\n" +
+	"\n" +
+	"warming_up\x18\a \x01(\bR\twarmingUp\"F\n" +
 	"\tNotLeader\x12\x1f\n" +
 	"\vleader_addr\x18\x01 \x01(\tR\n" +
 	"leaderAddr\x12\x18\n" +
@@ -7416,7 +7786,7 @@ func file_dfs_proto_rawDescGZIP() []byte {
 }
 
 var file_dfs_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 90)
+var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 93)
 var file_dfs_proto_goTypes = []any{
 	(Errno)(0),                  // 0: dfs.Errno
 	(LockKind)(0),               // 1: dfs.LockKind
@@ -7485,34 +7855,37 @@ var file_dfs_proto_goTypes = []any{
 	(*FsckProblem)(nil),         // 64: dfs.FsckProblem
 	(*FsckResponse)(nil),        // 65: dfs.FsckResponse
 	(*StatusResponse)(nil),      // 66: dfs.StatusResponse
-	(*NotLeader)(nil),           // 67: dfs.NotLeader
-	(*SetChunkRequest)(nil),     // 68: dfs.SetChunkRequest
-	(*SetChunkResponse)(nil),    // 69: dfs.SetChunkResponse
-	(*WriteRequest)(nil),        // 70: dfs.WriteRequest
-	(*Extent)(nil),              // 71: dfs.Extent
-	(*WriteResponse)(nil),       // 72: dfs.WriteResponse
-	(*ReadRequest)(nil),         // 73: dfs.ReadRequest
-	(*ReadResponse)(nil),        // 74: dfs.ReadResponse
-	(*SyncRequest)(nil),         // 75: dfs.SyncRequest
-	(*SyncResponse)(nil),        // 76: dfs.SyncResponse
-	(*ReplicateRequest)(nil),    // 77: dfs.ReplicateRequest
-	(*ReplicateResponse)(nil),   // 78: dfs.ReplicateResponse
-	(*LocalPathRequest)(nil),    // 79: dfs.LocalPathRequest
-	(*LocalPathResponse)(nil),   // 80: dfs.LocalPathResponse
-	(*RegisterServerCmd)(nil),   // 81: dfs.RegisterServerCmd
-	(*ExpireSessionCmd)(nil),    // 82: dfs.ExpireSessionCmd
-	(*DeleteChunksCmd)(nil),     // 83: dfs.DeleteChunksCmd
-	(*Command)(nil),             // 84: dfs.Command
-	(*Batch)(nil),               // 85: dfs.Batch
-	(*SnapshotHeader)(nil),      // 86: dfs.SnapshotHeader
-	(*SnapshotLock)(nil),        // 87: dfs.SnapshotLock
-	(*SnapshotDirEntry)(nil),    // 88: dfs.SnapshotDirEntry
-	(*SnapshotChunk)(nil),       // 89: dfs.SnapshotChunk
-	(*SnapshotInode)(nil),       // 90: dfs.SnapshotInode
-	(*SnapshotResponse)(nil),    // 91: dfs.SnapshotResponse
-	(*SnapshotSession)(nil),     // 92: dfs.SnapshotSession
-	nil,                         // 93: dfs.SnapshotInode.XattrsEntry
-	nil,                         // 94: dfs.SnapshotSession.OpensEntry
+	(*SessionStatus)(nil),       // 67: dfs.SessionStatus
+	(*LockStatus)(nil),          // 68: dfs.LockStatus
+	(*ChunkHealth)(nil),         // 69: dfs.ChunkHealth
+	(*NotLeader)(nil),           // 70: dfs.NotLeader
+	(*SetChunkRequest)(nil),     // 71: dfs.SetChunkRequest
+	(*SetChunkResponse)(nil),    // 72: dfs.SetChunkResponse
+	(*WriteRequest)(nil),        // 73: dfs.WriteRequest
+	(*Extent)(nil),              // 74: dfs.Extent
+	(*WriteResponse)(nil),       // 75: dfs.WriteResponse
+	(*ReadRequest)(nil),         // 76: dfs.ReadRequest
+	(*ReadResponse)(nil),        // 77: dfs.ReadResponse
+	(*SyncRequest)(nil),         // 78: dfs.SyncRequest
+	(*SyncResponse)(nil),        // 79: dfs.SyncResponse
+	(*ReplicateRequest)(nil),    // 80: dfs.ReplicateRequest
+	(*ReplicateResponse)(nil),   // 81: dfs.ReplicateResponse
+	(*LocalPathRequest)(nil),    // 82: dfs.LocalPathRequest
+	(*LocalPathResponse)(nil),   // 83: dfs.LocalPathResponse
+	(*RegisterServerCmd)(nil),   // 84: dfs.RegisterServerCmd
+	(*ExpireSessionCmd)(nil),    // 85: dfs.ExpireSessionCmd
+	(*DeleteChunksCmd)(nil),     // 86: dfs.DeleteChunksCmd
+	(*Command)(nil),             // 87: dfs.Command
+	(*Batch)(nil),               // 88: dfs.Batch
+	(*SnapshotHeader)(nil),      // 89: dfs.SnapshotHeader
+	(*SnapshotLock)(nil),        // 90: dfs.SnapshotLock
+	(*SnapshotDirEntry)(nil),    // 91: dfs.SnapshotDirEntry
+	(*SnapshotChunk)(nil),       // 92: dfs.SnapshotChunk
+	(*SnapshotInode)(nil),       // 93: dfs.SnapshotInode
+	(*SnapshotResponse)(nil),    // 94: dfs.SnapshotResponse
+	(*SnapshotSession)(nil),     // 95: dfs.SnapshotSession
+	nil,                         // 96: dfs.SnapshotInode.XattrsEntry
+	nil,                         // 97: dfs.SnapshotSession.OpensEntry
 }
 var file_dfs_proto_depIdxs = []int32{
 	3,   // 0: dfs.Layout.kind:type_name -> dfs.Layout.Kind
@@ -7571,84 +7944,89 @@ var file_dfs_proto_depIdxs = []int32{
 	64,  // 53: dfs.FsckResponse.problems:type_name -> dfs.FsckProblem
 	57,  // 54: dfs.StatusResponse.masters:type_name -> dfs.MasterInfo
 	58,  // 55: dfs.StatusResponse.servers:type_name -> dfs.ChunkServerInfo
-	7,   // 56: dfs.SetChunkRequest.replicas:type_name -> dfs.Replica
-	0,   // 57: dfs.SetChunkResponse.errno:type_name -> dfs.Errno
-	7,   // 58: dfs.WriteRequest.forward:type_name -> dfs.Replica
-	71,  // 59: dfs.WriteRequest.extents:type_name -> dfs.Extent
-	0,   // 60: dfs.WriteResponse.errno:type_name -> dfs.Errno
-	0,   // 61: dfs.ReadResponse.errno:type_name -> dfs.Errno
-	7,   // 62: dfs.SyncRequest.forward:type_name -> dfs.Replica
-	0,   // 63: dfs.SyncResponse.errno:type_name -> dfs.Errno
-	7,   // 64: dfs.ReplicateRequest.source:type_name -> dfs.Replica
-	0,   // 65: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
-	0,   // 66: dfs.LocalPathResponse.errno:type_name -> dfs.Errno
-	10,  // 67: dfs.Command.caller:type_name -> dfs.Caller
-	30,  // 68: dfs.Command.op:type_name -> dfs.Op
-	81,  // 69: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
-	82,  // 70: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
-	83,  // 71: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
-	84,  // 72: dfs.Batch.commands:type_name -> dfs.Command
-	81,  // 73: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
-	27,  // 74: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
-	87,  // 75: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
-	87,  // 76: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
-	31,  // 77: dfs.SnapshotLock.op:type_name -> dfs.LockOp
-	6,   // 78: dfs.SnapshotInode.attr:type_name -> dfs.Attr
-	93,  // 79: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
-	88,  // 80: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
-	89,  // 81: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
-	35,  // 82: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
-	91,  // 83: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
-	94,  // 84: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
-	34,  // 85: dfs.Master.Mutate:input_type -> dfs.MutateRequest
-	39,  // 86: dfs.Master.Lookup:input_type -> dfs.LookupRequest
-	40,  // 87: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
-	42,  // 88: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
-	44,  // 89: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
-	46,  // 90: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
-	48,  // 91: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
-	50,  // 92: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
-	52,  // 93: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
-	55,  // 94: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
-	59,  // 95: dfs.Master.Status:input_type -> dfs.StatusRequest
-	60,  // 96: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
-	61,  // 97: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
-	63,  // 98: dfs.Master.Fsck:input_type -> dfs.FsckRequest
-	36,  // 99: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
-	37,  // 100: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
-	68,  // 101: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
-	70,  // 102: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
-	73,  // 103: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
-	75,  // 104: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
-	77,  // 105: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
-	79,  // 106: dfs.ChunkServer.LocalPath:input_type -> dfs.LocalPathRequest
-	35,  // 107: dfs.Master.Mutate:output_type -> dfs.MutateResponse
-	41,  // 108: dfs.Master.Lookup:output_type -> dfs.AttrResponse
-	41,  // 109: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
-	43,  // 110: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
-	45,  // 111: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
-	47,  // 112: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
-	49,  // 113: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
-	51,  // 114: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
-	53,  // 115: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
-	56,  // 116: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
-	66,  // 117: dfs.Master.Status:output_type -> dfs.StatusResponse
-	62,  // 118: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
-	62,  // 119: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
-	65,  // 120: dfs.Master.Fsck:output_type -> dfs.FsckResponse
-	35,  // 121: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
-	38,  // 122: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
-	69,  // 123: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
-	72,  // 124: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
-	74,  // 125: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
-	76,  // 126: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
-	78,  // 127: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
-	80,  // 128: dfs.ChunkServer.LocalPath:output_type -> dfs.LocalPathResponse
-	107, // [107:129] is the sub-list for method output_type
-	85,  // [85:107] is the sub-list for method input_type
-	85,  // [85:85] is the sub-list for extension type_name
-	85,  // [85:85] is the sub-list for extension extendee
-	0,   // [0:85] is the sub-list for field type_name
+	67,  // 56: dfs.StatusResponse.session_list:type_name -> dfs.SessionStatus
+	68,  // 57: dfs.StatusResponse.lock_list:type_name -> dfs.LockStatus
+	69,  // 58: dfs.StatusResponse.chunk_health:type_name -> dfs.ChunkHealth
+	33,  // 59: dfs.LockStatus.lock:type_name -> dfs.LockInfo
+	64,  // 60: dfs.ChunkHealth.problems:type_name -> dfs.FsckProblem
+	7,   // 61: dfs.SetChunkRequest.replicas:type_name -> dfs.Replica
+	0,   // 62: dfs.SetChunkResponse.errno:type_name -> dfs.Errno
+	7,   // 63: dfs.WriteRequest.forward:type_name -> dfs.Replica
+	74,  // 64: dfs.WriteRequest.extents:type_name -> dfs.Extent
+	0,   // 65: dfs.WriteResponse.errno:type_name -> dfs.Errno
+	0,   // 66: dfs.ReadResponse.errno:type_name -> dfs.Errno
+	7,   // 67: dfs.SyncRequest.forward:type_name -> dfs.Replica
+	0,   // 68: dfs.SyncResponse.errno:type_name -> dfs.Errno
+	7,   // 69: dfs.ReplicateRequest.source:type_name -> dfs.Replica
+	0,   // 70: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
+	0,   // 71: dfs.LocalPathResponse.errno:type_name -> dfs.Errno
+	10,  // 72: dfs.Command.caller:type_name -> dfs.Caller
+	30,  // 73: dfs.Command.op:type_name -> dfs.Op
+	84,  // 74: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
+	85,  // 75: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
+	86,  // 76: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
+	87,  // 77: dfs.Batch.commands:type_name -> dfs.Command
+	84,  // 78: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
+	27,  // 79: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
+	90,  // 80: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
+	90,  // 81: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
+	31,  // 82: dfs.SnapshotLock.op:type_name -> dfs.LockOp
+	6,   // 83: dfs.SnapshotInode.attr:type_name -> dfs.Attr
+	96,  // 84: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
+	91,  // 85: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
+	92,  // 86: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
+	35,  // 87: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
+	94,  // 88: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
+	97,  // 89: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
+	34,  // 90: dfs.Master.Mutate:input_type -> dfs.MutateRequest
+	39,  // 91: dfs.Master.Lookup:input_type -> dfs.LookupRequest
+	40,  // 92: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
+	42,  // 93: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
+	44,  // 94: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
+	46,  // 95: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
+	48,  // 96: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
+	50,  // 97: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
+	52,  // 98: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
+	55,  // 99: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
+	59,  // 100: dfs.Master.Status:input_type -> dfs.StatusRequest
+	60,  // 101: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
+	61,  // 102: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
+	63,  // 103: dfs.Master.Fsck:input_type -> dfs.FsckRequest
+	36,  // 104: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
+	37,  // 105: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
+	71,  // 106: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
+	73,  // 107: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
+	76,  // 108: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
+	78,  // 109: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
+	80,  // 110: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
+	82,  // 111: dfs.ChunkServer.LocalPath:input_type -> dfs.LocalPathRequest
+	35,  // 112: dfs.Master.Mutate:output_type -> dfs.MutateResponse
+	41,  // 113: dfs.Master.Lookup:output_type -> dfs.AttrResponse
+	41,  // 114: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
+	43,  // 115: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
+	45,  // 116: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
+	47,  // 117: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
+	49,  // 118: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
+	51,  // 119: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
+	53,  // 120: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
+	56,  // 121: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
+	66,  // 122: dfs.Master.Status:output_type -> dfs.StatusResponse
+	62,  // 123: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
+	62,  // 124: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
+	65,  // 125: dfs.Master.Fsck:output_type -> dfs.FsckResponse
+	35,  // 126: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
+	38,  // 127: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
+	72,  // 128: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
+	75,  // 129: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
+	77,  // 130: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
+	79,  // 131: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
+	81,  // 132: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
+	83,  // 133: dfs.ChunkServer.LocalPath:output_type -> dfs.LocalPathResponse
+	112, // [112:134] is the sub-list for method output_type
+	90,  // [90:112] is the sub-list for method input_type
+	90,  // [90:90] is the sub-list for extension type_name
+	90,  // [90:90] is the sub-list for extension extendee
+	0,   // [0:90] is the sub-list for field type_name
 }
 
 func init() { file_dfs_proto_init() }
@@ -7685,7 +8063,7 @@ func file_dfs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dfs_proto_rawDesc), len(file_dfs_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   90,
+			NumMessages:   93,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
