@@ -7,7 +7,7 @@ SHARED_BENCH := $(CURDIR)/../shared/bench
 # Debian packages the tests use: fuse3 for mounting, attr (getfattr and
 # setfattr), acl (getfacl and setfacl), sqlite3, git and rsync as real
 # programs on the mount.
-TEST_PACKAGES := fuse3 attr sqlite3 git rsync acl
+TEST_PACKAGES := fuse3 attr sqlite3 git rsync acl chromium
 # Unit packages get the race detector; tests/ boots whole clusters of
 # processes and runs without it to keep within CI's time.
 UNIT_PKGS = $$($(GO) list ./... | grep -v '^dfs/tests$$')

@@ -85,8 +85,12 @@ func Attr(n *html.Node, key string) string {
 	return ""
 }
 
-// Text is the text inside n with runs of white space made one space.
+// Text is the text inside n with runs of white space made one space; ""
+// for a nil n.
 func Text(n *html.Node) string {
+	if n == nil {
+		return ""
+	}
 	var b strings.Builder
 	var walk func(*html.Node)
 	walk = func(n *html.Node) {
