@@ -56,11 +56,11 @@ func Handler(src Source) http.Handler {
 var files embed.FS
 
 var page = template.Must(template.New("page.html").Funcs(template.FuncMap{
-	"bytes":   units.Bytes,
-	"ago":     ago,
-	"dur":     durString,
-	"pct":     pct,
-	"lockEnd": lockEnd,
+	"bytes": units.Bytes,
+	"ago":   units.Ago,
+	"dur":   units.Duration,
+	"pct":   pct,
+	"span":  units.Range,
 }).ParseFS(files, "page.html"))
 
 // Render writes the page for st as seen at now.

@@ -145,40 +145,10 @@ func health(st *api.StatusResponse, isLeader bool) (string, []string) {
 	return level, reasons
 }
 
-// ago says how long before now the Unix time ns was; "-" if never.
-func ago(now time.Time, ns int64) string {
-	if ns <= 0 {
-		return "-"
-	}
-	return durString(now.Sub(time.Unix(0, ns)).Nanoseconds()) + " ago"
-}
-
-// durString rounds a duration in ns for reading.
-func durString(ns int64) string {
-	d := time.Duration(ns)
-	switch {
-	case ns <= 0:
-		return "-"
-	case d < time.Second:
-		return d.Round(time.Millisecond).String()
-	case d < time.Minute:
-		return d.Round(100 * time.Millisecond).String()
-	}
-	return d.Round(time.Second).String()
-}
-
 // pct is part of whole in percent, 0 for an empty whole.
 func pct(part, whole uint64) int {
 	if whole == 0 {
 		return 0
 	}
 	return int(math.Round(100 * float64(part) / float64(whole)))
-}
-
-// lockEnd shows a lock's last byte; "EOF" for a lock to the end of file.
-func lockEnd(end uint64) string {
-	if end == math.MaxUint64 {
-		return "EOF"
-	}
-	return fmt.Sprint(end)
 }

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/png"
@@ -110,6 +111,20 @@ func TestStatusPage(t *testing.T) {
 		t.Errorf("sessions table %q: want the mount's session with its open file", sessions)
 	}
 	shot(t, browser, leaderURL, "ok", [3]uint8{0x2e, 0x7d, 0x32})
+
+	// dfsctl lists the same sessions and locks.
+	var jl []struct {
+		Path    string
+		Waiting bool
+		Lock    struct{ Kind, Type string }
+	}
+	if out, code := dfsctl(t, c, "locks", "-json"); code != 0 || json.Unmarshal([]byte(out), &jl) != nil ||
+		len(jl) != 1 || jl[0].Path != "/held" || jl[0].Waiting || jl[0].Lock.Type != "WRITE" || jl[0].Lock.Kind != "FLOCK" {
+		t.Errorf("dfsctl locks -json: exit %d, %q", code, out)
+	}
+	if out, code := dfsctl(t, c, "sessions"); code != 0 || !strings.Contains(out, "OPEN FILES") || !strings.Contains(out, c.MountDir(0)) {
+		t.Errorf("dfsctl sessions: exit %d, %q", code, out)
+	}
 
 	// A follower points to the leader's page.
 	follower := (leader + 1) % 3
