@@ -3,7 +3,6 @@
 package main
 
 import (
-	"dfs/admin"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"dfs/master"
-	"dfs/statuspage"
 )
 
 func main() {
@@ -44,7 +42,7 @@ func run(args []string) int {
 	fullReport := fs.Duration("full-report-interval", 30*time.Second, "how often chunkservers list all their chunks (bounds how soon deleted data frees space)")
 	join := fs.Bool("join", false, "start without Raft state and wait to be added to an existing group (dfsctl members add) instead of bootstrapping")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
-	debugAddr := fs.String("debug-addr", "", "HOST:PORT to serve the status page and /debug/pprof on (empty: off)")
+	debugAddr := fs.String("debug-addr", "", "HOST:PORT to serve /debug/pprof on (empty: off)")
 	envDefaults(fs, "DFSMASTER_")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -98,14 +96,12 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "dfsmaster: %v\n", err)
 		return 1
 	}
-	adminAddr, err := admin.Serve(*debugAddr, log, statuspage.Pages(srv.Status)...)
-	if err != nil {
+	log.Info("dfsmaster started", "id", *id, "listen", srv.Addr(), "raft", *raftAddr, "data", *data)
+	if err := serveAdmin(*debugAddr, log, srv); err != nil {
 		srv.Close()
 		fmt.Fprintf(os.Stderr, "dfsmaster: -debug-addr: %v\n", err)
 		return 2
 	}
-	srv.SetAdminAddr(adminAddr)
-	log.Info("dfsmaster started", "id", *id, "listen", srv.Addr(), "raft", *raftAddr, "data", *data)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	done := make(chan error, 1)
