@@ -38,7 +38,7 @@ func TestStatusPage(t *testing.T) {
 	// A capacity of 1 GiB, well below the disk's, keeps the page's
 	// low-space warning off on a machine with a fuller disk.
 	c := startCluster(t, cluster.Config{Masters: 3, ChunkServers: 3, Mounts: 1, Zones: []string{"za", "zb", "zc"}, ChunkCapacity: 1 << 30,
-		ExtraMasterArgs: []string{"-debug-addr", "127.0.0.1:0", "-server-dead-after", "2s"}})
+		ExtraMasterArgs: []string{"-debug-addr", "127.0.0.1:0", "-server-dead-after", "3s"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
