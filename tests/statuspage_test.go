@@ -165,6 +165,7 @@ func fetchPage(t *testing.T, url string) *html.Node {
 
 func getPage(url string) (*html.Node, error) {
 	client := &http.Client{Timeout: 10 * time.Second}
+	start := time.Now()
 	resp, err := client.Get(url)
 	if err != nil {
 		return nil, err
@@ -174,6 +175,7 @@ func getPage(url string) (*html.Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	pageTime = time.Since(start)
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
 		return nil, fmt.Errorf("GET %s: %s, %s:\n%s", url, resp.Status, resp.Header.Get("Content-Type"), body)
 	}
@@ -183,6 +185,9 @@ func getPage(url string) (*html.Node, error) {
 	}
 	return doc, nil
 }
+
+// pageTime is how long the last page took to fetch (for the log).
+var pageTime time.Duration
 
 // waitPage fetches url until check finds nothing wrong ("") or 30 s
 // pass, and returns the last page.
@@ -223,9 +228,11 @@ func shot(t *testing.T, browser, url, name string, badge [3]uint8) {
 	cmd := exec.CommandContext(ctx, browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
 		"--user-data-dir="+filepath.Join(dir, "profile"), "--screenshot="+out,
 		fmt.Sprintf("--window-size=%d,%d", shotW, shotH), url)
+	start := time.Now()
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("chromium: %v\n%s", err, msg)
 	}
+	t.Logf("page fetched in %v; chromium screenshot %s in %v", pageTime, name, time.Since(start).Round(time.Millisecond))
 	fh, err := os.Open(out)
 	if err != nil {
 		t.Fatalf("no screenshot: %v", err)
