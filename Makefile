@@ -6,8 +6,9 @@ BIN := bin
 SHARED_BENCH := $(CURDIR)/../shared/bench
 # Debian packages the tests use: fuse3 for mounting, attr (getfattr and
 # setfattr), acl (getfacl and setfacl), sqlite3, git and rsync as real
-# programs on the mount, systemd for systemd-analyze verify of the units.
-TEST_PACKAGES := fuse3 attr sqlite3 git rsync acl systemd
+# programs on the mount, systemd for systemd-analyze verify of the units,
+# chromium for the status page's screenshot test.
+TEST_PACKAGES := fuse3 attr sqlite3 git rsync acl systemd chromium
 # Unit packages get the race detector; tests/ boots whole clusters of
 # processes and runs without it to keep within CI's time.
 UNIT_PKGS = $$($(GO) list ./... | grep -v '^dfs/tests$$')

@@ -1,6 +1,6 @@
 // Package admin serves a daemon's operator endpoints on a listener of its
-// own, apart from the gRPC service: today the Go profiler (pprof) and
-// expvar counters.
+// own, apart from the gRPC service: the Go profiler (pprof), expvar
+// counters and any pages the daemon adds (the master's status page).
 package admin
 
 import (
@@ -12,9 +12,16 @@ import (
 	"net/http/pprof"
 )
 
-// Serve starts serving the admin endpoints on addr in the background and
-// returns the address it listens on; an empty addr serves nothing.
-func Serve(addr string, log *slog.Logger) (string, error) {
+// Page is one extra endpoint, with a net/http ServeMux pattern.
+type Page struct {
+	Pattern string
+	Handler http.Handler
+}
+
+// Serve starts serving the admin endpoints and pages on addr in the
+// background and returns the address it listens on; an empty addr serves
+// nothing.
+func Serve(addr string, log *slog.Logger, pages ...Page) (string, error) {
 	if addr == "" {
 		return "", nil
 	}
@@ -29,6 +36,9 @@ func Serve(addr string, log *slog.Logger) (string, error) {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.Handle("/debug/vars", expvar.Handler())
+	for _, p := range pages {
+		mux.Handle(p.Pattern, p.Handler)
+	}
 	if log != nil {
 		log.Info("admin listener", "addr", ln.Addr().String())
 	}

@@ -4297,12 +4297,15 @@ func (x *HeartbeatResponse) GetWantFullReport() bool {
 }
 
 type MasterInfo struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Addr          string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
-	RaftAddr      string                 `protobuf:"bytes,3,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
-	State         string                 `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"` // Leader, Follower, Candidate, unknown
-	Voter         bool                   `protobuf:"varint,5,opt,name=voter,proto3" json:"voter,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Addr     string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	RaftAddr string                 `protobuf:"bytes,3,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
+	State    string                 `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"` // Leader, Follower, Candidate, unknown
+	Voter    bool                   `protobuf:"varint,5,opt,name=voter,proto3" json:"voter,omitempty"`
+	// Set with StatusRequest.detail, from the master's own answer.
+	Reachable     bool   `protobuf:"varint,220,opt,name=reachable,proto3" json:"reachable,omitempty"`
+	AppliedIndex  uint64 `protobuf:"varint,221,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4370,6 +4373,20 @@ func (x *MasterInfo) GetVoter() bool {
 		return x.Voter
 	}
 	return false
+}
+
+func (x *MasterInfo) GetReachable() bool {
+	if x != nil {
+		return x.Reachable
+	}
+	return false
+}
+
+func (x *MasterInfo) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
 }
 
 type ChunkServerInfo struct {
@@ -4481,7 +4498,12 @@ func (x *ChunkServerInfo) GetChunks() uint64 {
 }
 
 type StatusRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// detail asks for the lists behind the counts (sessions, locks, chunk
+	// health) and for each other master's own view; it costs a pass over
+	// every chunk and a call to every master, so only the status page and
+	// dfsctl's lists ask for it.
+	Detail        bool `protobuf:"varint,220,opt,name=detail,proto3" json:"detail,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4514,6 +4536,13 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
 	return file_dfs_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *StatusRequest) GetDetail() bool {
+	if x != nil {
+		return x.Detail
+	}
+	return false
 }
 
 // Raft membership, served by the leader.
@@ -4904,19 +4933,26 @@ func (x *FsckResponse) GetComplete() bool {
 }
 
 type StatusResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Leader        string                 `protobuf:"bytes,1,opt,name=leader,proto3" json:"leader,omitempty"` // leader's client address
-	Masters       []*MasterInfo          `protobuf:"bytes,2,rep,name=masters,proto3" json:"masters,omitempty"`
-	Servers       []*ChunkServerInfo     `protobuf:"bytes,3,rep,name=servers,proto3" json:"servers,omitempty"`
-	Inodes        uint64                 `protobuf:"varint,4,opt,name=inodes,proto3" json:"inodes,omitempty"`
-	Chunks        uint64                 `protobuf:"varint,5,opt,name=chunks,proto3" json:"chunks,omitempty"`
-	Sessions      uint64                 `protobuf:"varint,6,opt,name=sessions,proto3" json:"sessions,omitempty"`
-	AppliedIndex  uint64                 `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
-	LogicalBytes  uint64                 `protobuf:"varint,8,opt,name=logical_bytes,json=logicalBytes,proto3" json:"logical_bytes,omitempty"`
-	Locks         uint64                 `protobuf:"varint,9,opt,name=locks,proto3" json:"locks,omitempty"`
-	LockWaiters   uint64                 `protobuf:"varint,10,opt,name=lock_waiters,json=lockWaiters,proto3" json:"lock_waiters,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Leader       string                 `protobuf:"bytes,1,opt,name=leader,proto3" json:"leader,omitempty"` // leader's client address
+	Masters      []*MasterInfo          `protobuf:"bytes,2,rep,name=masters,proto3" json:"masters,omitempty"`
+	Servers      []*ChunkServerInfo     `protobuf:"bytes,3,rep,name=servers,proto3" json:"servers,omitempty"`
+	Inodes       uint64                 `protobuf:"varint,4,opt,name=inodes,proto3" json:"inodes,omitempty"`
+	Chunks       uint64                 `protobuf:"varint,5,opt,name=chunks,proto3" json:"chunks,omitempty"`
+	Sessions     uint64                 `protobuf:"varint,6,opt,name=sessions,proto3" json:"sessions,omitempty"`
+	AppliedIndex uint64                 `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	LogicalBytes uint64                 `protobuf:"varint,8,opt,name=logical_bytes,json=logicalBytes,proto3" json:"logical_bytes,omitempty"`
+	Locks        uint64                 `protobuf:"varint,9,opt,name=locks,proto3" json:"locks,omitempty"`
+	LockWaiters  uint64                 `protobuf:"varint,10,opt,name=lock_waiters,json=lockWaiters,proto3" json:"lock_waiters,omitempty"`
+	SelfId       string                 `protobuf:"bytes,220,opt,name=self_id,json=selfId,proto3" json:"self_id,omitempty"`          // the master that answered
+	AdminAddr    string                 `protobuf:"bytes,221,opt,name=admin_addr,json=adminAddr,proto3" json:"admin_addr,omitempty"` // its admin HTTP listener (status page); empty: off
+	// The fields below are filled only when StatusRequest.detail is set.
+	LeaderAdminAddr string           `protobuf:"bytes,222,opt,name=leader_admin_addr,json=leaderAdminAddr,proto3" json:"leader_admin_addr,omitempty"` // the leader's admin listener, if known
+	SessionList     []*SessionStatus `protobuf:"bytes,223,rep,name=session_list,json=sessionList,proto3" json:"session_list,omitempty"`               // first statusListLimit by id
+	LockList        []*LockStatus    `protobuf:"bytes,224,rep,name=lock_list,json=lockList,proto3" json:"lock_list,omitempty"`                        // held, then waiting; limited
+	ChunkHealth     *ChunkHealth     `protobuf:"bytes,225,opt,name=chunk_health,json=chunkHealth,proto3" json:"chunk_health,omitempty"`               // leader only
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -5019,6 +5055,306 @@ func (x *StatusResponse) GetLockWaiters() uint64 {
 	return 0
 }
 
+func (x *StatusResponse) GetSelfId() string {
+	if x != nil {
+		return x.SelfId
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetAdminAddr() string {
+	if x != nil {
+		return x.AdminAddr
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetLeaderAdminAddr() string {
+	if x != nil {
+		return x.LeaderAdminAddr
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetSessionList() []*SessionStatus {
+	if x != nil {
+		return x.SessionList
+	}
+	return nil
+}
+
+func (x *StatusResponse) GetLockList() []*LockStatus {
+	if x != nil {
+		return x.LockList
+	}
+	return nil
+}
+
+func (x *StatusResponse) GetChunkHealth() *ChunkHealth {
+	if x != nil {
+		return x.ChunkHealth
+	}
+	return nil
+}
+
+// SessionStatus is one client session as the status page shows it.
+type SessionStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Client        string                 `protobuf:"bytes,2,opt,name=client,proto3" json:"client,omitempty"`
+	TtlNs         int64                  `protobuf:"varint,3,opt,name=ttl_ns,json=ttlNs,proto3" json:"ttl_ns,omitempty"`
+	ExpiresInNs   int64                  `protobuf:"varint,4,opt,name=expires_in_ns,json=expiresInNs,proto3" json:"expires_in_ns,omitempty"` // leader only: time left on its lease; 0 unknown
+	OpenFiles     uint32                 `protobuf:"varint,5,opt,name=open_files,json=openFiles,proto3" json:"open_files,omitempty"`         // opens recorded in Raft
+	Locks         uint32                 `protobuf:"varint,6,opt,name=locks,proto3" json:"locks,omitempty"`                                  // locks held
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionStatus) Reset() {
+	*x = SessionStatus{}
+	mi := &file_dfs_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionStatus) ProtoMessage() {}
+
+func (x *SessionStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionStatus.ProtoReflect.Descriptor instead.
+func (*SessionStatus) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *SessionStatus) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *SessionStatus) GetClient() string {
+	if x != nil {
+		return x.Client
+	}
+	return ""
+}
+
+func (x *SessionStatus) GetTtlNs() int64 {
+	if x != nil {
+		return x.TtlNs
+	}
+	return 0
+}
+
+func (x *SessionStatus) GetExpiresInNs() int64 {
+	if x != nil {
+		return x.ExpiresInNs
+	}
+	return 0
+}
+
+func (x *SessionStatus) GetOpenFiles() uint32 {
+	if x != nil {
+		return x.OpenFiles
+	}
+	return 0
+}
+
+func (x *SessionStatus) GetLocks() uint32 {
+	if x != nil {
+		return x.Locks
+	}
+	return 0
+}
+
+// LockStatus is one held lock or one waiting request.
+type LockStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Lock          *LockInfo              `protobuf:"bytes,1,opt,name=lock,proto3" json:"lock,omitempty"`
+	Ino           uint64                 `protobuf:"varint,2,opt,name=ino,proto3" json:"ino,omitempty"`
+	Path          string                 `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
+	Waiting       bool                   `protobuf:"varint,4,opt,name=waiting,proto3" json:"waiting,omitempty"`
+	SinceNs       int64                  `protobuf:"varint,5,opt,name=since_ns,json=sinceNs,proto3" json:"since_ns,omitempty"` // granted or queued at (Unix ns)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LockStatus) Reset() {
+	*x = LockStatus{}
+	mi := &file_dfs_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LockStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LockStatus) ProtoMessage() {}
+
+func (x *LockStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LockStatus.ProtoReflect.Descriptor instead.
+func (*LockStatus) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *LockStatus) GetLock() *LockInfo {
+	if x != nil {
+		return x.Lock
+	}
+	return nil
+}
+
+func (x *LockStatus) GetIno() uint64 {
+	if x != nil {
+		return x.Ino
+	}
+	return 0
+}
+
+func (x *LockStatus) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *LockStatus) GetWaiting() bool {
+	if x != nil {
+		return x.Waiting
+	}
+	return false
+}
+
+func (x *LockStatus) GetSinceNs() int64 {
+	if x != nil {
+		return x.SinceNs
+	}
+	return 0
+}
+
+// ChunkHealth counts chunks by health as the leader sees them from
+// heartbeats, without asking for fresh reports (that is fsck's job).
+type ChunkHealth struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Healthy         uint64                 `protobuf:"varint,1,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	UnderReplicated uint64                 `protobuf:"varint,2,opt,name=under_replicated,json=underReplicated,proto3" json:"under_replicated,omitempty"` // replicated, fewer live copies than wanted
+	Degraded        uint64                 `protobuf:"varint,3,opt,name=degraded,proto3" json:"degraded,omitempty"`                                      // erasure-coded, shards missing
+	Missing         uint64                 `protobuf:"varint,4,opt,name=missing,proto3" json:"missing,omitempty"`                                        // no live copy
+	Repairing       uint64                 `protobuf:"varint,5,opt,name=repairing,proto3" json:"repairing,omitempty"`                                    // a repair is running now
+	Problems        []*FsckProblem         `protobuf:"bytes,6,rep,name=problems,proto3" json:"problems,omitempty"`                                       // the worst first, limited
+	// warming_up: this leader has not yet heard from every chunkserver, so
+	// copies on silent servers count as lost until they report.
+	WarmingUp     bool `protobuf:"varint,7,opt,name=warming_up,json=warmingUp,proto3" json:"warming_up,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChunkHealth) Reset() {
+	*x = ChunkHealth{}
+	mi := &file_dfs_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChunkHealth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChunkHealth) ProtoMessage() {}
+
+func (x *ChunkHealth) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChunkHealth.ProtoReflect.Descriptor instead.
+func (*ChunkHealth) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *ChunkHealth) GetHealthy() uint64 {
+	if x != nil {
+		return x.Healthy
+	}
+	return 0
+}
+
+func (x *ChunkHealth) GetUnderReplicated() uint64 {
+	if x != nil {
+		return x.UnderReplicated
+	}
+	return 0
+}
+
+func (x *ChunkHealth) GetDegraded() uint64 {
+	if x != nil {
+		return x.Degraded
+	}
+	return 0
+}
+
+func (x *ChunkHealth) GetMissing() uint64 {
+	if x != nil {
+		return x.Missing
+	}
+	return 0
+}
+
+func (x *ChunkHealth) GetRepairing() uint64 {
+	if x != nil {
+		return x.Repairing
+	}
+	return 0
+}
+
+func (x *ChunkHealth) GetProblems() []*FsckProblem {
+	if x != nil {
+		return x.Problems
+	}
+	return nil
+}
+
+func (x *ChunkHealth) GetWarmingUp() bool {
+	if x != nil {
+		return x.WarmingUp
+	}
+	return false
+}
+
 // NotLeader is attached as a status detail (code Unavailable) by a master
 // that cannot serve a call because it is not the leader.
 type NotLeader struct {
@@ -5031,7 +5367,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_dfs_proto_msgTypes[62]
+	mi := &file_dfs_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5043,7 +5379,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[62]
+	mi := &file_dfs_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5056,7 +5392,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{62}
+	return file_dfs_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *NotLeader) GetLeaderAddr() string {
@@ -5092,7 +5428,7 @@ type SetChunkRequest struct {
 
 func (x *SetChunkRequest) Reset() {
 	*x = SetChunkRequest{}
-	mi := &file_dfs_proto_msgTypes[63]
+	mi := &file_dfs_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5104,7 +5440,7 @@ func (x *SetChunkRequest) String() string {
 func (*SetChunkRequest) ProtoMessage() {}
 
 func (x *SetChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[63]
+	mi := &file_dfs_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5117,7 +5453,7 @@ func (x *SetChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetChunkRequest.ProtoReflect.Descriptor instead.
 func (*SetChunkRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{63}
+	return file_dfs_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *SetChunkRequest) GetId() uint64 {
@@ -5179,7 +5515,7 @@ type SetChunkResponse struct {
 
 func (x *SetChunkResponse) Reset() {
 	*x = SetChunkResponse{}
-	mi := &file_dfs_proto_msgTypes[64]
+	mi := &file_dfs_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5191,7 +5527,7 @@ func (x *SetChunkResponse) String() string {
 func (*SetChunkResponse) ProtoMessage() {}
 
 func (x *SetChunkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[64]
+	mi := &file_dfs_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5204,7 +5540,7 @@ func (x *SetChunkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetChunkResponse.ProtoReflect.Descriptor instead.
 func (*SetChunkResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{64}
+	return file_dfs_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *SetChunkResponse) GetErrno() Errno {
@@ -5263,7 +5599,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_dfs_proto_msgTypes[65]
+	mi := &file_dfs_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5275,7 +5611,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[65]
+	mi := &file_dfs_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5288,7 +5624,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{65}
+	return file_dfs_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *WriteRequest) GetId() uint64 {
@@ -5400,7 +5736,7 @@ type Extent struct {
 
 func (x *Extent) Reset() {
 	*x = Extent{}
-	mi := &file_dfs_proto_msgTypes[66]
+	mi := &file_dfs_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5412,7 +5748,7 @@ func (x *Extent) String() string {
 func (*Extent) ProtoMessage() {}
 
 func (x *Extent) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[66]
+	mi := &file_dfs_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5425,7 +5761,7 @@ func (x *Extent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Extent.ProtoReflect.Descriptor instead.
 func (*Extent) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{66}
+	return file_dfs_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *Extent) GetOffset() uint64 {
@@ -5453,7 +5789,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_dfs_proto_msgTypes[67]
+	mi := &file_dfs_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5465,7 +5801,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[67]
+	mi := &file_dfs_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5478,7 +5814,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{67}
+	return file_dfs_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *WriteResponse) GetErrno() Errno {
@@ -5515,7 +5851,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_dfs_proto_msgTypes[68]
+	mi := &file_dfs_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5527,7 +5863,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[68]
+	mi := &file_dfs_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5540,7 +5876,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{68}
+	return file_dfs_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ReadRequest) GetId() uint64 {
@@ -5589,7 +5925,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_dfs_proto_msgTypes[69]
+	mi := &file_dfs_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5601,7 +5937,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[69]
+	mi := &file_dfs_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5614,7 +5950,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{69}
+	return file_dfs_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ReadResponse) GetErrno() Errno {
@@ -5649,7 +5985,7 @@ type SyncRequest struct {
 
 func (x *SyncRequest) Reset() {
 	*x = SyncRequest{}
-	mi := &file_dfs_proto_msgTypes[70]
+	mi := &file_dfs_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5661,7 +5997,7 @@ func (x *SyncRequest) String() string {
 func (*SyncRequest) ProtoMessage() {}
 
 func (x *SyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[70]
+	mi := &file_dfs_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5674,7 +6010,7 @@ func (x *SyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRequest.ProtoReflect.Descriptor instead.
 func (*SyncRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{70}
+	return file_dfs_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *SyncRequest) GetId() uint64 {
@@ -5709,7 +6045,7 @@ type SyncResponse struct {
 
 func (x *SyncResponse) Reset() {
 	*x = SyncResponse{}
-	mi := &file_dfs_proto_msgTypes[71]
+	mi := &file_dfs_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5721,7 +6057,7 @@ func (x *SyncResponse) String() string {
 func (*SyncResponse) ProtoMessage() {}
 
 func (x *SyncResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[71]
+	mi := &file_dfs_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5734,7 +6070,7 @@ func (x *SyncResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncResponse.ProtoReflect.Descriptor instead.
 func (*SyncResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{71}
+	return file_dfs_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *SyncResponse) GetErrno() Errno {
@@ -5780,7 +6116,7 @@ type ReplicateRequest struct {
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_dfs_proto_msgTypes[72]
+	mi := &file_dfs_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5792,7 +6128,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[72]
+	mi := &file_dfs_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5805,7 +6141,7 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{72}
+	return file_dfs_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ReplicateRequest) GetId() uint64 {
@@ -5882,7 +6218,7 @@ type ReplicateResponse struct {
 
 func (x *ReplicateResponse) Reset() {
 	*x = ReplicateResponse{}
-	mi := &file_dfs_proto_msgTypes[73]
+	mi := &file_dfs_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5894,7 +6230,7 @@ func (x *ReplicateResponse) String() string {
 func (*ReplicateResponse) ProtoMessage() {}
 
 func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[73]
+	mi := &file_dfs_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5907,7 +6243,7 @@ func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicateResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{73}
+	return file_dfs_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ReplicateResponse) GetErrno() Errno {
@@ -5945,7 +6281,7 @@ type LocalPathRequest struct {
 
 func (x *LocalPathRequest) Reset() {
 	*x = LocalPathRequest{}
-	mi := &file_dfs_proto_msgTypes[74]
+	mi := &file_dfs_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5957,7 +6293,7 @@ func (x *LocalPathRequest) String() string {
 func (*LocalPathRequest) ProtoMessage() {}
 
 func (x *LocalPathRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[74]
+	mi := &file_dfs_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5970,7 +6306,7 @@ func (x *LocalPathRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalPathRequest.ProtoReflect.Descriptor instead.
 func (*LocalPathRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{74}
+	return file_dfs_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *LocalPathRequest) GetId() uint64 {
@@ -6009,7 +6345,7 @@ type LocalPathResponse struct {
 
 func (x *LocalPathResponse) Reset() {
 	*x = LocalPathResponse{}
-	mi := &file_dfs_proto_msgTypes[75]
+	mi := &file_dfs_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6021,7 +6357,7 @@ func (x *LocalPathResponse) String() string {
 func (*LocalPathResponse) ProtoMessage() {}
 
 func (x *LocalPathResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[75]
+	mi := &file_dfs_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6034,7 +6370,7 @@ func (x *LocalPathResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalPathResponse.ProtoReflect.Descriptor instead.
 func (*LocalPathResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{75}
+	return file_dfs_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *LocalPathResponse) GetErrno() Errno {
@@ -6083,7 +6419,7 @@ type RegisterServerCmd struct {
 
 func (x *RegisterServerCmd) Reset() {
 	*x = RegisterServerCmd{}
-	mi := &file_dfs_proto_msgTypes[76]
+	mi := &file_dfs_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6095,7 +6431,7 @@ func (x *RegisterServerCmd) String() string {
 func (*RegisterServerCmd) ProtoMessage() {}
 
 func (x *RegisterServerCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[76]
+	mi := &file_dfs_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6108,7 +6444,7 @@ func (x *RegisterServerCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterServerCmd.ProtoReflect.Descriptor instead.
 func (*RegisterServerCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{76}
+	return file_dfs_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *RegisterServerCmd) GetId() string {
@@ -6141,7 +6477,7 @@ type ExpireSessionCmd struct {
 
 func (x *ExpireSessionCmd) Reset() {
 	*x = ExpireSessionCmd{}
-	mi := &file_dfs_proto_msgTypes[77]
+	mi := &file_dfs_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6153,7 +6489,7 @@ func (x *ExpireSessionCmd) String() string {
 func (*ExpireSessionCmd) ProtoMessage() {}
 
 func (x *ExpireSessionCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[77]
+	mi := &file_dfs_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6166,7 +6502,7 @@ func (x *ExpireSessionCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireSessionCmd.ProtoReflect.Descriptor instead.
 func (*ExpireSessionCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{77}
+	return file_dfs_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *ExpireSessionCmd) GetSession() uint64 {
@@ -6185,7 +6521,7 @@ type DeleteChunksCmd struct {
 
 func (x *DeleteChunksCmd) Reset() {
 	*x = DeleteChunksCmd{}
-	mi := &file_dfs_proto_msgTypes[78]
+	mi := &file_dfs_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6197,7 +6533,7 @@ func (x *DeleteChunksCmd) String() string {
 func (*DeleteChunksCmd) ProtoMessage() {}
 
 func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[78]
+	mi := &file_dfs_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6210,7 +6546,7 @@ func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteChunksCmd.ProtoReflect.Descriptor instead.
 func (*DeleteChunksCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{78}
+	return file_dfs_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *DeleteChunksCmd) GetIds() []uint64 {
@@ -6252,7 +6588,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_dfs_proto_msgTypes[79]
+	mi := &file_dfs_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6264,7 +6600,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[79]
+	mi := &file_dfs_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6277,7 +6613,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{79}
+	return file_dfs_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *Command) GetSession() uint64 {
@@ -6395,7 +6731,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_dfs_proto_msgTypes[80]
+	mi := &file_dfs_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6407,7 +6743,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[80]
+	mi := &file_dfs_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6420,7 +6756,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{80}
+	return file_dfs_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *Batch) GetCommands() []*Command {
@@ -6449,7 +6785,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_dfs_proto_msgTypes[81]
+	mi := &file_dfs_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6461,7 +6797,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[81]
+	mi := &file_dfs_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6474,7 +6810,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{81}
+	return file_dfs_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -6568,7 +6904,7 @@ type SnapshotLock struct {
 
 func (x *SnapshotLock) Reset() {
 	*x = SnapshotLock{}
-	mi := &file_dfs_proto_msgTypes[82]
+	mi := &file_dfs_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6580,7 +6916,7 @@ func (x *SnapshotLock) String() string {
 func (*SnapshotLock) ProtoMessage() {}
 
 func (x *SnapshotLock) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[82]
+	mi := &file_dfs_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6593,7 +6929,7 @@ func (x *SnapshotLock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotLock.ProtoReflect.Descriptor instead.
 func (*SnapshotLock) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{82}
+	return file_dfs_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *SnapshotLock) GetOp() *LockOp {
@@ -6642,7 +6978,7 @@ type SnapshotDirEntry struct {
 
 func (x *SnapshotDirEntry) Reset() {
 	*x = SnapshotDirEntry{}
-	mi := &file_dfs_proto_msgTypes[83]
+	mi := &file_dfs_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6654,7 +6990,7 @@ func (x *SnapshotDirEntry) String() string {
 func (*SnapshotDirEntry) ProtoMessage() {}
 
 func (x *SnapshotDirEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[83]
+	mi := &file_dfs_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6667,7 +7003,7 @@ func (x *SnapshotDirEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotDirEntry.ProtoReflect.Descriptor instead.
 func (*SnapshotDirEntry) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{83}
+	return file_dfs_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *SnapshotDirEntry) GetName() string {
@@ -6705,7 +7041,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_dfs_proto_msgTypes[84]
+	mi := &file_dfs_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6717,7 +7053,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[84]
+	mi := &file_dfs_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6730,7 +7066,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{84}
+	return file_dfs_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *SnapshotChunk) GetIndex() uint64 {
@@ -6790,7 +7126,7 @@ type SnapshotInode struct {
 
 func (x *SnapshotInode) Reset() {
 	*x = SnapshotInode{}
-	mi := &file_dfs_proto_msgTypes[85]
+	mi := &file_dfs_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6802,7 +7138,7 @@ func (x *SnapshotInode) String() string {
 func (*SnapshotInode) ProtoMessage() {}
 
 func (x *SnapshotInode) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[85]
+	mi := &file_dfs_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6815,7 +7151,7 @@ func (x *SnapshotInode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotInode.ProtoReflect.Descriptor instead.
 func (*SnapshotInode) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{85}
+	return file_dfs_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *SnapshotInode) GetAttr() *Attr {
@@ -6877,7 +7213,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_dfs_proto_msgTypes[86]
+	mi := &file_dfs_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6889,7 +7225,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[86]
+	mi := &file_dfs_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6902,7 +7238,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{86}
+	return file_dfs_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *SnapshotResponse) GetSeq() uint64 {
@@ -6933,7 +7269,7 @@ type SnapshotSession struct {
 
 func (x *SnapshotSession) Reset() {
 	*x = SnapshotSession{}
-	mi := &file_dfs_proto_msgTypes[87]
+	mi := &file_dfs_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6945,7 +7281,7 @@ func (x *SnapshotSession) String() string {
 func (*SnapshotSession) ProtoMessage() {}
 
 func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[87]
+	mi := &file_dfs_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6958,7 +7294,7 @@ func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSession.ProtoReflect.Descriptor instead.
 func (*SnapshotSession) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{87}
+	return file_dfs_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *SnapshotSession) GetId() uint64 {
@@ -7329,14 +7665,16 @@ const file_dfs_proto_rawDesc = "" +
 	"\acorrupt\x18\t \x03(\v2\x10.dfs.ChunkReportR\acorrupt\"g\n" +
 	"\x11HeartbeatResponse\x12(\n" +
 	"\x06delete\x18\x01 \x03(\v2\x10.dfs.ChunkReportR\x06delete\x12(\n" +
-	"\x10want_full_report\x18\x02 \x01(\bR\x0ewantFullReport\"y\n" +
+	"\x10want_full_report\x18\x02 \x01(\bR\x0ewantFullReport\"\xbe\x01\n" +
 	"\n" +
 	"MasterInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x1b\n" +
 	"\traft_addr\x18\x03 \x01(\tR\braftAddr\x12\x14\n" +
 	"\x05state\x18\x04 \x01(\tR\x05state\x12\x14\n" +
-	"\x05voter\x18\x05 \x01(\bR\x05voter\"\xdd\x01\n" +
+	"\x05voter\x18\x05 \x01(\bR\x05voter\x12\x1d\n" +
+	"\treachable\x18\xdc\x01 \x01(\bR\treachable\x12$\n" +
+	"\rapplied_index\x18\xdd\x01 \x01(\x04R\fappliedIndex\"\xdd\x01\n" +
 	"\x0fChunkServerInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x12\n" +
@@ -7347,8 +7685,9 @@ const file_dfs_proto_rawDesc = "" +
 	"\x05alive\x18\a \x01(\bR\x05alive\x12 \n" +
 	"\flast_seen_ns\x18\b \x01(\x03R\n" +
 	"lastSeenNs\x12\x16\n" +
-	"\x06chunks\x18\t \x01(\x04R\x06chunks\"\x0f\n" +
-	"\rStatusRequest\"\\\n" +
+	"\x06chunks\x18\t \x01(\x04R\x06chunks\"(\n" +
+	"\rStatusRequest\x12\x17\n" +
+	"\x06detail\x18\xdc\x01 \x01(\bR\x06detail\"\\\n" +
 	"\x10AddMasterRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1b\n" +
@@ -7375,7 +7714,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\ahealthy\x18\x03 \x01(\x04R\ahealthy\x12,\n" +
 	"\bproblems\x18\x04 \x03(\v2\x10.dfs.FsckProblemR\bproblems\x12#\n" +
 	"\rproblem_count\x18\x05 \x01(\x04R\fproblemCount\x12\x1a\n" +
-	"\bcomplete\x18\x06 \x01(\bR\bcomplete\"\xd2\x02\n" +
+	"\bcomplete\x18\x06 \x01(\bR\bcomplete\"\xd6\x04\n" +
 	"\x0eStatusResponse\x12\x16\n" +
 	"\x06leader\x18\x01 \x01(\tR\x06leader\x12)\n" +
 	"\amasters\x18\x02 \x03(\v2\x0f.dfs.MasterInfoR\amasters\x12.\n" +
@@ -7387,7 +7726,38 @@ const file_dfs_proto_rawDesc = "" +
 	"\rlogical_bytes\x18\b \x01(\x04R\flogicalBytes\x12\x14\n" +
 	"\x05locks\x18\t \x01(\x04R\x05locks\x12!\n" +
 	"\flock_waiters\x18\n" +
-	" \x01(\x04R\vlockWaiters\"F\n" +
+	" \x01(\x04R\vlockWaiters\x12\x18\n" +
+	"\aself_id\x18\xdc\x01 \x01(\tR\x06selfId\x12\x1e\n" +
+	"\n" +
+	"admin_addr\x18\xdd\x01 \x01(\tR\tadminAddr\x12+\n" +
+	"\x11leader_admin_addr\x18\xde\x01 \x01(\tR\x0fleaderAdminAddr\x126\n" +
+	"\fsession_list\x18\xdf\x01 \x03(\v2\x12.dfs.SessionStatusR\vsessionList\x12-\n" +
+	"\tlock_list\x18\xe0\x01 \x03(\v2\x0f.dfs.LockStatusR\blockList\x124\n" +
+	"\fchunk_health\x18\xe1\x01 \x01(\v2\x10.dfs.ChunkHealthR\vchunkHealth\"\xa7\x01\n" +
+	"\rSessionStatus\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
+	"\x06client\x18\x02 \x01(\tR\x06client\x12\x15\n" +
+	"\x06ttl_ns\x18\x03 \x01(\x03R\x05ttlNs\x12\"\n" +
+	"\rexpires_in_ns\x18\x04 \x01(\x03R\vexpiresInNs\x12\x1d\n" +
+	"\n" +
+	"open_files\x18\x05 \x01(\rR\topenFiles\x12\x14\n" +
+	"\x05locks\x18\x06 \x01(\rR\x05locks\"\x8a\x01\n" +
+	"\n" +
+	"LockStatus\x12!\n" +
+	"\x04lock\x18\x01 \x01(\v2\r.dfs.LockInfoR\x04lock\x12\x10\n" +
+	"\x03ino\x18\x02 \x01(\x04R\x03ino\x12\x12\n" +
+	"\x04path\x18\x03 \x01(\tR\x04path\x12\x18\n" +
+	"\awaiting\x18\x04 \x01(\bR\awaiting\x12\x19\n" +
+	"\bsince_ns\x18\x05 \x01(\x03R\asinceNs\"\xf3\x01\n" +
+	"\vChunkHealth\x12\x18\n" +
+	"\ahealthy\x18\x01 \x01(\x04R\ahealthy\x12)\n" +
+	"\x10under_replicated\x18\x02 \x01(\x04R\x0funderReplicated\x12\x1a\n" +
+	"\bdegraded\x18\x03 \x01(\x04R\bdegraded\x12\x18\n" +
+	"\amissing\x18\x04 \x01(\x04R\amissing\x12\x1c\n" +
+	"\trepairing\x18\x05 \x01(\x04R\trepairing\x12,\n" +
+	"\bproblems\x18\x06 \x03(\v2\x10.dfs.FsckProblemR\bproblems\x12\x1d\n" +
+	"\n" +
+	"warming_up\x18\a \x01(\bR\twarmingUp\"F\n" +
 	"\tNotLeader\x12\x1f\n" +
 	"\vleader_addr\x18\x01 \x01(\tR\n" +
 	"leaderAddr\x12\x18\n" +
@@ -7655,7 +8025,7 @@ func file_dfs_proto_rawDescGZIP() []byte {
 }
 
 var file_dfs_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 90)
+var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 93)
 var file_dfs_proto_goTypes = []any{
 	(Errno)(0),                  // 0: dfs.Errno
 	(LockKind)(0),               // 1: dfs.LockKind
@@ -7724,34 +8094,37 @@ var file_dfs_proto_goTypes = []any{
 	(*FsckProblem)(nil),         // 64: dfs.FsckProblem
 	(*FsckResponse)(nil),        // 65: dfs.FsckResponse
 	(*StatusResponse)(nil),      // 66: dfs.StatusResponse
-	(*NotLeader)(nil),           // 67: dfs.NotLeader
-	(*SetChunkRequest)(nil),     // 68: dfs.SetChunkRequest
-	(*SetChunkResponse)(nil),    // 69: dfs.SetChunkResponse
-	(*WriteRequest)(nil),        // 70: dfs.WriteRequest
-	(*Extent)(nil),              // 71: dfs.Extent
-	(*WriteResponse)(nil),       // 72: dfs.WriteResponse
-	(*ReadRequest)(nil),         // 73: dfs.ReadRequest
-	(*ReadResponse)(nil),        // 74: dfs.ReadResponse
-	(*SyncRequest)(nil),         // 75: dfs.SyncRequest
-	(*SyncResponse)(nil),        // 76: dfs.SyncResponse
-	(*ReplicateRequest)(nil),    // 77: dfs.ReplicateRequest
-	(*ReplicateResponse)(nil),   // 78: dfs.ReplicateResponse
-	(*LocalPathRequest)(nil),    // 79: dfs.LocalPathRequest
-	(*LocalPathResponse)(nil),   // 80: dfs.LocalPathResponse
-	(*RegisterServerCmd)(nil),   // 81: dfs.RegisterServerCmd
-	(*ExpireSessionCmd)(nil),    // 82: dfs.ExpireSessionCmd
-	(*DeleteChunksCmd)(nil),     // 83: dfs.DeleteChunksCmd
-	(*Command)(nil),             // 84: dfs.Command
-	(*Batch)(nil),               // 85: dfs.Batch
-	(*SnapshotHeader)(nil),      // 86: dfs.SnapshotHeader
-	(*SnapshotLock)(nil),        // 87: dfs.SnapshotLock
-	(*SnapshotDirEntry)(nil),    // 88: dfs.SnapshotDirEntry
-	(*SnapshotChunk)(nil),       // 89: dfs.SnapshotChunk
-	(*SnapshotInode)(nil),       // 90: dfs.SnapshotInode
-	(*SnapshotResponse)(nil),    // 91: dfs.SnapshotResponse
-	(*SnapshotSession)(nil),     // 92: dfs.SnapshotSession
-	nil,                         // 93: dfs.SnapshotInode.XattrsEntry
-	nil,                         // 94: dfs.SnapshotSession.OpensEntry
+	(*SessionStatus)(nil),       // 67: dfs.SessionStatus
+	(*LockStatus)(nil),          // 68: dfs.LockStatus
+	(*ChunkHealth)(nil),         // 69: dfs.ChunkHealth
+	(*NotLeader)(nil),           // 70: dfs.NotLeader
+	(*SetChunkRequest)(nil),     // 71: dfs.SetChunkRequest
+	(*SetChunkResponse)(nil),    // 72: dfs.SetChunkResponse
+	(*WriteRequest)(nil),        // 73: dfs.WriteRequest
+	(*Extent)(nil),              // 74: dfs.Extent
+	(*WriteResponse)(nil),       // 75: dfs.WriteResponse
+	(*ReadRequest)(nil),         // 76: dfs.ReadRequest
+	(*ReadResponse)(nil),        // 77: dfs.ReadResponse
+	(*SyncRequest)(nil),         // 78: dfs.SyncRequest
+	(*SyncResponse)(nil),        // 79: dfs.SyncResponse
+	(*ReplicateRequest)(nil),    // 80: dfs.ReplicateRequest
+	(*ReplicateResponse)(nil),   // 81: dfs.ReplicateResponse
+	(*LocalPathRequest)(nil),    // 82: dfs.LocalPathRequest
+	(*LocalPathResponse)(nil),   // 83: dfs.LocalPathResponse
+	(*RegisterServerCmd)(nil),   // 84: dfs.RegisterServerCmd
+	(*ExpireSessionCmd)(nil),    // 85: dfs.ExpireSessionCmd
+	(*DeleteChunksCmd)(nil),     // 86: dfs.DeleteChunksCmd
+	(*Command)(nil),             // 87: dfs.Command
+	(*Batch)(nil),               // 88: dfs.Batch
+	(*SnapshotHeader)(nil),      // 89: dfs.SnapshotHeader
+	(*SnapshotLock)(nil),        // 90: dfs.SnapshotLock
+	(*SnapshotDirEntry)(nil),    // 91: dfs.SnapshotDirEntry
+	(*SnapshotChunk)(nil),       // 92: dfs.SnapshotChunk
+	(*SnapshotInode)(nil),       // 93: dfs.SnapshotInode
+	(*SnapshotResponse)(nil),    // 94: dfs.SnapshotResponse
+	(*SnapshotSession)(nil),     // 95: dfs.SnapshotSession
+	nil,                         // 96: dfs.SnapshotInode.XattrsEntry
+	nil,                         // 97: dfs.SnapshotSession.OpensEntry
 }
 var file_dfs_proto_depIdxs = []int32{
 	3,   // 0: dfs.Layout.kind:type_name -> dfs.Layout.Kind
@@ -7812,85 +8185,90 @@ var file_dfs_proto_depIdxs = []int32{
 	64,  // 55: dfs.FsckResponse.problems:type_name -> dfs.FsckProblem
 	57,  // 56: dfs.StatusResponse.masters:type_name -> dfs.MasterInfo
 	58,  // 57: dfs.StatusResponse.servers:type_name -> dfs.ChunkServerInfo
-	7,   // 58: dfs.SetChunkRequest.replicas:type_name -> dfs.Replica
-	0,   // 59: dfs.SetChunkResponse.errno:type_name -> dfs.Errno
-	7,   // 60: dfs.WriteRequest.forward:type_name -> dfs.Replica
-	71,  // 61: dfs.WriteRequest.extents:type_name -> dfs.Extent
-	0,   // 62: dfs.WriteResponse.errno:type_name -> dfs.Errno
-	0,   // 63: dfs.ReadResponse.errno:type_name -> dfs.Errno
-	7,   // 64: dfs.SyncRequest.forward:type_name -> dfs.Replica
-	0,   // 65: dfs.SyncResponse.errno:type_name -> dfs.Errno
-	7,   // 66: dfs.ReplicateRequest.source:type_name -> dfs.Replica
-	7,   // 67: dfs.ReplicateRequest.sources:type_name -> dfs.Replica
-	0,   // 68: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
-	0,   // 69: dfs.LocalPathResponse.errno:type_name -> dfs.Errno
-	10,  // 70: dfs.Command.caller:type_name -> dfs.Caller
-	30,  // 71: dfs.Command.op:type_name -> dfs.Op
-	81,  // 72: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
-	82,  // 73: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
-	83,  // 74: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
-	84,  // 75: dfs.Batch.commands:type_name -> dfs.Command
-	81,  // 76: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
-	27,  // 77: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
-	87,  // 78: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
-	87,  // 79: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
-	31,  // 80: dfs.SnapshotLock.op:type_name -> dfs.LockOp
-	6,   // 81: dfs.SnapshotInode.attr:type_name -> dfs.Attr
-	93,  // 82: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
-	88,  // 83: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
-	89,  // 84: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
-	35,  // 85: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
-	91,  // 86: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
-	94,  // 87: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
-	34,  // 88: dfs.Master.Mutate:input_type -> dfs.MutateRequest
-	39,  // 89: dfs.Master.Lookup:input_type -> dfs.LookupRequest
-	40,  // 90: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
-	42,  // 91: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
-	44,  // 92: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
-	46,  // 93: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
-	48,  // 94: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
-	50,  // 95: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
-	52,  // 96: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
-	55,  // 97: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
-	59,  // 98: dfs.Master.Status:input_type -> dfs.StatusRequest
-	60,  // 99: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
-	61,  // 100: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
-	63,  // 101: dfs.Master.Fsck:input_type -> dfs.FsckRequest
-	36,  // 102: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
-	37,  // 103: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
-	68,  // 104: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
-	70,  // 105: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
-	73,  // 106: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
-	75,  // 107: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
-	77,  // 108: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
-	79,  // 109: dfs.ChunkServer.LocalPath:input_type -> dfs.LocalPathRequest
-	35,  // 110: dfs.Master.Mutate:output_type -> dfs.MutateResponse
-	41,  // 111: dfs.Master.Lookup:output_type -> dfs.AttrResponse
-	41,  // 112: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
-	43,  // 113: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
-	45,  // 114: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
-	47,  // 115: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
-	49,  // 116: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
-	51,  // 117: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
-	53,  // 118: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
-	56,  // 119: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
-	66,  // 120: dfs.Master.Status:output_type -> dfs.StatusResponse
-	62,  // 121: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
-	62,  // 122: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
-	65,  // 123: dfs.Master.Fsck:output_type -> dfs.FsckResponse
-	35,  // 124: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
-	38,  // 125: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
-	69,  // 126: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
-	72,  // 127: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
-	74,  // 128: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
-	76,  // 129: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
-	78,  // 130: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
-	80,  // 131: dfs.ChunkServer.LocalPath:output_type -> dfs.LocalPathResponse
-	110, // [110:132] is the sub-list for method output_type
-	88,  // [88:110] is the sub-list for method input_type
-	88,  // [88:88] is the sub-list for extension type_name
-	88,  // [88:88] is the sub-list for extension extendee
-	0,   // [0:88] is the sub-list for field type_name
+	67,  // 58: dfs.StatusResponse.session_list:type_name -> dfs.SessionStatus
+	68,  // 59: dfs.StatusResponse.lock_list:type_name -> dfs.LockStatus
+	69,  // 60: dfs.StatusResponse.chunk_health:type_name -> dfs.ChunkHealth
+	33,  // 61: dfs.LockStatus.lock:type_name -> dfs.LockInfo
+	64,  // 62: dfs.ChunkHealth.problems:type_name -> dfs.FsckProblem
+	7,   // 63: dfs.SetChunkRequest.replicas:type_name -> dfs.Replica
+	0,   // 64: dfs.SetChunkResponse.errno:type_name -> dfs.Errno
+	7,   // 65: dfs.WriteRequest.forward:type_name -> dfs.Replica
+	74,  // 66: dfs.WriteRequest.extents:type_name -> dfs.Extent
+	0,   // 67: dfs.WriteResponse.errno:type_name -> dfs.Errno
+	0,   // 68: dfs.ReadResponse.errno:type_name -> dfs.Errno
+	7,   // 69: dfs.SyncRequest.forward:type_name -> dfs.Replica
+	0,   // 70: dfs.SyncResponse.errno:type_name -> dfs.Errno
+	7,   // 71: dfs.ReplicateRequest.source:type_name -> dfs.Replica
+	7,   // 72: dfs.ReplicateRequest.sources:type_name -> dfs.Replica
+	0,   // 73: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
+	0,   // 74: dfs.LocalPathResponse.errno:type_name -> dfs.Errno
+	10,  // 75: dfs.Command.caller:type_name -> dfs.Caller
+	30,  // 76: dfs.Command.op:type_name -> dfs.Op
+	84,  // 77: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
+	85,  // 78: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
+	86,  // 79: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
+	87,  // 80: dfs.Batch.commands:type_name -> dfs.Command
+	84,  // 81: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
+	27,  // 82: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
+	90,  // 83: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
+	90,  // 84: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
+	31,  // 85: dfs.SnapshotLock.op:type_name -> dfs.LockOp
+	6,   // 86: dfs.SnapshotInode.attr:type_name -> dfs.Attr
+	96,  // 87: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
+	91,  // 88: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
+	92,  // 89: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
+	35,  // 90: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
+	94,  // 91: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
+	97,  // 92: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
+	34,  // 93: dfs.Master.Mutate:input_type -> dfs.MutateRequest
+	39,  // 94: dfs.Master.Lookup:input_type -> dfs.LookupRequest
+	40,  // 95: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
+	42,  // 96: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
+	44,  // 97: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
+	46,  // 98: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
+	48,  // 99: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
+	50,  // 100: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
+	52,  // 101: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
+	55,  // 102: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
+	59,  // 103: dfs.Master.Status:input_type -> dfs.StatusRequest
+	60,  // 104: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
+	61,  // 105: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
+	63,  // 106: dfs.Master.Fsck:input_type -> dfs.FsckRequest
+	36,  // 107: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
+	37,  // 108: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
+	71,  // 109: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
+	73,  // 110: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
+	76,  // 111: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
+	78,  // 112: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
+	80,  // 113: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
+	82,  // 114: dfs.ChunkServer.LocalPath:input_type -> dfs.LocalPathRequest
+	35,  // 115: dfs.Master.Mutate:output_type -> dfs.MutateResponse
+	41,  // 116: dfs.Master.Lookup:output_type -> dfs.AttrResponse
+	41,  // 117: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
+	43,  // 118: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
+	45,  // 119: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
+	47,  // 120: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
+	49,  // 121: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
+	51,  // 122: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
+	53,  // 123: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
+	56,  // 124: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
+	66,  // 125: dfs.Master.Status:output_type -> dfs.StatusResponse
+	62,  // 126: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
+	62,  // 127: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
+	65,  // 128: dfs.Master.Fsck:output_type -> dfs.FsckResponse
+	35,  // 129: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
+	38,  // 130: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
+	72,  // 131: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
+	75,  // 132: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
+	77,  // 133: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
+	79,  // 134: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
+	81,  // 135: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
+	83,  // 136: dfs.ChunkServer.LocalPath:output_type -> dfs.LocalPathResponse
+	115, // [115:137] is the sub-list for method output_type
+	93,  // [93:115] is the sub-list for method input_type
+	93,  // [93:93] is the sub-list for extension type_name
+	93,  // [93:93] is the sub-list for extension extendee
+	0,   // [0:93] is the sub-list for field type_name
 }
 
 func init() { file_dfs_proto_init() }
@@ -7927,7 +8305,7 @@ func file_dfs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dfs_proto_rawDesc), len(file_dfs_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   90,
+			NumMessages:   93,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

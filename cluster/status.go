@@ -17,20 +17,39 @@ import (
 // leader hints. Followers may answer with their own view or with a
 // NotLeader error (api.LeaderHint).
 func AskMaster(ctx context.Context, addr string) (*api.StatusResponse, error) {
+	return askMaster(ctx, addr, &api.StatusRequest{})
+}
+
+func askMaster(ctx context.Context, addr string, req *api.StatusRequest) (*api.StatusResponse, error) {
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	// A detailed answer asks every other master, each within a second.
+	timeout := 2 * time.Second
+	if req.Detail {
+		timeout = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	return api.NewMasterClient(conn).Status(ctx, &api.StatusRequest{})
+	return api.NewMasterClient(conn).Status(ctx, req)
 }
 
 // LeaderStatus asks the masters at addrs for the cluster's status and
 // returns the answer of the master that says it is the leader, following
 // NotLeader hints. It fails if no master answers as leader.
 func LeaderStatus(ctx context.Context, addrs []string) (*api.StatusResponse, error) {
+	return leaderStatus(ctx, addrs, &api.StatusRequest{})
+}
+
+// LeaderStatusDetail is LeaderStatus with the lists behind the counts:
+// sessions, locks and chunk health (api.StatusRequest.Detail).
+func LeaderStatusDetail(ctx context.Context, addrs []string) (*api.StatusResponse, error) {
+	return leaderStatus(ctx, addrs, &api.StatusRequest{Detail: true})
+}
+
+func leaderStatus(ctx context.Context, addrs []string, req *api.StatusRequest) (*api.StatusResponse, error) {
 	var errs []error
 	tried := map[string]bool{}
 	queue := slices.Clone(addrs)
@@ -41,7 +60,7 @@ func LeaderStatus(ctx context.Context, addrs []string) (*api.StatusResponse, err
 			continue
 		}
 		tried[addr] = true
-		st, err := AskMaster(ctx, addr)
+		st, err := askMaster(ctx, addr, req)
 		if err != nil {
 			if nl, ok := api.LeaderHint(err); ok {
 				queue = append([]string{nl.LeaderAddr}, queue...)

@@ -3,7 +3,6 @@ package master
 import (
 	"context"
 	"fmt"
-	"sort"
 	"time"
 
 	"dfs/api"
@@ -108,19 +107,7 @@ wait:
 	}
 	r.mu.Unlock()
 	out.Files, out.Chunks, out.ProblemCount = uint64(len(files)), uint64(len(chunks)), uint64(len(problems))
-	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Live < problems[j].Live })
-	if len(problems) > limit {
-		problems = problems[:limit]
-	}
-	need := map[uint64]bool{}
-	for _, p := range problems {
-		need[p.Ino] = true
-	}
-	paths := v.fsm.paths(need)
-	for _, p := range problems {
-		p.Path = paths[p.Ino]
-	}
-	out.Problems = problems
+	out.Problems = worstFirst(v.fsm, problems, limit)
 	return out, nil
 }
 

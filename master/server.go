@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"dfs/api"
@@ -98,6 +99,8 @@ type Server struct {
 	lis   net.Listener
 	lock  *os.File
 	svc   *service
+
+	adminAddr atomic.Pointer[string] // admin HTTP listener, for Status
 
 	notify chan bool // Raft leadership changes
 	stop   chan struct{}

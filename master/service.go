@@ -858,6 +858,7 @@ func (v *service) Status(ctx context.Context, req *api.StatusRequest) (*api.Stat
 		out.Servers = append(out.Servers, ci)
 	}
 	v.mu.Unlock()
+	v.addStatusDetail(ctx, req, out)
 	return out, nil
 }
 

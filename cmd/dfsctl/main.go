@@ -10,6 +10,8 @@
 //	dfsctl dev [-dir ./.dfs] [-mnt ./mnt] [-masters 3] [-chunkservers 4] [-- COMMAND...]
 //	dfsctl fsck [-json] [-limit N]     exit status 4 when data is at risk
 //	dfsctl members list | add ID RAFTADDR [-non-voter] | remove ID
+//	dfsctl sessions [-json]            client sessions
+//	dfsctl locks [-json]               held locks and waiting requests
 //
 // Without -masters, dfsctl uses $DFS_MASTERS, then the masters of the dev
 // cluster in ./.dfs.
@@ -43,6 +45,8 @@ commands:
   members list               the masters' Raft group
   members add ID RAFTADDR    add a master started with -join (-non-voter: no vote)
   members remove ID          remove a master (a dead one, or one being retired)
+  sessions [-json]           client sessions: TTL, lease, open files, locks
+  locks [-json]              held locks and waiting lock requests, with paths
 
 flags:
 `)
@@ -71,6 +75,10 @@ func main() {
 		err = runFsck(*masters, *jsonOut, args)
 	case "members":
 		err = runMembers(*masters, args)
+	case "sessions":
+		err = runSessions(*masters, *jsonOut, args)
+	case "locks":
+		err = runLocks(*masters, *jsonOut, args)
 	case "help", "-h", "--help":
 		usage()
 		return

@@ -12,6 +12,7 @@ import (
 
 	"dfs/api"
 	"dfs/cluster"
+	"dfs/units"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -89,16 +90,7 @@ func usageLine(st *api.StatusResponse) string {
 
 // bytesString formats n in binary units, exact below 1 KiB.
 func bytesString(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	return units.Bytes(n)
 }
 
 // printJSON writes m to stdout as indented JSON with every field shown.

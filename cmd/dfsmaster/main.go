@@ -3,7 +3,6 @@
 package main
 
 import (
-	"dfs/admin"
 	"errors"
 	"flag"
 	"fmt"
@@ -74,10 +73,6 @@ func run(args []string) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
-	if _, err := admin.Serve(*debugAddr, log); err != nil {
-		fmt.Fprintf(os.Stderr, "dfsmaster: -debug-addr: %v\n", err)
-		return 2
-	}
 	cfg := master.Config{
 		ID: *id, DataDir: *data, Listen: *listen, RaftAddr: *raftAddr,
 		HeartbeatTimeout: *hb, ElectionTimeout: *election,
@@ -111,6 +106,11 @@ func run(args []string) int {
 		return 1
 	}
 	log.Info("dfsmaster started", "id", *id, "listen", srv.Addr(), "raft", *raftAddr, "data", *data)
+	if err := serveAdmin(*debugAddr, log, srv); err != nil {
+		srv.Close()
+		fmt.Fprintf(os.Stderr, "dfsmaster: -debug-addr: %v\n", err)
+		return 2
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	done := make(chan error, 1)
