@@ -200,7 +200,11 @@ func TestSharedMmap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := syscall.Mmap(int(f.Fd()), 0, 8192, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	// MAP_POPULATE reads the pages in the mmap call: a page fault served
+	// by this process's own FUSE server would block its thread outside a
+	// system call, and a garbage collection starting then could never
+	// stop it - the test would hang (a mount serves other processes).
+	m, err := syscall.Mmap(int(f.Fd()), 0, 8192, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED|syscall.MAP_POPULATE)
 	if err != nil {
 		t.Fatal(err)
 	}
