@@ -578,6 +578,7 @@ func (n *node) create(ctx context.Context, op *api.CreateOp) (*api.Attr, error) 
 	if err != nil {
 		return nil, err
 	}
+	n.dirChanged(resp.Parent)
 	return resp.Attr, nil
 }
 
