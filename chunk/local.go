@@ -79,15 +79,11 @@ func (s *Server) LocalPath(ctx context.Context, req *api.LocalPathRequest) (*api
 	if !ok || s.bootID == "" {
 		return &api.LocalPathResponse{Errno: api.Errno_ENOTSUP, Message: "chunks are not in local files"}, nil
 	}
-	info, err := s.store.Stat(k)
-	if err == nil && info.Version < req.Version {
-		err = fmt.Errorf("%v: holds version %d, older than %d: %w", k, info.Version, req.Version, ErrStale)
+	_, err := s.readable(k, req.Version)
+	var dir string
+	if err == nil {
+		dir, err = filepath.Abs(ps.Dir())
 	}
-	if err != nil {
-		errno, msg := answer(err)
-		return &api.LocalPathResponse{Errno: errno, Message: msg}, nil
-	}
-	dir, err := filepath.Abs(ps.Dir())
 	if err != nil {
 		errno, msg := answer(err)
 		return &api.LocalPathResponse{Errno: errno, Message: msg}, nil

@@ -581,13 +581,20 @@ func (s *Server) Read(ctx context.Context, req *api.ReadRequest) (*api.ReadRespo
 	return &api.ReadResponse{Errno: errno, Data: data, Message: msg}, nil
 }
 
-func (s *Server) read(k Key, req *api.ReadRequest) ([]byte, error) {
+// readable returns what k holds if that is version or newer: an older
+// copy missed writes and must not be read.
+func (s *Server) readable(k Key, version uint64) (Info, error) {
 	info, err := s.store.Stat(k)
+	if err == nil && info.Version < version {
+		err = fmt.Errorf("%v: holds version %d, older than %d: %w", k, info.Version, version, ErrStale)
+	}
+	return info, err
+}
+
+func (s *Server) read(k Key, req *api.ReadRequest) ([]byte, error) {
+	info, err := s.readable(k, req.Version)
 	if err != nil {
 		return nil, err
-	}
-	if info.Version < req.Version {
-		return nil, fmt.Errorf("%v: holds version %d, older than %d: %w", k, info.Version, req.Version, ErrStale)
 	}
 	if req.Offset >= info.Length {
 		return nil, nil
