@@ -160,23 +160,18 @@ func (f *File) WriteExtents(ctx context.Context, exts []Extent) error {
 	}
 	return parallel(order, func(idx uint64) error {
 		pieces := byChunk[idx]
+		// Every attempt sends every piece, as WriteAt's does.
 		return f.writeChunk(ctx, idx, func(ctx context.Context, ch *api.Chunk) error {
-			for len(pieces) > 0 {
+			for rest := pieces; len(rest) > 0; {
 				n, size := 0, 0
-				for n < len(pieces) && size+len(pieces[n].Data) <= api.MaxWrite {
-					size += len(pieces[n].Data)
+				for n < len(rest) && size+len(rest[n].Data) <= api.MaxWrite {
+					size += len(rest[n].Data)
 					n++
 				}
-				var err error
-				if n == 1 {
-					err = f.io.write(ctx, ch, pieces[0].Offset, pieces[0].Data)
-				} else {
-					err = vw.writev(ctx, ch, pieces[:n])
-				}
-				if err != nil {
+				if err := vw.writev(ctx, ch, rest[:n]); err != nil {
 					return err
 				}
-				pieces = pieces[n:]
+				rest = rest[n:]
 			}
 			return nil
 		})
