@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"sync"
-	"syscall"
 	"time"
 
 	"dfs/api"
@@ -112,7 +111,7 @@ func (l *localReads) open(ctx context.Context, r replicated, rep *api.Replica, k
 	}
 	lc, err := chunk.OpenLocal(chunk.ChunkFile(dir, ck), ck, k.version)
 	if err != nil {
-		if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EACCES) {
+		if errors.Is(err, fs.ErrPermission) { // EACCES or EPERM
 			// Same machine, but files this process may not read.
 			l.markRemote(rep.Server)
 		}
