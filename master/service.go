@@ -257,7 +257,7 @@ func (v *service) linearize(ctx context.Context) error {
 // forgot its leader (it waits out a lease before taking part in Raft:
 // see Server.openRaft).
 type verifier struct {
-	check func() error // raft.VerifyLeader
+	check func() error  // raft.VerifyLeader
 	lease time.Duration // 0: no lease, every read waits for a round
 
 	mu      sync.Mutex
