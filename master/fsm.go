@@ -57,9 +57,9 @@ var DefaultLayout = &api.Layout{Kind: api.Layout_REPLICATED, Replicas: 3, ChunkS
 func NewFSM() *FSM {
 	f := &FSM{}
 	f.reset()
-	root := &api.Attr{
+	root := attrs{
 		Ino: api.RootIno, Mode: syscall.S_IFDIR | 0o755, Nlink: 2, Generation: 1,
-		Layout: proto.Clone(DefaultLayout).(*api.Layout),
+		Layout: f.internLayout(proto.Clone(DefaultLayout).(*api.Layout)),
 	}
 	f.inodes[api.RootIno] = newDir(root, api.RootIno)
 	return f
