@@ -396,3 +396,49 @@ func rogueJoin(t *testing.T, ctx context.Context, c *cluster.Cluster, certDir st
 		t.Errorf("the rogue master received the group's state: applied index %d, members %v, inodes %d", st.AppliedIndex, st.Masters, st.Inodes)
 	}
 }
+
+// TestTLSBadFlags: daemons given incomplete or mismatched TLS files refuse
+// to start, naming the problem.
+func TestTLSBadFlags(t *testing.T) {
+	bin := binaries(t)
+	dir, other := t.TempDir(), t.TempDir()
+	for _, d := range []string{dir, other} {
+		if err := mtls.CreateCA(d, false); err != nil {
+			t.Fatal(err)
+		}
+		if err := mtls.Issue(d, "n", []string{"127.0.0.1"}, 10, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ca, crt, key := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "n.crt"), filepath.Join(dir, "n.key")
+	for _, tc := range []struct {
+		flags []string
+		want  string
+	}{
+		{[]string{"-tls-ca", ca}, "-tls-cert -tls-key] not set"},
+		{[]string{"-tls-ca", ca, "-tls-cert", crt}, "[-tls-key] not set"},
+		{[]string{"-tls-ca", filepath.Join(dir, "missing.crt"), "-tls-cert", crt, "-tls-key", key}, "-tls-ca: open"},
+		{[]string{"-tls-ca", ca, "-tls-cert", filepath.Join(other, "n.crt"), "-tls-key", filepath.Join(other, "n.key")}, "does not verify against -tls-ca"},
+		{[]string{"-tls-ca", ca, "-tls-cert", crt, "-tls-key", filepath.Join(other, "n.key")}, "private key does not match public key"},
+	} {
+		for _, prog := range []struct {
+			bin  string
+			args []string
+		}{
+			{cluster.MasterBinary, []string{"-data", t.TempDir(), "-listen", "127.0.0.1:0", "-raft", "127.0.0.1:0"}},
+			{cluster.ChunkBinary, []string{"-data", t.TempDir(), "-listen", "127.0.0.1:0"}},
+			{cluster.MountBinary, []string{"-masters", "127.0.0.1:1", t.TempDir()}},
+		} {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			args := slices.Concat(tc.flags, prog.args)
+			if prog.bin == cluster.MountBinary {
+				args = slices.Concat(prog.args[:2], tc.flags, prog.args[2:])
+			}
+			out, err := exec.CommandContext(ctx, filepath.Join(bin, prog.bin), args...).CombinedOutput()
+			cancel()
+			if err == nil || !strings.Contains(string(out), tc.want) {
+				t.Errorf("%s %q: %v, output %q; want a refusal naming %q", prog.bin, tc.flags, err, out, tc.want)
+			}
+		}
+	}
+}
