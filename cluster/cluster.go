@@ -7,8 +7,9 @@
 //
 // A cluster's base directory holds everything: cluster.json (the ports,
 // reused when a cluster is started again on the same directory, since Raft
-// membership names them), m1/.. and c1/.. (data), logs/*.log, and by
-// default the mount points mnt1/...
+// membership names them), m1/.. and c1/.. (data), logs/*.log, tls/ (the
+// CA and certificates of a cluster run with Config.TLS), and by default
+// the mount points mnt1/...
 package cluster
 
 import (
