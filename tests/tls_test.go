@@ -442,3 +442,34 @@ func TestTLSBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSDev: `dfsctl dev -tls` runs a TLS cluster, and the command it
+// runs gets the certificates in $DFS_TLS_*, with which dfsctl talks to it.
+func TestTLSDev(t *testing.T) {
+	requireFUSE(t)
+	ctl := filepath.Join(binaries(t), cluster.CtlBinary)
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	script := `set -e
+mkdir "$DFS_MOUNT/d"
+echo hello > "$DFS_MOUNT/d/f"
+test -n "$DFS_TLS_CA"
+"$CTL" status
+if env -u DFS_TLS_CA -u DFS_TLS_CERT -u DFS_TLS_KEY "$CTL" status >/dev/null 2>&1; then echo "status without certificates worked"; exit 1; fi`
+	cmd := exec.CommandContext(ctx, ctl, "dev", "-tls", "-dir", filepath.Join(dir, ".dfs"), "-mnt", filepath.Join(dir, "mnt"),
+		"-masters", "1", "-chunkservers", "3", "--", "sh", "-c", script)
+	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(e string) bool { return strings.HasPrefix(e, "DFS_") }), "CTL="+ctl)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("dfsctl dev -tls: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "Leader") {
+		t.Errorf("dfsctl status inside dfsctl dev -tls printed no leader:\n%s", out)
+	}
+	for _, f := range []string{"ca.crt", "m1.crt", "c3.key", "mount1.crt", "client.key"} {
+		if _, err := os.Stat(filepath.Join(dir, ".dfs", "tls", f)); err != nil {
+			t.Errorf("certificate file: %v", err)
+		}
+	}
+}
