@@ -25,6 +25,9 @@ const (
 	CAKey  = "ca.key"
 )
 
+// ErrExists is returned when a file to create exists and force is off.
+var ErrExists = errors.New("exists (use -force to overwrite)")
+
 // CAValidity is how long a CA made by CreateCA is valid.
 const CAValidity = 10 * 365 * 24 * time.Hour
 

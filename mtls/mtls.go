@@ -12,7 +12,6 @@ package mtls
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -207,6 +206,3 @@ func hasUsage(c *x509.Certificate, u x509.ExtKeyUsage) bool {
 	}
 	return false
 }
-
-// ErrExists is returned when a file to create exists and force is off.
-var ErrExists = errors.New("exists (use -force to overwrite)")
