@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"dfs/api"
+	"dfs/mtls"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -59,6 +60,10 @@ type Config struct {
 	// group (dfsctl members add) instead of bootstrapping one.
 	Join   bool
 	Logger *slog.Logger
+	// TLS, if set, secures the client listener, the Raft transport and
+	// this master's own calls with mutual TLS: only holders of the
+	// cluster CA's certificates are served. nil is plaintext.
+	TLS *mtls.Identity
 }
 
 // ParseCluster parses "m1=HOST:PORT,m2=HOST:PORT".
@@ -148,7 +153,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.svc = newService(s)
-	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(api.MaxMessage), grpc.MaxSendMsgSize(api.MaxMessage))
+	s.grpc = grpc.NewServer(api.ServerCredentials(cfg.TLS.ServerConfig()), grpc.MaxRecvMsgSize(api.MaxMessage), grpc.MaxSendMsgSize(api.MaxMessage))
 	api.RegisterMasterServer(s.grpc, s.svc)
 	s.wg.Add(1)
 	go s.svc.leaderLoop()
@@ -232,7 +237,15 @@ func (s *Server) openRaft() error {
 	if err != nil {
 		return fmt.Errorf("-raft %s: %w", cfg.RaftAddr, err)
 	}
-	trans, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, advertise, 3, 5*time.Second, rc.Logger)
+	var trans *raft.NetworkTransport
+	if cfg.TLS == nil {
+		trans, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, advertise, 3, 5*time.Second, rc.Logger)
+	} else {
+		var stream *tlsStream
+		if stream, err = newTLSStream(cfg.RaftAddr, advertise, cfg.TLS.ServerConfig(), cfg.TLS.ClientConfig()); err == nil {
+			trans = raft.NewNetworkTransportWithLogger(stream, 3, 5*time.Second, rc.Logger)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("-raft %s: %w", cfg.RaftAddr, err)
 	}

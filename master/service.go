@@ -14,7 +14,6 @@ import (
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -703,7 +702,7 @@ func (v *service) conn(addr string) (*grpc.ClientConn, error) {
 	if c, found := v.conns[addr]; found {
 		return c, nil
 	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), api.WithUnackedTimeout(),
+	c, err := grpc.NewClient(addr, api.Credentials(v.srv.cfg.TLS.ClientConfig()), api.WithUnackedTimeout(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(api.MaxMessage), grpc.MaxCallSendMsgSize(api.MaxMessage)))
 	if err != nil {
 		return nil, err

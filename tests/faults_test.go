@@ -26,7 +26,6 @@ import (
 
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 func soak() bool { return os.Getenv("DFS_SOAK") != "" }
@@ -37,7 +36,7 @@ func onLeader(ctx context.Context, c *cluster.Cluster, call func(api.MasterClien
 	if err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient(st.Leader, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(st.Leader, c.DialOption())
 	if err != nil {
 		return err
 	}
