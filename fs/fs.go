@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -172,14 +174,32 @@ func Mount(ctx context.Context, dir string, c *client.Client, opts Options) (*fu
 
 // reqCtx turns a FUSE request context into the context of the calls made
 // for it: it carries the caller, so the master attributes new inodes to
-// them, and it ignores FUSE interrupts. The kernel interrupts a request
-// for any signal, and Go programs get SIGURG all the time; every client
-// call has a deadline instead, so nothing waits forever.
+// them and checks the call against their uid, gid and groups, and it
+// ignores FUSE interrupts. The kernel interrupts a request for any
+// signal, and Go programs get SIGURG all the time; every client call has
+// a deadline instead, so nothing waits forever.
 func reqCtx(ctx context.Context) context.Context {
 	if fc, ok := ctx.(*fuse.Context); ok {
-		return client.WithCaller(context.WithoutCancel(ctx), &api.Caller{Uid: fc.Uid, Gid: fc.Gid, Pid: fc.Pid})
+		return client.WithCaller(context.WithoutCancel(ctx), callerOf(&fc.Caller))
 	}
 	return ctx
+}
+
+// callerOf is the caller of a FUSE request with its supplementary
+// groups, which the request does not carry: they are read from /proc
+// (none if the caller is gone). Root needs none: it may do anything a
+// group would let it.
+func callerOf(fc *fuse.Caller) *api.Caller {
+	c := &api.Caller{Uid: fc.Uid, Gid: fc.Gid, Pid: fc.Pid}
+	if fc.Uid == 0 {
+		return c
+	}
+	for _, f := range strings.Fields(procStatus(fc, "Groups")) {
+		if g, err := strconv.ParseUint(f, 10, 32); err == nil {
+			c.Groups = append(c.Groups, uint32(g))
+		}
+	}
+	return c
 }
 
 // errno maps an error from the client to what the kernel should see: the
