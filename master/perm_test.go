@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"syscall"
 	"testing"
@@ -204,3 +205,76 @@ func faccessat2(dirfd int, name string, mode uint32) error {
 
 // root is the caller of tests that act as an administrator.
 var root = &api.Caller{}
+
+// TestPermitOps checks the rules of namespace calls beyond access bits,
+// each with the errno Linux answers, on a small tree made by root: a
+// sticky 1777 directory holding a file of uid 10, a 0755 directory, and
+// a 0644 file of uid 10 in group 20.
+func TestPermitOps(t *testing.T) {
+	h := newHarness(t)
+	mk := func(o any) uint64 {
+		t.Helper()
+		h.seq++
+		op := &api.Op{}
+		reflect.ValueOf(op).Elem().FieldByName("Op").Set(reflect.ValueOf(o))
+		r := h.apply(&api.Command{Session: h.sess, Seq: h.seq, Caller: root, Op: op})
+		if r.Errno != api.Errno_OK {
+			t.Fatalf("%v: %v", o, r)
+		}
+		return r.Attr.Ino
+	}
+	tmp := mk(&api.Op_Mkdir{Mkdir: &api.MkdirOp{Parent: api.RootIno, Name: "tmp", Mode: 0o1777}})
+	dir := mk(&api.Op_Mkdir{Mkdir: &api.MkdirOp{Parent: api.RootIno, Name: "dir", Mode: 0o755}})
+	f := mk(&api.Op_Create{Create: &api.CreateOp{Parent: tmp, Name: "f", Mode: 0o644}})
+	mk(&api.Op_SetAttr{SetAttr: &api.SetAttrOp{Ino: f, Valid: uint32(api.SetAttrOp_UID | api.SetAttrOp_GID), Uid: 10, Gid: 20}})
+	owner := &api.Caller{Uid: 10, Gid: 10}
+	member := &api.Caller{Uid: 11, Gid: 11, Groups: []uint32{20, 30}}
+	stranger := &api.Caller{Uid: 12, Gid: 12}
+	cases := []struct {
+		what   string
+		caller *api.Caller
+		op     any
+		want   api.Errno
+	}{
+		{"unlink another's file in a sticky dir", stranger, &api.Op_Unlink{Unlink: &api.UnlinkOp{Parent: tmp, Name: "f"}}, api.Errno_EPERM},
+		{"unlink one's file in a sticky dir", owner, &api.Op_Unlink{Unlink: &api.UnlinkOp{Parent: tmp, Name: "f"}}, api.Errno_OK},
+		{"unlink a missing name: the FSM answers", stranger, &api.Op_Unlink{Unlink: &api.UnlinkOp{Parent: tmp, Name: "none"}}, api.Errno_OK},
+		{"create in root's 0755 dir", owner, &api.Op_Create{Create: &api.CreateOp{Parent: dir, Name: "g"}}, api.Errno_EACCES},
+		{"create a device in a writable dir", owner, &api.Op_Create{Create: &api.CreateOp{Parent: tmp, Name: "dev", Mode: syscall.S_IFCHR | 0o600}}, api.Errno_EPERM},
+		{"open an existing 0644 file for write", stranger, &api.Op_Create{Create: &api.CreateOp{Parent: tmp, Name: "f", Open: true, Access: api.MayWrite}}, api.Errno_EACCES},
+		{"open an existing 0644 file for read", stranger, &api.Op_Create{Create: &api.CreateOp{Parent: tmp, Name: "f", Open: true}}, api.Errno_OK},
+		{"rename a dir's entry into root's dir", owner, &api.Op_Rename{Rename: &api.RenameOp{Parent: tmp, Name: "f", NewParent: dir, NewName: "f"}}, api.Errno_EACCES},
+		{"chmod by a non-owner", member, &api.Op_SetAttr{SetAttr: &api.SetAttrOp{Ino: f, Valid: uint32(api.SetAttrOp_MODE), Mode: 0o600}}, api.Errno_EPERM},
+		{"chmod by the owner", owner, &api.Op_SetAttr{SetAttr: &api.SetAttrOp{Ino: f, Valid: uint32(api.SetAttrOp_MODE), Mode: 0o600}}, api.Errno_OK},
+		{"chown to oneself by a non-owner", member, &api.Op_SetAttr{SetAttr: &api.SetAttrOp{Ino: f, Valid: uint32(api.SetAttrOp_UID), Uid: 11}}, api.Errno_EPERM},
+		{"chown to the same uid by the owner", owner, &api.Op_SetAttr{SetAttr: &api.SetAttrOp{Ino: f, Valid: uint32(api.SetAttrOp_UID), Uid: 10}}, api.Errno_OK},
+		{"chown by root", root, &api.Op_SetAttr{SetAttr: &api.SetAttrOp{Ino: f, Valid: uint32(api.SetAttrOp_UID), Uid: 11}}, api.Errno_OK},
+		{"chgrp by the owner to a group it is not in", owner, &api.Op_SetAttr{SetAttr: &api.SetAttrOp{Ino: f, Valid: uint32(api.SetAttrOp_GID), Gid: 30}}, api.Errno_EPERM},
+		{"chgrp by the owner to its own group", owner, &api.Op_SetAttr{SetAttr: &api.SetAttrOp{Ino: f, Valid: uint32(api.SetAttrOp_GID), Gid: 10}}, api.Errno_OK},
+		{"utimes to a time by a non-owner", member, &api.Op_SetAttr{SetAttr: &api.SetAttrOp{Ino: f, Valid: uint32(api.SetAttrOp_MTIME), MtimeNs: 5}}, api.Errno_EPERM},
+		{"utimes to now by a non-owner who may not write", stranger, &api.Op_SetAttr{SetAttr: &api.SetAttrOp{Ino: f, Valid: uint32(api.SetAttrOp_ATIME_NOW | api.SetAttrOp_MTIME_NOW)}}, api.Errno_EACCES},
+		{"one time to now by a non-owner", stranger, &api.Op_SetAttr{SetAttr: &api.SetAttrOp{Ino: f, Valid: uint32(api.SetAttrOp_MTIME_NOW)}}, api.Errno_EPERM},
+		{"truncate without write permission", member, &api.Op_SetAttr{SetAttr: &api.SetAttrOp{Ino: f, Valid: uint32(api.SetAttrOp_SIZE)}}, api.Errno_EACCES},
+		{"trusted xattr by its owner", owner, &api.Op_SetXattr{SetXattr: &api.SetXattrOp{Ino: f, Name: "trusted.x"}}, api.Errno_EPERM},
+		{"security xattr by its owner", owner, &api.Op_SetXattr{SetXattr: &api.SetXattrOp{Ino: f, Name: "security.x"}}, api.Errno_EPERM},
+		{"user xattr by a reader", member, &api.Op_SetXattr{SetXattr: &api.SetXattrOp{Ino: f, Name: "user.x"}}, api.Errno_EACCES},
+		{"user xattr by the owner", owner, &api.Op_SetXattr{SetXattr: &api.SetXattrOp{Ino: f, Name: "user.x"}}, api.Errno_OK},
+		{"user xattr on a sticky dir by a writer not its owner", owner, &api.Op_SetXattr{SetXattr: &api.SetXattrOp{Ino: tmp, Name: "user.x"}}, api.Errno_EPERM},
+		{"ACL by a non-owner", member, &api.Op_SetXattr{SetXattr: &api.SetXattrOp{Ino: f, Name: ACLAccessXattr}}, api.Errno_EPERM},
+		{"layout by a non-owner", member, &api.Op_SetXattr{SetXattr: &api.SetXattrOp{Ino: f, Name: LayoutXattr}}, api.Errno_EPERM},
+		{"hard link to a file one may not write", member, &api.Op_Link{Link: &api.LinkOp{Ino: f, NewParent: tmp, NewName: "l"}}, api.Errno_EPERM},
+		{"write data of a file one may not write", member, &api.Op_CommitWrite{CommitWrite: &api.CommitWriteOp{Ino: f, Size: 1}}, api.Errno_EACCES},
+		{"no caller: nobody", nil, &api.Op_Mkdir{Mkdir: &api.MkdirOp{Parent: dir, Name: "d"}}, api.Errno_EACCES},
+	}
+	for _, c := range cases {
+		op := &api.Op{}
+		reflect.ValueOf(op).Elem().FieldByName("Op").Set(reflect.ValueOf(c.op))
+		got := api.Errno_OK
+		if d := h.f.permit(&api.Command{Caller: c.caller, Op: op}, false); d != nil {
+			got = d.errno
+		}
+		if got != c.want {
+			t.Errorf("%s: %v, want %v", c.what, got, c.want)
+		}
+	}
+}
