@@ -34,9 +34,10 @@ type Options struct {
 	EntryTimeout time.Duration
 	// AllowOther lets users other than the mounter use the mount. A
 	// mount made by root always allows them, as a local disk or NFS
-	// does: the kernel checks every access against the mode bits
-	// (default_permissions), so this exposes nothing a local disk would
-	// not.
+	// does: the kernel checks every access against the mode bits and
+	// ACLs (default_permissions), and the master checks every call again
+	// against the caller the mount names, so this exposes nothing a
+	// local disk would not.
 	AllowOther bool
 	// ReadOnly mounts read-only.
 	ReadOnly bool
