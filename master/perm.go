@@ -390,7 +390,9 @@ func safeHardlinkSource(f *FSM, p principal, n *inode) bool {
 // permitRename is vfs_rename's checks: search on both directories, then
 // (unless both names are one inode) may_delete of the source, may_delete
 // or may_create at the target, and write on a directory that changes
-// parent (its ".." changes).
+// parent (its ".." changes). What renameat2 refuses before those (no
+// source, no target to exchange, a target with RENAME_NOREPLACE, a
+// directory moved under itself) is the FSM's to answer.
 func (f *FSM) permitRename(p principal, op *api.RenameOp) *denial {
 	sd, src := f.dirAndChild(op.Parent, op.Name)
 	dd, dst := f.dirAndChild(op.NewParent, op.NewName)
@@ -402,6 +404,11 @@ func (f *FSM) permitRename(p principal, op *api.RenameOp) *denial {
 	}
 	if r := f.search(p, dd); r != nil || src == nil || src == dst {
 		return r
+	}
+	if dst == nil && op.Flags&api.RenameExchange != 0 || dst != nil && op.Flags&api.RenameNoReplace != 0 ||
+		isDir(src.attr) && f.isAncestor(src.attr.Ino, dd.attr.Ino) ||
+		dst != nil && isDir(dst.attr) && f.isAncestor(dst.attr.Ino, sd.attr.Ino) {
+		return nil
 	}
 	if r := f.mayDelete(p, sd, src); r != nil {
 		return r
@@ -445,7 +452,7 @@ func (f *FSM) permitSetAttr(p principal, op *api.SetAttrOp, held bool) *denial {
 		// A read's access time: its reader.
 		return f.permitData(p, op.Ino, api.MayRead, held)
 	}
-	if has(api.SetAttrOp_SIZE) && !held && !f.may(p, n, api.MayWrite) {
+	if has(api.SetAttrOp_SIZE) && isReg(a) && !held && !f.may(p, n, api.MayWrite) {
 		return eacces("uid %d may not truncate %d", p.uid, op.Ino)
 	}
 	if has(api.SetAttrOp_UID) && !p.root() && !(p.uid == a.Uid && op.Uid == a.Uid) {
