@@ -501,7 +501,9 @@ func xattrNamespace(name string) string {
 
 // permitXattrChange checks setting (or, with remove, removing) the
 // extended attribute name of ino: xattr_permission, the ACL owner rule,
-// and the capability rules of security.*.
+// and the capability rules of security.*. Names outside the kernel's
+// namespaces (the layout) need write permission, as the kernel asks of
+// them.
 func (f *FSM) permitXattrChange(p principal, ino uint64, name string, remove, held bool) *denial {
 	n := f.inodes[ino]
 	if n == nil {
@@ -514,11 +516,6 @@ func (f *FSM) permitXattrChange(p principal, ino uint64, name string, remove, he
 		}
 		if !p.owns(n.attr) {
 			return eperm("uid %d does not own %d: may not change its ACL", p.uid, ino)
-		}
-		return nil
-	case name == LayoutXattr:
-		if !p.owns(n.attr) {
-			return eperm("uid %d does not own %d: may not change its layout", p.uid, ino)
 		}
 		return nil
 	case name == capsXattr && remove:
@@ -549,11 +546,11 @@ func (f *FSM) permitXattrChange(p principal, ino uint64, name string, remove, he
 const capsXattr = "security.capability"
 
 // xattrReadable checks reading the extended attribute name of n:
-// trusted.* is root's, and for others absent (ENODATA); user.* needs
-// read permission and exists on files and directories only; ACLs,
-// security.* and the layout are readable by anyone.
+// trusted.* is root's, and for others absent (ENODATA); user.* exists on
+// files and directories only; ACLs and security.* are readable by
+// anyone; the rest (user.*, the layout) needs read permission.
 func (f *FSM) xattrReadable(p principal, n *inode, name string) api.Errno {
-	if isACL(name) || name == LayoutXattr {
+	if isACL(name) {
 		return api.Errno_OK
 	}
 	switch xattrNamespace(name) {
