@@ -462,8 +462,12 @@ func (f *FSM) permitSetAttr(p principal, op *api.SetAttrOp, held bool) *denial {
 		return eperm("uid %d may not change the group of %d to %d", p.uid, op.Ino, op.Gid)
 	}
 	if has(api.SetAttrOp_MODE) {
+		// killPriv: the new mode is the old one less setuid and/or
+		// setgid (the kernel may clear only setuid, and the mount only
+		// setgid: see node.killSgid).
 		privs := uint32(syscall.S_ISUID | syscall.S_ISGID)
-		killPriv := a.Mode&privs != 0 && op.Mode&0o7777 == a.Mode&0o7777&^privs
+		m, old := op.Mode&0o7777, a.Mode&0o7777
+		killPriv := m != old && m&^privs == old&^privs && m&privs&^old == 0
 		switch {
 		case p.owns(a):
 		case killPriv && (held || f.may(p, n, api.MayWrite)):

@@ -227,6 +227,9 @@ func TestPermitOps(t *testing.T) {
 	dir := mk(&api.Op_Mkdir{Mkdir: &api.MkdirOp{Parent: api.RootIno, Name: "dir", Mode: 0o755}})
 	f := mk(&api.Op_Create{Create: &api.CreateOp{Parent: tmp, Name: "f", Mode: 0o644}})
 	mk(&api.Op_SetAttr{SetAttr: &api.SetAttrOp{Ino: f, Valid: uint32(api.SetAttrOp_UID | api.SetAttrOp_GID), Uid: 10, Gid: 20}})
+	g := mk(&api.Op_Create{Create: &api.CreateOp{Parent: tmp, Name: "g", Mode: 0o644}})
+	mk(&api.Op_SetAttr{SetAttr: &api.SetAttrOp{Ino: g, Valid: uint32(api.SetAttrOp_UID | api.SetAttrOp_GID | api.SetAttrOp_MODE),
+		Uid: 10, Gid: 20, Mode: 0o6664}})
 	owner := &api.Caller{Uid: 10, Gid: 10}
 	member := &api.Caller{Uid: 11, Gid: 11, Groups: []uint32{20, 30}}
 	stranger := &api.Caller{Uid: 12, Gid: 12}
@@ -245,6 +248,9 @@ func TestPermitOps(t *testing.T) {
 		{"open an existing 0644 file for read", stranger, &api.Op_Create{Create: &api.CreateOp{Parent: tmp, Name: "f", Open: true}}, api.Errno_OK},
 		{"rename a dir's entry into root's dir", owner, &api.Op_Rename{Rename: &api.RenameOp{Parent: tmp, Name: "f", NewParent: dir, NewName: "f"}}, api.Errno_EACCES},
 		{"chmod by a non-owner", member, &api.Op_SetAttr{SetAttr: &api.SetAttrOp{Ino: f, Valid: uint32(api.SetAttrOp_MODE), Mode: 0o600}}, api.Errno_EPERM},
+		{"clearing setuid by a writer", member, &api.Op_SetAttr{SetAttr: &api.SetAttrOp{Ino: g, Valid: uint32(api.SetAttrOp_MODE), Mode: 0o2664}}, api.Errno_OK},
+		{"clearing setuid and setting x by a writer", member, &api.Op_SetAttr{SetAttr: &api.SetAttrOp{Ino: g, Valid: uint32(api.SetAttrOp_MODE), Mode: 0o2665}}, api.Errno_EPERM},
+		{"clearing setuid by a reader", stranger, &api.Op_SetAttr{SetAttr: &api.SetAttrOp{Ino: g, Valid: uint32(api.SetAttrOp_MODE), Mode: 0o2664}}, api.Errno_EPERM},
 		{"chmod by the owner", owner, &api.Op_SetAttr{SetAttr: &api.SetAttrOp{Ino: f, Valid: uint32(api.SetAttrOp_MODE), Mode: 0o600}}, api.Errno_OK},
 		{"chown to oneself by a non-owner", member, &api.Op_SetAttr{SetAttr: &api.SetAttrOp{Ino: f, Valid: uint32(api.SetAttrOp_UID), Uid: 11}}, api.Errno_EPERM},
 		{"chown to the same uid by the owner", owner, &api.Op_SetAttr{SetAttr: &api.SetAttrOp{Ino: f, Valid: uint32(api.SetAttrOp_UID), Uid: 10}}, api.Errno_OK},
