@@ -402,8 +402,10 @@ func (c *Client) lowestPending(sess, seq uint64) uint64 {
 
 type callerKey struct{}
 
-// WithCaller returns a context whose mutations are made on behalf of the
-// given caller: new inodes take its uid and gid.
+// WithCaller returns a context whose calls are made on behalf of the
+// given caller: new inodes take its uid and gid, and the master checks
+// every namespace call against its uid, gid and groups. Without one,
+// calls are made as this process (its real uid, gid and groups).
 func WithCaller(ctx context.Context, caller *api.Caller) context.Context {
 	return context.WithValue(ctx, callerKey{}, caller)
 }
@@ -412,8 +414,18 @@ func callerOf(ctx context.Context) *api.Caller {
 	if c, ok := ctx.Value(callerKey{}).(*api.Caller); ok {
 		return c
 	}
-	return &api.Caller{Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid()), Pid: uint32(os.Getpid())}
+	return processCaller()
 }
+
+// processCaller is this process as a caller, read once.
+var processCaller = sync.OnceValue(func() *api.Caller {
+	c := &api.Caller{Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid()), Pid: uint32(os.Getpid())}
+	gs, _ := os.Getgroups()
+	for _, g := range gs {
+		c.Groups = append(c.Groups, uint32(g))
+	}
+	return c
+})
 
 // connPool keeps one gRPC connection per address.
 type connPool struct {

@@ -355,6 +355,9 @@ func (v *service) Mutate(ctx context.Context, req *api.MutateRequest) (*api.Muta
 		v.lessor.Touch(req.Session, cmd.NowNs)
 		v.mu.Unlock()
 	}
+	if d := v.fsm.permit(cmd, v.mayHold(req.Session, opIno(req.Op))); d != nil {
+		return d.resp(), nil
+	}
 	switch op := req.Op.Op.(type) {
 	case *api.Op_AllocChunk:
 		return v.allocChunk(ctx, cmd, op.AllocChunk)
@@ -718,6 +721,9 @@ func (v *service) Lookup(ctx context.Context, req *api.LookupRequest) (*api.Attr
 	if err := v.linearize(ctx); err != nil {
 		return nil, err
 	}
+	if e := v.fsm.permitLookup(req.Caller, req.Parent); e != api.Errno_OK {
+		return &api.AttrResponse{Errno: e}, nil
+	}
 	a, e := v.fsm.Lookup(req.Parent, req.Name)
 	return &api.AttrResponse{Errno: e, Attr: a}, nil
 }
@@ -738,12 +744,19 @@ func (v *service) ReadDir(ctx context.Context, req *api.ReadDirRequest) (*api.Re
 	if limit <= 0 || limit > 4096 {
 		limit = 4096
 	}
-	return v.fsm.ReadDir(req.Ino, req.Cookie, limit, req.Plus), nil
+	e, plus := v.fsm.permitReadDir(req.Caller, req.Ino, req.Plus)
+	if e != api.Errno_OK {
+		return &api.ReadDirResponse{Errno: e}, nil
+	}
+	return v.fsm.ReadDir(req.Ino, req.Cookie, limit, plus), nil
 }
 
 func (v *service) GetXattr(ctx context.Context, req *api.GetXattrRequest) (*api.GetXattrResponse, error) {
 	if err := v.linearize(ctx); err != nil {
 		return nil, err
+	}
+	if e := v.fsm.permitGetXattr(req.Caller, req.Ino, req.Name); e != api.Errno_OK {
+		return &api.GetXattrResponse{Errno: e}, nil
 	}
 	val, e := v.fsm.GetXattr(req.Ino, req.Name)
 	return &api.GetXattrResponse{Errno: e, Value: val}, nil
@@ -754,7 +767,7 @@ func (v *service) ListXattr(ctx context.Context, req *api.ListXattrRequest) (*ap
 		return nil, err
 	}
 	names, e := v.fsm.ListXattr(req.Ino)
-	return &api.ListXattrResponse{Errno: e, Names: names}, nil
+	return &api.ListXattrResponse{Errno: e, Names: visibleXattrs(req.Caller, names)}, nil
 }
 
 func (v *service) GetChunks(ctx context.Context, req *api.GetChunksRequest) (*api.GetChunksResponse, error) {
@@ -764,6 +777,9 @@ func (v *service) GetChunks(ctx context.Context, req *api.GetChunksRequest) (*ap
 	count := req.Count
 	if count == 0 || count > 1024 {
 		count = 1024
+	}
+	if e := v.fsm.permitGetChunks(req, v.mayHold(req.Session, req.Ino)); e != api.Errno_OK {
+		return &api.GetChunksResponse{Errno: e}, nil
 	}
 	if req.Open && req.Session != 0 {
 		// Counted before the state is read: an unlink applied after the
@@ -775,6 +791,18 @@ func (v *service) GetChunks(ctx context.Context, req *api.GetChunksRequest) (*ap
 		v.mu.Unlock()
 	}
 	return v.fsm.GetChunks(req.Ino, req.FirstIndex, count), nil
+}
+
+// mayHold says whether session may hold ino open without a record in
+// Raft, as the leader's hold table knows (permissions: a descriptor
+// keeps working after a chmod).
+func (v *service) mayHold(session, ino uint64) bool {
+	if session == 0 || ino == 0 {
+		return false
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.holds != nil && v.holds.mayHold(session, ino)
 }
 
 func (v *service) StatFS(ctx context.Context, req *api.StatFSRequest) (*api.StatFSResponse, error) {

@@ -112,7 +112,7 @@ func chunkOf(t *testing.T, c *cluster.Cluster, path string) *api.Chunk {
 	var resp *api.GetChunksResponse
 	if err := onLeader(ctx, c, func(m api.MasterClient) error {
 		var err error
-		resp, err = m.GetChunks(ctx, &api.GetChunksRequest{Ino: st.Ino, Count: 1})
+		resp, err = m.GetChunks(ctx, &api.GetChunksRequest{Ino: st.Ino, Count: 1, Caller: &api.Caller{}})
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -396,7 +396,7 @@ func TestFaultChunkServerGone(t *testing.T) {
 		ok := true
 		err := onLeader(ctx, c, func(m api.MasterClient) error {
 			for _, ino := range inos {
-				resp, err := m.GetChunks(ctx, &api.GetChunksRequest{Ino: ino, Count: 1024})
+				resp, err := m.GetChunks(ctx, &api.GetChunksRequest{Ino: ino, Count: 1024, Caller: &api.Caller{}})
 				if err != nil {
 					return err
 				}
