@@ -46,6 +46,12 @@ type Options struct {
 	// NoAtime leaves access times alone on reads (noatime); by default
 	// reads update them as a relatime mount does.
 	NoAtime bool
+	// StatfsRaw makes statfs (df) count raw chunkserver bytes, every
+	// replica and parity shard included. By default it counts file data
+	// once (as CephFS and JuiceFS do): used is the files' logical size,
+	// free is raw free space divided by the overhead of the layout of
+	// the directory asked about (3 for replicated:3, 1.5 for ec:4+2).
+	StatfsRaw bool
 	// FsName is shown as the device in /proc/mounts; default "dfs".
 	FsName string
 	// WriteBuffer is how many dirty bytes an open file buffers before

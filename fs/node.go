@@ -1019,13 +1019,35 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	const bsize = api.BlockSize
 	out.Bsize = bsize
 	out.Frsize = bsize
-	out.Blocks = s.CapacityBytes / bsize
-	out.Bfree = s.FreeBytes / bsize
-	out.Bavail = s.FreeBytes / bsize
+	if n.fsys.opts.StatfsRaw {
+		out.Blocks = s.CapacityBytes / bsize
+		out.Bfree = s.FreeBytes / bsize
+	} else {
+		n.mu.Lock()
+		l := n.attr.GetLayout()
+		n.mu.Unlock()
+		free := logicalFree(s.FreeBytes, l)
+		out.Blocks = (s.LogicalBytes + free) / bsize
+		out.Bfree = free / bsize
+	}
+	out.Bavail = out.Bfree
 	out.Files = s.Inodes + 1<<32
 	out.Ffree = 1 << 32
 	out.NameLen = api.MaxNameLen
 	return 0
+}
+
+// logicalFree is how many bytes of file data raw free bytes hold in
+// layout l: a third of them for replicated:3, two thirds for ec:4+2.
+func logicalFree(raw uint64, l *api.Layout) uint64 {
+	switch {
+	case l.GetKind() == api.Layout_EC && l.GetDataShards() > 0:
+		k, n := uint64(l.GetDataShards()), uint64(l.GetDataShards()+l.GetParityShards())
+		return raw/n*k + raw%n*k/n
+	case l.GetReplicas() > 0:
+		return raw / uint64(l.GetReplicas())
+	}
+	return raw
 }
 
 var _ = (gofs.NodeOpendirHandler)((*node)(nil))

@@ -70,7 +70,7 @@ type flagValues struct {
 func defineFlags(fl *flag.FlagSet) *flagValues {
 	v := &flagValues{}
 	v.masters = fl.String("masters", "", "master client addresses, comma-separated (env DFSMOUNT_MASTERS)")
-	fl.Var(&v.o, "o", "mount options, comma-separated: attr_timeout=SECONDS, entry_timeout=SECONDS, allow_other, ro, debug, fsname=NAME")
+	fl.Var(&v.o, "o", "mount options, comma-separated: attr_timeout=SECONDS, entry_timeout=SECONDS, allow_other, ro, debug, fsname=NAME, noatime, statfs=logical|raw")
 	v.attr = fl.Duration("attr-timeout", time.Second, "how long the kernel caches attributes")
 	v.entry = fl.Duration("entry-timeout", time.Second, "how long the kernel caches names")
 	v.ttl = fl.Duration("session-ttl", 10*time.Second, "session lease")
@@ -179,6 +179,15 @@ func applyOption(o *fs.Options, opt string) error {
 		o.NoAtime = true
 	case "atime", "relatime":
 		o.NoAtime = false
+	case "statfs":
+		switch val {
+		case "logical":
+			o.StatfsRaw = false
+		case "raw":
+			o.StatfsRaw = true
+		default:
+			return fmt.Errorf("-o %s: want statfs=logical or statfs=raw", opt)
+		}
 	case "", "defaults", "_netdev", "auto", "noauto", "user", "nouser", "users", "nofail",
 		"exec", "noexec", "suid", "nosuid", "dev", "nodev",
 		"async", "sync", "x-systemd.automount", "default_permissions":
