@@ -424,7 +424,7 @@ func (p *connPool) get(addr string) (*grpc.ClientConn, error) {
 	if cc, ok := p.conns[addr]; ok {
 		return cc, nil
 	}
-	cc, err := api.DialData(addr, grpc.WithUnaryInterceptor(countCalls))
+	cc, err := api.DialData(addr, grpc.WithUnaryInterceptor(rpcs.ClientInterceptor))
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "dial %s: %v", addr, err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 )
@@ -59,6 +60,9 @@ type Config struct {
 	// group (dfsctl members add) instead of bootstrapping one.
 	Join   bool
 	Logger *slog.Logger
+	// Metrics, if set, receives the master's Prometheus metrics (Raft,
+	// namespace, chunk health, RPCs): the process's registry.
+	Metrics prometheus.Registerer
 }
 
 // ParseCluster parses "m1=HOST:PORT,m2=HOST:PORT".
@@ -99,6 +103,8 @@ type Server struct {
 	lis   net.Listener
 	lock  *os.File
 	svc   *service
+
+	metrics *masterMetrics
 
 	adminAddr atomic.Pointer[string] // admin HTTP listener, for Status
 
@@ -147,8 +153,13 @@ func New(cfg Config) (*Server, error) {
 		s.closeStores()
 		return nil, err
 	}
+	s.metrics = newMasterMetrics(cfg.Metrics)
 	s.svc = newService(s)
-	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(api.MaxMessage), grpc.MaxSendMsgSize(api.MaxMessage))
+	if cfg.Metrics != nil {
+		cfg.Metrics.MustRegister(collector{s.svc})
+	}
+	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(api.MaxMessage), grpc.MaxSendMsgSize(api.MaxMessage),
+		grpc.UnaryInterceptor(s.metrics.rpcs.ServerInterceptor))
 	api.RegisterMasterServer(s.grpc, s.svc)
 	s.wg.Add(1)
 	go s.svc.leaderLoop()
