@@ -1,0 +1,206 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"syscall"
+	"testing"
+	"time"
+
+	"dfs/cluster"
+	"dfs/metrics/metricstest"
+)
+
+// adminLine is how a daemon logs its admin listener's address (slog).
+var adminLine = regexp.MustCompile(`msg="admin listener" addr=(\S+)`)
+
+// adminAddrFromLog waits for a process's log to name its admin listener.
+func adminAddrFromLog(ctx context.Context, t *testing.T, log string) string {
+	t.Helper()
+	for {
+		b, _ := os.ReadFile(log)
+		if m := adminLine.FindAllSubmatch(b, -1); len(m) > 0 {
+			return string(m[len(m)-1][1]) // the latest start's
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s names no admin listener:\n%s", log, b)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// scrape reads one process's /metrics.
+func scrape(ctx context.Context, t *testing.T, addr string) metricstest.Families {
+	t.Helper()
+	f, err := metricstest.Scrape(ctx, addr)
+	if err != nil {
+		t.Fatalf("scraping %s: %v", addr, err)
+	}
+	return f
+}
+
+// sumOver adds a metric over several processes' scrapes.
+func sumOver(fams []metricstest.Families, name string, labels ...string) float64 {
+	var total float64
+	for _, f := range fams {
+		v, _ := f.Sum(name, labels...)
+		total += v
+	}
+	return total
+}
+
+// TestMetrics boots a cluster whose masters, chunkservers and mount all
+// serve /metrics, writes and reads a file through the mount, and checks
+// that what must move moved: bytes on the chunkservers (times the
+// replication), Mutate RPCs on the leader and from the mount, the
+// mount's own bytes, exactly one Raft leader, at least one session,
+// healthy chunks and live chunkservers.
+func TestMetrics(t *testing.T) {
+	admin := []string{"-debug-addr", "127.0.0.1:0"}
+	c := startCluster(t, cluster.Config{Masters: 3, ChunkServers: 3, Mounts: 1,
+		ExtraMasterArgs: admin, ExtraChunkArgs: admin, ExtraMountArgs: admin})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	var masters []string
+	for i, addr := range c.MasterAddrs() {
+		st, err := cluster.AskMaster(ctx, addr)
+		if err != nil {
+			t.Fatalf("status of master %d: %v", i, err)
+		}
+		if st.AdminAddr == "" {
+			t.Fatalf("master %d reports no admin address", i)
+		}
+		masters = append(masters, st.AdminAddr)
+	}
+	var chunks []string
+	for i := range c.ChunkAddrs() {
+		chunks = append(chunks, adminAddrFromLog(ctx, t, filepath.Join(c.LogDir(), fmt.Sprintf("c%d.log", i+1))))
+	}
+	mount := adminAddrFromLog(ctx, t, filepath.Join(c.LogDir(), "mount1.log"))
+	scrapeAll := func(addrs []string) []metricstest.Families {
+		var out []metricstest.Families
+		for _, a := range addrs {
+			out = append(out, scrape(ctx, t, a))
+		}
+		return out
+	}
+	leader, err := c.Leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	chunkBefore := scrapeAll(chunks)
+	leaderBefore := scrape(ctx, t, masters[leader])
+	mountBefore := scrape(ctx, t, mount)
+
+	const size = 8 << 20
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(i*31 + i>>13)
+	}
+	path := filepath.Join(c.MountDir(0), "metered")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// O_DIRECT: every read reaches the mount, not the page cache.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_DIRECT, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(f)
+	f.Close()
+	if err != nil || len(got) != size {
+		t.Fatalf("read back %d bytes: %v", len(got), err)
+	}
+
+	chunkAfter := scrapeAll(chunks)
+	leaderAfter := scrape(ctx, t, masters[leader])
+	mountAfter := scrape(ctx, t, mount)
+	delta := func(before, after []metricstest.Families, name string, labels ...string) float64 {
+		return sumOver(after, name, labels...) - sumOver(before, name, labels...)
+	}
+	one := func(f metricstest.Families) []metricstest.Families { return []metricstest.Families{f} }
+
+	t.Logf("after writing and reading %d bytes: chunkservers wrote %v and served %v (short-circuit %v); leader answered %v Mutate calls; mount sent %v",
+		size, delta(chunkBefore, chunkAfter, "dfs_chunk_written_bytes_total"),
+		delta(chunkBefore, chunkAfter, "dfs_chunk_read_bytes_total", "reason=rpc"),
+		delta(one(mountBefore), one(mountAfter), "dfs_client_short_circuit_read_bytes_total"),
+		delta(one(leaderBefore), one(leaderAfter), "dfs_rpc_server_handled_total", "method=Mutate"),
+		delta(one(mountBefore), one(mountAfter), "dfs_rpc_client_sent_total", "method=Mutate"))
+	// Three replicas of every byte written (replicated:3, the default).
+	if d := delta(chunkBefore, chunkAfter, "dfs_chunk_written_bytes_total"); d < 3*size {
+		t.Errorf("chunkservers wrote %v bytes, want at least 3 x %d", d, size)
+	}
+	if d := delta(chunkBefore, chunkAfter, "dfs_chunk_written_bytes_total", "reason=primary"); d < size {
+		t.Errorf("primaries wrote %v bytes, want at least %d", d, size)
+	}
+	if d := delta(chunkBefore, chunkAfter, "dfs_rpc_server_handled_total", "method=Write", "code=OK"); d < 1 {
+		t.Errorf("chunkservers answered %v writes", d)
+	}
+	// The read went to a chunkserver or, on this machine, to its chunk
+	// files directly.
+	served := delta(chunkBefore, chunkAfter, "dfs_chunk_read_bytes_total", "reason=rpc") +
+		delta(one(mountBefore), one(mountAfter), "dfs_client_short_circuit_read_bytes_total")
+	if served < size {
+		t.Errorf("%v bytes read from chunkservers and their files, want at least %d", served, size)
+	}
+	if d := delta(one(leaderBefore), one(leaderAfter), "dfs_rpc_server_handled_total", "service=Master", "method=Mutate"); d < 2 {
+		t.Errorf("leader answered %v Mutate calls, want at least 2 (create, size commit)", d)
+	}
+	if d := delta(one(leaderBefore), one(leaderAfter), "dfs_rpc_server_handled_total", "method=Mutate", "op=Create", "code=OK"); d != 1 {
+		t.Errorf("leader answered %v creates, want 1", d)
+	}
+	if d := delta(one(mountBefore), one(mountAfter), "dfs_rpc_client_sent_total", "service=Master", "method=Mutate"); d < 2 {
+		t.Errorf("mount sent %v Mutate calls, want at least 2", d)
+	}
+	if d := delta(one(mountBefore), one(mountAfter), "dfs_mount_written_bytes_total"); d != size {
+		t.Errorf("mount counted %v bytes written, want %d", d, size)
+	}
+	if d := delta(one(mountBefore), one(mountAfter), "dfs_mount_read_bytes_total"); d != size {
+		t.Errorf("mount counted %v bytes read, want %d", d, size)
+	}
+	if d := delta(one(mountBefore), one(mountAfter), "dfs_rpc_client_seconds", "service=ChunkServer", "method=Write"); d < 1 {
+		t.Errorf("mount timed %v chunk writes", d)
+	}
+	if n, _ := leaderAfter.Sum("dfs_raft_apply_seconds"); n < 1 {
+		t.Errorf("leader timed %v Raft entries", n)
+	}
+
+	// Exactly one leader among the masters, and the leader's view of the
+	// cluster (soft state, rebuilt from heartbeats: waited for).
+	leaders := sumOver(scrapeAll(masters), "dfs_raft_state", "state=Leader")
+	if leaders != 1 {
+		t.Errorf("dfs_raft_state{state=Leader} sums to %v over the masters, want 1", leaders)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		lf := scrape(ctx, t, masters[leader])
+		sessions, _ := lf.Sum("dfs_master_sessions")
+		up, _ := lf.Sum("dfs_master_chunkserver_up")
+		healthy, _ := lf.Sum("dfs_master_chunks_by_health", "health=healthy")
+		bad, series := lf.Sum("dfs_master_chunks_by_health")
+		bad -= healthy
+		why := ""
+		switch {
+		case sessions < 1:
+			why = fmt.Sprintf("%v sessions, want at least 1", sessions)
+		case up != 3:
+			why = fmt.Sprintf("%v chunkservers up, want 3", up)
+		case series != 4 || healthy < 1 || bad != 0:
+			why = fmt.Sprintf("%v healthy chunks and %v others in %d series", healthy, bad, series)
+		}
+		if why == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("leader's metrics: %s", why)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
