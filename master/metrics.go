@@ -43,6 +43,9 @@ func newMasterMetrics(reg prometheus.Registerer) *masterMetrics {
 		}, []string{"result"}),
 		rpcs: metrics.NewServerRPCs(),
 	}
+	for _, r := range []string{"complete", "incomplete"} {
+		m.repairs.WithLabelValues(r) // exported from the start at 0
+	}
 	if reg != nil {
 		reg.MustRegister(m.apply, m.applyCommands, m.sessionsExpired, m.repairs, m.rpcs)
 	}

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -174,7 +176,8 @@ func TestMetrics(t *testing.T) {
 
 	// Exactly one leader among the masters, and the leader's view of the
 	// cluster (soft state, rebuilt from heartbeats: waited for).
-	leaders := sumOver(scrapeAll(masters), "dfs_raft_state", "state=Leader")
+	masterScrapes := scrapeAll(masters)
+	leaders := sumOver(masterScrapes, "dfs_raft_state", "state=Leader")
 	if leaders != 1 {
 		t.Errorf("dfs_raft_state{state=Leader} sums to %v over the masters, want 1", leaders)
 	}
@@ -202,5 +205,61 @@ func TestMetrics(t *testing.T) {
 			t.Fatalf("leader's metrics: %s", why)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	checkNamesKnown(t, append(append(masterScrapes, chunkAfter...), mountAfter))
+}
+
+// dfsName matches a dfs metric's name in text.
+var dfsName = regexp.MustCompile(`\bdfs_[a-z0-9_]+`)
+
+// checkNamesKnown checks that every dfs_ metric the processes export is
+// documented in docs/operations.md, and that every one the alert rules
+// use is exported.
+func checkNamesKnown(t *testing.T, scrapes []metricstest.Families) {
+	t.Helper()
+	exported := map[string]bool{}
+	for _, f := range scrapes {
+		for name := range f {
+			exported[name] = true
+		}
+	}
+	docs, err := os.ReadFile("../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for _, n := range dfsName.FindAllString(string(docs), -1) {
+		documented[n] = true
+	}
+	for name := range exported {
+		if strings.HasPrefix(name, "dfs_") && !documented[name] {
+			t.Errorf("%s is exported but not described in docs/operations.md", name)
+		}
+	}
+	rules, err := os.ReadFile("../deploy/dfs-alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range dfsName.FindAllString(string(rules), -1) {
+		base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(n, "_bucket"), "_count"), "_sum")
+		if !exported[base] {
+			t.Errorf("deploy/dfs-alerts.yml uses %s, which no process exports", n)
+		}
+	}
+}
+
+// TestAlertRules checks deploy/dfs-alerts.yml with promtool and runs its
+// unit tests (deploy/dfs-alerts.test.yml).
+func TestAlertRules(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool is not installed (Debian package prometheus)")
+	}
+	for _, args := range [][]string{{"check", "rules", "dfs-alerts.yml"}, {"test", "rules", "dfs-alerts.test.yml"}} {
+		cmd := exec.Command(promtool, args...)
+		cmd.Dir = "../deploy"
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
 	}
 }
