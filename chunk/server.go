@@ -41,7 +41,8 @@ type Config struct {
 	// accepts a heartbeat (dfschunk tells systemd).
 	Registered func()
 	// Metrics, if set, receives the chunkserver's Prometheus metrics
-	// (bytes, space, RPCs): the process's registry.
+	// (bytes, space, RPCs): the process's registry, which takes one
+	// Server (NewServer registers fixed names).
 	Metrics prometheus.Registerer
 }
 

@@ -61,7 +61,8 @@ type Config struct {
 	Join   bool
 	Logger *slog.Logger
 	// Metrics, if set, receives the master's Prometheus metrics (Raft,
-	// namespace, chunk health, RPCs): the process's registry.
+	// namespace, chunk health, RPCs): the process's registry, which
+	// takes one Server (New registers fixed names).
 	Metrics prometheus.Registerer
 }
 

@@ -65,7 +65,7 @@ func sumOver(fams []metricstest.Families, name string, labels ...string) float64
 func TestMetrics(t *testing.T) {
 	admin := []string{"-debug-addr", "127.0.0.1:0"}
 	c := startCluster(t, cluster.Config{Masters: 3, ChunkServers: 3, Mounts: 1,
-		ExtraMasterArgs: admin, ExtraChunkArgs: admin, ExtraMountArgs: admin})
+		ExtraMasterArgs: append(admin, "-server-dead-after", "3s"), ExtraChunkArgs: admin, ExtraMountArgs: admin})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -181,31 +181,51 @@ func TestMetrics(t *testing.T) {
 	if leaders != 1 {
 		t.Errorf("dfs_raft_state{state=Leader} sums to %v over the masters, want 1", leaders)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		lf := scrape(ctx, t, masters[leader])
-		sessions, _ := lf.Sum("dfs_master_sessions")
-		up, _ := lf.Sum("dfs_master_chunkserver_up")
-		healthy, _ := lf.Sum("dfs_master_chunks_by_health", "health=healthy")
-		bad, series := lf.Sum("dfs_master_chunks_by_health")
-		bad -= healthy
-		why := ""
-		switch {
-		case sessions < 1:
-			why = fmt.Sprintf("%v sessions, want at least 1", sessions)
-		case up != 3:
-			why = fmt.Sprintf("%v chunkservers up, want 3", up)
-		case series != 4 || healthy < 1 || bad != 0:
-			why = fmt.Sprintf("%v healthy chunks and %v others in %d series", healthy, bad, series)
+	// waitLeader polls the leader's metrics until check finds nothing
+	// wrong.
+	waitLeader := func(check func(metricstest.Families) string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			why := check(scrape(ctx, t, masters[leader]))
+			if why == "" {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("leader's metrics: %s", why)
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
-		if why == "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("leader's metrics: %s", why)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
+	health := func(lf metricstest.Families, up, healthy, under float64) string {
+		gotUp, _ := lf.Sum("dfs_master_chunkserver_up")
+		gotHealthy, _ := lf.Sum("dfs_master_chunks_by_health", "health=healthy")
+		gotUnder, _ := lf.Sum("dfs_master_chunks_by_health", "health=under_replicated")
+		others, series := lf.Sum("dfs_master_chunks_by_health")
+		others -= gotHealthy + gotUnder
+		if gotUp != up || gotHealthy != healthy || gotUnder != under || others != 0 || series != 4 {
+			return fmt.Sprintf("%v chunkservers up, %v chunks healthy, %v under-replicated, %v others (%d series); want %v, %v, %v, 0",
+				gotUp, gotHealthy, gotUnder, others, series, up, healthy, under)
+		}
+		return ""
+	}
+	var chunksHeld float64 // the file's chunks (8 MiB: one, at the default chunk size)
+	waitLeader(func(lf metricstest.Families) string {
+		if sessions, _ := lf.Sum("dfs_master_sessions"); sessions < 1 {
+			return fmt.Sprintf("%v sessions, want at least 1", sessions)
+		}
+		chunksHeld, _ = lf.Sum("dfs_master_chunks")
+		if chunksHeld < 1 {
+			return "no chunks"
+		}
+		return health(lf, 3, chunksHeld, 0)
+	})
+	// A chunkserver stops: the leader counts it down and every chunk
+	// under-replicated (3 copies wanted, 2 live).
+	if err := c.StopChunk(0); err != nil {
+		t.Fatal(err)
+	}
+	waitLeader(func(lf metricstest.Families) string { return health(lf, 2, 0, chunksHeld) })
 	checkNamesKnown(t, append(append(masterScrapes, chunkAfter...), mountAfter))
 }
 
