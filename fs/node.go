@@ -600,7 +600,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	// round.
 	resp, err := n.fsys.client.Mutate(ctx, &api.Op{Op: &api.Op_Create{Create: &api.CreateOp{
 		Parent: n.ino(), Name: name, Mode: mode, Exclusive: flags&syscall.O_EXCL != 0, Open: true,
-		FirstChunk: flags&syscall.O_ACCMODE != syscall.O_RDONLY, Umask: umask}}})
+		FirstChunk: flags&syscall.O_ACCMODE != syscall.O_RDONLY, Umask: umask, Access: api.OpenAccess(flags)}}})
 	if err != nil {
 		return nil, nil, 0, n.fsys.errno("create", err)
 	}
@@ -657,7 +657,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	// unlink the master applies after answering keeps the file.
 	ino := n.ino()
 	n.fsys.hold(ino)
-	a, chunks, err := n.fsys.client.OpenUnrecorded(ctx, ino)
+	a, chunks, err := n.fsys.client.OpenUnrecorded(ctx, ino, api.OpenAccess(flags))
 	if err == nil && a.Nlink == 0 && !n.isOpen() {
 		err = api.Errno_ENOENT // unlinked, held open elsewhere
 	}

@@ -32,7 +32,7 @@ func TestMetrics(t *testing.T) {
 		return err
 	})
 	g.call(func(c api.MasterClient) error {
-		r, err := c.Mutate(ctx, &api.MutateRequest{Session: sess, Seq: 1, Op: &api.Op{Op: &api.Op_Mkdir{Mkdir: &api.MkdirOp{Parent: api.RootIno, Name: "d", Mode: 0o755}}}})
+		r, err := c.Mutate(ctx, &api.MutateRequest{Session: sess, Seq: 1, Caller: root, Op: &api.Op{Op: &api.Op_Mkdir{Mkdir: &api.MkdirOp{Parent: api.RootIno, Name: "d", Mode: 0o755}}}})
 		if err == nil && r.Errno != api.Errno_OK {
 			t.Fatalf("mkdir: %v %s", r.Errno, r.Message)
 		}

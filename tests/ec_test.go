@@ -293,7 +293,7 @@ func ecChunks(t *testing.T, c *cluster.Cluster, paths []string) []*api.Chunk {
 			t.Fatal(err)
 		}
 		if err := onLeader(ctx, c, func(m api.MasterClient) error {
-			resp, err := m.GetChunks(ctx, &api.GetChunksRequest{Ino: st.Ino, Count: 1024})
+			resp, err := m.GetChunks(ctx, &api.GetChunksRequest{Ino: st.Ino, Count: 1024, Caller: &api.Caller{}})
 			if err == nil {
 				out = append(out, resp.Chunks...)
 			}

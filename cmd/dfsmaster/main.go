@@ -16,6 +16,7 @@ import (
 	"dfs/config"
 	"dfs/master"
 	"dfs/metrics"
+	"dfs/mtls"
 	"dfs/sdnotify"
 )
 
@@ -45,6 +46,7 @@ func run(args []string) int {
 	join := fs.Bool("join", false, "start without Raft state and wait to be added to an existing group (dfsctl members add) instead of bootstrapping")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "HOST:PORT to serve /metrics, /debug/pprof and the status page on (empty: off)")
+	tlsFlags := mtls.RegisterFlags(fs)
 	settings := config.Register(fs, "dfsmaster", "DFSMASTER_")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -74,6 +76,14 @@ func run(args []string) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	tlsID, err := tlsFlags.Load()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "dfsmaster: %v\n", err)
+		return 2
+	}
+	if tlsID == nil {
+		log.Warn(mtls.PlaintextWarning)
+	}
 	reg := metrics.NewRegistry()
 	cfg := master.Config{
 		ID: *id, DataDir: *data, Listen: *listen, RaftAddr: *raftAddr,
@@ -82,7 +92,7 @@ func run(args []string) int {
 		SessionGrace: *grace, ChunkLease: *chunkLease, ServerDeadAfter: *deadAfter,
 		DeadAfter: *lostAfter, RepairConcurrency: *repairConc, RepairRate: *repairRate,
 		FullReportInterval: *fullReport, Join: *join,
-		Logger: log, Metrics: reg,
+		Logger: log, TLS: tlsID, Metrics: reg,
 	}
 	for name, d := range map[string]time.Duration{"dead-after": *lostAfter, "full-report-interval": *fullReport} {
 		if d <= 0 {

@@ -25,6 +25,7 @@ import (
 	dfsconfig "dfs/config"
 	"dfs/fs"
 	"dfs/metrics"
+	"dfs/mtls"
 	"dfs/sdnotify"
 )
 
@@ -48,6 +49,7 @@ type config struct {
 	debugAddr  string
 	noLocal    bool
 	logLevel   slog.Level
+	tls        *mtls.Identity
 	settings   *dfsconfig.Settings // non-nil: only print the settings
 }
 
@@ -63,6 +65,7 @@ type flagValues struct {
 	noLocal   *bool
 	debugAddr *string
 	logLevel  *string
+	tls       *mtls.Flags
 }
 
 // defineFlags defines dfsmount's flags on fl; the mount helper reads their
@@ -79,6 +82,7 @@ func defineFlags(fl *flag.FlagSet) *flagValues {
 	v.noLocal = fl.Bool("no-local-reads", false, "always read through the chunkservers, never their chunk files on this machine directly (env DFSMOUNT_NO_LOCAL_READS=true)")
 	v.debugAddr = fl.String("debug-addr", "", "HOST:PORT to serve /metrics and /debug/pprof on (env DFSMOUNT_DEBUG_ADDR; empty: off)")
 	v.logLevel = fl.String("log-level", "info", "debug, info, warn or error (env DFSMOUNT_LOG_LEVEL)")
+	v.tls = mtls.RegisterFlags(fl)
 	return v
 }
 
@@ -123,6 +127,10 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	}
 	if len(c.masters) == 0 {
 		return nil, errors.New("no masters: give -masters ADDR,... or set DFSMOUNT_MASTERS")
+	}
+	var err error
+	if c.tls, err = v.tls.Load(); err != nil {
+		return nil, err
 	}
 	c.opts = fs.DefaultOptions()
 	c.opts.AttrTimeout, c.opts.EntryTimeout, c.opts.Debug = *v.attr, *v.entry, *v.debug
@@ -238,6 +246,9 @@ func run(args []string, stderr io.Writer) error {
 	if _, err := admin.Serve(cfg.debugAddr, logger, admin.Metrics(reg)); err != nil {
 		return err
 	}
+	if cfg.tls == nil {
+		logger.Warn(mtls.PlaintextWarning)
+	}
 	host, _ := os.Hostname()
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
 	defer cancel()
@@ -247,6 +258,7 @@ func run(args []string, stderr io.Writer) error {
 		SessionTTL:   cfg.sessionTTL,
 		NoLocalReads: cfg.noLocal,
 		Logf:         logf,
+		TLS:          cfg.tls,
 	})
 	if err != nil {
 		return fmt.Errorf("masters %s unreachable: %v", strings.Join(cfg.masters, ","), err)
