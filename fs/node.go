@@ -444,9 +444,11 @@ func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut
 	ctx = reqCtx(ctx)
 	n.awaitAccess()
 	if a := n.freshAttr(); a != nil {
+		cacheResult(cacheAttr, true, 1)
 		n.fill(a, &out.Attr)
 		return 0
 	}
+	cacheResult(cacheAttr, false, 1)
 	start := attrSeq.Load()
 	a, err := n.fsys.client.GetAttr(ctx, n.ino())
 	if err != nil {
@@ -771,6 +773,7 @@ func (n *node) openHandle(ctx context.Context, a *api.Attr, flags uint32, create
 		n.committed(t)
 		keep = false
 	}
+	cacheResult(cachePage, keep, 1)
 	var fflags uint32
 	if keep {
 		fflags |= fuse.FOPEN_KEEP_CACHE
@@ -942,8 +945,12 @@ func (n *node) Getxattr(ctx context.Context, name string, dest []byte) (uint32, 
 	if !n.fsys.xattrSupported(name) {
 		return 0, syscall.EOPNOTSUPP
 	}
-	if n.lacksACL(name) || name == capsXattr && n.knownNoCaps() {
-		return 0, syscall.ENODATA
+	if name == capsXattr || aclBit(name) != 0 {
+		known := n.lacksACL(name) || name == capsXattr && n.knownNoCaps()
+		cacheResult(cacheXattr, known, 1)
+		if known {
+			return 0, syscall.ENODATA
+		}
 	}
 	var v []byte
 	if name == layoutXattr {

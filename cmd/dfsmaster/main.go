@@ -15,6 +15,7 @@ import (
 
 	"dfs/config"
 	"dfs/master"
+	"dfs/metrics"
 	"dfs/mtls"
 	"dfs/sdnotify"
 )
@@ -44,7 +45,7 @@ func run(args []string) int {
 	fullReport := fs.Duration("full-report-interval", 30*time.Second, "how often chunkservers list all their chunks (bounds how soon deleted data frees space)")
 	join := fs.Bool("join", false, "start without Raft state and wait to be added to an existing group (dfsctl members add) instead of bootstrapping")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
-	debugAddr := fs.String("debug-addr", "", "HOST:PORT to serve /debug/pprof on (empty: off)")
+	debugAddr := fs.String("debug-addr", "", "HOST:PORT to serve /metrics, /debug/pprof and the status page on (empty: off)")
 	tlsFlags := mtls.RegisterFlags(fs)
 	settings := config.Register(fs, "dfsmaster", "DFSMASTER_")
 	if err := fs.Parse(args); err != nil {
@@ -83,6 +84,7 @@ func run(args []string) int {
 	if tlsID == nil {
 		log.Warn(mtls.PlaintextWarning)
 	}
+	reg := metrics.NewRegistry()
 	cfg := master.Config{
 		ID: *id, DataDir: *data, Listen: *listen, RaftAddr: *raftAddr,
 		HeartbeatTimeout: *hb, ElectionTimeout: *election,
@@ -90,7 +92,7 @@ func run(args []string) int {
 		SessionGrace: *grace, ChunkLease: *chunkLease, ServerDeadAfter: *deadAfter,
 		DeadAfter: *lostAfter, RepairConcurrency: *repairConc, RepairRate: *repairRate,
 		FullReportInterval: *fullReport, Join: *join,
-		Logger: log, TLS: tlsID,
+		Logger: log, TLS: tlsID, Metrics: reg,
 	}
 	for name, d := range map[string]time.Duration{"dead-after": *lostAfter, "full-report-interval": *fullReport} {
 		if d <= 0 {
@@ -116,7 +118,7 @@ func run(args []string) int {
 		return 1
 	}
 	log.Info("dfsmaster started", "id", *id, "listen", srv.Addr(), "raft", *raftAddr, "data", *data)
-	if err := serveAdmin(*debugAddr, log, srv); err != nil {
+	if err := serveAdmin(*debugAddr, log, srv, reg); err != nil {
 		srv.Close()
 		fmt.Fprintf(os.Stderr, "dfsmaster: -debug-addr: %v\n", err)
 		return 2
