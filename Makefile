@@ -8,7 +8,7 @@ SHARED_BENCH := $(CURDIR)/../shared/bench
 # setfattr), acl (getfacl and setfacl), sqlite3, git and rsync as real
 # programs on the mount, systemd for systemd-analyze verify of the units,
 # chromium for the status page's screenshot test.
-TEST_PACKAGES := fuse3 attr sqlite3 git rsync acl systemd chromium
+TEST_PACKAGES := fuse3 attr sqlite3 git rsync acl systemd chromium prometheus
 # Unit packages get the race detector; tests/ boots whole clusters of
 # processes and runs without it to keep within CI's time.
 UNIT_PKGS = $$($(GO) list ./... | grep -v '^dfs/tests$$')
