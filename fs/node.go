@@ -49,9 +49,6 @@ type node struct {
 	// a read made while it was in flight.
 	accessing   chan struct{}
 	accessAgain bool
-	// accessNow, closed by awaitAccess, sends a waiting update at once
-	// instead of with its batch (see accessed).
-	accessNow chan struct{}
 	// changeSeq is the sequence number (attrSeq) of the
 	// last attribute change this mount committed here: attributes
 	// fetched before it may be older and must not replace it (adopt).
@@ -255,11 +252,9 @@ func procStatus(caller *fuse.Caller, field string) string {
 // does: when it is not later than mtime or ctime, or a day old. The
 // update is one small Raft command after each change of the inode, not
 // one per read, and it runs in the background: a read never waits for
-// it (a mount cut off from the masters still reads what it has).
-// Updates due within one atimeWindow are sent together, so the leader
-// commits them in one Raft round instead of one round per file read.
-// Getattr waits briefly for one in flight (awaitAccess), which sends it
-// at once, so stat after a read shows the new atime.
+// it (a mount cut off from the masters still reads what it has). Getattr
+// waits briefly for one in flight (awaitAccess), so stat after a read
+// shows the new atime.
 func (n *node) accessed() {
 	if n.fsys.opts.NoAtime || n.fsys.opts.ReadOnly {
 		return
@@ -275,15 +270,10 @@ func (n *node) accessed() {
 	if !needsAtime(n.attr) {
 		return
 	}
-	done, now := make(chan struct{}), make(chan struct{})
-	n.accessing, n.accessNow = done, now
-	batch := n.fsys.atimeBatch()
+	done := make(chan struct{})
+	n.accessing = done
 	go func() {
 		defer close(done)
-		select {
-		case <-batch:
-		case <-now:
-		}
 		for {
 			n.mu.Lock()
 			a := n.attr
@@ -305,34 +295,13 @@ func (n *node) accessed() {
 			again := n.accessAgain && needsAtime(n.attr)
 			n.accessAgain = false
 			if !again {
-				n.accessing, n.accessNow = nil, nil
+				n.accessing = nil
 				n.mu.Unlock()
 				return
 			}
 			n.mu.Unlock()
 		}
 	}()
-}
-
-// atimeWindow is how long access-time updates wait to be sent together.
-const atimeWindow = 50 * time.Millisecond
-
-// atimeBatch returns a channel closed when the current batch of
-// access-time updates is due, opening a batch if none is.
-func (fsys *filesystem) atimeBatch() <-chan struct{} {
-	fsys.atimeMu.Lock()
-	defer fsys.atimeMu.Unlock()
-	if fsys.atimeDue == nil {
-		due := make(chan struct{})
-		fsys.atimeDue = due
-		time.AfterFunc(atimeWindow, func() {
-			fsys.atimeMu.Lock()
-			fsys.atimeDue = nil
-			fsys.atimeMu.Unlock()
-			close(due)
-		})
-	}
-	return fsys.atimeDue
 }
 
 // needsAtime says whether a read now must update a's access time
@@ -345,10 +314,6 @@ func needsAtime(a *api.Attr) bool {
 func (n *node) awaitAccess() {
 	n.mu.Lock()
 	done := n.accessing
-	if n.accessNow != nil {
-		close(n.accessNow)
-		n.accessNow = nil
-	}
 	n.mu.Unlock()
 	if done != nil {
 		select {
