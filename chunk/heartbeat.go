@@ -47,6 +47,9 @@ func (s *Server) heartbeatLoop(ctx context.Context) {
 			continue
 		}
 		backoff = 50 * time.Millisecond
+		if len(resp.ChunkKeys) > 0 {
+			s.keys.Set(resp.ChunkKeys)
+		}
 		if registered != nil {
 			registered()
 			registered = nil
