@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -58,20 +57,11 @@ func dialRaw(t *testing.T, c *cluster.Cluster, ch *api.Chunk) *rawChunk {
 // 0 of the file at path with a write lease: its answer has a write token.
 func allocChunk(t *testing.T, c *cluster.Cluster, path string) *api.Chunk {
 	t.Helper()
-	var st syscall.Stat_t
-	if err := syscall.Stat(path, &st); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	var resp *api.MutateResponse
-	if err := onLeader(ctx, c, func(m api.MasterClient) error {
-		var err error
-		resp, err = m.Mutate(ctx, &api.MutateRequest{Op: &api.Op{Op: &api.Op_AllocChunk{AllocChunk: &api.AllocChunkOp{Ino: st.Ino}}}})
+	askLeader(t, c, path, func(ctx context.Context, m api.MasterClient, ino uint64) (err error) {
+		resp, err = m.Mutate(ctx, &api.MutateRequest{Op: &api.Op{Op: &api.Op_AllocChunk{AllocChunk: &api.AllocChunkOp{Ino: ino}}}})
 		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	if resp.Errno != api.Errno_OK || resp.Chunk == nil || resp.Chunk.Token.GetAccess() != api.ChunkToken_WRITE {
 		t.Fatalf("AllocChunk %s: %v %s, chunk %v", path, resp.Errno, resp.Message, resp.Chunk)
 	}
