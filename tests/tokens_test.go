@@ -354,3 +354,21 @@ func mountCalls(t *testing.T, addr string) map[string]int64 {
 	}
 	return vars.Calls
 }
+
+// TestBadInputTokenFlags: token lifetimes and rotations that cannot work
+// are refused at start, naming the flag.
+func TestBadInputTokenFlags(t *testing.T) {
+	bin := filepath.Join(binaries(t), "dfsmaster")
+	for _, c := range []struct {
+		args []string
+		word string
+	}{
+		{[]string{"-chunk-token-lifetime", "1h", "-chunk-key-rotation", "1h"}, "less than twice -chunk-token-lifetime"},
+		{[]string{"-chunk-token-lifetime", "20h"}, "-chunk-key-rotation 24h0m0s is less than twice"},
+		{[]string{"-chunk-token-lifetime", "-1s"}, "-chunk-token-lifetime -1s: must be positive"},
+		{[]string{"-chunk-key-rotation", "0s"}, "-chunk-key-rotation 0s: must be positive"},
+		{[]string{"-chunk-token-lifetime", "soon"}, "chunk-token-lifetime"},
+	} {
+		expectRefusal(t, bin, append(masterArgs(filepath.Join(t.TempDir(), "m1"), freeAddr(t), freeAddr(t)), c.args...), c.word)
+	}
+}
