@@ -305,6 +305,22 @@ func TestTokensLongOpenFile(t *testing.T) {
 		}
 		step(round)
 	}
+	// Reads alone, once the tokens of the last writes expired: the EC
+	// file's reads are refused, and the mount asks the master again.
+	before := mountCalls(t, debug)
+	time.Sleep(tokenLife + time.Second)
+	for kind, o := range files {
+		if err := unix.Fadvise(int(o.f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(o.want))
+		if _, err := o.f.ReadAt(got, 0); err != nil || !bytes.Equal(got, o.want) {
+			t.Fatalf("%s: read back after the tokens expired: %v (equal %v)", kind, err, bytes.Equal(got, o.want))
+		}
+	}
+	if after := mountCalls(t, debug); after["GetChunks"] <= before["GetChunks"] {
+		t.Errorf("reads past the tokens' expiry asked the master for no new ones (GetChunks calls %d, then %d)", before["GetChunks"], after["GetChunks"])
+	}
 	// The tokens of the first round are refused now: the mount must have
 	// replaced them.
 	for kind, ch := range first {
