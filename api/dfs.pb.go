@@ -1068,7 +1068,9 @@ func (x *DirEntry) GetCookie() uint64 {
 	return 0
 }
 
-// Caller is who asks: new inodes take its uid/gid.
+// Caller is who asks: new inodes take its uid/gid, and the master checks
+// every namespace call against its uid, gid and supplementary groups as
+// Linux would (master/perm.go). A call without one is made as nobody.
 type Caller struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Uid           uint32                 `protobuf:"varint,1,opt,name=uid,proto3" json:"uid,omitempty"`
@@ -1152,7 +1154,10 @@ type CreateOp struct {
 	// first_chunk also creates chunk 0 of a new replicated file, leased for
 	// writing as AllocChunk would (MutateResponse.chunk): the creator is
 	// about to write, and this saves it a Raft round.
-	FirstChunk    bool `protobuf:"varint,140,opt,name=first_chunk,json=firstChunk,proto3" json:"first_chunk,omitempty"`
+	FirstChunk bool `protobuf:"varint,140,opt,name=first_chunk,json=firstChunk,proto3" json:"first_chunk,omitempty"`
+	// access: with open, the access the open of an existing file asks
+	// (api.MayRead | api.MayWrite; 0: read), checked against that file.
+	Access        uint32 `protobuf:"varint,260,opt,name=access,proto3" json:"access,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1248,6 +1253,13 @@ func (x *CreateOp) GetFirstChunk() bool {
 		return x.FirstChunk
 	}
 	return false
+}
+
+func (x *CreateOp) GetAccess() uint32 {
+	if x != nil {
+		return x.Access
+	}
+	return 0
 }
 
 type MkdirOp struct {
@@ -3419,6 +3431,7 @@ type LookupRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Parent        uint64                 `protobuf:"varint,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Caller        *Caller                `protobuf:"bytes,260,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3467,9 +3480,17 @@ func (x *LookupRequest) GetName() string {
 	return ""
 }
 
+func (x *LookupRequest) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
 type GetAttrRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ino           uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
+	Caller        *Caller                `protobuf:"bytes,260,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3509,6 +3530,13 @@ func (x *GetAttrRequest) GetIno() uint64 {
 		return x.Ino
 	}
 	return 0
+}
+
+func (x *GetAttrRequest) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
 }
 
 type AttrResponse struct {
@@ -3569,6 +3597,7 @@ type ReadDirRequest struct {
 	Cookie        uint64                 `protobuf:"varint,2,opt,name=cookie,proto3" json:"cookie,omitempty"` // 0: from the start; else continue after this entry
 	Limit         uint32                 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`   // 0: server default
 	Plus          bool                   `protobuf:"varint,4,opt,name=plus,proto3" json:"plus,omitempty"`     // include attrs
+	Caller        *Caller                `protobuf:"bytes,260,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3629,6 +3658,13 @@ func (x *ReadDirRequest) GetPlus() bool {
 		return x.Plus
 	}
 	return false
+}
+
+func (x *ReadDirRequest) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
 }
 
 type ReadDirResponse struct {
@@ -3703,6 +3739,7 @@ type GetXattrRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ino           uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
 	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Caller        *Caller                `protobuf:"bytes,260,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3749,6 +3786,13 @@ func (x *GetXattrRequest) GetName() string {
 		return x.Name
 	}
 	return ""
+}
+
+func (x *GetXattrRequest) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
 }
 
 type GetXattrResponse struct {
@@ -3806,6 +3850,7 @@ func (x *GetXattrResponse) GetValue() []byte {
 type ListXattrRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ino           uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
+	Caller        *Caller                `protobuf:"bytes,260,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3845,6 +3890,13 @@ func (x *ListXattrRequest) GetIno() uint64 {
 		return x.Ino
 	}
 	return 0
+}
+
+func (x *ListXattrRequest) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
 }
 
 type ListXattrResponse struct {
@@ -3907,8 +3959,12 @@ type GetChunksRequest struct {
 	// open: session opens the file with no record in Raft. The leader
 	// keeps the file, once unlinked, until the session's keepalives report
 	// it no longer holds it (KeepAliveRequest.held).
-	Open          bool   `protobuf:"varint,140,opt,name=open,proto3" json:"open,omitempty"`
-	Session       uint64 `protobuf:"varint,141,opt,name=session,proto3" json:"session,omitempty"`
+	Open    bool    `protobuf:"varint,140,opt,name=open,proto3" json:"open,omitempty"`
+	Session uint64  `protobuf:"varint,141,opt,name=session,proto3" json:"session,omitempty"`
+	Caller  *Caller `protobuf:"bytes,260,opt,name=caller,proto3" json:"caller,omitempty"`
+	// access: with open, what the open asks (api.MayRead | api.MayWrite;
+	// 0: read), checked against the file's permissions.
+	Access        uint32 `protobuf:"varint,261,opt,name=access,proto3" json:"access,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3974,6 +4030,20 @@ func (x *GetChunksRequest) GetOpen() bool {
 func (x *GetChunksRequest) GetSession() uint64 {
 	if x != nil {
 		return x.Session
+	}
+	return 0
+}
+
+func (x *GetChunksRequest) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+func (x *GetChunksRequest) GetAccess() uint32 {
+	if x != nil {
+		return x.Access
 	}
 	return 0
 }
@@ -7780,7 +7850,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x03uid\x18\x01 \x01(\rR\x03uid\x12\x10\n" +
 	"\x03gid\x18\x02 \x01(\rR\x03gid\x12\x16\n" +
 	"\x06groups\x18\x03 \x03(\rR\x06groups\x12\x10\n" +
-	"\x03pid\x18\x04 \x01(\rR\x03pid\"\xe2\x01\n" +
+	"\x03pid\x18\x04 \x01(\rR\x03pid\"\xfb\x01\n" +
 	"\bCreateOp\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -7791,7 +7861,8 @@ const file_dfs_proto_rawDesc = "" +
 	"\atmpfile\x18\a \x01(\bR\atmpfile\x12\x14\n" +
 	"\x05umask\x18d \x01(\rR\x05umask\x12 \n" +
 	"\vfirst_chunk\x18\x8c\x01 \x01(\bR\n" +
-	"firstChunk\"_\n" +
+	"firstChunk\x12\x17\n" +
+	"\x06access\x18\x84\x02 \x01(\rR\x06access\"_\n" +
 	"\aMkdirOp\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -7964,47 +8035,54 @@ const file_dfs_proto_rawDesc = "" +
 	".dfs.ErrnoR\x05errno\x12\x1a\n" +
 	"\bconflict\x18\x02 \x01(\bR\bconflict\x12!\n" +
 	"\x04lock\x18\x03 \x01(\v2\r.dfs.LockInfoR\x04lock\x12\x1c\n" +
-	"\tsequencer\x18\x04 \x01(\x04R\tsequencer\";\n" +
+	"\tsequencer\x18\x04 \x01(\x04R\tsequencer\"a\n" +
 	"\rLookupRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"\"\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12$\n" +
+	"\x06caller\x18\x84\x02 \x01(\v2\v.dfs.CallerR\x06caller\"H\n" +
 	"\x0eGetAttrRequest\x12\x10\n" +
-	"\x03ino\x18\x01 \x01(\x04R\x03ino\"O\n" +
+	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12$\n" +
+	"\x06caller\x18\x84\x02 \x01(\v2\v.dfs.CallerR\x06caller\"O\n" +
 	"\fAttrResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x1d\n" +
-	"\x04attr\x18\x02 \x01(\v2\t.dfs.AttrR\x04attr\"d\n" +
+	"\x04attr\x18\x02 \x01(\v2\t.dfs.AttrR\x04attr\"\x8a\x01\n" +
 	"\x0eReadDirRequest\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x16\n" +
 	"\x06cookie\x18\x02 \x01(\x04R\x06cookie\x12\x14\n" +
 	"\x05limit\x18\x03 \x01(\rR\x05limit\x12\x12\n" +
-	"\x04plus\x18\x04 \x01(\bR\x04plus\"\x8f\x01\n" +
+	"\x04plus\x18\x04 \x01(\bR\x04plus\x12$\n" +
+	"\x06caller\x18\x84\x02 \x01(\v2\v.dfs.CallerR\x06caller\"\x8f\x01\n" +
 	"\x0fReadDirResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12'\n" +
 	"\aentries\x18\x02 \x03(\v2\r.dfs.DirEntryR\aentries\x12\x1f\n" +
 	"\x05attrs\x18\x03 \x03(\v2\t.dfs.AttrR\x05attrs\x12\x10\n" +
-	"\x03eof\x18\x04 \x01(\bR\x03eof\"7\n" +
+	"\x03eof\x18\x04 \x01(\bR\x03eof\"]\n" +
 	"\x0fGetXattrRequest\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"J\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12$\n" +
+	"\x06caller\x18\x84\x02 \x01(\v2\v.dfs.CallerR\x06caller\"J\n" +
 	"\x10GetXattrResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"$\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"J\n" +
 	"\x10ListXattrRequest\x12\x10\n" +
-	"\x03ino\x18\x01 \x01(\x04R\x03ino\"K\n" +
+	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12$\n" +
+	"\x06caller\x18\x84\x02 \x01(\v2\v.dfs.CallerR\x06caller\"K\n" +
 	"\x11ListXattrResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x14\n" +
-	"\x05names\x18\x02 \x03(\tR\x05names\"\x8b\x01\n" +
+	"\x05names\x18\x02 \x03(\tR\x05names\"\xca\x01\n" +
 	"\x10GetChunksRequest\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x1f\n" +
 	"\vfirst_index\x18\x02 \x01(\x04R\n" +
 	"firstIndex\x12\x14\n" +
 	"\x05count\x18\x03 \x01(\rR\x05count\x12\x13\n" +
 	"\x04open\x18\x8c\x01 \x01(\bR\x04open\x12\x19\n" +
-	"\asession\x18\x8d\x01 \x01(\x04R\asession\"x\n" +
+	"\asession\x18\x8d\x01 \x01(\x04R\asession\x12$\n" +
+	"\x06caller\x18\x84\x02 \x01(\v2\v.dfs.CallerR\x06caller\x12\x17\n" +
+	"\x06access\x18\x85\x02 \x01(\rR\x06access\"x\n" +
 	"\x11GetChunksResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\"\n" +
@@ -8576,117 +8654,123 @@ var file_dfs_proto_depIdxs = []int32{
 	34,  // 39: dfs.GetLockRequest.lock:type_name -> dfs.LockOp
 	0,   // 40: dfs.GetLockResponse.errno:type_name -> dfs.Errno
 	36,  // 41: dfs.GetLockResponse.lock:type_name -> dfs.LockInfo
-	0,   // 42: dfs.AttrResponse.errno:type_name -> dfs.Errno
-	7,   // 43: dfs.AttrResponse.attr:type_name -> dfs.Attr
-	0,   // 44: dfs.ReadDirResponse.errno:type_name -> dfs.Errno
-	12,  // 45: dfs.ReadDirResponse.entries:type_name -> dfs.DirEntry
-	7,   // 46: dfs.ReadDirResponse.attrs:type_name -> dfs.Attr
-	0,   // 47: dfs.GetXattrResponse.errno:type_name -> dfs.Errno
-	0,   // 48: dfs.ListXattrResponse.errno:type_name -> dfs.Errno
-	0,   // 49: dfs.GetChunksResponse.errno:type_name -> dfs.Errno
-	9,   // 50: dfs.GetChunksResponse.chunks:type_name -> dfs.Chunk
-	7,   // 51: dfs.GetChunksResponse.attr:type_name -> dfs.Attr
-	0,   // 52: dfs.KeepAliveResponse.errno:type_name -> dfs.Errno
-	57,  // 53: dfs.HeartbeatRequest.chunks:type_name -> dfs.ChunkReport
-	57,  // 54: dfs.HeartbeatRequest.corrupt:type_name -> dfs.ChunkReport
-	57,  // 55: dfs.HeartbeatResponse.delete:type_name -> dfs.ChunkReport
-	11,  // 56: dfs.HeartbeatResponse.chunk_keys:type_name -> dfs.ChunkKey
-	60,  // 57: dfs.MembersResponse.masters:type_name -> dfs.MasterInfo
-	67,  // 58: dfs.FsckResponse.problems:type_name -> dfs.FsckProblem
-	60,  // 59: dfs.StatusResponse.masters:type_name -> dfs.MasterInfo
-	61,  // 60: dfs.StatusResponse.servers:type_name -> dfs.ChunkServerInfo
-	70,  // 61: dfs.StatusResponse.session_list:type_name -> dfs.SessionStatus
-	71,  // 62: dfs.StatusResponse.lock_list:type_name -> dfs.LockStatus
-	72,  // 63: dfs.StatusResponse.chunk_health:type_name -> dfs.ChunkHealth
-	36,  // 64: dfs.LockStatus.lock:type_name -> dfs.LockInfo
-	67,  // 65: dfs.ChunkHealth.problems:type_name -> dfs.FsckProblem
-	8,   // 66: dfs.SetChunkRequest.replicas:type_name -> dfs.Replica
-	10,  // 67: dfs.SetChunkRequest.token:type_name -> dfs.ChunkToken
-	0,   // 68: dfs.SetChunkResponse.errno:type_name -> dfs.Errno
-	8,   // 69: dfs.WriteRequest.forward:type_name -> dfs.Replica
-	77,  // 70: dfs.WriteRequest.extents:type_name -> dfs.Extent
-	10,  // 71: dfs.WriteRequest.token:type_name -> dfs.ChunkToken
-	0,   // 72: dfs.WriteResponse.errno:type_name -> dfs.Errno
-	10,  // 73: dfs.ReadRequest.token:type_name -> dfs.ChunkToken
-	0,   // 74: dfs.ReadResponse.errno:type_name -> dfs.Errno
-	8,   // 75: dfs.SyncRequest.forward:type_name -> dfs.Replica
-	10,  // 76: dfs.SyncRequest.token:type_name -> dfs.ChunkToken
-	0,   // 77: dfs.SyncResponse.errno:type_name -> dfs.Errno
-	8,   // 78: dfs.ReplicateRequest.source:type_name -> dfs.Replica
-	8,   // 79: dfs.ReplicateRequest.sources:type_name -> dfs.Replica
-	10,  // 80: dfs.ReplicateRequest.token:type_name -> dfs.ChunkToken
-	0,   // 81: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
-	10,  // 82: dfs.LocalPathRequest.token:type_name -> dfs.ChunkToken
-	0,   // 83: dfs.LocalPathResponse.errno:type_name -> dfs.Errno
-	13,  // 84: dfs.Command.caller:type_name -> dfs.Caller
-	33,  // 85: dfs.Command.op:type_name -> dfs.Op
-	87,  // 86: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
-	88,  // 87: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
-	89,  // 88: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
-	91,  // 89: dfs.Command.new_chunk_key:type_name -> dfs.NewChunkKeyCmd
-	90,  // 90: dfs.Batch.commands:type_name -> dfs.Command
-	87,  // 91: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
-	30,  // 92: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
-	94,  // 93: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
-	94,  // 94: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
-	11,  // 95: dfs.SnapshotHeader.chunk_keys:type_name -> dfs.ChunkKey
-	34,  // 96: dfs.SnapshotLock.op:type_name -> dfs.LockOp
-	7,   // 97: dfs.SnapshotInode.attr:type_name -> dfs.Attr
-	100, // 98: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
-	95,  // 99: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
-	96,  // 100: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
-	38,  // 101: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
-	98,  // 102: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
-	101, // 103: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
-	37,  // 104: dfs.Master.Mutate:input_type -> dfs.MutateRequest
-	42,  // 105: dfs.Master.Lookup:input_type -> dfs.LookupRequest
-	43,  // 106: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
-	45,  // 107: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
-	47,  // 108: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
-	49,  // 109: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
-	51,  // 110: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
-	53,  // 111: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
-	55,  // 112: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
-	58,  // 113: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
-	62,  // 114: dfs.Master.Status:input_type -> dfs.StatusRequest
-	63,  // 115: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
-	64,  // 116: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
-	66,  // 117: dfs.Master.Fsck:input_type -> dfs.FsckRequest
-	39,  // 118: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
-	40,  // 119: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
-	74,  // 120: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
-	76,  // 121: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
-	79,  // 122: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
-	81,  // 123: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
-	83,  // 124: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
-	85,  // 125: dfs.ChunkServer.LocalPath:input_type -> dfs.LocalPathRequest
-	38,  // 126: dfs.Master.Mutate:output_type -> dfs.MutateResponse
-	44,  // 127: dfs.Master.Lookup:output_type -> dfs.AttrResponse
-	44,  // 128: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
-	46,  // 129: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
-	48,  // 130: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
-	50,  // 131: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
-	52,  // 132: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
-	54,  // 133: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
-	56,  // 134: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
-	59,  // 135: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
-	69,  // 136: dfs.Master.Status:output_type -> dfs.StatusResponse
-	65,  // 137: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
-	65,  // 138: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
-	68,  // 139: dfs.Master.Fsck:output_type -> dfs.FsckResponse
-	38,  // 140: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
-	41,  // 141: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
-	75,  // 142: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
-	78,  // 143: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
-	80,  // 144: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
-	82,  // 145: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
-	84,  // 146: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
-	86,  // 147: dfs.ChunkServer.LocalPath:output_type -> dfs.LocalPathResponse
-	126, // [126:148] is the sub-list for method output_type
-	104, // [104:126] is the sub-list for method input_type
-	104, // [104:104] is the sub-list for extension type_name
-	104, // [104:104] is the sub-list for extension extendee
-	0,   // [0:104] is the sub-list for field type_name
+	13,  // 42: dfs.LookupRequest.caller:type_name -> dfs.Caller
+	13,  // 43: dfs.GetAttrRequest.caller:type_name -> dfs.Caller
+	0,   // 44: dfs.AttrResponse.errno:type_name -> dfs.Errno
+	7,   // 45: dfs.AttrResponse.attr:type_name -> dfs.Attr
+	13,  // 46: dfs.ReadDirRequest.caller:type_name -> dfs.Caller
+	0,   // 47: dfs.ReadDirResponse.errno:type_name -> dfs.Errno
+	12,  // 48: dfs.ReadDirResponse.entries:type_name -> dfs.DirEntry
+	7,   // 49: dfs.ReadDirResponse.attrs:type_name -> dfs.Attr
+	13,  // 50: dfs.GetXattrRequest.caller:type_name -> dfs.Caller
+	0,   // 51: dfs.GetXattrResponse.errno:type_name -> dfs.Errno
+	13,  // 52: dfs.ListXattrRequest.caller:type_name -> dfs.Caller
+	0,   // 53: dfs.ListXattrResponse.errno:type_name -> dfs.Errno
+	13,  // 54: dfs.GetChunksRequest.caller:type_name -> dfs.Caller
+	0,   // 55: dfs.GetChunksResponse.errno:type_name -> dfs.Errno
+	9,   // 56: dfs.GetChunksResponse.chunks:type_name -> dfs.Chunk
+	7,   // 57: dfs.GetChunksResponse.attr:type_name -> dfs.Attr
+	0,   // 58: dfs.KeepAliveResponse.errno:type_name -> dfs.Errno
+	57,  // 59: dfs.HeartbeatRequest.chunks:type_name -> dfs.ChunkReport
+	57,  // 60: dfs.HeartbeatRequest.corrupt:type_name -> dfs.ChunkReport
+	57,  // 61: dfs.HeartbeatResponse.delete:type_name -> dfs.ChunkReport
+	11,  // 62: dfs.HeartbeatResponse.chunk_keys:type_name -> dfs.ChunkKey
+	60,  // 63: dfs.MembersResponse.masters:type_name -> dfs.MasterInfo
+	67,  // 64: dfs.FsckResponse.problems:type_name -> dfs.FsckProblem
+	60,  // 65: dfs.StatusResponse.masters:type_name -> dfs.MasterInfo
+	61,  // 66: dfs.StatusResponse.servers:type_name -> dfs.ChunkServerInfo
+	70,  // 67: dfs.StatusResponse.session_list:type_name -> dfs.SessionStatus
+	71,  // 68: dfs.StatusResponse.lock_list:type_name -> dfs.LockStatus
+	72,  // 69: dfs.StatusResponse.chunk_health:type_name -> dfs.ChunkHealth
+	36,  // 70: dfs.LockStatus.lock:type_name -> dfs.LockInfo
+	67,  // 71: dfs.ChunkHealth.problems:type_name -> dfs.FsckProblem
+	8,   // 72: dfs.SetChunkRequest.replicas:type_name -> dfs.Replica
+	10,  // 73: dfs.SetChunkRequest.token:type_name -> dfs.ChunkToken
+	0,   // 74: dfs.SetChunkResponse.errno:type_name -> dfs.Errno
+	8,   // 75: dfs.WriteRequest.forward:type_name -> dfs.Replica
+	77,  // 76: dfs.WriteRequest.extents:type_name -> dfs.Extent
+	10,  // 77: dfs.WriteRequest.token:type_name -> dfs.ChunkToken
+	0,   // 78: dfs.WriteResponse.errno:type_name -> dfs.Errno
+	10,  // 79: dfs.ReadRequest.token:type_name -> dfs.ChunkToken
+	0,   // 80: dfs.ReadResponse.errno:type_name -> dfs.Errno
+	8,   // 81: dfs.SyncRequest.forward:type_name -> dfs.Replica
+	10,  // 82: dfs.SyncRequest.token:type_name -> dfs.ChunkToken
+	0,   // 83: dfs.SyncResponse.errno:type_name -> dfs.Errno
+	8,   // 84: dfs.ReplicateRequest.source:type_name -> dfs.Replica
+	8,   // 85: dfs.ReplicateRequest.sources:type_name -> dfs.Replica
+	10,  // 86: dfs.ReplicateRequest.token:type_name -> dfs.ChunkToken
+	0,   // 87: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
+	10,  // 88: dfs.LocalPathRequest.token:type_name -> dfs.ChunkToken
+	0,   // 89: dfs.LocalPathResponse.errno:type_name -> dfs.Errno
+	13,  // 90: dfs.Command.caller:type_name -> dfs.Caller
+	33,  // 91: dfs.Command.op:type_name -> dfs.Op
+	87,  // 92: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
+	88,  // 93: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
+	89,  // 94: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
+	91,  // 95: dfs.Command.new_chunk_key:type_name -> dfs.NewChunkKeyCmd
+	90,  // 96: dfs.Batch.commands:type_name -> dfs.Command
+	87,  // 97: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
+	30,  // 98: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
+	94,  // 99: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
+	94,  // 100: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
+	11,  // 101: dfs.SnapshotHeader.chunk_keys:type_name -> dfs.ChunkKey
+	34,  // 102: dfs.SnapshotLock.op:type_name -> dfs.LockOp
+	7,   // 103: dfs.SnapshotInode.attr:type_name -> dfs.Attr
+	100, // 104: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
+	95,  // 105: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
+	96,  // 106: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
+	38,  // 107: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
+	98,  // 108: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
+	101, // 109: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
+	37,  // 110: dfs.Master.Mutate:input_type -> dfs.MutateRequest
+	42,  // 111: dfs.Master.Lookup:input_type -> dfs.LookupRequest
+	43,  // 112: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
+	45,  // 113: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
+	47,  // 114: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
+	49,  // 115: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
+	51,  // 116: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
+	53,  // 117: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
+	55,  // 118: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
+	58,  // 119: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
+	62,  // 120: dfs.Master.Status:input_type -> dfs.StatusRequest
+	63,  // 121: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
+	64,  // 122: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
+	66,  // 123: dfs.Master.Fsck:input_type -> dfs.FsckRequest
+	39,  // 124: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
+	40,  // 125: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
+	74,  // 126: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
+	76,  // 127: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
+	79,  // 128: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
+	81,  // 129: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
+	83,  // 130: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
+	85,  // 131: dfs.ChunkServer.LocalPath:input_type -> dfs.LocalPathRequest
+	38,  // 132: dfs.Master.Mutate:output_type -> dfs.MutateResponse
+	44,  // 133: dfs.Master.Lookup:output_type -> dfs.AttrResponse
+	44,  // 134: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
+	46,  // 135: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
+	48,  // 136: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
+	50,  // 137: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
+	52,  // 138: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
+	54,  // 139: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
+	56,  // 140: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
+	59,  // 141: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
+	69,  // 142: dfs.Master.Status:output_type -> dfs.StatusResponse
+	65,  // 143: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
+	65,  // 144: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
+	68,  // 145: dfs.Master.Fsck:output_type -> dfs.FsckResponse
+	38,  // 146: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
+	41,  // 147: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
+	75,  // 148: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
+	78,  // 149: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
+	80,  // 150: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
+	82,  // 151: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
+	84,  // 152: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
+	86,  // 153: dfs.ChunkServer.LocalPath:output_type -> dfs.LocalPathResponse
+	132, // [132:154] is the sub-list for method output_type
+	110, // [110:132] is the sub-list for method input_type
+	110, // [110:110] is the sub-list for extension type_name
+	110, // [110:110] is the sub-list for extension extendee
+	0,   // [0:110] is the sub-list for field type_name
 }
 
 func init() { file_dfs_proto_init() }

@@ -35,7 +35,8 @@ type FSM struct {
 	orphans map[uint64]bool
 	// keys are the chunk token keys, oldest first: the previous and the
 	// current one (chunkkeys.go). Replaced whole, never changed in place.
-	keys []*api.ChunkKey
+	keys    []*api.ChunkKey
+	layouts map[layoutKey]*api.Layout // internLayout
 
 	// lockChanged is closed (and replaced) whenever a lock wait is
 	// answered, waking the leader's WaitLock polls; guarded by lockMu.
@@ -59,9 +60,9 @@ var DefaultLayout = &api.Layout{Kind: api.Layout_REPLICATED, Replicas: 3, ChunkS
 func NewFSM() *FSM {
 	f := &FSM{}
 	f.reset()
-	root := &api.Attr{
+	root := attrs{
 		Ino: api.RootIno, Mode: syscall.S_IFDIR | 0o755, Nlink: 2, Generation: 1,
-		Layout: proto.Clone(DefaultLayout).(*api.Layout),
+		Layout: f.internLayout(proto.Clone(DefaultLayout).(*api.Layout)),
 	}
 	f.inodes[api.RootIno] = newDir(root, api.RootIno)
 	return f
@@ -291,6 +292,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.locks = nf.locks
 	f.orphans = nf.orphans
 	f.keys = nf.keys
+	f.layouts = nf.layouts
 	f.wakeLockWaits()
 	return nil
 }

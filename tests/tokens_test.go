@@ -43,7 +43,7 @@ type rawChunk struct {
 func dialRaw(t *testing.T, c *cluster.Cluster, ch *api.Chunk) *rawChunk {
 	r := &rawChunk{t: t, c: c}
 	for _, rep := range ch.Replicas {
-		cc, err := api.DialData(rep.Addr)
+		cc, err := api.DialData(rep.Addr, c.TLS().ClientConfig())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,7 +59,7 @@ func allocChunk(t *testing.T, c *cluster.Cluster, path string) *api.Chunk {
 	t.Helper()
 	var resp *api.MutateResponse
 	askLeader(t, c, path, func(ctx context.Context, m api.MasterClient, ino uint64) (err error) {
-		resp, err = m.Mutate(ctx, &api.MutateRequest{Op: &api.Op{Op: &api.Op_AllocChunk{AllocChunk: &api.AllocChunkOp{Ino: ino}}}})
+		resp, err = m.Mutate(ctx, &api.MutateRequest{Caller: &api.Caller{}, Op: &api.Op{Op: &api.Op_AllocChunk{AllocChunk: &api.AllocChunkOp{Ino: ino}}}})
 		return err
 	})
 	if resp.Errno != api.Errno_OK || resp.Chunk == nil || resp.Chunk.Token.GetAccess() != api.ChunkToken_WRITE {

@@ -15,6 +15,7 @@ import (
 
 	"dfs/config"
 	"dfs/master"
+	"dfs/mtls"
 	"dfs/sdnotify"
 )
 
@@ -46,6 +47,7 @@ func run(args []string) int {
 	join := fs.Bool("join", false, "start without Raft state and wait to be added to an existing group (dfsctl members add) instead of bootstrapping")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "HOST:PORT to serve /debug/pprof on (empty: off)")
+	tlsFlags := mtls.RegisterFlags(fs)
 	settings := config.Register(fs, "dfsmaster", "DFSMASTER_")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -75,6 +77,14 @@ func run(args []string) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	tlsID, err := tlsFlags.Load()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "dfsmaster: %v\n", err)
+		return 2
+	}
+	if tlsID == nil {
+		log.Warn(mtls.PlaintextWarning)
+	}
 	cfg := master.Config{
 		ID: *id, DataDir: *data, Listen: *listen, RaftAddr: *raftAddr,
 		HeartbeatTimeout: *hb, ElectionTimeout: *election,
@@ -83,7 +93,7 @@ func run(args []string) int {
 		DeadAfter: *lostAfter, RepairConcurrency: *repairConc, RepairRate: *repairRate,
 		FullReportInterval: *fullReport, Join: *join,
 		ChunkTokenLifetime: *tokenLife, ChunkKeyRotation: *keyRotation,
-		Logger: log,
+		Logger: log, TLS: tlsID,
 	}
 	for name, d := range map[string]time.Duration{"dead-after": *lostAfter, "full-report-interval": *fullReport,
 		"chunk-token-lifetime": *tokenLife, "chunk-key-rotation": *keyRotation} {
