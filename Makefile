@@ -114,6 +114,7 @@ install: build
 		test -e $(DESTDIR)$(SYSCONFDIR)/dfs/$$c || install -m 0644 deploy/$$c $(DESTDIR)$(SYSCONFDIR)/dfs/$$c; done
 	sed 's|/usr/local/|$(PREFIX)/|g' deploy/mnt-dfs.mount > $(DESTDIR)$(DOCDIR)/mnt-dfs.mount
 	install -m 0644 docs/operations.md $(DESTDIR)$(DOCDIR)/operations.md
+	install -m 0644 deploy/dfs-alerts.yml $(DESTDIR)$(DOCDIR)/dfs-alerts.yml
 
 # uninstall removes what install put in place except the configs in
 # /etc/dfs and the data in /var/lib/dfs.

@@ -301,7 +301,7 @@ func (e *ecChunk) read(ctx context.Context, shard int, off, n uint64) ([]byte, e
 	if shard == int(e.k.Shard) {
 		k := Key{e.k.ID, uint32(shard)}
 		buf := make([]byte, n)
-		got, err := e.s.store.ReadAt(k, buf, int64(off))
+		got, err := e.s.readAt(k, buf, int64(off), readEC)
 		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, err
 		}
@@ -375,7 +375,7 @@ func (e *ecChunk) apply(p piece) error {
 	case p.zero > 0:
 		err = e.s.store.Zero(e.k, int64(p.off), int64(p.zero))
 	case len(p.data) > 0:
-		err = e.s.store.WriteAt(e.k, p.data, int64(p.off))
+		err = e.s.writeAt(e.k, p.data, int64(p.off), writePrimary)
 	default:
 		return nil
 	}
@@ -465,7 +465,7 @@ func (s *Server) rebuild(ctx context.Context, k Key, req *api.ReplicateRequest) 
 				return written, err
 			}
 		}
-		if err := s.store.WriteAt(k, shards[k.Shard][:min(n, (held+ec.CellSize-1)/ec.CellSize*ec.CellSize)], int64(off)); err != nil {
+		if err := s.writeAt(k, shards[k.Shard][:min(n, (held+ec.CellSize-1)/ec.CellSize*ec.CellSize)], int64(off), writeRepair); err != nil {
 			return written, err
 		}
 		written += n

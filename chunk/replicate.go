@@ -108,7 +108,7 @@ func (s *Server) pull(ctx context.Context, k Key, src api.ChunkServerClient, req
 			return off, fmt.Errorf("%v: reading from %s at %d: %w", k, req.Source.Addr, off, err)
 		}
 		if len(resp.Data) > 0 {
-			if err := s.store.WriteAt(k, resp.Data, int64(off)); err != nil {
+			if err := s.writeAt(k, resp.Data, int64(off), writeRepair); err != nil {
 				return off, err
 			}
 			off += uint64(len(resp.Data))

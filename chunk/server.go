@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
 	"dfs/api"
@@ -41,6 +42,10 @@ type Config struct {
 	// Registered, if set, is called once, when the master leader first
 	// accepts a heartbeat (dfschunk tells systemd).
 	Registered func()
+	// Metrics, if set, receives the chunkserver's Prometheus metrics
+	// (bytes, space, RPCs): the process's registry, which takes one
+	// Server (NewServer registers fixed names).
+	Metrics prometheus.Registerer
 	// TLS, if set, makes the service accept only mutual-TLS connections
 	// from holders of the cluster CA's certificates, and secures this
 	// server's own calls (heartbeats, forwarding, copies); nil is
@@ -89,6 +94,8 @@ type Server struct {
 	corrupt corruptSet     // chunks that failed verification, for the master
 	ecClean map[Key]uint64 // EC chunks led here -> version at which data and parity agree
 
+	metrics *serverMetrics
+
 	closeOnce sync.Once
 }
 
@@ -124,9 +131,13 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg.ScrubPause = time.Hour
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, peers: newPeerPool(cfg.TLS.ClientConfig()), chunks: make(map[Key]*chunkState), corrupt: corruptSet{}, bootID: BootID()}
+	s.metrics = newServerMetrics(cfg.Metrics)
 	if err := s.open(); err != nil {
 		s.closeStore()
 		return nil, err
+	}
+	if cfg.Metrics != nil {
+		cfg.Metrics.MustRegister(s)
 	}
 	return s, nil
 }
@@ -166,7 +177,8 @@ func (s *Server) open() error {
 		return &ConfigError{"listen", s.cfg.Listen, err}
 	}
 	s.ln = ln
-	s.grpc = grpc.NewServer(append(api.BulkServerOptions(), api.ServerCredentials(s.cfg.TLS.ServerConfig()), grpc.MaxRecvMsgSize(api.MaxMessage), grpc.MaxSendMsgSize(api.MaxMessage))...)
+	s.grpc = grpc.NewServer(append(api.BulkServerOptions(), api.ServerCredentials(s.cfg.TLS.ServerConfig()), grpc.MaxRecvMsgSize(api.MaxMessage), grpc.MaxSendMsgSize(api.MaxMessage),
+		grpc.UnaryInterceptor(s.metrics.rpcs.ServerInterceptor))...)
 	api.RegisterChunkServerServer(s.grpc, s)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return nil
@@ -495,12 +507,16 @@ func (s *Server) write(ctx context.Context, k Key, req *api.WriteRequest) ([]str
 	if info.Version != req.Version {
 		return nil, fmt.Errorf("%v: holds version %d, write is for %d: %w", k, info.Version, req.Version, ErrStale)
 	}
+	reason := writePrimary
+	if req.Forwarded {
+		reason = writeForwarded
+	}
 	apply := func() error {
 		var err error
 		switch {
 		case len(req.Extents) > 0:
 			for _, e := range req.Extents {
-				if err = s.store.WriteAt(k, e.Data, int64(e.Offset)); err != nil {
+				if err = s.writeAt(k, e.Data, int64(e.Offset), reason); err != nil {
 					break
 				}
 			}
@@ -508,7 +524,7 @@ func (s *Server) write(ctx context.Context, k Key, req *api.WriteRequest) ([]str
 			// Zeroing past the chunk's end means "to the end".
 			err = s.store.Zero(k, off, min(zn, max(int64(info.ChunkSize)-off, 0)))
 		default:
-			err = s.store.WriteAt(k, req.Data, off)
+			err = s.writeAt(k, req.Data, off, reason)
 		}
 		if err == nil && req.Sync {
 			err = s.store.Sync(k)
@@ -669,7 +685,7 @@ func (s *Server) read(k Key, req *api.ReadRequest) ([]byte, error) {
 	}
 	n := min(req.Length, api.MaxWrite, info.Length-req.Offset)
 	buf := make([]byte, n)
-	got, err := s.store.ReadAt(k, buf, int64(req.Offset))
+	got, err := s.readAt(k, buf, int64(req.Offset), readRPC)
 	if err != nil && got < len(buf) && !errors.Is(err, io.EOF) {
 		return nil, err
 	}

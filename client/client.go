@@ -444,7 +444,7 @@ func (p *connPool) get(addr string) (*grpc.ClientConn, error) {
 	if cc, ok := p.conns[addr]; ok {
 		return cc, nil
 	}
-	cc, err := api.DialData(addr, p.tls, grpc.WithUnaryInterceptor(countCalls))
+	cc, err := api.DialData(addr, p.tls, grpc.WithUnaryInterceptor(rpcs.ClientInterceptor))
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "dial %s: %v", addr, err)
 	}

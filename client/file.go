@@ -422,8 +422,10 @@ func (f *File) present(ctx context.Context, first, last uint64) (map[uint64]*api
 	}
 	f.mu.Unlock()
 	if !missing {
+		chunkMaps.WithLabelValues("hit").Inc()
 		return out, nil
 	}
+	chunkMaps.WithLabelValues("miss").Inc()
 	// Holes are not cached: another writer may fill them.
 	for i := first; i <= last; {
 		n := min(last-i+1, 1<<16)

@@ -62,13 +62,24 @@ func (l *localReads) read(ctx context.Context, r replicated, rep *api.Replica, c
 	k := localKey{rep.Server, ch.Id, rep.Shard, ch.Version}
 	lc := l.open(ctx, r, rep, k, ch.Token)
 	if lc == nil {
+		l.mu.Lock()
+		remote := l.remote[rep.Server]
+		l.mu.Unlock()
+		if remote {
+			shortCircuit.WithLabelValues("remote").Inc()
+		} else {
+			shortCircuit.WithLabelValues("fallback").Inc()
+		}
 		return false
 	}
 	n, err := lc.ReadAt(dest, int64(off))
 	if err != nil && !errors.Is(err, io.EOF) {
 		l.drop(k)
+		shortCircuit.WithLabelValues("fallback").Inc()
 		return false
 	}
+	shortCircuit.WithLabelValues("local").Inc()
+	shortCircuitBytes.Add(float64(n))
 	clear(dest[n:])
 	return true
 }

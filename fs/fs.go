@@ -90,6 +90,11 @@ type filesystem struct {
 	// (client.OpenUnrecorded), for the session's keepalives to report.
 	heldMu sync.Mutex
 	held   map[uint64]int
+
+	// atimeDue is closed when the open batch of access-time updates is
+	// due (node.accessed); nil: no batch open.
+	atimeMu  sync.Mutex
+	atimeDue chan struct{}
 }
 
 func (fsys *filesystem) hold(ino uint64) {

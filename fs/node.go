@@ -49,6 +49,9 @@ type node struct {
 	// a read made while it was in flight.
 	accessing   chan struct{}
 	accessAgain bool
+	// accessNow, closed by awaitAccess, sends a waiting update at once
+	// instead of with its batch (see accessed).
+	accessNow chan struct{}
 	// changeSeq is the sequence number (attrSeq) of the
 	// last attribute change this mount committed here: attributes
 	// fetched before it may be older and must not replace it (adopt).
@@ -252,9 +255,11 @@ func procStatus(caller *fuse.Caller, field string) string {
 // does: when it is not later than mtime or ctime, or a day old. The
 // update is one small Raft command after each change of the inode, not
 // one per read, and it runs in the background: a read never waits for
-// it (a mount cut off from the masters still reads what it has). Getattr
-// waits briefly for one in flight (awaitAccess), so stat after a read
-// shows the new atime.
+// it (a mount cut off from the masters still reads what it has).
+// Updates due within one atimeWindow are sent together, so the leader
+// commits them in one Raft round instead of one round per file read.
+// Getattr waits briefly for one in flight (awaitAccess), which sends it
+// at once, so stat after a read shows the new atime.
 func (n *node) accessed() {
 	if n.fsys.opts.NoAtime || n.fsys.opts.ReadOnly {
 		return
@@ -270,10 +275,15 @@ func (n *node) accessed() {
 	if !needsAtime(n.attr) {
 		return
 	}
-	done := make(chan struct{})
-	n.accessing = done
+	done, now := make(chan struct{}), make(chan struct{})
+	n.accessing, n.accessNow = done, now
+	batch := n.fsys.atimeBatch()
 	go func() {
 		defer close(done)
+		select {
+		case <-batch:
+		case <-now:
+		}
 		for {
 			n.mu.Lock()
 			a := n.attr
@@ -295,13 +305,34 @@ func (n *node) accessed() {
 			again := n.accessAgain && needsAtime(n.attr)
 			n.accessAgain = false
 			if !again {
-				n.accessing = nil
+				n.accessing, n.accessNow = nil, nil
 				n.mu.Unlock()
 				return
 			}
 			n.mu.Unlock()
 		}
 	}()
+}
+
+// atimeWindow is how long access-time updates wait to be sent together.
+const atimeWindow = 50 * time.Millisecond
+
+// atimeBatch returns a channel closed when the current batch of
+// access-time updates is due, opening a batch if none is.
+func (fsys *filesystem) atimeBatch() <-chan struct{} {
+	fsys.atimeMu.Lock()
+	defer fsys.atimeMu.Unlock()
+	if fsys.atimeDue == nil {
+		due := make(chan struct{})
+		fsys.atimeDue = due
+		time.AfterFunc(atimeWindow, func() {
+			fsys.atimeMu.Lock()
+			fsys.atimeDue = nil
+			fsys.atimeMu.Unlock()
+			close(due)
+		})
+	}
+	return fsys.atimeDue
 }
 
 // needsAtime says whether a read now must update a's access time
@@ -314,6 +345,10 @@ func needsAtime(a *api.Attr) bool {
 func (n *node) awaitAccess() {
 	n.mu.Lock()
 	done := n.accessing
+	if n.accessNow != nil {
+		close(n.accessNow)
+		n.accessNow = nil
+	}
 	n.mu.Unlock()
 	if done != nil {
 		select {
@@ -409,9 +444,11 @@ func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut
 	ctx = reqCtx(ctx)
 	n.awaitAccess()
 	if a := n.freshAttr(); a != nil {
+		cacheResult(cacheAttr, true, 1)
 		n.fill(a, &out.Attr)
 		return 0
 	}
+	cacheResult(cacheAttr, false, 1)
 	start := attrSeq.Load()
 	a, err := n.fsys.client.GetAttr(ctx, n.ino())
 	if err != nil {
@@ -736,6 +773,7 @@ func (n *node) openHandle(ctx context.Context, a *api.Attr, flags uint32, create
 		n.committed(t)
 		keep = false
 	}
+	cacheResult(cachePage, keep, 1)
 	var fflags uint32
 	if keep {
 		fflags |= fuse.FOPEN_KEEP_CACHE
@@ -907,8 +945,12 @@ func (n *node) Getxattr(ctx context.Context, name string, dest []byte) (uint32, 
 	if !n.fsys.xattrSupported(name) {
 		return 0, syscall.EOPNOTSUPP
 	}
-	if n.lacksACL(name) || name == capsXattr && n.knownNoCaps() {
-		return 0, syscall.ENODATA
+	if name == capsXattr || aclBit(name) != 0 {
+		known := n.lacksACL(name) || name == capsXattr && n.knownNoCaps()
+		cacheResult(cacheXattr, known, 1)
+		if known {
+			return 0, syscall.ENODATA
+		}
 	}
 	var v []byte
 	if name == layoutXattr {

@@ -24,6 +24,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 )
@@ -66,6 +67,10 @@ type Config struct {
 	// group (dfsctl members add) instead of bootstrapping one.
 	Join   bool
 	Logger *slog.Logger
+	// Metrics, if set, receives the master's Prometheus metrics (Raft,
+	// namespace, chunk health, RPCs): the process's registry, which
+	// takes one Server (New registers fixed names).
+	Metrics prometheus.Registerer
 	// TLS, if set, secures the client listener, the Raft transport and
 	// this master's own calls with mutual TLS: only holders of the
 	// cluster CA's certificates are served. nil is plaintext.
@@ -110,6 +115,8 @@ type Server struct {
 	lis   net.Listener
 	lock  *os.File
 	svc   *service
+
+	metrics *masterMetrics
 
 	adminAddr atomic.Pointer[string] // admin HTTP listener, for Status
 
@@ -161,8 +168,13 @@ func New(cfg Config) (*Server, error) {
 		s.closeStores()
 		return nil, err
 	}
+	s.metrics = newMasterMetrics(cfg.Metrics)
 	s.svc = newService(s)
-	s.grpc = grpc.NewServer(api.ServerCredentials(cfg.TLS.ServerConfig()), grpc.MaxRecvMsgSize(api.MaxMessage), grpc.MaxSendMsgSize(api.MaxMessage))
+	if cfg.Metrics != nil {
+		cfg.Metrics.MustRegister(collector{s.svc})
+	}
+	s.grpc = grpc.NewServer(api.ServerCredentials(cfg.TLS.ServerConfig()), grpc.MaxRecvMsgSize(api.MaxMessage), grpc.MaxSendMsgSize(api.MaxMessage),
+		grpc.UnaryInterceptor(s.metrics.rpcs.ServerInterceptor))
 	api.RegisterMasterServer(s.grpc, s.svc)
 	s.wg.Add(1)
 	go s.svc.leaderLoop()

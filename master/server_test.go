@@ -12,6 +12,7 @@ import (
 
 	"dfs/api"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -30,6 +31,7 @@ type testGroup struct {
 	t       *testing.T
 	cfgs    []Config
 	servers []*Server
+	regs    []*prometheus.Registry // each server's metrics, fresh at each start
 }
 
 func startGroup(t *testing.T, n int) *testGroup {
@@ -45,6 +47,7 @@ func startGroup(t *testing.T, n int) *testGroup {
 		g.cfgs = append(g.cfgs, c)
 	}
 	g.servers = make([]*Server, n)
+	g.regs = make([]*prometheus.Registry, n)
 	for i := range g.cfgs {
 		g.cfgs[i].Cluster = cluster
 		g.start(i)
@@ -60,7 +63,10 @@ func startGroup(t *testing.T, n int) *testGroup {
 }
 
 func (g *testGroup) start(i int) {
-	s, err := New(g.cfgs[i])
+	cfg := g.cfgs[i]
+	g.regs[i] = prometheus.NewRegistry()
+	cfg.Metrics = g.regs[i]
+	s, err := New(cfg)
 	if err != nil {
 		g.t.Fatal(err)
 	}

@@ -151,6 +151,7 @@ func (v *service) proposer() {
 			}
 			continue
 		}
+		start := time.Now()
 		f := v.raft.Apply(data, applyTimeout)
 		go func() {
 			if err := f.Error(); err != nil {
@@ -159,6 +160,8 @@ func (v *service) proposer() {
 				}
 				return
 			}
+			v.srv.metrics.apply.Observe(time.Since(start).Seconds())
+			v.srv.metrics.applyCommands.Observe(float64(len(batch)))
 			resps, _ := f.Response().([]*api.MutateResponse)
 			for i, p := range batch {
 				var r *api.MutateResponse
@@ -1065,6 +1068,7 @@ func (v *service) expireSessions() {
 			v.srv.log.Warn("expiring session", "session", id, "err", err)
 			return
 		}
+		v.srv.metrics.sessionsExpired.Inc()
 		v.srv.log.Info("session expired", "session", id)
 	}
 }

@@ -6,16 +6,13 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -260,29 +257,21 @@ func dfsctlTLS(t *testing.T, c *cluster.Cluster, withCert bool, args ...string) 
 }
 
 // clientCalls returns mount i's count of calls by method, from its admin
-// listener's /debug/vars.
+// listener's /metrics (dfs_rpc_client_sent_total).
 func clientCalls(t *testing.T, c *cluster.Cluster, i int) map[string]int64 {
 	t.Helper()
-	log, err := os.ReadFile(filepath.Join(c.LogDir(), fmt.Sprintf("mount%d.log", i+1)))
-	if err != nil {
-		t.Fatal(err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	f := scrape(ctx, t, adminAddrFromLog(ctx, t, filepath.Join(c.LogDir(), fmt.Sprintf("mount%d.log", i+1))))
+	calls := map[string]int64{}
+	for _, m := range f["dfs_rpc_client_sent_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "method" {
+				calls[l.GetValue()] += int64(m.GetCounter().GetValue())
+			}
+		}
 	}
-	m := regexp.MustCompile(`admin listener on (\S+)`).FindAllSubmatch(log, -1)
-	if len(m) == 0 {
-		t.Fatalf("mount%d logged no admin listener", i+1)
-	}
-	resp, err := http.Get("http://" + string(m[len(m)-1][1]) + "/debug/vars")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var vars struct {
-		Calls map[string]int64 `json:"dfs_client_calls"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&vars); err != nil {
-		t.Fatal(err)
-	}
-	return vars.Calls
+	return calls
 }
 
 // intruderStream is a Raft stream layer that dials with conf (nil:

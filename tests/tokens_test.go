@@ -3,9 +3,7 @@ package tests
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -250,8 +248,7 @@ func TestTokensRefused(t *testing.T) {
 // mount's RPC counters show chunk files found through LocalPath and no
 // Read calls.
 func TestTokensLongOpenFile(t *testing.T) {
-	debug := freeAddr(t)
-	c := startTokenCluster(t, "-debug-addr", debug)
+	c := startTokenCluster(t, "-debug-addr", "127.0.0.1:0")
 	root := c.MountDir(0)
 	dirs := map[string]string{"replicated": filepath.Join(root, "rep"), "ec": ecDir(t, c, "ec", "ec:2+1")}
 	if err := os.Mkdir(dirs["replicated"], 0o755); err != nil {
@@ -307,7 +304,7 @@ func TestTokensLongOpenFile(t *testing.T) {
 	}
 	// Reads alone, once the tokens of the last writes expired: the EC
 	// file's reads are refused, and the mount asks the master again.
-	before := mountCalls(t, debug)
+	before := clientCalls(t, c, 0)
 	time.Sleep(tokenLife + time.Second)
 	for kind, o := range files {
 		if err := unix.Fadvise(int(o.f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
@@ -318,7 +315,7 @@ func TestTokensLongOpenFile(t *testing.T) {
 			t.Fatalf("%s: read back after the tokens expired: %v (equal %v)", kind, err, bytes.Equal(got, o.want))
 		}
 	}
-	if after := mountCalls(t, debug); after["GetChunks"] <= before["GetChunks"] {
+	if after := clientCalls(t, c, 0); after["GetChunks"] <= before["GetChunks"] {
 		t.Errorf("reads past the tokens' expiry asked the master for no new ones (GetChunks calls %d, then %d)", before["GetChunks"], after["GetChunks"])
 	}
 	// The tokens of the first round are refused now: the mount must have
@@ -332,7 +329,7 @@ func TestTokensLongOpenFile(t *testing.T) {
 			t.Fatalf("%s: a first-round token, %v later: %v %v, want EKEYEXPIRED", kind, time.Since(start), err, r.GetErrno())
 		}
 	}
-	calls := mountCalls(t, debug)
+	calls := clientCalls(t, c, 0)
 	t.Logf("mount's chunkserver calls over %v: %v", time.Since(start).Round(time.Second), calls)
 	if calls["LocalPath"] == 0 {
 		t.Errorf("no short-circuit reads: LocalPath never called (%v)", calls)
@@ -352,39 +349,4 @@ func remountRead(t *testing.T, c *cluster.Cluster, path string) []byte {
 		t.Fatal(err)
 	}
 	return readFresh(t, c, 0, path)
-}
-
-// mountCalls reads the mount's RPC counts by method (expvar).
-func mountCalls(t *testing.T, addr string) map[string]int64 {
-	t.Helper()
-	resp, err := http.Get("http://" + addr + "/debug/vars")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var vars struct {
-		Calls map[string]int64 `json:"dfs_client_calls"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&vars); err != nil {
-		t.Fatal(err)
-	}
-	return vars.Calls
-}
-
-// TestBadInputTokenFlags: token lifetimes and rotations that cannot work
-// are refused at start, naming the flag.
-func TestBadInputTokenFlags(t *testing.T) {
-	bin := filepath.Join(binaries(t), "dfsmaster")
-	for _, c := range []struct {
-		args []string
-		word string
-	}{
-		{[]string{"-chunk-token-lifetime", "1h", "-chunk-key-rotation", "1h"}, "less than twice -chunk-token-lifetime"},
-		{[]string{"-chunk-token-lifetime", "20h"}, "-chunk-key-rotation 24h0m0s is less than twice"},
-		{[]string{"-chunk-token-lifetime", "-1s"}, "-chunk-token-lifetime -1s: must be positive"},
-		{[]string{"-chunk-key-rotation", "0s"}, "-chunk-key-rotation 0s: must be positive"},
-		{[]string{"-chunk-token-lifetime", "soon"}, "chunk-token-lifetime"},
-	} {
-		expectRefusal(t, bin, append(masterArgs(filepath.Join(t.TempDir(), "m1"), freeAddr(t), freeAddr(t)), c.args...), c.word)
-	}
 }

@@ -10,7 +10,6 @@ package main
 
 import (
 	"context"
-	"dfs/admin"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,8 +22,10 @@ import (
 	"syscall"
 	"time"
 
+	"dfs/admin"
 	"dfs/chunk"
 	"dfs/config"
+	"dfs/metrics"
 	"dfs/mtls"
 	"dfs/sdnotify"
 )
@@ -69,7 +70,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 		scrubRate = byteSize(8 << 20)
 		scrubGap  = fs.Duration("scrub-pause", time.Hour, "pause between two full passes of the scrubber")
-		debugAddr = fs.String("debug-addr", "", "HOST:PORT to serve /debug/pprof on (empty: off)")
+		debugAddr = fs.String("debug-addr", "", "HOST:PORT to serve /metrics and /debug/pprof on (empty: off)")
 	)
 	fs.Var(&capacity, "capacity", "bytes offered to the cluster (K, M, G, T suffixes); 0: the file system's size")
 	fs.Var(&scrubRate, "scrub-rate", "bytes per second the scrubber re-reads and verifies (K, M, G suffixes); 0: no scrubbing")
@@ -126,7 +127,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if tlsID == nil {
 		log.Warn(mtls.PlaintextWarning)
 	}
-	if _, err := admin.Serve(*debugAddr, log); err != nil {
+	reg := metrics.NewRegistry()
+	if _, err := admin.Serve(*debugAddr, log, admin.Metrics(reg)); err != nil {
 		return fail(2, "-debug-addr: %v", err)
 	}
 	srv, err := chunk.NewServer(chunk.Config{
@@ -140,6 +142,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		TLS:        tlsID,
 		ScrubRate:  uint64(scrubRate),
 		ScrubPause: *scrubGap,
+		Metrics:    reg,
 		Registered: func() {
 			sdnotify.Send("STATUS=serving, registered with the master leader")
 		},

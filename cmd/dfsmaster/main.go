@@ -15,6 +15,7 @@ import (
 
 	"dfs/config"
 	"dfs/master"
+	"dfs/metrics"
 	"dfs/mtls"
 	"dfs/sdnotify"
 )
@@ -46,7 +47,7 @@ func run(args []string) int {
 	keyRotation := fs.Duration("chunk-key-rotation", master.DefaultChunkKeyRotation, "how often the leader replaces the key chunk tokens are signed with (at least twice -chunk-token-lifetime)")
 	join := fs.Bool("join", false, "start without Raft state and wait to be added to an existing group (dfsctl members add) instead of bootstrapping")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
-	debugAddr := fs.String("debug-addr", "", "HOST:PORT to serve /debug/pprof on (empty: off)")
+	debugAddr := fs.String("debug-addr", "", "HOST:PORT to serve /metrics, /debug/pprof and the status page on (empty: off)")
 	tlsFlags := mtls.RegisterFlags(fs)
 	settings := config.Register(fs, "dfsmaster", "DFSMASTER_")
 	if err := fs.Parse(args); err != nil {
@@ -85,6 +86,7 @@ func run(args []string) int {
 	if tlsID == nil {
 		log.Warn(mtls.PlaintextWarning)
 	}
+	reg := metrics.NewRegistry()
 	cfg := master.Config{
 		ID: *id, DataDir: *data, Listen: *listen, RaftAddr: *raftAddr,
 		HeartbeatTimeout: *hb, ElectionTimeout: *election,
@@ -93,7 +95,7 @@ func run(args []string) int {
 		DeadAfter: *lostAfter, RepairConcurrency: *repairConc, RepairRate: *repairRate,
 		FullReportInterval: *fullReport, Join: *join,
 		ChunkTokenLifetime: *tokenLife, ChunkKeyRotation: *keyRotation,
-		Logger: log, TLS: tlsID,
+		Logger: log, TLS: tlsID, Metrics: reg,
 	}
 	for name, d := range map[string]time.Duration{"dead-after": *lostAfter, "full-report-interval": *fullReport,
 		"chunk-token-lifetime": *tokenLife, "chunk-key-rotation": *keyRotation} {
@@ -124,7 +126,7 @@ func run(args []string) int {
 		return 1
 	}
 	log.Info("dfsmaster started", "id", *id, "listen", srv.Addr(), "raft", *raftAddr, "data", *data)
-	if err := serveAdmin(*debugAddr, log, srv); err != nil {
+	if err := serveAdmin(*debugAddr, log, srv, reg); err != nil {
 		srv.Close()
 		fmt.Fprintf(os.Stderr, "dfsmaster: -debug-addr: %v\n", err)
 		return 2

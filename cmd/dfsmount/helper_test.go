@@ -60,6 +60,7 @@ func TestHelperOptions(t *testing.T) {
 		// dfsmount's flags, config file and log.
 		{"session_ttl=20s,no_local_reads,debug-addr=127.0.0.1:0,config=" + conf + ",log=/tmp/m.log,fsname=mine", false,
 			"-session-ttl=20s -no-local-reads -debug-addr=127.0.0.1:0 -config " + conf + " -masters h:1,h:2 -o fsname=mine /mnt/dfs", "/tmp/m.log"},
+		{"log_level=debug", false, "-log-level=debug -masters h:1,h:2 -o fsname=h:1\\,h:2 /mnt/dfs", "/var/log/dfs/mount-mnt-dfs.log"},
 		// -s drops what dfsmount does not know.
 		{"frobnicate,noatime", true, "-masters h:1,h:2 -o noatime,fsname=h:1\\,h:2 /mnt/dfs", "/var/log/dfs/mount-mnt-dfs.log"},
 	} {
