@@ -62,6 +62,12 @@ const (
 	Errno_EOVERFLOW    Errno = 75
 	Errno_ENOTSUP      Errno = 95
 	Errno_ESTALE       Errno = 116
+	// Chunk tokens (ChunkToken): a chunkserver that has no key yet, or not
+	// the token's, answers ENOKEY (retry: it learns keys from the master
+	// within a heartbeat); an expired token gets EKEYEXPIRED (ask the
+	// master again); a missing or invalid one EACCES.
+	Errno_ENOKEY      Errno = 126
+	Errno_EKEYEXPIRED Errno = 127
 )
 
 // Enum value maps for Errno.
@@ -98,6 +104,8 @@ var (
 		75:  "EOVERFLOW",
 		95:  "ENOTSUP",
 		116: "ESTALE",
+		126: "ENOKEY",
+		127: "EKEYEXPIRED",
 	}
 	Errno_value = map[string]int32{
 		"OK":           0,
@@ -131,6 +139,8 @@ var (
 		"EOVERFLOW":    75,
 		"ENOTSUP":      95,
 		"ESTALE":       116,
+		"ENOKEY":       126,
+		"EKEYEXPIRED":  127,
 	}
 )
 
@@ -306,6 +316,58 @@ func (Layout_Kind) EnumDescriptor() ([]byte, []int) {
 	return file_dfs_proto_rawDescGZIP(), []int{0, 0}
 }
 
+type ChunkToken_Access int32
+
+const (
+	ChunkToken_NONE   ChunkToken_Access = 0
+	ChunkToken_READ   ChunkToken_Access = 1 // Read, Sync, LocalPath
+	ChunkToken_WRITE  ChunkToken_Access = 2 // and Write
+	ChunkToken_MASTER ChunkToken_Access = 3 // and the master's commands: SetChunk, Replicate, re-encode
+)
+
+// Enum value maps for ChunkToken_Access.
+var (
+	ChunkToken_Access_name = map[int32]string{
+		0: "NONE",
+		1: "READ",
+		2: "WRITE",
+		3: "MASTER",
+	}
+	ChunkToken_Access_value = map[string]int32{
+		"NONE":   0,
+		"READ":   1,
+		"WRITE":  2,
+		"MASTER": 3,
+	}
+)
+
+func (x ChunkToken_Access) Enum() *ChunkToken_Access {
+	p := new(ChunkToken_Access)
+	*p = x
+	return p
+}
+
+func (x ChunkToken_Access) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ChunkToken_Access) Descriptor() protoreflect.EnumDescriptor {
+	return file_dfs_proto_enumTypes[4].Descriptor()
+}
+
+func (ChunkToken_Access) Type() protoreflect.EnumType {
+	return &file_dfs_proto_enumTypes[4]
+}
+
+func (x ChunkToken_Access) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ChunkToken_Access.Descriptor instead.
+func (ChunkToken_Access) EnumDescriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{4, 0}
+}
+
 // valid bits
 type SetAttrOp_Valid int32
 
@@ -364,11 +426,11 @@ func (x SetAttrOp_Valid) String() string {
 }
 
 func (SetAttrOp_Valid) Descriptor() protoreflect.EnumDescriptor {
-	return file_dfs_proto_enumTypes[4].Descriptor()
+	return file_dfs_proto_enumTypes[5].Descriptor()
 }
 
 func (SetAttrOp_Valid) Type() protoreflect.EnumType {
-	return &file_dfs_proto_enumTypes[4]
+	return &file_dfs_proto_enumTypes[5]
 }
 
 func (x SetAttrOp_Valid) Number() protoreflect.EnumNumber {
@@ -377,7 +439,7 @@ func (x SetAttrOp_Valid) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SetAttrOp_Valid.Descriptor instead.
 func (SetAttrOp_Valid) EnumDescriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{13, 0}
+	return file_dfs_proto_rawDescGZIP(), []int{15, 0}
 }
 
 // Layout says how a file's data is stored. A directory's layout is
@@ -690,6 +752,10 @@ type Chunk struct {
 	Primary       string                 `protobuf:"bytes,5,opt,name=primary,proto3" json:"primary,omitempty"`                                     // chunkserver id holding the write lease, if any
 	LeaseExpiryNs int64                  `protobuf:"varint,6,opt,name=lease_expiry_ns,json=leaseExpiryNs,proto3" json:"lease_expiry_ns,omitempty"` // master clock
 	Layout        *Layout                `protobuf:"bytes,7,opt,name=layout,proto3" json:"layout,omitempty"`
+	// token lets the client use the chunk on its chunkservers: READ from
+	// GetChunks, WRITE from the mutations that answer a chunk (AllocChunk,
+	// ReportFailure, CreateOp.first_chunk). Never stored in Raft.
+	Token         *ChunkToken `protobuf:"bytes,240,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -773,6 +839,167 @@ func (x *Chunk) GetLayout() *Layout {
 	return nil
 }
 
+func (x *Chunk) GetToken() *ChunkToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+// ChunkToken lets its bearer use one chunk (every shard of it) until
+// expiry_ns. The master signs it with a cluster key (ChunkKey): mac is
+// HMAC-SHA256 over the other fields (package chunktoken). Chunkservers
+// check it before a call has any effect. See docs/operations.md, "Chunk
+// tokens".
+type ChunkToken struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChunkId       uint64                 `protobuf:"varint,1,opt,name=chunk_id,json=chunkId,proto3" json:"chunk_id,omitempty"`
+	Access        ChunkToken_Access      `protobuf:"varint,2,opt,name=access,proto3,enum=dfs.ChunkToken_Access" json:"access,omitempty"`
+	ExpiryNs      int64                  `protobuf:"varint,3,opt,name=expiry_ns,json=expiryNs,proto3" json:"expiry_ns,omitempty"` // Unix ns
+	KeyId         uint64                 `protobuf:"varint,4,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Mac           []byte                 `protobuf:"bytes,5,opt,name=mac,proto3" json:"mac,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChunkToken) Reset() {
+	*x = ChunkToken{}
+	mi := &file_dfs_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChunkToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChunkToken) ProtoMessage() {}
+
+func (x *ChunkToken) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChunkToken.ProtoReflect.Descriptor instead.
+func (*ChunkToken) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ChunkToken) GetChunkId() uint64 {
+	if x != nil {
+		return x.ChunkId
+	}
+	return 0
+}
+
+func (x *ChunkToken) GetAccess() ChunkToken_Access {
+	if x != nil {
+		return x.Access
+	}
+	return ChunkToken_NONE
+}
+
+func (x *ChunkToken) GetExpiryNs() int64 {
+	if x != nil {
+		return x.ExpiryNs
+	}
+	return 0
+}
+
+func (x *ChunkToken) GetKeyId() uint64 {
+	if x != nil {
+		return x.KeyId
+	}
+	return 0
+}
+
+func (x *ChunkToken) GetMac() []byte {
+	if x != nil {
+		return x.Mac
+	}
+	return nil
+}
+
+// ChunkKey is a cluster secret chunk tokens are signed with. The masters
+// keep the current and the previous key in Raft; chunkservers learn them
+// from heartbeat answers (in clear unless the cluster runs TLS).
+type ChunkKey struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Secret    []byte                 `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"` // 32 random bytes
+	CreatedNs int64                  `protobuf:"varint,3,opt,name=created_ns,json=createdNs,proto3" json:"created_ns,omitempty"`
+	// sign_from_ns: signers prefer the key from then on; until then every
+	// chunkserver may not have heard of it, and they sign with the previous.
+	SignFromNs    int64 `protobuf:"varint,4,opt,name=sign_from_ns,json=signFromNs,proto3" json:"sign_from_ns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChunkKey) Reset() {
+	*x = ChunkKey{}
+	mi := &file_dfs_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChunkKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChunkKey) ProtoMessage() {}
+
+func (x *ChunkKey) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChunkKey.ProtoReflect.Descriptor instead.
+func (*ChunkKey) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ChunkKey) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ChunkKey) GetSecret() []byte {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
+func (x *ChunkKey) GetCreatedNs() int64 {
+	if x != nil {
+		return x.CreatedNs
+	}
+	return 0
+}
+
+func (x *ChunkKey) GetSignFromNs() int64 {
+	if x != nil {
+		return x.SignFromNs
+	}
+	return 0
+}
+
 type DirEntry struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -785,7 +1012,7 @@ type DirEntry struct {
 
 func (x *DirEntry) Reset() {
 	*x = DirEntry{}
-	mi := &file_dfs_proto_msgTypes[4]
+	mi := &file_dfs_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -797,7 +1024,7 @@ func (x *DirEntry) String() string {
 func (*DirEntry) ProtoMessage() {}
 
 func (x *DirEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[4]
+	mi := &file_dfs_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -810,7 +1037,7 @@ func (x *DirEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirEntry.ProtoReflect.Descriptor instead.
 func (*DirEntry) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{4}
+	return file_dfs_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DirEntry) GetName() string {
@@ -856,7 +1083,7 @@ type Caller struct {
 
 func (x *Caller) Reset() {
 	*x = Caller{}
-	mi := &file_dfs_proto_msgTypes[5]
+	mi := &file_dfs_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -868,7 +1095,7 @@ func (x *Caller) String() string {
 func (*Caller) ProtoMessage() {}
 
 func (x *Caller) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[5]
+	mi := &file_dfs_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -881,7 +1108,7 @@ func (x *Caller) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Caller.ProtoReflect.Descriptor instead.
 func (*Caller) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{5}
+	return file_dfs_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Caller) GetUid() uint32 {
@@ -937,7 +1164,7 @@ type CreateOp struct {
 
 func (x *CreateOp) Reset() {
 	*x = CreateOp{}
-	mi := &file_dfs_proto_msgTypes[6]
+	mi := &file_dfs_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -949,7 +1176,7 @@ func (x *CreateOp) String() string {
 func (*CreateOp) ProtoMessage() {}
 
 func (x *CreateOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[6]
+	mi := &file_dfs_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -962,7 +1189,7 @@ func (x *CreateOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateOp.ProtoReflect.Descriptor instead.
 func (*CreateOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{6}
+	return file_dfs_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateOp) GetParent() uint64 {
@@ -1047,7 +1274,7 @@ type MkdirOp struct {
 
 func (x *MkdirOp) Reset() {
 	*x = MkdirOp{}
-	mi := &file_dfs_proto_msgTypes[7]
+	mi := &file_dfs_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1059,7 +1286,7 @@ func (x *MkdirOp) String() string {
 func (*MkdirOp) ProtoMessage() {}
 
 func (x *MkdirOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[7]
+	mi := &file_dfs_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1072,7 +1299,7 @@ func (x *MkdirOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MkdirOp.ProtoReflect.Descriptor instead.
 func (*MkdirOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{7}
+	return file_dfs_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *MkdirOp) GetParent() uint64 {
@@ -1114,7 +1341,7 @@ type SymlinkOp struct {
 
 func (x *SymlinkOp) Reset() {
 	*x = SymlinkOp{}
-	mi := &file_dfs_proto_msgTypes[8]
+	mi := &file_dfs_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1126,7 +1353,7 @@ func (x *SymlinkOp) String() string {
 func (*SymlinkOp) ProtoMessage() {}
 
 func (x *SymlinkOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[8]
+	mi := &file_dfs_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1139,7 +1366,7 @@ func (x *SymlinkOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SymlinkOp.ProtoReflect.Descriptor instead.
 func (*SymlinkOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{8}
+	return file_dfs_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SymlinkOp) GetParent() uint64 {
@@ -1174,7 +1401,7 @@ type LinkOp struct {
 
 func (x *LinkOp) Reset() {
 	*x = LinkOp{}
-	mi := &file_dfs_proto_msgTypes[9]
+	mi := &file_dfs_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1186,7 +1413,7 @@ func (x *LinkOp) String() string {
 func (*LinkOp) ProtoMessage() {}
 
 func (x *LinkOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[9]
+	mi := &file_dfs_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1199,7 +1426,7 @@ func (x *LinkOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkOp.ProtoReflect.Descriptor instead.
 func (*LinkOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{9}
+	return file_dfs_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LinkOp) GetIno() uint64 {
@@ -1233,7 +1460,7 @@ type UnlinkOp struct {
 
 func (x *UnlinkOp) Reset() {
 	*x = UnlinkOp{}
-	mi := &file_dfs_proto_msgTypes[10]
+	mi := &file_dfs_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1245,7 +1472,7 @@ func (x *UnlinkOp) String() string {
 func (*UnlinkOp) ProtoMessage() {}
 
 func (x *UnlinkOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[10]
+	mi := &file_dfs_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1258,7 +1485,7 @@ func (x *UnlinkOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlinkOp.ProtoReflect.Descriptor instead.
 func (*UnlinkOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{10}
+	return file_dfs_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *UnlinkOp) GetParent() uint64 {
@@ -1285,7 +1512,7 @@ type RmdirOp struct {
 
 func (x *RmdirOp) Reset() {
 	*x = RmdirOp{}
-	mi := &file_dfs_proto_msgTypes[11]
+	mi := &file_dfs_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1297,7 +1524,7 @@ func (x *RmdirOp) String() string {
 func (*RmdirOp) ProtoMessage() {}
 
 func (x *RmdirOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[11]
+	mi := &file_dfs_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1310,7 +1537,7 @@ func (x *RmdirOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RmdirOp.ProtoReflect.Descriptor instead.
 func (*RmdirOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{11}
+	return file_dfs_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RmdirOp) GetParent() uint64 {
@@ -1340,7 +1567,7 @@ type RenameOp struct {
 
 func (x *RenameOp) Reset() {
 	*x = RenameOp{}
-	mi := &file_dfs_proto_msgTypes[12]
+	mi := &file_dfs_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1352,7 +1579,7 @@ func (x *RenameOp) String() string {
 func (*RenameOp) ProtoMessage() {}
 
 func (x *RenameOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[12]
+	mi := &file_dfs_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1365,7 +1592,7 @@ func (x *RenameOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameOp.ProtoReflect.Descriptor instead.
 func (*RenameOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{12}
+	return file_dfs_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RenameOp) GetParent() uint64 {
@@ -1420,7 +1647,7 @@ type SetAttrOp struct {
 
 func (x *SetAttrOp) Reset() {
 	*x = SetAttrOp{}
-	mi := &file_dfs_proto_msgTypes[13]
+	mi := &file_dfs_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1432,7 +1659,7 @@ func (x *SetAttrOp) String() string {
 func (*SetAttrOp) ProtoMessage() {}
 
 func (x *SetAttrOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[13]
+	mi := &file_dfs_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1445,7 +1672,7 @@ func (x *SetAttrOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAttrOp.ProtoReflect.Descriptor instead.
 func (*SetAttrOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{13}
+	return file_dfs_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SetAttrOp) GetIno() uint64 {
@@ -1520,7 +1747,7 @@ type SetXattrOp struct {
 
 func (x *SetXattrOp) Reset() {
 	*x = SetXattrOp{}
-	mi := &file_dfs_proto_msgTypes[14]
+	mi := &file_dfs_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1532,7 +1759,7 @@ func (x *SetXattrOp) String() string {
 func (*SetXattrOp) ProtoMessage() {}
 
 func (x *SetXattrOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[14]
+	mi := &file_dfs_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1545,7 +1772,7 @@ func (x *SetXattrOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetXattrOp.ProtoReflect.Descriptor instead.
 func (*SetXattrOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{14}
+	return file_dfs_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SetXattrOp) GetIno() uint64 {
@@ -1593,7 +1820,7 @@ type RemoveXattrOp struct {
 
 func (x *RemoveXattrOp) Reset() {
 	*x = RemoveXattrOp{}
-	mi := &file_dfs_proto_msgTypes[15]
+	mi := &file_dfs_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1605,7 +1832,7 @@ func (x *RemoveXattrOp) String() string {
 func (*RemoveXattrOp) ProtoMessage() {}
 
 func (x *RemoveXattrOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[15]
+	mi := &file_dfs_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1618,7 +1845,7 @@ func (x *RemoveXattrOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveXattrOp.ProtoReflect.Descriptor instead.
 func (*RemoveXattrOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{15}
+	return file_dfs_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RemoveXattrOp) GetIno() uint64 {
@@ -1647,7 +1874,7 @@ type AllocChunkOp struct {
 
 func (x *AllocChunkOp) Reset() {
 	*x = AllocChunkOp{}
-	mi := &file_dfs_proto_msgTypes[16]
+	mi := &file_dfs_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1659,7 +1886,7 @@ func (x *AllocChunkOp) String() string {
 func (*AllocChunkOp) ProtoMessage() {}
 
 func (x *AllocChunkOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[16]
+	mi := &file_dfs_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1672,7 +1899,7 @@ func (x *AllocChunkOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocChunkOp.ProtoReflect.Descriptor instead.
 func (*AllocChunkOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{16}
+	return file_dfs_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AllocChunkOp) GetIno() uint64 {
@@ -1702,7 +1929,7 @@ type CommitWriteOp struct {
 
 func (x *CommitWriteOp) Reset() {
 	*x = CommitWriteOp{}
-	mi := &file_dfs_proto_msgTypes[17]
+	mi := &file_dfs_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1714,7 +1941,7 @@ func (x *CommitWriteOp) String() string {
 func (*CommitWriteOp) ProtoMessage() {}
 
 func (x *CommitWriteOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[17]
+	mi := &file_dfs_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1727,7 +1954,7 @@ func (x *CommitWriteOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitWriteOp.ProtoReflect.Descriptor instead.
 func (*CommitWriteOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{17}
+	return file_dfs_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CommitWriteOp) GetIno() uint64 {
@@ -1762,7 +1989,7 @@ type OpenOp struct {
 
 func (x *OpenOp) Reset() {
 	*x = OpenOp{}
-	mi := &file_dfs_proto_msgTypes[18]
+	mi := &file_dfs_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1774,7 +2001,7 @@ func (x *OpenOp) String() string {
 func (*OpenOp) ProtoMessage() {}
 
 func (x *OpenOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[18]
+	mi := &file_dfs_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1787,7 +2014,7 @@ func (x *OpenOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenOp.ProtoReflect.Descriptor instead.
 func (*OpenOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{18}
+	return file_dfs_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *OpenOp) GetIno() uint64 {
@@ -1806,7 +2033,7 @@ type ReleaseOp struct {
 
 func (x *ReleaseOp) Reset() {
 	*x = ReleaseOp{}
-	mi := &file_dfs_proto_msgTypes[19]
+	mi := &file_dfs_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1818,7 +2045,7 @@ func (x *ReleaseOp) String() string {
 func (*ReleaseOp) ProtoMessage() {}
 
 func (x *ReleaseOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[19]
+	mi := &file_dfs_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1831,7 +2058,7 @@ func (x *ReleaseOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseOp.ProtoReflect.Descriptor instead.
 func (*ReleaseOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{19}
+	return file_dfs_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReleaseOp) GetIno() uint64 {
@@ -1851,7 +2078,7 @@ type OpenSessionOp struct {
 
 func (x *OpenSessionOp) Reset() {
 	*x = OpenSessionOp{}
-	mi := &file_dfs_proto_msgTypes[20]
+	mi := &file_dfs_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1863,7 +2090,7 @@ func (x *OpenSessionOp) String() string {
 func (*OpenSessionOp) ProtoMessage() {}
 
 func (x *OpenSessionOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[20]
+	mi := &file_dfs_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1876,7 +2103,7 @@ func (x *OpenSessionOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSessionOp.ProtoReflect.Descriptor instead.
 func (*OpenSessionOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{20}
+	return file_dfs_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *OpenSessionOp) GetClient() string {
@@ -1901,7 +2128,7 @@ type CloseSessionOp struct {
 
 func (x *CloseSessionOp) Reset() {
 	*x = CloseSessionOp{}
-	mi := &file_dfs_proto_msgTypes[21]
+	mi := &file_dfs_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1913,7 +2140,7 @@ func (x *CloseSessionOp) String() string {
 func (*CloseSessionOp) ProtoMessage() {}
 
 func (x *CloseSessionOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[21]
+	mi := &file_dfs_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1926,7 +2153,7 @@ func (x *CloseSessionOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSessionOp.ProtoReflect.Descriptor instead.
 func (*CloseSessionOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{21}
+	return file_dfs_proto_rawDescGZIP(), []int{23}
 }
 
 // RegisterMasterOp records a master's client address so any master can
@@ -1941,7 +2168,7 @@ type RegisterMasterOp struct {
 
 func (x *RegisterMasterOp) Reset() {
 	*x = RegisterMasterOp{}
-	mi := &file_dfs_proto_msgTypes[22]
+	mi := &file_dfs_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1953,7 +2180,7 @@ func (x *RegisterMasterOp) String() string {
 func (*RegisterMasterOp) ProtoMessage() {}
 
 func (x *RegisterMasterOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[22]
+	mi := &file_dfs_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1966,7 +2193,7 @@ func (x *RegisterMasterOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMasterOp.ProtoReflect.Descriptor instead.
 func (*RegisterMasterOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{22}
+	return file_dfs_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RegisterMasterOp) GetId() string {
@@ -2001,7 +2228,7 @@ type ReportFailureOp struct {
 
 func (x *ReportFailureOp) Reset() {
 	*x = ReportFailureOp{}
-	mi := &file_dfs_proto_msgTypes[23]
+	mi := &file_dfs_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2013,7 +2240,7 @@ func (x *ReportFailureOp) String() string {
 func (*ReportFailureOp) ProtoMessage() {}
 
 func (x *ReportFailureOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[23]
+	mi := &file_dfs_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2026,7 +2253,7 @@ func (x *ReportFailureOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportFailureOp.ProtoReflect.Descriptor instead.
 func (*ReportFailureOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{23}
+	return file_dfs_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReportFailureOp) GetIno() uint64 {
@@ -2087,7 +2314,7 @@ type ReplicaChangeOp struct {
 
 func (x *ReplicaChangeOp) Reset() {
 	*x = ReplicaChangeOp{}
-	mi := &file_dfs_proto_msgTypes[24]
+	mi := &file_dfs_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2099,7 +2326,7 @@ func (x *ReplicaChangeOp) String() string {
 func (*ReplicaChangeOp) ProtoMessage() {}
 
 func (x *ReplicaChangeOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[24]
+	mi := &file_dfs_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2112,7 +2339,7 @@ func (x *ReplicaChangeOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaChangeOp.ProtoReflect.Descriptor instead.
 func (*ReplicaChangeOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{24}
+	return file_dfs_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReplicaChangeOp) GetIno() uint64 {
@@ -2204,7 +2431,7 @@ type Op struct {
 
 func (x *Op) Reset() {
 	*x = Op{}
-	mi := &file_dfs_proto_msgTypes[25]
+	mi := &file_dfs_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2216,7 +2443,7 @@ func (x *Op) String() string {
 func (*Op) ProtoMessage() {}
 
 func (x *Op) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[25]
+	mi := &file_dfs_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2229,7 +2456,7 @@ func (x *Op) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Op.ProtoReflect.Descriptor instead.
 func (*Op) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{25}
+	return file_dfs_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Op) GetOp() isOp_Op {
@@ -2580,7 +2807,7 @@ type LockOp struct {
 
 func (x *LockOp) Reset() {
 	*x = LockOp{}
-	mi := &file_dfs_proto_msgTypes[26]
+	mi := &file_dfs_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2592,7 +2819,7 @@ func (x *LockOp) String() string {
 func (*LockOp) ProtoMessage() {}
 
 func (x *LockOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[26]
+	mi := &file_dfs_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2605,7 +2832,7 @@ func (x *LockOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockOp.ProtoReflect.Descriptor instead.
 func (*LockOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{26}
+	return file_dfs_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *LockOp) GetIno() uint64 {
@@ -2676,7 +2903,7 @@ type CancelLockOp struct {
 
 func (x *CancelLockOp) Reset() {
 	*x = CancelLockOp{}
-	mi := &file_dfs_proto_msgTypes[27]
+	mi := &file_dfs_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2688,7 +2915,7 @@ func (x *CancelLockOp) String() string {
 func (*CancelLockOp) ProtoMessage() {}
 
 func (x *CancelLockOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[27]
+	mi := &file_dfs_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2701,7 +2928,7 @@ func (x *CancelLockOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelLockOp.ProtoReflect.Descriptor instead.
 func (*CancelLockOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{27}
+	return file_dfs_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CancelLockOp) GetWaitSeq() uint64 {
@@ -2729,7 +2956,7 @@ type LockInfo struct {
 
 func (x *LockInfo) Reset() {
 	*x = LockInfo{}
-	mi := &file_dfs_proto_msgTypes[28]
+	mi := &file_dfs_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2741,7 +2968,7 @@ func (x *LockInfo) String() string {
 func (*LockInfo) ProtoMessage() {}
 
 func (x *LockInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[28]
+	mi := &file_dfs_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2754,7 +2981,7 @@ func (x *LockInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockInfo.ProtoReflect.Descriptor instead.
 func (*LockInfo) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{28}
+	return file_dfs_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *LockInfo) GetKind() LockKind {
@@ -2834,7 +3061,7 @@ type MutateRequest struct {
 
 func (x *MutateRequest) Reset() {
 	*x = MutateRequest{}
-	mi := &file_dfs_proto_msgTypes[29]
+	mi := &file_dfs_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2846,7 +3073,7 @@ func (x *MutateRequest) String() string {
 func (*MutateRequest) ProtoMessage() {}
 
 func (x *MutateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[29]
+	mi := &file_dfs_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2859,7 +3086,7 @@ func (x *MutateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MutateRequest.ProtoReflect.Descriptor instead.
 func (*MutateRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{29}
+	return file_dfs_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *MutateRequest) GetSession() uint64 {
@@ -2924,7 +3151,7 @@ type MutateResponse struct {
 
 func (x *MutateResponse) Reset() {
 	*x = MutateResponse{}
-	mi := &file_dfs_proto_msgTypes[30]
+	mi := &file_dfs_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2936,7 +3163,7 @@ func (x *MutateResponse) String() string {
 func (*MutateResponse) ProtoMessage() {}
 
 func (x *MutateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[30]
+	mi := &file_dfs_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2949,7 +3176,7 @@ func (x *MutateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MutateResponse.ProtoReflect.Descriptor instead.
 func (*MutateResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{30}
+	return file_dfs_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *MutateResponse) GetErrno() Errno {
@@ -3030,7 +3257,7 @@ type WaitLockRequest struct {
 
 func (x *WaitLockRequest) Reset() {
 	*x = WaitLockRequest{}
-	mi := &file_dfs_proto_msgTypes[31]
+	mi := &file_dfs_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3042,7 +3269,7 @@ func (x *WaitLockRequest) String() string {
 func (*WaitLockRequest) ProtoMessage() {}
 
 func (x *WaitLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[31]
+	mi := &file_dfs_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3055,7 +3282,7 @@ func (x *WaitLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitLockRequest.ProtoReflect.Descriptor instead.
 func (*WaitLockRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{31}
+	return file_dfs_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *WaitLockRequest) GetSession() uint64 {
@@ -3090,7 +3317,7 @@ type GetLockRequest struct {
 
 func (x *GetLockRequest) Reset() {
 	*x = GetLockRequest{}
-	mi := &file_dfs_proto_msgTypes[32]
+	mi := &file_dfs_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3102,7 +3329,7 @@ func (x *GetLockRequest) String() string {
 func (*GetLockRequest) ProtoMessage() {}
 
 func (x *GetLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[32]
+	mi := &file_dfs_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3115,7 +3342,7 @@ func (x *GetLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLockRequest.ProtoReflect.Descriptor instead.
 func (*GetLockRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{32}
+	return file_dfs_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetLockRequest) GetSession() uint64 {
@@ -3144,7 +3371,7 @@ type GetLockResponse struct {
 
 func (x *GetLockResponse) Reset() {
 	*x = GetLockResponse{}
-	mi := &file_dfs_proto_msgTypes[33]
+	mi := &file_dfs_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3156,7 +3383,7 @@ func (x *GetLockResponse) String() string {
 func (*GetLockResponse) ProtoMessage() {}
 
 func (x *GetLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[33]
+	mi := &file_dfs_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3169,7 +3396,7 @@ func (x *GetLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLockResponse.ProtoReflect.Descriptor instead.
 func (*GetLockResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{33}
+	return file_dfs_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetLockResponse) GetErrno() Errno {
@@ -3211,7 +3438,7 @@ type LookupRequest struct {
 
 func (x *LookupRequest) Reset() {
 	*x = LookupRequest{}
-	mi := &file_dfs_proto_msgTypes[34]
+	mi := &file_dfs_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3223,7 +3450,7 @@ func (x *LookupRequest) String() string {
 func (*LookupRequest) ProtoMessage() {}
 
 func (x *LookupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[34]
+	mi := &file_dfs_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3236,7 +3463,7 @@ func (x *LookupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupRequest.ProtoReflect.Descriptor instead.
 func (*LookupRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{34}
+	return file_dfs_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *LookupRequest) GetParent() uint64 {
@@ -3270,7 +3497,7 @@ type GetAttrRequest struct {
 
 func (x *GetAttrRequest) Reset() {
 	*x = GetAttrRequest{}
-	mi := &file_dfs_proto_msgTypes[35]
+	mi := &file_dfs_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3282,7 +3509,7 @@ func (x *GetAttrRequest) String() string {
 func (*GetAttrRequest) ProtoMessage() {}
 
 func (x *GetAttrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[35]
+	mi := &file_dfs_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3295,7 +3522,7 @@ func (x *GetAttrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAttrRequest.ProtoReflect.Descriptor instead.
 func (*GetAttrRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{35}
+	return file_dfs_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetAttrRequest) GetIno() uint64 {
@@ -3322,7 +3549,7 @@ type AttrResponse struct {
 
 func (x *AttrResponse) Reset() {
 	*x = AttrResponse{}
-	mi := &file_dfs_proto_msgTypes[36]
+	mi := &file_dfs_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3334,7 +3561,7 @@ func (x *AttrResponse) String() string {
 func (*AttrResponse) ProtoMessage() {}
 
 func (x *AttrResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[36]
+	mi := &file_dfs_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3347,7 +3574,7 @@ func (x *AttrResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttrResponse.ProtoReflect.Descriptor instead.
 func (*AttrResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{36}
+	return file_dfs_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *AttrResponse) GetErrno() Errno {
@@ -3377,7 +3604,7 @@ type ReadDirRequest struct {
 
 func (x *ReadDirRequest) Reset() {
 	*x = ReadDirRequest{}
-	mi := &file_dfs_proto_msgTypes[37]
+	mi := &file_dfs_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3389,7 +3616,7 @@ func (x *ReadDirRequest) String() string {
 func (*ReadDirRequest) ProtoMessage() {}
 
 func (x *ReadDirRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[37]
+	mi := &file_dfs_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3402,7 +3629,7 @@ func (x *ReadDirRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadDirRequest.ProtoReflect.Descriptor instead.
 func (*ReadDirRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{37}
+	return file_dfs_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ReadDirRequest) GetIno() uint64 {
@@ -3452,7 +3679,7 @@ type ReadDirResponse struct {
 
 func (x *ReadDirResponse) Reset() {
 	*x = ReadDirResponse{}
-	mi := &file_dfs_proto_msgTypes[38]
+	mi := &file_dfs_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3464,7 +3691,7 @@ func (x *ReadDirResponse) String() string {
 func (*ReadDirResponse) ProtoMessage() {}
 
 func (x *ReadDirResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[38]
+	mi := &file_dfs_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3477,7 +3704,7 @@ func (x *ReadDirResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadDirResponse.ProtoReflect.Descriptor instead.
 func (*ReadDirResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{38}
+	return file_dfs_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ReadDirResponse) GetErrno() Errno {
@@ -3519,7 +3746,7 @@ type GetXattrRequest struct {
 
 func (x *GetXattrRequest) Reset() {
 	*x = GetXattrRequest{}
-	mi := &file_dfs_proto_msgTypes[39]
+	mi := &file_dfs_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3531,7 +3758,7 @@ func (x *GetXattrRequest) String() string {
 func (*GetXattrRequest) ProtoMessage() {}
 
 func (x *GetXattrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[39]
+	mi := &file_dfs_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3544,7 +3771,7 @@ func (x *GetXattrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetXattrRequest.ProtoReflect.Descriptor instead.
 func (*GetXattrRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{39}
+	return file_dfs_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetXattrRequest) GetIno() uint64 {
@@ -3578,7 +3805,7 @@ type GetXattrResponse struct {
 
 func (x *GetXattrResponse) Reset() {
 	*x = GetXattrResponse{}
-	mi := &file_dfs_proto_msgTypes[40]
+	mi := &file_dfs_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3590,7 +3817,7 @@ func (x *GetXattrResponse) String() string {
 func (*GetXattrResponse) ProtoMessage() {}
 
 func (x *GetXattrResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[40]
+	mi := &file_dfs_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3603,7 +3830,7 @@ func (x *GetXattrResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetXattrResponse.ProtoReflect.Descriptor instead.
 func (*GetXattrResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{40}
+	return file_dfs_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetXattrResponse) GetErrno() Errno {
@@ -3630,7 +3857,7 @@ type ListXattrRequest struct {
 
 func (x *ListXattrRequest) Reset() {
 	*x = ListXattrRequest{}
-	mi := &file_dfs_proto_msgTypes[41]
+	mi := &file_dfs_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3642,7 +3869,7 @@ func (x *ListXattrRequest) String() string {
 func (*ListXattrRequest) ProtoMessage() {}
 
 func (x *ListXattrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[41]
+	mi := &file_dfs_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3655,7 +3882,7 @@ func (x *ListXattrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListXattrRequest.ProtoReflect.Descriptor instead.
 func (*ListXattrRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{41}
+	return file_dfs_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListXattrRequest) GetIno() uint64 {
@@ -3682,7 +3909,7 @@ type ListXattrResponse struct {
 
 func (x *ListXattrResponse) Reset() {
 	*x = ListXattrResponse{}
-	mi := &file_dfs_proto_msgTypes[42]
+	mi := &file_dfs_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3694,7 +3921,7 @@ func (x *ListXattrResponse) String() string {
 func (*ListXattrResponse) ProtoMessage() {}
 
 func (x *ListXattrResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[42]
+	mi := &file_dfs_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3707,7 +3934,7 @@ func (x *ListXattrResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListXattrResponse.ProtoReflect.Descriptor instead.
 func (*ListXattrResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{42}
+	return file_dfs_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListXattrResponse) GetErrno() Errno {
@@ -3744,7 +3971,7 @@ type GetChunksRequest struct {
 
 func (x *GetChunksRequest) Reset() {
 	*x = GetChunksRequest{}
-	mi := &file_dfs_proto_msgTypes[43]
+	mi := &file_dfs_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3756,7 +3983,7 @@ func (x *GetChunksRequest) String() string {
 func (*GetChunksRequest) ProtoMessage() {}
 
 func (x *GetChunksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[43]
+	mi := &file_dfs_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3769,7 +3996,7 @@ func (x *GetChunksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChunksRequest.ProtoReflect.Descriptor instead.
 func (*GetChunksRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{43}
+	return file_dfs_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetChunksRequest) GetIno() uint64 {
@@ -3832,7 +4059,7 @@ type GetChunksResponse struct {
 
 func (x *GetChunksResponse) Reset() {
 	*x = GetChunksResponse{}
-	mi := &file_dfs_proto_msgTypes[44]
+	mi := &file_dfs_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3844,7 +4071,7 @@ func (x *GetChunksResponse) String() string {
 func (*GetChunksResponse) ProtoMessage() {}
 
 func (x *GetChunksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[44]
+	mi := &file_dfs_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3857,7 +4084,7 @@ func (x *GetChunksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChunksResponse.ProtoReflect.Descriptor instead.
 func (*GetChunksResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{44}
+	return file_dfs_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GetChunksResponse) GetErrno() Errno {
@@ -3889,7 +4116,7 @@ type StatFSRequest struct {
 
 func (x *StatFSRequest) Reset() {
 	*x = StatFSRequest{}
-	mi := &file_dfs_proto_msgTypes[45]
+	mi := &file_dfs_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3901,7 +4128,7 @@ func (x *StatFSRequest) String() string {
 func (*StatFSRequest) ProtoMessage() {}
 
 func (x *StatFSRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[45]
+	mi := &file_dfs_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3914,7 +4141,7 @@ func (x *StatFSRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatFSRequest.ProtoReflect.Descriptor instead.
 func (*StatFSRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{45}
+	return file_dfs_proto_rawDescGZIP(), []int{47}
 }
 
 type StatFSResponse struct {
@@ -3930,7 +4157,7 @@ type StatFSResponse struct {
 
 func (x *StatFSResponse) Reset() {
 	*x = StatFSResponse{}
-	mi := &file_dfs_proto_msgTypes[46]
+	mi := &file_dfs_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3942,7 +4169,7 @@ func (x *StatFSResponse) String() string {
 func (*StatFSResponse) ProtoMessage() {}
 
 func (x *StatFSResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[46]
+	mi := &file_dfs_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3955,7 +4182,7 @@ func (x *StatFSResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatFSResponse.ProtoReflect.Descriptor instead.
 func (*StatFSResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{46}
+	return file_dfs_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *StatFSResponse) GetCapacityBytes() uint64 {
@@ -4009,7 +4236,7 @@ type KeepAliveRequest struct {
 
 func (x *KeepAliveRequest) Reset() {
 	*x = KeepAliveRequest{}
-	mi := &file_dfs_proto_msgTypes[47]
+	mi := &file_dfs_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4021,7 +4248,7 @@ func (x *KeepAliveRequest) String() string {
 func (*KeepAliveRequest) ProtoMessage() {}
 
 func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[47]
+	mi := &file_dfs_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4034,7 +4261,7 @@ func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveRequest.ProtoReflect.Descriptor instead.
 func (*KeepAliveRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{47}
+	return file_dfs_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *KeepAliveRequest) GetSession() uint64 {
@@ -4077,7 +4304,7 @@ type KeepAliveResponse struct {
 
 func (x *KeepAliveResponse) Reset() {
 	*x = KeepAliveResponse{}
-	mi := &file_dfs_proto_msgTypes[48]
+	mi := &file_dfs_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4089,7 +4316,7 @@ func (x *KeepAliveResponse) String() string {
 func (*KeepAliveResponse) ProtoMessage() {}
 
 func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[48]
+	mi := &file_dfs_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4102,7 +4329,7 @@ func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveResponse.ProtoReflect.Descriptor instead.
 func (*KeepAliveResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{48}
+	return file_dfs_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *KeepAliveResponse) GetErrno() Errno {
@@ -4145,7 +4372,7 @@ type ChunkReport struct {
 
 func (x *ChunkReport) Reset() {
 	*x = ChunkReport{}
-	mi := &file_dfs_proto_msgTypes[49]
+	mi := &file_dfs_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4157,7 +4384,7 @@ func (x *ChunkReport) String() string {
 func (*ChunkReport) ProtoMessage() {}
 
 func (x *ChunkReport) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[49]
+	mi := &file_dfs_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4170,7 +4397,7 @@ func (x *ChunkReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkReport.ProtoReflect.Descriptor instead.
 func (*ChunkReport) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{49}
+	return file_dfs_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ChunkReport) GetId() uint64 {
@@ -4221,7 +4448,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_dfs_proto_msgTypes[50]
+	mi := &file_dfs_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4233,7 +4460,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[50]
+	mi := &file_dfs_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4246,7 +4473,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{50}
+	return file_dfs_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *HeartbeatRequest) GetServer() string {
@@ -4318,13 +4545,15 @@ type HeartbeatResponse struct {
 	// than the master's.
 	Delete         []*ChunkReport `protobuf:"bytes,1,rep,name=delete,proto3" json:"delete,omitempty"`
 	WantFullReport bool           `protobuf:"varint,2,opt,name=want_full_report,json=wantFullReport,proto3" json:"want_full_report,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// chunk_keys: every key a chunk token may be signed with now.
+	ChunkKeys     []*ChunkKey `protobuf:"bytes,240,rep,name=chunk_keys,json=chunkKeys,proto3" json:"chunk_keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_dfs_proto_msgTypes[51]
+	mi := &file_dfs_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4336,7 +4565,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[51]
+	mi := &file_dfs_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4349,7 +4578,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{51}
+	return file_dfs_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *HeartbeatResponse) GetDelete() []*ChunkReport {
@@ -4364,6 +4593,13 @@ func (x *HeartbeatResponse) GetWantFullReport() bool {
 		return x.WantFullReport
 	}
 	return false
+}
+
+func (x *HeartbeatResponse) GetChunkKeys() []*ChunkKey {
+	if x != nil {
+		return x.ChunkKeys
+	}
+	return nil
 }
 
 type MasterInfo struct {
@@ -4382,7 +4618,7 @@ type MasterInfo struct {
 
 func (x *MasterInfo) Reset() {
 	*x = MasterInfo{}
-	mi := &file_dfs_proto_msgTypes[52]
+	mi := &file_dfs_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4394,7 +4630,7 @@ func (x *MasterInfo) String() string {
 func (*MasterInfo) ProtoMessage() {}
 
 func (x *MasterInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[52]
+	mi := &file_dfs_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4407,7 +4643,7 @@ func (x *MasterInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MasterInfo.ProtoReflect.Descriptor instead.
 func (*MasterInfo) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{52}
+	return file_dfs_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *MasterInfo) GetId() string {
@@ -4476,7 +4712,7 @@ type ChunkServerInfo struct {
 
 func (x *ChunkServerInfo) Reset() {
 	*x = ChunkServerInfo{}
-	mi := &file_dfs_proto_msgTypes[53]
+	mi := &file_dfs_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4488,7 +4724,7 @@ func (x *ChunkServerInfo) String() string {
 func (*ChunkServerInfo) ProtoMessage() {}
 
 func (x *ChunkServerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[53]
+	mi := &file_dfs_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4501,7 +4737,7 @@ func (x *ChunkServerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkServerInfo.ProtoReflect.Descriptor instead.
 func (*ChunkServerInfo) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{53}
+	return file_dfs_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ChunkServerInfo) GetId() string {
@@ -4580,7 +4816,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_dfs_proto_msgTypes[54]
+	mi := &file_dfs_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4592,7 +4828,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[54]
+	mi := &file_dfs_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4605,7 +4841,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{54}
+	return file_dfs_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *StatusRequest) GetDetail() bool {
@@ -4627,7 +4863,7 @@ type AddMasterRequest struct {
 
 func (x *AddMasterRequest) Reset() {
 	*x = AddMasterRequest{}
-	mi := &file_dfs_proto_msgTypes[55]
+	mi := &file_dfs_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4639,7 +4875,7 @@ func (x *AddMasterRequest) String() string {
 func (*AddMasterRequest) ProtoMessage() {}
 
 func (x *AddMasterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[55]
+	mi := &file_dfs_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4652,7 +4888,7 @@ func (x *AddMasterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMasterRequest.ProtoReflect.Descriptor instead.
 func (*AddMasterRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{55}
+	return file_dfs_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *AddMasterRequest) GetId() string {
@@ -4685,7 +4921,7 @@ type RemoveMasterRequest struct {
 
 func (x *RemoveMasterRequest) Reset() {
 	*x = RemoveMasterRequest{}
-	mi := &file_dfs_proto_msgTypes[56]
+	mi := &file_dfs_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4697,7 +4933,7 @@ func (x *RemoveMasterRequest) String() string {
 func (*RemoveMasterRequest) ProtoMessage() {}
 
 func (x *RemoveMasterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[56]
+	mi := &file_dfs_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4710,7 +4946,7 @@ func (x *RemoveMasterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMasterRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMasterRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{56}
+	return file_dfs_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *RemoveMasterRequest) GetId() string {
@@ -4729,7 +4965,7 @@ type MembersResponse struct {
 
 func (x *MembersResponse) Reset() {
 	*x = MembersResponse{}
-	mi := &file_dfs_proto_msgTypes[57]
+	mi := &file_dfs_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4741,7 +4977,7 @@ func (x *MembersResponse) String() string {
 func (*MembersResponse) ProtoMessage() {}
 
 func (x *MembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[57]
+	mi := &file_dfs_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4754,7 +4990,7 @@ func (x *MembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersResponse.ProtoReflect.Descriptor instead.
 func (*MembersResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{57}
+	return file_dfs_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *MembersResponse) GetMasters() []*MasterInfo {
@@ -4774,7 +5010,7 @@ type FsckRequest struct {
 
 func (x *FsckRequest) Reset() {
 	*x = FsckRequest{}
-	mi := &file_dfs_proto_msgTypes[58]
+	mi := &file_dfs_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4786,7 +5022,7 @@ func (x *FsckRequest) String() string {
 func (*FsckRequest) ProtoMessage() {}
 
 func (x *FsckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[58]
+	mi := &file_dfs_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4799,7 +5035,7 @@ func (x *FsckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FsckRequest.ProtoReflect.Descriptor instead.
 func (*FsckRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{58}
+	return file_dfs_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *FsckRequest) GetLimit() uint32 {
@@ -4827,7 +5063,7 @@ type FsckProblem struct {
 
 func (x *FsckProblem) Reset() {
 	*x = FsckProblem{}
-	mi := &file_dfs_proto_msgTypes[59]
+	mi := &file_dfs_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4839,7 +5075,7 @@ func (x *FsckProblem) String() string {
 func (*FsckProblem) ProtoMessage() {}
 
 func (x *FsckProblem) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[59]
+	mi := &file_dfs_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4852,7 +5088,7 @@ func (x *FsckProblem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FsckProblem.ProtoReflect.Descriptor instead.
 func (*FsckProblem) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{59}
+	return file_dfs_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *FsckProblem) GetPath() string {
@@ -4932,7 +5168,7 @@ type FsckResponse struct {
 
 func (x *FsckResponse) Reset() {
 	*x = FsckResponse{}
-	mi := &file_dfs_proto_msgTypes[60]
+	mi := &file_dfs_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4944,7 +5180,7 @@ func (x *FsckResponse) String() string {
 func (*FsckResponse) ProtoMessage() {}
 
 func (x *FsckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[60]
+	mi := &file_dfs_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4957,7 +5193,7 @@ func (x *FsckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FsckResponse.ProtoReflect.Descriptor instead.
 func (*FsckResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{60}
+	return file_dfs_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *FsckResponse) GetFiles() uint64 {
@@ -5027,7 +5263,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_dfs_proto_msgTypes[61]
+	mi := &file_dfs_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5039,7 +5275,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[61]
+	mi := &file_dfs_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5052,7 +5288,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{61}
+	return file_dfs_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *StatusResponse) GetLeader() string {
@@ -5182,7 +5418,7 @@ type SessionStatus struct {
 
 func (x *SessionStatus) Reset() {
 	*x = SessionStatus{}
-	mi := &file_dfs_proto_msgTypes[62]
+	mi := &file_dfs_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5194,7 +5430,7 @@ func (x *SessionStatus) String() string {
 func (*SessionStatus) ProtoMessage() {}
 
 func (x *SessionStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[62]
+	mi := &file_dfs_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5207,7 +5443,7 @@ func (x *SessionStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionStatus.ProtoReflect.Descriptor instead.
 func (*SessionStatus) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{62}
+	return file_dfs_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *SessionStatus) GetId() uint64 {
@@ -5266,7 +5502,7 @@ type LockStatus struct {
 
 func (x *LockStatus) Reset() {
 	*x = LockStatus{}
-	mi := &file_dfs_proto_msgTypes[63]
+	mi := &file_dfs_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5278,7 +5514,7 @@ func (x *LockStatus) String() string {
 func (*LockStatus) ProtoMessage() {}
 
 func (x *LockStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[63]
+	mi := &file_dfs_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5291,7 +5527,7 @@ func (x *LockStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockStatus.ProtoReflect.Descriptor instead.
 func (*LockStatus) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{63}
+	return file_dfs_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *LockStatus) GetLock() *LockInfo {
@@ -5348,7 +5584,7 @@ type ChunkHealth struct {
 
 func (x *ChunkHealth) Reset() {
 	*x = ChunkHealth{}
-	mi := &file_dfs_proto_msgTypes[64]
+	mi := &file_dfs_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5360,7 +5596,7 @@ func (x *ChunkHealth) String() string {
 func (*ChunkHealth) ProtoMessage() {}
 
 func (x *ChunkHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[64]
+	mi := &file_dfs_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5373,7 +5609,7 @@ func (x *ChunkHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkHealth.ProtoReflect.Descriptor instead.
 func (*ChunkHealth) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{64}
+	return file_dfs_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ChunkHealth) GetHealthy() uint64 {
@@ -5437,7 +5673,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_dfs_proto_msgTypes[65]
+	mi := &file_dfs_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5449,7 +5685,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[65]
+	mi := &file_dfs_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5462,7 +5698,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{65}
+	return file_dfs_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *NotLeader) GetLeaderAddr() string {
@@ -5492,13 +5728,14 @@ type SetChunkRequest struct {
 	Primary       string                 `protobuf:"bytes,5,opt,name=primary,proto3" json:"primary,omitempty"`
 	LeaseNs       int64                  `protobuf:"varint,6,opt,name=lease_ns,json=leaseNs,proto3" json:"lease_ns,omitempty"`
 	Replicas      []*Replica             `protobuf:"bytes,7,rep,name=replicas,proto3" json:"replicas,omitempty"` // the whole set, primary included
+	Token         *ChunkToken            `protobuf:"bytes,240,opt,name=token,proto3" json:"token,omitempty"`     // for chunk id, at least MASTER
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SetChunkRequest) Reset() {
 	*x = SetChunkRequest{}
-	mi := &file_dfs_proto_msgTypes[66]
+	mi := &file_dfs_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5510,7 +5747,7 @@ func (x *SetChunkRequest) String() string {
 func (*SetChunkRequest) ProtoMessage() {}
 
 func (x *SetChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[66]
+	mi := &file_dfs_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5523,7 +5760,7 @@ func (x *SetChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetChunkRequest.ProtoReflect.Descriptor instead.
 func (*SetChunkRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{66}
+	return file_dfs_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *SetChunkRequest) GetId() uint64 {
@@ -5575,6 +5812,13 @@ func (x *SetChunkRequest) GetReplicas() []*Replica {
 	return nil
 }
 
+func (x *SetChunkRequest) GetToken() *ChunkToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
 type SetChunkResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Errno         Errno                  `protobuf:"varint,1,opt,name=errno,proto3,enum=dfs.Errno" json:"errno,omitempty"`
@@ -5585,7 +5829,7 @@ type SetChunkResponse struct {
 
 func (x *SetChunkResponse) Reset() {
 	*x = SetChunkResponse{}
-	mi := &file_dfs_proto_msgTypes[67]
+	mi := &file_dfs_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5597,7 +5841,7 @@ func (x *SetChunkResponse) String() string {
 func (*SetChunkResponse) ProtoMessage() {}
 
 func (x *SetChunkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[67]
+	mi := &file_dfs_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5610,7 +5854,7 @@ func (x *SetChunkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetChunkResponse.ProtoReflect.Descriptor instead.
 func (*SetChunkResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{67}
+	return file_dfs_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *SetChunkResponse) GetErrno() Errno {
@@ -5662,14 +5906,15 @@ type WriteRequest struct {
 	// extents: several pieces written in one call, in order, as if by one
 	// write each (offset, data and zero_length are then unused). A mount
 	// flushing scattered small writes sends one call per chunk.
-	Extents       []*Extent `protobuf:"bytes,180,rep,name=extents,proto3" json:"extents,omitempty"`
+	Extents       []*Extent   `protobuf:"bytes,180,rep,name=extents,proto3" json:"extents,omitempty"`
+	Token         *ChunkToken `protobuf:"bytes,240,opt,name=token,proto3" json:"token,omitempty"` // for chunk id, at least WRITE (MASTER for reencode)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_dfs_proto_msgTypes[68]
+	mi := &file_dfs_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5681,7 +5926,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[68]
+	mi := &file_dfs_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5694,7 +5939,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{68}
+	return file_dfs_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *WriteRequest) GetId() uint64 {
@@ -5795,6 +6040,13 @@ func (x *WriteRequest) GetExtents() []*Extent {
 	return nil
 }
 
+func (x *WriteRequest) GetToken() *ChunkToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
 // Extent is data at an offset within a chunk.
 type Extent struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -5806,7 +6058,7 @@ type Extent struct {
 
 func (x *Extent) Reset() {
 	*x = Extent{}
-	mi := &file_dfs_proto_msgTypes[69]
+	mi := &file_dfs_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5818,7 +6070,7 @@ func (x *Extent) String() string {
 func (*Extent) ProtoMessage() {}
 
 func (x *Extent) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[69]
+	mi := &file_dfs_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5831,7 +6083,7 @@ func (x *Extent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Extent.ProtoReflect.Descriptor instead.
 func (*Extent) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{69}
+	return file_dfs_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *Extent) GetOffset() uint64 {
@@ -5859,7 +6111,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_dfs_proto_msgTypes[70]
+	mi := &file_dfs_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5871,7 +6123,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[70]
+	mi := &file_dfs_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5884,7 +6136,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{70}
+	return file_dfs_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *WriteResponse) GetErrno() Errno {
@@ -5915,13 +6167,14 @@ type ReadRequest struct {
 	Version       uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"` // the replica refuses (ESTALE) if it holds an older one
 	Offset        uint64                 `protobuf:"varint,4,opt,name=offset,proto3" json:"offset,omitempty"`
 	Length        uint64                 `protobuf:"varint,5,opt,name=length,proto3" json:"length,omitempty"`
+	Token         *ChunkToken            `protobuf:"bytes,240,opt,name=token,proto3" json:"token,omitempty"` // for chunk id, at least READ
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_dfs_proto_msgTypes[71]
+	mi := &file_dfs_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5933,7 +6186,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[71]
+	mi := &file_dfs_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5946,7 +6199,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{71}
+	return file_dfs_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ReadRequest) GetId() uint64 {
@@ -5984,6 +6237,13 @@ func (x *ReadRequest) GetLength() uint64 {
 	return 0
 }
 
+func (x *ReadRequest) GetToken() *ChunkToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
 type ReadResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Errno         Errno                  `protobuf:"varint,1,opt,name=errno,proto3,enum=dfs.Errno" json:"errno,omitempty"`
@@ -5995,7 +6255,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_dfs_proto_msgTypes[72]
+	mi := &file_dfs_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6007,7 +6267,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[72]
+	mi := &file_dfs_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6020,7 +6280,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{72}
+	return file_dfs_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ReadResponse) GetErrno() Errno {
@@ -6049,13 +6309,14 @@ type SyncRequest struct {
 	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
 	Shard         uint32                 `protobuf:"varint,2,opt,name=shard,proto3" json:"shard,omitempty"`
 	Forward       []*Replica             `protobuf:"bytes,3,rep,name=forward,proto3" json:"forward,omitempty"`
+	Token         *ChunkToken            `protobuf:"bytes,240,opt,name=token,proto3" json:"token,omitempty"` // for chunk id, at least READ
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SyncRequest) Reset() {
 	*x = SyncRequest{}
-	mi := &file_dfs_proto_msgTypes[73]
+	mi := &file_dfs_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6067,7 +6328,7 @@ func (x *SyncRequest) String() string {
 func (*SyncRequest) ProtoMessage() {}
 
 func (x *SyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[73]
+	mi := &file_dfs_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6080,7 +6341,7 @@ func (x *SyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRequest.ProtoReflect.Descriptor instead.
 func (*SyncRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{73}
+	return file_dfs_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *SyncRequest) GetId() uint64 {
@@ -6104,6 +6365,13 @@ func (x *SyncRequest) GetForward() []*Replica {
 	return nil
 }
 
+func (x *SyncRequest) GetToken() *ChunkToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
 type SyncResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Errno         Errno                  `protobuf:"varint,1,opt,name=errno,proto3,enum=dfs.Errno" json:"errno,omitempty"`
@@ -6115,7 +6383,7 @@ type SyncResponse struct {
 
 func (x *SyncResponse) Reset() {
 	*x = SyncResponse{}
-	mi := &file_dfs_proto_msgTypes[74]
+	mi := &file_dfs_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6127,7 +6395,7 @@ func (x *SyncResponse) String() string {
 func (*SyncResponse) ProtoMessage() {}
 
 func (x *SyncResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[74]
+	mi := &file_dfs_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6140,7 +6408,7 @@ func (x *SyncResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncResponse.ProtoReflect.Descriptor instead.
 func (*SyncResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{74}
+	return file_dfs_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *SyncResponse) GetErrno() Errno {
@@ -6177,16 +6445,17 @@ type ReplicateRequest struct {
 	RateBytes uint64                 `protobuf:"varint,6,opt,name=rate_bytes,json=rateBytes,proto3" json:"rate_bytes,omitempty"` // most bytes per second to pull; 0: no limit
 	// data_shards > 0: rebuild EC shard `shard` by decoding it from
 	// `sources` (the chunk's other shards) instead of copying `source`.
-	DataShards    uint32     `protobuf:"varint,120,opt,name=data_shards,json=dataShards,proto3" json:"data_shards,omitempty"`
-	ParityShards  uint32     `protobuf:"varint,121,opt,name=parity_shards,json=parityShards,proto3" json:"parity_shards,omitempty"`
-	Sources       []*Replica `protobuf:"bytes,122,rep,name=sources,proto3" json:"sources,omitempty"`
+	DataShards    uint32      `protobuf:"varint,120,opt,name=data_shards,json=dataShards,proto3" json:"data_shards,omitempty"`
+	ParityShards  uint32      `protobuf:"varint,121,opt,name=parity_shards,json=parityShards,proto3" json:"parity_shards,omitempty"`
+	Sources       []*Replica  `protobuf:"bytes,122,rep,name=sources,proto3" json:"sources,omitempty"`
+	Token         *ChunkToken `protobuf:"bytes,240,opt,name=token,proto3" json:"token,omitempty"` // for chunk id, at least MASTER
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_dfs_proto_msgTypes[75]
+	mi := &file_dfs_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6198,7 +6467,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[75]
+	mi := &file_dfs_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6211,7 +6480,7 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{75}
+	return file_dfs_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ReplicateRequest) GetId() uint64 {
@@ -6277,6 +6546,13 @@ func (x *ReplicateRequest) GetSources() []*Replica {
 	return nil
 }
 
+func (x *ReplicateRequest) GetToken() *ChunkToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
 type ReplicateResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Errno         Errno                  `protobuf:"varint,1,opt,name=errno,proto3,enum=dfs.Errno" json:"errno,omitempty"`
@@ -6288,7 +6564,7 @@ type ReplicateResponse struct {
 
 func (x *ReplicateResponse) Reset() {
 	*x = ReplicateResponse{}
-	mi := &file_dfs_proto_msgTypes[76]
+	mi := &file_dfs_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6300,7 +6576,7 @@ func (x *ReplicateResponse) String() string {
 func (*ReplicateResponse) ProtoMessage() {}
 
 func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[76]
+	mi := &file_dfs_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6313,7 +6589,7 @@ func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicateResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{76}
+	return file_dfs_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ReplicateResponse) GetErrno() Errno {
@@ -6345,13 +6621,14 @@ type LocalPathRequest struct {
 	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
 	Shard         uint32                 `protobuf:"varint,2,opt,name=shard,proto3" json:"shard,omitempty"`
 	Version       uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	Token         *ChunkToken            `protobuf:"bytes,240,opt,name=token,proto3" json:"token,omitempty"` // for chunk id, at least READ
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LocalPathRequest) Reset() {
 	*x = LocalPathRequest{}
-	mi := &file_dfs_proto_msgTypes[77]
+	mi := &file_dfs_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6363,7 +6640,7 @@ func (x *LocalPathRequest) String() string {
 func (*LocalPathRequest) ProtoMessage() {}
 
 func (x *LocalPathRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[77]
+	mi := &file_dfs_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6376,7 +6653,7 @@ func (x *LocalPathRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalPathRequest.ProtoReflect.Descriptor instead.
 func (*LocalPathRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{77}
+	return file_dfs_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *LocalPathRequest) GetId() uint64 {
@@ -6400,6 +6677,13 @@ func (x *LocalPathRequest) GetVersion() uint64 {
 	return 0
 }
 
+func (x *LocalPathRequest) GetToken() *ChunkToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
 type LocalPathResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Errno   Errno                  `protobuf:"varint,1,opt,name=errno,proto3,enum=dfs.Errno" json:"errno,omitempty"` // ESTALE: other version; ENOTSUP: not on a local disk
@@ -6415,7 +6699,7 @@ type LocalPathResponse struct {
 
 func (x *LocalPathResponse) Reset() {
 	*x = LocalPathResponse{}
-	mi := &file_dfs_proto_msgTypes[78]
+	mi := &file_dfs_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6427,7 +6711,7 @@ func (x *LocalPathResponse) String() string {
 func (*LocalPathResponse) ProtoMessage() {}
 
 func (x *LocalPathResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[78]
+	mi := &file_dfs_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6440,7 +6724,7 @@ func (x *LocalPathResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalPathResponse.ProtoReflect.Descriptor instead.
 func (*LocalPathResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{78}
+	return file_dfs_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *LocalPathResponse) GetErrno() Errno {
@@ -6489,7 +6773,7 @@ type RegisterServerCmd struct {
 
 func (x *RegisterServerCmd) Reset() {
 	*x = RegisterServerCmd{}
-	mi := &file_dfs_proto_msgTypes[79]
+	mi := &file_dfs_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6501,7 +6785,7 @@ func (x *RegisterServerCmd) String() string {
 func (*RegisterServerCmd) ProtoMessage() {}
 
 func (x *RegisterServerCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[79]
+	mi := &file_dfs_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6514,7 +6798,7 @@ func (x *RegisterServerCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterServerCmd.ProtoReflect.Descriptor instead.
 func (*RegisterServerCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{79}
+	return file_dfs_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *RegisterServerCmd) GetId() string {
@@ -6547,7 +6831,7 @@ type ExpireSessionCmd struct {
 
 func (x *ExpireSessionCmd) Reset() {
 	*x = ExpireSessionCmd{}
-	mi := &file_dfs_proto_msgTypes[80]
+	mi := &file_dfs_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6559,7 +6843,7 @@ func (x *ExpireSessionCmd) String() string {
 func (*ExpireSessionCmd) ProtoMessage() {}
 
 func (x *ExpireSessionCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[80]
+	mi := &file_dfs_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6572,7 +6856,7 @@ func (x *ExpireSessionCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireSessionCmd.ProtoReflect.Descriptor instead.
 func (*ExpireSessionCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{80}
+	return file_dfs_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ExpireSessionCmd) GetSession() uint64 {
@@ -6591,7 +6875,7 @@ type DeleteChunksCmd struct {
 
 func (x *DeleteChunksCmd) Reset() {
 	*x = DeleteChunksCmd{}
-	mi := &file_dfs_proto_msgTypes[81]
+	mi := &file_dfs_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6603,7 +6887,7 @@ func (x *DeleteChunksCmd) String() string {
 func (*DeleteChunksCmd) ProtoMessage() {}
 
 func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[81]
+	mi := &file_dfs_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6616,7 +6900,7 @@ func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteChunksCmd.ProtoReflect.Descriptor instead.
 func (*DeleteChunksCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{81}
+	return file_dfs_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *DeleteChunksCmd) GetIds() []uint64 {
@@ -6651,14 +6935,15 @@ type Command struct {
 	// CreateOp.first_chunk), chosen by the leader so that it can tell the
 	// replicas before the commit; the FSM takes the next free id instead
 	// if this one is taken (a proposal of an earlier leader).
-	ChunkId       uint64 `protobuf:"varint,142,opt,name=chunk_id,json=chunkId,proto3" json:"chunk_id,omitempty"`
+	ChunkId       uint64          `protobuf:"varint,142,opt,name=chunk_id,json=chunkId,proto3" json:"chunk_id,omitempty"`
+	NewChunkKey   *NewChunkKeyCmd `protobuf:"bytes,240,opt,name=new_chunk_key,json=newChunkKey,proto3" json:"new_chunk_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_dfs_proto_msgTypes[82]
+	mi := &file_dfs_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6670,7 +6955,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[82]
+	mi := &file_dfs_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6683,7 +6968,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{82}
+	return file_dfs_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *Command) GetSession() uint64 {
@@ -6791,6 +7076,76 @@ func (x *Command) GetChunkId() uint64 {
 	return 0
 }
 
+func (x *Command) GetNewChunkKey() *NewChunkKeyCmd {
+	if x != nil {
+		return x.NewChunkKey
+	}
+	return nil
+}
+
+// NewChunkKeyCmd adds a chunk key (the leader's random secret) as the
+// newest, keeping the one before it and dropping older ones, if the
+// newest key is still the one the leader saw (newest; 0: none).
+type NewChunkKeyCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Secret        []byte                 `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
+	SignFromNs    int64                  `protobuf:"varint,2,opt,name=sign_from_ns,json=signFromNs,proto3" json:"sign_from_ns,omitempty"`
+	Newest        uint64                 `protobuf:"varint,3,opt,name=newest,proto3" json:"newest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NewChunkKeyCmd) Reset() {
+	*x = NewChunkKeyCmd{}
+	mi := &file_dfs_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NewChunkKeyCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NewChunkKeyCmd) ProtoMessage() {}
+
+func (x *NewChunkKeyCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NewChunkKeyCmd.ProtoReflect.Descriptor instead.
+func (*NewChunkKeyCmd) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{85}
+}
+
+func (x *NewChunkKeyCmd) GetSecret() []byte {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
+func (x *NewChunkKeyCmd) GetSignFromNs() int64 {
+	if x != nil {
+		return x.SignFromNs
+	}
+	return 0
+}
+
+func (x *NewChunkKeyCmd) GetNewest() uint64 {
+	if x != nil {
+		return x.Newest
+	}
+	return 0
+}
+
 // Batch is one Raft log entry: commands applied in order.
 type Batch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -6801,7 +7156,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_dfs_proto_msgTypes[83]
+	mi := &file_dfs_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6813,7 +7168,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[83]
+	mi := &file_dfs_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6826,7 +7181,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{83}
+	return file_dfs_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *Batch) GetCommands() []*Command {
@@ -6849,13 +7204,14 @@ type SnapshotHeader struct {
 	LastSequencer uint64                 `protobuf:"varint,9,opt,name=last_sequencer,json=lastSequencer,proto3" json:"last_sequencer,omitempty"` // never reused, across restarts
 	Locks         []*SnapshotLock        `protobuf:"bytes,10,rep,name=locks,proto3" json:"locks,omitempty"`
 	Waiters       []*SnapshotLock        `protobuf:"bytes,11,rep,name=waiters,proto3" json:"waiters,omitempty"` // in queue order
+	ChunkKeys     []*ChunkKey            `protobuf:"bytes,240,rep,name=chunk_keys,json=chunkKeys,proto3" json:"chunk_keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_dfs_proto_msgTypes[84]
+	mi := &file_dfs_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6867,7 +7223,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[84]
+	mi := &file_dfs_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6880,7 +7236,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{84}
+	return file_dfs_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -6960,6 +7316,13 @@ func (x *SnapshotHeader) GetWaiters() []*SnapshotLock {
 	return nil
 }
 
+func (x *SnapshotHeader) GetChunkKeys() []*ChunkKey {
+	if x != nil {
+		return x.ChunkKeys
+	}
+	return nil
+}
+
 // SnapshotLock is a held lock (wait_seq 0) or a queued request.
 type SnapshotLock struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -6974,7 +7337,7 @@ type SnapshotLock struct {
 
 func (x *SnapshotLock) Reset() {
 	*x = SnapshotLock{}
-	mi := &file_dfs_proto_msgTypes[85]
+	mi := &file_dfs_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6986,7 +7349,7 @@ func (x *SnapshotLock) String() string {
 func (*SnapshotLock) ProtoMessage() {}
 
 func (x *SnapshotLock) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[85]
+	mi := &file_dfs_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6999,7 +7362,7 @@ func (x *SnapshotLock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotLock.ProtoReflect.Descriptor instead.
 func (*SnapshotLock) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{85}
+	return file_dfs_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *SnapshotLock) GetOp() *LockOp {
@@ -7048,7 +7411,7 @@ type SnapshotDirEntry struct {
 
 func (x *SnapshotDirEntry) Reset() {
 	*x = SnapshotDirEntry{}
-	mi := &file_dfs_proto_msgTypes[86]
+	mi := &file_dfs_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7060,7 +7423,7 @@ func (x *SnapshotDirEntry) String() string {
 func (*SnapshotDirEntry) ProtoMessage() {}
 
 func (x *SnapshotDirEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[86]
+	mi := &file_dfs_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7073,7 +7436,7 @@ func (x *SnapshotDirEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotDirEntry.ProtoReflect.Descriptor instead.
 func (*SnapshotDirEntry) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{86}
+	return file_dfs_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *SnapshotDirEntry) GetName() string {
@@ -7111,7 +7474,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_dfs_proto_msgTypes[87]
+	mi := &file_dfs_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7123,7 +7486,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[87]
+	mi := &file_dfs_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7136,7 +7499,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{87}
+	return file_dfs_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *SnapshotChunk) GetIndex() uint64 {
@@ -7196,7 +7559,7 @@ type SnapshotInode struct {
 
 func (x *SnapshotInode) Reset() {
 	*x = SnapshotInode{}
-	mi := &file_dfs_proto_msgTypes[88]
+	mi := &file_dfs_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7208,7 +7571,7 @@ func (x *SnapshotInode) String() string {
 func (*SnapshotInode) ProtoMessage() {}
 
 func (x *SnapshotInode) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[88]
+	mi := &file_dfs_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7221,7 +7584,7 @@ func (x *SnapshotInode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotInode.ProtoReflect.Descriptor instead.
 func (*SnapshotInode) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{88}
+	return file_dfs_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *SnapshotInode) GetAttr() *Attr {
@@ -7283,7 +7646,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_dfs_proto_msgTypes[89]
+	mi := &file_dfs_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7295,7 +7658,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[89]
+	mi := &file_dfs_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7308,7 +7671,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{89}
+	return file_dfs_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *SnapshotResponse) GetSeq() uint64 {
@@ -7339,7 +7702,7 @@ type SnapshotSession struct {
 
 func (x *SnapshotSession) Reset() {
 	*x = SnapshotSession{}
-	mi := &file_dfs_proto_msgTypes[90]
+	mi := &file_dfs_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7351,7 +7714,7 @@ func (x *SnapshotSession) String() string {
 func (*SnapshotSession) ProtoMessage() {}
 
 func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[90]
+	mi := &file_dfs_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7364,7 +7727,7 @@ func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSession.ProtoReflect.Descriptor instead.
 func (*SnapshotSession) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{90}
+	return file_dfs_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *SnapshotSession) GetId() uint64 {
@@ -7448,7 +7811,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\aReplica\x12\x16\n" +
 	"\x06server\x18\x01 \x01(\tR\x06server\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x14\n" +
-	"\x05shard\x18\x03 \x01(\rR\x05shard\"\xd8\x01\n" +
+	"\x05shard\x18\x03 \x01(\rR\x05shard\"\x80\x02\n" +
 	"\x05Chunk\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x14\n" +
@@ -7456,7 +7819,28 @@ const file_dfs_proto_rawDesc = "" +
 	"\breplicas\x18\x04 \x03(\v2\f.dfs.ReplicaR\breplicas\x12\x18\n" +
 	"\aprimary\x18\x05 \x01(\tR\aprimary\x12&\n" +
 	"\x0flease_expiry_ns\x18\x06 \x01(\x03R\rleaseExpiryNs\x12#\n" +
-	"\x06layout\x18\a \x01(\v2\v.dfs.LayoutR\x06layout\"\\\n" +
+	"\x06layout\x18\a \x01(\v2\v.dfs.LayoutR\x06layout\x12&\n" +
+	"\x05token\x18\xf0\x01 \x01(\v2\x0f.dfs.ChunkTokenR\x05token\"\xd2\x01\n" +
+	"\n" +
+	"ChunkToken\x12\x19\n" +
+	"\bchunk_id\x18\x01 \x01(\x04R\achunkId\x12.\n" +
+	"\x06access\x18\x02 \x01(\x0e2\x16.dfs.ChunkToken.AccessR\x06access\x12\x1b\n" +
+	"\texpiry_ns\x18\x03 \x01(\x03R\bexpiryNs\x12\x15\n" +
+	"\x06key_id\x18\x04 \x01(\x04R\x05keyId\x12\x10\n" +
+	"\x03mac\x18\x05 \x01(\fR\x03mac\"3\n" +
+	"\x06Access\x12\b\n" +
+	"\x04NONE\x10\x00\x12\b\n" +
+	"\x04READ\x10\x01\x12\t\n" +
+	"\x05WRITE\x10\x02\x12\n" +
+	"\n" +
+	"\x06MASTER\x10\x03\"s\n" +
+	"\bChunkKey\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\fR\x06secret\x12\x1d\n" +
+	"\n" +
+	"created_ns\x18\x03 \x01(\x03R\tcreatedNs\x12 \n" +
+	"\fsign_from_ns\x18\x04 \x01(\x03R\n" +
+	"signFromNs\"\\\n" +
 	"\bDirEntry\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03ino\x18\x02 \x01(\x04R\x03ino\x12\x12\n" +
@@ -7740,10 +8124,12 @@ const file_dfs_proto_rawDesc = "" +
 	"\vfull_report\x18\a \x01(\bR\n" +
 	"fullReport\x12(\n" +
 	"\x06chunks\x18\b \x03(\v2\x10.dfs.ChunkReportR\x06chunks\x12*\n" +
-	"\acorrupt\x18\t \x03(\v2\x10.dfs.ChunkReportR\acorrupt\"g\n" +
+	"\acorrupt\x18\t \x03(\v2\x10.dfs.ChunkReportR\acorrupt\"\x96\x01\n" +
 	"\x11HeartbeatResponse\x12(\n" +
 	"\x06delete\x18\x01 \x03(\v2\x10.dfs.ChunkReportR\x06delete\x12(\n" +
-	"\x10want_full_report\x18\x02 \x01(\bR\x0ewantFullReport\"\xbe\x01\n" +
+	"\x10want_full_report\x18\x02 \x01(\bR\x0ewantFullReport\x12-\n" +
+	"\n" +
+	"chunk_keys\x18\xf0\x01 \x03(\v2\r.dfs.ChunkKeyR\tchunkKeys\"\xbe\x01\n" +
 	"\n" +
 	"MasterInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -7839,7 +8225,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\tNotLeader\x12\x1f\n" +
 	"\vleader_addr\x18\x01 \x01(\tR\n" +
 	"leaderAddr\x12\x18\n" +
-	"\amasters\x18\x02 \x03(\tR\amasters\"\xcf\x01\n" +
+	"\amasters\x18\x02 \x03(\tR\amasters\"\xf7\x01\n" +
 	"\x0fSetChunkRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x18\n" +
@@ -7848,11 +8234,12 @@ const file_dfs_proto_rawDesc = "" +
 	"chunk_size\x18\x04 \x01(\x04R\tchunkSize\x12\x18\n" +
 	"\aprimary\x18\x05 \x01(\tR\aprimary\x12\x19\n" +
 	"\blease_ns\x18\x06 \x01(\x03R\aleaseNs\x12(\n" +
-	"\breplicas\x18\a \x03(\v2\f.dfs.ReplicaR\breplicas\"N\n" +
+	"\breplicas\x18\a \x03(\v2\f.dfs.ReplicaR\breplicas\x12&\n" +
+	"\x05token\x18\xf0\x01 \x01(\v2\x0f.dfs.ChunkTokenR\x05token\"N\n" +
 	"\x10SetChunkResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\x9e\x03\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xc6\x03\n" +
 	"\fWriteRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x18\n" +
@@ -7870,7 +8257,8 @@ const file_dfs_proto_rawDesc = "" +
 	"\breencode\x18z \x01(\bR\breencode\x12\x1d\n" +
 	"\n" +
 	"shard_data\x18{ \x03(\fR\tshardData\x12&\n" +
-	"\aextents\x18\xb4\x01 \x03(\v2\v.dfs.ExtentR\aextents\"4\n" +
+	"\aextents\x18\xb4\x01 \x03(\v2\v.dfs.ExtentR\aextents\x12&\n" +
+	"\x05token\x18\xf0\x01 \x01(\v2\x0f.dfs.ChunkTokenR\x05token\"4\n" +
 	"\x06Extent\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\"c\n" +
@@ -7878,27 +8266,29 @@ const file_dfs_proto_rawDesc = "" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
-	"\x06failed\x18\x03 \x03(\tR\x06failed\"}\n" +
+	"\x06failed\x18\x03 \x03(\tR\x06failed\"\xa5\x01\n" +
 	"\vReadRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x16\n" +
 	"\x06offset\x18\x04 \x01(\x04R\x06offset\x12\x16\n" +
-	"\x06length\x18\x05 \x01(\x04R\x06length\"^\n" +
+	"\x06length\x18\x05 \x01(\x04R\x06length\x12&\n" +
+	"\x05token\x18\xf0\x01 \x01(\v2\x0f.dfs.ChunkTokenR\x05token\"^\n" +
 	"\fReadResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"[\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\x83\x01\n" +
 	"\vSyncRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12&\n" +
-	"\aforward\x18\x03 \x03(\v2\f.dfs.ReplicaR\aforward\"b\n" +
+	"\aforward\x18\x03 \x03(\v2\f.dfs.ReplicaR\aforward\x12&\n" +
+	"\x05token\x18\xf0\x01 \x01(\v2\x0f.dfs.ChunkTokenR\x05token\"b\n" +
 	"\fSyncResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
-	"\x06failed\x18\x03 \x03(\tR\x06failed\"\xa4\x02\n" +
+	"\x06failed\x18\x03 \x03(\tR\x06failed\"\xcc\x02\n" +
 	"\x10ReplicateRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x18\n" +
@@ -7911,16 +8301,18 @@ const file_dfs_proto_rawDesc = "" +
 	"\vdata_shards\x18x \x01(\rR\n" +
 	"dataShards\x12#\n" +
 	"\rparity_shards\x18y \x01(\rR\fparityShards\x12&\n" +
-	"\asources\x18z \x03(\v2\f.dfs.ReplicaR\asources\"e\n" +
+	"\asources\x18z \x03(\v2\f.dfs.ReplicaR\asources\x12&\n" +
+	"\x05token\x18\xf0\x01 \x01(\v2\x0f.dfs.ChunkTokenR\x05token\"e\n" +
 	"\x11ReplicateResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
-	"\x05bytes\x18\x03 \x01(\x04R\x05bytes\"R\n" +
+	"\x05bytes\x18\x03 \x01(\x04R\x05bytes\"z\n" +
 	"\x10LocalPathRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\x04R\aversion\"\x99\x01\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\x12&\n" +
+	"\x05token\x18\xf0\x01 \x01(\v2\x0f.dfs.ChunkTokenR\x05token\"\x99\x01\n" +
 	"\x11LocalPathResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x18\n" +
@@ -7935,7 +8327,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x10ExpireSessionCmd\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\"#\n" +
 	"\x0fDeleteChunksCmd\x12\x10\n" +
-	"\x03ids\x18\x01 \x03(\x04R\x03ids\"\x81\x04\n" +
+	"\x03ids\x18\x01 \x03(\x04R\x03ids\"\xbb\x04\n" +
 	"\aCommand\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x14\n" +
@@ -7952,9 +8344,15 @@ const file_dfs_proto_rawDesc = "" +
 	"\rdelete_chunks\x18\f \x01(\v2\x14.dfs.DeleteChunksCmdR\fdeleteChunks\x12\x1b\n" +
 	"\breleases\x18\x8c\x01 \x03(\x04R\breleases\x12\x19\n" +
 	"\areclaim\x18\x8d\x01 \x03(\x04R\areclaim\x12\x1a\n" +
-	"\bchunk_id\x18\x8e\x01 \x01(\x04R\achunkId\"1\n" +
+	"\bchunk_id\x18\x8e\x01 \x01(\x04R\achunkId\x128\n" +
+	"\rnew_chunk_key\x18\xf0\x01 \x01(\v2\x13.dfs.NewChunkKeyCmdR\vnewChunkKey\"b\n" +
+	"\x0eNewChunkKeyCmd\x12\x16\n" +
+	"\x06secret\x18\x01 \x01(\fR\x06secret\x12 \n" +
+	"\fsign_from_ns\x18\x02 \x01(\x03R\n" +
+	"signFromNs\x12\x16\n" +
+	"\x06newest\x18\x03 \x01(\x04R\x06newest\"1\n" +
 	"\x05Batch\x12(\n" +
-	"\bcommands\x18\x01 \x03(\v2\f.dfs.CommandR\bcommands\"\x99\x03\n" +
+	"\bcommands\x18\x01 \x03(\v2\f.dfs.CommandR\bcommands\"\xc8\x03\n" +
 	"\x0eSnapshotHeader\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12\x19\n" +
 	"\bnext_ino\x18\x02 \x01(\x04R\anextIno\x12\x1d\n" +
@@ -7968,7 +8366,9 @@ const file_dfs_proto_rawDesc = "" +
 	"\x0elast_sequencer\x18\t \x01(\x04R\rlastSequencer\x12'\n" +
 	"\x05locks\x18\n" +
 	" \x03(\v2\x11.dfs.SnapshotLockR\x05locks\x12+\n" +
-	"\awaiters\x18\v \x03(\v2\x11.dfs.SnapshotLockR\awaiters\"\x97\x01\n" +
+	"\awaiters\x18\v \x03(\v2\x11.dfs.SnapshotLockR\awaiters\x12-\n" +
+	"\n" +
+	"chunk_keys\x18\xf0\x01 \x03(\v2\r.dfs.ChunkKeyR\tchunkKeys\"\x97\x01\n" +
 	"\fSnapshotLock\x12\x1b\n" +
 	"\x02op\x18\x01 \x01(\v2\v.dfs.LockOpR\x02op\x12\x18\n" +
 	"\asession\x18\x02 \x01(\x04R\asession\x12\x1c\n" +
@@ -8011,7 +8411,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\n" +
 	"OpensEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x04R\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01*\xfb\x02\n" +
+	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01*\x98\x03\n" +
 	"\x05Errno\x12\x06\n" +
 	"\x02OK\x10\x00\x12\t\n" +
 	"\x05EPERM\x10\x01\x12\n" +
@@ -8056,7 +8456,10 @@ const file_dfs_proto_rawDesc = "" +
 	"\tEOVERFLOW\x10K\x12\v\n" +
 	"\aENOTSUP\x10_\x12\n" +
 	"\n" +
-	"\x06ESTALE\x10t* \n" +
+	"\x06ESTALE\x10t\x12\n" +
+	"\n" +
+	"\x06ENOKEY\x10~\x12\x0f\n" +
+	"\vEKEYEXPIRED\x10\x7f* \n" +
 	"\bLockKind\x12\t\n" +
 	"\x05FLOCK\x10\x00\x12\t\n" +
 	"\x05POSIX\x10\x01*+\n" +
@@ -8102,257 +8505,272 @@ func file_dfs_proto_rawDescGZIP() []byte {
 	return file_dfs_proto_rawDescData
 }
 
-var file_dfs_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 93)
+var file_dfs_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 96)
 var file_dfs_proto_goTypes = []any{
 	(Errno)(0),                  // 0: dfs.Errno
 	(LockKind)(0),               // 1: dfs.LockKind
 	(LockType)(0),               // 2: dfs.LockType
 	(Layout_Kind)(0),            // 3: dfs.Layout.Kind
-	(SetAttrOp_Valid)(0),        // 4: dfs.SetAttrOp.Valid
-	(*Layout)(nil),              // 5: dfs.Layout
-	(*Attr)(nil),                // 6: dfs.Attr
-	(*Replica)(nil),             // 7: dfs.Replica
-	(*Chunk)(nil),               // 8: dfs.Chunk
-	(*DirEntry)(nil),            // 9: dfs.DirEntry
-	(*Caller)(nil),              // 10: dfs.Caller
-	(*CreateOp)(nil),            // 11: dfs.CreateOp
-	(*MkdirOp)(nil),             // 12: dfs.MkdirOp
-	(*SymlinkOp)(nil),           // 13: dfs.SymlinkOp
-	(*LinkOp)(nil),              // 14: dfs.LinkOp
-	(*UnlinkOp)(nil),            // 15: dfs.UnlinkOp
-	(*RmdirOp)(nil),             // 16: dfs.RmdirOp
-	(*RenameOp)(nil),            // 17: dfs.RenameOp
-	(*SetAttrOp)(nil),           // 18: dfs.SetAttrOp
-	(*SetXattrOp)(nil),          // 19: dfs.SetXattrOp
-	(*RemoveXattrOp)(nil),       // 20: dfs.RemoveXattrOp
-	(*AllocChunkOp)(nil),        // 21: dfs.AllocChunkOp
-	(*CommitWriteOp)(nil),       // 22: dfs.CommitWriteOp
-	(*OpenOp)(nil),              // 23: dfs.OpenOp
-	(*ReleaseOp)(nil),           // 24: dfs.ReleaseOp
-	(*OpenSessionOp)(nil),       // 25: dfs.OpenSessionOp
-	(*CloseSessionOp)(nil),      // 26: dfs.CloseSessionOp
-	(*RegisterMasterOp)(nil),    // 27: dfs.RegisterMasterOp
-	(*ReportFailureOp)(nil),     // 28: dfs.ReportFailureOp
-	(*ReplicaChangeOp)(nil),     // 29: dfs.ReplicaChangeOp
-	(*Op)(nil),                  // 30: dfs.Op
-	(*LockOp)(nil),              // 31: dfs.LockOp
-	(*CancelLockOp)(nil),        // 32: dfs.CancelLockOp
-	(*LockInfo)(nil),            // 33: dfs.LockInfo
-	(*MutateRequest)(nil),       // 34: dfs.MutateRequest
-	(*MutateResponse)(nil),      // 35: dfs.MutateResponse
-	(*WaitLockRequest)(nil),     // 36: dfs.WaitLockRequest
-	(*GetLockRequest)(nil),      // 37: dfs.GetLockRequest
-	(*GetLockResponse)(nil),     // 38: dfs.GetLockResponse
-	(*LookupRequest)(nil),       // 39: dfs.LookupRequest
-	(*GetAttrRequest)(nil),      // 40: dfs.GetAttrRequest
-	(*AttrResponse)(nil),        // 41: dfs.AttrResponse
-	(*ReadDirRequest)(nil),      // 42: dfs.ReadDirRequest
-	(*ReadDirResponse)(nil),     // 43: dfs.ReadDirResponse
-	(*GetXattrRequest)(nil),     // 44: dfs.GetXattrRequest
-	(*GetXattrResponse)(nil),    // 45: dfs.GetXattrResponse
-	(*ListXattrRequest)(nil),    // 46: dfs.ListXattrRequest
-	(*ListXattrResponse)(nil),   // 47: dfs.ListXattrResponse
-	(*GetChunksRequest)(nil),    // 48: dfs.GetChunksRequest
-	(*GetChunksResponse)(nil),   // 49: dfs.GetChunksResponse
-	(*StatFSRequest)(nil),       // 50: dfs.StatFSRequest
-	(*StatFSResponse)(nil),      // 51: dfs.StatFSResponse
-	(*KeepAliveRequest)(nil),    // 52: dfs.KeepAliveRequest
-	(*KeepAliveResponse)(nil),   // 53: dfs.KeepAliveResponse
-	(*ChunkReport)(nil),         // 54: dfs.ChunkReport
-	(*HeartbeatRequest)(nil),    // 55: dfs.HeartbeatRequest
-	(*HeartbeatResponse)(nil),   // 56: dfs.HeartbeatResponse
-	(*MasterInfo)(nil),          // 57: dfs.MasterInfo
-	(*ChunkServerInfo)(nil),     // 58: dfs.ChunkServerInfo
-	(*StatusRequest)(nil),       // 59: dfs.StatusRequest
-	(*AddMasterRequest)(nil),    // 60: dfs.AddMasterRequest
-	(*RemoveMasterRequest)(nil), // 61: dfs.RemoveMasterRequest
-	(*MembersResponse)(nil),     // 62: dfs.MembersResponse
-	(*FsckRequest)(nil),         // 63: dfs.FsckRequest
-	(*FsckProblem)(nil),         // 64: dfs.FsckProblem
-	(*FsckResponse)(nil),        // 65: dfs.FsckResponse
-	(*StatusResponse)(nil),      // 66: dfs.StatusResponse
-	(*SessionStatus)(nil),       // 67: dfs.SessionStatus
-	(*LockStatus)(nil),          // 68: dfs.LockStatus
-	(*ChunkHealth)(nil),         // 69: dfs.ChunkHealth
-	(*NotLeader)(nil),           // 70: dfs.NotLeader
-	(*SetChunkRequest)(nil),     // 71: dfs.SetChunkRequest
-	(*SetChunkResponse)(nil),    // 72: dfs.SetChunkResponse
-	(*WriteRequest)(nil),        // 73: dfs.WriteRequest
-	(*Extent)(nil),              // 74: dfs.Extent
-	(*WriteResponse)(nil),       // 75: dfs.WriteResponse
-	(*ReadRequest)(nil),         // 76: dfs.ReadRequest
-	(*ReadResponse)(nil),        // 77: dfs.ReadResponse
-	(*SyncRequest)(nil),         // 78: dfs.SyncRequest
-	(*SyncResponse)(nil),        // 79: dfs.SyncResponse
-	(*ReplicateRequest)(nil),    // 80: dfs.ReplicateRequest
-	(*ReplicateResponse)(nil),   // 81: dfs.ReplicateResponse
-	(*LocalPathRequest)(nil),    // 82: dfs.LocalPathRequest
-	(*LocalPathResponse)(nil),   // 83: dfs.LocalPathResponse
-	(*RegisterServerCmd)(nil),   // 84: dfs.RegisterServerCmd
-	(*ExpireSessionCmd)(nil),    // 85: dfs.ExpireSessionCmd
-	(*DeleteChunksCmd)(nil),     // 86: dfs.DeleteChunksCmd
-	(*Command)(nil),             // 87: dfs.Command
-	(*Batch)(nil),               // 88: dfs.Batch
-	(*SnapshotHeader)(nil),      // 89: dfs.SnapshotHeader
-	(*SnapshotLock)(nil),        // 90: dfs.SnapshotLock
-	(*SnapshotDirEntry)(nil),    // 91: dfs.SnapshotDirEntry
-	(*SnapshotChunk)(nil),       // 92: dfs.SnapshotChunk
-	(*SnapshotInode)(nil),       // 93: dfs.SnapshotInode
-	(*SnapshotResponse)(nil),    // 94: dfs.SnapshotResponse
-	(*SnapshotSession)(nil),     // 95: dfs.SnapshotSession
-	nil,                         // 96: dfs.SnapshotInode.XattrsEntry
-	nil,                         // 97: dfs.SnapshotSession.OpensEntry
+	(ChunkToken_Access)(0),      // 4: dfs.ChunkToken.Access
+	(SetAttrOp_Valid)(0),        // 5: dfs.SetAttrOp.Valid
+	(*Layout)(nil),              // 6: dfs.Layout
+	(*Attr)(nil),                // 7: dfs.Attr
+	(*Replica)(nil),             // 8: dfs.Replica
+	(*Chunk)(nil),               // 9: dfs.Chunk
+	(*ChunkToken)(nil),          // 10: dfs.ChunkToken
+	(*ChunkKey)(nil),            // 11: dfs.ChunkKey
+	(*DirEntry)(nil),            // 12: dfs.DirEntry
+	(*Caller)(nil),              // 13: dfs.Caller
+	(*CreateOp)(nil),            // 14: dfs.CreateOp
+	(*MkdirOp)(nil),             // 15: dfs.MkdirOp
+	(*SymlinkOp)(nil),           // 16: dfs.SymlinkOp
+	(*LinkOp)(nil),              // 17: dfs.LinkOp
+	(*UnlinkOp)(nil),            // 18: dfs.UnlinkOp
+	(*RmdirOp)(nil),             // 19: dfs.RmdirOp
+	(*RenameOp)(nil),            // 20: dfs.RenameOp
+	(*SetAttrOp)(nil),           // 21: dfs.SetAttrOp
+	(*SetXattrOp)(nil),          // 22: dfs.SetXattrOp
+	(*RemoveXattrOp)(nil),       // 23: dfs.RemoveXattrOp
+	(*AllocChunkOp)(nil),        // 24: dfs.AllocChunkOp
+	(*CommitWriteOp)(nil),       // 25: dfs.CommitWriteOp
+	(*OpenOp)(nil),              // 26: dfs.OpenOp
+	(*ReleaseOp)(nil),           // 27: dfs.ReleaseOp
+	(*OpenSessionOp)(nil),       // 28: dfs.OpenSessionOp
+	(*CloseSessionOp)(nil),      // 29: dfs.CloseSessionOp
+	(*RegisterMasterOp)(nil),    // 30: dfs.RegisterMasterOp
+	(*ReportFailureOp)(nil),     // 31: dfs.ReportFailureOp
+	(*ReplicaChangeOp)(nil),     // 32: dfs.ReplicaChangeOp
+	(*Op)(nil),                  // 33: dfs.Op
+	(*LockOp)(nil),              // 34: dfs.LockOp
+	(*CancelLockOp)(nil),        // 35: dfs.CancelLockOp
+	(*LockInfo)(nil),            // 36: dfs.LockInfo
+	(*MutateRequest)(nil),       // 37: dfs.MutateRequest
+	(*MutateResponse)(nil),      // 38: dfs.MutateResponse
+	(*WaitLockRequest)(nil),     // 39: dfs.WaitLockRequest
+	(*GetLockRequest)(nil),      // 40: dfs.GetLockRequest
+	(*GetLockResponse)(nil),     // 41: dfs.GetLockResponse
+	(*LookupRequest)(nil),       // 42: dfs.LookupRequest
+	(*GetAttrRequest)(nil),      // 43: dfs.GetAttrRequest
+	(*AttrResponse)(nil),        // 44: dfs.AttrResponse
+	(*ReadDirRequest)(nil),      // 45: dfs.ReadDirRequest
+	(*ReadDirResponse)(nil),     // 46: dfs.ReadDirResponse
+	(*GetXattrRequest)(nil),     // 47: dfs.GetXattrRequest
+	(*GetXattrResponse)(nil),    // 48: dfs.GetXattrResponse
+	(*ListXattrRequest)(nil),    // 49: dfs.ListXattrRequest
+	(*ListXattrResponse)(nil),   // 50: dfs.ListXattrResponse
+	(*GetChunksRequest)(nil),    // 51: dfs.GetChunksRequest
+	(*GetChunksResponse)(nil),   // 52: dfs.GetChunksResponse
+	(*StatFSRequest)(nil),       // 53: dfs.StatFSRequest
+	(*StatFSResponse)(nil),      // 54: dfs.StatFSResponse
+	(*KeepAliveRequest)(nil),    // 55: dfs.KeepAliveRequest
+	(*KeepAliveResponse)(nil),   // 56: dfs.KeepAliveResponse
+	(*ChunkReport)(nil),         // 57: dfs.ChunkReport
+	(*HeartbeatRequest)(nil),    // 58: dfs.HeartbeatRequest
+	(*HeartbeatResponse)(nil),   // 59: dfs.HeartbeatResponse
+	(*MasterInfo)(nil),          // 60: dfs.MasterInfo
+	(*ChunkServerInfo)(nil),     // 61: dfs.ChunkServerInfo
+	(*StatusRequest)(nil),       // 62: dfs.StatusRequest
+	(*AddMasterRequest)(nil),    // 63: dfs.AddMasterRequest
+	(*RemoveMasterRequest)(nil), // 64: dfs.RemoveMasterRequest
+	(*MembersResponse)(nil),     // 65: dfs.MembersResponse
+	(*FsckRequest)(nil),         // 66: dfs.FsckRequest
+	(*FsckProblem)(nil),         // 67: dfs.FsckProblem
+	(*FsckResponse)(nil),        // 68: dfs.FsckResponse
+	(*StatusResponse)(nil),      // 69: dfs.StatusResponse
+	(*SessionStatus)(nil),       // 70: dfs.SessionStatus
+	(*LockStatus)(nil),          // 71: dfs.LockStatus
+	(*ChunkHealth)(nil),         // 72: dfs.ChunkHealth
+	(*NotLeader)(nil),           // 73: dfs.NotLeader
+	(*SetChunkRequest)(nil),     // 74: dfs.SetChunkRequest
+	(*SetChunkResponse)(nil),    // 75: dfs.SetChunkResponse
+	(*WriteRequest)(nil),        // 76: dfs.WriteRequest
+	(*Extent)(nil),              // 77: dfs.Extent
+	(*WriteResponse)(nil),       // 78: dfs.WriteResponse
+	(*ReadRequest)(nil),         // 79: dfs.ReadRequest
+	(*ReadResponse)(nil),        // 80: dfs.ReadResponse
+	(*SyncRequest)(nil),         // 81: dfs.SyncRequest
+	(*SyncResponse)(nil),        // 82: dfs.SyncResponse
+	(*ReplicateRequest)(nil),    // 83: dfs.ReplicateRequest
+	(*ReplicateResponse)(nil),   // 84: dfs.ReplicateResponse
+	(*LocalPathRequest)(nil),    // 85: dfs.LocalPathRequest
+	(*LocalPathResponse)(nil),   // 86: dfs.LocalPathResponse
+	(*RegisterServerCmd)(nil),   // 87: dfs.RegisterServerCmd
+	(*ExpireSessionCmd)(nil),    // 88: dfs.ExpireSessionCmd
+	(*DeleteChunksCmd)(nil),     // 89: dfs.DeleteChunksCmd
+	(*Command)(nil),             // 90: dfs.Command
+	(*NewChunkKeyCmd)(nil),      // 91: dfs.NewChunkKeyCmd
+	(*Batch)(nil),               // 92: dfs.Batch
+	(*SnapshotHeader)(nil),      // 93: dfs.SnapshotHeader
+	(*SnapshotLock)(nil),        // 94: dfs.SnapshotLock
+	(*SnapshotDirEntry)(nil),    // 95: dfs.SnapshotDirEntry
+	(*SnapshotChunk)(nil),       // 96: dfs.SnapshotChunk
+	(*SnapshotInode)(nil),       // 97: dfs.SnapshotInode
+	(*SnapshotResponse)(nil),    // 98: dfs.SnapshotResponse
+	(*SnapshotSession)(nil),     // 99: dfs.SnapshotSession
+	nil,                         // 100: dfs.SnapshotInode.XattrsEntry
+	nil,                         // 101: dfs.SnapshotSession.OpensEntry
 }
 var file_dfs_proto_depIdxs = []int32{
 	3,   // 0: dfs.Layout.kind:type_name -> dfs.Layout.Kind
-	5,   // 1: dfs.Attr.layout:type_name -> dfs.Layout
-	7,   // 2: dfs.Chunk.replicas:type_name -> dfs.Replica
-	5,   // 3: dfs.Chunk.layout:type_name -> dfs.Layout
-	11,  // 4: dfs.Op.create:type_name -> dfs.CreateOp
-	12,  // 5: dfs.Op.mkdir:type_name -> dfs.MkdirOp
-	13,  // 6: dfs.Op.symlink:type_name -> dfs.SymlinkOp
-	14,  // 7: dfs.Op.link:type_name -> dfs.LinkOp
-	15,  // 8: dfs.Op.unlink:type_name -> dfs.UnlinkOp
-	16,  // 9: dfs.Op.rmdir:type_name -> dfs.RmdirOp
-	17,  // 10: dfs.Op.rename:type_name -> dfs.RenameOp
-	18,  // 11: dfs.Op.set_attr:type_name -> dfs.SetAttrOp
-	19,  // 12: dfs.Op.set_xattr:type_name -> dfs.SetXattrOp
-	20,  // 13: dfs.Op.remove_xattr:type_name -> dfs.RemoveXattrOp
-	21,  // 14: dfs.Op.alloc_chunk:type_name -> dfs.AllocChunkOp
-	22,  // 15: dfs.Op.commit_write:type_name -> dfs.CommitWriteOp
-	23,  // 16: dfs.Op.open:type_name -> dfs.OpenOp
-	24,  // 17: dfs.Op.release:type_name -> dfs.ReleaseOp
-	25,  // 18: dfs.Op.open_session:type_name -> dfs.OpenSessionOp
-	26,  // 19: dfs.Op.close_session:type_name -> dfs.CloseSessionOp
-	27,  // 20: dfs.Op.register_master:type_name -> dfs.RegisterMasterOp
-	28,  // 21: dfs.Op.report_failure:type_name -> dfs.ReportFailureOp
-	29,  // 22: dfs.Op.replica_change:type_name -> dfs.ReplicaChangeOp
-	31,  // 23: dfs.Op.lock:type_name -> dfs.LockOp
-	32,  // 24: dfs.Op.cancel_lock:type_name -> dfs.CancelLockOp
-	1,   // 25: dfs.LockOp.kind:type_name -> dfs.LockKind
-	2,   // 26: dfs.LockOp.type:type_name -> dfs.LockType
-	1,   // 27: dfs.LockInfo.kind:type_name -> dfs.LockKind
-	2,   // 28: dfs.LockInfo.type:type_name -> dfs.LockType
-	10,  // 29: dfs.MutateRequest.caller:type_name -> dfs.Caller
-	30,  // 30: dfs.MutateRequest.op:type_name -> dfs.Op
-	0,   // 31: dfs.MutateResponse.errno:type_name -> dfs.Errno
-	6,   // 32: dfs.MutateResponse.attr:type_name -> dfs.Attr
-	8,   // 33: dfs.MutateResponse.chunk:type_name -> dfs.Chunk
-	33,  // 34: dfs.MutateResponse.lock:type_name -> dfs.LockInfo
-	6,   // 35: dfs.MutateResponse.parent:type_name -> dfs.Attr
-	6,   // 36: dfs.MutateResponse.new_parent:type_name -> dfs.Attr
-	31,  // 37: dfs.GetLockRequest.lock:type_name -> dfs.LockOp
-	0,   // 38: dfs.GetLockResponse.errno:type_name -> dfs.Errno
-	33,  // 39: dfs.GetLockResponse.lock:type_name -> dfs.LockInfo
-	10,  // 40: dfs.LookupRequest.caller:type_name -> dfs.Caller
-	10,  // 41: dfs.GetAttrRequest.caller:type_name -> dfs.Caller
-	0,   // 42: dfs.AttrResponse.errno:type_name -> dfs.Errno
-	6,   // 43: dfs.AttrResponse.attr:type_name -> dfs.Attr
-	10,  // 44: dfs.ReadDirRequest.caller:type_name -> dfs.Caller
-	0,   // 45: dfs.ReadDirResponse.errno:type_name -> dfs.Errno
-	9,   // 46: dfs.ReadDirResponse.entries:type_name -> dfs.DirEntry
-	6,   // 47: dfs.ReadDirResponse.attrs:type_name -> dfs.Attr
-	10,  // 48: dfs.GetXattrRequest.caller:type_name -> dfs.Caller
-	0,   // 49: dfs.GetXattrResponse.errno:type_name -> dfs.Errno
-	10,  // 50: dfs.ListXattrRequest.caller:type_name -> dfs.Caller
-	0,   // 51: dfs.ListXattrResponse.errno:type_name -> dfs.Errno
-	10,  // 52: dfs.GetChunksRequest.caller:type_name -> dfs.Caller
-	0,   // 53: dfs.GetChunksResponse.errno:type_name -> dfs.Errno
-	8,   // 54: dfs.GetChunksResponse.chunks:type_name -> dfs.Chunk
-	6,   // 55: dfs.GetChunksResponse.attr:type_name -> dfs.Attr
-	0,   // 56: dfs.KeepAliveResponse.errno:type_name -> dfs.Errno
-	54,  // 57: dfs.HeartbeatRequest.chunks:type_name -> dfs.ChunkReport
-	54,  // 58: dfs.HeartbeatRequest.corrupt:type_name -> dfs.ChunkReport
-	54,  // 59: dfs.HeartbeatResponse.delete:type_name -> dfs.ChunkReport
-	57,  // 60: dfs.MembersResponse.masters:type_name -> dfs.MasterInfo
-	64,  // 61: dfs.FsckResponse.problems:type_name -> dfs.FsckProblem
-	57,  // 62: dfs.StatusResponse.masters:type_name -> dfs.MasterInfo
-	58,  // 63: dfs.StatusResponse.servers:type_name -> dfs.ChunkServerInfo
-	67,  // 64: dfs.StatusResponse.session_list:type_name -> dfs.SessionStatus
-	68,  // 65: dfs.StatusResponse.lock_list:type_name -> dfs.LockStatus
-	69,  // 66: dfs.StatusResponse.chunk_health:type_name -> dfs.ChunkHealth
-	33,  // 67: dfs.LockStatus.lock:type_name -> dfs.LockInfo
-	64,  // 68: dfs.ChunkHealth.problems:type_name -> dfs.FsckProblem
-	7,   // 69: dfs.SetChunkRequest.replicas:type_name -> dfs.Replica
-	0,   // 70: dfs.SetChunkResponse.errno:type_name -> dfs.Errno
-	7,   // 71: dfs.WriteRequest.forward:type_name -> dfs.Replica
-	74,  // 72: dfs.WriteRequest.extents:type_name -> dfs.Extent
-	0,   // 73: dfs.WriteResponse.errno:type_name -> dfs.Errno
-	0,   // 74: dfs.ReadResponse.errno:type_name -> dfs.Errno
-	7,   // 75: dfs.SyncRequest.forward:type_name -> dfs.Replica
-	0,   // 76: dfs.SyncResponse.errno:type_name -> dfs.Errno
-	7,   // 77: dfs.ReplicateRequest.source:type_name -> dfs.Replica
-	7,   // 78: dfs.ReplicateRequest.sources:type_name -> dfs.Replica
-	0,   // 79: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
-	0,   // 80: dfs.LocalPathResponse.errno:type_name -> dfs.Errno
-	10,  // 81: dfs.Command.caller:type_name -> dfs.Caller
-	30,  // 82: dfs.Command.op:type_name -> dfs.Op
-	84,  // 83: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
-	85,  // 84: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
-	86,  // 85: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
-	87,  // 86: dfs.Batch.commands:type_name -> dfs.Command
-	84,  // 87: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
-	27,  // 88: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
-	90,  // 89: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
-	90,  // 90: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
-	31,  // 91: dfs.SnapshotLock.op:type_name -> dfs.LockOp
-	6,   // 92: dfs.SnapshotInode.attr:type_name -> dfs.Attr
-	96,  // 93: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
-	91,  // 94: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
-	92,  // 95: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
-	35,  // 96: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
-	94,  // 97: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
-	97,  // 98: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
-	34,  // 99: dfs.Master.Mutate:input_type -> dfs.MutateRequest
-	39,  // 100: dfs.Master.Lookup:input_type -> dfs.LookupRequest
-	40,  // 101: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
-	42,  // 102: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
-	44,  // 103: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
-	46,  // 104: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
-	48,  // 105: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
-	50,  // 106: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
-	52,  // 107: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
-	55,  // 108: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
-	59,  // 109: dfs.Master.Status:input_type -> dfs.StatusRequest
-	60,  // 110: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
-	61,  // 111: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
-	63,  // 112: dfs.Master.Fsck:input_type -> dfs.FsckRequest
-	36,  // 113: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
-	37,  // 114: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
-	71,  // 115: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
-	73,  // 116: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
-	76,  // 117: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
-	78,  // 118: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
-	80,  // 119: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
-	82,  // 120: dfs.ChunkServer.LocalPath:input_type -> dfs.LocalPathRequest
-	35,  // 121: dfs.Master.Mutate:output_type -> dfs.MutateResponse
-	41,  // 122: dfs.Master.Lookup:output_type -> dfs.AttrResponse
-	41,  // 123: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
-	43,  // 124: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
-	45,  // 125: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
-	47,  // 126: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
-	49,  // 127: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
-	51,  // 128: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
-	53,  // 129: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
-	56,  // 130: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
-	66,  // 131: dfs.Master.Status:output_type -> dfs.StatusResponse
-	62,  // 132: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
-	62,  // 133: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
-	65,  // 134: dfs.Master.Fsck:output_type -> dfs.FsckResponse
-	35,  // 135: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
-	38,  // 136: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
-	72,  // 137: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
-	75,  // 138: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
-	77,  // 139: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
-	79,  // 140: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
-	81,  // 141: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
-	83,  // 142: dfs.ChunkServer.LocalPath:output_type -> dfs.LocalPathResponse
-	121, // [121:143] is the sub-list for method output_type
-	99,  // [99:121] is the sub-list for method input_type
-	99,  // [99:99] is the sub-list for extension type_name
-	99,  // [99:99] is the sub-list for extension extendee
-	0,   // [0:99] is the sub-list for field type_name
+	6,   // 1: dfs.Attr.layout:type_name -> dfs.Layout
+	8,   // 2: dfs.Chunk.replicas:type_name -> dfs.Replica
+	6,   // 3: dfs.Chunk.layout:type_name -> dfs.Layout
+	10,  // 4: dfs.Chunk.token:type_name -> dfs.ChunkToken
+	4,   // 5: dfs.ChunkToken.access:type_name -> dfs.ChunkToken.Access
+	14,  // 6: dfs.Op.create:type_name -> dfs.CreateOp
+	15,  // 7: dfs.Op.mkdir:type_name -> dfs.MkdirOp
+	16,  // 8: dfs.Op.symlink:type_name -> dfs.SymlinkOp
+	17,  // 9: dfs.Op.link:type_name -> dfs.LinkOp
+	18,  // 10: dfs.Op.unlink:type_name -> dfs.UnlinkOp
+	19,  // 11: dfs.Op.rmdir:type_name -> dfs.RmdirOp
+	20,  // 12: dfs.Op.rename:type_name -> dfs.RenameOp
+	21,  // 13: dfs.Op.set_attr:type_name -> dfs.SetAttrOp
+	22,  // 14: dfs.Op.set_xattr:type_name -> dfs.SetXattrOp
+	23,  // 15: dfs.Op.remove_xattr:type_name -> dfs.RemoveXattrOp
+	24,  // 16: dfs.Op.alloc_chunk:type_name -> dfs.AllocChunkOp
+	25,  // 17: dfs.Op.commit_write:type_name -> dfs.CommitWriteOp
+	26,  // 18: dfs.Op.open:type_name -> dfs.OpenOp
+	27,  // 19: dfs.Op.release:type_name -> dfs.ReleaseOp
+	28,  // 20: dfs.Op.open_session:type_name -> dfs.OpenSessionOp
+	29,  // 21: dfs.Op.close_session:type_name -> dfs.CloseSessionOp
+	30,  // 22: dfs.Op.register_master:type_name -> dfs.RegisterMasterOp
+	31,  // 23: dfs.Op.report_failure:type_name -> dfs.ReportFailureOp
+	32,  // 24: dfs.Op.replica_change:type_name -> dfs.ReplicaChangeOp
+	34,  // 25: dfs.Op.lock:type_name -> dfs.LockOp
+	35,  // 26: dfs.Op.cancel_lock:type_name -> dfs.CancelLockOp
+	1,   // 27: dfs.LockOp.kind:type_name -> dfs.LockKind
+	2,   // 28: dfs.LockOp.type:type_name -> dfs.LockType
+	1,   // 29: dfs.LockInfo.kind:type_name -> dfs.LockKind
+	2,   // 30: dfs.LockInfo.type:type_name -> dfs.LockType
+	13,  // 31: dfs.MutateRequest.caller:type_name -> dfs.Caller
+	33,  // 32: dfs.MutateRequest.op:type_name -> dfs.Op
+	0,   // 33: dfs.MutateResponse.errno:type_name -> dfs.Errno
+	7,   // 34: dfs.MutateResponse.attr:type_name -> dfs.Attr
+	9,   // 35: dfs.MutateResponse.chunk:type_name -> dfs.Chunk
+	36,  // 36: dfs.MutateResponse.lock:type_name -> dfs.LockInfo
+	7,   // 37: dfs.MutateResponse.parent:type_name -> dfs.Attr
+	7,   // 38: dfs.MutateResponse.new_parent:type_name -> dfs.Attr
+	34,  // 39: dfs.GetLockRequest.lock:type_name -> dfs.LockOp
+	0,   // 40: dfs.GetLockResponse.errno:type_name -> dfs.Errno
+	36,  // 41: dfs.GetLockResponse.lock:type_name -> dfs.LockInfo
+	13,  // 42: dfs.LookupRequest.caller:type_name -> dfs.Caller
+	13,  // 43: dfs.GetAttrRequest.caller:type_name -> dfs.Caller
+	0,   // 44: dfs.AttrResponse.errno:type_name -> dfs.Errno
+	7,   // 45: dfs.AttrResponse.attr:type_name -> dfs.Attr
+	13,  // 46: dfs.ReadDirRequest.caller:type_name -> dfs.Caller
+	0,   // 47: dfs.ReadDirResponse.errno:type_name -> dfs.Errno
+	12,  // 48: dfs.ReadDirResponse.entries:type_name -> dfs.DirEntry
+	7,   // 49: dfs.ReadDirResponse.attrs:type_name -> dfs.Attr
+	13,  // 50: dfs.GetXattrRequest.caller:type_name -> dfs.Caller
+	0,   // 51: dfs.GetXattrResponse.errno:type_name -> dfs.Errno
+	13,  // 52: dfs.ListXattrRequest.caller:type_name -> dfs.Caller
+	0,   // 53: dfs.ListXattrResponse.errno:type_name -> dfs.Errno
+	13,  // 54: dfs.GetChunksRequest.caller:type_name -> dfs.Caller
+	0,   // 55: dfs.GetChunksResponse.errno:type_name -> dfs.Errno
+	9,   // 56: dfs.GetChunksResponse.chunks:type_name -> dfs.Chunk
+	7,   // 57: dfs.GetChunksResponse.attr:type_name -> dfs.Attr
+	0,   // 58: dfs.KeepAliveResponse.errno:type_name -> dfs.Errno
+	57,  // 59: dfs.HeartbeatRequest.chunks:type_name -> dfs.ChunkReport
+	57,  // 60: dfs.HeartbeatRequest.corrupt:type_name -> dfs.ChunkReport
+	57,  // 61: dfs.HeartbeatResponse.delete:type_name -> dfs.ChunkReport
+	11,  // 62: dfs.HeartbeatResponse.chunk_keys:type_name -> dfs.ChunkKey
+	60,  // 63: dfs.MembersResponse.masters:type_name -> dfs.MasterInfo
+	67,  // 64: dfs.FsckResponse.problems:type_name -> dfs.FsckProblem
+	60,  // 65: dfs.StatusResponse.masters:type_name -> dfs.MasterInfo
+	61,  // 66: dfs.StatusResponse.servers:type_name -> dfs.ChunkServerInfo
+	70,  // 67: dfs.StatusResponse.session_list:type_name -> dfs.SessionStatus
+	71,  // 68: dfs.StatusResponse.lock_list:type_name -> dfs.LockStatus
+	72,  // 69: dfs.StatusResponse.chunk_health:type_name -> dfs.ChunkHealth
+	36,  // 70: dfs.LockStatus.lock:type_name -> dfs.LockInfo
+	67,  // 71: dfs.ChunkHealth.problems:type_name -> dfs.FsckProblem
+	8,   // 72: dfs.SetChunkRequest.replicas:type_name -> dfs.Replica
+	10,  // 73: dfs.SetChunkRequest.token:type_name -> dfs.ChunkToken
+	0,   // 74: dfs.SetChunkResponse.errno:type_name -> dfs.Errno
+	8,   // 75: dfs.WriteRequest.forward:type_name -> dfs.Replica
+	77,  // 76: dfs.WriteRequest.extents:type_name -> dfs.Extent
+	10,  // 77: dfs.WriteRequest.token:type_name -> dfs.ChunkToken
+	0,   // 78: dfs.WriteResponse.errno:type_name -> dfs.Errno
+	10,  // 79: dfs.ReadRequest.token:type_name -> dfs.ChunkToken
+	0,   // 80: dfs.ReadResponse.errno:type_name -> dfs.Errno
+	8,   // 81: dfs.SyncRequest.forward:type_name -> dfs.Replica
+	10,  // 82: dfs.SyncRequest.token:type_name -> dfs.ChunkToken
+	0,   // 83: dfs.SyncResponse.errno:type_name -> dfs.Errno
+	8,   // 84: dfs.ReplicateRequest.source:type_name -> dfs.Replica
+	8,   // 85: dfs.ReplicateRequest.sources:type_name -> dfs.Replica
+	10,  // 86: dfs.ReplicateRequest.token:type_name -> dfs.ChunkToken
+	0,   // 87: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
+	10,  // 88: dfs.LocalPathRequest.token:type_name -> dfs.ChunkToken
+	0,   // 89: dfs.LocalPathResponse.errno:type_name -> dfs.Errno
+	13,  // 90: dfs.Command.caller:type_name -> dfs.Caller
+	33,  // 91: dfs.Command.op:type_name -> dfs.Op
+	87,  // 92: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
+	88,  // 93: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
+	89,  // 94: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
+	91,  // 95: dfs.Command.new_chunk_key:type_name -> dfs.NewChunkKeyCmd
+	90,  // 96: dfs.Batch.commands:type_name -> dfs.Command
+	87,  // 97: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
+	30,  // 98: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
+	94,  // 99: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
+	94,  // 100: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
+	11,  // 101: dfs.SnapshotHeader.chunk_keys:type_name -> dfs.ChunkKey
+	34,  // 102: dfs.SnapshotLock.op:type_name -> dfs.LockOp
+	7,   // 103: dfs.SnapshotInode.attr:type_name -> dfs.Attr
+	100, // 104: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
+	95,  // 105: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
+	96,  // 106: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
+	38,  // 107: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
+	98,  // 108: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
+	101, // 109: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
+	37,  // 110: dfs.Master.Mutate:input_type -> dfs.MutateRequest
+	42,  // 111: dfs.Master.Lookup:input_type -> dfs.LookupRequest
+	43,  // 112: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
+	45,  // 113: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
+	47,  // 114: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
+	49,  // 115: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
+	51,  // 116: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
+	53,  // 117: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
+	55,  // 118: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
+	58,  // 119: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
+	62,  // 120: dfs.Master.Status:input_type -> dfs.StatusRequest
+	63,  // 121: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
+	64,  // 122: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
+	66,  // 123: dfs.Master.Fsck:input_type -> dfs.FsckRequest
+	39,  // 124: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
+	40,  // 125: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
+	74,  // 126: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
+	76,  // 127: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
+	79,  // 128: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
+	81,  // 129: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
+	83,  // 130: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
+	85,  // 131: dfs.ChunkServer.LocalPath:input_type -> dfs.LocalPathRequest
+	38,  // 132: dfs.Master.Mutate:output_type -> dfs.MutateResponse
+	44,  // 133: dfs.Master.Lookup:output_type -> dfs.AttrResponse
+	44,  // 134: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
+	46,  // 135: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
+	48,  // 136: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
+	50,  // 137: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
+	52,  // 138: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
+	54,  // 139: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
+	56,  // 140: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
+	59,  // 141: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
+	69,  // 142: dfs.Master.Status:output_type -> dfs.StatusResponse
+	65,  // 143: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
+	65,  // 144: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
+	68,  // 145: dfs.Master.Fsck:output_type -> dfs.FsckResponse
+	38,  // 146: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
+	41,  // 147: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
+	75,  // 148: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
+	78,  // 149: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
+	80,  // 150: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
+	82,  // 151: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
+	84,  // 152: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
+	86,  // 153: dfs.ChunkServer.LocalPath:output_type -> dfs.LocalPathResponse
+	132, // [132:154] is the sub-list for method output_type
+	110, // [110:132] is the sub-list for method input_type
+	110, // [110:110] is the sub-list for extension type_name
+	110, // [110:110] is the sub-list for extension extendee
+	0,   // [0:110] is the sub-list for field type_name
 }
 
 func init() { file_dfs_proto_init() }
@@ -8360,7 +8778,7 @@ func file_dfs_proto_init() {
 	if File_dfs_proto != nil {
 		return
 	}
-	file_dfs_proto_msgTypes[25].OneofWrappers = []any{
+	file_dfs_proto_msgTypes[27].OneofWrappers = []any{
 		(*Op_Create)(nil),
 		(*Op_Mkdir)(nil),
 		(*Op_Symlink)(nil),
@@ -8388,8 +8806,8 @@ func file_dfs_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dfs_proto_rawDesc), len(file_dfs_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   93,
+			NumEnums:      6,
+			NumMessages:   96,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -311,7 +311,7 @@ func (e *ecChunk) read(ctx context.Context, shard int, off, n uint64) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
-	return api.ReadRange(ctx, cs, e.k.ID, uint32(shard), e.version, off, n, e.s.cfg.RPCTimeout)
+	return api.ReadRange(ctx, cs, e.k.ID, uint32(shard), e.version, off, n, e.s.peerToken(e.k.ID, api.ChunkToken_READ), e.s.cfg.RPCTimeout)
 }
 
 // piece is what one shard gets of a write: data at off, or zero bytes
@@ -346,7 +346,8 @@ func (e *ecChunk) send(ctx context.Context, pieces []piece) ([]string, error) {
 			defer wg.Done()
 			p := pieces[r.Shard]
 			failed[i], errs[i] = e.s.forward(ctx, e.k, to[i:i+1], "EC write", func(ctx context.Context, c api.ChunkServerClient) (api.Errno, string, error) {
-				req := &api.WriteRequest{Id: e.k.ID, Shard: r.Shard, Version: e.version, Forwarded: true, Sync: e.sync}
+				req := &api.WriteRequest{Id: e.k.ID, Shard: r.Shard, Version: e.version, Forwarded: true, Sync: e.sync,
+					Token: e.s.peerToken(e.k.ID, api.ChunkToken_WRITE)}
 				if p.zero > 0 {
 					req.Offset, req.ZeroLength = p.off, p.zero
 					resp, err := c.Write(ctx, req)

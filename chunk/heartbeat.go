@@ -48,6 +48,9 @@ func (s *Server) heartbeatLoop(ctx context.Context) {
 			continue
 		}
 		backoff = 50 * time.Millisecond
+		if len(resp.ChunkKeys) > 0 {
+			s.keys.Set(resp.ChunkKeys)
+		}
 		s.metrics.lastBeat.Store(time.Now().UnixNano())
 		if registered != nil {
 			registered()

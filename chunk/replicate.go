@@ -18,6 +18,10 @@ import (
 // never served.
 func (s *Server) Replicate(ctx context.Context, req *api.ReplicateRequest) (*api.ReplicateResponse, error) {
 	k := Key{req.Id, req.Shard}
+	if err := s.authorize("Replicate", req.Token, req.Id, api.ChunkToken_MASTER); err != nil {
+		errno, msg := answer(err)
+		return &api.ReplicateResponse{Errno: errno, Message: msg}, nil
+	}
 	n, err := s.replicate(ctx, k, req)
 	errno, msg := answer(err)
 	if err != nil {
@@ -91,7 +95,8 @@ func (s *Server) pull(ctx context.Context, k Key, src api.ChunkServerClient, req
 	var off uint64
 	for {
 		actx, cancel := context.WithTimeout(ctx, s.cfg.RPCTimeout)
-		resp, err := src.Read(actx, &api.ReadRequest{Id: req.Id, Shard: req.Shard, Version: req.Version, Offset: off, Length: api.MaxWrite})
+		resp, err := src.Read(actx, &api.ReadRequest{Id: req.Id, Shard: req.Shard, Version: req.Version, Offset: off, Length: api.MaxWrite,
+			Token: s.peerToken(req.Id, api.ChunkToken_READ)})
 		cancel()
 		if err == nil {
 			err = resp.Errno.Err()

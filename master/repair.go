@@ -476,7 +476,8 @@ func (r *repairer) repair(ctx context.Context, j repairJob, targets []string) bo
 			start := time.Now()
 			cctx, cancel := context.WithTimeout(ctx, replicateTimeout)
 			resp, err := cs.Replicate(cctx, &api.ReplicateRequest{
-				Id: ch.Id, Version: ch.Version, ChunkSize: chunkSize, Source: src, RateBytes: v.cfg.RepairRate})
+				Id: ch.Id, Version: ch.Version, ChunkSize: chunkSize, Source: src, RateBytes: v.cfg.RepairRate,
+				Token: v.chunkToken(ch.Id, api.ChunkToken_MASTER)})
 			cancel()
 			if err == nil {
 				err = resp.Errno.Err()

@@ -57,6 +57,12 @@ type Config struct {
 	// FullReportInterval is how often each chunkserver lists every chunk
 	// it holds (and so how soon deleted files free space); 0: 30s.
 	FullReportInterval time.Duration
+	// ChunkTokenLifetime is how long a chunk token the master hands out
+	// stays valid; 0: 10m. ChunkKeyRotation is how often the leader
+	// replaces the key tokens are signed with; 0: 24h. It must be at
+	// least twice the lifetime (see CheckChunkTokenTimes).
+	ChunkTokenLifetime time.Duration
+	ChunkKeyRotation   time.Duration
 	// Join makes a master with no state wait to be added to an existing
 	// group (dfsctl members add) instead of bootstrapping one.
 	Join   bool
@@ -129,6 +135,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ID == "" {
 		return nil, errors.New("-id: empty")
 	}
+	if err := CheckChunkTokenTimes(cfg.ChunkTokenLifetime, cfg.ChunkKeyRotation); err != nil {
+		return nil, err
+	}
 	if cfg.Join && len(cfg.Cluster) > 0 {
 		return nil, errors.New("-join and -cluster exclude each other: a joining master learns the members from the leader")
 	}
@@ -186,6 +195,8 @@ func setDefaults(c *Config) {
 	def(&c.ServerDeadAfter, 10*time.Second)
 	def(&c.DeadAfter, 5*time.Minute)
 	def(&c.FullReportInterval, 30*time.Second)
+	def(&c.ChunkTokenLifetime, DefaultChunkTokenLifetime)
+	def(&c.ChunkKeyRotation, DefaultChunkKeyRotation)
 	if c.RepairConcurrency <= 0 {
 		c.RepairConcurrency = 4
 	}

@@ -342,7 +342,21 @@ func (vf *verifier) revoke() {
 // ---------------------------------------------------------------------
 // Mutations.
 
+// Mutate applies one client mutation. An answer with a chunk (AllocChunk,
+// ReportFailure, a create with its first chunk) carries a write token for
+// it: the caller is about to write.
 func (v *service) Mutate(ctx context.Context, req *api.MutateRequest) (*api.MutateResponse, error) {
+	resp, err := v.mutate(ctx, req)
+	if err != nil || resp.GetChunk() == nil || resp.Errno != api.Errno_OK {
+		return resp, err
+	}
+	// resp may be the FSM's stored answer for retries: answer a copy.
+	out := proto.Clone(resp).(*api.MutateResponse)
+	out.Chunk.Token = v.chunkToken(out.Chunk.Id, api.ChunkToken_WRITE)
+	return out, nil
+}
+
+func (v *service) mutate(ctx context.Context, req *api.MutateRequest) (*api.MutateResponse, error) {
 	if err := v.checkLeader(); err != nil {
 		return nil, err
 	}
@@ -663,6 +677,7 @@ func (v *service) pushChunk(ctx context.Context, c *api.Chunk, leaseNs int64) (f
 	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
 	chunkSize := replicaSize(c.GetLayout())
+	token := v.chunkToken(c.Id, api.ChunkToken_MASTER)
 	var wg sync.WaitGroup
 	errs := make([]error, len(c.Replicas))
 	for i, r := range c.Replicas {
@@ -674,14 +689,17 @@ func (v *service) pushChunk(ctx context.Context, c *api.Chunk, leaseNs int64) (f
 				errs[i] = err
 				return
 			}
-			resp, err := api.NewChunkServerClient(conn).SetChunk(ctx, &api.SetChunkRequest{
+			req := &api.SetChunkRequest{
 				Id: c.Id, Shard: r.Shard, Version: c.Version, ChunkSize: chunkSize,
-				Primary: c.Primary, LeaseNs: leaseNs, Replicas: c.Replicas,
-			})
-			if err == nil && resp.Errno != api.Errno_OK {
-				err = fmt.Errorf("%w: %v", resp.Errno, resp.Message)
+				Primary: c.Primary, LeaseNs: leaseNs, Replicas: c.Replicas, Token: token,
 			}
-			errs[i] = err
+			errs[i] = untilKeyed(ctx, func() error {
+				resp, err := api.NewChunkServerClient(conn).SetChunk(ctx, req)
+				if err == nil && resp.Errno != api.Errno_OK {
+					err = fmt.Errorf("%w: %v", resp.Errno, resp.Message)
+				}
+				return err
+			})
 		}()
 	}
 	wg.Wait()
@@ -697,6 +715,23 @@ func (v *service) pushChunk(ctx context.Context, c *api.Chunk, leaseNs int64) (f
 		}
 	}
 	return failed, noSpace && len(failed) > 0
+}
+
+// untilKeyed runs call again while it fails with ENOKEY, until ctx ends:
+// a chunkserver that has just started learns the chunk keys with its
+// first heartbeat, and is not to be dropped from a chunk for that.
+func untilKeyed(ctx context.Context, call func() error) error {
+	for {
+		err := call()
+		if !errors.Is(err, api.Errno_ENOKEY) {
+			return err
+		}
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return err
+		}
+	}
 }
 
 func (v *service) conn(addr string) (*grpc.ClientConn, error) {
@@ -793,7 +828,12 @@ func (v *service) GetChunks(ctx context.Context, req *api.GetChunksRequest) (*ap
 		}
 		v.mu.Unlock()
 	}
-	return v.fsm.GetChunks(req.Ino, req.FirstIndex, count), nil
+	out := v.fsm.GetChunks(req.Ino, req.FirstIndex, count)
+	sign := v.tokenSigner(api.ChunkToken_READ)
+	for _, ch := range out.Chunks {
+		ch.Token = sign(ch.Id)
+	}
+	return out, nil
 }
 
 // mayHold says whether session may hold ino open without a record in
@@ -895,7 +935,7 @@ func (v *service) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*ap
 	v.mu.Unlock()
 	v.repair.observe(req, now)
 	wantFull = wantFull || v.repair.wantFull(req.Server)
-	return &api.HeartbeatResponse{WantFullReport: wantFull, Delete: v.gcDeletes(req)}, nil
+	return &api.HeartbeatResponse{WantFullReport: wantFull, Delete: v.gcDeletes(req), ChunkKeys: v.fsm.chunkKeys()}, nil
 }
 
 func (v *service) Status(ctx context.Context, req *api.StatusRequest) (*api.StatusResponse, error) {
@@ -960,6 +1000,7 @@ func (v *service) leaderLoop() {
 		case <-tick.C:
 			if v.isReady() {
 				v.expireSessions()
+				v.tickChunkKey()
 			} else if v.raft.State() == raft.Leader {
 				v.promote()
 			}
@@ -976,6 +1017,10 @@ func (v *service) promote() {
 	}
 	if err := v.raft.Barrier(applyTimeout).Error(); err != nil {
 		v.srv.log.Warn("leader barrier failed", "err", err)
+		return
+	}
+	// Nothing a client is answered is usable without a chunk key.
+	if err := v.tickChunkKey(); err != nil {
 		return
 	}
 	ttls := v.fsm.sessionTTLs()
@@ -998,6 +1043,17 @@ func (v *service) demote() {
 	v.mu.Unlock()
 	v.repair.reset()
 	v.srv.log.Info("no longer leader", "id", v.cfg.ID)
+}
+
+// tickChunkKey runs rotateChunkKey with a deadline, logging failures.
+func (v *service) tickChunkKey() error {
+	ctx, cancel := context.WithTimeout(context.Background(), applyTimeout)
+	defer cancel()
+	err := v.rotateChunkKey(ctx)
+	if err != nil {
+		v.srv.log.Warn("chunk key", "err", err)
+	}
+	return err
 }
 
 func (v *service) expireSessions() {

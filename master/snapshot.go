@@ -52,6 +52,7 @@ func (f *FSM) snapshot() *fsmSnapshot {
 	}
 	sort.Slice(h.Masters, func(i, j int) bool { return h.Masters[i].Id < h.Masters[j].Id })
 	f.snapshotLocks(h)
+	h.ChunkKeys = f.keys
 	write := func(m proto.Message) {
 		if _, err := protodelim.MarshalTo(&buf, m); err != nil {
 			panic(err) // writing to a bytes.Buffer cannot fail
@@ -116,6 +117,10 @@ func readSnapshot(r io.Reader) (*FSM, error) {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
 	f.locks = locks
+	if err := checkChunkKeys(h.ChunkKeys); err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	f.keys = h.ChunkKeys
 	for i := uint64(0); i < h.Inodes; i++ {
 		var rec api.SnapshotInode
 		if err := opts.UnmarshalFrom(br, &rec); err != nil {

@@ -43,6 +43,8 @@ func run(args []string) int {
 	repairConc := fs.Int("repair-concurrency", 4, "chunk copies the leader runs at once when re-replicating")
 	repairRate := fs.Uint64("repair-rate", 0, "bytes per second of each re-replication copy (0: no limit)")
 	fullReport := fs.Duration("full-report-interval", 30*time.Second, "how often chunkservers list all their chunks (bounds how soon deleted data frees space)")
+	tokenLife := fs.Duration("chunk-token-lifetime", master.DefaultChunkTokenLifetime, "how long a chunk token (a client's leave to read or write one chunk on its chunkservers) stays valid")
+	keyRotation := fs.Duration("chunk-key-rotation", master.DefaultChunkKeyRotation, "how often the leader replaces the key chunk tokens are signed with (at least twice -chunk-token-lifetime)")
 	join := fs.Bool("join", false, "start without Raft state and wait to be added to an existing group (dfsctl members add) instead of bootstrapping")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "HOST:PORT to serve /metrics, /debug/pprof and the status page on (empty: off)")
@@ -92,13 +94,19 @@ func run(args []string) int {
 		SessionGrace: *grace, ChunkLease: *chunkLease, ServerDeadAfter: *deadAfter,
 		DeadAfter: *lostAfter, RepairConcurrency: *repairConc, RepairRate: *repairRate,
 		FullReportInterval: *fullReport, Join: *join,
+		ChunkTokenLifetime: *tokenLife, ChunkKeyRotation: *keyRotation,
 		Logger: log, TLS: tlsID, Metrics: reg,
 	}
-	for name, d := range map[string]time.Duration{"dead-after": *lostAfter, "full-report-interval": *fullReport} {
+	for name, d := range map[string]time.Duration{"dead-after": *lostAfter, "full-report-interval": *fullReport,
+		"chunk-token-lifetime": *tokenLife, "chunk-key-rotation": *keyRotation} {
 		if d <= 0 {
 			fmt.Fprintf(os.Stderr, "dfsmaster: -%s %v: must be positive\n", name, d)
 			return 2
 		}
+	}
+	if err := master.CheckChunkTokenTimes(*tokenLife, *keyRotation); err != nil {
+		fmt.Fprintf(os.Stderr, "dfsmaster: %v\n", err)
+		return 2
 	}
 	if *repairConc <= 0 {
 		fmt.Fprintf(os.Stderr, "dfsmaster: -repair-concurrency %d: must be positive\n", *repairConc)
