@@ -104,6 +104,10 @@ type Server struct {
 
 	notify chan bool // Raft leadership changes
 	stop   chan struct{}
+	// draining is closed when Shutdown begins: long waits (WaitLock)
+	// answer at once so that the drain does not wait for them.
+	draining  chan struct{}
+	drainOnce sync.Once
 	wg     sync.WaitGroup
 }
 
@@ -134,7 +138,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, fsm: NewFSM(), lock: lock, stop: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, fsm: NewFSM(), lock: lock, stop: make(chan struct{}), draining: make(chan struct{})}
 	// Bind before touching Raft state, so a busy port changes nothing on disk.
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -286,7 +290,62 @@ func (s *Server) Serve() error {
 // Addr is the client listener's address.
 func (s *Server) Addr() string { return s.lis.Addr().String() }
 
-// Close stops the master; its state stays on disk.
+// Shutdown stops the master gracefully within about drain: a leader first
+// hands its leadership to another voter (so clients fail over at once
+// instead of waiting for an election timeout), then the gRPC server stops
+// taking calls and lets those in flight finish; whatever is still running
+// when drain is up is cut off. Then it closes as Close does.
+func (s *Server) Shutdown(drain time.Duration) error {
+	deadline := time.Now().Add(drain)
+	s.drainOnce.Do(func() { close(s.draining) })
+	if s.raft != nil && s.raft.State() == raft.Leader && s.voters() > 1 {
+		start := time.Now()
+		f := s.raft.LeadershipTransfer()
+		done := make(chan error, 1)
+		go func() { done <- f.Error() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				s.log.Warn("leadership transfer failed; stopping anyway", "err", err)
+			} else {
+				_, id := s.raft.LeaderWithID()
+				s.log.Info("handed leadership over", "to", string(id), "took", time.Since(start).Round(time.Millisecond))
+			}
+		case <-time.After(time.Until(deadline)):
+			s.log.Warn("leadership transfer did not finish within the drain timeout; stopping anyway")
+		}
+	}
+	if s.grpc != nil {
+		stopped := make(chan struct{})
+		go func() { s.grpc.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(time.Until(deadline)):
+			s.log.Warn("calls still running at the drain timeout; cutting them off", "drain-timeout", drain)
+			s.grpc.Stop()
+			<-stopped
+		}
+	}
+	return s.Close()
+}
+
+// voters counts the voting members of the Raft configuration.
+func (s *Server) voters() int {
+	f := s.raft.GetConfiguration()
+	if f.Error() != nil {
+		return 0
+	}
+	n := 0
+	for _, srv := range f.Configuration().Servers {
+		if srv.Suffrage == raft.Voter {
+			n++
+		}
+	}
+	return n
+}
+
+// Close stops the master at once, cutting off calls in flight; its state
+// stays on disk.
 func (s *Server) Close() error {
 	select {
 	case <-s.stop:

@@ -44,6 +44,7 @@ func run(args []string) int {
 	join := fs.Bool("join", false, "start without Raft state and wait to be added to an existing group (dfsctl members add) instead of bootstrapping")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "HOST:PORT to serve /debug/pprof on (empty: off)")
+	drain := fs.Duration("drain-timeout", 5*time.Second, "on SIGTERM, how long to wait for a leadership hand-over and the calls in flight before cutting them off (keep it well below systemd's TimeoutStopSec)")
 	settings := config.Register(fs, "dfsmaster", "DFSMASTER_")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -82,7 +83,7 @@ func run(args []string) int {
 		FullReportInterval: *fullReport, Join: *join,
 		Logger: log,
 	}
-	for name, d := range map[string]time.Duration{"dead-after": *lostAfter, "full-report-interval": *fullReport} {
+	for name, d := range map[string]time.Duration{"dead-after": *lostAfter, "full-report-interval": *fullReport, "drain-timeout": *drain} {
 		if d <= 0 {
 			fmt.Fprintf(os.Stderr, "dfsmaster: -%s %v: must be positive\n", name, d)
 			return 2
@@ -122,9 +123,11 @@ func run(args []string) int {
 	}
 	select {
 	case s := <-sig:
-		log.Info("stopping", "signal", s.String())
+		log.Info("stopping: draining calls in flight", "signal", s.String(), "drain-timeout", *drain)
 		sdnotify.Stopping()
-		srv.Close()
+		start := time.Now()
+		srv.Shutdown(*drain)
+		log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 		return 0
 	case err := <-done:
 		srv.Close()
