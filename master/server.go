@@ -108,7 +108,7 @@ type Server struct {
 	// answer at once so that the drain does not wait for them.
 	draining  chan struct{}
 	drainOnce sync.Once
-	wg     sync.WaitGroup
+	wg        sync.WaitGroup
 }
 
 // New opens (or creates) a master's state under cfg.DataDir, starts Raft
