@@ -308,8 +308,10 @@ func (s *Server) Shutdown(drain time.Duration) error {
 			if err != nil {
 				s.log.Warn("leadership transfer failed; stopping anyway", "err", err)
 			} else {
-				_, id := s.raft.LeaderWithID()
-				s.log.Info("handed leadership over", "to", string(id), "took", time.Since(start).Round(time.Millisecond))
+				// Wait to hear from the new leader, so that calls
+				// refused while draining name it as the leader.
+				id := s.awaitOtherLeader(deadline)
+				s.log.Info("handed leadership over", "to", id, "took", time.Since(start).Round(time.Millisecond))
 			}
 		case <-time.After(time.Until(deadline)):
 			s.log.Warn("leadership transfer did not finish within the drain timeout; stopping anyway")
@@ -327,6 +329,25 @@ func (s *Server) Shutdown(drain time.Duration) error {
 		}
 	}
 	return s.Close()
+}
+
+// awaitOtherLeader waits, until deadline or for at most a few election
+// timeouts, to learn of a leader other than this master, and returns its
+// id ("" if none was heard of in time).
+func (s *Server) awaitOtherLeader(deadline time.Time) string {
+	limit := time.Now().Add(4 * s.cfg.ElectionTimeout)
+	if deadline.Before(limit) {
+		limit = deadline
+	}
+	for {
+		if _, id := s.raft.LeaderWithID(); id != "" && string(id) != s.cfg.ID {
+			return string(id)
+		}
+		if time.Now().After(limit) {
+			return ""
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // voters counts the voting members of the Raft configuration.

@@ -47,27 +47,32 @@ type rollingWriter struct {
 }
 
 // rollingStalls records, per phase of the test, the longest single step
-// any writer took.
+// any writer took: file steps and flock steps apart, since a flock also
+// waits for the other writers' turns.
 type rollingStalls struct {
 	mu    sync.Mutex
 	phase int
-	worst []time.Duration
-	what  []string
+	worst [][2]time.Duration
+	what  [][2]string
 }
 
 // next starts a new phase and returns its number.
 func (s *rollingStalls) next() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.worst = append(s.worst, 0)
-	s.what = append(s.what, "")
+	s.worst = append(s.worst, [2]time.Duration{})
+	s.what = append(s.what, [2]string{})
 	s.phase = len(s.worst) - 1
 	return s.phase
 }
 
 // time runs step and charges its duration to the phases current when it
 // started and when it ended.
-func (s *rollingStalls) time(what string, step func() error) error {
+func (s *rollingStalls) time(flock bool, what string, step func() error) error {
+	k := 0
+	if flock {
+		k = 1
+	}
 	s.mu.Lock()
 	p0 := s.phase
 	s.mu.Unlock()
@@ -76,18 +81,20 @@ func (s *rollingStalls) time(what string, step func() error) error {
 	d := time.Since(start)
 	s.mu.Lock()
 	for _, p := range []int{p0, s.phase} {
-		if d > s.worst[p] {
-			s.worst[p], s.what[p] = d, what
+		if d > s.worst[p][k] {
+			s.worst[p][k], s.what[p][k] = d, what
 		}
 	}
 	s.mu.Unlock()
 	return err
 }
 
-func (s *rollingStalls) get(p int) (time.Duration, string) {
+// describe says what phase p's longest steps were.
+func (s *rollingStalls) describe(p int) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.worst[p], s.what[p]
+	return fmt.Sprintf("longest file step %v (%s), longest flock %v",
+		s.worst[p][0].Round(time.Millisecond), s.what[p][0], s.worst[p][1].Round(time.Millisecond))
 }
 
 // rollingSize is the size of a writer's file: 1 byte to about 300 KB,
@@ -175,7 +182,7 @@ func (w *rollingWriter) run(stop <-chan struct{}, stalls *rollingStalls) {
 	w.files = map[string]rollingFile{}
 	logPath := filepath.Join(w.dir, fmt.Sprintf("log%d", w.id))
 	step := func(what string, f func() error) bool {
-		if err := stalls.time(what, f); err != nil {
+		if err := stalls.time(strings.HasPrefix(what, "flock"), what, f); err != nil {
 			w.err = fmt.Errorf("writer %d: %s: %w", w.id, what, err)
 			return false
 		}
@@ -289,24 +296,21 @@ func TestGracefulRollingRestart(t *testing.T) {
 	defer cancel()
 	time.Sleep(2 * time.Second) // the writers get going
 
-	type restart struct {
-		name string
-		do   func() (stopped time.Duration, err error)
-	}
 	var report []string
-	restartOne := func(r restart) {
+	// restartOne runs one restart, do, which returns how long the daemon
+	// took to exit and a note, and reports what the writers saw meanwhile.
+	restartOne := func(name string, do func() (stopped time.Duration, note string, err error)) {
 		t.Helper()
 		p := stalls.next()
 		start := time.Now()
-		stopped, err := r.do()
+		stopped, note, err := do()
 		if err != nil {
-			t.Fatalf("restarting %s: %v", r.name, err)
+			t.Fatalf("restarting %s: %v", name, err)
 		}
 		ready := time.Since(start)
 		time.Sleep(time.Second) // writers run on the healthy cluster again
-		worst, what := stalls.get(p)
-		line := fmt.Sprintf("%-22s stopped in %6v, healthy again after %6v; longest writer step %6v (%s)",
-			r.name, stopped.Round(time.Millisecond), ready.Round(time.Millisecond), worst.Round(time.Millisecond), what)
+		line := fmt.Sprintf("%-22s exited in %6v,%s healthy again after %6v; %s",
+			name, stopped.Round(time.Millisecond), note, ready.Round(time.Millisecond), stalls.describe(p))
 		t.Log(line)
 		report = append(report, line)
 		if dead := c.Dead(); len(dead) > 0 {
@@ -334,39 +338,45 @@ func TestGracefulRollingRestart(t *testing.T) {
 			if i == leader {
 				role = "leader"
 			}
-			restartOne(restart{fmt.Sprintf("round %d m%d (%s)", round+1, i+1, role), func() (time.Duration, error) {
+			restartOne(fmt.Sprintf("round %d m%d (%s)", round+1, i+1, role), func() (time.Duration, string, error) {
 				start := time.Now()
 				if err := c.StopMaster(i); err != nil {
-					return 0, err
+					return 0, "", err
 				}
 				stopped := time.Since(start)
+				// With the leadership handed over before the exit, the
+				// others have a leader at once, without an election.
+				if err := awaitLeader(ctx, c); err != nil {
+					return stopped, "", err
+				}
+				note := fmt.Sprintf(" a leader answering %6v after SIGTERM,", time.Since(start).Round(time.Millisecond))
 				if err := c.RestartMaster(i); err != nil {
-					return stopped, err
+					return stopped, note, err
 				}
 				if err := c.WaitReady(ctx); err != nil {
-					return stopped, err
+					return stopped, note, err
 				}
-				return stopped, waitMasterCaughtUp(ctx, c, i)
-			}})
+				return stopped, note, waitMasterCaughtUp(ctx, c, i)
+			})
 		}
 		for i := range 4 {
-			restartOne(restart{fmt.Sprintf("round %d c%d", round+1, i+1), func() (time.Duration, error) {
+			restartOne(fmt.Sprintf("round %d c%d", round+1, i+1), func() (time.Duration, string, error) {
 				start := time.Now()
 				if err := c.StopChunk(i); err != nil {
-					return 0, err
+					return 0, "", err
 				}
 				stopped := time.Since(start)
 				if err := c.RestartChunk(i); err != nil {
-					return stopped, err
+					return stopped, "", err
 				}
 				if err := c.WaitReady(ctx); err != nil {
-					return stopped, err
+					return stopped, "", err
 				}
 				// No chunk may be left short of a copy before the
 				// next server goes.
 				waitHealthy(t, c, 3*time.Minute)
-				return stopped, nil
-			}})
+				return stopped, "", nil
+			})
 		}
 	}
 	stopWriters()
@@ -431,6 +441,21 @@ func TestGracefulRollingRestart(t *testing.T) {
 	}
 	t.Logf("%d writers, %d files checked, %d counter increments under flock; per restart:\n%s",
 		len(writers), files, total, strings.Join(report, "\n"))
+}
+
+// awaitLeader polls until a master answers as the leader.
+func awaitLeader(ctx context.Context, c *cluster.Cluster) error {
+	for {
+		_, err := c.Leader(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no leader: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // waitMasterCaughtUp waits until master i answers, knows the leader and
