@@ -489,3 +489,15 @@ func waitMasterCaughtUp(ctx context.Context, c *cluster.Cluster, i int) error {
 		}
 	}
 }
+
+// TestGracefulBadDrainTimeout: -drain-timeout refuses what is not a
+// positive duration, naming the flag.
+func TestGracefulBadDrainTimeout(t *testing.T) {
+	master := filepath.Join(binaries(t), cluster.MasterBinary)
+	chunk := filepath.Join(binaries(t), cluster.ChunkBinary)
+	data := func() string { return filepath.Join(t.TempDir(), "d") }
+	for _, v := range []string{"0s", "-1s", "soon"} {
+		expectRefusal(t, master, append(masterArgs(data(), freeAddr(t), freeAddr(t)), "-drain-timeout", v), "drain-timeout")
+		expectRefusal(t, chunk, []string{"-data", data(), "-listen", freeAddr(t), "-drain-timeout", v}, "drain-timeout")
+	}
+}
