@@ -501,3 +501,62 @@ func TestGracefulBadDrainTimeout(t *testing.T) {
 		expectRefusal(t, chunk, []string{"-data", data(), "-listen", freeAddr(t), "-drain-timeout", v}, "drain-timeout")
 	}
 }
+
+// TestGracefulMountSIGTERM: SIGTERM to a dfsmount with a file open and
+// written but neither closed nor fsynced detaches the mount point at
+// once, keeps serving the open file until it is closed, with the data
+// reaching the cluster, and then exits.
+func TestGracefulMountSIGTERM(t *testing.T) {
+	c := startCluster(t, cluster.Config{Masters: 1, ChunkServers: 3, Mounts: 2})
+	path := filepath.Join(c.MountDir(0), "open")
+	const half = 200_000
+	want, err := io.ReadAll(patternReader(7, 2*half))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(want[:half]); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SignalMount(0, unix.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	// The mount point stops being the dfs mount.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var st unix.Statfs_t
+		if err := unix.Statfs(c.MountDir(0), &st); err == nil && st.Type != unix.FUSE_SUPER_MAGIC {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is still a FUSE mount 30s after SIGTERM", c.MountDir(0))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	detached := time.Since(start)
+	if dead := c.Dead(); len(dead) > 0 {
+		t.Fatalf("dfsmount exited with a file still open: %v", dead)
+	}
+	// The open file still works, and its close flushes it.
+	within(t, time.Minute, "writing and closing the open file after SIGTERM", func() error {
+		if _, err := f.Write(want[half:]); err != nil {
+			return err
+		}
+		return f.Close()
+	})
+	closed := time.Now()
+	deadline = time.Now().Add(30 * time.Second)
+	for len(c.Dead()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("dfsmount still running 30s after its last open file was closed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("detached %v after SIGTERM; exited %v after the last close", detached.Round(time.Millisecond), time.Since(closed).Round(time.Millisecond))
+	checkFile(t, filepath.Join(c.MountDir(1), "open"), 7, 2*half)
+}
