@@ -294,7 +294,7 @@ func TestGracefulRollingRestart(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	time.Sleep(2 * time.Second) // the writers get going
+	time.Sleep(3 * time.Second) // the writers get going
 
 	var report []string
 	// restartOne runs one restart, do, which returns how long the daemon
@@ -317,6 +317,9 @@ func TestGracefulRollingRestart(t *testing.T) {
 			t.Fatalf("processes exited: %v", dead)
 		}
 	}
+	// What the writers see with no restart, for comparison.
+	report = append(report, fmt.Sprintf("%-22s %s", "before any restart", stalls.describe(0)))
+	t.Log(report[0])
 	for round, leaderLast := range rounds {
 		leader, err := c.Leader(ctx)
 		if err != nil {
