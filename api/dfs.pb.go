@@ -841,7 +841,9 @@ func (x *DirEntry) GetCookie() uint64 {
 	return 0
 }
 
-// Caller is who asks: new inodes take its uid/gid.
+// Caller is who asks: new inodes take its uid/gid, and the master checks
+// every namespace call against its uid, gid and supplementary groups as
+// Linux would (master/perm.go). A call without one is made as nobody.
 type Caller struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Uid           uint32                 `protobuf:"varint,1,opt,name=uid,proto3" json:"uid,omitempty"`
@@ -925,7 +927,10 @@ type CreateOp struct {
 	// first_chunk also creates chunk 0 of a new replicated file, leased for
 	// writing as AllocChunk would (MutateResponse.chunk): the creator is
 	// about to write, and this saves it a Raft round.
-	FirstChunk    bool `protobuf:"varint,140,opt,name=first_chunk,json=firstChunk,proto3" json:"first_chunk,omitempty"`
+	FirstChunk bool `protobuf:"varint,140,opt,name=first_chunk,json=firstChunk,proto3" json:"first_chunk,omitempty"`
+	// access: with open, the access the open of an existing file asks
+	// (api.MayRead | api.MayWrite; 0: read), checked against that file.
+	Access        uint32 `protobuf:"varint,260,opt,name=access,proto3" json:"access,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1021,6 +1026,13 @@ func (x *CreateOp) GetFirstChunk() bool {
 		return x.FirstChunk
 	}
 	return false
+}
+
+func (x *CreateOp) GetAccess() uint32 {
+	if x != nil {
+		return x.Access
+	}
+	return 0
 }
 
 type MkdirOp struct {
@@ -3192,6 +3204,7 @@ type LookupRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Parent        uint64                 `protobuf:"varint,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Caller        *Caller                `protobuf:"bytes,260,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3240,9 +3253,17 @@ func (x *LookupRequest) GetName() string {
 	return ""
 }
 
+func (x *LookupRequest) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
 type GetAttrRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ino           uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
+	Caller        *Caller                `protobuf:"bytes,260,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3282,6 +3303,13 @@ func (x *GetAttrRequest) GetIno() uint64 {
 		return x.Ino
 	}
 	return 0
+}
+
+func (x *GetAttrRequest) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
 }
 
 type AttrResponse struct {
@@ -3342,6 +3370,7 @@ type ReadDirRequest struct {
 	Cookie        uint64                 `protobuf:"varint,2,opt,name=cookie,proto3" json:"cookie,omitempty"` // 0: from the start; else continue after this entry
 	Limit         uint32                 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`   // 0: server default
 	Plus          bool                   `protobuf:"varint,4,opt,name=plus,proto3" json:"plus,omitempty"`     // include attrs
+	Caller        *Caller                `protobuf:"bytes,260,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3402,6 +3431,13 @@ func (x *ReadDirRequest) GetPlus() bool {
 		return x.Plus
 	}
 	return false
+}
+
+func (x *ReadDirRequest) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
 }
 
 type ReadDirResponse struct {
@@ -3476,6 +3512,7 @@ type GetXattrRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ino           uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
 	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Caller        *Caller                `protobuf:"bytes,260,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3522,6 +3559,13 @@ func (x *GetXattrRequest) GetName() string {
 		return x.Name
 	}
 	return ""
+}
+
+func (x *GetXattrRequest) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
 }
 
 type GetXattrResponse struct {
@@ -3579,6 +3623,7 @@ func (x *GetXattrResponse) GetValue() []byte {
 type ListXattrRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ino           uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
+	Caller        *Caller                `protobuf:"bytes,260,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3618,6 +3663,13 @@ func (x *ListXattrRequest) GetIno() uint64 {
 		return x.Ino
 	}
 	return 0
+}
+
+func (x *ListXattrRequest) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
 }
 
 type ListXattrResponse struct {
@@ -3680,8 +3732,12 @@ type GetChunksRequest struct {
 	// open: session opens the file with no record in Raft. The leader
 	// keeps the file, once unlinked, until the session's keepalives report
 	// it no longer holds it (KeepAliveRequest.held).
-	Open          bool   `protobuf:"varint,140,opt,name=open,proto3" json:"open,omitempty"`
-	Session       uint64 `protobuf:"varint,141,opt,name=session,proto3" json:"session,omitempty"`
+	Open    bool    `protobuf:"varint,140,opt,name=open,proto3" json:"open,omitempty"`
+	Session uint64  `protobuf:"varint,141,opt,name=session,proto3" json:"session,omitempty"`
+	Caller  *Caller `protobuf:"bytes,260,opt,name=caller,proto3" json:"caller,omitempty"`
+	// access: with open, what the open asks (api.MayRead | api.MayWrite;
+	// 0: read), checked against the file's permissions.
+	Access        uint32 `protobuf:"varint,261,opt,name=access,proto3" json:"access,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3747,6 +3803,20 @@ func (x *GetChunksRequest) GetOpen() bool {
 func (x *GetChunksRequest) GetSession() uint64 {
 	if x != nil {
 		return x.Session
+	}
+	return 0
+}
+
+func (x *GetChunksRequest) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+func (x *GetChunksRequest) GetAccess() uint32 {
+	if x != nil {
+		return x.Access
 	}
 	return 0
 }
@@ -7396,7 +7466,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x03uid\x18\x01 \x01(\rR\x03uid\x12\x10\n" +
 	"\x03gid\x18\x02 \x01(\rR\x03gid\x12\x16\n" +
 	"\x06groups\x18\x03 \x03(\rR\x06groups\x12\x10\n" +
-	"\x03pid\x18\x04 \x01(\rR\x03pid\"\xe2\x01\n" +
+	"\x03pid\x18\x04 \x01(\rR\x03pid\"\xfb\x01\n" +
 	"\bCreateOp\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -7407,7 +7477,8 @@ const file_dfs_proto_rawDesc = "" +
 	"\atmpfile\x18\a \x01(\bR\atmpfile\x12\x14\n" +
 	"\x05umask\x18d \x01(\rR\x05umask\x12 \n" +
 	"\vfirst_chunk\x18\x8c\x01 \x01(\bR\n" +
-	"firstChunk\"_\n" +
+	"firstChunk\x12\x17\n" +
+	"\x06access\x18\x84\x02 \x01(\rR\x06access\"_\n" +
 	"\aMkdirOp\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -7580,47 +7651,54 @@ const file_dfs_proto_rawDesc = "" +
 	".dfs.ErrnoR\x05errno\x12\x1a\n" +
 	"\bconflict\x18\x02 \x01(\bR\bconflict\x12!\n" +
 	"\x04lock\x18\x03 \x01(\v2\r.dfs.LockInfoR\x04lock\x12\x1c\n" +
-	"\tsequencer\x18\x04 \x01(\x04R\tsequencer\";\n" +
+	"\tsequencer\x18\x04 \x01(\x04R\tsequencer\"a\n" +
 	"\rLookupRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"\"\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12$\n" +
+	"\x06caller\x18\x84\x02 \x01(\v2\v.dfs.CallerR\x06caller\"H\n" +
 	"\x0eGetAttrRequest\x12\x10\n" +
-	"\x03ino\x18\x01 \x01(\x04R\x03ino\"O\n" +
+	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12$\n" +
+	"\x06caller\x18\x84\x02 \x01(\v2\v.dfs.CallerR\x06caller\"O\n" +
 	"\fAttrResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x1d\n" +
-	"\x04attr\x18\x02 \x01(\v2\t.dfs.AttrR\x04attr\"d\n" +
+	"\x04attr\x18\x02 \x01(\v2\t.dfs.AttrR\x04attr\"\x8a\x01\n" +
 	"\x0eReadDirRequest\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x16\n" +
 	"\x06cookie\x18\x02 \x01(\x04R\x06cookie\x12\x14\n" +
 	"\x05limit\x18\x03 \x01(\rR\x05limit\x12\x12\n" +
-	"\x04plus\x18\x04 \x01(\bR\x04plus\"\x8f\x01\n" +
+	"\x04plus\x18\x04 \x01(\bR\x04plus\x12$\n" +
+	"\x06caller\x18\x84\x02 \x01(\v2\v.dfs.CallerR\x06caller\"\x8f\x01\n" +
 	"\x0fReadDirResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12'\n" +
 	"\aentries\x18\x02 \x03(\v2\r.dfs.DirEntryR\aentries\x12\x1f\n" +
 	"\x05attrs\x18\x03 \x03(\v2\t.dfs.AttrR\x05attrs\x12\x10\n" +
-	"\x03eof\x18\x04 \x01(\bR\x03eof\"7\n" +
+	"\x03eof\x18\x04 \x01(\bR\x03eof\"]\n" +
 	"\x0fGetXattrRequest\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"J\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12$\n" +
+	"\x06caller\x18\x84\x02 \x01(\v2\v.dfs.CallerR\x06caller\"J\n" +
 	"\x10GetXattrResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"$\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"J\n" +
 	"\x10ListXattrRequest\x12\x10\n" +
-	"\x03ino\x18\x01 \x01(\x04R\x03ino\"K\n" +
+	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12$\n" +
+	"\x06caller\x18\x84\x02 \x01(\v2\v.dfs.CallerR\x06caller\"K\n" +
 	"\x11ListXattrResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x14\n" +
-	"\x05names\x18\x02 \x03(\tR\x05names\"\x8b\x01\n" +
+	"\x05names\x18\x02 \x03(\tR\x05names\"\xca\x01\n" +
 	"\x10GetChunksRequest\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x1f\n" +
 	"\vfirst_index\x18\x02 \x01(\x04R\n" +
 	"firstIndex\x12\x14\n" +
 	"\x05count\x18\x03 \x01(\rR\x05count\x12\x13\n" +
 	"\x04open\x18\x8c\x01 \x01(\bR\x04open\x12\x19\n" +
-	"\asession\x18\x8d\x01 \x01(\x04R\asession\"x\n" +
+	"\asession\x18\x8d\x01 \x01(\x04R\asession\x12$\n" +
+	"\x06caller\x18\x84\x02 \x01(\v2\v.dfs.CallerR\x06caller\x12\x17\n" +
+	"\x06access\x18\x85\x02 \x01(\rR\x06access\"x\n" +
 	"\x11GetChunksResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\"\n" +
@@ -8167,108 +8245,114 @@ var file_dfs_proto_depIdxs = []int32{
 	31,  // 37: dfs.GetLockRequest.lock:type_name -> dfs.LockOp
 	0,   // 38: dfs.GetLockResponse.errno:type_name -> dfs.Errno
 	33,  // 39: dfs.GetLockResponse.lock:type_name -> dfs.LockInfo
-	0,   // 40: dfs.AttrResponse.errno:type_name -> dfs.Errno
-	6,   // 41: dfs.AttrResponse.attr:type_name -> dfs.Attr
-	0,   // 42: dfs.ReadDirResponse.errno:type_name -> dfs.Errno
-	9,   // 43: dfs.ReadDirResponse.entries:type_name -> dfs.DirEntry
-	6,   // 44: dfs.ReadDirResponse.attrs:type_name -> dfs.Attr
-	0,   // 45: dfs.GetXattrResponse.errno:type_name -> dfs.Errno
-	0,   // 46: dfs.ListXattrResponse.errno:type_name -> dfs.Errno
-	0,   // 47: dfs.GetChunksResponse.errno:type_name -> dfs.Errno
-	8,   // 48: dfs.GetChunksResponse.chunks:type_name -> dfs.Chunk
-	6,   // 49: dfs.GetChunksResponse.attr:type_name -> dfs.Attr
-	0,   // 50: dfs.KeepAliveResponse.errno:type_name -> dfs.Errno
-	54,  // 51: dfs.HeartbeatRequest.chunks:type_name -> dfs.ChunkReport
-	54,  // 52: dfs.HeartbeatRequest.corrupt:type_name -> dfs.ChunkReport
-	54,  // 53: dfs.HeartbeatResponse.delete:type_name -> dfs.ChunkReport
-	57,  // 54: dfs.MembersResponse.masters:type_name -> dfs.MasterInfo
-	64,  // 55: dfs.FsckResponse.problems:type_name -> dfs.FsckProblem
-	57,  // 56: dfs.StatusResponse.masters:type_name -> dfs.MasterInfo
-	58,  // 57: dfs.StatusResponse.servers:type_name -> dfs.ChunkServerInfo
-	67,  // 58: dfs.StatusResponse.session_list:type_name -> dfs.SessionStatus
-	68,  // 59: dfs.StatusResponse.lock_list:type_name -> dfs.LockStatus
-	69,  // 60: dfs.StatusResponse.chunk_health:type_name -> dfs.ChunkHealth
-	33,  // 61: dfs.LockStatus.lock:type_name -> dfs.LockInfo
-	64,  // 62: dfs.ChunkHealth.problems:type_name -> dfs.FsckProblem
-	7,   // 63: dfs.SetChunkRequest.replicas:type_name -> dfs.Replica
-	0,   // 64: dfs.SetChunkResponse.errno:type_name -> dfs.Errno
-	7,   // 65: dfs.WriteRequest.forward:type_name -> dfs.Replica
-	74,  // 66: dfs.WriteRequest.extents:type_name -> dfs.Extent
-	0,   // 67: dfs.WriteResponse.errno:type_name -> dfs.Errno
-	0,   // 68: dfs.ReadResponse.errno:type_name -> dfs.Errno
-	7,   // 69: dfs.SyncRequest.forward:type_name -> dfs.Replica
-	0,   // 70: dfs.SyncResponse.errno:type_name -> dfs.Errno
-	7,   // 71: dfs.ReplicateRequest.source:type_name -> dfs.Replica
-	7,   // 72: dfs.ReplicateRequest.sources:type_name -> dfs.Replica
-	0,   // 73: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
-	0,   // 74: dfs.LocalPathResponse.errno:type_name -> dfs.Errno
-	10,  // 75: dfs.Command.caller:type_name -> dfs.Caller
-	30,  // 76: dfs.Command.op:type_name -> dfs.Op
-	84,  // 77: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
-	85,  // 78: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
-	86,  // 79: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
-	87,  // 80: dfs.Batch.commands:type_name -> dfs.Command
-	84,  // 81: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
-	27,  // 82: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
-	90,  // 83: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
-	90,  // 84: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
-	31,  // 85: dfs.SnapshotLock.op:type_name -> dfs.LockOp
-	6,   // 86: dfs.SnapshotInode.attr:type_name -> dfs.Attr
-	96,  // 87: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
-	91,  // 88: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
-	92,  // 89: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
-	35,  // 90: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
-	94,  // 91: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
-	97,  // 92: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
-	34,  // 93: dfs.Master.Mutate:input_type -> dfs.MutateRequest
-	39,  // 94: dfs.Master.Lookup:input_type -> dfs.LookupRequest
-	40,  // 95: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
-	42,  // 96: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
-	44,  // 97: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
-	46,  // 98: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
-	48,  // 99: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
-	50,  // 100: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
-	52,  // 101: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
-	55,  // 102: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
-	59,  // 103: dfs.Master.Status:input_type -> dfs.StatusRequest
-	60,  // 104: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
-	61,  // 105: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
-	63,  // 106: dfs.Master.Fsck:input_type -> dfs.FsckRequest
-	36,  // 107: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
-	37,  // 108: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
-	71,  // 109: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
-	73,  // 110: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
-	76,  // 111: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
-	78,  // 112: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
-	80,  // 113: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
-	82,  // 114: dfs.ChunkServer.LocalPath:input_type -> dfs.LocalPathRequest
-	35,  // 115: dfs.Master.Mutate:output_type -> dfs.MutateResponse
-	41,  // 116: dfs.Master.Lookup:output_type -> dfs.AttrResponse
-	41,  // 117: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
-	43,  // 118: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
-	45,  // 119: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
-	47,  // 120: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
-	49,  // 121: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
-	51,  // 122: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
-	53,  // 123: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
-	56,  // 124: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
-	66,  // 125: dfs.Master.Status:output_type -> dfs.StatusResponse
-	62,  // 126: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
-	62,  // 127: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
-	65,  // 128: dfs.Master.Fsck:output_type -> dfs.FsckResponse
-	35,  // 129: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
-	38,  // 130: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
-	72,  // 131: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
-	75,  // 132: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
-	77,  // 133: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
-	79,  // 134: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
-	81,  // 135: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
-	83,  // 136: dfs.ChunkServer.LocalPath:output_type -> dfs.LocalPathResponse
-	115, // [115:137] is the sub-list for method output_type
-	93,  // [93:115] is the sub-list for method input_type
-	93,  // [93:93] is the sub-list for extension type_name
-	93,  // [93:93] is the sub-list for extension extendee
-	0,   // [0:93] is the sub-list for field type_name
+	10,  // 40: dfs.LookupRequest.caller:type_name -> dfs.Caller
+	10,  // 41: dfs.GetAttrRequest.caller:type_name -> dfs.Caller
+	0,   // 42: dfs.AttrResponse.errno:type_name -> dfs.Errno
+	6,   // 43: dfs.AttrResponse.attr:type_name -> dfs.Attr
+	10,  // 44: dfs.ReadDirRequest.caller:type_name -> dfs.Caller
+	0,   // 45: dfs.ReadDirResponse.errno:type_name -> dfs.Errno
+	9,   // 46: dfs.ReadDirResponse.entries:type_name -> dfs.DirEntry
+	6,   // 47: dfs.ReadDirResponse.attrs:type_name -> dfs.Attr
+	10,  // 48: dfs.GetXattrRequest.caller:type_name -> dfs.Caller
+	0,   // 49: dfs.GetXattrResponse.errno:type_name -> dfs.Errno
+	10,  // 50: dfs.ListXattrRequest.caller:type_name -> dfs.Caller
+	0,   // 51: dfs.ListXattrResponse.errno:type_name -> dfs.Errno
+	10,  // 52: dfs.GetChunksRequest.caller:type_name -> dfs.Caller
+	0,   // 53: dfs.GetChunksResponse.errno:type_name -> dfs.Errno
+	8,   // 54: dfs.GetChunksResponse.chunks:type_name -> dfs.Chunk
+	6,   // 55: dfs.GetChunksResponse.attr:type_name -> dfs.Attr
+	0,   // 56: dfs.KeepAliveResponse.errno:type_name -> dfs.Errno
+	54,  // 57: dfs.HeartbeatRequest.chunks:type_name -> dfs.ChunkReport
+	54,  // 58: dfs.HeartbeatRequest.corrupt:type_name -> dfs.ChunkReport
+	54,  // 59: dfs.HeartbeatResponse.delete:type_name -> dfs.ChunkReport
+	57,  // 60: dfs.MembersResponse.masters:type_name -> dfs.MasterInfo
+	64,  // 61: dfs.FsckResponse.problems:type_name -> dfs.FsckProblem
+	57,  // 62: dfs.StatusResponse.masters:type_name -> dfs.MasterInfo
+	58,  // 63: dfs.StatusResponse.servers:type_name -> dfs.ChunkServerInfo
+	67,  // 64: dfs.StatusResponse.session_list:type_name -> dfs.SessionStatus
+	68,  // 65: dfs.StatusResponse.lock_list:type_name -> dfs.LockStatus
+	69,  // 66: dfs.StatusResponse.chunk_health:type_name -> dfs.ChunkHealth
+	33,  // 67: dfs.LockStatus.lock:type_name -> dfs.LockInfo
+	64,  // 68: dfs.ChunkHealth.problems:type_name -> dfs.FsckProblem
+	7,   // 69: dfs.SetChunkRequest.replicas:type_name -> dfs.Replica
+	0,   // 70: dfs.SetChunkResponse.errno:type_name -> dfs.Errno
+	7,   // 71: dfs.WriteRequest.forward:type_name -> dfs.Replica
+	74,  // 72: dfs.WriteRequest.extents:type_name -> dfs.Extent
+	0,   // 73: dfs.WriteResponse.errno:type_name -> dfs.Errno
+	0,   // 74: dfs.ReadResponse.errno:type_name -> dfs.Errno
+	7,   // 75: dfs.SyncRequest.forward:type_name -> dfs.Replica
+	0,   // 76: dfs.SyncResponse.errno:type_name -> dfs.Errno
+	7,   // 77: dfs.ReplicateRequest.source:type_name -> dfs.Replica
+	7,   // 78: dfs.ReplicateRequest.sources:type_name -> dfs.Replica
+	0,   // 79: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
+	0,   // 80: dfs.LocalPathResponse.errno:type_name -> dfs.Errno
+	10,  // 81: dfs.Command.caller:type_name -> dfs.Caller
+	30,  // 82: dfs.Command.op:type_name -> dfs.Op
+	84,  // 83: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
+	85,  // 84: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
+	86,  // 85: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
+	87,  // 86: dfs.Batch.commands:type_name -> dfs.Command
+	84,  // 87: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
+	27,  // 88: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
+	90,  // 89: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
+	90,  // 90: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
+	31,  // 91: dfs.SnapshotLock.op:type_name -> dfs.LockOp
+	6,   // 92: dfs.SnapshotInode.attr:type_name -> dfs.Attr
+	96,  // 93: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
+	91,  // 94: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
+	92,  // 95: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
+	35,  // 96: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
+	94,  // 97: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
+	97,  // 98: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
+	34,  // 99: dfs.Master.Mutate:input_type -> dfs.MutateRequest
+	39,  // 100: dfs.Master.Lookup:input_type -> dfs.LookupRequest
+	40,  // 101: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
+	42,  // 102: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
+	44,  // 103: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
+	46,  // 104: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
+	48,  // 105: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
+	50,  // 106: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
+	52,  // 107: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
+	55,  // 108: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
+	59,  // 109: dfs.Master.Status:input_type -> dfs.StatusRequest
+	60,  // 110: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
+	61,  // 111: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
+	63,  // 112: dfs.Master.Fsck:input_type -> dfs.FsckRequest
+	36,  // 113: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
+	37,  // 114: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
+	71,  // 115: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
+	73,  // 116: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
+	76,  // 117: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
+	78,  // 118: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
+	80,  // 119: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
+	82,  // 120: dfs.ChunkServer.LocalPath:input_type -> dfs.LocalPathRequest
+	35,  // 121: dfs.Master.Mutate:output_type -> dfs.MutateResponse
+	41,  // 122: dfs.Master.Lookup:output_type -> dfs.AttrResponse
+	41,  // 123: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
+	43,  // 124: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
+	45,  // 125: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
+	47,  // 126: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
+	49,  // 127: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
+	51,  // 128: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
+	53,  // 129: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
+	56,  // 130: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
+	66,  // 131: dfs.Master.Status:output_type -> dfs.StatusResponse
+	62,  // 132: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
+	62,  // 133: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
+	65,  // 134: dfs.Master.Fsck:output_type -> dfs.FsckResponse
+	35,  // 135: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
+	38,  // 136: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
+	72,  // 137: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
+	75,  // 138: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
+	77,  // 139: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
+	79,  // 140: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
+	81,  // 141: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
+	83,  // 142: dfs.ChunkServer.LocalPath:output_type -> dfs.LocalPathResponse
+	121, // [121:143] is the sub-list for method output_type
+	99,  // [99:121] is the sub-list for method input_type
+	99,  // [99:99] is the sub-list for extension type_name
+	99,  // [99:99] is the sub-list for extension extendee
+	0,   // [0:99] is the sub-list for field type_name
 }
 
 func init() { file_dfs_proto_init() }

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 
 	"dfs/api"
+	"dfs/mtls"
 )
 
 // Config is what a chunkserver needs. Only DataDir is required.
@@ -39,6 +40,11 @@ type Config struct {
 	// Registered, if set, is called once, when the master leader first
 	// accepts a heartbeat (dfschunk tells systemd).
 	Registered func()
+	// TLS, if set, makes the service accept only mutual-TLS connections
+	// from holders of the cluster CA's certificates, and secures this
+	// server's own calls (heartbeats, forwarding, copies); nil is
+	// plaintext.
+	TLS *mtls.Identity
 }
 
 // ConfigError reports a bad setting; Field is the Config field's flag name
@@ -115,7 +121,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.ScrubPause <= 0 {
 		cfg.ScrubPause = time.Hour
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, peers: newPeerPool(), chunks: make(map[Key]*chunkState), corrupt: corruptSet{}, bootID: BootID()}
+	s := &Server{cfg: cfg, log: cfg.Logger, peers: newPeerPool(cfg.TLS.ClientConfig()), chunks: make(map[Key]*chunkState), corrupt: corruptSet{}, bootID: BootID()}
 	if err := s.open(); err != nil {
 		s.closeStore()
 		return nil, err
@@ -158,7 +164,7 @@ func (s *Server) open() error {
 		return &ConfigError{"listen", s.cfg.Listen, err}
 	}
 	s.ln = ln
-	s.grpc = grpc.NewServer(append(api.BulkServerOptions(), grpc.MaxRecvMsgSize(api.MaxMessage), grpc.MaxSendMsgSize(api.MaxMessage))...)
+	s.grpc = grpc.NewServer(append(api.BulkServerOptions(), api.ServerCredentials(s.cfg.TLS.ServerConfig()), grpc.MaxRecvMsgSize(api.MaxMessage), grpc.MaxSendMsgSize(api.MaxMessage))...)
 	api.RegisterChunkServerServer(s.grpc, s)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return nil

@@ -33,6 +33,7 @@ type FSM struct {
 	// orphans are unlinked regular files no open recorded here holds;
 	// they live until the leader reclaims them (holds.go).
 	orphans map[uint64]bool
+	layouts map[layoutKey]*api.Layout // internLayout
 
 	// lockChanged is closed (and replaced) whenever a lock wait is
 	// answered, waking the leader's WaitLock polls; guarded by lockMu.
@@ -56,9 +57,9 @@ var DefaultLayout = &api.Layout{Kind: api.Layout_REPLICATED, Replicas: 3, ChunkS
 func NewFSM() *FSM {
 	f := &FSM{}
 	f.reset()
-	root := &api.Attr{
+	root := attrs{
 		Ino: api.RootIno, Mode: syscall.S_IFDIR | 0o755, Nlink: 2, Generation: 1,
-		Layout: proto.Clone(DefaultLayout).(*api.Layout),
+		Layout: f.internLayout(proto.Clone(DefaultLayout).(*api.Layout)),
 	}
 	f.inodes[api.RootIno] = newDir(root, api.RootIno)
 	return f
@@ -284,6 +285,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.logical = nf.logical
 	f.locks = nf.locks
 	f.orphans = nf.orphans
+	f.layouts = nf.layouts
 	f.wakeLockWaits()
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"dfs/api"
+	"dfs/mtls"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -59,6 +60,10 @@ type Config struct {
 	// group (dfsctl members add) instead of bootstrapping one.
 	Join   bool
 	Logger *slog.Logger
+	// TLS, if set, secures the client listener, the Raft transport and
+	// this master's own calls with mutual TLS: only holders of the
+	// cluster CA's certificates are served. nil is plaintext.
+	TLS *mtls.Identity
 }
 
 // ParseCluster parses "m1=HOST:PORT,m2=HOST:PORT".
@@ -152,7 +157,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.svc = newService(s)
-	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(api.MaxMessage), grpc.MaxSendMsgSize(api.MaxMessage))
+	s.grpc = grpc.NewServer(api.ServerCredentials(cfg.TLS.ServerConfig()), grpc.MaxRecvMsgSize(api.MaxMessage), grpc.MaxSendMsgSize(api.MaxMessage))
 	api.RegisterMasterServer(s.grpc, s.svc)
 	s.wg.Add(1)
 	go s.svc.leaderLoop()
@@ -236,7 +241,15 @@ func (s *Server) openRaft() error {
 	if err != nil {
 		return fmt.Errorf("-raft %s: %w", cfg.RaftAddr, err)
 	}
-	trans, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, advertise, 3, 5*time.Second, rc.Logger)
+	var trans *raft.NetworkTransport
+	if cfg.TLS == nil {
+		trans, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, advertise, 3, 5*time.Second, rc.Logger)
+	} else {
+		var stream *tlsStream
+		if stream, err = newTLSStream(cfg.RaftAddr, advertise, cfg.TLS.ServerConfig(), cfg.TLS.ClientConfig()); err == nil {
+			trans = raft.NewNetworkTransportWithLogger(stream, 3, 5*time.Second, rc.Logger)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("-raft %s: %w", cfg.RaftAddr, err)
 	}
@@ -265,6 +278,13 @@ func (s *Server) openRaft() error {
 	if err != nil {
 		return fmt.Errorf("raft log cache: %w", err)
 	}
+	if existing {
+		// Before it restarted, this master may have answered a leader's
+		// heartbeat that granted that leader a read lease; having
+		// forgotten its leader, it would vote at once. Waiting out the
+		// lease keeps the leader's promise (see verifier).
+		time.Sleep(readLease(cfg))
+	}
 	r, err := raft.NewRaft(rc, s.fsm, logs, store, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("raft: %w", err)
@@ -273,6 +293,11 @@ func (s *Server) openRaft() error {
 	s.notify = notify
 	return nil
 }
+
+// readLease is how long a confirmed leadership round vouches for reads:
+// half the heartbeat timeout, a wide margin for clocks that run at
+// slightly different rates.
+func readLease(cfg Config) time.Duration { return cfg.HeartbeatTimeout / 2 }
 
 // logCacheSize is how many recent Raft entries the leader keeps in memory
 // for replication (each entry is one batch of commands).

@@ -126,7 +126,7 @@ func TestGroupFailoverKeepsStateAndDeduplicates(t *testing.T) {
 		}
 		return err
 	})
-	create := &api.MutateRequest{Session: sess, Seq: 1, Op: &api.Op{Op: &api.Op_Create{Create: &api.CreateOp{Parent: api.RootIno, Name: "f", Exclusive: true, Mode: 0o644}}}}
+	create := &api.MutateRequest{Session: sess, Seq: 1, Caller: root, Op: &api.Op{Op: &api.Op_Create{Create: &api.CreateOp{Parent: api.RootIno, Name: "f", Exclusive: true, Mode: 0o644}}}}
 	var ino uint64
 	g.call(func(c api.MasterClient) error {
 		r, err := c.Mutate(ctx, create)
@@ -219,7 +219,7 @@ func TestRestartFromSnapshotAndLogTail(t *testing.T) {
 	ctx := context.Background()
 	mkdir := func(name string) {
 		g.call(func(c api.MasterClient) error {
-			r, err := c.Mutate(ctx, &api.MutateRequest{Op: &api.Op{Op: &api.Op_Mkdir{Mkdir: &api.MkdirOp{Parent: api.RootIno, Name: name, Mode: 0o755}}}})
+			r, err := c.Mutate(ctx, &api.MutateRequest{Caller: root, Op: &api.Op{Op: &api.Op_Mkdir{Mkdir: &api.MkdirOp{Parent: api.RootIno, Name: name, Mode: 0o755}}}})
 			if err == nil && r.Errno != api.Errno_OK {
 				t.Fatalf("mkdir %s: %v", name, r.Errno)
 			}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -78,7 +77,8 @@ func newService(s *Server) *service {
 		servers:     map[string]*serverState{},
 		conns:       map[string]*grpc.ClientConn{},
 	}
-	v.verify.raft = s.raft
+	v.verify.check = func() error { return s.raft.VerifyLeader().Error() }
+	v.verify.lease = readLease(s.cfg)
 	v.repair = newRepairer(v)
 	s.fsm.mu.Lock()
 	s.fsm.onSession = v.sessionChanged
@@ -244,11 +244,26 @@ func (v *service) linearize(ctx context.Context) error {
 // verifier coalesces leadership checks: every waiter is served by a
 // VerifyLeader round that started after it arrived, and concurrent
 // waiters share one round.
+//
+// A round that succeeds also grants a read lease of lease (half the Raft
+// heartbeat timeout) from the moment it started: the quorum that
+// answered reset their heartbeat timers after that moment, and a
+// hashicorp/raft follower refuses votes while it has heard from its
+// leader within the timeout, so no other leader can be elected before
+// the lease ends. Reads inside it need no round of their own. Two things
+// can elect a leader sooner, and both are closed: a leadership transfer
+// (revoke is called before one starts) and a master that restarted and
+// forgot its leader (it waits out a lease before taking part in Raft:
+// see Server.openRaft).
 type verifier struct {
-	raft    *raft.Raft
+	check func() error  // raft.VerifyLeader
+	lease time.Duration // 0: no lease, every read waits for a round
+
 	mu      sync.Mutex
 	next    *verifyRound
 	running bool
+	until   time.Time // reads that arrive before this need no round
+	epoch   uint64    // bumped by revoke: older rounds grant no lease
 }
 
 type verifyRound struct {
@@ -258,6 +273,17 @@ type verifyRound struct {
 
 func (vf *verifier) wait(ctx context.Context) error {
 	vf.mu.Lock()
+	if now := time.Now(); now.Before(vf.until) {
+		// Renew ahead of time so that a steady stream of reads never
+		// waits for a round.
+		if vf.until.Sub(now) < vf.lease/2 && !vf.running {
+			vf.next = &verifyRound{done: make(chan struct{})}
+			vf.running = true
+			go vf.run()
+		}
+		vf.mu.Unlock()
+		return nil
+	}
 	if vf.next == nil {
 		vf.next = &verifyRound{done: make(chan struct{})}
 	}
@@ -285,10 +311,29 @@ func (vf *verifier) run() {
 			vf.mu.Unlock()
 			return
 		}
+		epoch := vf.epoch
 		vf.mu.Unlock()
-		r.err = vf.raft.VerifyLeader().Error()
+		start := time.Now()
+		r.err = vf.check()
+		if r.err == nil && vf.lease > 0 {
+			vf.mu.Lock()
+			if vf.epoch == epoch && start.Add(vf.lease).After(vf.until) {
+				vf.until = start.Add(vf.lease)
+			}
+			vf.mu.Unlock()
+		}
 		close(r.done)
 	}
+}
+
+// revoke ends the read lease: on losing leadership, and before handing
+// it over (raft.LeadershipTransfer), which lets the target win an
+// election at once.
+func (vf *verifier) revoke() {
+	vf.mu.Lock()
+	vf.epoch++
+	vf.until = time.Time{}
+	vf.mu.Unlock()
 }
 
 // ---------------------------------------------------------------------
@@ -309,6 +354,9 @@ func (v *service) Mutate(ctx context.Context, req *api.MutateRequest) (*api.Muta
 		v.mu.Lock()
 		v.lessor.Touch(req.Session, cmd.NowNs)
 		v.mu.Unlock()
+	}
+	if d := v.fsm.permit(cmd, v.mayHold(req.Session, opIno(req.Op))); d != nil {
+		return d.resp(), nil
 	}
 	switch op := req.Op.Op.(type) {
 	case *api.Op_AllocChunk:
@@ -657,7 +705,7 @@ func (v *service) conn(addr string) (*grpc.ClientConn, error) {
 	if c, found := v.conns[addr]; found {
 		return c, nil
 	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), api.WithUnackedTimeout(),
+	c, err := grpc.NewClient(addr, api.Credentials(v.srv.cfg.TLS.ClientConfig()), api.WithUnackedTimeout(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(api.MaxMessage), grpc.MaxCallSendMsgSize(api.MaxMessage)))
 	if err != nil {
 		return nil, err
@@ -672,6 +720,9 @@ func (v *service) conn(addr string) (*grpc.ClientConn, error) {
 func (v *service) Lookup(ctx context.Context, req *api.LookupRequest) (*api.AttrResponse, error) {
 	if err := v.linearize(ctx); err != nil {
 		return nil, err
+	}
+	if e := v.fsm.permitLookup(req.Caller, req.Parent); e != api.Errno_OK {
+		return &api.AttrResponse{Errno: e}, nil
 	}
 	a, e := v.fsm.Lookup(req.Parent, req.Name)
 	return &api.AttrResponse{Errno: e, Attr: a}, nil
@@ -693,12 +744,19 @@ func (v *service) ReadDir(ctx context.Context, req *api.ReadDirRequest) (*api.Re
 	if limit <= 0 || limit > 4096 {
 		limit = 4096
 	}
-	return v.fsm.ReadDir(req.Ino, req.Cookie, limit, req.Plus), nil
+	e, plus := v.fsm.permitReadDir(req.Caller, req.Ino, req.Plus)
+	if e != api.Errno_OK {
+		return &api.ReadDirResponse{Errno: e}, nil
+	}
+	return v.fsm.ReadDir(req.Ino, req.Cookie, limit, plus), nil
 }
 
 func (v *service) GetXattr(ctx context.Context, req *api.GetXattrRequest) (*api.GetXattrResponse, error) {
 	if err := v.linearize(ctx); err != nil {
 		return nil, err
+	}
+	if e := v.fsm.permitGetXattr(req.Caller, req.Ino, req.Name); e != api.Errno_OK {
+		return &api.GetXattrResponse{Errno: e}, nil
 	}
 	val, e := v.fsm.GetXattr(req.Ino, req.Name)
 	return &api.GetXattrResponse{Errno: e, Value: val}, nil
@@ -709,7 +767,7 @@ func (v *service) ListXattr(ctx context.Context, req *api.ListXattrRequest) (*ap
 		return nil, err
 	}
 	names, e := v.fsm.ListXattr(req.Ino)
-	return &api.ListXattrResponse{Errno: e, Names: names}, nil
+	return &api.ListXattrResponse{Errno: e, Names: visibleXattrs(req.Caller, names)}, nil
 }
 
 func (v *service) GetChunks(ctx context.Context, req *api.GetChunksRequest) (*api.GetChunksResponse, error) {
@@ -719,6 +777,9 @@ func (v *service) GetChunks(ctx context.Context, req *api.GetChunksRequest) (*ap
 	count := req.Count
 	if count == 0 || count > 1024 {
 		count = 1024
+	}
+	if e := v.fsm.permitGetChunks(req, v.mayHold(req.Session, req.Ino)); e != api.Errno_OK {
+		return &api.GetChunksResponse{Errno: e}, nil
 	}
 	if req.Open && req.Session != 0 {
 		// Counted before the state is read: an unlink applied after the
@@ -730,6 +791,18 @@ func (v *service) GetChunks(ctx context.Context, req *api.GetChunksRequest) (*ap
 		v.mu.Unlock()
 	}
 	return v.fsm.GetChunks(req.Ino, req.FirstIndex, count), nil
+}
+
+// mayHold says whether session may hold ino open without a record in
+// Raft, as the leader's hold table knows (permissions: a descriptor
+// keeps working after a chmod).
+func (v *service) mayHold(session, ino uint64) bool {
+	if session == 0 || ino == 0 {
+		return false
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.holds != nil && v.holds.mayHold(session, ino)
 }
 
 func (v *service) StatFS(ctx context.Context, req *api.StatFSRequest) (*api.StatFSResponse, error) {
@@ -914,6 +987,7 @@ func (v *service) promote() {
 }
 
 func (v *service) demote() {
+	v.verify.revoke()
 	v.mu.Lock()
 	v.ready = false
 	v.holds = nil

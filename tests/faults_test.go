@@ -26,7 +26,6 @@ import (
 
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 func soak() bool { return os.Getenv("DFS_SOAK") != "" }
@@ -37,7 +36,7 @@ func onLeader(ctx context.Context, c *cluster.Cluster, call func(api.MasterClien
 	if err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient(st.Leader, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(st.Leader, c.DialOption())
 	if err != nil {
 		return err
 	}
@@ -113,7 +112,7 @@ func chunkOf(t *testing.T, c *cluster.Cluster, path string) *api.Chunk {
 	var resp *api.GetChunksResponse
 	if err := onLeader(ctx, c, func(m api.MasterClient) error {
 		var err error
-		resp, err = m.GetChunks(ctx, &api.GetChunksRequest{Ino: st.Ino, Count: 1})
+		resp, err = m.GetChunks(ctx, &api.GetChunksRequest{Ino: st.Ino, Count: 1, Caller: &api.Caller{}})
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -397,7 +396,7 @@ func TestFaultChunkServerGone(t *testing.T) {
 		ok := true
 		err := onLeader(ctx, c, func(m api.MasterClient) error {
 			for _, ino := range inos {
-				resp, err := m.GetChunks(ctx, &api.GetChunksRequest{Ino: ino, Count: 1024})
+				resp, err := m.GetChunks(ctx, &api.GetChunksRequest{Ino: ino, Count: 1024, Caller: &api.Caller{}})
 				if err != nil {
 					return err
 				}

@@ -25,6 +25,7 @@ import (
 
 	"dfs/chunk"
 	"dfs/config"
+	"dfs/mtls"
 	"dfs/sdnotify"
 )
 
@@ -73,6 +74,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	)
 	fs.Var(&capacity, "capacity", "bytes offered to the cluster (K, M, G, T suffixes); 0: the file system's size")
 	fs.Var(&scrubRate, "scrub-rate", "bytes per second the scrubber re-reads and verifies (K, M, G suffixes); 0: no scrubbing")
+	tlsFlags := mtls.RegisterFlags(fs)
 	settings := config.Register(fs, "dfschunk", "DFSCHUNK_")
 
 	if err := fs.Parse(args); err != nil {
@@ -120,7 +122,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return fail(2, "-data: a data directory is required")
 	}
 
+	tlsID, err := tlsFlags.Load()
+	if err != nil {
+		return fail(2, "%v", err)
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if tlsID == nil {
+		log.Warn(mtls.PlaintextWarning)
+	}
 	if _, err := admin.Serve(*debugAddr, log); err != nil {
 		return fail(2, "-debug-addr: %v", err)
 	}
@@ -132,6 +141,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Capacity:   uint64(capacity),
 		Heartbeat:  *heartbeat,
 		Logger:     log,
+		TLS:        tlsID,
 		ScrubRate:  uint64(scrubRate),
 		ScrubPause: *scrubGap,
 		Registered: func() {

@@ -12,9 +12,13 @@
 //	dfsctl members list | add ID RAFTADDR [-non-voter] | remove ID
 //	dfsctl sessions [-json]            client sessions
 //	dfsctl locks [-json]               held locks and waiting requests
+//	dfsctl certs init -dir DIR         a cluster CA for mutual TLS
+//	dfsctl certs issue -dir DIR -name NAME -hosts HOST,... [-days N]
 //
 // Without -masters, dfsctl uses $DFS_MASTERS, then the masters of the dev
-// cluster in ./.dfs.
+// cluster in ./.dfs. In a TLS cluster give -tls-ca, -tls-cert and
+// -tls-key (or $DFS_TLS_CA, $DFS_TLS_CERT, $DFS_TLS_KEY); the dev
+// cluster's are found in ./.dfs.
 package main
 
 import (
@@ -24,7 +28,11 @@ import (
 	"os"
 	"strings"
 
+	"dfs/api"
 	"dfs/cluster"
+	"dfs/mtls"
+
+	"google.golang.org/grpc"
 )
 
 // exitUsage is the status of a command line that cannot be run, which
@@ -47,6 +55,9 @@ commands:
   members remove ID          remove a master (a dead one, or one being retired)
   sessions [-json]           client sessions: TTL, lease, open files, locks
   locks [-json]              held locks and waiting lock requests, with paths
+  certs init -dir DIR        create a cluster CA (DIR/ca.crt, DIR/ca.key) for mutual TLS
+  certs issue -dir DIR -name NAME -hosts HOST,IP,... [-days N]
+                             a node certificate DIR/NAME.crt, DIR/NAME.key signed by the CA
 
 flags:
 `)
@@ -56,14 +67,24 @@ flags:
 func main() {
 	masters := flag.String("masters", "", "master client addresses, comma-separated (default $DFS_MASTERS, else the dev cluster in ./.dfs)")
 	jsonOut := flag.Bool("json", false, "print machine-readable JSON")
+	tlsFlags := mtls.RegisterFlags(flag.CommandLine)
 	flag.Usage = usage
 	flag.Parse()
+	for env, v := range map[string]*string{"DFS_TLS_CA": tlsFlags.CA, "DFS_TLS_CERT": tlsFlags.Cert, "DFS_TLS_KEY": tlsFlags.Key} {
+		if *v == "" {
+			*v = os.Getenv(env)
+		}
+	}
+	var err error
+	if secure, err = tlsFlags.Load(); err != nil {
+		fmt.Fprintf(os.Stderr, "dfsctl: %v\n", err)
+		os.Exit(exitUsage)
+	}
 	if flag.NArg() == 0 {
 		usage()
 		os.Exit(exitUsage)
 	}
 	cmd, args := flag.Arg(0), flag.Args()[1:]
-	var err error
 	switch cmd {
 	case "status":
 		err = runStatus(*masters, *jsonOut, args)
@@ -79,6 +100,8 @@ func main() {
 		err = runSessions(*masters, *jsonOut, args)
 	case "locks":
 		err = runLocks(*masters, *jsonOut, args)
+	case "certs":
+		err = runCerts(args)
 	case "help", "-h", "--help":
 		usage()
 		return
@@ -112,7 +135,16 @@ type exitError int
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
-// masterAddrs resolves the -masters default.
+// secure is the identity dfsctl's calls present: from -tls-* or
+// $DFS_TLS_*, else the dev cluster's (masterAddrs); nil is plaintext.
+var secure *mtls.Identity
+
+// dialOption secures a connection to the cluster as secure says.
+func dialOption() grpc.DialOption { return api.Credentials(secure.ClientConfig()) }
+
+// masterAddrs resolves the -masters default. For the dev cluster in
+// ./.dfs it also takes that cluster's TLS client identity, if it has one
+// and no -tls-* flags were given.
 func masterAddrs(flagValue string) ([]string, error) {
 	v := flagValue
 	if v == "" {
@@ -122,6 +154,11 @@ func masterAddrs(flagValue string) ([]string, error) {
 		addrs, err := cluster.MasterAddrsIn(defaultDevDir)
 		if err != nil {
 			return nil, usageError("no masters given: use -masters ADDR,... or $DFS_MASTERS, or start `dfsctl dev` here")
+		}
+		if secure == nil {
+			if secure, err = cluster.ClientTLSIn(defaultDevDir); err != nil {
+				return nil, fmt.Errorf("dev cluster in %s: %w", defaultDevDir, err)
+			}
 		}
 		return addrs, nil
 	}

@@ -15,6 +15,7 @@ import (
 
 	"dfs/config"
 	"dfs/master"
+	"dfs/mtls"
 	"dfs/sdnotify"
 )
 
@@ -45,6 +46,7 @@ func run(args []string) int {
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "HOST:PORT to serve /debug/pprof on (empty: off)")
 	drain := fs.Duration("drain-timeout", 5*time.Second, "on SIGTERM, how long to wait for a leadership hand-over and the calls in flight before cutting them off (keep it well below systemd's TimeoutStopSec)")
+	tlsFlags := mtls.RegisterFlags(fs)
 	settings := config.Register(fs, "dfsmaster", "DFSMASTER_")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -74,6 +76,14 @@ func run(args []string) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	tlsID, err := tlsFlags.Load()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "dfsmaster: %v\n", err)
+		return 2
+	}
+	if tlsID == nil {
+		log.Warn(mtls.PlaintextWarning)
+	}
 	cfg := master.Config{
 		ID: *id, DataDir: *data, Listen: *listen, RaftAddr: *raftAddr,
 		HeartbeatTimeout: *hb, ElectionTimeout: *election,
@@ -81,7 +91,7 @@ func run(args []string) int {
 		SessionGrace: *grace, ChunkLease: *chunkLease, ServerDeadAfter: *deadAfter,
 		DeadAfter: *lostAfter, RepairConcurrency: *repairConc, RepairRate: *repairRate,
 		FullReportInterval: *fullReport, Join: *join,
-		Logger: log,
+		Logger: log, TLS: tlsID,
 	}
 	for name, d := range map[string]time.Duration{"dead-after": *lostAfter, "full-report-interval": *fullReport, "drain-timeout": *drain} {
 		if d <= 0 {

@@ -24,6 +24,7 @@ import (
 	"dfs/client"
 	dfsconfig "dfs/config"
 	"dfs/fs"
+	"dfs/mtls"
 	"dfs/sdnotify"
 )
 
@@ -46,6 +47,7 @@ type config struct {
 	timeout    time.Duration
 	debugAddr  string
 	noLocal    bool
+	tls        *mtls.Identity
 	settings   *dfsconfig.Settings // non-nil: only print the settings
 }
 
@@ -60,6 +62,7 @@ type flagValues struct {
 	timeout   *time.Duration
 	noLocal   *bool
 	debugAddr *string
+	tls       *mtls.Flags
 }
 
 // defineFlags defines dfsmount's flags on fl; the mount helper reads their
@@ -67,7 +70,7 @@ type flagValues struct {
 func defineFlags(fl *flag.FlagSet) *flagValues {
 	v := &flagValues{}
 	v.masters = fl.String("masters", "", "master client addresses, comma-separated (env DFSMOUNT_MASTERS)")
-	fl.Var(&v.o, "o", "mount options, comma-separated: attr_timeout=SECONDS, entry_timeout=SECONDS, allow_other, ro, debug, fsname=NAME")
+	fl.Var(&v.o, "o", "mount options, comma-separated: attr_timeout=SECONDS, entry_timeout=SECONDS, allow_other, ro, debug, fsname=NAME, noatime, statfs=logical|raw")
 	v.attr = fl.Duration("attr-timeout", time.Second, "how long the kernel caches attributes")
 	v.entry = fl.Duration("entry-timeout", time.Second, "how long the kernel caches names")
 	v.ttl = fl.Duration("session-ttl", 10*time.Second, "session lease")
@@ -75,6 +78,7 @@ func defineFlags(fl *flag.FlagSet) *flagValues {
 	v.timeout = fl.Duration("timeout", 15*time.Second, "how long to wait for the masters at start")
 	v.noLocal = fl.Bool("no-local-reads", false, "always read through the chunkservers, never their chunk files on this machine directly (env DFSMOUNT_NO_LOCAL_READS=true)")
 	v.debugAddr = fl.String("debug-addr", "", "HOST:PORT to serve /debug/pprof on (env DFSMOUNT_DEBUG_ADDR; empty: off)")
+	v.tls = mtls.RegisterFlags(fl)
 	return v
 }
 
@@ -119,6 +123,10 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	}
 	if len(c.masters) == 0 {
 		return nil, errors.New("no masters: give -masters ADDR,... or set DFSMOUNT_MASTERS")
+	}
+	var err error
+	if c.tls, err = v.tls.Load(); err != nil {
+		return nil, err
 	}
 	c.opts = fs.DefaultOptions()
 	c.opts.AttrTimeout, c.opts.EntryTimeout, c.opts.Debug = *v.attr, *v.entry, *v.debug
@@ -171,6 +179,15 @@ func applyOption(o *fs.Options, opt string) error {
 		o.NoAtime = true
 	case "atime", "relatime":
 		o.NoAtime = false
+	case "statfs":
+		switch val {
+		case "logical":
+			o.StatfsRaw = false
+		case "raw":
+			o.StatfsRaw = true
+		default:
+			return fmt.Errorf("-o %s: want statfs=logical or statfs=raw", opt)
+		}
 	case "", "defaults", "_netdev", "auto", "noauto", "user", "nouser", "users", "nofail",
 		"exec", "noexec", "suid", "nosuid", "dev", "nodev",
 		"async", "sync", "x-systemd.automount", "default_permissions":
@@ -227,6 +244,9 @@ func run(args []string, stderr io.Writer) error {
 	} else if addr != "" {
 		log.Printf("dfsmount: admin listener on %s", addr)
 	}
+	if cfg.tls == nil {
+		log.Printf("dfsmount: warning: %s", mtls.PlaintextWarning)
+	}
 	host, _ := os.Hostname()
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
 	defer cancel()
@@ -235,6 +255,7 @@ func run(args []string, stderr io.Writer) error {
 		Name:         host + ":" + cfg.mountpoint,
 		SessionTTL:   cfg.sessionTTL,
 		NoLocalReads: cfg.noLocal,
+		TLS:          cfg.tls,
 	})
 	if err != nil {
 		return fmt.Errorf("masters %s unreachable: %v", strings.Join(cfg.masters, ","), err)

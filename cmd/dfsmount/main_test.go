@@ -20,6 +20,7 @@ func TestParseArgs(t *testing.T) {
 		{"-masters", "a:1", "-bogus", "/mnt"}, // unknown flag
 		{"-o", "frobnicate", "-masters", "a", "/mnt"},
 		{"-o", "attr_timeout=x", "-masters", "a", "/mnt"},
+		{"-o", "statfs=cooked", "-masters", "a", "/mnt"},
 		{"/mnt"}, // no masters
 	} {
 		t.Setenv("DFSMOUNT_MASTERS", "")
@@ -29,6 +30,9 @@ func TestParseArgs(t *testing.T) {
 	}
 	if c, err := parseArgs([]string{"-o", `fsname=a:1\,b:2,ro`, "-masters", "a", "/mnt"}, io.Discard); err != nil || c.opts.FsName != "a:1,b:2" || !c.opts.ReadOnly {
 		t.Errorf("escaped comma: %+v, %v", c, err)
+	}
+	if c, err := parseArgs([]string{"-o", "statfs=raw", "-masters", "a", "/mnt"}, io.Discard); err != nil || !c.opts.StatfsRaw {
+		t.Errorf("statfs=raw: %+v, %v", c, err)
 	}
 	t.Setenv("DFSMOUNT_MASTERS", "m:1")
 	if c, err := parseArgs([]string{"/mnt", "-o", "ro"}, io.Discard); err != nil || c.masters[0] != "m:1" || !c.opts.ReadOnly {
