@@ -20,8 +20,12 @@ func TestShutdownHandsLeadershipOver(t *testing.T) {
 		c.HeartbeatTimeout, c.ElectionTimeout = slowElection, slowElection
 	})
 	ctx := context.Background()
+	root := &api.Caller{} // uid 0
 	g.call(func(c api.MasterClient) error {
-		_, err := c.Mutate(ctx, &api.MutateRequest{Op: &api.Op{Op: &api.Op_Mkdir{Mkdir: &api.MkdirOp{Parent: api.RootIno, Name: "d", Mode: 0o755}}}})
+		r, err := c.Mutate(ctx, &api.MutateRequest{Caller: root, Op: &api.Op{Op: &api.Op_Mkdir{Mkdir: &api.MkdirOp{Parent: api.RootIno, Name: "d", Mode: 0o755}}}})
+		if err == nil && r.Errno != api.Errno_OK {
+			t.Fatalf("mkdir: %v %s", r.Errno, r.Message)
+		}
 		return err
 	})
 	old := g.leader()
@@ -48,7 +52,7 @@ func TestShutdownHandsLeadershipOver(t *testing.T) {
 		t.Fatalf("no other master is leader when the old one's Shutdown returns (after %v; election timeout %v)", took, slowElection)
 	}
 	g.call(func(c api.MasterClient) error {
-		r, err := c.Lookup(ctx, &api.LookupRequest{Parent: api.RootIno, Name: "d"})
+		r, err := c.Lookup(ctx, &api.LookupRequest{Parent: api.RootIno, Name: "d", Caller: root})
 		if err == nil && r.Errno != api.Errno_OK {
 			t.Fatalf("lookup on the new leader: %v", r.Errno)
 		}
