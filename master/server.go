@@ -316,7 +316,8 @@ func (s *Server) Serve() error {
 func (s *Server) Addr() string { return s.lis.Addr().String() }
 
 // Shutdown stops the master gracefully within about drain: a leader first
-// hands its leadership to another voter (so clients fail over at once
+// starts no new chunk repairs and lets those running finish (for up to
+// half of drain), then hands its leadership to another voter (so clients fail over at once
 // instead of waiting for an election timeout), then the gRPC server stops
 // taking calls and lets those in flight finish; whatever is still running
 // when drain is up is cut off. Then it closes as Close does.
@@ -324,6 +325,11 @@ func (s *Server) Shutdown(drain time.Duration) error {
 	deadline := time.Now().Add(drain)
 	s.drainOnce.Do(func() { close(s.draining) })
 	if s.raft != nil && s.raft.State() == raft.Leader && s.voters() > 1 {
+		// Repairs in flight finish first (none start now), within half
+		// the drain time.
+		if s.svc != nil && !s.svc.repair.awaitIdle(time.Now().Add(drain/2)) {
+			s.log.Warn("repairs still running at half the drain timeout; handing leadership over anyway")
+		}
 		start := time.Now()
 		f := s.raft.LeadershipTransfer()
 		done := make(chan error, 1)
