@@ -44,11 +44,12 @@ integration:
 	$(GO) test -count=1 -timeout 15m ./tests/
 
 # soak runs the fault-injection suite's long variants: 10 leader kills,
-# 1 GiB re-replicated after a chunkserver is lost, and so on; then the
-# fsx-style exerciser for FSX_DURATION and the 100,000-entry directory.
+# 1 GiB re-replicated after a chunkserver is lost, three rounds of rolling
+# restarts under load, and so on; then the fsx-style exerciser for
+# FSX_DURATION and the 100,000-entry directory.
 FSX_DURATION ?= 10m
 soak:
-	DFS_SOAK=1 $(GO) test -count=1 -timeout 30m -v -run 'TestFault' ./tests/
+	DFS_SOAK=1 $(GO) test -count=1 -timeout 45m -v -run 'TestFault|TestGracefulRollingRestart' ./tests/
 	DFS_LONG=1 $(GO) test -count=1 -timeout 60m -v -run 'TestFsx|TestPosixReaddirLarge' ./tests/ -fsx.duration $(FSX_DURATION)
 
 run: build

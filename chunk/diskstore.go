@@ -819,8 +819,10 @@ func (s *DiskStore) Path(k Key) string { return s.path(k) }
 // Dir returns the store's directory.
 func (s *DiskStore) Dir() string { return s.dir }
 
-// Close closes the files and releases the directory lock. Calls in flight
-// finish; later calls fail.
+// Close closes the files, flushes everything written to the store's file
+// system to stable storage (a clean stop leaves nothing for a power cut
+// to lose) and releases the directory lock. Calls in flight finish;
+// later calls fail.
 func (s *DiskStore) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -835,5 +837,9 @@ func (s *DiskStore) Close() error {
 		}
 		e = next
 	}
-	return s.lock.Close()
+	err := unix.Syncfs(int(s.lock.Fd()))
+	if err != nil {
+		err = fmt.Errorf("%s: syncfs: %w", s.dir, err)
+	}
+	return errors.Join(err, s.lock.Close())
 }

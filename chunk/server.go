@@ -256,20 +256,30 @@ func (s *Server) Serve() error {
 	return err
 }
 
-// Close stops the server: calls in flight get a few seconds to finish,
-// then the store is closed and the data directory unlocked.
-func (s *Server) Close() error {
+// DefaultDrain is how long Close lets calls in flight finish.
+const DefaultDrain = 5 * time.Second
+
+// Close stops the server as Shutdown(DefaultDrain) does.
+func (s *Server) Close() error { return s.Shutdown(DefaultDrain) }
+
+// Shutdown stops the server: it takes no new calls, lets the reads,
+// writes and forwards in flight finish for up to drain (then cuts them
+// off), stops heartbeats and the scrubber, syncs and closes the store and
+// unlocks the data directory. Heartbeats go on while calls drain, so the
+// master does not count this server as gone before it is.
+func (s *Server) Shutdown(drain time.Duration) error {
 	var err error
 	s.closeOnce.Do(func() {
-		s.cancel()
 		done := make(chan struct{})
 		go func() { s.grpc.GracefulStop(); close(done) }()
 		select {
 		case <-done:
-		case <-time.After(5 * time.Second):
+		case <-time.After(drain):
+			s.log.Warn("calls still running at the drain timeout; cutting them off", "drain-timeout", drain)
 			s.grpc.Stop()
 			<-done
 		}
+		s.cancel()
 		s.ln.Close()
 		s.bg.Wait()
 		s.peers.close()

@@ -562,6 +562,18 @@ func (c *Cluster) KillMount(i int) error {
 	return forceUnmount(m.mountDir)
 }
 
+// SignalMount sends sig to mount i's dfsmount and returns at once; Dead
+// lists the mount once it has exited.
+func (c *Cluster) SignalMount(i int, sig syscall.Signal) error {
+	m := c.mounts[i]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !m.running() {
+		return fmt.Errorf("cluster: %s is not running", m.name)
+	}
+	return m.cmd.Process.Signal(sig)
+}
+
 // RestartMount mounts mount i again. It does not wait; use WaitReady.
 func (c *Cluster) RestartMount(i int) error { return c.restartMember(c.mounts[i]) }
 

@@ -280,6 +280,9 @@ func (v *service) WaitLock(ctx context.Context, req *api.WaitLockRequest) (*api.
 			}
 		case <-timer.C:
 			return r, nil
+		case <-v.srv.draining:
+			// Stopping: the client asks again, of the next leader.
+			return nil, v.notLeader()
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}

@@ -295,6 +295,11 @@ func (r *repairer) pass(ctx context.Context) {
 	r.queued = len(jobs)
 	r.mu.Unlock()
 	for _, j := range jobs {
+		select {
+		case <-r.v.srv.draining:
+			return // stopping: no new repair may be cut in half
+		default:
+		}
 		r.mu.Lock()
 		if r.running >= limit {
 			r.mu.Unlock()
@@ -330,6 +335,25 @@ func (r *repairer) pass(ctx context.Context) {
 			r.mu.Unlock()
 			close(done)
 		}()
+	}
+}
+
+// awaitIdle waits until no repair job runs or until is past, and says
+// whether none runs. A job cut off by a leadership change may leave a
+// version bumped in Raft that some replicas never took, without the
+// proposal that drops them from the chunk's set.
+func (r *repairer) awaitIdle(until time.Time) bool {
+	for {
+		r.mu.Lock()
+		n := r.running
+		r.mu.Unlock()
+		if n == 0 {
+			return true
+		}
+		if time.Now().After(until) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

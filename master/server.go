@@ -122,7 +122,11 @@ type Server struct {
 
 	notify chan bool // Raft leadership changes
 	stop   chan struct{}
-	wg     sync.WaitGroup
+	// draining is closed when Shutdown begins: long waits (WaitLock)
+	// answer at once so that the drain does not wait for them.
+	draining  chan struct{}
+	drainOnce sync.Once
+	wg        sync.WaitGroup
 }
 
 // New opens (or creates) a master's state under cfg.DataDir, starts Raft
@@ -155,7 +159,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, fsm: NewFSM(), lock: lock, stop: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, fsm: NewFSM(), lock: lock, stop: make(chan struct{}), draining: make(chan struct{})}
 	// Bind before touching Raft state, so a busy port changes nothing on disk.
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -334,7 +338,92 @@ func (s *Server) Serve() error {
 // Addr is the client listener's address.
 func (s *Server) Addr() string { return s.lis.Addr().String() }
 
-// Close stops the master; its state stays on disk.
+// Shutdown stops the master gracefully within about drain: a leader first
+// starts no new chunk repairs and lets those running finish (for up to
+// half of drain), then hands its leadership to another voter (so clients fail over at once
+// instead of waiting for an election timeout), then the gRPC server stops
+// taking calls and lets those in flight finish; whatever is still running
+// when drain is up is cut off. Then it closes as Close does.
+func (s *Server) Shutdown(drain time.Duration) error {
+	deadline := time.Now().Add(drain)
+	s.drainOnce.Do(func() { close(s.draining) })
+	if s.raft != nil && s.raft.State() == raft.Leader && s.voters() > 1 {
+		// Repairs in flight finish first (none start now), within half
+		// the drain time.
+		if s.svc != nil && !s.svc.repair.awaitIdle(time.Now().Add(drain/2)) {
+			s.log.Warn("repairs still running at half the drain timeout; handing leadership over anyway")
+		}
+		start := time.Now()
+		if s.svc != nil {
+			s.svc.verify.endLeases() // the target may be elected at once
+		}
+		f := s.raft.LeadershipTransfer()
+		done := make(chan error, 1)
+		go func() { done <- f.Error() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				s.log.Warn("leadership transfer failed; stopping anyway", "err", err)
+			} else {
+				// Wait to hear from the new leader, so that calls
+				// refused while draining name it as the leader.
+				id := s.awaitOtherLeader(deadline)
+				s.log.Info("handed leadership over", "to", id, "took", time.Since(start).Round(time.Millisecond))
+			}
+		case <-time.After(time.Until(deadline)):
+			s.log.Warn("leadership transfer did not finish within the drain timeout; stopping anyway")
+		}
+	}
+	if s.grpc != nil {
+		stopped := make(chan struct{})
+		go func() { s.grpc.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(time.Until(deadline)):
+			s.log.Warn("calls still running at the drain timeout; cutting them off", "drain-timeout", drain)
+			s.grpc.Stop()
+			<-stopped
+		}
+	}
+	return s.Close()
+}
+
+// awaitOtherLeader waits, until deadline or for at most a few election
+// timeouts, to learn of a leader other than this master, and returns its
+// id ("" if none was heard of in time).
+func (s *Server) awaitOtherLeader(deadline time.Time) string {
+	limit := time.Now().Add(4 * s.cfg.ElectionTimeout)
+	if deadline.Before(limit) {
+		limit = deadline
+	}
+	for {
+		if _, id := s.raft.LeaderWithID(); id != "" && string(id) != s.cfg.ID {
+			return string(id)
+		}
+		if time.Now().After(limit) {
+			return ""
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// voters counts the voting members of the Raft configuration.
+func (s *Server) voters() int {
+	f := s.raft.GetConfiguration()
+	if f.Error() != nil {
+		return 0
+	}
+	n := 0
+	for _, srv := range f.Configuration().Servers {
+		if srv.Suffrage == raft.Voter {
+			n++
+		}
+	}
+	return n
+}
+
+// Close stops the master at once, cutting off calls in flight; its state
+// stays on disk.
 func (s *Server) Close() error {
 	select {
 	case <-s.stop:

@@ -34,7 +34,9 @@ type testGroup struct {
 	regs    []*prometheus.Registry // each server's metrics, fresh at each start
 }
 
-func startGroup(t *testing.T, n int) *testGroup {
+// startGroup starts n masters on loopback; tweak, if given, adjusts
+// each one's Config.
+func startGroup(t *testing.T, n int, tweak ...func(*Config)) *testGroup {
 	g := &testGroup{t: t}
 	cluster := map[string]string{}
 	dir := t.TempDir()
@@ -43,6 +45,9 @@ func startGroup(t *testing.T, n int) *testGroup {
 		c := Config{ID: id, DataDir: filepath.Join(dir, id), Listen: freeAddr(t), RaftAddr: freeAddr(t),
 			HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond,
 			SessionGrace: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		for _, f := range tweak {
+			f(&c)
+		}
 		cluster[id] = c.RaftAddr
 		g.cfgs = append(g.cfgs, c)
 	}

@@ -255,7 +255,7 @@ func (v *service) linearize(ctx context.Context) error {
 // leader within the timeout, so no other leader can be elected before
 // the lease ends. Reads inside it need no round of their own. Two things
 // can elect a leader sooner, and both are closed: a leadership transfer
-// (revoke is called before one starts) and a master that restarted and
+// (endLeases is called before one starts) and a master that restarted and
 // forgot its leader (it waits out a lease before taking part in Raft:
 // see Server.openRaft).
 type verifier struct {
@@ -318,9 +318,9 @@ func (vf *verifier) run() {
 		vf.mu.Unlock()
 		start := time.Now()
 		r.err = vf.check()
-		if r.err == nil && vf.lease > 0 {
+		if r.err == nil {
 			vf.mu.Lock()
-			if vf.epoch == epoch && start.Add(vf.lease).After(vf.until) {
+			if vf.lease > 0 && vf.epoch == epoch && start.Add(vf.lease).After(vf.until) {
 				vf.until = start.Add(vf.lease)
 			}
 			vf.mu.Unlock()
@@ -329,14 +329,21 @@ func (vf *verifier) run() {
 	}
 }
 
-// revoke ends the read lease: on losing leadership, and before handing
-// it over (raft.LeadershipTransfer), which lets the target win an
-// election at once.
+// revoke ends the read lease, on losing leadership.
 func (vf *verifier) revoke() {
 	vf.mu.Lock()
 	vf.epoch++
 	vf.until = time.Time{}
 	vf.mu.Unlock()
+}
+
+// endLeases revokes the lease and grants no more: before a leadership
+// transfer, after which another master may be elected at once.
+func (vf *verifier) endLeases() {
+	vf.mu.Lock()
+	vf.lease = 0
+	vf.mu.Unlock()
+	vf.revoke()
 }
 
 // ---------------------------------------------------------------------

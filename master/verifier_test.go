@@ -112,3 +112,17 @@ func TestVerifierRenewsEarly(t *testing.T) {
 		t.Fatal("no renewal round started in the second half of the lease")
 	}
 }
+
+// TestVerifierEndLeases: after endLeases every read waits for a round of
+// its own, even one that succeeds.
+func TestVerifierEndLeases(t *testing.T) {
+	var rounds atomic.Int32
+	vf := &verifier{lease: time.Hour, check: func() error { rounds.Add(1); return nil }}
+	vf.wait(context.Background())
+	vf.endLeases()
+	vf.wait(context.Background())
+	vf.wait(context.Background())
+	if n := rounds.Load(); n != 3 {
+		t.Fatalf("%d rounds for 3 reads around endLeases, want 3", n)
+	}
+}

@@ -71,6 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		scrubRate = byteSize(8 << 20)
 		scrubGap  = fs.Duration("scrub-pause", time.Hour, "pause between two full passes of the scrubber")
 		debugAddr = fs.String("debug-addr", "", "HOST:PORT to serve /metrics and /debug/pprof on (empty: off)")
+		drain     = fs.Duration("drain-timeout", chunk.DefaultDrain, "on SIGTERM, how long the reads, writes and forwards in flight may take to finish before they are cut off (keep it well below systemd's TimeoutStopSec)")
 	)
 	fs.Var(&capacity, "capacity", "bytes offered to the cluster (K, M, G, T suffixes); 0: the file system's size")
 	fs.Var(&scrubRate, "scrub-rate", "bytes per second the scrubber re-reads and verifies (K, M, G suffixes); 0: no scrubbing")
@@ -102,6 +103,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if *scrubGap <= 0 {
 		return fail(2, "-scrub-pause %v: must be positive", *scrubGap)
+	}
+	if *drain <= 0 {
+		return fail(2, "-drain-timeout %v: must be positive", *drain)
 	}
 	if *heartbeat <= 0 {
 		return fail(2, "-heartbeat %v: must be positive", *heartbeat)
@@ -168,12 +172,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	select {
 	case err = <-served:
 	case <-ctx.Done():
-		log.Info("signal received; stopping")
+		log.Info("signal received; draining calls in flight", "drain-timeout", *drain)
 		sdnotify.Stopping()
 	}
-	if cerr := srv.Close(); err == nil {
+	start := time.Now()
+	if cerr := srv.Shutdown(*drain); err == nil {
 		err = cerr
 	}
+	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 	if err != nil {
 		return fail(1, "%v", err)
 	}

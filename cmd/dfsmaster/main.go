@@ -48,6 +48,7 @@ func run(args []string) int {
 	join := fs.Bool("join", false, "start without Raft state and wait to be added to an existing group (dfsctl members add) instead of bootstrapping")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "HOST:PORT to serve /metrics, /debug/pprof and the status page on (empty: off)")
+	drain := fs.Duration("drain-timeout", 5*time.Second, "on SIGTERM, how long to wait for a leadership hand-over and the calls in flight before cutting them off (keep it well below systemd's TimeoutStopSec)")
 	tlsFlags := mtls.RegisterFlags(fs)
 	settings := config.Register(fs, "dfsmaster", "DFSMASTER_")
 	if err := fs.Parse(args); err != nil {
@@ -98,7 +99,7 @@ func run(args []string) int {
 		Logger: log, TLS: tlsID, Metrics: reg,
 	}
 	for name, d := range map[string]time.Duration{"dead-after": *lostAfter, "full-report-interval": *fullReport,
-		"chunk-token-lifetime": *tokenLife, "chunk-key-rotation": *keyRotation} {
+		"chunk-token-lifetime": *tokenLife, "chunk-key-rotation": *keyRotation, "drain-timeout": *drain} {
 		if d <= 0 {
 			fmt.Fprintf(os.Stderr, "dfsmaster: -%s %v: must be positive\n", name, d)
 			return 2
@@ -142,9 +143,11 @@ func run(args []string) int {
 	}
 	select {
 	case s := <-sig:
-		log.Info("stopping", "signal", s.String())
+		log.Info("stopping: draining calls in flight", "signal", s.String(), "drain-timeout", *drain)
 		sdnotify.Stopping()
-		srv.Close()
+		start := time.Now()
+		srv.Shutdown(*drain)
+		log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 		return 0
 	case err := <-done:
 		srv.Close()
