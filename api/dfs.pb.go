@@ -2904,8 +2904,11 @@ type MutateResponse struct {
 	// parent is the directory an entry was added to or removed from
 	// (create, mkdir, symlink, link, unlink, rmdir; rename: the source
 	// directory) after the change, so that the mount need not ask.
-	Parent        *Attr `protobuf:"bytes,140,opt,name=parent,proto3" json:"parent,omitempty"`
-	NewParent     *Attr `protobuf:"bytes,141,opt,name=new_parent,json=newParent,proto3" json:"new_parent,omitempty"` // rename: the target directory after the change
+	Parent    *Attr `protobuf:"bytes,140,opt,name=parent,proto3" json:"parent,omitempty"`
+	NewParent *Attr `protobuf:"bytes,141,opt,name=new_parent,json=newParent,proto3" json:"new_parent,omitempty"` // rename: the target directory after the change
+	// ForceUnlockCmd: locks released; ExpireSessionCmd: 1 if the session
+	// existed.
+	Released      uint32 `protobuf:"varint,280,opt,name=released,proto3" json:"released,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3001,6 +3004,13 @@ func (x *MutateResponse) GetNewParent() *Attr {
 		return x.NewParent
 	}
 	return nil
+}
+
+func (x *MutateResponse) GetReleased() uint32 {
+	if x != nil {
+		return x.Released
+	}
+	return 0
 }
 
 // WaitLockRequest asks for the final answer of a waiting LockOp. The
@@ -5409,6 +5419,484 @@ func (x *NotLeader) GetMasters() []string {
 	return nil
 }
 
+// ChunkServerState is a chunkserver as `dfsctl chunkservers` shows it.
+type ChunkServerState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Info          *ChunkServerInfo       `protobuf:"bytes,1,opt,name=info,proto3" json:"info,omitempty"`
+	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"` // live, dead, draining or drained
+	Draining      bool                   `protobuf:"varint,3,opt,name=draining,proto3" json:"draining,omitempty"`
+	Referenced    uint64                 `protobuf:"varint,4,opt,name=referenced,proto3" json:"referenced,omitempty"`                   // chunks (replicas or shards) the master maps to it
+	DrainTotal    uint64                 `protobuf:"varint,5,opt,name=drain_total,json=drainTotal,proto3" json:"drain_total,omitempty"` // referenced when the drain began
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChunkServerState) Reset() {
+	*x = ChunkServerState{}
+	mi := &file_dfs_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChunkServerState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChunkServerState) ProtoMessage() {}
+
+func (x *ChunkServerState) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChunkServerState.ProtoReflect.Descriptor instead.
+func (*ChunkServerState) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *ChunkServerState) GetInfo() *ChunkServerInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+func (x *ChunkServerState) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *ChunkServerState) GetDraining() bool {
+	if x != nil {
+		return x.Draining
+	}
+	return false
+}
+
+func (x *ChunkServerState) GetReferenced() uint64 {
+	if x != nil {
+		return x.Referenced
+	}
+	return 0
+}
+
+func (x *ChunkServerState) GetDrainTotal() uint64 {
+	if x != nil {
+		return x.DrainTotal
+	}
+	return 0
+}
+
+type ChunkServersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChunkServersRequest) Reset() {
+	*x = ChunkServersRequest{}
+	mi := &file_dfs_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChunkServersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChunkServersRequest) ProtoMessage() {}
+
+func (x *ChunkServersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChunkServersRequest.ProtoReflect.Descriptor instead.
+func (*ChunkServersRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{67}
+}
+
+type ChunkServersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Servers       []*ChunkServerState    `protobuf:"bytes,1,rep,name=servers,proto3" json:"servers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChunkServersResponse) Reset() {
+	*x = ChunkServersResponse{}
+	mi := &file_dfs_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChunkServersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChunkServersResponse) ProtoMessage() {}
+
+func (x *ChunkServersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChunkServersResponse.ProtoReflect.Descriptor instead.
+func (*ChunkServersResponse) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *ChunkServersResponse) GetServers() []*ChunkServerState {
+	if x != nil {
+		return x.Servers
+	}
+	return nil
+}
+
+// DrainServerRequest starts (or, with undrain, ends) the drain of a
+// chunkserver: it takes no new chunks and the repair loop moves every
+// copy it holds elsewhere.
+type DrainServerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Undrain       bool                   `protobuf:"varint,2,opt,name=undrain,proto3" json:"undrain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainServerRequest) Reset() {
+	*x = DrainServerRequest{}
+	mi := &file_dfs_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainServerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainServerRequest) ProtoMessage() {}
+
+func (x *DrainServerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainServerRequest.ProtoReflect.Descriptor instead.
+func (*DrainServerRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *DrainServerRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DrainServerRequest) GetUndrain() bool {
+	if x != nil {
+		return x.Undrain
+	}
+	return false
+}
+
+// ReleaseSessionRequest ends a client session as if it had expired.
+type ReleaseSessionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseSessionRequest) Reset() {
+	*x = ReleaseSessionRequest{}
+	mi := &file_dfs_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseSessionRequest) ProtoMessage() {}
+
+func (x *ReleaseSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseSessionRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseSessionRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *ReleaseSessionRequest) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+// ReleaseLocksRequest releases the locks held on ino: all of them, or
+// only those of session (and, with has_owner, of owner in it).
+type ReleaseLocksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ino           uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
+	Session       uint64                 `protobuf:"varint,2,opt,name=session,proto3" json:"session,omitempty"`
+	Owner         uint64                 `protobuf:"varint,3,opt,name=owner,proto3" json:"owner,omitempty"`
+	HasOwner      bool                   `protobuf:"varint,4,opt,name=has_owner,json=hasOwner,proto3" json:"has_owner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseLocksRequest) Reset() {
+	*x = ReleaseLocksRequest{}
+	mi := &file_dfs_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseLocksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseLocksRequest) ProtoMessage() {}
+
+func (x *ReleaseLocksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseLocksRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseLocksRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *ReleaseLocksRequest) GetIno() uint64 {
+	if x != nil {
+		return x.Ino
+	}
+	return 0
+}
+
+func (x *ReleaseLocksRequest) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *ReleaseLocksRequest) GetOwner() uint64 {
+	if x != nil {
+		return x.Owner
+	}
+	return 0
+}
+
+func (x *ReleaseLocksRequest) GetHasOwner() bool {
+	if x != nil {
+		return x.HasOwner
+	}
+	return false
+}
+
+type ReleaseResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Released      uint32                 `protobuf:"varint,1,opt,name=released,proto3" json:"released,omitempty"` // sessions ended or locks released
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseResponse) Reset() {
+	*x = ReleaseResponse{}
+	mi := &file_dfs_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseResponse) ProtoMessage() {}
+
+func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
+func (*ReleaseResponse) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *ReleaseResponse) GetReleased() uint32 {
+	if x != nil {
+		return x.Released
+	}
+	return 0
+}
+
+type SaveSnapshotRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SaveSnapshotRequest) Reset() {
+	*x = SaveSnapshotRequest{}
+	mi := &file_dfs_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SaveSnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SaveSnapshotRequest) ProtoMessage() {}
+
+func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SaveSnapshotRequest.ProtoReflect.Descriptor instead.
+func (*SaveSnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{73}
+}
+
+// SnapshotPiece is one piece of a streamed master snapshot: the first
+// carries applied_index and size, every one some data, the last the
+// SHA-256 of all of it.
+type SnapshotPiece struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	AppliedIndex  uint64                 `protobuf:"varint,2,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	Size          uint64                 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	Sha256        []byte                 `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotPiece) Reset() {
+	*x = SnapshotPiece{}
+	mi := &file_dfs_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotPiece) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotPiece) ProtoMessage() {}
+
+func (x *SnapshotPiece) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotPiece.ProtoReflect.Descriptor instead.
+func (*SnapshotPiece) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *SnapshotPiece) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *SnapshotPiece) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *SnapshotPiece) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *SnapshotPiece) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
 // SetChunkRequest is sent by the master leader to every replica of a
 // chunk: create it if absent, adopt `version` (refuse if the replica
 // already has a newer one), and if primary equals the receiver's id, take
@@ -5428,7 +5916,7 @@ type SetChunkRequest struct {
 
 func (x *SetChunkRequest) Reset() {
 	*x = SetChunkRequest{}
-	mi := &file_dfs_proto_msgTypes[66]
+	mi := &file_dfs_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5440,7 +5928,7 @@ func (x *SetChunkRequest) String() string {
 func (*SetChunkRequest) ProtoMessage() {}
 
 func (x *SetChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[66]
+	mi := &file_dfs_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5453,7 +5941,7 @@ func (x *SetChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetChunkRequest.ProtoReflect.Descriptor instead.
 func (*SetChunkRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{66}
+	return file_dfs_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *SetChunkRequest) GetId() uint64 {
@@ -5515,7 +6003,7 @@ type SetChunkResponse struct {
 
 func (x *SetChunkResponse) Reset() {
 	*x = SetChunkResponse{}
-	mi := &file_dfs_proto_msgTypes[67]
+	mi := &file_dfs_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5527,7 +6015,7 @@ func (x *SetChunkResponse) String() string {
 func (*SetChunkResponse) ProtoMessage() {}
 
 func (x *SetChunkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[67]
+	mi := &file_dfs_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5540,7 +6028,7 @@ func (x *SetChunkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetChunkResponse.ProtoReflect.Descriptor instead.
 func (*SetChunkResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{67}
+	return file_dfs_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *SetChunkResponse) GetErrno() Errno {
@@ -5599,7 +6087,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_dfs_proto_msgTypes[68]
+	mi := &file_dfs_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5611,7 +6099,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[68]
+	mi := &file_dfs_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5624,7 +6112,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{68}
+	return file_dfs_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *WriteRequest) GetId() uint64 {
@@ -5736,7 +6224,7 @@ type Extent struct {
 
 func (x *Extent) Reset() {
 	*x = Extent{}
-	mi := &file_dfs_proto_msgTypes[69]
+	mi := &file_dfs_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5748,7 +6236,7 @@ func (x *Extent) String() string {
 func (*Extent) ProtoMessage() {}
 
 func (x *Extent) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[69]
+	mi := &file_dfs_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5761,7 +6249,7 @@ func (x *Extent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Extent.ProtoReflect.Descriptor instead.
 func (*Extent) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{69}
+	return file_dfs_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *Extent) GetOffset() uint64 {
@@ -5789,7 +6277,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_dfs_proto_msgTypes[70]
+	mi := &file_dfs_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5801,7 +6289,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[70]
+	mi := &file_dfs_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5814,7 +6302,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{70}
+	return file_dfs_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *WriteResponse) GetErrno() Errno {
@@ -5851,7 +6339,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_dfs_proto_msgTypes[71]
+	mi := &file_dfs_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5863,7 +6351,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[71]
+	mi := &file_dfs_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5876,7 +6364,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{71}
+	return file_dfs_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *ReadRequest) GetId() uint64 {
@@ -5925,7 +6413,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_dfs_proto_msgTypes[72]
+	mi := &file_dfs_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5937,7 +6425,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[72]
+	mi := &file_dfs_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5950,7 +6438,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{72}
+	return file_dfs_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *ReadResponse) GetErrno() Errno {
@@ -5985,7 +6473,7 @@ type SyncRequest struct {
 
 func (x *SyncRequest) Reset() {
 	*x = SyncRequest{}
-	mi := &file_dfs_proto_msgTypes[73]
+	mi := &file_dfs_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5997,7 +6485,7 @@ func (x *SyncRequest) String() string {
 func (*SyncRequest) ProtoMessage() {}
 
 func (x *SyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[73]
+	mi := &file_dfs_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6010,7 +6498,7 @@ func (x *SyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRequest.ProtoReflect.Descriptor instead.
 func (*SyncRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{73}
+	return file_dfs_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *SyncRequest) GetId() uint64 {
@@ -6045,7 +6533,7 @@ type SyncResponse struct {
 
 func (x *SyncResponse) Reset() {
 	*x = SyncResponse{}
-	mi := &file_dfs_proto_msgTypes[74]
+	mi := &file_dfs_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6057,7 +6545,7 @@ func (x *SyncResponse) String() string {
 func (*SyncResponse) ProtoMessage() {}
 
 func (x *SyncResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[74]
+	mi := &file_dfs_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6070,7 +6558,7 @@ func (x *SyncResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncResponse.ProtoReflect.Descriptor instead.
 func (*SyncResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{74}
+	return file_dfs_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *SyncResponse) GetErrno() Errno {
@@ -6116,7 +6604,7 @@ type ReplicateRequest struct {
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_dfs_proto_msgTypes[75]
+	mi := &file_dfs_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6128,7 +6616,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[75]
+	mi := &file_dfs_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6141,7 +6629,7 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{75}
+	return file_dfs_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *ReplicateRequest) GetId() uint64 {
@@ -6218,7 +6706,7 @@ type ReplicateResponse struct {
 
 func (x *ReplicateResponse) Reset() {
 	*x = ReplicateResponse{}
-	mi := &file_dfs_proto_msgTypes[76]
+	mi := &file_dfs_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6230,7 +6718,7 @@ func (x *ReplicateResponse) String() string {
 func (*ReplicateResponse) ProtoMessage() {}
 
 func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[76]
+	mi := &file_dfs_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6243,7 +6731,7 @@ func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicateResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{76}
+	return file_dfs_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *ReplicateResponse) GetErrno() Errno {
@@ -6281,7 +6769,7 @@ type LocalPathRequest struct {
 
 func (x *LocalPathRequest) Reset() {
 	*x = LocalPathRequest{}
-	mi := &file_dfs_proto_msgTypes[77]
+	mi := &file_dfs_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6293,7 +6781,7 @@ func (x *LocalPathRequest) String() string {
 func (*LocalPathRequest) ProtoMessage() {}
 
 func (x *LocalPathRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[77]
+	mi := &file_dfs_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6306,7 +6794,7 @@ func (x *LocalPathRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalPathRequest.ProtoReflect.Descriptor instead.
 func (*LocalPathRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{77}
+	return file_dfs_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *LocalPathRequest) GetId() uint64 {
@@ -6345,7 +6833,7 @@ type LocalPathResponse struct {
 
 func (x *LocalPathResponse) Reset() {
 	*x = LocalPathResponse{}
-	mi := &file_dfs_proto_msgTypes[78]
+	mi := &file_dfs_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6357,7 +6845,7 @@ func (x *LocalPathResponse) String() string {
 func (*LocalPathResponse) ProtoMessage() {}
 
 func (x *LocalPathResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[78]
+	mi := &file_dfs_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6370,7 +6858,7 @@ func (x *LocalPathResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalPathResponse.ProtoReflect.Descriptor instead.
 func (*LocalPathResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{78}
+	return file_dfs_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *LocalPathResponse) GetErrno() Errno {
@@ -6409,17 +6897,21 @@ func (x *LocalPathResponse) GetStoreDir() string {
 }
 
 type RegisterServerCmd struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Addr          string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
-	Zone          string                 `protobuf:"bytes,3,opt,name=zone,proto3" json:"zone,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Addr  string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	Zone  string                 `protobuf:"bytes,3,opt,name=zone,proto3" json:"zone,omitempty"`
+	// In snapshots only: the server is draining, and had drain_total
+	// chunks when the drain began.
+	Draining      bool   `protobuf:"varint,280,opt,name=draining,proto3" json:"draining,omitempty"`
+	DrainTotal    uint64 `protobuf:"varint,281,opt,name=drain_total,json=drainTotal,proto3" json:"drain_total,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterServerCmd) Reset() {
 	*x = RegisterServerCmd{}
-	mi := &file_dfs_proto_msgTypes[79]
+	mi := &file_dfs_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6431,7 +6923,7 @@ func (x *RegisterServerCmd) String() string {
 func (*RegisterServerCmd) ProtoMessage() {}
 
 func (x *RegisterServerCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[79]
+	mi := &file_dfs_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6444,7 +6936,7 @@ func (x *RegisterServerCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterServerCmd.ProtoReflect.Descriptor instead.
 func (*RegisterServerCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{79}
+	return file_dfs_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *RegisterServerCmd) GetId() string {
@@ -6468,6 +6960,143 @@ func (x *RegisterServerCmd) GetZone() string {
 	return ""
 }
 
+func (x *RegisterServerCmd) GetDraining() bool {
+	if x != nil {
+		return x.Draining
+	}
+	return false
+}
+
+func (x *RegisterServerCmd) GetDrainTotal() uint64 {
+	if x != nil {
+		return x.DrainTotal
+	}
+	return 0
+}
+
+// DrainServerCmd marks a chunkserver draining (or not).
+type DrainServerCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Undrain       bool                   `protobuf:"varint,2,opt,name=undrain,proto3" json:"undrain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainServerCmd) Reset() {
+	*x = DrainServerCmd{}
+	mi := &file_dfs_proto_msgTypes[89]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainServerCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainServerCmd) ProtoMessage() {}
+
+func (x *DrainServerCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[89]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainServerCmd.ProtoReflect.Descriptor instead.
+func (*DrainServerCmd) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{89}
+}
+
+func (x *DrainServerCmd) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DrainServerCmd) GetUndrain() bool {
+	if x != nil {
+		return x.Undrain
+	}
+	return false
+}
+
+// ForceUnlockCmd releases held locks on ino (an operator's force-release):
+// every one, or those of session (0: any), and of owner with has_owner.
+type ForceUnlockCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ino           uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
+	Session       uint64                 `protobuf:"varint,2,opt,name=session,proto3" json:"session,omitempty"`
+	Owner         uint64                 `protobuf:"varint,3,opt,name=owner,proto3" json:"owner,omitempty"`
+	HasOwner      bool                   `protobuf:"varint,4,opt,name=has_owner,json=hasOwner,proto3" json:"has_owner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForceUnlockCmd) Reset() {
+	*x = ForceUnlockCmd{}
+	mi := &file_dfs_proto_msgTypes[90]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForceUnlockCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForceUnlockCmd) ProtoMessage() {}
+
+func (x *ForceUnlockCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[90]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForceUnlockCmd.ProtoReflect.Descriptor instead.
+func (*ForceUnlockCmd) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{90}
+}
+
+func (x *ForceUnlockCmd) GetIno() uint64 {
+	if x != nil {
+		return x.Ino
+	}
+	return 0
+}
+
+func (x *ForceUnlockCmd) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *ForceUnlockCmd) GetOwner() uint64 {
+	if x != nil {
+		return x.Owner
+	}
+	return 0
+}
+
+func (x *ForceUnlockCmd) GetHasOwner() bool {
+	if x != nil {
+		return x.HasOwner
+	}
+	return false
+}
+
 type ExpireSessionCmd struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
@@ -6477,7 +7106,7 @@ type ExpireSessionCmd struct {
 
 func (x *ExpireSessionCmd) Reset() {
 	*x = ExpireSessionCmd{}
-	mi := &file_dfs_proto_msgTypes[80]
+	mi := &file_dfs_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6489,7 +7118,7 @@ func (x *ExpireSessionCmd) String() string {
 func (*ExpireSessionCmd) ProtoMessage() {}
 
 func (x *ExpireSessionCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[80]
+	mi := &file_dfs_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6502,7 +7131,7 @@ func (x *ExpireSessionCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireSessionCmd.ProtoReflect.Descriptor instead.
 func (*ExpireSessionCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{80}
+	return file_dfs_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *ExpireSessionCmd) GetSession() uint64 {
@@ -6521,7 +7150,7 @@ type DeleteChunksCmd struct {
 
 func (x *DeleteChunksCmd) Reset() {
 	*x = DeleteChunksCmd{}
-	mi := &file_dfs_proto_msgTypes[81]
+	mi := &file_dfs_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6533,7 +7162,7 @@ func (x *DeleteChunksCmd) String() string {
 func (*DeleteChunksCmd) ProtoMessage() {}
 
 func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[81]
+	mi := &file_dfs_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6546,7 +7175,7 @@ func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteChunksCmd.ProtoReflect.Descriptor instead.
 func (*DeleteChunksCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{81}
+	return file_dfs_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *DeleteChunksCmd) GetIds() []uint64 {
@@ -6581,14 +7210,16 @@ type Command struct {
 	// CreateOp.first_chunk), chosen by the leader so that it can tell the
 	// replicas before the commit; the FSM takes the next free id instead
 	// if this one is taken (a proposal of an earlier leader).
-	ChunkId       uint64 `protobuf:"varint,142,opt,name=chunk_id,json=chunkId,proto3" json:"chunk_id,omitempty"`
+	ChunkId       uint64          `protobuf:"varint,142,opt,name=chunk_id,json=chunkId,proto3" json:"chunk_id,omitempty"`
+	DrainServer   *DrainServerCmd `protobuf:"bytes,280,opt,name=drain_server,json=drainServer,proto3" json:"drain_server,omitempty"`
+	ForceUnlock   *ForceUnlockCmd `protobuf:"bytes,281,opt,name=force_unlock,json=forceUnlock,proto3" json:"force_unlock,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_dfs_proto_msgTypes[82]
+	mi := &file_dfs_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6600,7 +7231,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[82]
+	mi := &file_dfs_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6613,7 +7244,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{82}
+	return file_dfs_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *Command) GetSession() uint64 {
@@ -6721,6 +7352,20 @@ func (x *Command) GetChunkId() uint64 {
 	return 0
 }
 
+func (x *Command) GetDrainServer() *DrainServerCmd {
+	if x != nil {
+		return x.DrainServer
+	}
+	return nil
+}
+
+func (x *Command) GetForceUnlock() *ForceUnlockCmd {
+	if x != nil {
+		return x.ForceUnlock
+	}
+	return nil
+}
+
 // Batch is one Raft log entry: commands applied in order.
 type Batch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -6731,7 +7376,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_dfs_proto_msgTypes[83]
+	mi := &file_dfs_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6743,7 +7388,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[83]
+	mi := &file_dfs_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6756,7 +7401,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{83}
+	return file_dfs_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *Batch) GetCommands() []*Command {
@@ -6785,7 +7430,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_dfs_proto_msgTypes[84]
+	mi := &file_dfs_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6797,7 +7442,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[84]
+	mi := &file_dfs_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6810,7 +7455,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{84}
+	return file_dfs_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -6904,7 +7549,7 @@ type SnapshotLock struct {
 
 func (x *SnapshotLock) Reset() {
 	*x = SnapshotLock{}
-	mi := &file_dfs_proto_msgTypes[85]
+	mi := &file_dfs_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6916,7 +7561,7 @@ func (x *SnapshotLock) String() string {
 func (*SnapshotLock) ProtoMessage() {}
 
 func (x *SnapshotLock) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[85]
+	mi := &file_dfs_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6929,7 +7574,7 @@ func (x *SnapshotLock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotLock.ProtoReflect.Descriptor instead.
 func (*SnapshotLock) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{85}
+	return file_dfs_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *SnapshotLock) GetOp() *LockOp {
@@ -6978,7 +7623,7 @@ type SnapshotDirEntry struct {
 
 func (x *SnapshotDirEntry) Reset() {
 	*x = SnapshotDirEntry{}
-	mi := &file_dfs_proto_msgTypes[86]
+	mi := &file_dfs_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6990,7 +7635,7 @@ func (x *SnapshotDirEntry) String() string {
 func (*SnapshotDirEntry) ProtoMessage() {}
 
 func (x *SnapshotDirEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[86]
+	mi := &file_dfs_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7003,7 +7648,7 @@ func (x *SnapshotDirEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotDirEntry.ProtoReflect.Descriptor instead.
 func (*SnapshotDirEntry) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{86}
+	return file_dfs_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *SnapshotDirEntry) GetName() string {
@@ -7041,7 +7686,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_dfs_proto_msgTypes[87]
+	mi := &file_dfs_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7053,7 +7698,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[87]
+	mi := &file_dfs_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7066,7 +7711,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{87}
+	return file_dfs_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *SnapshotChunk) GetIndex() uint64 {
@@ -7126,7 +7771,7 @@ type SnapshotInode struct {
 
 func (x *SnapshotInode) Reset() {
 	*x = SnapshotInode{}
-	mi := &file_dfs_proto_msgTypes[88]
+	mi := &file_dfs_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7138,7 +7783,7 @@ func (x *SnapshotInode) String() string {
 func (*SnapshotInode) ProtoMessage() {}
 
 func (x *SnapshotInode) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[88]
+	mi := &file_dfs_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7151,7 +7796,7 @@ func (x *SnapshotInode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotInode.ProtoReflect.Descriptor instead.
 func (*SnapshotInode) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{88}
+	return file_dfs_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *SnapshotInode) GetAttr() *Attr {
@@ -7213,7 +7858,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_dfs_proto_msgTypes[89]
+	mi := &file_dfs_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7225,7 +7870,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[89]
+	mi := &file_dfs_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7238,7 +7883,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{89}
+	return file_dfs_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *SnapshotResponse) GetSeq() uint64 {
@@ -7269,7 +7914,7 @@ type SnapshotSession struct {
 
 func (x *SnapshotSession) Reset() {
 	*x = SnapshotSession{}
-	mi := &file_dfs_proto_msgTypes[90]
+	mi := &file_dfs_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7281,7 +7926,7 @@ func (x *SnapshotSession) String() string {
 func (*SnapshotSession) ProtoMessage() {}
 
 func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[90]
+	mi := &file_dfs_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7294,7 +7939,7 @@ func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSession.ProtoReflect.Descriptor instead.
 func (*SnapshotSession) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{90}
+	return file_dfs_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *SnapshotSession) GetId() uint64 {
@@ -7553,7 +8198,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x05acked\x18\x03 \x01(\x04R\x05acked\x12#\n" +
 	"\x06caller\x18\x04 \x01(\v2\v.dfs.CallerR\x06caller\x12\x17\n" +
 	"\x02op\x18\x05 \x01(\v2\a.dfs.OpR\x02op\x12\x1b\n" +
-	"\breleases\x18\x8c\x01 \x03(\x04R\breleases\"\xb3\x02\n" +
+	"\breleases\x18\x8c\x01 \x03(\x04R\breleases\"\xd0\x02\n" +
 	"\x0eMutateResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x1d\n" +
@@ -7566,7 +8211,8 @@ const file_dfs_proto_rawDesc = "" +
 	"\awaiting\x18\a \x01(\bR\awaiting\x12\"\n" +
 	"\x06parent\x18\x8c\x01 \x01(\v2\t.dfs.AttrR\x06parent\x12)\n" +
 	"\n" +
-	"new_parent\x18\x8d\x01 \x01(\v2\t.dfs.AttrR\tnewParent\"\\\n" +
+	"new_parent\x18\x8d\x01 \x01(\v2\t.dfs.AttrR\tnewParent\x12\x1b\n" +
+	"\breleased\x18\x98\x02 \x01(\rR\breleased\"\\\n" +
 	"\x0fWaitLockRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x1d\n" +
@@ -7761,7 +8407,37 @@ const file_dfs_proto_rawDesc = "" +
 	"\tNotLeader\x12\x1f\n" +
 	"\vleader_addr\x18\x01 \x01(\tR\n" +
 	"leaderAddr\x12\x18\n" +
-	"\amasters\x18\x02 \x03(\tR\amasters\"\xcf\x01\n" +
+	"\amasters\x18\x02 \x03(\tR\amasters\"\xaf\x01\n" +
+	"\x10ChunkServerState\x12(\n" +
+	"\x04info\x18\x01 \x01(\v2\x14.dfs.ChunkServerInfoR\x04info\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1a\n" +
+	"\bdraining\x18\x03 \x01(\bR\bdraining\x12\x1e\n" +
+	"\n" +
+	"referenced\x18\x04 \x01(\x04R\n" +
+	"referenced\x12\x1f\n" +
+	"\vdrain_total\x18\x05 \x01(\x04R\n" +
+	"drainTotal\"\x15\n" +
+	"\x13ChunkServersRequest\"G\n" +
+	"\x14ChunkServersResponse\x12/\n" +
+	"\aservers\x18\x01 \x03(\v2\x15.dfs.ChunkServerStateR\aservers\">\n" +
+	"\x12DrainServerRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aundrain\x18\x02 \x01(\bR\aundrain\"1\n" +
+	"\x15ReleaseSessionRequest\x12\x18\n" +
+	"\asession\x18\x01 \x01(\x04R\asession\"t\n" +
+	"\x13ReleaseLocksRequest\x12\x10\n" +
+	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x18\n" +
+	"\asession\x18\x02 \x01(\x04R\asession\x12\x14\n" +
+	"\x05owner\x18\x03 \x01(\x04R\x05owner\x12\x1b\n" +
+	"\thas_owner\x18\x04 \x01(\bR\bhasOwner\"-\n" +
+	"\x0fReleaseResponse\x12\x1a\n" +
+	"\breleased\x18\x01 \x01(\rR\breleased\"\x15\n" +
+	"\x13SaveSnapshotRequest\"t\n" +
+	"\rSnapshotPiece\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12#\n" +
+	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x04R\x04size\x12\x16\n" +
+	"\x06sha256\x18\x04 \x01(\fR\x06sha256\"\xcf\x01\n" +
 	"\x0fSetChunkRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x18\n" +
@@ -7849,15 +8525,26 @@ const file_dfs_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x12\n" +
 	"\x04path\x18\x03 \x01(\tR\x04path\x12\x17\n" +
 	"\aboot_id\x18\x04 \x01(\tR\x06bootId\x12\x1b\n" +
-	"\tstore_dir\x18\x05 \x01(\tR\bstoreDir\"K\n" +
+	"\tstore_dir\x18\x05 \x01(\tR\bstoreDir\"\x8a\x01\n" +
 	"\x11RegisterServerCmd\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x12\n" +
-	"\x04zone\x18\x03 \x01(\tR\x04zone\",\n" +
+	"\x04zone\x18\x03 \x01(\tR\x04zone\x12\x1b\n" +
+	"\bdraining\x18\x98\x02 \x01(\bR\bdraining\x12 \n" +
+	"\vdrain_total\x18\x99\x02 \x01(\x04R\n" +
+	"drainTotal\":\n" +
+	"\x0eDrainServerCmd\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aundrain\x18\x02 \x01(\bR\aundrain\"o\n" +
+	"\x0eForceUnlockCmd\x12\x10\n" +
+	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x18\n" +
+	"\asession\x18\x02 \x01(\x04R\asession\x12\x14\n" +
+	"\x05owner\x18\x03 \x01(\x04R\x05owner\x12\x1b\n" +
+	"\thas_owner\x18\x04 \x01(\bR\bhasOwner\",\n" +
 	"\x10ExpireSessionCmd\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\"#\n" +
 	"\x0fDeleteChunksCmd\x12\x10\n" +
-	"\x03ids\x18\x01 \x03(\x04R\x03ids\"\x81\x04\n" +
+	"\x03ids\x18\x01 \x03(\x04R\x03ids\"\xf3\x04\n" +
 	"\aCommand\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x14\n" +
@@ -7874,7 +8561,9 @@ const file_dfs_proto_rawDesc = "" +
 	"\rdelete_chunks\x18\f \x01(\v2\x14.dfs.DeleteChunksCmdR\fdeleteChunks\x12\x1b\n" +
 	"\breleases\x18\x8c\x01 \x03(\x04R\breleases\x12\x19\n" +
 	"\areclaim\x18\x8d\x01 \x03(\x04R\areclaim\x12\x1a\n" +
-	"\bchunk_id\x18\x8e\x01 \x01(\x04R\achunkId\"1\n" +
+	"\bchunk_id\x18\x8e\x01 \x01(\x04R\achunkId\x127\n" +
+	"\fdrain_server\x18\x98\x02 \x01(\v2\x13.dfs.DrainServerCmdR\vdrainServer\x127\n" +
+	"\fforce_unlock\x18\x99\x02 \x01(\v2\x13.dfs.ForceUnlockCmdR\vforceUnlock\"1\n" +
 	"\x05Batch\x12(\n" +
 	"\bcommands\x18\x01 \x03(\v2\f.dfs.CommandR\bcommands\"\x99\x03\n" +
 	"\x0eSnapshotHeader\x12\x16\n" +
@@ -7986,7 +8675,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\n" +
 	"\x06UNLOCK\x10\x00\x12\b\n" +
 	"\x04READ\x10\x01\x12\t\n" +
-	"\x05WRITE\x10\x022\xf8\x06\n" +
+	"\x05WRITE\x10\x022\xc4\t\n" +
 	"\x06Master\x121\n" +
 	"\x06Mutate\x12\x12.dfs.MutateRequest\x1a\x13.dfs.MutateResponse\x12/\n" +
 	"\x06Lookup\x12\x12.dfs.LookupRequest\x1a\x11.dfs.AttrResponse\x121\n" +
@@ -8003,7 +8692,12 @@ const file_dfs_proto_rawDesc = "" +
 	"\fRemoveMaster\x12\x18.dfs.RemoveMasterRequest\x1a\x14.dfs.MembersResponse\x12+\n" +
 	"\x04Fsck\x12\x10.dfs.FsckRequest\x1a\x11.dfs.FsckResponse\x125\n" +
 	"\bWaitLock\x12\x14.dfs.WaitLockRequest\x1a\x13.dfs.MutateResponse\x124\n" +
-	"\aGetLock\x12\x13.dfs.GetLockRequest\x1a\x14.dfs.GetLockResponse2\xc8\x02\n" +
+	"\aGetLock\x12\x13.dfs.GetLockRequest\x1a\x14.dfs.GetLockResponse\x12C\n" +
+	"\fChunkServers\x12\x18.dfs.ChunkServersRequest\x1a\x19.dfs.ChunkServersResponse\x12A\n" +
+	"\vDrainServer\x12\x17.dfs.DrainServerRequest\x1a\x19.dfs.ChunkServersResponse\x12B\n" +
+	"\x0eReleaseSession\x12\x1a.dfs.ReleaseSessionRequest\x1a\x14.dfs.ReleaseResponse\x12>\n" +
+	"\fReleaseLocks\x12\x18.dfs.ReleaseLocksRequest\x1a\x14.dfs.ReleaseResponse\x12>\n" +
+	"\fSaveSnapshot\x12\x18.dfs.SaveSnapshotRequest\x1a\x12.dfs.SnapshotPiece0\x012\xc8\x02\n" +
 	"\vChunkServer\x127\n" +
 	"\bSetChunk\x12\x14.dfs.SetChunkRequest\x1a\x15.dfs.SetChunkResponse\x12.\n" +
 	"\x05Write\x12\x11.dfs.WriteRequest\x1a\x12.dfs.WriteResponse\x12+\n" +
@@ -8025,106 +8719,117 @@ func file_dfs_proto_rawDescGZIP() []byte {
 }
 
 var file_dfs_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 93)
+var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 104)
 var file_dfs_proto_goTypes = []any{
-	(Errno)(0),                  // 0: dfs.Errno
-	(LockKind)(0),               // 1: dfs.LockKind
-	(LockType)(0),               // 2: dfs.LockType
-	(Layout_Kind)(0),            // 3: dfs.Layout.Kind
-	(SetAttrOp_Valid)(0),        // 4: dfs.SetAttrOp.Valid
-	(*Layout)(nil),              // 5: dfs.Layout
-	(*Attr)(nil),                // 6: dfs.Attr
-	(*Replica)(nil),             // 7: dfs.Replica
-	(*Chunk)(nil),               // 8: dfs.Chunk
-	(*DirEntry)(nil),            // 9: dfs.DirEntry
-	(*Caller)(nil),              // 10: dfs.Caller
-	(*CreateOp)(nil),            // 11: dfs.CreateOp
-	(*MkdirOp)(nil),             // 12: dfs.MkdirOp
-	(*SymlinkOp)(nil),           // 13: dfs.SymlinkOp
-	(*LinkOp)(nil),              // 14: dfs.LinkOp
-	(*UnlinkOp)(nil),            // 15: dfs.UnlinkOp
-	(*RmdirOp)(nil),             // 16: dfs.RmdirOp
-	(*RenameOp)(nil),            // 17: dfs.RenameOp
-	(*SetAttrOp)(nil),           // 18: dfs.SetAttrOp
-	(*SetXattrOp)(nil),          // 19: dfs.SetXattrOp
-	(*RemoveXattrOp)(nil),       // 20: dfs.RemoveXattrOp
-	(*AllocChunkOp)(nil),        // 21: dfs.AllocChunkOp
-	(*CommitWriteOp)(nil),       // 22: dfs.CommitWriteOp
-	(*OpenOp)(nil),              // 23: dfs.OpenOp
-	(*ReleaseOp)(nil),           // 24: dfs.ReleaseOp
-	(*OpenSessionOp)(nil),       // 25: dfs.OpenSessionOp
-	(*CloseSessionOp)(nil),      // 26: dfs.CloseSessionOp
-	(*RegisterMasterOp)(nil),    // 27: dfs.RegisterMasterOp
-	(*ReportFailureOp)(nil),     // 28: dfs.ReportFailureOp
-	(*ReplicaChangeOp)(nil),     // 29: dfs.ReplicaChangeOp
-	(*Op)(nil),                  // 30: dfs.Op
-	(*LockOp)(nil),              // 31: dfs.LockOp
-	(*CancelLockOp)(nil),        // 32: dfs.CancelLockOp
-	(*LockInfo)(nil),            // 33: dfs.LockInfo
-	(*MutateRequest)(nil),       // 34: dfs.MutateRequest
-	(*MutateResponse)(nil),      // 35: dfs.MutateResponse
-	(*WaitLockRequest)(nil),     // 36: dfs.WaitLockRequest
-	(*GetLockRequest)(nil),      // 37: dfs.GetLockRequest
-	(*GetLockResponse)(nil),     // 38: dfs.GetLockResponse
-	(*LookupRequest)(nil),       // 39: dfs.LookupRequest
-	(*GetAttrRequest)(nil),      // 40: dfs.GetAttrRequest
-	(*AttrResponse)(nil),        // 41: dfs.AttrResponse
-	(*ReadDirRequest)(nil),      // 42: dfs.ReadDirRequest
-	(*ReadDirResponse)(nil),     // 43: dfs.ReadDirResponse
-	(*GetXattrRequest)(nil),     // 44: dfs.GetXattrRequest
-	(*GetXattrResponse)(nil),    // 45: dfs.GetXattrResponse
-	(*ListXattrRequest)(nil),    // 46: dfs.ListXattrRequest
-	(*ListXattrResponse)(nil),   // 47: dfs.ListXattrResponse
-	(*GetChunksRequest)(nil),    // 48: dfs.GetChunksRequest
-	(*GetChunksResponse)(nil),   // 49: dfs.GetChunksResponse
-	(*StatFSRequest)(nil),       // 50: dfs.StatFSRequest
-	(*StatFSResponse)(nil),      // 51: dfs.StatFSResponse
-	(*KeepAliveRequest)(nil),    // 52: dfs.KeepAliveRequest
-	(*KeepAliveResponse)(nil),   // 53: dfs.KeepAliveResponse
-	(*ChunkReport)(nil),         // 54: dfs.ChunkReport
-	(*HeartbeatRequest)(nil),    // 55: dfs.HeartbeatRequest
-	(*HeartbeatResponse)(nil),   // 56: dfs.HeartbeatResponse
-	(*MasterInfo)(nil),          // 57: dfs.MasterInfo
-	(*ChunkServerInfo)(nil),     // 58: dfs.ChunkServerInfo
-	(*StatusRequest)(nil),       // 59: dfs.StatusRequest
-	(*AddMasterRequest)(nil),    // 60: dfs.AddMasterRequest
-	(*RemoveMasterRequest)(nil), // 61: dfs.RemoveMasterRequest
-	(*MembersResponse)(nil),     // 62: dfs.MembersResponse
-	(*FsckRequest)(nil),         // 63: dfs.FsckRequest
-	(*FsckProblem)(nil),         // 64: dfs.FsckProblem
-	(*FsckResponse)(nil),        // 65: dfs.FsckResponse
-	(*StatusResponse)(nil),      // 66: dfs.StatusResponse
-	(*SessionStatus)(nil),       // 67: dfs.SessionStatus
-	(*LockStatus)(nil),          // 68: dfs.LockStatus
-	(*ChunkHealth)(nil),         // 69: dfs.ChunkHealth
-	(*NotLeader)(nil),           // 70: dfs.NotLeader
-	(*SetChunkRequest)(nil),     // 71: dfs.SetChunkRequest
-	(*SetChunkResponse)(nil),    // 72: dfs.SetChunkResponse
-	(*WriteRequest)(nil),        // 73: dfs.WriteRequest
-	(*Extent)(nil),              // 74: dfs.Extent
-	(*WriteResponse)(nil),       // 75: dfs.WriteResponse
-	(*ReadRequest)(nil),         // 76: dfs.ReadRequest
-	(*ReadResponse)(nil),        // 77: dfs.ReadResponse
-	(*SyncRequest)(nil),         // 78: dfs.SyncRequest
-	(*SyncResponse)(nil),        // 79: dfs.SyncResponse
-	(*ReplicateRequest)(nil),    // 80: dfs.ReplicateRequest
-	(*ReplicateResponse)(nil),   // 81: dfs.ReplicateResponse
-	(*LocalPathRequest)(nil),    // 82: dfs.LocalPathRequest
-	(*LocalPathResponse)(nil),   // 83: dfs.LocalPathResponse
-	(*RegisterServerCmd)(nil),   // 84: dfs.RegisterServerCmd
-	(*ExpireSessionCmd)(nil),    // 85: dfs.ExpireSessionCmd
-	(*DeleteChunksCmd)(nil),     // 86: dfs.DeleteChunksCmd
-	(*Command)(nil),             // 87: dfs.Command
-	(*Batch)(nil),               // 88: dfs.Batch
-	(*SnapshotHeader)(nil),      // 89: dfs.SnapshotHeader
-	(*SnapshotLock)(nil),        // 90: dfs.SnapshotLock
-	(*SnapshotDirEntry)(nil),    // 91: dfs.SnapshotDirEntry
-	(*SnapshotChunk)(nil),       // 92: dfs.SnapshotChunk
-	(*SnapshotInode)(nil),       // 93: dfs.SnapshotInode
-	(*SnapshotResponse)(nil),    // 94: dfs.SnapshotResponse
-	(*SnapshotSession)(nil),     // 95: dfs.SnapshotSession
-	nil,                         // 96: dfs.SnapshotInode.XattrsEntry
-	nil,                         // 97: dfs.SnapshotSession.OpensEntry
+	(Errno)(0),                    // 0: dfs.Errno
+	(LockKind)(0),                 // 1: dfs.LockKind
+	(LockType)(0),                 // 2: dfs.LockType
+	(Layout_Kind)(0),              // 3: dfs.Layout.Kind
+	(SetAttrOp_Valid)(0),          // 4: dfs.SetAttrOp.Valid
+	(*Layout)(nil),                // 5: dfs.Layout
+	(*Attr)(nil),                  // 6: dfs.Attr
+	(*Replica)(nil),               // 7: dfs.Replica
+	(*Chunk)(nil),                 // 8: dfs.Chunk
+	(*DirEntry)(nil),              // 9: dfs.DirEntry
+	(*Caller)(nil),                // 10: dfs.Caller
+	(*CreateOp)(nil),              // 11: dfs.CreateOp
+	(*MkdirOp)(nil),               // 12: dfs.MkdirOp
+	(*SymlinkOp)(nil),             // 13: dfs.SymlinkOp
+	(*LinkOp)(nil),                // 14: dfs.LinkOp
+	(*UnlinkOp)(nil),              // 15: dfs.UnlinkOp
+	(*RmdirOp)(nil),               // 16: dfs.RmdirOp
+	(*RenameOp)(nil),              // 17: dfs.RenameOp
+	(*SetAttrOp)(nil),             // 18: dfs.SetAttrOp
+	(*SetXattrOp)(nil),            // 19: dfs.SetXattrOp
+	(*RemoveXattrOp)(nil),         // 20: dfs.RemoveXattrOp
+	(*AllocChunkOp)(nil),          // 21: dfs.AllocChunkOp
+	(*CommitWriteOp)(nil),         // 22: dfs.CommitWriteOp
+	(*OpenOp)(nil),                // 23: dfs.OpenOp
+	(*ReleaseOp)(nil),             // 24: dfs.ReleaseOp
+	(*OpenSessionOp)(nil),         // 25: dfs.OpenSessionOp
+	(*CloseSessionOp)(nil),        // 26: dfs.CloseSessionOp
+	(*RegisterMasterOp)(nil),      // 27: dfs.RegisterMasterOp
+	(*ReportFailureOp)(nil),       // 28: dfs.ReportFailureOp
+	(*ReplicaChangeOp)(nil),       // 29: dfs.ReplicaChangeOp
+	(*Op)(nil),                    // 30: dfs.Op
+	(*LockOp)(nil),                // 31: dfs.LockOp
+	(*CancelLockOp)(nil),          // 32: dfs.CancelLockOp
+	(*LockInfo)(nil),              // 33: dfs.LockInfo
+	(*MutateRequest)(nil),         // 34: dfs.MutateRequest
+	(*MutateResponse)(nil),        // 35: dfs.MutateResponse
+	(*WaitLockRequest)(nil),       // 36: dfs.WaitLockRequest
+	(*GetLockRequest)(nil),        // 37: dfs.GetLockRequest
+	(*GetLockResponse)(nil),       // 38: dfs.GetLockResponse
+	(*LookupRequest)(nil),         // 39: dfs.LookupRequest
+	(*GetAttrRequest)(nil),        // 40: dfs.GetAttrRequest
+	(*AttrResponse)(nil),          // 41: dfs.AttrResponse
+	(*ReadDirRequest)(nil),        // 42: dfs.ReadDirRequest
+	(*ReadDirResponse)(nil),       // 43: dfs.ReadDirResponse
+	(*GetXattrRequest)(nil),       // 44: dfs.GetXattrRequest
+	(*GetXattrResponse)(nil),      // 45: dfs.GetXattrResponse
+	(*ListXattrRequest)(nil),      // 46: dfs.ListXattrRequest
+	(*ListXattrResponse)(nil),     // 47: dfs.ListXattrResponse
+	(*GetChunksRequest)(nil),      // 48: dfs.GetChunksRequest
+	(*GetChunksResponse)(nil),     // 49: dfs.GetChunksResponse
+	(*StatFSRequest)(nil),         // 50: dfs.StatFSRequest
+	(*StatFSResponse)(nil),        // 51: dfs.StatFSResponse
+	(*KeepAliveRequest)(nil),      // 52: dfs.KeepAliveRequest
+	(*KeepAliveResponse)(nil),     // 53: dfs.KeepAliveResponse
+	(*ChunkReport)(nil),           // 54: dfs.ChunkReport
+	(*HeartbeatRequest)(nil),      // 55: dfs.HeartbeatRequest
+	(*HeartbeatResponse)(nil),     // 56: dfs.HeartbeatResponse
+	(*MasterInfo)(nil),            // 57: dfs.MasterInfo
+	(*ChunkServerInfo)(nil),       // 58: dfs.ChunkServerInfo
+	(*StatusRequest)(nil),         // 59: dfs.StatusRequest
+	(*AddMasterRequest)(nil),      // 60: dfs.AddMasterRequest
+	(*RemoveMasterRequest)(nil),   // 61: dfs.RemoveMasterRequest
+	(*MembersResponse)(nil),       // 62: dfs.MembersResponse
+	(*FsckRequest)(nil),           // 63: dfs.FsckRequest
+	(*FsckProblem)(nil),           // 64: dfs.FsckProblem
+	(*FsckResponse)(nil),          // 65: dfs.FsckResponse
+	(*StatusResponse)(nil),        // 66: dfs.StatusResponse
+	(*SessionStatus)(nil),         // 67: dfs.SessionStatus
+	(*LockStatus)(nil),            // 68: dfs.LockStatus
+	(*ChunkHealth)(nil),           // 69: dfs.ChunkHealth
+	(*NotLeader)(nil),             // 70: dfs.NotLeader
+	(*ChunkServerState)(nil),      // 71: dfs.ChunkServerState
+	(*ChunkServersRequest)(nil),   // 72: dfs.ChunkServersRequest
+	(*ChunkServersResponse)(nil),  // 73: dfs.ChunkServersResponse
+	(*DrainServerRequest)(nil),    // 74: dfs.DrainServerRequest
+	(*ReleaseSessionRequest)(nil), // 75: dfs.ReleaseSessionRequest
+	(*ReleaseLocksRequest)(nil),   // 76: dfs.ReleaseLocksRequest
+	(*ReleaseResponse)(nil),       // 77: dfs.ReleaseResponse
+	(*SaveSnapshotRequest)(nil),   // 78: dfs.SaveSnapshotRequest
+	(*SnapshotPiece)(nil),         // 79: dfs.SnapshotPiece
+	(*SetChunkRequest)(nil),       // 80: dfs.SetChunkRequest
+	(*SetChunkResponse)(nil),      // 81: dfs.SetChunkResponse
+	(*WriteRequest)(nil),          // 82: dfs.WriteRequest
+	(*Extent)(nil),                // 83: dfs.Extent
+	(*WriteResponse)(nil),         // 84: dfs.WriteResponse
+	(*ReadRequest)(nil),           // 85: dfs.ReadRequest
+	(*ReadResponse)(nil),          // 86: dfs.ReadResponse
+	(*SyncRequest)(nil),           // 87: dfs.SyncRequest
+	(*SyncResponse)(nil),          // 88: dfs.SyncResponse
+	(*ReplicateRequest)(nil),      // 89: dfs.ReplicateRequest
+	(*ReplicateResponse)(nil),     // 90: dfs.ReplicateResponse
+	(*LocalPathRequest)(nil),      // 91: dfs.LocalPathRequest
+	(*LocalPathResponse)(nil),     // 92: dfs.LocalPathResponse
+	(*RegisterServerCmd)(nil),     // 93: dfs.RegisterServerCmd
+	(*DrainServerCmd)(nil),        // 94: dfs.DrainServerCmd
+	(*ForceUnlockCmd)(nil),        // 95: dfs.ForceUnlockCmd
+	(*ExpireSessionCmd)(nil),      // 96: dfs.ExpireSessionCmd
+	(*DeleteChunksCmd)(nil),       // 97: dfs.DeleteChunksCmd
+	(*Command)(nil),               // 98: dfs.Command
+	(*Batch)(nil),                 // 99: dfs.Batch
+	(*SnapshotHeader)(nil),        // 100: dfs.SnapshotHeader
+	(*SnapshotLock)(nil),          // 101: dfs.SnapshotLock
+	(*SnapshotDirEntry)(nil),      // 102: dfs.SnapshotDirEntry
+	(*SnapshotChunk)(nil),         // 103: dfs.SnapshotChunk
+	(*SnapshotInode)(nil),         // 104: dfs.SnapshotInode
+	(*SnapshotResponse)(nil),      // 105: dfs.SnapshotResponse
+	(*SnapshotSession)(nil),       // 106: dfs.SnapshotSession
+	nil,                           // 107: dfs.SnapshotInode.XattrsEntry
+	nil,                           // 108: dfs.SnapshotSession.OpensEntry
 }
 var file_dfs_proto_depIdxs = []int32{
 	3,   // 0: dfs.Layout.kind:type_name -> dfs.Layout.Kind
@@ -8190,85 +8895,99 @@ var file_dfs_proto_depIdxs = []int32{
 	69,  // 60: dfs.StatusResponse.chunk_health:type_name -> dfs.ChunkHealth
 	33,  // 61: dfs.LockStatus.lock:type_name -> dfs.LockInfo
 	64,  // 62: dfs.ChunkHealth.problems:type_name -> dfs.FsckProblem
-	7,   // 63: dfs.SetChunkRequest.replicas:type_name -> dfs.Replica
-	0,   // 64: dfs.SetChunkResponse.errno:type_name -> dfs.Errno
-	7,   // 65: dfs.WriteRequest.forward:type_name -> dfs.Replica
-	74,  // 66: dfs.WriteRequest.extents:type_name -> dfs.Extent
-	0,   // 67: dfs.WriteResponse.errno:type_name -> dfs.Errno
-	0,   // 68: dfs.ReadResponse.errno:type_name -> dfs.Errno
-	7,   // 69: dfs.SyncRequest.forward:type_name -> dfs.Replica
-	0,   // 70: dfs.SyncResponse.errno:type_name -> dfs.Errno
-	7,   // 71: dfs.ReplicateRequest.source:type_name -> dfs.Replica
-	7,   // 72: dfs.ReplicateRequest.sources:type_name -> dfs.Replica
-	0,   // 73: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
-	0,   // 74: dfs.LocalPathResponse.errno:type_name -> dfs.Errno
-	10,  // 75: dfs.Command.caller:type_name -> dfs.Caller
-	30,  // 76: dfs.Command.op:type_name -> dfs.Op
-	84,  // 77: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
-	85,  // 78: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
-	86,  // 79: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
-	87,  // 80: dfs.Batch.commands:type_name -> dfs.Command
-	84,  // 81: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
-	27,  // 82: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
-	90,  // 83: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
-	90,  // 84: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
-	31,  // 85: dfs.SnapshotLock.op:type_name -> dfs.LockOp
-	6,   // 86: dfs.SnapshotInode.attr:type_name -> dfs.Attr
-	96,  // 87: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
-	91,  // 88: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
-	92,  // 89: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
-	35,  // 90: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
-	94,  // 91: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
-	97,  // 92: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
-	34,  // 93: dfs.Master.Mutate:input_type -> dfs.MutateRequest
-	39,  // 94: dfs.Master.Lookup:input_type -> dfs.LookupRequest
-	40,  // 95: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
-	42,  // 96: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
-	44,  // 97: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
-	46,  // 98: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
-	48,  // 99: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
-	50,  // 100: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
-	52,  // 101: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
-	55,  // 102: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
-	59,  // 103: dfs.Master.Status:input_type -> dfs.StatusRequest
-	60,  // 104: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
-	61,  // 105: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
-	63,  // 106: dfs.Master.Fsck:input_type -> dfs.FsckRequest
-	36,  // 107: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
-	37,  // 108: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
-	71,  // 109: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
-	73,  // 110: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
-	76,  // 111: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
-	78,  // 112: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
-	80,  // 113: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
-	82,  // 114: dfs.ChunkServer.LocalPath:input_type -> dfs.LocalPathRequest
-	35,  // 115: dfs.Master.Mutate:output_type -> dfs.MutateResponse
-	41,  // 116: dfs.Master.Lookup:output_type -> dfs.AttrResponse
-	41,  // 117: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
-	43,  // 118: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
-	45,  // 119: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
-	47,  // 120: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
-	49,  // 121: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
-	51,  // 122: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
-	53,  // 123: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
-	56,  // 124: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
-	66,  // 125: dfs.Master.Status:output_type -> dfs.StatusResponse
-	62,  // 126: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
-	62,  // 127: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
-	65,  // 128: dfs.Master.Fsck:output_type -> dfs.FsckResponse
-	35,  // 129: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
-	38,  // 130: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
-	72,  // 131: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
-	75,  // 132: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
-	77,  // 133: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
-	79,  // 134: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
-	81,  // 135: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
-	83,  // 136: dfs.ChunkServer.LocalPath:output_type -> dfs.LocalPathResponse
-	115, // [115:137] is the sub-list for method output_type
-	93,  // [93:115] is the sub-list for method input_type
-	93,  // [93:93] is the sub-list for extension type_name
-	93,  // [93:93] is the sub-list for extension extendee
-	0,   // [0:93] is the sub-list for field type_name
+	58,  // 63: dfs.ChunkServerState.info:type_name -> dfs.ChunkServerInfo
+	71,  // 64: dfs.ChunkServersResponse.servers:type_name -> dfs.ChunkServerState
+	7,   // 65: dfs.SetChunkRequest.replicas:type_name -> dfs.Replica
+	0,   // 66: dfs.SetChunkResponse.errno:type_name -> dfs.Errno
+	7,   // 67: dfs.WriteRequest.forward:type_name -> dfs.Replica
+	83,  // 68: dfs.WriteRequest.extents:type_name -> dfs.Extent
+	0,   // 69: dfs.WriteResponse.errno:type_name -> dfs.Errno
+	0,   // 70: dfs.ReadResponse.errno:type_name -> dfs.Errno
+	7,   // 71: dfs.SyncRequest.forward:type_name -> dfs.Replica
+	0,   // 72: dfs.SyncResponse.errno:type_name -> dfs.Errno
+	7,   // 73: dfs.ReplicateRequest.source:type_name -> dfs.Replica
+	7,   // 74: dfs.ReplicateRequest.sources:type_name -> dfs.Replica
+	0,   // 75: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
+	0,   // 76: dfs.LocalPathResponse.errno:type_name -> dfs.Errno
+	10,  // 77: dfs.Command.caller:type_name -> dfs.Caller
+	30,  // 78: dfs.Command.op:type_name -> dfs.Op
+	93,  // 79: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
+	96,  // 80: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
+	97,  // 81: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
+	94,  // 82: dfs.Command.drain_server:type_name -> dfs.DrainServerCmd
+	95,  // 83: dfs.Command.force_unlock:type_name -> dfs.ForceUnlockCmd
+	98,  // 84: dfs.Batch.commands:type_name -> dfs.Command
+	93,  // 85: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
+	27,  // 86: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
+	101, // 87: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
+	101, // 88: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
+	31,  // 89: dfs.SnapshotLock.op:type_name -> dfs.LockOp
+	6,   // 90: dfs.SnapshotInode.attr:type_name -> dfs.Attr
+	107, // 91: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
+	102, // 92: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
+	103, // 93: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
+	35,  // 94: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
+	105, // 95: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
+	108, // 96: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
+	34,  // 97: dfs.Master.Mutate:input_type -> dfs.MutateRequest
+	39,  // 98: dfs.Master.Lookup:input_type -> dfs.LookupRequest
+	40,  // 99: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
+	42,  // 100: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
+	44,  // 101: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
+	46,  // 102: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
+	48,  // 103: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
+	50,  // 104: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
+	52,  // 105: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
+	55,  // 106: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
+	59,  // 107: dfs.Master.Status:input_type -> dfs.StatusRequest
+	60,  // 108: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
+	61,  // 109: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
+	63,  // 110: dfs.Master.Fsck:input_type -> dfs.FsckRequest
+	36,  // 111: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
+	37,  // 112: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
+	72,  // 113: dfs.Master.ChunkServers:input_type -> dfs.ChunkServersRequest
+	74,  // 114: dfs.Master.DrainServer:input_type -> dfs.DrainServerRequest
+	75,  // 115: dfs.Master.ReleaseSession:input_type -> dfs.ReleaseSessionRequest
+	76,  // 116: dfs.Master.ReleaseLocks:input_type -> dfs.ReleaseLocksRequest
+	78,  // 117: dfs.Master.SaveSnapshot:input_type -> dfs.SaveSnapshotRequest
+	80,  // 118: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
+	82,  // 119: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
+	85,  // 120: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
+	87,  // 121: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
+	89,  // 122: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
+	91,  // 123: dfs.ChunkServer.LocalPath:input_type -> dfs.LocalPathRequest
+	35,  // 124: dfs.Master.Mutate:output_type -> dfs.MutateResponse
+	41,  // 125: dfs.Master.Lookup:output_type -> dfs.AttrResponse
+	41,  // 126: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
+	43,  // 127: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
+	45,  // 128: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
+	47,  // 129: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
+	49,  // 130: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
+	51,  // 131: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
+	53,  // 132: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
+	56,  // 133: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
+	66,  // 134: dfs.Master.Status:output_type -> dfs.StatusResponse
+	62,  // 135: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
+	62,  // 136: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
+	65,  // 137: dfs.Master.Fsck:output_type -> dfs.FsckResponse
+	35,  // 138: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
+	38,  // 139: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
+	73,  // 140: dfs.Master.ChunkServers:output_type -> dfs.ChunkServersResponse
+	73,  // 141: dfs.Master.DrainServer:output_type -> dfs.ChunkServersResponse
+	77,  // 142: dfs.Master.ReleaseSession:output_type -> dfs.ReleaseResponse
+	77,  // 143: dfs.Master.ReleaseLocks:output_type -> dfs.ReleaseResponse
+	79,  // 144: dfs.Master.SaveSnapshot:output_type -> dfs.SnapshotPiece
+	81,  // 145: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
+	84,  // 146: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
+	86,  // 147: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
+	88,  // 148: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
+	90,  // 149: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
+	92,  // 150: dfs.ChunkServer.LocalPath:output_type -> dfs.LocalPathResponse
+	124, // [124:151] is the sub-list for method output_type
+	97,  // [97:124] is the sub-list for method input_type
+	97,  // [97:97] is the sub-list for extension type_name
+	97,  // [97:97] is the sub-list for extension extendee
+	0,   // [0:97] is the sub-list for field type_name
 }
 
 func init() { file_dfs_proto_init() }
@@ -8305,7 +9024,7 @@ func file_dfs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dfs_proto_rawDesc), len(file_dfs_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   93,
+			NumMessages:   104,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -554,7 +554,7 @@ func (v *service) place(l *api.Layout) []string {
 	v.mu.Unlock()
 	registered := map[string]bool{}
 	for _, s := range v.fsm.serverList() {
-		registered[s.id] = true
+		registered[s.id] = !s.draining // a draining server takes no new chunks
 	}
 	n := 0
 	for _, c := range cands {

@@ -11,7 +11,18 @@
 //	dfsctl fsck [-json] [-limit N]     exit status 4 when data is at risk
 //	dfsctl members list | add ID RAFTADDR [-non-voter] | remove ID
 //	dfsctl sessions [-json]            client sessions
+//	dfsctl sessions release ID [-yes]  end a session as if it expired
 //	dfsctl locks [-json]               held locks and waiting requests
+//	dfsctl locks release INODE [-session ID [-owner OWNER]] [-yes]
+//	dfsctl chunkservers [list] [-json] chunkservers and their drain state
+//	dfsctl chunkservers drain ID [-no-wait] [-json] | undrain ID
+//	dfsctl snapshot save FILE [-json]  back up the master state
+//
+// Exit status: 0 done; 1 failed (no leader, an RPC error, not
+// confirmed); 2 the command line is wrong (or a force-release without a
+// terminal and without -yes); 3 the masters refused (a drain the other
+// chunkservers cannot hold, an unknown chunkserver, session or lock);
+// 4 fsck found data at risk.
 //
 // Without -masters, dfsctl uses $DFS_MASTERS, then the masters of the dev
 // cluster in ./.dfs.
@@ -46,7 +57,18 @@ commands:
   members add ID RAFTADDR    add a master started with -join (-non-voter: no vote)
   members remove ID          remove a master (a dead one, or one being retired)
   sessions [-json]           client sessions: TTL, lease, open files, locks
+  sessions release ID        end a session as if it expired (asks; -yes: do not)
   locks [-json]              held locks and waiting lock requests, with paths
+  locks release INODE        release the locks on a file (asks; -yes: do not;
+                             -session ID, -owner OWNER: only theirs)
+  chunkservers [-json]       chunkservers: state, capacity, chunks, heartbeat
+  chunkservers drain ID      move every chunk off a server, with progress
+                             (-no-wait: return at once)
+  chunkservers undrain ID    stop a drain; the server takes chunks again
+  snapshot save FILE         back up the master state (restore: dfsmaster -restore)
+
+exit status: 0 done, 1 failed, 2 bad command line, 3 refused by the
+masters, 4 fsck found data at risk
 
 flags:
 `)
@@ -75,10 +97,19 @@ func main() {
 		err = runFsck(*masters, *jsonOut, args)
 	case "members":
 		err = runMembers(*masters, args)
-	case "sessions":
-		err = runSessions(*masters, *jsonOut, args)
-	case "locks":
-		err = runLocks(*masters, *jsonOut, args)
+	case "sessions", "locks":
+		switch {
+		case len(args) > 0 && args[0] == "release":
+			err = runRelease(*masters, cmd, args[1:])
+		case cmd == "sessions":
+			err = runSessions(*masters, *jsonOut, args)
+		default:
+			err = runLocks(*masters, *jsonOut, args)
+		}
+	case "chunkservers":
+		err = runChunkservers(*masters, *jsonOut, args)
+	case "snapshot":
+		err = runSnapshot(*masters, *jsonOut, args)
 	case "help", "-h", "--help":
 		usage()
 		return

@@ -42,6 +42,7 @@ func run(args []string) int {
 	repairRate := fs.Uint64("repair-rate", 0, "bytes per second of each re-replication copy (0: no limit)")
 	fullReport := fs.Duration("full-report-interval", 30*time.Second, "how often chunkservers list all their chunks (bounds how soon deleted data frees space)")
 	join := fs.Bool("join", false, "start without Raft state and wait to be added to an existing group (dfsctl members add) instead of bootstrapping")
+	restore := fs.String("restore", "", "start a new group from this backup (dfsctl snapshot save); -data must be empty")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "HOST:PORT to serve /debug/pprof on (empty: off)")
 	settings := config.Register(fs, "dfsmaster", "DFSMASTER_")
@@ -79,7 +80,7 @@ func run(args []string) int {
 		SnapshotInterval: *snapInt, SnapshotThreshold: *snapThr,
 		SessionGrace: *grace, ChunkLease: *chunkLease, ServerDeadAfter: *deadAfter,
 		DeadAfter: *lostAfter, RepairConcurrency: *repairConc, RepairRate: *repairRate,
-		FullReportInterval: *fullReport, Join: *join,
+		FullReportInterval: *fullReport, Join: *join, Restore: *restore,
 		Logger: log,
 	}
 	for name, d := range map[string]time.Duration{"dead-after": *lostAfter, "full-report-interval": *fullReport} {
