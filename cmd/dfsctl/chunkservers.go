@@ -41,8 +41,9 @@ func runChunkservers(mastersFlag string, jsonOut bool, args []string) error {
 	fl := flag.NewFlagSet("chunkservers "+sub, flag.ContinueOnError)
 	fl.BoolVar(&jsonOut, "json", jsonOut, "print machine-readable JSON")
 	noWait := fl.Bool("no-wait", false, "drain: return once the drain has begun")
-	if err := fl.Parse(args); err != nil {
-		return usageError(err.Error())
+	pos, err := parseArgs(fl, args)
+	if err != nil {
+		return err
 	}
 	addrs, err := masterAddrs(mastersFlag)
 	if err != nil {
@@ -50,7 +51,7 @@ func runChunkservers(mastersFlag string, jsonOut bool, args []string) error {
 	}
 	switch sub {
 	case "list":
-		if fl.NArg() > 0 {
+		if len(pos) > 0 {
 			return usageError("chunkservers list takes no arguments")
 		}
 		resp, err := chunkservers(addrs)
@@ -63,10 +64,10 @@ func runChunkservers(mastersFlag string, jsonOut bool, args []string) error {
 		printChunkservers(os.Stdout, resp.Servers, time.Now())
 		return nil
 	case "drain", "undrain":
-		if fl.NArg() != 1 {
+		if len(pos) != 1 {
 			return usageError("chunkservers " + sub + " ID [-no-wait] [-json]: one chunkserver id (see dfsctl chunkservers)")
 		}
-		id := fl.Arg(0)
+		id := pos[0]
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		var resp *api.ChunkServersResponse

@@ -167,3 +167,20 @@ func masterAddrs(flagValue string) ([]string, error) {
 	}
 	return addrs, nil
 }
+
+// parseArgs parses fl's flags wherever they appear among args, so that
+// `chunkservers drain ID -no-wait` works as well as `-no-wait ID`, and
+// returns the other arguments in order.
+func parseArgs(fl *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fl.Parse(args); err != nil {
+			return nil, usageError(err.Error())
+		}
+		if fl.NArg() == 0 {
+			return rest, nil
+		}
+		rest = append(rest, fl.Arg(0))
+		args = fl.Args()[1:]
+	}
+}

@@ -22,18 +22,19 @@ func runRelease(mastersFlag, what string, args []string) error {
 	yes := fl.Bool("yes", false, "do not ask for confirmation")
 	session := fl.Uint64("session", 0, "locks release: only this session's locks")
 	owner := fl.String("owner", "", "locks release: only this lock owner's locks (the OWNER column of dfsctl locks; with -session)")
-	if err := fl.Parse(args); err != nil {
-		return usageError(err.Error())
+	pos, err := parseArgs(fl, args)
+	if err != nil {
+		return err
 	}
-	if fl.NArg() != 1 {
+	if len(pos) != 1 {
 		if what == "sessions" {
 			return usageError("sessions release ID [-yes]: one session id (see dfsctl sessions)")
 		}
 		return usageError("locks release INODE [-session ID] [-owner OWNER] [-yes]: one inode number (the INO column of dfsctl locks)")
 	}
-	id, err := strconv.ParseUint(fl.Arg(0), 10, 64)
+	id, err := strconv.ParseUint(pos[0], 10, 64)
 	if err != nil || id == 0 {
-		return usageError(fmt.Sprintf("%s release: %q is not a positive number", what, fl.Arg(0)))
+		return usageError(fmt.Sprintf("%s release: %q is not a positive number", what, pos[0]))
 	}
 	req := &api.ReleaseLocksRequest{Ino: id, Session: *session}
 	var prompt string

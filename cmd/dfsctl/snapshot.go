@@ -25,13 +25,14 @@ func runSnapshot(mastersFlag string, jsonOut bool, args []string) error {
 	}
 	fl := flag.NewFlagSet("snapshot save", flag.ContinueOnError)
 	fl.BoolVar(&jsonOut, "json", jsonOut, "print machine-readable JSON")
-	if err := fl.Parse(args[1:]); err != nil {
-		return usageError(err.Error())
+	pos, err := parseArgs(fl, args[1:])
+	if err != nil {
+		return err
 	}
-	if fl.NArg() != 1 {
+	if len(pos) != 1 {
 		return usageError("snapshot save FILE: one file to write")
 	}
-	path := fl.Arg(0)
+	path := pos[0]
 	addrs, err := masterAddrs(mastersFlag)
 	if err != nil {
 		return err
