@@ -62,11 +62,14 @@ func chunkServerList(t *testing.T, c *cluster.Cluster) *api.ChunkServersResponse
 }
 
 // TestOpsDrainChunkServer drains a chunkserver holding replicated and EC
-// chunks, checks that a second drain the rest cannot hold is refused,
-// that fsck is clean, and that every file reads back byte for byte with
-// the drained server killed.
+// chunks, across a restart of the master, checks that a second drain the
+// rest cannot hold is refused, that fsck is clean, and that every file
+// reads back byte for byte with the drained server killed.
 func TestOpsDrainChunkServer(t *testing.T) {
-	c := startCluster(t, cluster.Config{Masters: 1, ChunkServers: 4, Mounts: 2})
+	// Copies are throttled as re-replication is, so that the drain is
+	// still going when the master restarts.
+	c := startCluster(t, cluster.Config{Masters: 1, ChunkServers: 4, Mounts: 2,
+		ExtraMasterArgs: []string{"-repair-rate", "262144", "-repair-concurrency", "2"}})
 	files := writeOpsFiles(t,
 		ecDir(t, c, "rep", "replicated:3,chunk=1048576"),
 		ecDir(t, c, "ec", "ec:2+1,chunk=1048576"))
@@ -97,6 +100,28 @@ func TestOpsDrainChunkServer(t *testing.T) {
 	}
 
 	start := time.Now()
+	out, code = dfsctl(t, c, "chunkservers", "drain", id, "-no-wait")
+	if code != 0 || !strings.Contains(out, id+": draining") {
+		t.Fatalf("drain -no-wait: exit %d\n%s", code, out)
+	}
+	// The drain is in the Raft state: a restarted master carries it on.
+	if err := c.StopMaster(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RestartMaster(0); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := c.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range chunkServerList(t, c).Servers {
+		if s.Info.Id == id && (!s.Draining || s.Referenced == 0 || s.DrainTotal < s.Referenced) {
+			t.Fatalf("after a master restart the drain should be going on: %v", s)
+		}
+	}
+	// Waiting on a drain already going on shows its progress to the end.
 	out, code = dfsctl(t, c, "chunkservers", "drain", id, "-json")
 	if code != 0 {
 		t.Fatalf("dfsctl chunkservers drain: exit %d\n%s", code, out)
