@@ -16,11 +16,16 @@ func (e extent) end() int64 { return e.off + int64(len(e.data)) }
 type wbuf struct {
 	exts  []extent
 	bytes int
-	// grow is the capacity an extent jumps to when appended to: a
-	// sequential writer then fills one allocation instead of copying the
-	// extent at every growth step.
+	// grow is the capacity a sequential writer's extent jumps to when
+	// appended to: it then fills one allocation instead of copying the
+	// extent at every growth step. Small extents (random writes that
+	// happen to touch) only double, or each would cost a whole buffer.
 	grow int
 }
+
+// seqExtent is the size from which an extent that is appended to looks
+// like a sequential writer's (see grow).
+const seqExtent = 128 << 10
 
 // write buffers a copy of p at off.
 func (b *wbuf) write(off int64, p []byte) {
@@ -43,7 +48,11 @@ func (b *wbuf) write(off int64, p []byte) {
 		// The common case, appending: grow in place.
 		d := b.exts[i].data
 		if need := len(d) + len(p); need > cap(d) {
-			d = append(make([]byte, 0, max(need, b.grow, 2*cap(d))), d...)
+			c := max(need, 2*cap(d))
+			if len(d) >= seqExtent || len(p) >= seqExtent {
+				c = max(c, b.grow)
+			}
+			d = append(make([]byte, 0, c), d...)
 		}
 		b.exts[i].data = append(d, p...)
 		b.bytes += len(p)

@@ -185,3 +185,21 @@ func TestReadaheadOutOfOrder(t *testing.T) {
 		t.Errorf("%d backend reads for 8 MiB read slightly out of order, want about 4 windows", n)
 	}
 }
+
+// TestWbufSmallAppendsStaySmall: random writes that happen to touch an
+// extent's end double it; only a sequential writer's extent jumps to the
+// buffer size.
+func TestWbufSmallAppendsStaySmall(t *testing.T) {
+	b := wbuf{grow: 9 << 20}
+	b.write(0, make([]byte, 4096))
+	b.write(4096, make([]byte, 4096))
+	if c := cap(b.exts[0].data); c > 64<<10 {
+		t.Fatalf("two touching 4 KiB writes made a %d-byte extent", c)
+	}
+	s := wbuf{grow: 9 << 20}
+	s.write(0, make([]byte, 1<<20))
+	s.write(1<<20, make([]byte, 1<<20))
+	if c := cap(s.exts[0].data); c < 9<<20 {
+		t.Fatalf("a sequential writer's extent grew to %d, want the whole buffer", c)
+	}
+}

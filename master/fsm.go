@@ -33,6 +33,7 @@ type FSM struct {
 	// orphans are unlinked regular files no open recorded here holds;
 	// they live until the leader reclaims them (holds.go).
 	orphans map[uint64]bool
+	layouts map[layoutKey]*api.Layout // internLayout
 
 	// lockChanged is closed (and replaced) whenever a lock wait is
 	// answered, waking the leader's WaitLock polls; guarded by lockMu.
@@ -297,6 +298,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.logical = nf.logical
 	f.locks = nf.locks
 	f.orphans = nf.orphans
+	f.layouts = nf.layouts
 	f.wakeLockWaits()
 	return nil
 }

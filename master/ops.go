@@ -53,15 +53,15 @@ func (f *FSM) newInode(c *api.Command, parent *inode, mode, umask uint32) *inode
 		}
 	}
 	if pl := parent.attr.Layout; pl != nil && (isDir(a) || isReg(a)) {
-		a.Layout = proto.Clone(pl).(*api.Layout)
+		// Shared, not copied: a layout is replaced, never changed in
+		// place (setLayout), and a copy per file was an eighth of the
+		// master's memory.
+		a.Layout = pl
 	}
 	n := &inode{attr: a}
 	if isDir(a) {
 		n = newDir(a, parent.attr.Ino)
 		a.Nlink = 2
-	}
-	if isReg(a) {
-		n.chunks = map[uint64]*chunk{}
 	}
 	inheritACL(n, parent, umask)
 	f.inodes[ino] = n
@@ -577,7 +577,7 @@ func (f *FSM) setLayout(c *api.Command, n *inode, value string) *api.MutateRespo
 	default:
 		return errResp(api.Errno_EINVAL, "only files and directories have layouts")
 	}
-	n.attr.Layout = l
+	n.attr.Layout = f.internLayout(l)
 	touch(n.attr, c.NowNs, false, true)
 	return ok(n.attr)
 }
@@ -702,6 +702,9 @@ func (f *FSM) newChunk(c *api.Command, n *inode, index uint64) *chunk {
 		replicas: append([]string{}, c.Placement...),
 		primary:  c.Primary, leaseExpiry: c.NowNs + c.LeaseNs}
 	f.nextChunk = id + 1
+	if n.chunks == nil {
+		n.chunks = map[uint64]*chunk{} // made on the first chunk: most files have one or none
+	}
 	n.chunks[index] = ch
 	f.chunks[ch.id] = ch
 	return ch

@@ -277,6 +277,13 @@ func (s *Server) openRaft() error {
 	if err != nil {
 		return fmt.Errorf("raft log cache: %w", err)
 	}
+	if existing {
+		// Before it restarted, this master may have answered a leader's
+		// heartbeat that granted that leader a read lease; having
+		// forgotten its leader, it would vote at once. Waiting out the
+		// lease keeps the leader's promise (see verifier).
+		time.Sleep(readLease(cfg))
+	}
 	r, err := raft.NewRaft(rc, s.fsm, logs, store, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("raft: %w", err)
@@ -285,6 +292,11 @@ func (s *Server) openRaft() error {
 	s.notify = notify
 	return nil
 }
+
+// readLease is how long a confirmed leadership round vouches for reads:
+// half the heartbeat timeout, a wide margin for clocks that run at
+// slightly different rates.
+func readLease(cfg Config) time.Duration { return cfg.HeartbeatTimeout / 2 }
 
 // logCacheSize is how many recent Raft entries the leader keeps in memory
 // for replication (each entry is one batch of commands).

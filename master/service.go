@@ -78,7 +78,8 @@ func newService(s *Server) *service {
 		servers:     map[string]*serverState{},
 		conns:       map[string]*grpc.ClientConn{},
 	}
-	v.verify.raft = s.raft
+	v.verify.check = func() error { return s.raft.VerifyLeader().Error() }
+	v.verify.lease = readLease(s.cfg)
 	v.repair = newRepairer(v)
 	s.fsm.mu.Lock()
 	s.fsm.onSession = v.sessionChanged
@@ -244,11 +245,26 @@ func (v *service) linearize(ctx context.Context) error {
 // verifier coalesces leadership checks: every waiter is served by a
 // VerifyLeader round that started after it arrived, and concurrent
 // waiters share one round.
+//
+// A round that succeeds also grants a read lease of lease (half the Raft
+// heartbeat timeout) from the moment it started: the quorum that
+// answered reset their heartbeat timers after that moment, and a
+// hashicorp/raft follower refuses votes while it has heard from its
+// leader within the timeout, so no other leader can be elected before
+// the lease ends. Reads inside it need no round of their own. Two things
+// can elect a leader sooner, and both are closed: a leadership transfer
+// (revoke is called before one starts) and a master that restarted and
+// forgot its leader (it waits out a lease before taking part in Raft:
+// see Server.openRaft).
 type verifier struct {
-	raft    *raft.Raft
+	check func() error  // raft.VerifyLeader
+	lease time.Duration // 0: no lease, every read waits for a round
+
 	mu      sync.Mutex
 	next    *verifyRound
 	running bool
+	until   time.Time // reads that arrive before this need no round
+	epoch   uint64    // bumped by revoke: older rounds grant no lease
 }
 
 type verifyRound struct {
@@ -258,6 +274,17 @@ type verifyRound struct {
 
 func (vf *verifier) wait(ctx context.Context) error {
 	vf.mu.Lock()
+	if now := time.Now(); now.Before(vf.until) {
+		// Renew ahead of time so that a steady stream of reads never
+		// waits for a round.
+		if vf.until.Sub(now) < vf.lease/2 && !vf.running {
+			vf.next = &verifyRound{done: make(chan struct{})}
+			vf.running = true
+			go vf.run()
+		}
+		vf.mu.Unlock()
+		return nil
+	}
 	if vf.next == nil {
 		vf.next = &verifyRound{done: make(chan struct{})}
 	}
@@ -285,10 +312,29 @@ func (vf *verifier) run() {
 			vf.mu.Unlock()
 			return
 		}
+		epoch := vf.epoch
 		vf.mu.Unlock()
-		r.err = vf.raft.VerifyLeader().Error()
+		start := time.Now()
+		r.err = vf.check()
+		if r.err == nil && vf.lease > 0 {
+			vf.mu.Lock()
+			if vf.epoch == epoch && start.Add(vf.lease).After(vf.until) {
+				vf.until = start.Add(vf.lease)
+			}
+			vf.mu.Unlock()
+		}
 		close(r.done)
 	}
+}
+
+// revoke ends the read lease: on losing leadership, and before handing
+// it over (raft.LeadershipTransfer), which lets the target win an
+// election at once.
+func (vf *verifier) revoke() {
+	vf.mu.Lock()
+	vf.epoch++
+	vf.until = time.Time{}
+	vf.mu.Unlock()
 }
 
 // ---------------------------------------------------------------------
@@ -914,6 +960,7 @@ func (v *service) promote() {
 }
 
 func (v *service) demote() {
+	v.verify.revoke()
 	v.mu.Lock()
 	v.ready = false
 	v.holds = nil

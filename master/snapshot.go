@@ -136,8 +136,13 @@ func readSnapshot(r io.Reader) (*FSM, error) {
 				n.order.ReplaceOrInsert(d)
 			}
 		}
-		if isReg(a) {
+		if a.Layout != nil {
+			a.Layout = f.internLayout(a.Layout)
+		}
+		if isReg(a) && len(rec.Chunks) > 0 {
 			n.chunks = make(map[uint64]*chunk, len(rec.Chunks))
+		}
+		if isReg(a) {
 			f.logical += a.Size
 			for _, c := range rec.Chunks {
 				ch := &chunk{id: c.Id, version: c.Version, index: c.Index, ino: a.Ino,

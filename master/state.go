@@ -95,6 +95,28 @@ func (n *inode) removeEntry(name string) {
 	}
 }
 
+// layoutKey identifies a layout by value.
+type layoutKey struct {
+	kind                   api.Layout_Kind
+	replicas, data, parity uint32
+	chunkSize              uint64
+}
+
+// internLayout returns the FSM's one shared copy of a layout equal to l.
+// Inodes share layouts (they are replaced, never changed in place), so a
+// namespace of a million files holds a handful of them.
+func (f *FSM) internLayout(l *api.Layout) *api.Layout {
+	k := layoutKey{l.Kind, l.Replicas, l.DataShards, l.ParityShards, l.ChunkSize}
+	if s, ok := f.layouts[k]; ok {
+		return s
+	}
+	if f.layouts == nil {
+		f.layouts = map[layoutKey]*api.Layout{}
+	}
+	f.layouts[k] = l
+	return l
+}
+
 // cloneAttr returns a copy safe to hand out of the FSM lock.
 func cloneAttr(a *api.Attr) *api.Attr { return proto.Clone(a).(*api.Attr) }
 

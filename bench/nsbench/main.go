@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"time"
 
 	"dfs/api"
@@ -22,6 +23,7 @@ import (
 
 func main() {
 	n := flag.Int("n", 1_000_000, "files to create")
+	memProfile := flag.String("memprofile", "", "write a heap profile of the namespace to this file")
 	flag.Parse()
 	f := master.NewFSM()
 	var index uint64
@@ -59,6 +61,12 @@ func main() {
 	}
 	applyTime := time.Since(start)
 	after := heap()
+	if *memProfile != "" {
+		if err := writeHeapProfile(*memProfile); err != nil {
+			fmt.Fprintf(os.Stderr, "nsbench: -memprofile: %v\n", err)
+			os.Exit(1)
+		}
+	}
 
 	start = time.Now()
 	snap, err := f.Snapshot()
@@ -91,6 +99,18 @@ func heap() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // memSink is a raft.SnapshotSink in memory.
