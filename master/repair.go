@@ -342,7 +342,7 @@ func (r *repairer) pass(ctx context.Context) {
 }
 
 // cannot logs, at most once a minute per chunk, why a chunk stays
-// under-replicated.
+// under-replicated (or on a draining server).
 func (r *repairer) cannot(j repairJob, why string) {
 	r.mu.Lock()
 	last := r.logged[j.c.id]
@@ -353,12 +353,17 @@ func (r *repairer) cannot(j repairJob, why string) {
 	}
 	r.logged[j.c.id] = now
 	r.mu.Unlock()
-	r.v.srv.log.Warn("chunk under-replicated", "chunk", j.c.id, "ino", j.c.ino, "index", j.c.index,
+	msg := "chunk under-replicated"
+	if len(j.moves) > 0 {
+		msg = "chunk cannot leave a draining server"
+	}
+	r.v.srv.log.Warn(msg, "chunk", j.c.id, "ino", j.c.ino, "index", j.c.index,
 		"replicas", j.c.replicas, "want", j.c.want, "why", why)
 }
 
-// targets picks up to j.need (for a drain, len(j.moves)) live chunkservers outside the chunk's set
-// with room for it: zones the survivors do not use first, then most free
+// targets picks up to j.need (for a drain, len(j.moves)) live
+// chunkservers outside the chunk's set with room for it, never a
+// draining one: zones the survivors do not use first, then most free
 // space. Called with r.mu held.
 func (r *repairer) targets(j repairJob) []string {
 	v := r.v
@@ -616,6 +621,12 @@ func (r *repairer) move(ctx context.Context, j repairJob, ch *api.Chunk, targets
 			}
 			if err != nil {
 				log.Warn("copying chunk off a draining server failed", "target", targets[i], "source", src.Server, "err", err, "msg", resp.GetMessage())
+				if status.Code(err) == codes.Unavailable {
+					r.mu.Lock()
+					r.avoid[targets[i]] = time.Now()
+					r.mu.Unlock()
+					break // the target is unreachable
+				}
 				continue
 			}
 			r.mu.Lock()
