@@ -4410,6 +4410,7 @@ type ChunkServerInfo struct {
 	Alive         bool                   `protobuf:"varint,7,opt,name=alive,proto3" json:"alive,omitempty"`
 	LastSeenNs    int64                  `protobuf:"varint,8,opt,name=last_seen_ns,json=lastSeenNs,proto3" json:"last_seen_ns,omitempty"`
 	Chunks        uint64                 `protobuf:"varint,9,opt,name=chunks,proto3" json:"chunks,omitempty"`
+	Draining      bool                   `protobuf:"varint,280,opt,name=draining,proto3" json:"draining,omitempty"` // dfsctl chunkservers drain: takes no new chunks
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4505,6 +4506,13 @@ func (x *ChunkServerInfo) GetChunks() uint64 {
 		return x.Chunks
 	}
 	return 0
+}
+
+func (x *ChunkServerInfo) GetDraining() bool {
+	if x != nil {
+		return x.Draining
+	}
+	return false
 }
 
 type StatusRequest struct {
@@ -8320,7 +8328,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x05state\x18\x04 \x01(\tR\x05state\x12\x14\n" +
 	"\x05voter\x18\x05 \x01(\bR\x05voter\x12\x1d\n" +
 	"\treachable\x18\xdc\x01 \x01(\bR\treachable\x12$\n" +
-	"\rapplied_index\x18\xdd\x01 \x01(\x04R\fappliedIndex\"\xdd\x01\n" +
+	"\rapplied_index\x18\xdd\x01 \x01(\x04R\fappliedIndex\"\xfa\x01\n" +
 	"\x0fChunkServerInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x12\n" +
@@ -8331,7 +8339,8 @@ const file_dfs_proto_rawDesc = "" +
 	"\x05alive\x18\a \x01(\bR\x05alive\x12 \n" +
 	"\flast_seen_ns\x18\b \x01(\x03R\n" +
 	"lastSeenNs\x12\x16\n" +
-	"\x06chunks\x18\t \x01(\x04R\x06chunks\"(\n" +
+	"\x06chunks\x18\t \x01(\x04R\x06chunks\x12\x1b\n" +
+	"\bdraining\x18\x98\x02 \x01(\bR\bdraining\"(\n" +
 	"\rStatusRequest\x12\x17\n" +
 	"\x06detail\x18\xdc\x01 \x01(\bR\x06detail\"\\\n" +
 	"\x10AddMasterRequest\x12\x0e\n" +

@@ -115,7 +115,7 @@ func (v *service) serverStates() []*api.ChunkServerState {
 	defer v.mu.Unlock()
 	var out []*api.ChunkServerState
 	for _, s := range registered {
-		st := &api.ChunkServerState{Info: &api.ChunkServerInfo{Id: s.id, Addr: s.addr, Zone: s.zone},
+		st := &api.ChunkServerState{Info: &api.ChunkServerInfo{Id: s.id, Addr: s.addr, Zone: s.zone, Draining: s.draining},
 			Draining: s.draining, Referenced: uint64(refs[s.id]), DrainTotal: s.drainTotal, State: "dead"}
 		if ss := v.servers[s.id]; ss != nil {
 			st.Info.Capacity, st.Info.Used, st.Info.Free, st.Info.Chunks = ss.capacity, ss.used, ss.free, ss.chunks

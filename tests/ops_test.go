@@ -152,6 +152,11 @@ func TestOpsDrainChunkServer(t *testing.T) {
 	if out, code := dfsctl(t, c, "fsck"); code != 0 {
 		t.Fatalf("fsck after the drain: exit %d\n%s", code, out)
 	}
+	if out, code := dfsctl(t, c, "status"); code != 0 || !strings.Contains(out, "true (draining)") {
+		t.Errorf("dfsctl status does not show the drained server draining: exit %d\n%s", code, out)
+	}
+	out, _ = dfsctl(t, c, "chunkservers")
+	t.Logf("dfsctl chunkservers after the drain:\n%s", out)
 	// Nothing depends on the drained server: kill it and read everything
 	// through the other mount (whose page cache never saw these files).
 	c.KillChunk(0)
