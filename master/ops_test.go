@@ -118,10 +118,17 @@ func TestDrainRefusedWhenTheRestCannotHoldTheLayout(t *testing.T) {
 	if err := v.canDrain("a"); err != nil {
 		t.Fatalf("drain with a fourth server: %v", err)
 	}
+	ec4 := &api.SetXattrOp{Name: LayoutXattr, Value: []byte("ec:2+2")}
+	if r := v.checkECLayout(ec4); r != nil {
+		t.Fatalf("ec:2+2 with 4 servers: %v", r)
+	}
 	// A draining server does not count as room.
 	h.apply(&api.Command{DrainServer: &api.DrainServerCmd{Id: "d"}})
 	if err := v.canDrain("a"); err == nil {
 		t.Fatal("drain counted a draining server as room")
+	}
+	if r := v.checkECLayout(ec4); r == nil || r.Errno != api.Errno_EINVAL {
+		t.Fatalf("ec:2+2 with 3 servers not draining: %v", r)
 	}
 }
 
