@@ -186,8 +186,8 @@ func serverAt(t *testing.T, c *cluster.Cluster, i int) string {
 }
 
 // flockHolder runs flock(1) holding an exclusive lock on path until the
-// test ends.
-func flockHolder(t *testing.T, path string) {
+// test ends, and returns its pid.
+func flockHolder(t *testing.T, path string) uint32 {
 	t.Helper()
 	cmd := exec.Command("flock", "-x", path, "sleep", "600")
 	// Its own process group: sleep inherits the locked descriptor, and
@@ -200,6 +200,7 @@ func flockHolder(t *testing.T, path string) {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		cmd.Wait()
 	})
+	return uint32(cmd.Process.Pid)
 }
 
 // tryFlock says whether flock -n takes the lock on path at once.
@@ -213,8 +214,10 @@ func tryFlock(t *testing.T, path string) bool {
 	return err == nil
 }
 
-// heldLock waits until dfsctl locks lists a held lock and returns it.
-func heldLock(t *testing.T, c *cluster.Cluster) *api.LockStatus {
+// heldLock waits until dfsctl locks lists a lock held by process pid
+// and returns it. (A lock of a flock -n that just exited may still be
+// listed for a moment: the kernel releases it asynchronously.)
+func heldLock(t *testing.T, c *cluster.Cluster, pid uint32) *api.LockStatus {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -228,7 +231,7 @@ func heldLock(t *testing.T, c *cluster.Cluster) *api.LockStatus {
 			if err := protojson.Unmarshal(r, &l); err != nil {
 				t.Fatal(err)
 			}
-			if !l.Waiting {
+			if !l.Waiting && l.Lock.GetPid() == pid {
 				return &l
 			}
 		}
@@ -250,8 +253,7 @@ func TestOpsForceRelease(t *testing.T) {
 	}
 	p1 := onMount(t, c, 1, p0)
 
-	flockHolder(t, p0)
-	l := heldLock(t, c)
+	l := heldLock(t, c, flockHolder(t, p0))
 	if tryFlock(t, p1) {
 		t.Fatal("mount 2 took a lock mount 1 holds")
 	}
@@ -287,8 +289,7 @@ func TestOpsForceRelease(t *testing.T) {
 	}
 	// Now mount 2 holds it; release that one lock by inode and owner
 	// session, and mount 1 takes it.
-	flockHolder(t, p1)
-	l = heldLock(t, c)
+	l = heldLock(t, c, flockHolder(t, p1))
 	if tryFlock(t, p0) {
 		t.Fatal("mount 1 took a lock mount 2 holds")
 	}
