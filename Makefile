@@ -8,7 +8,7 @@ SHARED_BENCH := $(CURDIR)/../shared/bench
 # setfattr), acl (getfacl and setfacl), sqlite3, git and rsync as real
 # programs on the mount, systemd for systemd-analyze verify of the units,
 # chromium for the status page's screenshot test.
-TEST_PACKAGES := fuse3 attr sqlite3 git rsync acl systemd chromium
+TEST_PACKAGES := fuse3 attr sqlite3 git rsync acl systemd chromium prometheus
 # Unit packages get the race detector; tests/ boots whole clusters of
 # processes and runs without it to keep within CI's time.
 UNIT_PKGS = $$($(GO) list ./... | grep -v '^dfs/tests$$')
@@ -114,6 +114,7 @@ install: build
 		test -e $(DESTDIR)$(SYSCONFDIR)/dfs/$$c || install -m 0644 deploy/$$c $(DESTDIR)$(SYSCONFDIR)/dfs/$$c; done
 	sed 's|/usr/local/|$(PREFIX)/|g' deploy/mnt-dfs.mount > $(DESTDIR)$(DOCDIR)/mnt-dfs.mount
 	install -m 0644 docs/operations.md $(DESTDIR)$(DOCDIR)/operations.md
+	install -m 0644 deploy/dfs-alerts.yml $(DESTDIR)$(DOCDIR)/dfs-alerts.yml
 
 # uninstall removes what install put in place except the configs in
 # /etc/dfs and the data in /var/lib/dfs.

@@ -1,6 +1,7 @@
 // Package admin serves a daemon's operator endpoints on a listener of its
 // own, apart from the gRPC service: the Go profiler (pprof), expvar
-// counters and any pages the daemon adds (the master's status page).
+// counters and any pages the daemon adds (Prometheus metrics, the
+// master's status page).
 package admin
 
 import (

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestServePages(t *testing.T) {
@@ -36,5 +38,25 @@ func TestServePages(t *testing.T) {
 	}
 	if _, err := Serve(addr, nil); err == nil || !strings.Contains(err.Error(), "admin listener "+addr) {
 		t.Errorf("address in use: %v", err)
+	}
+}
+
+func TestMetricsPage(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "dfs_test_things_total", Help: "Things."})
+	reg.MustRegister(c)
+	c.Add(3)
+	addr, err := Serve("127.0.0.1:0", nil, Metrics(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "\ndfs_test_things_total 3\n") {
+		t.Errorf("GET /metrics: %d\n%s", resp.StatusCode, b)
 	}
 }

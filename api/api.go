@@ -49,6 +49,39 @@ const (
 	AttrACLDefault = 2
 )
 
+// Access bits, as the kernel's MAY_EXEC, MAY_WRITE and MAY_READ: what a
+// caller asks of an inode (CreateOp.access, GetChunksRequest.access).
+const (
+	MayExec  = 1
+	MayWrite = 2
+	MayRead  = 4
+)
+
+// fmodeExec is __FMODE_EXEC, which the kernel sets in the flags of the
+// open execve makes.
+const fmodeExec = 0x20
+
+// OpenAccess is the access an open with flags asks, as the kernel
+// reckons it: the access mode, plus write for O_TRUNC; execute for
+// execve's open.
+func OpenAccess(flags uint32) uint32 {
+	var a uint32
+	switch {
+	case flags&fmodeExec != 0:
+		a = MayExec
+	case flags&syscall.O_ACCMODE == syscall.O_RDONLY:
+		a = MayRead
+	case flags&syscall.O_ACCMODE == syscall.O_WRONLY:
+		a = MayWrite
+	default:
+		a = MayRead | MayWrite
+	}
+	if flags&syscall.O_TRUNC != 0 {
+		a |= MayWrite
+	}
+	return a
+}
+
 // Error lets an Errno travel as a Go error; errors.Is(err, syscall.ENOENT)
 // works on it.
 func (e Errno) Error() string { return syscall.Errno(e).Error() }

@@ -62,6 +62,12 @@ const (
 	Errno_EOVERFLOW    Errno = 75
 	Errno_ENOTSUP      Errno = 95
 	Errno_ESTALE       Errno = 116
+	// Chunk tokens (ChunkToken): a chunkserver that has no key yet, or not
+	// the token's, answers ENOKEY (retry: it learns keys from the master
+	// within a heartbeat); an expired token gets EKEYEXPIRED (ask the
+	// master again); a missing or invalid one EACCES.
+	Errno_ENOKEY      Errno = 126
+	Errno_EKEYEXPIRED Errno = 127
 )
 
 // Enum value maps for Errno.
@@ -98,6 +104,8 @@ var (
 		75:  "EOVERFLOW",
 		95:  "ENOTSUP",
 		116: "ESTALE",
+		126: "ENOKEY",
+		127: "EKEYEXPIRED",
 	}
 	Errno_value = map[string]int32{
 		"OK":           0,
@@ -131,6 +139,8 @@ var (
 		"EOVERFLOW":    75,
 		"ENOTSUP":      95,
 		"ESTALE":       116,
+		"ENOKEY":       126,
+		"EKEYEXPIRED":  127,
 	}
 )
 
@@ -306,6 +316,58 @@ func (Layout_Kind) EnumDescriptor() ([]byte, []int) {
 	return file_dfs_proto_rawDescGZIP(), []int{0, 0}
 }
 
+type ChunkToken_Access int32
+
+const (
+	ChunkToken_NONE   ChunkToken_Access = 0
+	ChunkToken_READ   ChunkToken_Access = 1 // Read, Sync, LocalPath
+	ChunkToken_WRITE  ChunkToken_Access = 2 // and Write
+	ChunkToken_MASTER ChunkToken_Access = 3 // and the master's commands: SetChunk, Replicate, re-encode
+)
+
+// Enum value maps for ChunkToken_Access.
+var (
+	ChunkToken_Access_name = map[int32]string{
+		0: "NONE",
+		1: "READ",
+		2: "WRITE",
+		3: "MASTER",
+	}
+	ChunkToken_Access_value = map[string]int32{
+		"NONE":   0,
+		"READ":   1,
+		"WRITE":  2,
+		"MASTER": 3,
+	}
+)
+
+func (x ChunkToken_Access) Enum() *ChunkToken_Access {
+	p := new(ChunkToken_Access)
+	*p = x
+	return p
+}
+
+func (x ChunkToken_Access) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ChunkToken_Access) Descriptor() protoreflect.EnumDescriptor {
+	return file_dfs_proto_enumTypes[4].Descriptor()
+}
+
+func (ChunkToken_Access) Type() protoreflect.EnumType {
+	return &file_dfs_proto_enumTypes[4]
+}
+
+func (x ChunkToken_Access) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ChunkToken_Access.Descriptor instead.
+func (ChunkToken_Access) EnumDescriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{4, 0}
+}
+
 // valid bits
 type SetAttrOp_Valid int32
 
@@ -364,11 +426,11 @@ func (x SetAttrOp_Valid) String() string {
 }
 
 func (SetAttrOp_Valid) Descriptor() protoreflect.EnumDescriptor {
-	return file_dfs_proto_enumTypes[4].Descriptor()
+	return file_dfs_proto_enumTypes[5].Descriptor()
 }
 
 func (SetAttrOp_Valid) Type() protoreflect.EnumType {
-	return &file_dfs_proto_enumTypes[4]
+	return &file_dfs_proto_enumTypes[5]
 }
 
 func (x SetAttrOp_Valid) Number() protoreflect.EnumNumber {
@@ -377,7 +439,7 @@ func (x SetAttrOp_Valid) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SetAttrOp_Valid.Descriptor instead.
 func (SetAttrOp_Valid) EnumDescriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{13, 0}
+	return file_dfs_proto_rawDescGZIP(), []int{15, 0}
 }
 
 // Layout says how a file's data is stored. A directory's layout is
@@ -690,6 +752,10 @@ type Chunk struct {
 	Primary       string                 `protobuf:"bytes,5,opt,name=primary,proto3" json:"primary,omitempty"`                                     // chunkserver id holding the write lease, if any
 	LeaseExpiryNs int64                  `protobuf:"varint,6,opt,name=lease_expiry_ns,json=leaseExpiryNs,proto3" json:"lease_expiry_ns,omitempty"` // master clock
 	Layout        *Layout                `protobuf:"bytes,7,opt,name=layout,proto3" json:"layout,omitempty"`
+	// token lets the client use the chunk on its chunkservers: READ from
+	// GetChunks, WRITE from the mutations that answer a chunk (AllocChunk,
+	// ReportFailure, CreateOp.first_chunk). Never stored in Raft.
+	Token         *ChunkToken `protobuf:"bytes,240,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -773,6 +839,167 @@ func (x *Chunk) GetLayout() *Layout {
 	return nil
 }
 
+func (x *Chunk) GetToken() *ChunkToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+// ChunkToken lets its bearer use one chunk (every shard of it) until
+// expiry_ns. The master signs it with a cluster key (ChunkKey): mac is
+// HMAC-SHA256 over the other fields (package chunktoken). Chunkservers
+// check it before a call has any effect. See docs/operations.md, "Chunk
+// tokens".
+type ChunkToken struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChunkId       uint64                 `protobuf:"varint,1,opt,name=chunk_id,json=chunkId,proto3" json:"chunk_id,omitempty"`
+	Access        ChunkToken_Access      `protobuf:"varint,2,opt,name=access,proto3,enum=dfs.ChunkToken_Access" json:"access,omitempty"`
+	ExpiryNs      int64                  `protobuf:"varint,3,opt,name=expiry_ns,json=expiryNs,proto3" json:"expiry_ns,omitempty"` // Unix ns
+	KeyId         uint64                 `protobuf:"varint,4,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Mac           []byte                 `protobuf:"bytes,5,opt,name=mac,proto3" json:"mac,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChunkToken) Reset() {
+	*x = ChunkToken{}
+	mi := &file_dfs_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChunkToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChunkToken) ProtoMessage() {}
+
+func (x *ChunkToken) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChunkToken.ProtoReflect.Descriptor instead.
+func (*ChunkToken) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ChunkToken) GetChunkId() uint64 {
+	if x != nil {
+		return x.ChunkId
+	}
+	return 0
+}
+
+func (x *ChunkToken) GetAccess() ChunkToken_Access {
+	if x != nil {
+		return x.Access
+	}
+	return ChunkToken_NONE
+}
+
+func (x *ChunkToken) GetExpiryNs() int64 {
+	if x != nil {
+		return x.ExpiryNs
+	}
+	return 0
+}
+
+func (x *ChunkToken) GetKeyId() uint64 {
+	if x != nil {
+		return x.KeyId
+	}
+	return 0
+}
+
+func (x *ChunkToken) GetMac() []byte {
+	if x != nil {
+		return x.Mac
+	}
+	return nil
+}
+
+// ChunkKey is a cluster secret chunk tokens are signed with. The masters
+// keep the current and the previous key in Raft; chunkservers learn them
+// from heartbeat answers (in clear unless the cluster runs TLS).
+type ChunkKey struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Secret    []byte                 `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"` // 32 random bytes
+	CreatedNs int64                  `protobuf:"varint,3,opt,name=created_ns,json=createdNs,proto3" json:"created_ns,omitempty"`
+	// sign_from_ns: signers prefer the key from then on; until then every
+	// chunkserver may not have heard of it, and they sign with the previous.
+	SignFromNs    int64 `protobuf:"varint,4,opt,name=sign_from_ns,json=signFromNs,proto3" json:"sign_from_ns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChunkKey) Reset() {
+	*x = ChunkKey{}
+	mi := &file_dfs_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChunkKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChunkKey) ProtoMessage() {}
+
+func (x *ChunkKey) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChunkKey.ProtoReflect.Descriptor instead.
+func (*ChunkKey) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ChunkKey) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ChunkKey) GetSecret() []byte {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
+func (x *ChunkKey) GetCreatedNs() int64 {
+	if x != nil {
+		return x.CreatedNs
+	}
+	return 0
+}
+
+func (x *ChunkKey) GetSignFromNs() int64 {
+	if x != nil {
+		return x.SignFromNs
+	}
+	return 0
+}
+
 type DirEntry struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -785,7 +1012,7 @@ type DirEntry struct {
 
 func (x *DirEntry) Reset() {
 	*x = DirEntry{}
-	mi := &file_dfs_proto_msgTypes[4]
+	mi := &file_dfs_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -797,7 +1024,7 @@ func (x *DirEntry) String() string {
 func (*DirEntry) ProtoMessage() {}
 
 func (x *DirEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[4]
+	mi := &file_dfs_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -810,7 +1037,7 @@ func (x *DirEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirEntry.ProtoReflect.Descriptor instead.
 func (*DirEntry) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{4}
+	return file_dfs_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DirEntry) GetName() string {
@@ -841,7 +1068,9 @@ func (x *DirEntry) GetCookie() uint64 {
 	return 0
 }
 
-// Caller is who asks: new inodes take its uid/gid.
+// Caller is who asks: new inodes take its uid/gid, and the master checks
+// every namespace call against its uid, gid and supplementary groups as
+// Linux would (master/perm.go). A call without one is made as nobody.
 type Caller struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Uid           uint32                 `protobuf:"varint,1,opt,name=uid,proto3" json:"uid,omitempty"`
@@ -854,7 +1083,7 @@ type Caller struct {
 
 func (x *Caller) Reset() {
 	*x = Caller{}
-	mi := &file_dfs_proto_msgTypes[5]
+	mi := &file_dfs_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -866,7 +1095,7 @@ func (x *Caller) String() string {
 func (*Caller) ProtoMessage() {}
 
 func (x *Caller) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[5]
+	mi := &file_dfs_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -879,7 +1108,7 @@ func (x *Caller) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Caller.ProtoReflect.Descriptor instead.
 func (*Caller) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{5}
+	return file_dfs_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Caller) GetUid() uint32 {
@@ -925,14 +1154,17 @@ type CreateOp struct {
 	// first_chunk also creates chunk 0 of a new replicated file, leased for
 	// writing as AllocChunk would (MutateResponse.chunk): the creator is
 	// about to write, and this saves it a Raft round.
-	FirstChunk    bool `protobuf:"varint,140,opt,name=first_chunk,json=firstChunk,proto3" json:"first_chunk,omitempty"`
+	FirstChunk bool `protobuf:"varint,140,opt,name=first_chunk,json=firstChunk,proto3" json:"first_chunk,omitempty"`
+	// access: with open, the access the open of an existing file asks
+	// (api.MayRead | api.MayWrite; 0: read), checked against that file.
+	Access        uint32 `protobuf:"varint,260,opt,name=access,proto3" json:"access,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateOp) Reset() {
 	*x = CreateOp{}
-	mi := &file_dfs_proto_msgTypes[6]
+	mi := &file_dfs_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -944,7 +1176,7 @@ func (x *CreateOp) String() string {
 func (*CreateOp) ProtoMessage() {}
 
 func (x *CreateOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[6]
+	mi := &file_dfs_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -957,7 +1189,7 @@ func (x *CreateOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateOp.ProtoReflect.Descriptor instead.
 func (*CreateOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{6}
+	return file_dfs_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateOp) GetParent() uint64 {
@@ -1023,6 +1255,13 @@ func (x *CreateOp) GetFirstChunk() bool {
 	return false
 }
 
+func (x *CreateOp) GetAccess() uint32 {
+	if x != nil {
+		return x.Access
+	}
+	return 0
+}
+
 type MkdirOp struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Parent        uint64                 `protobuf:"varint,1,opt,name=parent,proto3" json:"parent,omitempty"`
@@ -1035,7 +1274,7 @@ type MkdirOp struct {
 
 func (x *MkdirOp) Reset() {
 	*x = MkdirOp{}
-	mi := &file_dfs_proto_msgTypes[7]
+	mi := &file_dfs_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1047,7 +1286,7 @@ func (x *MkdirOp) String() string {
 func (*MkdirOp) ProtoMessage() {}
 
 func (x *MkdirOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[7]
+	mi := &file_dfs_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1060,7 +1299,7 @@ func (x *MkdirOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MkdirOp.ProtoReflect.Descriptor instead.
 func (*MkdirOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{7}
+	return file_dfs_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *MkdirOp) GetParent() uint64 {
@@ -1102,7 +1341,7 @@ type SymlinkOp struct {
 
 func (x *SymlinkOp) Reset() {
 	*x = SymlinkOp{}
-	mi := &file_dfs_proto_msgTypes[8]
+	mi := &file_dfs_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1114,7 +1353,7 @@ func (x *SymlinkOp) String() string {
 func (*SymlinkOp) ProtoMessage() {}
 
 func (x *SymlinkOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[8]
+	mi := &file_dfs_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1127,7 +1366,7 @@ func (x *SymlinkOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SymlinkOp.ProtoReflect.Descriptor instead.
 func (*SymlinkOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{8}
+	return file_dfs_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SymlinkOp) GetParent() uint64 {
@@ -1162,7 +1401,7 @@ type LinkOp struct {
 
 func (x *LinkOp) Reset() {
 	*x = LinkOp{}
-	mi := &file_dfs_proto_msgTypes[9]
+	mi := &file_dfs_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1174,7 +1413,7 @@ func (x *LinkOp) String() string {
 func (*LinkOp) ProtoMessage() {}
 
 func (x *LinkOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[9]
+	mi := &file_dfs_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1187,7 +1426,7 @@ func (x *LinkOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkOp.ProtoReflect.Descriptor instead.
 func (*LinkOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{9}
+	return file_dfs_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LinkOp) GetIno() uint64 {
@@ -1221,7 +1460,7 @@ type UnlinkOp struct {
 
 func (x *UnlinkOp) Reset() {
 	*x = UnlinkOp{}
-	mi := &file_dfs_proto_msgTypes[10]
+	mi := &file_dfs_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1233,7 +1472,7 @@ func (x *UnlinkOp) String() string {
 func (*UnlinkOp) ProtoMessage() {}
 
 func (x *UnlinkOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[10]
+	mi := &file_dfs_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1246,7 +1485,7 @@ func (x *UnlinkOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlinkOp.ProtoReflect.Descriptor instead.
 func (*UnlinkOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{10}
+	return file_dfs_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *UnlinkOp) GetParent() uint64 {
@@ -1273,7 +1512,7 @@ type RmdirOp struct {
 
 func (x *RmdirOp) Reset() {
 	*x = RmdirOp{}
-	mi := &file_dfs_proto_msgTypes[11]
+	mi := &file_dfs_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1285,7 +1524,7 @@ func (x *RmdirOp) String() string {
 func (*RmdirOp) ProtoMessage() {}
 
 func (x *RmdirOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[11]
+	mi := &file_dfs_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1298,7 +1537,7 @@ func (x *RmdirOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RmdirOp.ProtoReflect.Descriptor instead.
 func (*RmdirOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{11}
+	return file_dfs_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RmdirOp) GetParent() uint64 {
@@ -1328,7 +1567,7 @@ type RenameOp struct {
 
 func (x *RenameOp) Reset() {
 	*x = RenameOp{}
-	mi := &file_dfs_proto_msgTypes[12]
+	mi := &file_dfs_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1340,7 +1579,7 @@ func (x *RenameOp) String() string {
 func (*RenameOp) ProtoMessage() {}
 
 func (x *RenameOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[12]
+	mi := &file_dfs_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1353,7 +1592,7 @@ func (x *RenameOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameOp.ProtoReflect.Descriptor instead.
 func (*RenameOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{12}
+	return file_dfs_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RenameOp) GetParent() uint64 {
@@ -1408,7 +1647,7 @@ type SetAttrOp struct {
 
 func (x *SetAttrOp) Reset() {
 	*x = SetAttrOp{}
-	mi := &file_dfs_proto_msgTypes[13]
+	mi := &file_dfs_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1420,7 +1659,7 @@ func (x *SetAttrOp) String() string {
 func (*SetAttrOp) ProtoMessage() {}
 
 func (x *SetAttrOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[13]
+	mi := &file_dfs_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1433,7 +1672,7 @@ func (x *SetAttrOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAttrOp.ProtoReflect.Descriptor instead.
 func (*SetAttrOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{13}
+	return file_dfs_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SetAttrOp) GetIno() uint64 {
@@ -1508,7 +1747,7 @@ type SetXattrOp struct {
 
 func (x *SetXattrOp) Reset() {
 	*x = SetXattrOp{}
-	mi := &file_dfs_proto_msgTypes[14]
+	mi := &file_dfs_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1520,7 +1759,7 @@ func (x *SetXattrOp) String() string {
 func (*SetXattrOp) ProtoMessage() {}
 
 func (x *SetXattrOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[14]
+	mi := &file_dfs_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1533,7 +1772,7 @@ func (x *SetXattrOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetXattrOp.ProtoReflect.Descriptor instead.
 func (*SetXattrOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{14}
+	return file_dfs_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SetXattrOp) GetIno() uint64 {
@@ -1581,7 +1820,7 @@ type RemoveXattrOp struct {
 
 func (x *RemoveXattrOp) Reset() {
 	*x = RemoveXattrOp{}
-	mi := &file_dfs_proto_msgTypes[15]
+	mi := &file_dfs_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1593,7 +1832,7 @@ func (x *RemoveXattrOp) String() string {
 func (*RemoveXattrOp) ProtoMessage() {}
 
 func (x *RemoveXattrOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[15]
+	mi := &file_dfs_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1606,7 +1845,7 @@ func (x *RemoveXattrOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveXattrOp.ProtoReflect.Descriptor instead.
 func (*RemoveXattrOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{15}
+	return file_dfs_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RemoveXattrOp) GetIno() uint64 {
@@ -1635,7 +1874,7 @@ type AllocChunkOp struct {
 
 func (x *AllocChunkOp) Reset() {
 	*x = AllocChunkOp{}
-	mi := &file_dfs_proto_msgTypes[16]
+	mi := &file_dfs_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1647,7 +1886,7 @@ func (x *AllocChunkOp) String() string {
 func (*AllocChunkOp) ProtoMessage() {}
 
 func (x *AllocChunkOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[16]
+	mi := &file_dfs_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1660,7 +1899,7 @@ func (x *AllocChunkOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocChunkOp.ProtoReflect.Descriptor instead.
 func (*AllocChunkOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{16}
+	return file_dfs_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AllocChunkOp) GetIno() uint64 {
@@ -1690,7 +1929,7 @@ type CommitWriteOp struct {
 
 func (x *CommitWriteOp) Reset() {
 	*x = CommitWriteOp{}
-	mi := &file_dfs_proto_msgTypes[17]
+	mi := &file_dfs_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1702,7 +1941,7 @@ func (x *CommitWriteOp) String() string {
 func (*CommitWriteOp) ProtoMessage() {}
 
 func (x *CommitWriteOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[17]
+	mi := &file_dfs_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1715,7 +1954,7 @@ func (x *CommitWriteOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitWriteOp.ProtoReflect.Descriptor instead.
 func (*CommitWriteOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{17}
+	return file_dfs_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CommitWriteOp) GetIno() uint64 {
@@ -1750,7 +1989,7 @@ type OpenOp struct {
 
 func (x *OpenOp) Reset() {
 	*x = OpenOp{}
-	mi := &file_dfs_proto_msgTypes[18]
+	mi := &file_dfs_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1762,7 +2001,7 @@ func (x *OpenOp) String() string {
 func (*OpenOp) ProtoMessage() {}
 
 func (x *OpenOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[18]
+	mi := &file_dfs_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1775,7 +2014,7 @@ func (x *OpenOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenOp.ProtoReflect.Descriptor instead.
 func (*OpenOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{18}
+	return file_dfs_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *OpenOp) GetIno() uint64 {
@@ -1794,7 +2033,7 @@ type ReleaseOp struct {
 
 func (x *ReleaseOp) Reset() {
 	*x = ReleaseOp{}
-	mi := &file_dfs_proto_msgTypes[19]
+	mi := &file_dfs_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1806,7 +2045,7 @@ func (x *ReleaseOp) String() string {
 func (*ReleaseOp) ProtoMessage() {}
 
 func (x *ReleaseOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[19]
+	mi := &file_dfs_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1819,7 +2058,7 @@ func (x *ReleaseOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseOp.ProtoReflect.Descriptor instead.
 func (*ReleaseOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{19}
+	return file_dfs_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReleaseOp) GetIno() uint64 {
@@ -1839,7 +2078,7 @@ type OpenSessionOp struct {
 
 func (x *OpenSessionOp) Reset() {
 	*x = OpenSessionOp{}
-	mi := &file_dfs_proto_msgTypes[20]
+	mi := &file_dfs_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1851,7 +2090,7 @@ func (x *OpenSessionOp) String() string {
 func (*OpenSessionOp) ProtoMessage() {}
 
 func (x *OpenSessionOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[20]
+	mi := &file_dfs_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1864,7 +2103,7 @@ func (x *OpenSessionOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSessionOp.ProtoReflect.Descriptor instead.
 func (*OpenSessionOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{20}
+	return file_dfs_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *OpenSessionOp) GetClient() string {
@@ -1889,7 +2128,7 @@ type CloseSessionOp struct {
 
 func (x *CloseSessionOp) Reset() {
 	*x = CloseSessionOp{}
-	mi := &file_dfs_proto_msgTypes[21]
+	mi := &file_dfs_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1901,7 +2140,7 @@ func (x *CloseSessionOp) String() string {
 func (*CloseSessionOp) ProtoMessage() {}
 
 func (x *CloseSessionOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[21]
+	mi := &file_dfs_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1914,7 +2153,7 @@ func (x *CloseSessionOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSessionOp.ProtoReflect.Descriptor instead.
 func (*CloseSessionOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{21}
+	return file_dfs_proto_rawDescGZIP(), []int{23}
 }
 
 // RegisterMasterOp records a master's client address so any master can
@@ -1929,7 +2168,7 @@ type RegisterMasterOp struct {
 
 func (x *RegisterMasterOp) Reset() {
 	*x = RegisterMasterOp{}
-	mi := &file_dfs_proto_msgTypes[22]
+	mi := &file_dfs_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1941,7 +2180,7 @@ func (x *RegisterMasterOp) String() string {
 func (*RegisterMasterOp) ProtoMessage() {}
 
 func (x *RegisterMasterOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[22]
+	mi := &file_dfs_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1954,7 +2193,7 @@ func (x *RegisterMasterOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMasterOp.ProtoReflect.Descriptor instead.
 func (*RegisterMasterOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{22}
+	return file_dfs_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RegisterMasterOp) GetId() string {
@@ -1989,7 +2228,7 @@ type ReportFailureOp struct {
 
 func (x *ReportFailureOp) Reset() {
 	*x = ReportFailureOp{}
-	mi := &file_dfs_proto_msgTypes[23]
+	mi := &file_dfs_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2001,7 +2240,7 @@ func (x *ReportFailureOp) String() string {
 func (*ReportFailureOp) ProtoMessage() {}
 
 func (x *ReportFailureOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[23]
+	mi := &file_dfs_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2014,7 +2253,7 @@ func (x *ReportFailureOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportFailureOp.ProtoReflect.Descriptor instead.
 func (*ReportFailureOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{23}
+	return file_dfs_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReportFailureOp) GetIno() uint64 {
@@ -2075,7 +2314,7 @@ type ReplicaChangeOp struct {
 
 func (x *ReplicaChangeOp) Reset() {
 	*x = ReplicaChangeOp{}
-	mi := &file_dfs_proto_msgTypes[24]
+	mi := &file_dfs_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2087,7 +2326,7 @@ func (x *ReplicaChangeOp) String() string {
 func (*ReplicaChangeOp) ProtoMessage() {}
 
 func (x *ReplicaChangeOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[24]
+	mi := &file_dfs_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2100,7 +2339,7 @@ func (x *ReplicaChangeOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaChangeOp.ProtoReflect.Descriptor instead.
 func (*ReplicaChangeOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{24}
+	return file_dfs_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReplicaChangeOp) GetIno() uint64 {
@@ -2192,7 +2431,7 @@ type Op struct {
 
 func (x *Op) Reset() {
 	*x = Op{}
-	mi := &file_dfs_proto_msgTypes[25]
+	mi := &file_dfs_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2204,7 +2443,7 @@ func (x *Op) String() string {
 func (*Op) ProtoMessage() {}
 
 func (x *Op) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[25]
+	mi := &file_dfs_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2217,7 +2456,7 @@ func (x *Op) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Op.ProtoReflect.Descriptor instead.
 func (*Op) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{25}
+	return file_dfs_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Op) GetOp() isOp_Op {
@@ -2568,7 +2807,7 @@ type LockOp struct {
 
 func (x *LockOp) Reset() {
 	*x = LockOp{}
-	mi := &file_dfs_proto_msgTypes[26]
+	mi := &file_dfs_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2580,7 +2819,7 @@ func (x *LockOp) String() string {
 func (*LockOp) ProtoMessage() {}
 
 func (x *LockOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[26]
+	mi := &file_dfs_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2593,7 +2832,7 @@ func (x *LockOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockOp.ProtoReflect.Descriptor instead.
 func (*LockOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{26}
+	return file_dfs_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *LockOp) GetIno() uint64 {
@@ -2664,7 +2903,7 @@ type CancelLockOp struct {
 
 func (x *CancelLockOp) Reset() {
 	*x = CancelLockOp{}
-	mi := &file_dfs_proto_msgTypes[27]
+	mi := &file_dfs_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2676,7 +2915,7 @@ func (x *CancelLockOp) String() string {
 func (*CancelLockOp) ProtoMessage() {}
 
 func (x *CancelLockOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[27]
+	mi := &file_dfs_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2689,7 +2928,7 @@ func (x *CancelLockOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelLockOp.ProtoReflect.Descriptor instead.
 func (*CancelLockOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{27}
+	return file_dfs_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CancelLockOp) GetWaitSeq() uint64 {
@@ -2717,7 +2956,7 @@ type LockInfo struct {
 
 func (x *LockInfo) Reset() {
 	*x = LockInfo{}
-	mi := &file_dfs_proto_msgTypes[28]
+	mi := &file_dfs_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2729,7 +2968,7 @@ func (x *LockInfo) String() string {
 func (*LockInfo) ProtoMessage() {}
 
 func (x *LockInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[28]
+	mi := &file_dfs_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2742,7 +2981,7 @@ func (x *LockInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockInfo.ProtoReflect.Descriptor instead.
 func (*LockInfo) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{28}
+	return file_dfs_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *LockInfo) GetKind() LockKind {
@@ -2822,7 +3061,7 @@ type MutateRequest struct {
 
 func (x *MutateRequest) Reset() {
 	*x = MutateRequest{}
-	mi := &file_dfs_proto_msgTypes[29]
+	mi := &file_dfs_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2834,7 +3073,7 @@ func (x *MutateRequest) String() string {
 func (*MutateRequest) ProtoMessage() {}
 
 func (x *MutateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[29]
+	mi := &file_dfs_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2847,7 +3086,7 @@ func (x *MutateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MutateRequest.ProtoReflect.Descriptor instead.
 func (*MutateRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{29}
+	return file_dfs_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *MutateRequest) GetSession() uint64 {
@@ -2915,7 +3154,7 @@ type MutateResponse struct {
 
 func (x *MutateResponse) Reset() {
 	*x = MutateResponse{}
-	mi := &file_dfs_proto_msgTypes[30]
+	mi := &file_dfs_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2927,7 +3166,7 @@ func (x *MutateResponse) String() string {
 func (*MutateResponse) ProtoMessage() {}
 
 func (x *MutateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[30]
+	mi := &file_dfs_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2940,7 +3179,7 @@ func (x *MutateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MutateResponse.ProtoReflect.Descriptor instead.
 func (*MutateResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{30}
+	return file_dfs_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *MutateResponse) GetErrno() Errno {
@@ -3028,7 +3267,7 @@ type WaitLockRequest struct {
 
 func (x *WaitLockRequest) Reset() {
 	*x = WaitLockRequest{}
-	mi := &file_dfs_proto_msgTypes[31]
+	mi := &file_dfs_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3040,7 +3279,7 @@ func (x *WaitLockRequest) String() string {
 func (*WaitLockRequest) ProtoMessage() {}
 
 func (x *WaitLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[31]
+	mi := &file_dfs_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3053,7 +3292,7 @@ func (x *WaitLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitLockRequest.ProtoReflect.Descriptor instead.
 func (*WaitLockRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{31}
+	return file_dfs_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *WaitLockRequest) GetSession() uint64 {
@@ -3088,7 +3327,7 @@ type GetLockRequest struct {
 
 func (x *GetLockRequest) Reset() {
 	*x = GetLockRequest{}
-	mi := &file_dfs_proto_msgTypes[32]
+	mi := &file_dfs_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3100,7 +3339,7 @@ func (x *GetLockRequest) String() string {
 func (*GetLockRequest) ProtoMessage() {}
 
 func (x *GetLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[32]
+	mi := &file_dfs_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3113,7 +3352,7 @@ func (x *GetLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLockRequest.ProtoReflect.Descriptor instead.
 func (*GetLockRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{32}
+	return file_dfs_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetLockRequest) GetSession() uint64 {
@@ -3142,7 +3381,7 @@ type GetLockResponse struct {
 
 func (x *GetLockResponse) Reset() {
 	*x = GetLockResponse{}
-	mi := &file_dfs_proto_msgTypes[33]
+	mi := &file_dfs_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3154,7 +3393,7 @@ func (x *GetLockResponse) String() string {
 func (*GetLockResponse) ProtoMessage() {}
 
 func (x *GetLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[33]
+	mi := &file_dfs_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3167,7 +3406,7 @@ func (x *GetLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLockResponse.ProtoReflect.Descriptor instead.
 func (*GetLockResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{33}
+	return file_dfs_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetLockResponse) GetErrno() Errno {
@@ -3202,13 +3441,14 @@ type LookupRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Parent        uint64                 `protobuf:"varint,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Caller        *Caller                `protobuf:"bytes,260,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LookupRequest) Reset() {
 	*x = LookupRequest{}
-	mi := &file_dfs_proto_msgTypes[34]
+	mi := &file_dfs_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3220,7 +3460,7 @@ func (x *LookupRequest) String() string {
 func (*LookupRequest) ProtoMessage() {}
 
 func (x *LookupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[34]
+	mi := &file_dfs_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3233,7 +3473,7 @@ func (x *LookupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupRequest.ProtoReflect.Descriptor instead.
 func (*LookupRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{34}
+	return file_dfs_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *LookupRequest) GetParent() uint64 {
@@ -3250,16 +3490,24 @@ func (x *LookupRequest) GetName() string {
 	return ""
 }
 
+func (x *LookupRequest) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
 type GetAttrRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ino           uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
+	Caller        *Caller                `protobuf:"bytes,260,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetAttrRequest) Reset() {
 	*x = GetAttrRequest{}
-	mi := &file_dfs_proto_msgTypes[35]
+	mi := &file_dfs_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3271,7 +3519,7 @@ func (x *GetAttrRequest) String() string {
 func (*GetAttrRequest) ProtoMessage() {}
 
 func (x *GetAttrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[35]
+	mi := &file_dfs_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3284,7 +3532,7 @@ func (x *GetAttrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAttrRequest.ProtoReflect.Descriptor instead.
 func (*GetAttrRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{35}
+	return file_dfs_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetAttrRequest) GetIno() uint64 {
@@ -3292,6 +3540,13 @@ func (x *GetAttrRequest) GetIno() uint64 {
 		return x.Ino
 	}
 	return 0
+}
+
+func (x *GetAttrRequest) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
 }
 
 type AttrResponse struct {
@@ -3304,7 +3559,7 @@ type AttrResponse struct {
 
 func (x *AttrResponse) Reset() {
 	*x = AttrResponse{}
-	mi := &file_dfs_proto_msgTypes[36]
+	mi := &file_dfs_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3316,7 +3571,7 @@ func (x *AttrResponse) String() string {
 func (*AttrResponse) ProtoMessage() {}
 
 func (x *AttrResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[36]
+	mi := &file_dfs_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3329,7 +3584,7 @@ func (x *AttrResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttrResponse.ProtoReflect.Descriptor instead.
 func (*AttrResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{36}
+	return file_dfs_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *AttrResponse) GetErrno() Errno {
@@ -3352,13 +3607,14 @@ type ReadDirRequest struct {
 	Cookie        uint64                 `protobuf:"varint,2,opt,name=cookie,proto3" json:"cookie,omitempty"` // 0: from the start; else continue after this entry
 	Limit         uint32                 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`   // 0: server default
 	Plus          bool                   `protobuf:"varint,4,opt,name=plus,proto3" json:"plus,omitempty"`     // include attrs
+	Caller        *Caller                `protobuf:"bytes,260,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReadDirRequest) Reset() {
 	*x = ReadDirRequest{}
-	mi := &file_dfs_proto_msgTypes[37]
+	mi := &file_dfs_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3370,7 +3626,7 @@ func (x *ReadDirRequest) String() string {
 func (*ReadDirRequest) ProtoMessage() {}
 
 func (x *ReadDirRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[37]
+	mi := &file_dfs_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3383,7 +3639,7 @@ func (x *ReadDirRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadDirRequest.ProtoReflect.Descriptor instead.
 func (*ReadDirRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{37}
+	return file_dfs_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ReadDirRequest) GetIno() uint64 {
@@ -3414,6 +3670,13 @@ func (x *ReadDirRequest) GetPlus() bool {
 	return false
 }
 
+func (x *ReadDirRequest) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
 type ReadDirResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Errno         Errno                  `protobuf:"varint,1,opt,name=errno,proto3,enum=dfs.Errno" json:"errno,omitempty"`
@@ -3426,7 +3689,7 @@ type ReadDirResponse struct {
 
 func (x *ReadDirResponse) Reset() {
 	*x = ReadDirResponse{}
-	mi := &file_dfs_proto_msgTypes[38]
+	mi := &file_dfs_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3438,7 +3701,7 @@ func (x *ReadDirResponse) String() string {
 func (*ReadDirResponse) ProtoMessage() {}
 
 func (x *ReadDirResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[38]
+	mi := &file_dfs_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3451,7 +3714,7 @@ func (x *ReadDirResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadDirResponse.ProtoReflect.Descriptor instead.
 func (*ReadDirResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{38}
+	return file_dfs_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ReadDirResponse) GetErrno() Errno {
@@ -3486,13 +3749,14 @@ type GetXattrRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ino           uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
 	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Caller        *Caller                `protobuf:"bytes,260,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetXattrRequest) Reset() {
 	*x = GetXattrRequest{}
-	mi := &file_dfs_proto_msgTypes[39]
+	mi := &file_dfs_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3504,7 +3768,7 @@ func (x *GetXattrRequest) String() string {
 func (*GetXattrRequest) ProtoMessage() {}
 
 func (x *GetXattrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[39]
+	mi := &file_dfs_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3517,7 +3781,7 @@ func (x *GetXattrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetXattrRequest.ProtoReflect.Descriptor instead.
 func (*GetXattrRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{39}
+	return file_dfs_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetXattrRequest) GetIno() uint64 {
@@ -3534,6 +3798,13 @@ func (x *GetXattrRequest) GetName() string {
 	return ""
 }
 
+func (x *GetXattrRequest) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
 type GetXattrResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Errno         Errno                  `protobuf:"varint,1,opt,name=errno,proto3,enum=dfs.Errno" json:"errno,omitempty"`
@@ -3544,7 +3815,7 @@ type GetXattrResponse struct {
 
 func (x *GetXattrResponse) Reset() {
 	*x = GetXattrResponse{}
-	mi := &file_dfs_proto_msgTypes[40]
+	mi := &file_dfs_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3556,7 +3827,7 @@ func (x *GetXattrResponse) String() string {
 func (*GetXattrResponse) ProtoMessage() {}
 
 func (x *GetXattrResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[40]
+	mi := &file_dfs_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3569,7 +3840,7 @@ func (x *GetXattrResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetXattrResponse.ProtoReflect.Descriptor instead.
 func (*GetXattrResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{40}
+	return file_dfs_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetXattrResponse) GetErrno() Errno {
@@ -3589,13 +3860,14 @@ func (x *GetXattrResponse) GetValue() []byte {
 type ListXattrRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ino           uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
+	Caller        *Caller                `protobuf:"bytes,260,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListXattrRequest) Reset() {
 	*x = ListXattrRequest{}
-	mi := &file_dfs_proto_msgTypes[41]
+	mi := &file_dfs_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3607,7 +3879,7 @@ func (x *ListXattrRequest) String() string {
 func (*ListXattrRequest) ProtoMessage() {}
 
 func (x *ListXattrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[41]
+	mi := &file_dfs_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3620,7 +3892,7 @@ func (x *ListXattrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListXattrRequest.ProtoReflect.Descriptor instead.
 func (*ListXattrRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{41}
+	return file_dfs_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListXattrRequest) GetIno() uint64 {
@@ -3628,6 +3900,13 @@ func (x *ListXattrRequest) GetIno() uint64 {
 		return x.Ino
 	}
 	return 0
+}
+
+func (x *ListXattrRequest) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
 }
 
 type ListXattrResponse struct {
@@ -3640,7 +3919,7 @@ type ListXattrResponse struct {
 
 func (x *ListXattrResponse) Reset() {
 	*x = ListXattrResponse{}
-	mi := &file_dfs_proto_msgTypes[42]
+	mi := &file_dfs_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3652,7 +3931,7 @@ func (x *ListXattrResponse) String() string {
 func (*ListXattrResponse) ProtoMessage() {}
 
 func (x *ListXattrResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[42]
+	mi := &file_dfs_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3665,7 +3944,7 @@ func (x *ListXattrResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListXattrResponse.ProtoReflect.Descriptor instead.
 func (*ListXattrResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{42}
+	return file_dfs_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListXattrResponse) GetErrno() Errno {
@@ -3690,15 +3969,19 @@ type GetChunksRequest struct {
 	// open: session opens the file with no record in Raft. The leader
 	// keeps the file, once unlinked, until the session's keepalives report
 	// it no longer holds it (KeepAliveRequest.held).
-	Open          bool   `protobuf:"varint,140,opt,name=open,proto3" json:"open,omitempty"`
-	Session       uint64 `protobuf:"varint,141,opt,name=session,proto3" json:"session,omitempty"`
+	Open    bool    `protobuf:"varint,140,opt,name=open,proto3" json:"open,omitempty"`
+	Session uint64  `protobuf:"varint,141,opt,name=session,proto3" json:"session,omitempty"`
+	Caller  *Caller `protobuf:"bytes,260,opt,name=caller,proto3" json:"caller,omitempty"`
+	// access: with open, what the open asks (api.MayRead | api.MayWrite;
+	// 0: read), checked against the file's permissions.
+	Access        uint32 `protobuf:"varint,261,opt,name=access,proto3" json:"access,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetChunksRequest) Reset() {
 	*x = GetChunksRequest{}
-	mi := &file_dfs_proto_msgTypes[43]
+	mi := &file_dfs_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3710,7 +3993,7 @@ func (x *GetChunksRequest) String() string {
 func (*GetChunksRequest) ProtoMessage() {}
 
 func (x *GetChunksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[43]
+	mi := &file_dfs_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3723,7 +4006,7 @@ func (x *GetChunksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChunksRequest.ProtoReflect.Descriptor instead.
 func (*GetChunksRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{43}
+	return file_dfs_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetChunksRequest) GetIno() uint64 {
@@ -3761,6 +4044,20 @@ func (x *GetChunksRequest) GetSession() uint64 {
 	return 0
 }
 
+func (x *GetChunksRequest) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+func (x *GetChunksRequest) GetAccess() uint32 {
+	if x != nil {
+		return x.Access
+	}
+	return 0
+}
+
 type GetChunksResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Errno         Errno                  `protobuf:"varint,1,opt,name=errno,proto3,enum=dfs.Errno" json:"errno,omitempty"`
@@ -3772,7 +4069,7 @@ type GetChunksResponse struct {
 
 func (x *GetChunksResponse) Reset() {
 	*x = GetChunksResponse{}
-	mi := &file_dfs_proto_msgTypes[44]
+	mi := &file_dfs_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3784,7 +4081,7 @@ func (x *GetChunksResponse) String() string {
 func (*GetChunksResponse) ProtoMessage() {}
 
 func (x *GetChunksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[44]
+	mi := &file_dfs_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3797,7 +4094,7 @@ func (x *GetChunksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChunksResponse.ProtoReflect.Descriptor instead.
 func (*GetChunksResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{44}
+	return file_dfs_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GetChunksResponse) GetErrno() Errno {
@@ -3829,7 +4126,7 @@ type StatFSRequest struct {
 
 func (x *StatFSRequest) Reset() {
 	*x = StatFSRequest{}
-	mi := &file_dfs_proto_msgTypes[45]
+	mi := &file_dfs_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3841,7 +4138,7 @@ func (x *StatFSRequest) String() string {
 func (*StatFSRequest) ProtoMessage() {}
 
 func (x *StatFSRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[45]
+	mi := &file_dfs_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3854,7 +4151,7 @@ func (x *StatFSRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatFSRequest.ProtoReflect.Descriptor instead.
 func (*StatFSRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{45}
+	return file_dfs_proto_rawDescGZIP(), []int{47}
 }
 
 type StatFSResponse struct {
@@ -3870,7 +4167,7 @@ type StatFSResponse struct {
 
 func (x *StatFSResponse) Reset() {
 	*x = StatFSResponse{}
-	mi := &file_dfs_proto_msgTypes[46]
+	mi := &file_dfs_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3882,7 +4179,7 @@ func (x *StatFSResponse) String() string {
 func (*StatFSResponse) ProtoMessage() {}
 
 func (x *StatFSResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[46]
+	mi := &file_dfs_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3895,7 +4192,7 @@ func (x *StatFSResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatFSResponse.ProtoReflect.Descriptor instead.
 func (*StatFSResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{46}
+	return file_dfs_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *StatFSResponse) GetCapacityBytes() uint64 {
@@ -3949,7 +4246,7 @@ type KeepAliveRequest struct {
 
 func (x *KeepAliveRequest) Reset() {
 	*x = KeepAliveRequest{}
-	mi := &file_dfs_proto_msgTypes[47]
+	mi := &file_dfs_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3961,7 +4258,7 @@ func (x *KeepAliveRequest) String() string {
 func (*KeepAliveRequest) ProtoMessage() {}
 
 func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[47]
+	mi := &file_dfs_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3974,7 +4271,7 @@ func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveRequest.ProtoReflect.Descriptor instead.
 func (*KeepAliveRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{47}
+	return file_dfs_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *KeepAliveRequest) GetSession() uint64 {
@@ -4017,7 +4314,7 @@ type KeepAliveResponse struct {
 
 func (x *KeepAliveResponse) Reset() {
 	*x = KeepAliveResponse{}
-	mi := &file_dfs_proto_msgTypes[48]
+	mi := &file_dfs_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4029,7 +4326,7 @@ func (x *KeepAliveResponse) String() string {
 func (*KeepAliveResponse) ProtoMessage() {}
 
 func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[48]
+	mi := &file_dfs_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4042,7 +4339,7 @@ func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveResponse.ProtoReflect.Descriptor instead.
 func (*KeepAliveResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{48}
+	return file_dfs_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *KeepAliveResponse) GetErrno() Errno {
@@ -4085,7 +4382,7 @@ type ChunkReport struct {
 
 func (x *ChunkReport) Reset() {
 	*x = ChunkReport{}
-	mi := &file_dfs_proto_msgTypes[49]
+	mi := &file_dfs_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4097,7 +4394,7 @@ func (x *ChunkReport) String() string {
 func (*ChunkReport) ProtoMessage() {}
 
 func (x *ChunkReport) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[49]
+	mi := &file_dfs_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4110,7 +4407,7 @@ func (x *ChunkReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkReport.ProtoReflect.Descriptor instead.
 func (*ChunkReport) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{49}
+	return file_dfs_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ChunkReport) GetId() uint64 {
@@ -4161,7 +4458,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_dfs_proto_msgTypes[50]
+	mi := &file_dfs_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4173,7 +4470,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[50]
+	mi := &file_dfs_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4186,7 +4483,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{50}
+	return file_dfs_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *HeartbeatRequest) GetServer() string {
@@ -4258,13 +4555,15 @@ type HeartbeatResponse struct {
 	// than the master's.
 	Delete         []*ChunkReport `protobuf:"bytes,1,rep,name=delete,proto3" json:"delete,omitempty"`
 	WantFullReport bool           `protobuf:"varint,2,opt,name=want_full_report,json=wantFullReport,proto3" json:"want_full_report,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// chunk_keys: every key a chunk token may be signed with now.
+	ChunkKeys     []*ChunkKey `protobuf:"bytes,240,rep,name=chunk_keys,json=chunkKeys,proto3" json:"chunk_keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_dfs_proto_msgTypes[51]
+	mi := &file_dfs_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4276,7 +4575,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[51]
+	mi := &file_dfs_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4289,7 +4588,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{51}
+	return file_dfs_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *HeartbeatResponse) GetDelete() []*ChunkReport {
@@ -4304,6 +4603,13 @@ func (x *HeartbeatResponse) GetWantFullReport() bool {
 		return x.WantFullReport
 	}
 	return false
+}
+
+func (x *HeartbeatResponse) GetChunkKeys() []*ChunkKey {
+	if x != nil {
+		return x.ChunkKeys
+	}
+	return nil
 }
 
 type MasterInfo struct {
@@ -4322,7 +4628,7 @@ type MasterInfo struct {
 
 func (x *MasterInfo) Reset() {
 	*x = MasterInfo{}
-	mi := &file_dfs_proto_msgTypes[52]
+	mi := &file_dfs_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4334,7 +4640,7 @@ func (x *MasterInfo) String() string {
 func (*MasterInfo) ProtoMessage() {}
 
 func (x *MasterInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[52]
+	mi := &file_dfs_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4347,7 +4653,7 @@ func (x *MasterInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MasterInfo.ProtoReflect.Descriptor instead.
 func (*MasterInfo) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{52}
+	return file_dfs_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *MasterInfo) GetId() string {
@@ -4417,7 +4723,7 @@ type ChunkServerInfo struct {
 
 func (x *ChunkServerInfo) Reset() {
 	*x = ChunkServerInfo{}
-	mi := &file_dfs_proto_msgTypes[53]
+	mi := &file_dfs_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4429,7 +4735,7 @@ func (x *ChunkServerInfo) String() string {
 func (*ChunkServerInfo) ProtoMessage() {}
 
 func (x *ChunkServerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[53]
+	mi := &file_dfs_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4442,7 +4748,7 @@ func (x *ChunkServerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkServerInfo.ProtoReflect.Descriptor instead.
 func (*ChunkServerInfo) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{53}
+	return file_dfs_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ChunkServerInfo) GetId() string {
@@ -4528,7 +4834,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_dfs_proto_msgTypes[54]
+	mi := &file_dfs_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4540,7 +4846,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[54]
+	mi := &file_dfs_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4553,7 +4859,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{54}
+	return file_dfs_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *StatusRequest) GetDetail() bool {
@@ -4575,7 +4881,7 @@ type AddMasterRequest struct {
 
 func (x *AddMasterRequest) Reset() {
 	*x = AddMasterRequest{}
-	mi := &file_dfs_proto_msgTypes[55]
+	mi := &file_dfs_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4587,7 +4893,7 @@ func (x *AddMasterRequest) String() string {
 func (*AddMasterRequest) ProtoMessage() {}
 
 func (x *AddMasterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[55]
+	mi := &file_dfs_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4600,7 +4906,7 @@ func (x *AddMasterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMasterRequest.ProtoReflect.Descriptor instead.
 func (*AddMasterRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{55}
+	return file_dfs_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *AddMasterRequest) GetId() string {
@@ -4633,7 +4939,7 @@ type RemoveMasterRequest struct {
 
 func (x *RemoveMasterRequest) Reset() {
 	*x = RemoveMasterRequest{}
-	mi := &file_dfs_proto_msgTypes[56]
+	mi := &file_dfs_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4645,7 +4951,7 @@ func (x *RemoveMasterRequest) String() string {
 func (*RemoveMasterRequest) ProtoMessage() {}
 
 func (x *RemoveMasterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[56]
+	mi := &file_dfs_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4658,7 +4964,7 @@ func (x *RemoveMasterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMasterRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMasterRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{56}
+	return file_dfs_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *RemoveMasterRequest) GetId() string {
@@ -4677,7 +4983,7 @@ type MembersResponse struct {
 
 func (x *MembersResponse) Reset() {
 	*x = MembersResponse{}
-	mi := &file_dfs_proto_msgTypes[57]
+	mi := &file_dfs_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4689,7 +4995,7 @@ func (x *MembersResponse) String() string {
 func (*MembersResponse) ProtoMessage() {}
 
 func (x *MembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[57]
+	mi := &file_dfs_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4702,7 +5008,7 @@ func (x *MembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersResponse.ProtoReflect.Descriptor instead.
 func (*MembersResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{57}
+	return file_dfs_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *MembersResponse) GetMasters() []*MasterInfo {
@@ -4722,7 +5028,7 @@ type FsckRequest struct {
 
 func (x *FsckRequest) Reset() {
 	*x = FsckRequest{}
-	mi := &file_dfs_proto_msgTypes[58]
+	mi := &file_dfs_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4734,7 +5040,7 @@ func (x *FsckRequest) String() string {
 func (*FsckRequest) ProtoMessage() {}
 
 func (x *FsckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[58]
+	mi := &file_dfs_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4747,7 +5053,7 @@ func (x *FsckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FsckRequest.ProtoReflect.Descriptor instead.
 func (*FsckRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{58}
+	return file_dfs_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *FsckRequest) GetLimit() uint32 {
@@ -4775,7 +5081,7 @@ type FsckProblem struct {
 
 func (x *FsckProblem) Reset() {
 	*x = FsckProblem{}
-	mi := &file_dfs_proto_msgTypes[59]
+	mi := &file_dfs_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4787,7 +5093,7 @@ func (x *FsckProblem) String() string {
 func (*FsckProblem) ProtoMessage() {}
 
 func (x *FsckProblem) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[59]
+	mi := &file_dfs_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4800,7 +5106,7 @@ func (x *FsckProblem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FsckProblem.ProtoReflect.Descriptor instead.
 func (*FsckProblem) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{59}
+	return file_dfs_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *FsckProblem) GetPath() string {
@@ -4880,7 +5186,7 @@ type FsckResponse struct {
 
 func (x *FsckResponse) Reset() {
 	*x = FsckResponse{}
-	mi := &file_dfs_proto_msgTypes[60]
+	mi := &file_dfs_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4892,7 +5198,7 @@ func (x *FsckResponse) String() string {
 func (*FsckResponse) ProtoMessage() {}
 
 func (x *FsckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[60]
+	mi := &file_dfs_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4905,7 +5211,7 @@ func (x *FsckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FsckResponse.ProtoReflect.Descriptor instead.
 func (*FsckResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{60}
+	return file_dfs_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *FsckResponse) GetFiles() uint64 {
@@ -4975,7 +5281,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_dfs_proto_msgTypes[61]
+	mi := &file_dfs_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4987,7 +5293,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[61]
+	mi := &file_dfs_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5000,7 +5306,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{61}
+	return file_dfs_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *StatusResponse) GetLeader() string {
@@ -5130,7 +5436,7 @@ type SessionStatus struct {
 
 func (x *SessionStatus) Reset() {
 	*x = SessionStatus{}
-	mi := &file_dfs_proto_msgTypes[62]
+	mi := &file_dfs_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5142,7 +5448,7 @@ func (x *SessionStatus) String() string {
 func (*SessionStatus) ProtoMessage() {}
 
 func (x *SessionStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[62]
+	mi := &file_dfs_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5155,7 +5461,7 @@ func (x *SessionStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionStatus.ProtoReflect.Descriptor instead.
 func (*SessionStatus) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{62}
+	return file_dfs_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *SessionStatus) GetId() uint64 {
@@ -5214,7 +5520,7 @@ type LockStatus struct {
 
 func (x *LockStatus) Reset() {
 	*x = LockStatus{}
-	mi := &file_dfs_proto_msgTypes[63]
+	mi := &file_dfs_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5226,7 +5532,7 @@ func (x *LockStatus) String() string {
 func (*LockStatus) ProtoMessage() {}
 
 func (x *LockStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[63]
+	mi := &file_dfs_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5239,7 +5545,7 @@ func (x *LockStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockStatus.ProtoReflect.Descriptor instead.
 func (*LockStatus) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{63}
+	return file_dfs_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *LockStatus) GetLock() *LockInfo {
@@ -5296,7 +5602,7 @@ type ChunkHealth struct {
 
 func (x *ChunkHealth) Reset() {
 	*x = ChunkHealth{}
-	mi := &file_dfs_proto_msgTypes[64]
+	mi := &file_dfs_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5308,7 +5614,7 @@ func (x *ChunkHealth) String() string {
 func (*ChunkHealth) ProtoMessage() {}
 
 func (x *ChunkHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[64]
+	mi := &file_dfs_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5321,7 +5627,7 @@ func (x *ChunkHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkHealth.ProtoReflect.Descriptor instead.
 func (*ChunkHealth) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{64}
+	return file_dfs_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ChunkHealth) GetHealthy() uint64 {
@@ -5385,7 +5691,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_dfs_proto_msgTypes[65]
+	mi := &file_dfs_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5397,7 +5703,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[65]
+	mi := &file_dfs_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5410,7 +5716,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{65}
+	return file_dfs_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *NotLeader) GetLeaderAddr() string {
@@ -5441,7 +5747,7 @@ type ChunkServerState struct {
 
 func (x *ChunkServerState) Reset() {
 	*x = ChunkServerState{}
-	mi := &file_dfs_proto_msgTypes[66]
+	mi := &file_dfs_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5453,7 +5759,7 @@ func (x *ChunkServerState) String() string {
 func (*ChunkServerState) ProtoMessage() {}
 
 func (x *ChunkServerState) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[66]
+	mi := &file_dfs_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5466,7 +5772,7 @@ func (x *ChunkServerState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkServerState.ProtoReflect.Descriptor instead.
 func (*ChunkServerState) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{66}
+	return file_dfs_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ChunkServerState) GetInfo() *ChunkServerInfo {
@@ -5512,7 +5818,7 @@ type ChunkServersRequest struct {
 
 func (x *ChunkServersRequest) Reset() {
 	*x = ChunkServersRequest{}
-	mi := &file_dfs_proto_msgTypes[67]
+	mi := &file_dfs_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5524,7 +5830,7 @@ func (x *ChunkServersRequest) String() string {
 func (*ChunkServersRequest) ProtoMessage() {}
 
 func (x *ChunkServersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[67]
+	mi := &file_dfs_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5537,7 +5843,7 @@ func (x *ChunkServersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkServersRequest.ProtoReflect.Descriptor instead.
 func (*ChunkServersRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{67}
+	return file_dfs_proto_rawDescGZIP(), []int{69}
 }
 
 type ChunkServersResponse struct {
@@ -5549,7 +5855,7 @@ type ChunkServersResponse struct {
 
 func (x *ChunkServersResponse) Reset() {
 	*x = ChunkServersResponse{}
-	mi := &file_dfs_proto_msgTypes[68]
+	mi := &file_dfs_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5561,7 +5867,7 @@ func (x *ChunkServersResponse) String() string {
 func (*ChunkServersResponse) ProtoMessage() {}
 
 func (x *ChunkServersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[68]
+	mi := &file_dfs_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5574,7 +5880,7 @@ func (x *ChunkServersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkServersResponse.ProtoReflect.Descriptor instead.
 func (*ChunkServersResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{68}
+	return file_dfs_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ChunkServersResponse) GetServers() []*ChunkServerState {
@@ -5597,7 +5903,7 @@ type DrainServerRequest struct {
 
 func (x *DrainServerRequest) Reset() {
 	*x = DrainServerRequest{}
-	mi := &file_dfs_proto_msgTypes[69]
+	mi := &file_dfs_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5609,7 +5915,7 @@ func (x *DrainServerRequest) String() string {
 func (*DrainServerRequest) ProtoMessage() {}
 
 func (x *DrainServerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[69]
+	mi := &file_dfs_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5622,7 +5928,7 @@ func (x *DrainServerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainServerRequest.ProtoReflect.Descriptor instead.
 func (*DrainServerRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{69}
+	return file_dfs_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *DrainServerRequest) GetId() string {
@@ -5649,7 +5955,7 @@ type ReleaseSessionRequest struct {
 
 func (x *ReleaseSessionRequest) Reset() {
 	*x = ReleaseSessionRequest{}
-	mi := &file_dfs_proto_msgTypes[70]
+	mi := &file_dfs_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5661,7 +5967,7 @@ func (x *ReleaseSessionRequest) String() string {
 func (*ReleaseSessionRequest) ProtoMessage() {}
 
 func (x *ReleaseSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[70]
+	mi := &file_dfs_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5674,7 +5980,7 @@ func (x *ReleaseSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseSessionRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseSessionRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{70}
+	return file_dfs_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ReleaseSessionRequest) GetSession() uint64 {
@@ -5698,7 +6004,7 @@ type ReleaseLocksRequest struct {
 
 func (x *ReleaseLocksRequest) Reset() {
 	*x = ReleaseLocksRequest{}
-	mi := &file_dfs_proto_msgTypes[71]
+	mi := &file_dfs_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5710,7 +6016,7 @@ func (x *ReleaseLocksRequest) String() string {
 func (*ReleaseLocksRequest) ProtoMessage() {}
 
 func (x *ReleaseLocksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[71]
+	mi := &file_dfs_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5723,7 +6029,7 @@ func (x *ReleaseLocksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseLocksRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseLocksRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{71}
+	return file_dfs_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ReleaseLocksRequest) GetIno() uint64 {
@@ -5763,7 +6069,7 @@ type ReleaseResponse struct {
 
 func (x *ReleaseResponse) Reset() {
 	*x = ReleaseResponse{}
-	mi := &file_dfs_proto_msgTypes[72]
+	mi := &file_dfs_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5775,7 +6081,7 @@ func (x *ReleaseResponse) String() string {
 func (*ReleaseResponse) ProtoMessage() {}
 
 func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[72]
+	mi := &file_dfs_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5788,7 +6094,7 @@ func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{72}
+	return file_dfs_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ReleaseResponse) GetReleased() uint32 {
@@ -5806,7 +6112,7 @@ type SaveSnapshotRequest struct {
 
 func (x *SaveSnapshotRequest) Reset() {
 	*x = SaveSnapshotRequest{}
-	mi := &file_dfs_proto_msgTypes[73]
+	mi := &file_dfs_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5818,7 +6124,7 @@ func (x *SaveSnapshotRequest) String() string {
 func (*SaveSnapshotRequest) ProtoMessage() {}
 
 func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[73]
+	mi := &file_dfs_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5831,7 +6137,7 @@ func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SaveSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{73}
+	return file_dfs_proto_rawDescGZIP(), []int{75}
 }
 
 // SnapshotPiece is one piece of a streamed master snapshot: the first
@@ -5849,7 +6155,7 @@ type SnapshotPiece struct {
 
 func (x *SnapshotPiece) Reset() {
 	*x = SnapshotPiece{}
-	mi := &file_dfs_proto_msgTypes[74]
+	mi := &file_dfs_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5861,7 +6167,7 @@ func (x *SnapshotPiece) String() string {
 func (*SnapshotPiece) ProtoMessage() {}
 
 func (x *SnapshotPiece) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[74]
+	mi := &file_dfs_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5874,7 +6180,7 @@ func (x *SnapshotPiece) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotPiece.ProtoReflect.Descriptor instead.
 func (*SnapshotPiece) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{74}
+	return file_dfs_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *SnapshotPiece) GetData() []byte {
@@ -5918,13 +6224,14 @@ type SetChunkRequest struct {
 	Primary       string                 `protobuf:"bytes,5,opt,name=primary,proto3" json:"primary,omitempty"`
 	LeaseNs       int64                  `protobuf:"varint,6,opt,name=lease_ns,json=leaseNs,proto3" json:"lease_ns,omitempty"`
 	Replicas      []*Replica             `protobuf:"bytes,7,rep,name=replicas,proto3" json:"replicas,omitempty"` // the whole set, primary included
+	Token         *ChunkToken            `protobuf:"bytes,240,opt,name=token,proto3" json:"token,omitempty"`     // for chunk id, at least MASTER
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SetChunkRequest) Reset() {
 	*x = SetChunkRequest{}
-	mi := &file_dfs_proto_msgTypes[75]
+	mi := &file_dfs_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5936,7 +6243,7 @@ func (x *SetChunkRequest) String() string {
 func (*SetChunkRequest) ProtoMessage() {}
 
 func (x *SetChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[75]
+	mi := &file_dfs_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5949,7 +6256,7 @@ func (x *SetChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetChunkRequest.ProtoReflect.Descriptor instead.
 func (*SetChunkRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{75}
+	return file_dfs_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *SetChunkRequest) GetId() uint64 {
@@ -6001,6 +6308,13 @@ func (x *SetChunkRequest) GetReplicas() []*Replica {
 	return nil
 }
 
+func (x *SetChunkRequest) GetToken() *ChunkToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
 type SetChunkResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Errno         Errno                  `protobuf:"varint,1,opt,name=errno,proto3,enum=dfs.Errno" json:"errno,omitempty"`
@@ -6011,7 +6325,7 @@ type SetChunkResponse struct {
 
 func (x *SetChunkResponse) Reset() {
 	*x = SetChunkResponse{}
-	mi := &file_dfs_proto_msgTypes[76]
+	mi := &file_dfs_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6023,7 +6337,7 @@ func (x *SetChunkResponse) String() string {
 func (*SetChunkResponse) ProtoMessage() {}
 
 func (x *SetChunkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[76]
+	mi := &file_dfs_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6036,7 +6350,7 @@ func (x *SetChunkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetChunkResponse.ProtoReflect.Descriptor instead.
 func (*SetChunkResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{76}
+	return file_dfs_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *SetChunkResponse) GetErrno() Errno {
@@ -6088,14 +6402,15 @@ type WriteRequest struct {
 	// extents: several pieces written in one call, in order, as if by one
 	// write each (offset, data and zero_length are then unused). A mount
 	// flushing scattered small writes sends one call per chunk.
-	Extents       []*Extent `protobuf:"bytes,180,rep,name=extents,proto3" json:"extents,omitempty"`
+	Extents       []*Extent   `protobuf:"bytes,180,rep,name=extents,proto3" json:"extents,omitempty"`
+	Token         *ChunkToken `protobuf:"bytes,240,opt,name=token,proto3" json:"token,omitempty"` // for chunk id, at least WRITE (MASTER for reencode)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_dfs_proto_msgTypes[77]
+	mi := &file_dfs_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6107,7 +6422,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[77]
+	mi := &file_dfs_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6120,7 +6435,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{77}
+	return file_dfs_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *WriteRequest) GetId() uint64 {
@@ -6221,6 +6536,13 @@ func (x *WriteRequest) GetExtents() []*Extent {
 	return nil
 }
 
+func (x *WriteRequest) GetToken() *ChunkToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
 // Extent is data at an offset within a chunk.
 type Extent struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -6232,7 +6554,7 @@ type Extent struct {
 
 func (x *Extent) Reset() {
 	*x = Extent{}
-	mi := &file_dfs_proto_msgTypes[78]
+	mi := &file_dfs_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6244,7 +6566,7 @@ func (x *Extent) String() string {
 func (*Extent) ProtoMessage() {}
 
 func (x *Extent) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[78]
+	mi := &file_dfs_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6257,7 +6579,7 @@ func (x *Extent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Extent.ProtoReflect.Descriptor instead.
 func (*Extent) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{78}
+	return file_dfs_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *Extent) GetOffset() uint64 {
@@ -6285,7 +6607,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_dfs_proto_msgTypes[79]
+	mi := &file_dfs_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6297,7 +6619,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[79]
+	mi := &file_dfs_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6310,7 +6632,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{79}
+	return file_dfs_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *WriteResponse) GetErrno() Errno {
@@ -6341,13 +6663,14 @@ type ReadRequest struct {
 	Version       uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"` // the replica refuses (ESTALE) if it holds an older one
 	Offset        uint64                 `protobuf:"varint,4,opt,name=offset,proto3" json:"offset,omitempty"`
 	Length        uint64                 `protobuf:"varint,5,opt,name=length,proto3" json:"length,omitempty"`
+	Token         *ChunkToken            `protobuf:"bytes,240,opt,name=token,proto3" json:"token,omitempty"` // for chunk id, at least READ
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_dfs_proto_msgTypes[80]
+	mi := &file_dfs_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6359,7 +6682,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[80]
+	mi := &file_dfs_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6372,7 +6695,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{80}
+	return file_dfs_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ReadRequest) GetId() uint64 {
@@ -6410,6 +6733,13 @@ func (x *ReadRequest) GetLength() uint64 {
 	return 0
 }
 
+func (x *ReadRequest) GetToken() *ChunkToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
 type ReadResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Errno         Errno                  `protobuf:"varint,1,opt,name=errno,proto3,enum=dfs.Errno" json:"errno,omitempty"`
@@ -6421,7 +6751,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_dfs_proto_msgTypes[81]
+	mi := &file_dfs_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6433,7 +6763,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[81]
+	mi := &file_dfs_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6446,7 +6776,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{81}
+	return file_dfs_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ReadResponse) GetErrno() Errno {
@@ -6475,13 +6805,14 @@ type SyncRequest struct {
 	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
 	Shard         uint32                 `protobuf:"varint,2,opt,name=shard,proto3" json:"shard,omitempty"`
 	Forward       []*Replica             `protobuf:"bytes,3,rep,name=forward,proto3" json:"forward,omitempty"`
+	Token         *ChunkToken            `protobuf:"bytes,240,opt,name=token,proto3" json:"token,omitempty"` // for chunk id, at least READ
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SyncRequest) Reset() {
 	*x = SyncRequest{}
-	mi := &file_dfs_proto_msgTypes[82]
+	mi := &file_dfs_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6493,7 +6824,7 @@ func (x *SyncRequest) String() string {
 func (*SyncRequest) ProtoMessage() {}
 
 func (x *SyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[82]
+	mi := &file_dfs_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6506,7 +6837,7 @@ func (x *SyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRequest.ProtoReflect.Descriptor instead.
 func (*SyncRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{82}
+	return file_dfs_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *SyncRequest) GetId() uint64 {
@@ -6530,6 +6861,13 @@ func (x *SyncRequest) GetForward() []*Replica {
 	return nil
 }
 
+func (x *SyncRequest) GetToken() *ChunkToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
 type SyncResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Errno         Errno                  `protobuf:"varint,1,opt,name=errno,proto3,enum=dfs.Errno" json:"errno,omitempty"`
@@ -6541,7 +6879,7 @@ type SyncResponse struct {
 
 func (x *SyncResponse) Reset() {
 	*x = SyncResponse{}
-	mi := &file_dfs_proto_msgTypes[83]
+	mi := &file_dfs_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6553,7 +6891,7 @@ func (x *SyncResponse) String() string {
 func (*SyncResponse) ProtoMessage() {}
 
 func (x *SyncResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[83]
+	mi := &file_dfs_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6566,7 +6904,7 @@ func (x *SyncResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncResponse.ProtoReflect.Descriptor instead.
 func (*SyncResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{83}
+	return file_dfs_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *SyncResponse) GetErrno() Errno {
@@ -6603,16 +6941,17 @@ type ReplicateRequest struct {
 	RateBytes uint64                 `protobuf:"varint,6,opt,name=rate_bytes,json=rateBytes,proto3" json:"rate_bytes,omitempty"` // most bytes per second to pull; 0: no limit
 	// data_shards > 0: rebuild EC shard `shard` by decoding it from
 	// `sources` (the chunk's other shards) instead of copying `source`.
-	DataShards    uint32     `protobuf:"varint,120,opt,name=data_shards,json=dataShards,proto3" json:"data_shards,omitempty"`
-	ParityShards  uint32     `protobuf:"varint,121,opt,name=parity_shards,json=parityShards,proto3" json:"parity_shards,omitempty"`
-	Sources       []*Replica `protobuf:"bytes,122,rep,name=sources,proto3" json:"sources,omitempty"`
+	DataShards    uint32      `protobuf:"varint,120,opt,name=data_shards,json=dataShards,proto3" json:"data_shards,omitempty"`
+	ParityShards  uint32      `protobuf:"varint,121,opt,name=parity_shards,json=parityShards,proto3" json:"parity_shards,omitempty"`
+	Sources       []*Replica  `protobuf:"bytes,122,rep,name=sources,proto3" json:"sources,omitempty"`
+	Token         *ChunkToken `protobuf:"bytes,240,opt,name=token,proto3" json:"token,omitempty"` // for chunk id, at least MASTER
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_dfs_proto_msgTypes[84]
+	mi := &file_dfs_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6624,7 +6963,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[84]
+	mi := &file_dfs_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6637,7 +6976,7 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{84}
+	return file_dfs_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *ReplicateRequest) GetId() uint64 {
@@ -6703,6 +7042,13 @@ func (x *ReplicateRequest) GetSources() []*Replica {
 	return nil
 }
 
+func (x *ReplicateRequest) GetToken() *ChunkToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
 type ReplicateResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Errno         Errno                  `protobuf:"varint,1,opt,name=errno,proto3,enum=dfs.Errno" json:"errno,omitempty"`
@@ -6714,7 +7060,7 @@ type ReplicateResponse struct {
 
 func (x *ReplicateResponse) Reset() {
 	*x = ReplicateResponse{}
-	mi := &file_dfs_proto_msgTypes[85]
+	mi := &file_dfs_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6726,7 +7072,7 @@ func (x *ReplicateResponse) String() string {
 func (*ReplicateResponse) ProtoMessage() {}
 
 func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[85]
+	mi := &file_dfs_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6739,7 +7085,7 @@ func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicateResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{85}
+	return file_dfs_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *ReplicateResponse) GetErrno() Errno {
@@ -6771,13 +7117,14 @@ type LocalPathRequest struct {
 	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
 	Shard         uint32                 `protobuf:"varint,2,opt,name=shard,proto3" json:"shard,omitempty"`
 	Version       uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	Token         *ChunkToken            `protobuf:"bytes,240,opt,name=token,proto3" json:"token,omitempty"` // for chunk id, at least READ
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LocalPathRequest) Reset() {
 	*x = LocalPathRequest{}
-	mi := &file_dfs_proto_msgTypes[86]
+	mi := &file_dfs_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6789,7 +7136,7 @@ func (x *LocalPathRequest) String() string {
 func (*LocalPathRequest) ProtoMessage() {}
 
 func (x *LocalPathRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[86]
+	mi := &file_dfs_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6802,7 +7149,7 @@ func (x *LocalPathRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalPathRequest.ProtoReflect.Descriptor instead.
 func (*LocalPathRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{86}
+	return file_dfs_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *LocalPathRequest) GetId() uint64 {
@@ -6826,6 +7173,13 @@ func (x *LocalPathRequest) GetVersion() uint64 {
 	return 0
 }
 
+func (x *LocalPathRequest) GetToken() *ChunkToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
 type LocalPathResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Errno   Errno                  `protobuf:"varint,1,opt,name=errno,proto3,enum=dfs.Errno" json:"errno,omitempty"` // ESTALE: other version; ENOTSUP: not on a local disk
@@ -6841,7 +7195,7 @@ type LocalPathResponse struct {
 
 func (x *LocalPathResponse) Reset() {
 	*x = LocalPathResponse{}
-	mi := &file_dfs_proto_msgTypes[87]
+	mi := &file_dfs_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6853,7 +7207,7 @@ func (x *LocalPathResponse) String() string {
 func (*LocalPathResponse) ProtoMessage() {}
 
 func (x *LocalPathResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[87]
+	mi := &file_dfs_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6866,7 +7220,7 @@ func (x *LocalPathResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalPathResponse.ProtoReflect.Descriptor instead.
 func (*LocalPathResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{87}
+	return file_dfs_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *LocalPathResponse) GetErrno() Errno {
@@ -6919,7 +7273,7 @@ type RegisterServerCmd struct {
 
 func (x *RegisterServerCmd) Reset() {
 	*x = RegisterServerCmd{}
-	mi := &file_dfs_proto_msgTypes[88]
+	mi := &file_dfs_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6931,7 +7285,7 @@ func (x *RegisterServerCmd) String() string {
 func (*RegisterServerCmd) ProtoMessage() {}
 
 func (x *RegisterServerCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[88]
+	mi := &file_dfs_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6944,7 +7298,7 @@ func (x *RegisterServerCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterServerCmd.ProtoReflect.Descriptor instead.
 func (*RegisterServerCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{88}
+	return file_dfs_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *RegisterServerCmd) GetId() string {
@@ -6993,7 +7347,7 @@ type DrainServerCmd struct {
 
 func (x *DrainServerCmd) Reset() {
 	*x = DrainServerCmd{}
-	mi := &file_dfs_proto_msgTypes[89]
+	mi := &file_dfs_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7005,7 +7359,7 @@ func (x *DrainServerCmd) String() string {
 func (*DrainServerCmd) ProtoMessage() {}
 
 func (x *DrainServerCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[89]
+	mi := &file_dfs_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7018,7 +7372,7 @@ func (x *DrainServerCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainServerCmd.ProtoReflect.Descriptor instead.
 func (*DrainServerCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{89}
+	return file_dfs_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *DrainServerCmd) GetId() string {
@@ -7049,7 +7403,7 @@ type ForceUnlockCmd struct {
 
 func (x *ForceUnlockCmd) Reset() {
 	*x = ForceUnlockCmd{}
-	mi := &file_dfs_proto_msgTypes[90]
+	mi := &file_dfs_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7061,7 +7415,7 @@ func (x *ForceUnlockCmd) String() string {
 func (*ForceUnlockCmd) ProtoMessage() {}
 
 func (x *ForceUnlockCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[90]
+	mi := &file_dfs_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7074,7 +7428,7 @@ func (x *ForceUnlockCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForceUnlockCmd.ProtoReflect.Descriptor instead.
 func (*ForceUnlockCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{90}
+	return file_dfs_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *ForceUnlockCmd) GetIno() uint64 {
@@ -7114,7 +7468,7 @@ type ExpireSessionCmd struct {
 
 func (x *ExpireSessionCmd) Reset() {
 	*x = ExpireSessionCmd{}
-	mi := &file_dfs_proto_msgTypes[91]
+	mi := &file_dfs_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7126,7 +7480,7 @@ func (x *ExpireSessionCmd) String() string {
 func (*ExpireSessionCmd) ProtoMessage() {}
 
 func (x *ExpireSessionCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[91]
+	mi := &file_dfs_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7139,7 +7493,7 @@ func (x *ExpireSessionCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireSessionCmd.ProtoReflect.Descriptor instead.
 func (*ExpireSessionCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{91}
+	return file_dfs_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *ExpireSessionCmd) GetSession() uint64 {
@@ -7158,7 +7512,7 @@ type DeleteChunksCmd struct {
 
 func (x *DeleteChunksCmd) Reset() {
 	*x = DeleteChunksCmd{}
-	mi := &file_dfs_proto_msgTypes[92]
+	mi := &file_dfs_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7170,7 +7524,7 @@ func (x *DeleteChunksCmd) String() string {
 func (*DeleteChunksCmd) ProtoMessage() {}
 
 func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[92]
+	mi := &file_dfs_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7183,7 +7537,7 @@ func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteChunksCmd.ProtoReflect.Descriptor instead.
 func (*DeleteChunksCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{92}
+	return file_dfs_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *DeleteChunksCmd) GetIds() []uint64 {
@@ -7221,13 +7575,14 @@ type Command struct {
 	ChunkId       uint64          `protobuf:"varint,142,opt,name=chunk_id,json=chunkId,proto3" json:"chunk_id,omitempty"`
 	DrainServer   *DrainServerCmd `protobuf:"bytes,280,opt,name=drain_server,json=drainServer,proto3" json:"drain_server,omitempty"`
 	ForceUnlock   *ForceUnlockCmd `protobuf:"bytes,281,opt,name=force_unlock,json=forceUnlock,proto3" json:"force_unlock,omitempty"`
+	NewChunkKey   *NewChunkKeyCmd `protobuf:"bytes,240,opt,name=new_chunk_key,json=newChunkKey,proto3" json:"new_chunk_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_dfs_proto_msgTypes[93]
+	mi := &file_dfs_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7239,7 +7594,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[93]
+	mi := &file_dfs_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7252,7 +7607,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{93}
+	return file_dfs_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *Command) GetSession() uint64 {
@@ -7374,6 +7729,76 @@ func (x *Command) GetForceUnlock() *ForceUnlockCmd {
 	return nil
 }
 
+func (x *Command) GetNewChunkKey() *NewChunkKeyCmd {
+	if x != nil {
+		return x.NewChunkKey
+	}
+	return nil
+}
+
+// NewChunkKeyCmd adds a chunk key (the leader's random secret) as the
+// newest, keeping the one before it and dropping older ones, if the
+// newest key is still the one the leader saw (newest; 0: none).
+type NewChunkKeyCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Secret        []byte                 `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
+	SignFromNs    int64                  `protobuf:"varint,2,opt,name=sign_from_ns,json=signFromNs,proto3" json:"sign_from_ns,omitempty"`
+	Newest        uint64                 `protobuf:"varint,3,opt,name=newest,proto3" json:"newest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NewChunkKeyCmd) Reset() {
+	*x = NewChunkKeyCmd{}
+	mi := &file_dfs_proto_msgTypes[96]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NewChunkKeyCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NewChunkKeyCmd) ProtoMessage() {}
+
+func (x *NewChunkKeyCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[96]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NewChunkKeyCmd.ProtoReflect.Descriptor instead.
+func (*NewChunkKeyCmd) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{96}
+}
+
+func (x *NewChunkKeyCmd) GetSecret() []byte {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
+func (x *NewChunkKeyCmd) GetSignFromNs() int64 {
+	if x != nil {
+		return x.SignFromNs
+	}
+	return 0
+}
+
+func (x *NewChunkKeyCmd) GetNewest() uint64 {
+	if x != nil {
+		return x.Newest
+	}
+	return 0
+}
+
 // Batch is one Raft log entry: commands applied in order.
 type Batch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -7384,7 +7809,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_dfs_proto_msgTypes[94]
+	mi := &file_dfs_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7396,7 +7821,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[94]
+	mi := &file_dfs_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7409,7 +7834,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{94}
+	return file_dfs_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *Batch) GetCommands() []*Command {
@@ -7432,13 +7857,14 @@ type SnapshotHeader struct {
 	LastSequencer uint64                 `protobuf:"varint,9,opt,name=last_sequencer,json=lastSequencer,proto3" json:"last_sequencer,omitempty"` // never reused, across restarts
 	Locks         []*SnapshotLock        `protobuf:"bytes,10,rep,name=locks,proto3" json:"locks,omitempty"`
 	Waiters       []*SnapshotLock        `protobuf:"bytes,11,rep,name=waiters,proto3" json:"waiters,omitempty"` // in queue order
+	ChunkKeys     []*ChunkKey            `protobuf:"bytes,240,rep,name=chunk_keys,json=chunkKeys,proto3" json:"chunk_keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_dfs_proto_msgTypes[95]
+	mi := &file_dfs_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7450,7 +7876,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[95]
+	mi := &file_dfs_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7463,7 +7889,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{95}
+	return file_dfs_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -7543,6 +7969,13 @@ func (x *SnapshotHeader) GetWaiters() []*SnapshotLock {
 	return nil
 }
 
+func (x *SnapshotHeader) GetChunkKeys() []*ChunkKey {
+	if x != nil {
+		return x.ChunkKeys
+	}
+	return nil
+}
+
 // SnapshotLock is a held lock (wait_seq 0) or a queued request.
 type SnapshotLock struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -7557,7 +7990,7 @@ type SnapshotLock struct {
 
 func (x *SnapshotLock) Reset() {
 	*x = SnapshotLock{}
-	mi := &file_dfs_proto_msgTypes[96]
+	mi := &file_dfs_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7569,7 +8002,7 @@ func (x *SnapshotLock) String() string {
 func (*SnapshotLock) ProtoMessage() {}
 
 func (x *SnapshotLock) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[96]
+	mi := &file_dfs_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7582,7 +8015,7 @@ func (x *SnapshotLock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotLock.ProtoReflect.Descriptor instead.
 func (*SnapshotLock) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{96}
+	return file_dfs_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *SnapshotLock) GetOp() *LockOp {
@@ -7631,7 +8064,7 @@ type SnapshotDirEntry struct {
 
 func (x *SnapshotDirEntry) Reset() {
 	*x = SnapshotDirEntry{}
-	mi := &file_dfs_proto_msgTypes[97]
+	mi := &file_dfs_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7643,7 +8076,7 @@ func (x *SnapshotDirEntry) String() string {
 func (*SnapshotDirEntry) ProtoMessage() {}
 
 func (x *SnapshotDirEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[97]
+	mi := &file_dfs_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7656,7 +8089,7 @@ func (x *SnapshotDirEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotDirEntry.ProtoReflect.Descriptor instead.
 func (*SnapshotDirEntry) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{97}
+	return file_dfs_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *SnapshotDirEntry) GetName() string {
@@ -7694,7 +8127,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_dfs_proto_msgTypes[98]
+	mi := &file_dfs_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7706,7 +8139,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[98]
+	mi := &file_dfs_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7719,7 +8152,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{98}
+	return file_dfs_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *SnapshotChunk) GetIndex() uint64 {
@@ -7779,7 +8212,7 @@ type SnapshotInode struct {
 
 func (x *SnapshotInode) Reset() {
 	*x = SnapshotInode{}
-	mi := &file_dfs_proto_msgTypes[99]
+	mi := &file_dfs_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7791,7 +8224,7 @@ func (x *SnapshotInode) String() string {
 func (*SnapshotInode) ProtoMessage() {}
 
 func (x *SnapshotInode) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[99]
+	mi := &file_dfs_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7804,7 +8237,7 @@ func (x *SnapshotInode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotInode.ProtoReflect.Descriptor instead.
 func (*SnapshotInode) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{99}
+	return file_dfs_proto_rawDescGZIP(), []int{102}
 }
 
 func (x *SnapshotInode) GetAttr() *Attr {
@@ -7866,7 +8299,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_dfs_proto_msgTypes[100]
+	mi := &file_dfs_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7878,7 +8311,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[100]
+	mi := &file_dfs_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7891,7 +8324,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{100}
+	return file_dfs_proto_rawDescGZIP(), []int{103}
 }
 
 func (x *SnapshotResponse) GetSeq() uint64 {
@@ -7922,7 +8355,7 @@ type SnapshotSession struct {
 
 func (x *SnapshotSession) Reset() {
 	*x = SnapshotSession{}
-	mi := &file_dfs_proto_msgTypes[101]
+	mi := &file_dfs_proto_msgTypes[104]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7934,7 +8367,7 @@ func (x *SnapshotSession) String() string {
 func (*SnapshotSession) ProtoMessage() {}
 
 func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[101]
+	mi := &file_dfs_proto_msgTypes[104]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7947,7 +8380,7 @@ func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSession.ProtoReflect.Descriptor instead.
 func (*SnapshotSession) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{101}
+	return file_dfs_proto_rawDescGZIP(), []int{104}
 }
 
 func (x *SnapshotSession) GetId() uint64 {
@@ -8031,7 +8464,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\aReplica\x12\x16\n" +
 	"\x06server\x18\x01 \x01(\tR\x06server\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x14\n" +
-	"\x05shard\x18\x03 \x01(\rR\x05shard\"\xd8\x01\n" +
+	"\x05shard\x18\x03 \x01(\rR\x05shard\"\x80\x02\n" +
 	"\x05Chunk\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x14\n" +
@@ -8039,7 +8472,28 @@ const file_dfs_proto_rawDesc = "" +
 	"\breplicas\x18\x04 \x03(\v2\f.dfs.ReplicaR\breplicas\x12\x18\n" +
 	"\aprimary\x18\x05 \x01(\tR\aprimary\x12&\n" +
 	"\x0flease_expiry_ns\x18\x06 \x01(\x03R\rleaseExpiryNs\x12#\n" +
-	"\x06layout\x18\a \x01(\v2\v.dfs.LayoutR\x06layout\"\\\n" +
+	"\x06layout\x18\a \x01(\v2\v.dfs.LayoutR\x06layout\x12&\n" +
+	"\x05token\x18\xf0\x01 \x01(\v2\x0f.dfs.ChunkTokenR\x05token\"\xd2\x01\n" +
+	"\n" +
+	"ChunkToken\x12\x19\n" +
+	"\bchunk_id\x18\x01 \x01(\x04R\achunkId\x12.\n" +
+	"\x06access\x18\x02 \x01(\x0e2\x16.dfs.ChunkToken.AccessR\x06access\x12\x1b\n" +
+	"\texpiry_ns\x18\x03 \x01(\x03R\bexpiryNs\x12\x15\n" +
+	"\x06key_id\x18\x04 \x01(\x04R\x05keyId\x12\x10\n" +
+	"\x03mac\x18\x05 \x01(\fR\x03mac\"3\n" +
+	"\x06Access\x12\b\n" +
+	"\x04NONE\x10\x00\x12\b\n" +
+	"\x04READ\x10\x01\x12\t\n" +
+	"\x05WRITE\x10\x02\x12\n" +
+	"\n" +
+	"\x06MASTER\x10\x03\"s\n" +
+	"\bChunkKey\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\fR\x06secret\x12\x1d\n" +
+	"\n" +
+	"created_ns\x18\x03 \x01(\x03R\tcreatedNs\x12 \n" +
+	"\fsign_from_ns\x18\x04 \x01(\x03R\n" +
+	"signFromNs\"\\\n" +
 	"\bDirEntry\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03ino\x18\x02 \x01(\x04R\x03ino\x12\x12\n" +
@@ -8049,7 +8503,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x03uid\x18\x01 \x01(\rR\x03uid\x12\x10\n" +
 	"\x03gid\x18\x02 \x01(\rR\x03gid\x12\x16\n" +
 	"\x06groups\x18\x03 \x03(\rR\x06groups\x12\x10\n" +
-	"\x03pid\x18\x04 \x01(\rR\x03pid\"\xe2\x01\n" +
+	"\x03pid\x18\x04 \x01(\rR\x03pid\"\xfb\x01\n" +
 	"\bCreateOp\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -8060,7 +8514,8 @@ const file_dfs_proto_rawDesc = "" +
 	"\atmpfile\x18\a \x01(\bR\atmpfile\x12\x14\n" +
 	"\x05umask\x18d \x01(\rR\x05umask\x12 \n" +
 	"\vfirst_chunk\x18\x8c\x01 \x01(\bR\n" +
-	"firstChunk\"_\n" +
+	"firstChunk\x12\x17\n" +
+	"\x06access\x18\x84\x02 \x01(\rR\x06access\"_\n" +
 	"\aMkdirOp\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -8234,47 +8689,54 @@ const file_dfs_proto_rawDesc = "" +
 	".dfs.ErrnoR\x05errno\x12\x1a\n" +
 	"\bconflict\x18\x02 \x01(\bR\bconflict\x12!\n" +
 	"\x04lock\x18\x03 \x01(\v2\r.dfs.LockInfoR\x04lock\x12\x1c\n" +
-	"\tsequencer\x18\x04 \x01(\x04R\tsequencer\";\n" +
+	"\tsequencer\x18\x04 \x01(\x04R\tsequencer\"a\n" +
 	"\rLookupRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"\"\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12$\n" +
+	"\x06caller\x18\x84\x02 \x01(\v2\v.dfs.CallerR\x06caller\"H\n" +
 	"\x0eGetAttrRequest\x12\x10\n" +
-	"\x03ino\x18\x01 \x01(\x04R\x03ino\"O\n" +
+	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12$\n" +
+	"\x06caller\x18\x84\x02 \x01(\v2\v.dfs.CallerR\x06caller\"O\n" +
 	"\fAttrResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x1d\n" +
-	"\x04attr\x18\x02 \x01(\v2\t.dfs.AttrR\x04attr\"d\n" +
+	"\x04attr\x18\x02 \x01(\v2\t.dfs.AttrR\x04attr\"\x8a\x01\n" +
 	"\x0eReadDirRequest\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x16\n" +
 	"\x06cookie\x18\x02 \x01(\x04R\x06cookie\x12\x14\n" +
 	"\x05limit\x18\x03 \x01(\rR\x05limit\x12\x12\n" +
-	"\x04plus\x18\x04 \x01(\bR\x04plus\"\x8f\x01\n" +
+	"\x04plus\x18\x04 \x01(\bR\x04plus\x12$\n" +
+	"\x06caller\x18\x84\x02 \x01(\v2\v.dfs.CallerR\x06caller\"\x8f\x01\n" +
 	"\x0fReadDirResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12'\n" +
 	"\aentries\x18\x02 \x03(\v2\r.dfs.DirEntryR\aentries\x12\x1f\n" +
 	"\x05attrs\x18\x03 \x03(\v2\t.dfs.AttrR\x05attrs\x12\x10\n" +
-	"\x03eof\x18\x04 \x01(\bR\x03eof\"7\n" +
+	"\x03eof\x18\x04 \x01(\bR\x03eof\"]\n" +
 	"\x0fGetXattrRequest\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"J\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12$\n" +
+	"\x06caller\x18\x84\x02 \x01(\v2\v.dfs.CallerR\x06caller\"J\n" +
 	"\x10GetXattrResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"$\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"J\n" +
 	"\x10ListXattrRequest\x12\x10\n" +
-	"\x03ino\x18\x01 \x01(\x04R\x03ino\"K\n" +
+	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12$\n" +
+	"\x06caller\x18\x84\x02 \x01(\v2\v.dfs.CallerR\x06caller\"K\n" +
 	"\x11ListXattrResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x14\n" +
-	"\x05names\x18\x02 \x03(\tR\x05names\"\x8b\x01\n" +
+	"\x05names\x18\x02 \x03(\tR\x05names\"\xca\x01\n" +
 	"\x10GetChunksRequest\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x1f\n" +
 	"\vfirst_index\x18\x02 \x01(\x04R\n" +
 	"firstIndex\x12\x14\n" +
 	"\x05count\x18\x03 \x01(\rR\x05count\x12\x13\n" +
 	"\x04open\x18\x8c\x01 \x01(\bR\x04open\x12\x19\n" +
-	"\asession\x18\x8d\x01 \x01(\x04R\asession\"x\n" +
+	"\asession\x18\x8d\x01 \x01(\x04R\asession\x12$\n" +
+	"\x06caller\x18\x84\x02 \x01(\v2\v.dfs.CallerR\x06caller\x12\x17\n" +
+	"\x06access\x18\x85\x02 \x01(\rR\x06access\"x\n" +
 	"\x11GetChunksResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\"\n" +
@@ -8316,10 +8778,12 @@ const file_dfs_proto_rawDesc = "" +
 	"\vfull_report\x18\a \x01(\bR\n" +
 	"fullReport\x12(\n" +
 	"\x06chunks\x18\b \x03(\v2\x10.dfs.ChunkReportR\x06chunks\x12*\n" +
-	"\acorrupt\x18\t \x03(\v2\x10.dfs.ChunkReportR\acorrupt\"g\n" +
+	"\acorrupt\x18\t \x03(\v2\x10.dfs.ChunkReportR\acorrupt\"\x96\x01\n" +
 	"\x11HeartbeatResponse\x12(\n" +
 	"\x06delete\x18\x01 \x03(\v2\x10.dfs.ChunkReportR\x06delete\x12(\n" +
-	"\x10want_full_report\x18\x02 \x01(\bR\x0ewantFullReport\"\xbe\x01\n" +
+	"\x10want_full_report\x18\x02 \x01(\bR\x0ewantFullReport\x12-\n" +
+	"\n" +
+	"chunk_keys\x18\xf0\x01 \x03(\v2\r.dfs.ChunkKeyR\tchunkKeys\"\xbe\x01\n" +
 	"\n" +
 	"MasterInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -8446,7 +8910,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12#\n" +
 	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\x12\x12\n" +
 	"\x04size\x18\x03 \x01(\x04R\x04size\x12\x16\n" +
-	"\x06sha256\x18\x04 \x01(\fR\x06sha256\"\xcf\x01\n" +
+	"\x06sha256\x18\x04 \x01(\fR\x06sha256\"\xf7\x01\n" +
 	"\x0fSetChunkRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x18\n" +
@@ -8455,11 +8919,12 @@ const file_dfs_proto_rawDesc = "" +
 	"chunk_size\x18\x04 \x01(\x04R\tchunkSize\x12\x18\n" +
 	"\aprimary\x18\x05 \x01(\tR\aprimary\x12\x19\n" +
 	"\blease_ns\x18\x06 \x01(\x03R\aleaseNs\x12(\n" +
-	"\breplicas\x18\a \x03(\v2\f.dfs.ReplicaR\breplicas\"N\n" +
+	"\breplicas\x18\a \x03(\v2\f.dfs.ReplicaR\breplicas\x12&\n" +
+	"\x05token\x18\xf0\x01 \x01(\v2\x0f.dfs.ChunkTokenR\x05token\"N\n" +
 	"\x10SetChunkResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\x9e\x03\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xc6\x03\n" +
 	"\fWriteRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x18\n" +
@@ -8477,7 +8942,8 @@ const file_dfs_proto_rawDesc = "" +
 	"\breencode\x18z \x01(\bR\breencode\x12\x1d\n" +
 	"\n" +
 	"shard_data\x18{ \x03(\fR\tshardData\x12&\n" +
-	"\aextents\x18\xb4\x01 \x03(\v2\v.dfs.ExtentR\aextents\"4\n" +
+	"\aextents\x18\xb4\x01 \x03(\v2\v.dfs.ExtentR\aextents\x12&\n" +
+	"\x05token\x18\xf0\x01 \x01(\v2\x0f.dfs.ChunkTokenR\x05token\"4\n" +
 	"\x06Extent\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\"c\n" +
@@ -8485,27 +8951,29 @@ const file_dfs_proto_rawDesc = "" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
-	"\x06failed\x18\x03 \x03(\tR\x06failed\"}\n" +
+	"\x06failed\x18\x03 \x03(\tR\x06failed\"\xa5\x01\n" +
 	"\vReadRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x16\n" +
 	"\x06offset\x18\x04 \x01(\x04R\x06offset\x12\x16\n" +
-	"\x06length\x18\x05 \x01(\x04R\x06length\"^\n" +
+	"\x06length\x18\x05 \x01(\x04R\x06length\x12&\n" +
+	"\x05token\x18\xf0\x01 \x01(\v2\x0f.dfs.ChunkTokenR\x05token\"^\n" +
 	"\fReadResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"[\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\x83\x01\n" +
 	"\vSyncRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12&\n" +
-	"\aforward\x18\x03 \x03(\v2\f.dfs.ReplicaR\aforward\"b\n" +
+	"\aforward\x18\x03 \x03(\v2\f.dfs.ReplicaR\aforward\x12&\n" +
+	"\x05token\x18\xf0\x01 \x01(\v2\x0f.dfs.ChunkTokenR\x05token\"b\n" +
 	"\fSyncResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
-	"\x06failed\x18\x03 \x03(\tR\x06failed\"\xa4\x02\n" +
+	"\x06failed\x18\x03 \x03(\tR\x06failed\"\xcc\x02\n" +
 	"\x10ReplicateRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x18\n" +
@@ -8518,16 +8986,18 @@ const file_dfs_proto_rawDesc = "" +
 	"\vdata_shards\x18x \x01(\rR\n" +
 	"dataShards\x12#\n" +
 	"\rparity_shards\x18y \x01(\rR\fparityShards\x12&\n" +
-	"\asources\x18z \x03(\v2\f.dfs.ReplicaR\asources\"e\n" +
+	"\asources\x18z \x03(\v2\f.dfs.ReplicaR\asources\x12&\n" +
+	"\x05token\x18\xf0\x01 \x01(\v2\x0f.dfs.ChunkTokenR\x05token\"e\n" +
 	"\x11ReplicateResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
-	"\x05bytes\x18\x03 \x01(\x04R\x05bytes\"R\n" +
+	"\x05bytes\x18\x03 \x01(\x04R\x05bytes\"z\n" +
 	"\x10LocalPathRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\x04R\aversion\"\x99\x01\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\x12&\n" +
+	"\x05token\x18\xf0\x01 \x01(\v2\x0f.dfs.ChunkTokenR\x05token\"\x99\x01\n" +
 	"\x11LocalPathResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x18\n" +
@@ -8553,7 +9023,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x10ExpireSessionCmd\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\"#\n" +
 	"\x0fDeleteChunksCmd\x12\x10\n" +
-	"\x03ids\x18\x01 \x03(\x04R\x03ids\"\xf3\x04\n" +
+	"\x03ids\x18\x01 \x03(\x04R\x03ids\"\xad\x05\n" +
 	"\aCommand\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x14\n" +
@@ -8572,9 +9042,15 @@ const file_dfs_proto_rawDesc = "" +
 	"\areclaim\x18\x8d\x01 \x03(\x04R\areclaim\x12\x1a\n" +
 	"\bchunk_id\x18\x8e\x01 \x01(\x04R\achunkId\x127\n" +
 	"\fdrain_server\x18\x98\x02 \x01(\v2\x13.dfs.DrainServerCmdR\vdrainServer\x127\n" +
-	"\fforce_unlock\x18\x99\x02 \x01(\v2\x13.dfs.ForceUnlockCmdR\vforceUnlock\"1\n" +
+	"\fforce_unlock\x18\x99\x02 \x01(\v2\x13.dfs.ForceUnlockCmdR\vforceUnlock\x128\n" +
+	"\rnew_chunk_key\x18\xf0\x01 \x01(\v2\x13.dfs.NewChunkKeyCmdR\vnewChunkKey\"b\n" +
+	"\x0eNewChunkKeyCmd\x12\x16\n" +
+	"\x06secret\x18\x01 \x01(\fR\x06secret\x12 \n" +
+	"\fsign_from_ns\x18\x02 \x01(\x03R\n" +
+	"signFromNs\x12\x16\n" +
+	"\x06newest\x18\x03 \x01(\x04R\x06newest\"1\n" +
 	"\x05Batch\x12(\n" +
-	"\bcommands\x18\x01 \x03(\v2\f.dfs.CommandR\bcommands\"\x99\x03\n" +
+	"\bcommands\x18\x01 \x03(\v2\f.dfs.CommandR\bcommands\"\xc8\x03\n" +
 	"\x0eSnapshotHeader\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12\x19\n" +
 	"\bnext_ino\x18\x02 \x01(\x04R\anextIno\x12\x1d\n" +
@@ -8588,7 +9064,9 @@ const file_dfs_proto_rawDesc = "" +
 	"\x0elast_sequencer\x18\t \x01(\x04R\rlastSequencer\x12'\n" +
 	"\x05locks\x18\n" +
 	" \x03(\v2\x11.dfs.SnapshotLockR\x05locks\x12+\n" +
-	"\awaiters\x18\v \x03(\v2\x11.dfs.SnapshotLockR\awaiters\"\x97\x01\n" +
+	"\awaiters\x18\v \x03(\v2\x11.dfs.SnapshotLockR\awaiters\x12-\n" +
+	"\n" +
+	"chunk_keys\x18\xf0\x01 \x03(\v2\r.dfs.ChunkKeyR\tchunkKeys\"\x97\x01\n" +
 	"\fSnapshotLock\x12\x1b\n" +
 	"\x02op\x18\x01 \x01(\v2\v.dfs.LockOpR\x02op\x12\x18\n" +
 	"\asession\x18\x02 \x01(\x04R\asession\x12\x1c\n" +
@@ -8631,7 +9109,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\n" +
 	"OpensEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x04R\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01*\xfb\x02\n" +
+	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01*\x98\x03\n" +
 	"\x05Errno\x12\x06\n" +
 	"\x02OK\x10\x00\x12\t\n" +
 	"\x05EPERM\x10\x01\x12\n" +
@@ -8676,7 +9154,10 @@ const file_dfs_proto_rawDesc = "" +
 	"\tEOVERFLOW\x10K\x12\v\n" +
 	"\aENOTSUP\x10_\x12\n" +
 	"\n" +
-	"\x06ESTALE\x10t* \n" +
+	"\x06ESTALE\x10t\x12\n" +
+	"\n" +
+	"\x06ENOKEY\x10~\x12\x0f\n" +
+	"\vEKEYEXPIRED\x10\x7f* \n" +
 	"\bLockKind\x12\t\n" +
 	"\x05FLOCK\x10\x00\x12\t\n" +
 	"\x05POSIX\x10\x01*+\n" +
@@ -8727,276 +9208,297 @@ func file_dfs_proto_rawDescGZIP() []byte {
 	return file_dfs_proto_rawDescData
 }
 
-var file_dfs_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 104)
+var file_dfs_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 107)
 var file_dfs_proto_goTypes = []any{
 	(Errno)(0),                    // 0: dfs.Errno
 	(LockKind)(0),                 // 1: dfs.LockKind
 	(LockType)(0),                 // 2: dfs.LockType
 	(Layout_Kind)(0),              // 3: dfs.Layout.Kind
-	(SetAttrOp_Valid)(0),          // 4: dfs.SetAttrOp.Valid
-	(*Layout)(nil),                // 5: dfs.Layout
-	(*Attr)(nil),                  // 6: dfs.Attr
-	(*Replica)(nil),               // 7: dfs.Replica
-	(*Chunk)(nil),                 // 8: dfs.Chunk
-	(*DirEntry)(nil),              // 9: dfs.DirEntry
-	(*Caller)(nil),                // 10: dfs.Caller
-	(*CreateOp)(nil),              // 11: dfs.CreateOp
-	(*MkdirOp)(nil),               // 12: dfs.MkdirOp
-	(*SymlinkOp)(nil),             // 13: dfs.SymlinkOp
-	(*LinkOp)(nil),                // 14: dfs.LinkOp
-	(*UnlinkOp)(nil),              // 15: dfs.UnlinkOp
-	(*RmdirOp)(nil),               // 16: dfs.RmdirOp
-	(*RenameOp)(nil),              // 17: dfs.RenameOp
-	(*SetAttrOp)(nil),             // 18: dfs.SetAttrOp
-	(*SetXattrOp)(nil),            // 19: dfs.SetXattrOp
-	(*RemoveXattrOp)(nil),         // 20: dfs.RemoveXattrOp
-	(*AllocChunkOp)(nil),          // 21: dfs.AllocChunkOp
-	(*CommitWriteOp)(nil),         // 22: dfs.CommitWriteOp
-	(*OpenOp)(nil),                // 23: dfs.OpenOp
-	(*ReleaseOp)(nil),             // 24: dfs.ReleaseOp
-	(*OpenSessionOp)(nil),         // 25: dfs.OpenSessionOp
-	(*CloseSessionOp)(nil),        // 26: dfs.CloseSessionOp
-	(*RegisterMasterOp)(nil),      // 27: dfs.RegisterMasterOp
-	(*ReportFailureOp)(nil),       // 28: dfs.ReportFailureOp
-	(*ReplicaChangeOp)(nil),       // 29: dfs.ReplicaChangeOp
-	(*Op)(nil),                    // 30: dfs.Op
-	(*LockOp)(nil),                // 31: dfs.LockOp
-	(*CancelLockOp)(nil),          // 32: dfs.CancelLockOp
-	(*LockInfo)(nil),              // 33: dfs.LockInfo
-	(*MutateRequest)(nil),         // 34: dfs.MutateRequest
-	(*MutateResponse)(nil),        // 35: dfs.MutateResponse
-	(*WaitLockRequest)(nil),       // 36: dfs.WaitLockRequest
-	(*GetLockRequest)(nil),        // 37: dfs.GetLockRequest
-	(*GetLockResponse)(nil),       // 38: dfs.GetLockResponse
-	(*LookupRequest)(nil),         // 39: dfs.LookupRequest
-	(*GetAttrRequest)(nil),        // 40: dfs.GetAttrRequest
-	(*AttrResponse)(nil),          // 41: dfs.AttrResponse
-	(*ReadDirRequest)(nil),        // 42: dfs.ReadDirRequest
-	(*ReadDirResponse)(nil),       // 43: dfs.ReadDirResponse
-	(*GetXattrRequest)(nil),       // 44: dfs.GetXattrRequest
-	(*GetXattrResponse)(nil),      // 45: dfs.GetXattrResponse
-	(*ListXattrRequest)(nil),      // 46: dfs.ListXattrRequest
-	(*ListXattrResponse)(nil),     // 47: dfs.ListXattrResponse
-	(*GetChunksRequest)(nil),      // 48: dfs.GetChunksRequest
-	(*GetChunksResponse)(nil),     // 49: dfs.GetChunksResponse
-	(*StatFSRequest)(nil),         // 50: dfs.StatFSRequest
-	(*StatFSResponse)(nil),        // 51: dfs.StatFSResponse
-	(*KeepAliveRequest)(nil),      // 52: dfs.KeepAliveRequest
-	(*KeepAliveResponse)(nil),     // 53: dfs.KeepAliveResponse
-	(*ChunkReport)(nil),           // 54: dfs.ChunkReport
-	(*HeartbeatRequest)(nil),      // 55: dfs.HeartbeatRequest
-	(*HeartbeatResponse)(nil),     // 56: dfs.HeartbeatResponse
-	(*MasterInfo)(nil),            // 57: dfs.MasterInfo
-	(*ChunkServerInfo)(nil),       // 58: dfs.ChunkServerInfo
-	(*StatusRequest)(nil),         // 59: dfs.StatusRequest
-	(*AddMasterRequest)(nil),      // 60: dfs.AddMasterRequest
-	(*RemoveMasterRequest)(nil),   // 61: dfs.RemoveMasterRequest
-	(*MembersResponse)(nil),       // 62: dfs.MembersResponse
-	(*FsckRequest)(nil),           // 63: dfs.FsckRequest
-	(*FsckProblem)(nil),           // 64: dfs.FsckProblem
-	(*FsckResponse)(nil),          // 65: dfs.FsckResponse
-	(*StatusResponse)(nil),        // 66: dfs.StatusResponse
-	(*SessionStatus)(nil),         // 67: dfs.SessionStatus
-	(*LockStatus)(nil),            // 68: dfs.LockStatus
-	(*ChunkHealth)(nil),           // 69: dfs.ChunkHealth
-	(*NotLeader)(nil),             // 70: dfs.NotLeader
-	(*ChunkServerState)(nil),      // 71: dfs.ChunkServerState
-	(*ChunkServersRequest)(nil),   // 72: dfs.ChunkServersRequest
-	(*ChunkServersResponse)(nil),  // 73: dfs.ChunkServersResponse
-	(*DrainServerRequest)(nil),    // 74: dfs.DrainServerRequest
-	(*ReleaseSessionRequest)(nil), // 75: dfs.ReleaseSessionRequest
-	(*ReleaseLocksRequest)(nil),   // 76: dfs.ReleaseLocksRequest
-	(*ReleaseResponse)(nil),       // 77: dfs.ReleaseResponse
-	(*SaveSnapshotRequest)(nil),   // 78: dfs.SaveSnapshotRequest
-	(*SnapshotPiece)(nil),         // 79: dfs.SnapshotPiece
-	(*SetChunkRequest)(nil),       // 80: dfs.SetChunkRequest
-	(*SetChunkResponse)(nil),      // 81: dfs.SetChunkResponse
-	(*WriteRequest)(nil),          // 82: dfs.WriteRequest
-	(*Extent)(nil),                // 83: dfs.Extent
-	(*WriteResponse)(nil),         // 84: dfs.WriteResponse
-	(*ReadRequest)(nil),           // 85: dfs.ReadRequest
-	(*ReadResponse)(nil),          // 86: dfs.ReadResponse
-	(*SyncRequest)(nil),           // 87: dfs.SyncRequest
-	(*SyncResponse)(nil),          // 88: dfs.SyncResponse
-	(*ReplicateRequest)(nil),      // 89: dfs.ReplicateRequest
-	(*ReplicateResponse)(nil),     // 90: dfs.ReplicateResponse
-	(*LocalPathRequest)(nil),      // 91: dfs.LocalPathRequest
-	(*LocalPathResponse)(nil),     // 92: dfs.LocalPathResponse
-	(*RegisterServerCmd)(nil),     // 93: dfs.RegisterServerCmd
-	(*DrainServerCmd)(nil),        // 94: dfs.DrainServerCmd
-	(*ForceUnlockCmd)(nil),        // 95: dfs.ForceUnlockCmd
-	(*ExpireSessionCmd)(nil),      // 96: dfs.ExpireSessionCmd
-	(*DeleteChunksCmd)(nil),       // 97: dfs.DeleteChunksCmd
-	(*Command)(nil),               // 98: dfs.Command
-	(*Batch)(nil),                 // 99: dfs.Batch
-	(*SnapshotHeader)(nil),        // 100: dfs.SnapshotHeader
-	(*SnapshotLock)(nil),          // 101: dfs.SnapshotLock
-	(*SnapshotDirEntry)(nil),      // 102: dfs.SnapshotDirEntry
-	(*SnapshotChunk)(nil),         // 103: dfs.SnapshotChunk
-	(*SnapshotInode)(nil),         // 104: dfs.SnapshotInode
-	(*SnapshotResponse)(nil),      // 105: dfs.SnapshotResponse
-	(*SnapshotSession)(nil),       // 106: dfs.SnapshotSession
-	nil,                           // 107: dfs.SnapshotInode.XattrsEntry
-	nil,                           // 108: dfs.SnapshotSession.OpensEntry
+	(ChunkToken_Access)(0),        // 4: dfs.ChunkToken.Access
+	(SetAttrOp_Valid)(0),          // 5: dfs.SetAttrOp.Valid
+	(*Layout)(nil),                // 6: dfs.Layout
+	(*Attr)(nil),                  // 7: dfs.Attr
+	(*Replica)(nil),               // 8: dfs.Replica
+	(*Chunk)(nil),                 // 9: dfs.Chunk
+	(*ChunkToken)(nil),            // 10: dfs.ChunkToken
+	(*ChunkKey)(nil),              // 11: dfs.ChunkKey
+	(*DirEntry)(nil),              // 12: dfs.DirEntry
+	(*Caller)(nil),                // 13: dfs.Caller
+	(*CreateOp)(nil),              // 14: dfs.CreateOp
+	(*MkdirOp)(nil),               // 15: dfs.MkdirOp
+	(*SymlinkOp)(nil),             // 16: dfs.SymlinkOp
+	(*LinkOp)(nil),                // 17: dfs.LinkOp
+	(*UnlinkOp)(nil),              // 18: dfs.UnlinkOp
+	(*RmdirOp)(nil),               // 19: dfs.RmdirOp
+	(*RenameOp)(nil),              // 20: dfs.RenameOp
+	(*SetAttrOp)(nil),             // 21: dfs.SetAttrOp
+	(*SetXattrOp)(nil),            // 22: dfs.SetXattrOp
+	(*RemoveXattrOp)(nil),         // 23: dfs.RemoveXattrOp
+	(*AllocChunkOp)(nil),          // 24: dfs.AllocChunkOp
+	(*CommitWriteOp)(nil),         // 25: dfs.CommitWriteOp
+	(*OpenOp)(nil),                // 26: dfs.OpenOp
+	(*ReleaseOp)(nil),             // 27: dfs.ReleaseOp
+	(*OpenSessionOp)(nil),         // 28: dfs.OpenSessionOp
+	(*CloseSessionOp)(nil),        // 29: dfs.CloseSessionOp
+	(*RegisterMasterOp)(nil),      // 30: dfs.RegisterMasterOp
+	(*ReportFailureOp)(nil),       // 31: dfs.ReportFailureOp
+	(*ReplicaChangeOp)(nil),       // 32: dfs.ReplicaChangeOp
+	(*Op)(nil),                    // 33: dfs.Op
+	(*LockOp)(nil),                // 34: dfs.LockOp
+	(*CancelLockOp)(nil),          // 35: dfs.CancelLockOp
+	(*LockInfo)(nil),              // 36: dfs.LockInfo
+	(*MutateRequest)(nil),         // 37: dfs.MutateRequest
+	(*MutateResponse)(nil),        // 38: dfs.MutateResponse
+	(*WaitLockRequest)(nil),       // 39: dfs.WaitLockRequest
+	(*GetLockRequest)(nil),        // 40: dfs.GetLockRequest
+	(*GetLockResponse)(nil),       // 41: dfs.GetLockResponse
+	(*LookupRequest)(nil),         // 42: dfs.LookupRequest
+	(*GetAttrRequest)(nil),        // 43: dfs.GetAttrRequest
+	(*AttrResponse)(nil),          // 44: dfs.AttrResponse
+	(*ReadDirRequest)(nil),        // 45: dfs.ReadDirRequest
+	(*ReadDirResponse)(nil),       // 46: dfs.ReadDirResponse
+	(*GetXattrRequest)(nil),       // 47: dfs.GetXattrRequest
+	(*GetXattrResponse)(nil),      // 48: dfs.GetXattrResponse
+	(*ListXattrRequest)(nil),      // 49: dfs.ListXattrRequest
+	(*ListXattrResponse)(nil),     // 50: dfs.ListXattrResponse
+	(*GetChunksRequest)(nil),      // 51: dfs.GetChunksRequest
+	(*GetChunksResponse)(nil),     // 52: dfs.GetChunksResponse
+	(*StatFSRequest)(nil),         // 53: dfs.StatFSRequest
+	(*StatFSResponse)(nil),        // 54: dfs.StatFSResponse
+	(*KeepAliveRequest)(nil),      // 55: dfs.KeepAliveRequest
+	(*KeepAliveResponse)(nil),     // 56: dfs.KeepAliveResponse
+	(*ChunkReport)(nil),           // 57: dfs.ChunkReport
+	(*HeartbeatRequest)(nil),      // 58: dfs.HeartbeatRequest
+	(*HeartbeatResponse)(nil),     // 59: dfs.HeartbeatResponse
+	(*MasterInfo)(nil),            // 60: dfs.MasterInfo
+	(*ChunkServerInfo)(nil),       // 61: dfs.ChunkServerInfo
+	(*StatusRequest)(nil),         // 62: dfs.StatusRequest
+	(*AddMasterRequest)(nil),      // 63: dfs.AddMasterRequest
+	(*RemoveMasterRequest)(nil),   // 64: dfs.RemoveMasterRequest
+	(*MembersResponse)(nil),       // 65: dfs.MembersResponse
+	(*FsckRequest)(nil),           // 66: dfs.FsckRequest
+	(*FsckProblem)(nil),           // 67: dfs.FsckProblem
+	(*FsckResponse)(nil),          // 68: dfs.FsckResponse
+	(*StatusResponse)(nil),        // 69: dfs.StatusResponse
+	(*SessionStatus)(nil),         // 70: dfs.SessionStatus
+	(*LockStatus)(nil),            // 71: dfs.LockStatus
+	(*ChunkHealth)(nil),           // 72: dfs.ChunkHealth
+	(*NotLeader)(nil),             // 73: dfs.NotLeader
+	(*ChunkServerState)(nil),      // 74: dfs.ChunkServerState
+	(*ChunkServersRequest)(nil),   // 75: dfs.ChunkServersRequest
+	(*ChunkServersResponse)(nil),  // 76: dfs.ChunkServersResponse
+	(*DrainServerRequest)(nil),    // 77: dfs.DrainServerRequest
+	(*ReleaseSessionRequest)(nil), // 78: dfs.ReleaseSessionRequest
+	(*ReleaseLocksRequest)(nil),   // 79: dfs.ReleaseLocksRequest
+	(*ReleaseResponse)(nil),       // 80: dfs.ReleaseResponse
+	(*SaveSnapshotRequest)(nil),   // 81: dfs.SaveSnapshotRequest
+	(*SnapshotPiece)(nil),         // 82: dfs.SnapshotPiece
+	(*SetChunkRequest)(nil),       // 83: dfs.SetChunkRequest
+	(*SetChunkResponse)(nil),      // 84: dfs.SetChunkResponse
+	(*WriteRequest)(nil),          // 85: dfs.WriteRequest
+	(*Extent)(nil),                // 86: dfs.Extent
+	(*WriteResponse)(nil),         // 87: dfs.WriteResponse
+	(*ReadRequest)(nil),           // 88: dfs.ReadRequest
+	(*ReadResponse)(nil),          // 89: dfs.ReadResponse
+	(*SyncRequest)(nil),           // 90: dfs.SyncRequest
+	(*SyncResponse)(nil),          // 91: dfs.SyncResponse
+	(*ReplicateRequest)(nil),      // 92: dfs.ReplicateRequest
+	(*ReplicateResponse)(nil),     // 93: dfs.ReplicateResponse
+	(*LocalPathRequest)(nil),      // 94: dfs.LocalPathRequest
+	(*LocalPathResponse)(nil),     // 95: dfs.LocalPathResponse
+	(*RegisterServerCmd)(nil),     // 96: dfs.RegisterServerCmd
+	(*DrainServerCmd)(nil),        // 97: dfs.DrainServerCmd
+	(*ForceUnlockCmd)(nil),        // 98: dfs.ForceUnlockCmd
+	(*ExpireSessionCmd)(nil),      // 99: dfs.ExpireSessionCmd
+	(*DeleteChunksCmd)(nil),       // 100: dfs.DeleteChunksCmd
+	(*Command)(nil),               // 101: dfs.Command
+	(*NewChunkKeyCmd)(nil),        // 102: dfs.NewChunkKeyCmd
+	(*Batch)(nil),                 // 103: dfs.Batch
+	(*SnapshotHeader)(nil),        // 104: dfs.SnapshotHeader
+	(*SnapshotLock)(nil),          // 105: dfs.SnapshotLock
+	(*SnapshotDirEntry)(nil),      // 106: dfs.SnapshotDirEntry
+	(*SnapshotChunk)(nil),         // 107: dfs.SnapshotChunk
+	(*SnapshotInode)(nil),         // 108: dfs.SnapshotInode
+	(*SnapshotResponse)(nil),      // 109: dfs.SnapshotResponse
+	(*SnapshotSession)(nil),       // 110: dfs.SnapshotSession
+	nil,                           // 111: dfs.SnapshotInode.XattrsEntry
+	nil,                           // 112: dfs.SnapshotSession.OpensEntry
 }
 var file_dfs_proto_depIdxs = []int32{
 	3,   // 0: dfs.Layout.kind:type_name -> dfs.Layout.Kind
-	5,   // 1: dfs.Attr.layout:type_name -> dfs.Layout
-	7,   // 2: dfs.Chunk.replicas:type_name -> dfs.Replica
-	5,   // 3: dfs.Chunk.layout:type_name -> dfs.Layout
-	11,  // 4: dfs.Op.create:type_name -> dfs.CreateOp
-	12,  // 5: dfs.Op.mkdir:type_name -> dfs.MkdirOp
-	13,  // 6: dfs.Op.symlink:type_name -> dfs.SymlinkOp
-	14,  // 7: dfs.Op.link:type_name -> dfs.LinkOp
-	15,  // 8: dfs.Op.unlink:type_name -> dfs.UnlinkOp
-	16,  // 9: dfs.Op.rmdir:type_name -> dfs.RmdirOp
-	17,  // 10: dfs.Op.rename:type_name -> dfs.RenameOp
-	18,  // 11: dfs.Op.set_attr:type_name -> dfs.SetAttrOp
-	19,  // 12: dfs.Op.set_xattr:type_name -> dfs.SetXattrOp
-	20,  // 13: dfs.Op.remove_xattr:type_name -> dfs.RemoveXattrOp
-	21,  // 14: dfs.Op.alloc_chunk:type_name -> dfs.AllocChunkOp
-	22,  // 15: dfs.Op.commit_write:type_name -> dfs.CommitWriteOp
-	23,  // 16: dfs.Op.open:type_name -> dfs.OpenOp
-	24,  // 17: dfs.Op.release:type_name -> dfs.ReleaseOp
-	25,  // 18: dfs.Op.open_session:type_name -> dfs.OpenSessionOp
-	26,  // 19: dfs.Op.close_session:type_name -> dfs.CloseSessionOp
-	27,  // 20: dfs.Op.register_master:type_name -> dfs.RegisterMasterOp
-	28,  // 21: dfs.Op.report_failure:type_name -> dfs.ReportFailureOp
-	29,  // 22: dfs.Op.replica_change:type_name -> dfs.ReplicaChangeOp
-	31,  // 23: dfs.Op.lock:type_name -> dfs.LockOp
-	32,  // 24: dfs.Op.cancel_lock:type_name -> dfs.CancelLockOp
-	1,   // 25: dfs.LockOp.kind:type_name -> dfs.LockKind
-	2,   // 26: dfs.LockOp.type:type_name -> dfs.LockType
-	1,   // 27: dfs.LockInfo.kind:type_name -> dfs.LockKind
-	2,   // 28: dfs.LockInfo.type:type_name -> dfs.LockType
-	10,  // 29: dfs.MutateRequest.caller:type_name -> dfs.Caller
-	30,  // 30: dfs.MutateRequest.op:type_name -> dfs.Op
-	0,   // 31: dfs.MutateResponse.errno:type_name -> dfs.Errno
-	6,   // 32: dfs.MutateResponse.attr:type_name -> dfs.Attr
-	8,   // 33: dfs.MutateResponse.chunk:type_name -> dfs.Chunk
-	33,  // 34: dfs.MutateResponse.lock:type_name -> dfs.LockInfo
-	6,   // 35: dfs.MutateResponse.parent:type_name -> dfs.Attr
-	6,   // 36: dfs.MutateResponse.new_parent:type_name -> dfs.Attr
-	31,  // 37: dfs.GetLockRequest.lock:type_name -> dfs.LockOp
-	0,   // 38: dfs.GetLockResponse.errno:type_name -> dfs.Errno
-	33,  // 39: dfs.GetLockResponse.lock:type_name -> dfs.LockInfo
-	0,   // 40: dfs.AttrResponse.errno:type_name -> dfs.Errno
-	6,   // 41: dfs.AttrResponse.attr:type_name -> dfs.Attr
-	0,   // 42: dfs.ReadDirResponse.errno:type_name -> dfs.Errno
-	9,   // 43: dfs.ReadDirResponse.entries:type_name -> dfs.DirEntry
-	6,   // 44: dfs.ReadDirResponse.attrs:type_name -> dfs.Attr
-	0,   // 45: dfs.GetXattrResponse.errno:type_name -> dfs.Errno
-	0,   // 46: dfs.ListXattrResponse.errno:type_name -> dfs.Errno
-	0,   // 47: dfs.GetChunksResponse.errno:type_name -> dfs.Errno
-	8,   // 48: dfs.GetChunksResponse.chunks:type_name -> dfs.Chunk
-	6,   // 49: dfs.GetChunksResponse.attr:type_name -> dfs.Attr
-	0,   // 50: dfs.KeepAliveResponse.errno:type_name -> dfs.Errno
-	54,  // 51: dfs.HeartbeatRequest.chunks:type_name -> dfs.ChunkReport
-	54,  // 52: dfs.HeartbeatRequest.corrupt:type_name -> dfs.ChunkReport
-	54,  // 53: dfs.HeartbeatResponse.delete:type_name -> dfs.ChunkReport
-	57,  // 54: dfs.MembersResponse.masters:type_name -> dfs.MasterInfo
-	64,  // 55: dfs.FsckResponse.problems:type_name -> dfs.FsckProblem
-	57,  // 56: dfs.StatusResponse.masters:type_name -> dfs.MasterInfo
-	58,  // 57: dfs.StatusResponse.servers:type_name -> dfs.ChunkServerInfo
-	67,  // 58: dfs.StatusResponse.session_list:type_name -> dfs.SessionStatus
-	68,  // 59: dfs.StatusResponse.lock_list:type_name -> dfs.LockStatus
-	69,  // 60: dfs.StatusResponse.chunk_health:type_name -> dfs.ChunkHealth
-	33,  // 61: dfs.LockStatus.lock:type_name -> dfs.LockInfo
-	64,  // 62: dfs.ChunkHealth.problems:type_name -> dfs.FsckProblem
-	58,  // 63: dfs.ChunkServerState.info:type_name -> dfs.ChunkServerInfo
-	71,  // 64: dfs.ChunkServersResponse.servers:type_name -> dfs.ChunkServerState
-	7,   // 65: dfs.SetChunkRequest.replicas:type_name -> dfs.Replica
-	0,   // 66: dfs.SetChunkResponse.errno:type_name -> dfs.Errno
-	7,   // 67: dfs.WriteRequest.forward:type_name -> dfs.Replica
-	83,  // 68: dfs.WriteRequest.extents:type_name -> dfs.Extent
-	0,   // 69: dfs.WriteResponse.errno:type_name -> dfs.Errno
-	0,   // 70: dfs.ReadResponse.errno:type_name -> dfs.Errno
-	7,   // 71: dfs.SyncRequest.forward:type_name -> dfs.Replica
-	0,   // 72: dfs.SyncResponse.errno:type_name -> dfs.Errno
-	7,   // 73: dfs.ReplicateRequest.source:type_name -> dfs.Replica
-	7,   // 74: dfs.ReplicateRequest.sources:type_name -> dfs.Replica
-	0,   // 75: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
-	0,   // 76: dfs.LocalPathResponse.errno:type_name -> dfs.Errno
-	10,  // 77: dfs.Command.caller:type_name -> dfs.Caller
-	30,  // 78: dfs.Command.op:type_name -> dfs.Op
-	93,  // 79: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
-	96,  // 80: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
-	97,  // 81: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
-	94,  // 82: dfs.Command.drain_server:type_name -> dfs.DrainServerCmd
-	95,  // 83: dfs.Command.force_unlock:type_name -> dfs.ForceUnlockCmd
-	98,  // 84: dfs.Batch.commands:type_name -> dfs.Command
-	93,  // 85: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
-	27,  // 86: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
-	101, // 87: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
-	101, // 88: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
-	31,  // 89: dfs.SnapshotLock.op:type_name -> dfs.LockOp
-	6,   // 90: dfs.SnapshotInode.attr:type_name -> dfs.Attr
-	107, // 91: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
-	102, // 92: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
-	103, // 93: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
-	35,  // 94: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
-	105, // 95: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
-	108, // 96: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
-	34,  // 97: dfs.Master.Mutate:input_type -> dfs.MutateRequest
-	39,  // 98: dfs.Master.Lookup:input_type -> dfs.LookupRequest
-	40,  // 99: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
-	42,  // 100: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
-	44,  // 101: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
-	46,  // 102: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
-	48,  // 103: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
-	50,  // 104: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
-	52,  // 105: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
-	55,  // 106: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
-	59,  // 107: dfs.Master.Status:input_type -> dfs.StatusRequest
-	60,  // 108: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
-	61,  // 109: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
-	63,  // 110: dfs.Master.Fsck:input_type -> dfs.FsckRequest
-	36,  // 111: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
-	37,  // 112: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
-	72,  // 113: dfs.Master.ChunkServers:input_type -> dfs.ChunkServersRequest
-	74,  // 114: dfs.Master.DrainServer:input_type -> dfs.DrainServerRequest
-	75,  // 115: dfs.Master.ReleaseSession:input_type -> dfs.ReleaseSessionRequest
-	76,  // 116: dfs.Master.ReleaseLocks:input_type -> dfs.ReleaseLocksRequest
-	78,  // 117: dfs.Master.SaveSnapshot:input_type -> dfs.SaveSnapshotRequest
-	80,  // 118: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
-	82,  // 119: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
-	85,  // 120: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
-	87,  // 121: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
-	89,  // 122: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
-	91,  // 123: dfs.ChunkServer.LocalPath:input_type -> dfs.LocalPathRequest
-	35,  // 124: dfs.Master.Mutate:output_type -> dfs.MutateResponse
-	41,  // 125: dfs.Master.Lookup:output_type -> dfs.AttrResponse
-	41,  // 126: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
-	43,  // 127: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
-	45,  // 128: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
-	47,  // 129: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
-	49,  // 130: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
-	51,  // 131: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
-	53,  // 132: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
-	56,  // 133: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
-	66,  // 134: dfs.Master.Status:output_type -> dfs.StatusResponse
-	62,  // 135: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
-	62,  // 136: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
-	65,  // 137: dfs.Master.Fsck:output_type -> dfs.FsckResponse
-	35,  // 138: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
-	38,  // 139: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
-	73,  // 140: dfs.Master.ChunkServers:output_type -> dfs.ChunkServersResponse
-	73,  // 141: dfs.Master.DrainServer:output_type -> dfs.ChunkServersResponse
-	77,  // 142: dfs.Master.ReleaseSession:output_type -> dfs.ReleaseResponse
-	77,  // 143: dfs.Master.ReleaseLocks:output_type -> dfs.ReleaseResponse
-	79,  // 144: dfs.Master.SaveSnapshot:output_type -> dfs.SnapshotPiece
-	81,  // 145: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
-	84,  // 146: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
-	86,  // 147: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
-	88,  // 148: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
-	90,  // 149: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
-	92,  // 150: dfs.ChunkServer.LocalPath:output_type -> dfs.LocalPathResponse
-	124, // [124:151] is the sub-list for method output_type
-	97,  // [97:124] is the sub-list for method input_type
-	97,  // [97:97] is the sub-list for extension type_name
-	97,  // [97:97] is the sub-list for extension extendee
-	0,   // [0:97] is the sub-list for field type_name
+	6,   // 1: dfs.Attr.layout:type_name -> dfs.Layout
+	8,   // 2: dfs.Chunk.replicas:type_name -> dfs.Replica
+	6,   // 3: dfs.Chunk.layout:type_name -> dfs.Layout
+	10,  // 4: dfs.Chunk.token:type_name -> dfs.ChunkToken
+	4,   // 5: dfs.ChunkToken.access:type_name -> dfs.ChunkToken.Access
+	14,  // 6: dfs.Op.create:type_name -> dfs.CreateOp
+	15,  // 7: dfs.Op.mkdir:type_name -> dfs.MkdirOp
+	16,  // 8: dfs.Op.symlink:type_name -> dfs.SymlinkOp
+	17,  // 9: dfs.Op.link:type_name -> dfs.LinkOp
+	18,  // 10: dfs.Op.unlink:type_name -> dfs.UnlinkOp
+	19,  // 11: dfs.Op.rmdir:type_name -> dfs.RmdirOp
+	20,  // 12: dfs.Op.rename:type_name -> dfs.RenameOp
+	21,  // 13: dfs.Op.set_attr:type_name -> dfs.SetAttrOp
+	22,  // 14: dfs.Op.set_xattr:type_name -> dfs.SetXattrOp
+	23,  // 15: dfs.Op.remove_xattr:type_name -> dfs.RemoveXattrOp
+	24,  // 16: dfs.Op.alloc_chunk:type_name -> dfs.AllocChunkOp
+	25,  // 17: dfs.Op.commit_write:type_name -> dfs.CommitWriteOp
+	26,  // 18: dfs.Op.open:type_name -> dfs.OpenOp
+	27,  // 19: dfs.Op.release:type_name -> dfs.ReleaseOp
+	28,  // 20: dfs.Op.open_session:type_name -> dfs.OpenSessionOp
+	29,  // 21: dfs.Op.close_session:type_name -> dfs.CloseSessionOp
+	30,  // 22: dfs.Op.register_master:type_name -> dfs.RegisterMasterOp
+	31,  // 23: dfs.Op.report_failure:type_name -> dfs.ReportFailureOp
+	32,  // 24: dfs.Op.replica_change:type_name -> dfs.ReplicaChangeOp
+	34,  // 25: dfs.Op.lock:type_name -> dfs.LockOp
+	35,  // 26: dfs.Op.cancel_lock:type_name -> dfs.CancelLockOp
+	1,   // 27: dfs.LockOp.kind:type_name -> dfs.LockKind
+	2,   // 28: dfs.LockOp.type:type_name -> dfs.LockType
+	1,   // 29: dfs.LockInfo.kind:type_name -> dfs.LockKind
+	2,   // 30: dfs.LockInfo.type:type_name -> dfs.LockType
+	13,  // 31: dfs.MutateRequest.caller:type_name -> dfs.Caller
+	33,  // 32: dfs.MutateRequest.op:type_name -> dfs.Op
+	0,   // 33: dfs.MutateResponse.errno:type_name -> dfs.Errno
+	7,   // 34: dfs.MutateResponse.attr:type_name -> dfs.Attr
+	9,   // 35: dfs.MutateResponse.chunk:type_name -> dfs.Chunk
+	36,  // 36: dfs.MutateResponse.lock:type_name -> dfs.LockInfo
+	7,   // 37: dfs.MutateResponse.parent:type_name -> dfs.Attr
+	7,   // 38: dfs.MutateResponse.new_parent:type_name -> dfs.Attr
+	34,  // 39: dfs.GetLockRequest.lock:type_name -> dfs.LockOp
+	0,   // 40: dfs.GetLockResponse.errno:type_name -> dfs.Errno
+	36,  // 41: dfs.GetLockResponse.lock:type_name -> dfs.LockInfo
+	13,  // 42: dfs.LookupRequest.caller:type_name -> dfs.Caller
+	13,  // 43: dfs.GetAttrRequest.caller:type_name -> dfs.Caller
+	0,   // 44: dfs.AttrResponse.errno:type_name -> dfs.Errno
+	7,   // 45: dfs.AttrResponse.attr:type_name -> dfs.Attr
+	13,  // 46: dfs.ReadDirRequest.caller:type_name -> dfs.Caller
+	0,   // 47: dfs.ReadDirResponse.errno:type_name -> dfs.Errno
+	12,  // 48: dfs.ReadDirResponse.entries:type_name -> dfs.DirEntry
+	7,   // 49: dfs.ReadDirResponse.attrs:type_name -> dfs.Attr
+	13,  // 50: dfs.GetXattrRequest.caller:type_name -> dfs.Caller
+	0,   // 51: dfs.GetXattrResponse.errno:type_name -> dfs.Errno
+	13,  // 52: dfs.ListXattrRequest.caller:type_name -> dfs.Caller
+	0,   // 53: dfs.ListXattrResponse.errno:type_name -> dfs.Errno
+	13,  // 54: dfs.GetChunksRequest.caller:type_name -> dfs.Caller
+	0,   // 55: dfs.GetChunksResponse.errno:type_name -> dfs.Errno
+	9,   // 56: dfs.GetChunksResponse.chunks:type_name -> dfs.Chunk
+	7,   // 57: dfs.GetChunksResponse.attr:type_name -> dfs.Attr
+	0,   // 58: dfs.KeepAliveResponse.errno:type_name -> dfs.Errno
+	57,  // 59: dfs.HeartbeatRequest.chunks:type_name -> dfs.ChunkReport
+	57,  // 60: dfs.HeartbeatRequest.corrupt:type_name -> dfs.ChunkReport
+	57,  // 61: dfs.HeartbeatResponse.delete:type_name -> dfs.ChunkReport
+	11,  // 62: dfs.HeartbeatResponse.chunk_keys:type_name -> dfs.ChunkKey
+	60,  // 63: dfs.MembersResponse.masters:type_name -> dfs.MasterInfo
+	67,  // 64: dfs.FsckResponse.problems:type_name -> dfs.FsckProblem
+	60,  // 65: dfs.StatusResponse.masters:type_name -> dfs.MasterInfo
+	61,  // 66: dfs.StatusResponse.servers:type_name -> dfs.ChunkServerInfo
+	70,  // 67: dfs.StatusResponse.session_list:type_name -> dfs.SessionStatus
+	71,  // 68: dfs.StatusResponse.lock_list:type_name -> dfs.LockStatus
+	72,  // 69: dfs.StatusResponse.chunk_health:type_name -> dfs.ChunkHealth
+	36,  // 70: dfs.LockStatus.lock:type_name -> dfs.LockInfo
+	67,  // 71: dfs.ChunkHealth.problems:type_name -> dfs.FsckProblem
+	61,  // 72: dfs.ChunkServerState.info:type_name -> dfs.ChunkServerInfo
+	74,  // 73: dfs.ChunkServersResponse.servers:type_name -> dfs.ChunkServerState
+	8,   // 74: dfs.SetChunkRequest.replicas:type_name -> dfs.Replica
+	10,  // 75: dfs.SetChunkRequest.token:type_name -> dfs.ChunkToken
+	0,   // 76: dfs.SetChunkResponse.errno:type_name -> dfs.Errno
+	8,   // 77: dfs.WriteRequest.forward:type_name -> dfs.Replica
+	86,  // 78: dfs.WriteRequest.extents:type_name -> dfs.Extent
+	10,  // 79: dfs.WriteRequest.token:type_name -> dfs.ChunkToken
+	0,   // 80: dfs.WriteResponse.errno:type_name -> dfs.Errno
+	10,  // 81: dfs.ReadRequest.token:type_name -> dfs.ChunkToken
+	0,   // 82: dfs.ReadResponse.errno:type_name -> dfs.Errno
+	8,   // 83: dfs.SyncRequest.forward:type_name -> dfs.Replica
+	10,  // 84: dfs.SyncRequest.token:type_name -> dfs.ChunkToken
+	0,   // 85: dfs.SyncResponse.errno:type_name -> dfs.Errno
+	8,   // 86: dfs.ReplicateRequest.source:type_name -> dfs.Replica
+	8,   // 87: dfs.ReplicateRequest.sources:type_name -> dfs.Replica
+	10,  // 88: dfs.ReplicateRequest.token:type_name -> dfs.ChunkToken
+	0,   // 89: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
+	10,  // 90: dfs.LocalPathRequest.token:type_name -> dfs.ChunkToken
+	0,   // 91: dfs.LocalPathResponse.errno:type_name -> dfs.Errno
+	13,  // 92: dfs.Command.caller:type_name -> dfs.Caller
+	33,  // 93: dfs.Command.op:type_name -> dfs.Op
+	96,  // 94: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
+	99,  // 95: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
+	100, // 96: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
+	97,  // 97: dfs.Command.drain_server:type_name -> dfs.DrainServerCmd
+	98,  // 98: dfs.Command.force_unlock:type_name -> dfs.ForceUnlockCmd
+	102, // 99: dfs.Command.new_chunk_key:type_name -> dfs.NewChunkKeyCmd
+	101, // 100: dfs.Batch.commands:type_name -> dfs.Command
+	96,  // 101: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
+	30,  // 102: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
+	105, // 103: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
+	105, // 104: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
+	11,  // 105: dfs.SnapshotHeader.chunk_keys:type_name -> dfs.ChunkKey
+	34,  // 106: dfs.SnapshotLock.op:type_name -> dfs.LockOp
+	7,   // 107: dfs.SnapshotInode.attr:type_name -> dfs.Attr
+	111, // 108: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
+	106, // 109: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
+	107, // 110: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
+	38,  // 111: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
+	109, // 112: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
+	112, // 113: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
+	37,  // 114: dfs.Master.Mutate:input_type -> dfs.MutateRequest
+	42,  // 115: dfs.Master.Lookup:input_type -> dfs.LookupRequest
+	43,  // 116: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
+	45,  // 117: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
+	47,  // 118: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
+	49,  // 119: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
+	51,  // 120: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
+	53,  // 121: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
+	55,  // 122: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
+	58,  // 123: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
+	62,  // 124: dfs.Master.Status:input_type -> dfs.StatusRequest
+	63,  // 125: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
+	64,  // 126: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
+	66,  // 127: dfs.Master.Fsck:input_type -> dfs.FsckRequest
+	39,  // 128: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
+	40,  // 129: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
+	75,  // 130: dfs.Master.ChunkServers:input_type -> dfs.ChunkServersRequest
+	77,  // 131: dfs.Master.DrainServer:input_type -> dfs.DrainServerRequest
+	78,  // 132: dfs.Master.ReleaseSession:input_type -> dfs.ReleaseSessionRequest
+	79,  // 133: dfs.Master.ReleaseLocks:input_type -> dfs.ReleaseLocksRequest
+	81,  // 134: dfs.Master.SaveSnapshot:input_type -> dfs.SaveSnapshotRequest
+	83,  // 135: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
+	85,  // 136: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
+	88,  // 137: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
+	90,  // 138: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
+	92,  // 139: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
+	94,  // 140: dfs.ChunkServer.LocalPath:input_type -> dfs.LocalPathRequest
+	38,  // 141: dfs.Master.Mutate:output_type -> dfs.MutateResponse
+	44,  // 142: dfs.Master.Lookup:output_type -> dfs.AttrResponse
+	44,  // 143: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
+	46,  // 144: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
+	48,  // 145: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
+	50,  // 146: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
+	52,  // 147: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
+	54,  // 148: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
+	56,  // 149: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
+	59,  // 150: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
+	69,  // 151: dfs.Master.Status:output_type -> dfs.StatusResponse
+	65,  // 152: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
+	65,  // 153: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
+	68,  // 154: dfs.Master.Fsck:output_type -> dfs.FsckResponse
+	38,  // 155: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
+	41,  // 156: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
+	76,  // 157: dfs.Master.ChunkServers:output_type -> dfs.ChunkServersResponse
+	76,  // 158: dfs.Master.DrainServer:output_type -> dfs.ChunkServersResponse
+	80,  // 159: dfs.Master.ReleaseSession:output_type -> dfs.ReleaseResponse
+	80,  // 160: dfs.Master.ReleaseLocks:output_type -> dfs.ReleaseResponse
+	82,  // 161: dfs.Master.SaveSnapshot:output_type -> dfs.SnapshotPiece
+	84,  // 162: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
+	87,  // 163: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
+	89,  // 164: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
+	91,  // 165: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
+	93,  // 166: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
+	95,  // 167: dfs.ChunkServer.LocalPath:output_type -> dfs.LocalPathResponse
+	141, // [141:168] is the sub-list for method output_type
+	114, // [114:141] is the sub-list for method input_type
+	114, // [114:114] is the sub-list for extension type_name
+	114, // [114:114] is the sub-list for extension extendee
+	0,   // [0:114] is the sub-list for field type_name
 }
 
 func init() { file_dfs_proto_init() }
@@ -9004,7 +9506,7 @@ func file_dfs_proto_init() {
 	if File_dfs_proto != nil {
 		return
 	}
-	file_dfs_proto_msgTypes[25].OneofWrappers = []any{
+	file_dfs_proto_msgTypes[27].OneofWrappers = []any{
 		(*Op_Create)(nil),
 		(*Op_Mkdir)(nil),
 		(*Op_Symlink)(nil),
@@ -9032,8 +9534,8 @@ func file_dfs_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dfs_proto_rawDesc), len(file_dfs_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   104,
+			NumEnums:      6,
+			NumMessages:   107,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

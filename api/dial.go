@@ -2,14 +2,37 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 )
+
+// Credentials is the dial option that secures a client connection with
+// conf (package mtls makes it), or leaves it plaintext when conf is nil.
+// gRPC verifies the server's certificate against the host of the dialled
+// address.
+func Credentials(conf *tls.Config) grpc.DialOption {
+	if conf == nil {
+		return grpc.WithTransportCredentials(insecure.NewCredentials())
+	}
+	return grpc.WithTransportCredentials(credentials.NewTLS(conf))
+}
+
+// ServerCredentials is Credentials' counterpart for a gRPC server: with
+// conf, only TLS connections that pass conf's checks are served; nil
+// leaves the server plaintext.
+func ServerCredentials(conf *tls.Config) grpc.ServerOption {
+	if conf == nil {
+		return grpc.EmptyServerOption{}
+	}
+	return grpc.Creds(credentials.NewTLS(conf))
+}
 
 // UnackedTimeout is how long data sent on a dfs connection may stay
 // unacknowledged before the kernel drops the connection (TCP_USER_TIMEOUT).
@@ -70,10 +93,11 @@ func BulkServerOptions() []grpc.ServerOption {
 }
 
 // DialData connects to a dfs server for calls that carry file data:
-// unacknowledged-data timeout, bulk windows and the largest messages.
-func DialData(addr string, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
+// unacknowledged-data timeout, bulk windows and the largest messages,
+// secured with conf (nil: plaintext).
+func DialData(addr string, conf *tls.Config, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
 	opts := append([]grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		Credentials(conf),
 		WithUnackedTimeout(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessage), grpc.MaxCallSendMsgSize(MaxMessage)),
 	}, BulkDialOptions()...)

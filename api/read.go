@@ -8,13 +8,14 @@ import (
 
 // ReadRange reads [off, off+n) of one chunk (or EC shard) from a
 // chunkserver in calls of at most MaxWrite bytes, each with its own
-// timeout. A short answer means the rest reads as zeros.
-func ReadRange(ctx context.Context, cs ChunkServerClient, id uint64, shard uint32, version, off, n uint64, timeout time.Duration) ([]byte, error) {
+// timeout, each carrying token. A short answer means the rest reads as
+// zeros.
+func ReadRange(ctx context.Context, cs ChunkServerClient, id uint64, shard uint32, version, off, n uint64, token *ChunkToken, timeout time.Duration) ([]byte, error) {
 	var out []byte
 	for pos := uint64(0); pos < n; {
 		l := min(n-pos, MaxWrite)
 		actx, cancel := context.WithTimeout(ctx, timeout)
-		resp, err := cs.Read(actx, &ReadRequest{Id: id, Shard: shard, Version: version, Offset: off + pos, Length: l})
+		resp, err := cs.Read(actx, &ReadRequest{Id: id, Shard: shard, Version: version, Offset: off + pos, Length: l, Token: token})
 		cancel()
 		if err != nil {
 			return nil, err

@@ -301,7 +301,7 @@ func (e *ecChunk) read(ctx context.Context, shard int, off, n uint64) ([]byte, e
 	if shard == int(e.k.Shard) {
 		k := Key{e.k.ID, uint32(shard)}
 		buf := make([]byte, n)
-		got, err := e.s.store.ReadAt(k, buf, int64(off))
+		got, err := e.s.readAt(k, buf, int64(off), readEC)
 		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, err
 		}
@@ -311,7 +311,7 @@ func (e *ecChunk) read(ctx context.Context, shard int, off, n uint64) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
-	return api.ReadRange(ctx, cs, e.k.ID, uint32(shard), e.version, off, n, e.s.cfg.RPCTimeout)
+	return api.ReadRange(ctx, cs, e.k.ID, uint32(shard), e.version, off, n, e.s.peerToken(e.k.ID, api.ChunkToken_READ), e.s.cfg.RPCTimeout)
 }
 
 // piece is what one shard gets of a write: data at off, or zero bytes
@@ -346,7 +346,8 @@ func (e *ecChunk) send(ctx context.Context, pieces []piece) ([]string, error) {
 			defer wg.Done()
 			p := pieces[r.Shard]
 			failed[i], errs[i] = e.s.forward(ctx, e.k, to[i:i+1], "EC write", func(ctx context.Context, c api.ChunkServerClient) (api.Errno, string, error) {
-				req := &api.WriteRequest{Id: e.k.ID, Shard: r.Shard, Version: e.version, Forwarded: true, Sync: e.sync}
+				req := &api.WriteRequest{Id: e.k.ID, Shard: r.Shard, Version: e.version, Forwarded: true, Sync: e.sync,
+					Token: e.s.peerToken(e.k.ID, api.ChunkToken_WRITE)}
 				if p.zero > 0 {
 					req.Offset, req.ZeroLength = p.off, p.zero
 					resp, err := c.Write(ctx, req)
@@ -374,7 +375,7 @@ func (e *ecChunk) apply(p piece) error {
 	case p.zero > 0:
 		err = e.s.store.Zero(e.k, int64(p.off), int64(p.zero))
 	case len(p.data) > 0:
-		err = e.s.store.WriteAt(e.k, p.data, int64(p.off))
+		err = e.s.writeAt(e.k, p.data, int64(p.off), writePrimary)
 	default:
 		return nil
 	}
@@ -464,7 +465,7 @@ func (s *Server) rebuild(ctx context.Context, k Key, req *api.ReplicateRequest) 
 				return written, err
 			}
 		}
-		if err := s.store.WriteAt(k, shards[k.Shard][:min(n, (held+ec.CellSize-1)/ec.CellSize*ec.CellSize)], int64(off)); err != nil {
+		if err := s.writeAt(k, shards[k.Shard][:min(n, (held+ec.CellSize-1)/ec.CellSize*ec.CellSize)], int64(off), writeRepair); err != nil {
 			return written, err
 		}
 		written += n

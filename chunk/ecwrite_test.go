@@ -35,7 +35,7 @@ func ecShards(t *testing.T, ss []*testServer, id, version uint64) [][]byte {
 	size := ec.ShardSize(1<<20, 4)
 	out := make([][]byte, len(ss))
 	for i, s := range ss {
-		b, err := api.ReadRange(ctxT(t), s.c, id, uint32(i), version, 0, size, 5*time.Second)
+		b, err := api.ReadRange(ctxT(t), s.c, id, uint32(i), version, 0, size, nil, 5*time.Second)
 		if err != nil {
 			t.Fatalf("reading shard %d: %v", i, err)
 		}

@@ -39,6 +39,7 @@ func (s *Server) heartbeatLoop(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
+			s.metrics.beatFails.Inc()
 			h.logf("no master leader reachable; retrying", "err", err, "masters", h.masters)
 			delay = backoff
 			// Capped at the heartbeat interval, so that a new leader
@@ -47,6 +48,10 @@ func (s *Server) heartbeatLoop(ctx context.Context) {
 			continue
 		}
 		backoff = 50 * time.Millisecond
+		if len(resp.ChunkKeys) > 0 {
+			s.keys.Set(resp.ChunkKeys)
+		}
+		s.metrics.lastBeat.Store(time.Now().UnixNano())
 		if registered != nil {
 			registered()
 			registered = nil

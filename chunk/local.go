@@ -79,7 +79,10 @@ func (s *Server) LocalPath(ctx context.Context, req *api.LocalPathRequest) (*api
 	if !ok || s.bootID == "" {
 		return &api.LocalPathResponse{Errno: api.Errno_ENOTSUP, Message: "chunks are not in local files"}, nil
 	}
-	_, err := s.readable(k, req.Version)
+	err := s.authorize("LocalPath", req.Token, req.Id, api.ChunkToken_READ)
+	if err == nil {
+		_, err = s.readable(k, req.Version)
+	}
 	var dir string
 	if err == nil {
 		dir, err = filepath.Abs(ps.Dir())

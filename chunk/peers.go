@@ -1,6 +1,7 @@
 package chunk
 
 import (
+	"crypto/tls"
 	"fmt"
 	"sync"
 
@@ -12,11 +13,14 @@ import (
 // peerPool keeps one client connection per address (replicas and masters),
 // reused by every call.
 type peerPool struct {
+	tls   *tls.Config // nil: plaintext
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
 }
 
-func newPeerPool() *peerPool { return &peerPool{conns: make(map[string]*grpc.ClientConn)} }
+func newPeerPool(conf *tls.Config) *peerPool {
+	return &peerPool{tls: conf, conns: make(map[string]*grpc.ClientConn)}
+}
 
 func (p *peerPool) conn(addr string) (*grpc.ClientConn, error) {
 	if addr == "" {
@@ -30,7 +34,7 @@ func (p *peerPool) conn(addr string) (*grpc.ClientConn, error) {
 	if cc := p.conns[addr]; cc != nil {
 		return cc, nil
 	}
-	cc, err := api.DialData(addr)
+	cc, err := api.DialData(addr, p.tls)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", addr, err)
 	}

@@ -18,6 +18,10 @@ import (
 // never served.
 func (s *Server) Replicate(ctx context.Context, req *api.ReplicateRequest) (*api.ReplicateResponse, error) {
 	k := Key{req.Id, req.Shard}
+	if err := s.authorize("Replicate", req.Token, req.Id, api.ChunkToken_MASTER); err != nil {
+		errno, msg := answer(err)
+		return &api.ReplicateResponse{Errno: errno, Message: msg}, nil
+	}
 	n, err := s.replicate(ctx, k, req)
 	errno, msg := answer(err)
 	if err != nil {
@@ -91,7 +95,8 @@ func (s *Server) pull(ctx context.Context, k Key, src api.ChunkServerClient, req
 	var off uint64
 	for {
 		actx, cancel := context.WithTimeout(ctx, s.cfg.RPCTimeout)
-		resp, err := src.Read(actx, &api.ReadRequest{Id: req.Id, Shard: req.Shard, Version: req.Version, Offset: off, Length: api.MaxWrite})
+		resp, err := src.Read(actx, &api.ReadRequest{Id: req.Id, Shard: req.Shard, Version: req.Version, Offset: off, Length: api.MaxWrite,
+			Token: s.peerToken(req.Id, api.ChunkToken_READ)})
 		cancel()
 		if err == nil {
 			err = resp.Errno.Err()
@@ -103,7 +108,7 @@ func (s *Server) pull(ctx context.Context, k Key, src api.ChunkServerClient, req
 			return off, fmt.Errorf("%v: reading from %s at %d: %w", k, req.Source.Addr, off, err)
 		}
 		if len(resp.Data) > 0 {
-			if err := s.store.WriteAt(k, resp.Data, int64(off)); err != nil {
+			if err := s.writeAt(k, resp.Data, int64(off), writeRepair); err != nil {
 				return off, err
 			}
 			off += uint64(len(resp.Data))

@@ -97,7 +97,7 @@ func (s *Server) scrubPass(ctx context.Context, buf []byte) {
 			if ctx.Err() != nil {
 				return
 			}
-			n, err := s.store.ReadAt(in.Key, buf, off)
+			n, err := s.readAt(in.Key, buf, off, readScrub)
 			off += int64(n)
 			done += uint64(n)
 			var ce *CorruptError

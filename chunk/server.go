@@ -15,9 +15,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
 	"dfs/api"
+	"dfs/chunktoken"
+	"dfs/mtls"
 )
 
 // Config is what a chunkserver needs. Only DataDir is required.
@@ -39,6 +42,15 @@ type Config struct {
 	// Registered, if set, is called once, when the master leader first
 	// accepts a heartbeat (dfschunk tells systemd).
 	Registered func()
+	// Metrics, if set, receives the chunkserver's Prometheus metrics
+	// (bytes, space, RPCs): the process's registry, which takes one
+	// Server (NewServer registers fixed names).
+	Metrics prometheus.Registerer
+	// TLS, if set, makes the service accept only mutual-TLS connections
+	// from holders of the cluster CA's certificates, and secures this
+	// server's own calls (heartbeats, forwarding, copies); nil is
+	// plaintext.
+	TLS *mtls.Identity
 }
 
 // ConfigError reports a bad setting; Field is the Config field's flag name
@@ -71,6 +83,7 @@ type Server struct {
 	ln     net.Listener
 	grpc   *grpc.Server
 	peers  *peerPool
+	keys   chunktoken.Keyring // chunk token keys, from the master's heartbeat answers
 	log    *slog.Logger
 	cancel context.CancelFunc
 	ctx    context.Context
@@ -80,6 +93,8 @@ type Server struct {
 	chunks  map[Key]*chunkState
 	corrupt corruptSet     // chunks that failed verification, for the master
 	ecClean map[Key]uint64 // EC chunks led here -> version at which data and parity agree
+
+	metrics *serverMetrics
 
 	closeOnce sync.Once
 }
@@ -115,10 +130,14 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.ScrubPause <= 0 {
 		cfg.ScrubPause = time.Hour
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, peers: newPeerPool(), chunks: make(map[Key]*chunkState), corrupt: corruptSet{}, bootID: BootID()}
+	s := &Server{cfg: cfg, log: cfg.Logger, peers: newPeerPool(cfg.TLS.ClientConfig()), chunks: make(map[Key]*chunkState), corrupt: corruptSet{}, bootID: BootID()}
+	s.metrics = newServerMetrics(cfg.Metrics)
 	if err := s.open(); err != nil {
 		s.closeStore()
 		return nil, err
+	}
+	if cfg.Metrics != nil {
+		cfg.Metrics.MustRegister(s)
 	}
 	return s, nil
 }
@@ -158,7 +177,8 @@ func (s *Server) open() error {
 		return &ConfigError{"listen", s.cfg.Listen, err}
 	}
 	s.ln = ln
-	s.grpc = grpc.NewServer(append(api.BulkServerOptions(), grpc.MaxRecvMsgSize(api.MaxMessage), grpc.MaxSendMsgSize(api.MaxMessage))...)
+	s.grpc = grpc.NewServer(append(api.BulkServerOptions(), api.ServerCredentials(s.cfg.TLS.ServerConfig()), grpc.MaxRecvMsgSize(api.MaxMessage), grpc.MaxSendMsgSize(api.MaxMessage),
+		grpc.UnaryInterceptor(s.metrics.rpcs.ServerInterceptor))...)
 	api.RegisterChunkServerServer(s.grpc, s)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return nil
@@ -316,6 +336,31 @@ func (s *Server) setLease(st *chunkState, until time.Time) {
 	st.lease = until
 }
 
+// authorize checks a call's chunk token before the call has any effect
+// (docs/operations.md, "Chunk tokens"). Refusals of tokens that were
+// never valid are logged as warnings; expired tokens and keys not yet
+// known are the normal course of things.
+func (s *Server) authorize(call string, t *api.ChunkToken, id uint64, need api.ChunkToken_Access) error {
+	err := s.keys.Check(t, id, need)
+	if err != nil {
+		level := slog.LevelDebug
+		if errors.Is(err, api.Errno_EACCES) {
+			level = slog.LevelWarn
+		}
+		s.log.Log(context.Background(), level, "chunk call refused", "call", call, "err", err)
+	}
+	return err
+}
+
+// peerTokenLifetime is the lifetime of the tokens a chunkserver signs for
+// its calls to other chunkservers, each made for one call it authorized.
+const peerTokenLifetime = time.Minute
+
+// peerToken signs a token for a call to another chunkserver.
+func (s *Server) peerToken(id uint64, access api.ChunkToken_Access) *api.ChunkToken {
+	return s.keys.Sign(id, access, peerTokenLifetime)
+}
+
 // answer turns an error into an errno and a message for the wire.
 func answer(err error) (api.Errno, string) {
 	if err == nil {
@@ -360,7 +405,11 @@ func offsets(k Key, off, n uint64) (int64, int64, error) {
 func (s *Server) SetChunk(ctx context.Context, req *api.SetChunkRequest) (*api.SetChunkResponse, error) {
 	received := time.Now()
 	k := Key{req.Id, req.Shard}
-	errno, msg := answer(s.setChunk(ctx, k, req, received))
+	err := s.authorize("SetChunk", req.Token, req.Id, api.ChunkToken_MASTER)
+	if err == nil {
+		err = s.setChunk(ctx, k, req, received)
+	}
+	errno, msg := answer(err)
 	if errno != api.Errno_OK {
 		s.log.Debug("SetChunk refused", "chunk", k, "err", msg)
 	}
@@ -405,6 +454,14 @@ func (s *Server) setChunk(ctx context.Context, k Key, req *api.SetChunkRequest, 
 // it to the other replicas.
 func (s *Server) Write(ctx context.Context, req *api.WriteRequest) (*api.WriteResponse, error) {
 	k := Key{req.Id, req.Shard}
+	need := api.ChunkToken_WRITE
+	if req.Reencode {
+		need = api.ChunkToken_MASTER
+	}
+	if err := s.authorize("Write", req.Token, req.Id, need); err != nil {
+		errno, msg := answer(err)
+		return &api.WriteResponse{Errno: errno, Message: msg}, nil
+	}
 	failed, err := s.write(ctx, k, req)
 	errno, msg := answer(err)
 	if errno != api.Errno_OK && errno != api.Errno_EAGAIN && errno != api.Errno_ESTALE {
@@ -450,12 +507,16 @@ func (s *Server) write(ctx context.Context, k Key, req *api.WriteRequest) ([]str
 	if info.Version != req.Version {
 		return nil, fmt.Errorf("%v: holds version %d, write is for %d: %w", k, info.Version, req.Version, ErrStale)
 	}
+	reason := writePrimary
+	if req.Forwarded {
+		reason = writeForwarded
+	}
 	apply := func() error {
 		var err error
 		switch {
 		case len(req.Extents) > 0:
 			for _, e := range req.Extents {
-				if err = s.store.WriteAt(k, e.Data, int64(e.Offset)); err != nil {
+				if err = s.writeAt(k, e.Data, int64(e.Offset), reason); err != nil {
 					break
 				}
 			}
@@ -463,7 +524,7 @@ func (s *Server) write(ctx context.Context, k Key, req *api.WriteRequest) ([]str
 			// Zeroing past the chunk's end means "to the end".
 			err = s.store.Zero(k, off, min(zn, max(int64(info.ChunkSize)-off, 0)))
 		default:
-			err = s.store.WriteAt(k, req.Data, off)
+			err = s.writeAt(k, req.Data, off, reason)
 		}
 		if err == nil && req.Sync {
 			err = s.store.Sync(k)
@@ -488,7 +549,8 @@ func (s *Server) write(ctx context.Context, k Key, req *api.WriteRequest) ([]str
 	// copies and its own proceed at once. The chunk stays locked until
 	// both are done, so writes still reach every replica in one order.
 	fwd := &api.WriteRequest{Id: req.Id, Shard: req.Shard, Version: req.Version, Offset: req.Offset,
-		Data: req.Data, ZeroLength: req.ZeroLength, Forwarded: true, Sync: req.Sync, Extents: req.Extents}
+		Data: req.Data, ZeroLength: req.ZeroLength, Forwarded: true, Sync: req.Sync, Extents: req.Extents,
+		Token: s.peerToken(req.Id, api.ChunkToken_WRITE)}
 	var (
 		failed []string
 		fwdErr error
@@ -544,7 +606,7 @@ func (s *Server) forward(ctx context.Context, k Key, to []*api.Replica, what str
 			var msg string
 			if c, err := s.peers.client(r.Addr); err != nil {
 				msg = err.Error()
-			} else if errno, m, err := call(ctx, c); err != nil {
+			} else if errno, m, err := untilKeyed(ctx, c, call); err != nil {
 				msg = err.Error()
 			} else if errno != api.Errno_OK {
 				msg = fmt.Sprintf("%v: %s", errno, m)
@@ -564,9 +626,31 @@ func (s *Server) forward(ctx context.Context, k Key, to []*api.Replica, what str
 	return nil, nil
 }
 
+// untilKeyed runs call again while the peer answers ENOKEY, until ctx
+// ends: a peer that has just started learns the chunk keys with its first
+// heartbeat, and is not to be dropped from a chunk for that.
+func untilKeyed(ctx context.Context, c api.ChunkServerClient,
+	call func(context.Context, api.ChunkServerClient) (api.Errno, string, error)) (api.Errno, string, error) {
+	for {
+		errno, msg, err := call(ctx, c)
+		if err != nil || errno != api.Errno_ENOKEY {
+			return errno, msg, err
+		}
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return errno, msg, err
+		}
+	}
+}
+
 // Read returns chunk data after verifying its checksums.
 func (s *Server) Read(ctx context.Context, req *api.ReadRequest) (*api.ReadResponse, error) {
 	k := Key{req.Id, req.Shard}
+	if err := s.authorize("Read", req.Token, req.Id, api.ChunkToken_READ); err != nil {
+		errno, msg := answer(err)
+		return &api.ReadResponse{Errno: errno, Message: msg}, nil
+	}
 	data, err := s.read(k, req)
 	errno, msg := answer(err)
 	var ce *CorruptError
@@ -601,7 +685,7 @@ func (s *Server) read(k Key, req *api.ReadRequest) ([]byte, error) {
 	}
 	n := min(req.Length, api.MaxWrite, info.Length-req.Offset)
 	buf := make([]byte, n)
-	got, err := s.store.ReadAt(k, buf, int64(req.Offset))
+	got, err := s.readAt(k, buf, int64(req.Offset), readRPC)
 	if err != nil && got < len(buf) && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
@@ -611,10 +695,13 @@ func (s *Server) read(k Key, req *api.ReadRequest) ([]byte, error) {
 // Sync makes the chunk durable here and on the replicas in forward.
 func (s *Server) Sync(ctx context.Context, req *api.SyncRequest) (*api.SyncResponse, error) {
 	k := Key{req.Id, req.Shard}
-	err := s.store.Sync(k)
+	err := s.authorize("Sync", req.Token, req.Id, api.ChunkToken_READ)
+	if err == nil {
+		err = s.store.Sync(k)
+	}
 	var failed []string
 	if err == nil && len(req.Forward) > 0 {
-		fwd := &api.SyncRequest{Id: req.Id, Shard: req.Shard}
+		fwd := &api.SyncRequest{Id: req.Id, Shard: req.Shard, Token: s.peerToken(req.Id, api.ChunkToken_READ)}
 		failed, err = s.forward(ctx, k, req.Forward, "sync", func(ctx context.Context, c api.ChunkServerClient) (api.Errno, string, error) {
 			r, err := c.Sync(ctx, fwd)
 			return r.GetErrno(), r.GetMessage(), err

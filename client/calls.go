@@ -1,34 +1,49 @@
 package client
 
 import (
-	"context"
-	"expvar"
-	"path"
-	"reflect"
-	"strings"
-	"time"
+	"dfs/metrics"
 
-	"dfs/api"
-
-	"google.golang.org/grpc"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-// calls counts the RPCs this process sent, by method (mutations by op),
-// published through expvar (/debug/vars where a program serves it), so a
-// benchmark can show the round trips each file operation costs.
+// The client library's metrics are process-wide, as its connections are
+// per client but the process's registry is one: every Client in the
+// process adds to them. A program exports them by registering
+// Collectors() (dfsmount does, on its admin listener's /metrics).
 var (
-	calls     = expvar.NewMap("dfs_client_calls")
-	callTimes = expvar.NewMap("dfs_client_call_ns") // summed latency
+	// rpcs counts and times every RPC sent, by method (mutations by op),
+	// so that a benchmark can show the round trips each file operation
+	// costs.
+	rpcs = metrics.NewClientRPCs()
+	// shortCircuit counts reads of replicated chunk data by how they
+	// were served when short-circuit reads are on.
+	shortCircuit = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "dfs_client_short_circuit_reads_total",
+		Help: "Reads of a replica while short-circuit reads are on, by result: local (read from the chunk file on this machine), remote (the replica's server is on another machine or refuses), fallback (on this machine, but the file could not be used: read through the chunkserver).",
+	}, []string{"result"})
+	shortCircuitBytes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "dfs_client_short_circuit_read_bytes_total",
+		Help: "Bytes read directly from chunk files of chunkservers on this machine.",
+	})
+	// chunkMaps counts lookups of where a file's chunks are.
+	chunkMaps = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "dfs_client_chunk_map_cache_total",
+		Help: "Lookups of chunk locations by an open file, by result: hit (all cached), miss (asked the master with GetChunks).",
+	}, []string{"result"})
 )
 
-func countCalls(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	name := path.Base(method)
-	if m, ok := req.(*api.MutateRequest); ok && m.GetOp().GetOp() != nil {
-		name += "." + strings.TrimPrefix(reflect.TypeOf(m.Op.Op).Elem().Name(), "Op_")
+func init() {
+	for _, r := range []string{"local", "remote", "fallback"} {
+		shortCircuit.WithLabelValues(r)
 	}
-	calls.Add(name, 1)
-	start := time.Now()
-	err := invoker(ctx, method, req, reply, cc, opts...)
-	callTimes.Add(name, int64(time.Since(start)))
-	return err
+	for _, r := range []string{"hit", "miss"} {
+		chunkMaps.WithLabelValues(r)
+	}
+}
+
+// Collectors returns the client library's Prometheus metrics, for the
+// process's registry: dfs_rpc_client_* for every RPC sent and
+// dfs_client_* for the data path's caches.
+func Collectors() []prometheus.Collector {
+	return []prometheus.Collector{rpcs, shortCircuit, shortCircuitBytes, chunkMaps}
 }

@@ -6,6 +6,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"dfs/api"
+	"dfs/mtls"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -45,6 +47,9 @@ type Config struct {
 	// NoLocalReads turns off reading the chunk files of chunkservers on
 	// the same machine directly.
 	NoLocalReads bool
+	// TLS, if set, secures every connection to masters and chunkservers
+	// with mutual TLS; nil is plaintext.
+	TLS *mtls.Identity
 }
 
 // Client is a connection to one dfs cluster with one session. It is safe
@@ -115,7 +120,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	c := &Client{
 		cfg:         cfg,
-		conns:       newConnPool(),
+		conns:       newConnPool(cfg.TLS.ClientConfig()),
 		local:       newLocalReads(!cfg.NoLocalReads),
 		masters:     masters,
 		pending:     map[uint64]int{},
@@ -397,8 +402,10 @@ func (c *Client) lowestPending(sess, seq uint64) uint64 {
 
 type callerKey struct{}
 
-// WithCaller returns a context whose mutations are made on behalf of the
-// given caller: new inodes take its uid and gid.
+// WithCaller returns a context whose calls are made on behalf of the
+// given caller: new inodes take its uid and gid, and the master checks
+// every namespace call against its uid, gid and groups. Without one,
+// calls are made as this process (its real uid, gid and groups).
 func WithCaller(ctx context.Context, caller *api.Caller) context.Context {
 	return context.WithValue(ctx, callerKey{}, caller)
 }
@@ -407,16 +414,29 @@ func callerOf(ctx context.Context) *api.Caller {
 	if c, ok := ctx.Value(callerKey{}).(*api.Caller); ok {
 		return c
 	}
-	return &api.Caller{Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid()), Pid: uint32(os.Getpid())}
+	return processCaller()
 }
+
+// processCaller is this process as a caller, read once.
+var processCaller = sync.OnceValue(func() *api.Caller {
+	c := &api.Caller{Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid()), Pid: uint32(os.Getpid())}
+	gs, _ := os.Getgroups()
+	for _, g := range gs {
+		c.Groups = append(c.Groups, uint32(g))
+	}
+	return c
+})
 
 // connPool keeps one gRPC connection per address.
 type connPool struct {
+	tls   *tls.Config // nil: plaintext
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
 }
 
-func newConnPool() *connPool { return &connPool{conns: map[string]*grpc.ClientConn{}} }
+func newConnPool(conf *tls.Config) *connPool {
+	return &connPool{tls: conf, conns: map[string]*grpc.ClientConn{}}
+}
 
 func (p *connPool) get(addr string) (*grpc.ClientConn, error) {
 	p.mu.Lock()
@@ -424,7 +444,7 @@ func (p *connPool) get(addr string) (*grpc.ClientConn, error) {
 	if cc, ok := p.conns[addr]; ok {
 		return cc, nil
 	}
-	cc, err := api.DialData(addr, grpc.WithUnaryInterceptor(countCalls))
+	cc, err := api.DialData(addr, p.tls, grpc.WithUnaryInterceptor(rpcs.ClientInterceptor))
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "dial %s: %v", addr, err)
 	}

@@ -47,7 +47,7 @@ func (e erasure) send(ctx context.Context, ch *api.Chunk, req *api.WriteRequest)
 	if err != nil {
 		return &replicaFailure{failed: []string{p.Server}, err: err}
 	}
-	req.Id, req.Shard, req.Version, req.Forward = ch.Id, p.Shard, ch.Version, ch.Replicas
+	req.Id, req.Shard, req.Version, req.Forward, req.Token = ch.Id, p.Shard, ch.Version, ch.Replicas, ch.Token
 	req.DataShards, req.ParityShards = uint32(e.codec.K), uint32(e.codec.M)
 	actx, cancel := context.WithTimeout(ctx, e.c.cfg.AttemptTimeout)
 	defer cancel()
@@ -126,6 +126,11 @@ func (e erasure) read(ctx context.Context, ch *api.Chunk, off uint64, dest []byt
 		}()
 	}
 	wg.Wait()
+	for _, err := range errs {
+		if tokenRetry(err) {
+			return err // every shard would refuse it: no use decoding
+		}
+	}
 	for _, err := range errs {
 		if err != nil {
 			return e.readDegraded(ctx, ch, reps, off, dest)
@@ -208,7 +213,7 @@ func (e erasure) readShard(ctx context.Context, ch *api.Chunk, r *api.Replica, o
 	if err != nil {
 		return nil, err
 	}
-	b, err := api.ReadRange(ctx, cs, ch.Id, r.Shard, ch.Version, off, n, e.c.cfg.AttemptTimeout)
+	b, err := api.ReadRange(ctx, cs, ch.Id, r.Shard, ch.Version, off, n, ch.Token, e.c.cfg.AttemptTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("%s shard %d: %w", r.Addr, r.Shard, err)
 	}
@@ -232,7 +237,7 @@ func (e erasure) sync(ctx context.Context, ch *api.Chunk) error {
 			}
 			actx, cancel := context.WithTimeout(ctx, e.c.cfg.AttemptTimeout)
 			defer cancel()
-			resp, err := cs.Sync(actx, &api.SyncRequest{Id: ch.Id, Shard: r.Shard})
+			resp, err := cs.Sync(actx, &api.SyncRequest{Id: ch.Id, Shard: r.Shard, Token: ch.Token})
 			if err == nil {
 				err = errnoErr(resp.Errno, resp.Message)
 			}
@@ -242,6 +247,9 @@ func (e erasure) sync(ctx context.Context, ch *api.Chunk) error {
 	wg.Wait()
 	var failed []string
 	for i, err := range errs {
+		if tokenRetry(err) {
+			return err // the token's fault, not the servers'
+		}
 		if err != nil {
 			failed = append(failed, ch.Replicas[i].Server)
 		}

@@ -273,8 +273,16 @@ func (f *File) Sync(ctx context.Context) error {
 func (f *File) syncChunk(ctx context.Context, ch *api.Chunk) error {
 	ctx, cancel := context.WithTimeout(ctx, f.c.cfg.DataTimeout)
 	defer cancel()
+	backoff := 50 * time.Millisecond
 	for {
 		err := f.io.sync(ctx, ch)
+		if tokenRetry(err) && ctx.Err() == nil {
+			if next, ok := f.refreshToken(ctx, ch, err, &backoff); ok {
+				ch = next
+				continue
+			}
+			return err
+		}
 		var rf *replicaFailure
 		if err == nil || !errors.As(err, &rf) || ctx.Err() != nil {
 			return err
@@ -302,7 +310,7 @@ func (f *File) writeChunk(ctx context.Context, idx uint64, op func(context.Conte
 	f.mu.Unlock()
 	backoff := 50 * time.Millisecond
 	for {
-		if ch == nil || ch.Primary == "" {
+		if ch == nil || ch.Primary == "" || ch.GetToken().GetAccess() < api.ChunkToken_WRITE {
 			var err error
 			if ch, err = f.c.AllocChunk(ctx, f.ino, idx); err != nil {
 				return err
@@ -329,9 +337,10 @@ func (f *File) writeChunk(ctx context.Context, idx uint64, op func(context.Conte
 			err = fmt.Errorf("%w (reporting it: %v)", err, rerr)
 		}
 		switch e := api.ErrnoOf(err); {
-		case e == api.Errno_EAGAIN || e == api.Errno_ESTALE:
-			// Lease moved or expired, or the version changed: ask again.
-		case e == api.Errno_EIO || isTransport(err):
+		case e == api.Errno_EAGAIN || e == api.Errno_ESTALE || e == api.Errno_EKEYEXPIRED:
+			// Lease moved or expired, the version changed or the chunk
+			// token expired: ask again.
+		case e == api.Errno_EIO || e == api.Errno_ENOKEY || isTransport(err):
 			// A replica is down: the master drops it from the set once it
 			// notices; wait a little before asking.
 			select {
@@ -349,9 +358,38 @@ func (f *File) writeChunk(ctx context.Context, idx uint64, op func(context.Conte
 	}
 }
 
+// tokenRetry says whether a chunkserver refused a call for its chunk
+// token in a way that asking again fixes: the token expired (the master
+// gives a new one), or the server has not yet heard of its key (it will
+// with its next heartbeat).
+func tokenRetry(err error) bool {
+	e := api.ErrnoOf(err)
+	return err != nil && (e == api.Errno_EKEYEXPIRED || e == api.Errno_ENOKEY)
+}
+
 func isTransport(err error) bool {
 	_, ok := status.FromError(err)
 	return ok && !errors.As(err, new(api.Errno))
+}
+
+// refreshToken is what a sync does when a chunkserver refused ch's token:
+// wait a little for a key the server has not heard of, or get a new
+// token for an expired one. ok is false when there is nothing to retry.
+func (f *File) refreshToken(ctx context.Context, ch *api.Chunk, err error, backoff *time.Duration) (*api.Chunk, bool) {
+	if api.ErrnoOf(err) == api.Errno_ENOKEY {
+		select {
+		case <-time.After(*backoff):
+		case <-ctx.Done():
+			return nil, false
+		}
+		*backoff = min(2**backoff, time.Second)
+		return ch, true
+	}
+	chunks, _, gerr := f.c.GetChunks(ctx, f.ino, ch.Index, 1)
+	if gerr != nil || len(chunks) == 0 || chunks[0].Id != ch.Id {
+		return nil, false // gone or replaced meanwhile: not ours to sync
+	}
+	return chunks[0], true
 }
 
 // learn records chunk locations from the master.
@@ -384,8 +422,10 @@ func (f *File) present(ctx context.Context, first, last uint64) (map[uint64]*api
 	}
 	f.mu.Unlock()
 	if !missing {
+		chunkMaps.WithLabelValues("hit").Inc()
 		return out, nil
 	}
+	chunkMaps.WithLabelValues("miss").Inc()
 	// Holes are not cached: another writer may fill them.
 	for i := first; i <= last; {
 		n := min(last-i+1, 1<<16)
@@ -445,9 +485,11 @@ func (f *File) readChunk(ctx context.Context, ch *api.Chunk, off uint64, dest []
 		}
 		// Replicas that all hold an older version than the master's are
 		// waiting for it to tell them the current one (a version bump
-		// that reached no replica): keep asking until the data timeout.
-		stale := api.ErrnoOf(err) == api.Errno_ESTALE
-		if err == nil || (attempt >= 3 && !stale) || ctx.Err() != nil {
+		// that reached no replica), and ones that do not know the
+		// token's key yet will with their next heartbeat: keep asking
+		// until the data timeout. An expired token is replaced below.
+		wait := api.ErrnoOf(err) == api.Errno_ESTALE || tokenRetry(err)
+		if err == nil || (attempt >= 3 && !wait) || ctx.Err() != nil {
 			return err
 		}
 		// The chunk may have a new version or replica set.

@@ -60,20 +60,31 @@ func (l *localReads) read(ctx context.Context, r replicated, rep *api.Replica, c
 		return false
 	}
 	k := localKey{rep.Server, ch.Id, rep.Shard, ch.Version}
-	lc := l.open(ctx, r, rep, k)
+	lc := l.open(ctx, r, rep, k, ch.Token)
 	if lc == nil {
+		l.mu.Lock()
+		remote := l.remote[rep.Server]
+		l.mu.Unlock()
+		if remote {
+			shortCircuit.WithLabelValues("remote").Inc()
+		} else {
+			shortCircuit.WithLabelValues("fallback").Inc()
+		}
 		return false
 	}
 	n, err := lc.ReadAt(dest, int64(off))
 	if err != nil && !errors.Is(err, io.EOF) {
 		l.drop(k)
+		shortCircuit.WithLabelValues("fallback").Inc()
 		return false
 	}
+	shortCircuit.WithLabelValues("local").Inc()
+	shortCircuitBytes.Add(float64(n))
 	clear(dest[n:])
 	return true
 }
 
-func (l *localReads) open(ctx context.Context, r replicated, rep *api.Replica, k localKey) *chunk.LocalChunk {
+func (l *localReads) open(ctx context.Context, r replicated, rep *api.Replica, k localKey, token *api.ChunkToken) *chunk.LocalChunk {
 	l.mu.Lock()
 	if e := l.files[k]; e != nil {
 		l.lru.MoveToFront(e)
@@ -93,7 +104,7 @@ func (l *localReads) open(ctx context.Context, r replicated, rep *api.Replica, k
 			return nil
 		}
 		actx, cancel := context.WithTimeout(ctx, min(r.c.cfg.AttemptTimeout, 2*time.Second))
-		resp, err := cs.LocalPath(actx, &api.LocalPathRequest{Id: k.id, Shard: k.shard, Version: k.version})
+		resp, err := cs.LocalPath(actx, &api.LocalPathRequest{Id: k.id, Shard: k.shard, Version: k.version, Token: token})
 		cancel()
 		switch {
 		case err != nil:

@@ -143,7 +143,7 @@ func (c *Client) Open(ctx context.Context, ino uint64) (*api.Attr, error) {
 func (c *Client) Lookup(ctx context.Context, parent uint64, name string) (*api.Attr, error) {
 	var resp *api.AttrResponse
 	err := c.callMaster(ctx, func(ctx context.Context, m api.MasterClient) (err error) {
-		resp, err = m.Lookup(ctx, &api.LookupRequest{Parent: parent, Name: name})
+		resp, err = m.Lookup(ctx, &api.LookupRequest{Parent: parent, Name: name, Caller: callerOf(ctx)})
 		return err
 	})
 	if err != nil {
@@ -156,7 +156,7 @@ func (c *Client) Lookup(ctx context.Context, parent uint64, name string) (*api.A
 func (c *Client) GetAttr(ctx context.Context, ino uint64) (*api.Attr, error) {
 	var resp *api.AttrResponse
 	err := c.callMaster(ctx, func(ctx context.Context, m api.MasterClient) (err error) {
-		resp, err = m.GetAttr(ctx, &api.GetAttrRequest{Ino: ino})
+		resp, err = m.GetAttr(ctx, &api.GetAttrRequest{Ino: ino, Caller: callerOf(ctx)})
 		return err
 	})
 	if err != nil {
@@ -170,7 +170,7 @@ func (c *Client) GetAttr(ctx context.Context, ino uint64) (*api.Attr, error) {
 func (c *Client) ReadDir(ctx context.Context, ino, cookie uint64, limit uint32, plus bool) (*api.ReadDirResponse, error) {
 	var resp *api.ReadDirResponse
 	err := c.callMaster(ctx, func(ctx context.Context, m api.MasterClient) (err error) {
-		resp, err = m.ReadDir(ctx, &api.ReadDirRequest{Ino: ino, Cookie: cookie, Limit: limit, Plus: plus})
+		resp, err = m.ReadDir(ctx, &api.ReadDirRequest{Ino: ino, Cookie: cookie, Limit: limit, Plus: plus, Caller: callerOf(ctx)})
 		return err
 	})
 	if err != nil {
@@ -183,7 +183,7 @@ func (c *Client) ReadDir(ctx context.Context, ino, cookie uint64, limit uint32, 
 func (c *Client) GetXattr(ctx context.Context, ino uint64, name string) ([]byte, error) {
 	var resp *api.GetXattrResponse
 	err := c.callMaster(ctx, func(ctx context.Context, m api.MasterClient) (err error) {
-		resp, err = m.GetXattr(ctx, &api.GetXattrRequest{Ino: ino, Name: name})
+		resp, err = m.GetXattr(ctx, &api.GetXattrRequest{Ino: ino, Name: name, Caller: callerOf(ctx)})
 		return err
 	})
 	if err != nil {
@@ -196,7 +196,7 @@ func (c *Client) GetXattr(ctx context.Context, ino uint64, name string) ([]byte,
 func (c *Client) ListXattr(ctx context.Context, ino uint64) ([]string, error) {
 	var resp *api.ListXattrResponse
 	err := c.callMaster(ctx, func(ctx context.Context, m api.MasterClient) (err error) {
-		resp, err = m.ListXattr(ctx, &api.ListXattrRequest{Ino: ino})
+		resp, err = m.ListXattr(ctx, &api.ListXattrRequest{Ino: ino, Caller: callerOf(ctx)})
 		return err
 	})
 	if err != nil {
@@ -210,7 +210,7 @@ func (c *Client) ListXattr(ctx context.Context, ino uint64) ([]string, error) {
 func (c *Client) GetChunks(ctx context.Context, ino, first uint64, count uint32) ([]*api.Chunk, *api.Attr, error) {
 	var resp *api.GetChunksResponse
 	err := c.callMaster(ctx, func(ctx context.Context, m api.MasterClient) (err error) {
-		resp, err = m.GetChunks(ctx, &api.GetChunksRequest{Ino: ino, FirstIndex: first, Count: count})
+		resp, err = m.GetChunks(ctx, &api.GetChunksRequest{Ino: ino, FirstIndex: first, Count: count, Session: c.Session(), Caller: callerOf(ctx)})
 		return err
 	})
 	if err != nil {

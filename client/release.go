@@ -101,12 +101,15 @@ func (c *Client) keepAliveRequest(sess uint64) *api.KeepAliveRequest {
 // of its attributes and first chunk, and nothing to do at close. The
 // leader keeps the file, once unlinked, while this session's keepalives
 // report it held (SetHeld), so the caller must count the open there
-// before calling, and stop counting it at close.
-func (c *Client) OpenUnrecorded(ctx context.Context, ino uint64) (*api.Attr, []*api.Chunk, error) {
+// before calling, and stop counting it at close. access is what the open
+// asks (api.OpenAccess of its flags): the master answers EACCES when the
+// caller may not.
+func (c *Client) OpenUnrecorded(ctx context.Context, ino uint64, access uint32) (*api.Attr, []*api.Chunk, error) {
 	sess := c.Session()
 	var resp *api.GetChunksResponse
 	err := c.callMaster(ctx, func(ctx context.Context, m api.MasterClient) (err error) {
-		resp, err = m.GetChunks(ctx, &api.GetChunksRequest{Ino: ino, Count: 1, Open: true, Session: sess})
+		resp, err = m.GetChunks(ctx, &api.GetChunksRequest{Ino: ino, Count: 1, Open: true, Session: sess,
+			Caller: callerOf(ctx), Access: access})
 		return err
 	})
 	if err != nil {

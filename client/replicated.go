@@ -46,7 +46,7 @@ func (r replicated) send(ctx context.Context, ch *api.Chunk, req *api.WriteReque
 	if err != nil {
 		return &replicaFailure{failed: []string{p.Server}, err: err}
 	}
-	req.Id, req.Version, req.Forward = ch.Id, ch.Version, rest
+	req.Id, req.Version, req.Forward, req.Token = ch.Id, ch.Version, rest, ch.Token
 	actx, cancel := context.WithTimeout(ctx, r.c.cfg.AttemptTimeout)
 	defer cancel()
 	resp, err := cs.Write(actx, req)
@@ -127,7 +127,7 @@ func (r replicated) read(ctx context.Context, ch *api.Chunk, off uint64, dest []
 			continue
 		}
 		actx, cancel := context.WithTimeout(ctx, r.c.cfg.AttemptTimeout)
-		resp, err := cs.Read(actx, &api.ReadRequest{Id: ch.Id, Version: ch.Version, Offset: off, Length: uint64(len(dest))})
+		resp, err := cs.Read(actx, &api.ReadRequest{Id: ch.Id, Version: ch.Version, Offset: off, Length: uint64(len(dest)), Token: ch.Token})
 		cancel()
 		if err == nil {
 			err = errnoErr(resp.Errno, resp.Message)
@@ -218,7 +218,7 @@ func (r replicated) sync(ctx context.Context, ch *api.Chunk) error {
 	}
 	actx, cancel := context.WithTimeout(ctx, r.c.cfg.AttemptTimeout)
 	defer cancel()
-	resp, err := cs.Sync(actx, &api.SyncRequest{Id: ch.Id, Forward: rest})
+	resp, err := cs.Sync(actx, &api.SyncRequest{Id: ch.Id, Forward: rest, Token: ch.Token})
 	return primaryOutcome(ctx, p, resp, err)
 }
 

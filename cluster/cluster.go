@@ -7,8 +7,9 @@
 //
 // A cluster's base directory holds everything: cluster.json (the ports,
 // reused when a cluster is started again on the same directory, since Raft
-// membership names them), m1/.. and c1/.. (data), logs/*.log, and by
-// default the mount points mnt1/...
+// membership names them), m1/.. and c1/.. (data), logs/*.log, tls/ (the
+// CA and certificates of a cluster run with Config.TLS), and by default
+// the mount points mnt1/...
 package cluster
 
 import (
@@ -27,6 +28,7 @@ import (
 	"time"
 
 	"dfs/api"
+	"dfs/mtls"
 )
 
 // Config declares a cluster.
@@ -66,6 +68,13 @@ type Config struct {
 	// namespace). Partition tests put each process in its own namespace.
 	Host func(name string) string
 	Wrap func(name string) []string
+
+	// TLS runs the cluster with mutual TLS: a CA and a certificate per
+	// process are made under Dir/tls (kept, like the data, when the
+	// cluster is started again on the same Dir) and passed as -tls-ca,
+	// -tls-cert and -tls-key; the harness's own calls use
+	// Dir/tls/client.crt.
+	TLS bool
 }
 
 // Cluster is a running (or stopped) set of dfs processes. Its methods are
@@ -79,6 +88,8 @@ type Cluster struct {
 	mounts  []*member
 	ports   []*portLock
 	stopped bool
+
+	tls *mtls.Identity // the harness's client identity; nil: plaintext
 }
 
 // A member is one process of the cluster and whether it should be running.
@@ -96,6 +107,8 @@ type member struct {
 type layoutFile struct {
 	Masters      []masterPorts `json:"masters"`
 	ChunkServers []chunkPorts  `json:"chunkservers"`
+	// TLS is the certificate directory of a TLS cluster, "" otherwise.
+	TLS string `json:"tls,omitempty"`
 }
 
 type masterPorts struct {
@@ -159,16 +172,14 @@ func (c *Cluster) layout() error {
 	cfg := c.cfg
 	path := filepath.Join(cfg.Dir, "cluster.json")
 	var lf layoutFile
-	if b, err := os.ReadFile(path); err == nil {
-		if err := json.Unmarshal(b, &lf); err != nil {
-			return fmt.Errorf("cluster: %s: %w", path, err)
-		}
+	if got, err := readLayout(cfg.Dir); err == nil {
+		lf = *got
 		if len(lf.Masters) != cfg.Masters {
 			return fmt.Errorf("cluster: %s has %d masters, not %d: Raft membership cannot change this way; use a new directory",
 				cfg.Dir, len(lf.Masters), cfg.Masters)
 		}
 	} else if !os.IsNotExist(err) {
-		return err
+		return fmt.Errorf("cluster: %w", err)
 	}
 	take := func(addr string) (string, error) {
 		var p *portLock
@@ -210,6 +221,17 @@ func (c *Cluster) layout() error {
 			return err
 		}
 	}
+	var tlsArgs func(name string) []string
+	lf.TLS = ""
+	if cfg.TLS {
+		lf.TLS = filepath.Join(cfg.Dir, "tls")
+		var err error
+		if tlsArgs, err = c.makeCerts(lf); err != nil {
+			return err
+		}
+	} else {
+		tlsArgs = func(string) []string { return nil }
+	}
 	b, _ := json.MarshalIndent(lf, "", "  ")
 	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
 		return err
@@ -240,6 +262,7 @@ func (c *Cluster) layout() error {
 		args := append(slices.Clone(cfg.ExtraMasterArgs),
 			"-id", m.ID, "-data", data, "-listen", at(m.ID, m.Listen), "-raft", at(m.ID, m.Raft),
 			"-cluster", strings.Join(raftPeers, ","))
+		args = append(args, tlsArgs(m.ID)...)
 		c.masters = append(c.masters, &member{
 			proc:    &proc{name: m.ID, bin: filepath.Join(cfg.Bin, MasterBinary), args: args, prefix: wrap(m.ID), log: logPath(m.ID), deathSig: syscall.SIGKILL},
 			addr:    at(m.ID, m.Listen),
@@ -258,6 +281,7 @@ func (c *Cluster) layout() error {
 		if cfg.ChunkCapacity > 0 {
 			args = append(args, "-capacity", strconv.FormatUint(cfg.ChunkCapacity, 10))
 		}
+		args = append(args, tlsArgs(name)...)
 		c.chunks = append(c.chunks, &member{
 			proc:    &proc{name: name, bin: filepath.Join(cfg.Bin, ChunkBinary), args: args, prefix: wrap(name), log: logPath(name), deathSig: syscall.SIGKILL},
 			addr:    at(name, cs.Listen),
@@ -273,7 +297,7 @@ func (c *Cluster) layout() error {
 				return err
 			}
 		}
-		args := append(slices.Clone(cfg.ExtraMountArgs), "-masters", strings.Join(masterAddrs, ","), dir)
+		args := slices.Concat(cfg.ExtraMountArgs, tlsArgs(name), []string{"-masters", strings.Join(masterAddrs, ","), dir})
 		c.mounts = append(c.mounts, &member{
 			proc:     &proc{name: name, bin: filepath.Join(cfg.Bin, MountBinary), args: args, prefix: wrap(name), log: logPath(name), deathSig: syscall.SIGTERM},
 			mountDir: dir,
@@ -358,7 +382,7 @@ func (c *Cluster) waitServers(ctx context.Context) error {
 		for _, m := range c.wantedOf(c.masters) {
 			addrs = append(addrs, m.addr)
 		}
-		st, err := LeaderStatus(ctx, addrs)
+		st, err := LeaderStatus(ctx, addrs, c.DialOption())
 		if err != nil {
 			return err
 		}
@@ -494,7 +518,7 @@ func (c *Cluster) NumMounts() int { return len(c.mounts) }
 
 // Status returns the leader's Status answer.
 func (c *Cluster) Status(ctx context.Context) (*api.StatusResponse, error) {
-	return LeaderStatus(ctx, c.MasterAddrs())
+	return LeaderStatus(ctx, c.MasterAddrs(), c.DialOption())
 }
 
 // Leader returns the index of the master that is leader now.
@@ -664,13 +688,9 @@ func (c *Cluster) releasePorts() {
 // cluster.json of a cluster base directory, so that tools can find a
 // cluster started by another process (dfsctl finds `dfsctl dev`'s).
 func MasterAddrsIn(dir string) ([]string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "cluster.json"))
+	lf, err := readLayout(dir)
 	if err != nil {
 		return nil, err
-	}
-	var lf layoutFile
-	if err := json.Unmarshal(b, &lf); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "cluster.json"), err)
 	}
 	var addrs []string
 	for _, m := range lf.Masters {
@@ -680,4 +700,17 @@ func MasterAddrsIn(dir string) ([]string, error) {
 		return nil, fmt.Errorf("%s lists no masters", filepath.Join(dir, "cluster.json"))
 	}
 	return addrs, nil
+}
+
+// readLayout reads dir/cluster.json.
+func readLayout(dir string) (*layoutFile, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "cluster.json"))
+	if err != nil {
+		return nil, err
+	}
+	var lf layoutFile
+	if err := json.Unmarshal(b, &lf); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "cluster.json"), err)
+	}
+	return &lf, nil
 }

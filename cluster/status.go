@@ -10,18 +10,18 @@ import (
 	"dfs/api"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // AskMaster calls Status on the master at addr alone, without following
 // leader hints. Followers may answer with their own view or with a
-// NotLeader error (api.LeaderHint).
-func AskMaster(ctx context.Context, addr string) (*api.StatusResponse, error) {
-	return askMaster(ctx, addr, &api.StatusRequest{})
+// NotLeader error (api.LeaderHint). Without dial options the call is
+// plaintext; a TLS cluster needs api.Credentials (Cluster.DialOption).
+func AskMaster(ctx context.Context, addr string, opts ...grpc.DialOption) (*api.StatusResponse, error) {
+	return askMaster(ctx, addr, &api.StatusRequest{}, opts)
 }
 
-func askMaster(ctx context.Context, addr string, req *api.StatusRequest) (*api.StatusResponse, error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+func askMaster(ctx context.Context, addr string, req *api.StatusRequest, opts []grpc.DialOption) (*api.StatusResponse, error) {
+	conn, err := grpc.NewClient(addr, append([]grpc.DialOption{api.Credentials(nil)}, opts...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -38,18 +38,19 @@ func askMaster(ctx context.Context, addr string, req *api.StatusRequest) (*api.S
 
 // LeaderStatus asks the masters at addrs for the cluster's status and
 // returns the answer of the master that says it is the leader, following
-// NotLeader hints. It fails if no master answers as leader.
-func LeaderStatus(ctx context.Context, addrs []string) (*api.StatusResponse, error) {
-	return leaderStatus(ctx, addrs, &api.StatusRequest{})
+// NotLeader hints. It fails if no master answers as leader. opts are as
+// for AskMaster.
+func LeaderStatus(ctx context.Context, addrs []string, opts ...grpc.DialOption) (*api.StatusResponse, error) {
+	return leaderStatus(ctx, addrs, &api.StatusRequest{}, opts)
 }
 
 // LeaderStatusDetail is LeaderStatus with the lists behind the counts:
 // sessions, locks and chunk health (api.StatusRequest.Detail).
-func LeaderStatusDetail(ctx context.Context, addrs []string) (*api.StatusResponse, error) {
-	return leaderStatus(ctx, addrs, &api.StatusRequest{Detail: true})
+func LeaderStatusDetail(ctx context.Context, addrs []string, opts ...grpc.DialOption) (*api.StatusResponse, error) {
+	return leaderStatus(ctx, addrs, &api.StatusRequest{Detail: true}, opts)
 }
 
-func leaderStatus(ctx context.Context, addrs []string, req *api.StatusRequest) (*api.StatusResponse, error) {
+func leaderStatus(ctx context.Context, addrs []string, req *api.StatusRequest, opts []grpc.DialOption) (*api.StatusResponse, error) {
 	var errs []error
 	tried := map[string]bool{}
 	queue := slices.Clone(addrs)
@@ -60,7 +61,7 @@ func leaderStatus(ctx context.Context, addrs []string, req *api.StatusRequest) (
 			continue
 		}
 		tried[addr] = true
-		st, err := askMaster(ctx, addr, req)
+		st, err := askMaster(ctx, addr, req, opts)
 		if err != nil {
 			if nl, ok := api.LeaderHint(err); ok {
 				queue = append([]string{nl.LeaderAddr}, queue...)

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -32,9 +34,10 @@ type Options struct {
 	EntryTimeout time.Duration
 	// AllowOther lets users other than the mounter use the mount. A
 	// mount made by root always allows them, as a local disk or NFS
-	// does: the kernel checks every access against the mode bits
-	// (default_permissions), so this exposes nothing a local disk would
-	// not.
+	// does: the kernel checks every access against the mode bits and
+	// ACLs (default_permissions), and the master checks every call again
+	// against the caller the mount names, so this exposes nothing a
+	// local disk would not.
 	AllowOther bool
 	// ReadOnly mounts read-only.
 	ReadOnly bool
@@ -43,6 +46,12 @@ type Options struct {
 	// NoAtime leaves access times alone on reads (noatime); by default
 	// reads update them as a relatime mount does.
 	NoAtime bool
+	// StatfsRaw makes statfs (df) count raw chunkserver bytes, every
+	// replica and parity shard included. By default it counts file data
+	// once (as CephFS and JuiceFS do): used is the files' logical size,
+	// free is raw free space divided by the overhead of the layout of
+	// the directory asked about (3 for replicated:3, 1.5 for ec:4+2).
+	StatfsRaw bool
 	// FsName is shown as the device in /proc/mounts; default "dfs".
 	FsName string
 	// WriteBuffer is how many dirty bytes an open file buffers before
@@ -172,14 +181,80 @@ func Mount(ctx context.Context, dir string, c *client.Client, opts Options) (*fu
 
 // reqCtx turns a FUSE request context into the context of the calls made
 // for it: it carries the caller, so the master attributes new inodes to
-// them, and it ignores FUSE interrupts. The kernel interrupts a request
-// for any signal, and Go programs get SIGURG all the time; every client
-// call has a deadline instead, so nothing waits forever.
+// them and checks the call against their uid, gid and groups, and it
+// ignores FUSE interrupts. The kernel interrupts a request for any
+// signal, and Go programs get SIGURG all the time; every client call has
+// a deadline instead, so nothing waits forever.
 func reqCtx(ctx context.Context) context.Context {
 	if fc, ok := ctx.(*fuse.Context); ok {
-		return client.WithCaller(context.WithoutCancel(ctx), &api.Caller{Uid: fc.Uid, Gid: fc.Gid, Pid: fc.Pid})
+		return client.WithCaller(context.WithoutCancel(ctx), callerOf(&fc.Caller))
 	}
 	return ctx
+}
+
+// callerOf is the caller of a FUSE request with its supplementary
+// groups, which the request does not carry: they are read from /proc
+// (none if the caller is gone) and kept for a second per (pid, uid, gid),
+// since reading them costs more than most requests (groupCache). Root
+// needs none: it may do anything a group would let it.
+func callerOf(fc *fuse.Caller) *api.Caller {
+	c := &api.Caller{Uid: fc.Uid, Gid: fc.Gid, Pid: fc.Pid}
+	if fc.Uid != 0 {
+		c.Groups = groups.of(fc)
+	}
+	return c
+}
+
+// groupCache keeps the supplementary groups of recent callers. A process
+// that changes its groups but neither its uid nor its gid (only
+// privileged programs can) may be judged by its old groups for up to
+// groupTTL; the kernel's own check (default_permissions) uses the new
+// ones.
+type groupCache struct {
+	mu sync.Mutex
+	m  map[groupKey]groupEntry
+}
+
+type groupKey struct{ pid, uid, gid uint32 }
+
+type groupEntry struct {
+	groups []uint32
+	until  time.Time
+}
+
+const groupTTL = time.Second
+
+var groups = &groupCache{m: map[groupKey]groupEntry{}}
+
+func (gc *groupCache) of(fc *fuse.Caller) []uint32 {
+	k := groupKey{fc.Pid, fc.Uid, fc.Gid}
+	now := time.Now()
+	gc.mu.Lock()
+	e, ok := gc.m[k]
+	gc.mu.Unlock()
+	if ok && now.Before(e.until) {
+		return e.groups
+	}
+	var gs []uint32
+	for _, f := range strings.Fields(procStatus(fc, "Groups")) {
+		if g, err := strconv.ParseUint(f, 10, 32); err == nil {
+			gs = append(gs, uint32(g))
+		}
+	}
+	gc.mu.Lock()
+	if len(gc.m) >= 4096 {
+		for k, e := range gc.m {
+			if !now.Before(e.until) {
+				delete(gc.m, k)
+			}
+		}
+		if len(gc.m) >= 4096 {
+			clear(gc.m)
+		}
+	}
+	gc.m[k] = groupEntry{gs, now.Add(groupTTL)}
+	gc.mu.Unlock()
+	return gs
 }
 
 // errno maps an error from the client to what the kernel should see: the

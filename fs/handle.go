@@ -73,6 +73,7 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 		off = int64(h.n.size())
 	}
 	h.buf.write(off, data)
+	writtenBytes.Add(float64(len(data)))
 	h.n.mu.Lock()
 	h.dirtyEnd = max(h.dirtyEnd, uint64(off)+uint64(len(data)))
 	h.n.dataGen++
@@ -236,6 +237,7 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 		return nil, h.n.fsys.errno("read", err)
 	}
 	h.n.accessed()
+	readBytes.Add(float64(n))
 	return fuse.ReadResultData(dest[:n]), 0
 }
 

@@ -409,9 +409,11 @@ func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut
 	ctx = reqCtx(ctx)
 	n.awaitAccess()
 	if a := n.freshAttr(); a != nil {
+		cacheResult(cacheAttr, true, 1)
 		n.fill(a, &out.Attr)
 		return 0
 	}
+	cacheResult(cacheAttr, false, 1)
 	start := attrSeq.Load()
 	a, err := n.fsys.client.GetAttr(ctx, n.ino())
 	if err != nil {
@@ -598,7 +600,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	// round.
 	resp, err := n.fsys.client.Mutate(ctx, &api.Op{Op: &api.Op_Create{Create: &api.CreateOp{
 		Parent: n.ino(), Name: name, Mode: mode, Exclusive: flags&syscall.O_EXCL != 0, Open: true,
-		FirstChunk: flags&syscall.O_ACCMODE != syscall.O_RDONLY, Umask: umask}}})
+		FirstChunk: flags&syscall.O_ACCMODE != syscall.O_RDONLY, Umask: umask, Access: api.OpenAccess(flags)}}})
 	if err != nil {
 		return nil, nil, 0, n.fsys.errno("create", err)
 	}
@@ -655,7 +657,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	// unlink the master applies after answering keeps the file.
 	ino := n.ino()
 	n.fsys.hold(ino)
-	a, chunks, err := n.fsys.client.OpenUnrecorded(ctx, ino)
+	a, chunks, err := n.fsys.client.OpenUnrecorded(ctx, ino, api.OpenAccess(flags))
 	if err == nil && a.Nlink == 0 && !n.isOpen() {
 		err = api.Errno_ENOENT // unlinked, held open elsewhere
 	}
@@ -736,6 +738,7 @@ func (n *node) openHandle(ctx context.Context, a *api.Attr, flags uint32, create
 		n.committed(t)
 		keep = false
 	}
+	cacheResult(cachePage, keep, 1)
 	var fflags uint32
 	if keep {
 		fflags |= fuse.FOPEN_KEEP_CACHE
@@ -907,8 +910,12 @@ func (n *node) Getxattr(ctx context.Context, name string, dest []byte) (uint32, 
 	if !n.fsys.xattrSupported(name) {
 		return 0, syscall.EOPNOTSUPP
 	}
-	if n.lacksACL(name) || name == capsXattr && n.knownNoCaps() {
-		return 0, syscall.ENODATA
+	if name == capsXattr || aclBit(name) != 0 {
+		known := n.lacksACL(name) || name == capsXattr && n.knownNoCaps()
+		cacheResult(cacheXattr, known, 1)
+		if known {
+			return 0, syscall.ENODATA
+		}
 	}
 	var v []byte
 	if name == layoutXattr {
@@ -1019,13 +1026,35 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	const bsize = api.BlockSize
 	out.Bsize = bsize
 	out.Frsize = bsize
-	out.Blocks = s.CapacityBytes / bsize
-	out.Bfree = s.FreeBytes / bsize
-	out.Bavail = s.FreeBytes / bsize
+	if n.fsys.opts.StatfsRaw {
+		out.Blocks = s.CapacityBytes / bsize
+		out.Bfree = s.FreeBytes / bsize
+	} else {
+		n.mu.Lock()
+		l := n.attr.GetLayout()
+		n.mu.Unlock()
+		free := logicalFree(s.FreeBytes, l)
+		out.Blocks = (s.LogicalBytes + free) / bsize
+		out.Bfree = free / bsize
+	}
+	out.Bavail = out.Bfree
 	out.Files = s.Inodes + 1<<32
 	out.Ffree = 1 << 32
 	out.NameLen = api.MaxNameLen
 	return 0
+}
+
+// logicalFree is how many bytes of file data raw free bytes hold in
+// layout l: a third of them for replicated:3, two thirds for ec:4+2.
+func logicalFree(raw uint64, l *api.Layout) uint64 {
+	switch {
+	case l.GetKind() == api.Layout_EC && l.GetDataShards() > 0:
+		k, n := uint64(l.GetDataShards()), uint64(l.GetDataShards()+l.GetParityShards())
+		return raw/n*k + raw%n*k/n
+	case l.GetReplicas() > 0:
+		return raw / uint64(l.GetReplicas())
+	}
+	return raw
 }
 
 var _ = (gofs.NodeOpendirHandler)((*node)(nil))

@@ -63,8 +63,10 @@ func (ra *readahead) read(ctx, bg context.Context, f fileReader, dest []byte, of
 	if !seq || ra.max <= 0 {
 		ra.next, ra.segs = end, nil
 		ra.mu.Unlock()
+		cacheResult(cacheReadahead, false, 1)
 		return f.ReadAt(ctx, dest, off, size)
 	}
+	cacheResult(cacheReadahead, true, 1)
 	ra.next = max(ra.next, end)
 	if ra.segs == nil {
 		ra.segs = map[int64]*segment{}

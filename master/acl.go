@@ -261,7 +261,7 @@ func (n *inode) noteACLs() { n.attr.Acls = n.aclBits() }
 // cut down to mode (and a directory the default ACL too); without one,
 // mode less the creator's umask. Symlinks take neither.
 func inheritACL(n, parent *inode, umask uint32) {
-	a := n.attr
+	a := &n.attr
 	if isLink(a) {
 		return
 	}
@@ -290,12 +290,12 @@ func (f *FSM) setACL(c *api.Command, n *inode, op *api.SetXattrOp) *api.MutateRe
 		return errResp(api.Errno_EINVAL, err.Error())
 	}
 	if op.Name == ACLDefaultXattr {
-		if !isDir(n.attr) {
+		if !isDir(&n.attr) {
 			return errResp(api.Errno_EACCES, "only directories have default ACLs")
 		}
 		n.putXattr(ACLDefaultXattr, a.encode())
-		touch(n.attr, c.NowNs, false, true)
-		return ok(n.attr)
+		touch(&n.attr, c.NowNs, false, true)
+		return ok(&n.attr)
 	}
 	mode, equiv := a.equivMode(n.attr.Mode)
 	_, had := n.xattrs[ACLAccessXattr]
@@ -310,9 +310,9 @@ func (f *FSM) setACL(c *api.Command, n *inode, op *api.SetXattrOp) *api.MutateRe
 	}
 	if mode != n.attr.Mode || had || !equiv {
 		n.attr.Mode = mode
-		touch(n.attr, c.NowNs, false, true)
+		touch(&n.attr, c.NowNs, false, true)
 	}
-	return ok(n.attr)
+	return ok(&n.attr)
 }
 
 // chmodACL brings a stored access ACL in line with a new mode.

@@ -140,7 +140,7 @@ func (f *FSM) ecReportFailure(c *api.Command, n *inode, ch *chunk, failed []stri
 		setPrimary(ch, l, c.Primary)
 		ch.leaseExpiry = c.NowNs + c.LeaseNs
 	}
-	return &api.MutateResponse{Attr: cloneAttr(n.attr), Chunk: f.chunkProto(ch, l)}
+	return &api.MutateResponse{Attr: n.attr.proto(), Chunk: f.chunkProto(ch, l)}
 }
 
 // ecReplicaChange is replicaChange for EC chunks: drop empties shards,
@@ -168,5 +168,5 @@ func (f *FSM) ecReplicaChange(n *inode, ch *chunk, op *api.ReplicaChangeOp) *api
 		ch.primary = ""
 		ch.leaseExpiry = 0
 	}
-	return &api.MutateResponse{Attr: cloneAttr(n.attr), Chunk: f.chunkProto(ch, l)}
+	return &api.MutateResponse{Attr: n.attr.proto(), Chunk: f.chunkProto(ch, l)}
 }

@@ -35,7 +35,8 @@ func (r *repairer) rebuild(ctx context.Context, ch *api.Chunk, targets []string,
 		resp, err := cs.Replicate(cctx, &api.ReplicateRequest{
 			Id: ch.Id, Shard: holes[i], Version: ch.Version, ChunkSize: replicaSize(l),
 			Source: ch.Replicas[0], RateBytes: v.cfg.RepairRate,
-			DataShards: l.DataShards, ParityShards: l.ParityShards, Sources: ch.Replicas})
+			DataShards: l.DataShards, ParityShards: l.ParityShards, Sources: ch.Replicas,
+			Token: v.chunkToken(ch.Id, api.ChunkToken_MASTER)})
 		cancel()
 		if err == nil {
 			err = resp.Errno.Err()
@@ -75,7 +76,8 @@ func (r *repairer) reencode(ctx context.Context, ch *api.Chunk, log *slog.Logger
 	cctx, cancel := context.WithTimeout(ctx, replicateTimeout)
 	defer cancel()
 	resp, err := cs.Write(cctx, &api.WriteRequest{Id: ch.Id, Shard: order[0].Shard, Version: ch.Version,
-		Forward: ch.Replicas, DataShards: l.DataShards, ParityShards: l.ParityShards, Reencode: true})
+		Forward: ch.Replicas, DataShards: l.DataShards, ParityShards: l.ParityShards, Reencode: true,
+		Token: r.v.chunkToken(ch.Id, api.ChunkToken_MASTER)})
 	if err == nil {
 		err = resp.Errno.Err()
 	}

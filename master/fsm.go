@@ -33,6 +33,9 @@ type FSM struct {
 	// orphans are unlinked regular files no open recorded here holds;
 	// they live until the leader reclaims them (holds.go).
 	orphans map[uint64]bool
+	// keys are the chunk token keys, oldest first: the previous and the
+	// current one (chunkkeys.go). Replaced whole, never changed in place.
+	keys    []*api.ChunkKey
 	layouts map[layoutKey]*api.Layout // internLayout
 
 	// lockChanged is closed (and replaced) whenever a lock wait is
@@ -57,9 +60,9 @@ var DefaultLayout = &api.Layout{Kind: api.Layout_REPLICATED, Replicas: 3, ChunkS
 func NewFSM() *FSM {
 	f := &FSM{}
 	f.reset()
-	root := &api.Attr{
+	root := attrs{
 		Ino: api.RootIno, Mode: syscall.S_IFDIR | 0o755, Nlink: 2, Generation: 1,
-		Layout: proto.Clone(DefaultLayout).(*api.Layout),
+		Layout: f.internLayout(proto.Clone(DefaultLayout).(*api.Layout)),
 	}
 	f.inodes[api.RootIno] = newDir(root, api.RootIno)
 	return f
@@ -77,6 +80,7 @@ func (f *FSM) reset() {
 	f.logical = 0
 	f.locks = lease.NewTable(0)
 	f.orphans = map[uint64]bool{}
+	f.keys = nil
 }
 
 // Apply applies one Raft entry, a Batch of commands, and returns a
@@ -126,6 +130,8 @@ func (f *FSM) applyCommand(c *api.Command) *api.MutateResponse {
 		return f.forceUnlock(c.ForceUnlock, c.NowNs)
 	case c.DeleteChunks != nil:
 		return &api.MutateResponse{}
+	case c.NewChunkKey != nil:
+		return f.newChunkKey(c)
 	case len(c.Reclaim) > 0:
 		for _, ino := range c.Reclaim {
 			f.reclaim(ino)
@@ -298,6 +304,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.logical = nf.logical
 	f.locks = nf.locks
 	f.orphans = nf.orphans
+	f.keys = nf.keys
 	f.layouts = nf.layouts
 	f.wakeLockWaits()
 	return nil

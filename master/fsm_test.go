@@ -377,10 +377,10 @@ func dump(f *FSM) []byte {
 		a, _ := f.GetAttr(ino)
 		x, _ := f.ListXattr(ino)
 		fmt.Fprintf(&b, "%s %v %v\n", path, a, x)
-		if isReg(a) {
+		if a.Mode&syscall.S_IFMT == syscall.S_IFREG {
 			fmt.Fprintln(&b, f.GetChunks(ino, 0, 100).Chunks)
 		}
-		if isDir(a) {
+		if a.Mode&syscall.S_IFMT == syscall.S_IFDIR {
 			for _, e := range f.ReadDir(ino, 0, 1<<20, false).Entries {
 				walk(e.Ino, path+"/"+e.Name)
 			}

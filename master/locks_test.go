@@ -163,7 +163,7 @@ func TestWaitLockAcrossFailover(t *testing.T) {
 	mutate := func(sess, seq uint64, op *api.Op) (resp *api.MutateResponse) {
 		g.call(func(c api.MasterClient) error {
 			var err error
-			resp, err = c.Mutate(ctx, &api.MutateRequest{Session: sess, Seq: seq, Op: op})
+			resp, err = c.Mutate(ctx, &api.MutateRequest{Session: sess, Seq: seq, Caller: root, Op: op})
 			return err
 		})
 		return resp

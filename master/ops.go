@@ -13,7 +13,7 @@ import (
 // Namespace handlers. Each checks everything before changing anything,
 // so a failed op leaves no trace.
 
-func ok(a *api.Attr) *api.MutateResponse { return &api.MutateResponse{Attr: cloneAttr(a)} }
+func ok(a *attrs) *api.MutateResponse { return &api.MutateResponse{Attr: a.proto()} }
 
 // dir returns the directory inode ino, or the errno to answer.
 func (f *FSM) dir(ino uint64) (*inode, api.Errno) {
@@ -21,13 +21,13 @@ func (f *FSM) dir(ino uint64) (*inode, api.Errno) {
 	if n == nil {
 		return nil, api.Errno_ENOENT
 	}
-	if !isDir(n.attr) {
+	if !isDir(&n.attr) {
 		return nil, api.Errno_ENOTDIR
 	}
 	return n, api.Errno_OK
 }
 
-func touch(a *api.Attr, now int64, m, c bool) {
+func touch(a *attrs, now int64, m, c bool) {
 	if m {
 		a.MtimeNs = now
 	}
@@ -41,27 +41,27 @@ func touch(a *api.Attr, now int64, m, c bool) {
 func (f *FSM) newInode(c *api.Command, parent *inode, mode, umask uint32) *inode {
 	ino := f.nextIno
 	f.nextIno++
-	a := &api.Attr{
+	a := attrs{
 		Ino: ino, Mode: mode, Nlink: 1, Generation: 1,
 		Uid: c.GetCaller().GetUid(), Gid: c.GetCaller().GetGid(),
 		AtimeNs: c.NowNs, MtimeNs: c.NowNs, CtimeNs: c.NowNs,
 	}
 	if parent.attr.Mode&syscall.S_ISGID != 0 {
 		a.Gid = parent.attr.Gid
-		if isDir(a) {
+		if isDir(&a) {
 			a.Mode |= syscall.S_ISGID
 		}
 	}
-	if pl := parent.attr.Layout; pl != nil && (isDir(a) || isReg(a)) {
+	if pl := parent.attr.Layout; pl != nil && (isDir(&a) || isReg(&a)) {
 		// Shared, not copied: a layout is replaced, never changed in
 		// place (setLayout), and a copy per file was an eighth of the
 		// master's memory.
 		a.Layout = pl
 	}
 	n := &inode{attr: a}
-	if isDir(a) {
-		n = newDir(a, parent.attr.Ino)
+	if isDir(&a) {
 		a.Nlink = 2
+		n = newDir(a, parent.attr.Ino)
 	}
 	inheritACL(n, parent, umask)
 	f.inodes[ino] = n
@@ -90,13 +90,13 @@ func (f *FSM) create(c *api.Command, s *session, op *api.CreateOp) *api.MutateRe
 	p, e := f.prepareNew(op.Parent, op.Name)
 	if e == api.Errno_EEXIST && !op.Exclusive {
 		n := f.inodes[p.entries[op.Name].ino]
-		if isDir(n.attr) {
+		if isDir(&n.attr) {
 			return errResp(api.Errno_EISDIR, "")
 		}
 		if op.Open {
 			f.open(s, n.attr.Ino)
 		}
-		return ok(n.attr)
+		return ok(&n.attr)
 	}
 	if e != api.Errno_OK {
 		return errResp(e, "")
@@ -112,12 +112,12 @@ func (f *FSM) create(c *api.Command, s *session, op *api.CreateOp) *api.MutateRe
 	n := f.newInode(c, p, mode, op.Umask)
 	n.attr.Rdev = op.Rdev
 	p.addEntry(op.Name, n.attr.Ino)
-	touch(p.attr, c.NowNs, true, true)
+	touch(&p.attr, c.NowNs, true, true)
 	if op.Open {
 		f.open(s, n.attr.Ino)
 	}
-	r := withParent(ok(n.attr), p)
-	if op.FirstChunk && isReg(n.attr) && len(c.Placement) > 0 {
+	r := withParent(ok(&n.attr), p)
+	if op.FirstChunk && isReg(&n.attr) && len(c.Placement) > 0 {
 		r.Chunk = f.chunkProto(f.newChunk(c, n, 0), n.attr.Layout)
 	}
 	return r
@@ -127,7 +127,7 @@ func (f *FSM) create(c *api.Command, s *session, op *api.CreateOp) *api.MutateRe
 // its answer, so that the mount's next permission check in it needs no
 // GetAttr.
 func withParent(r *api.MutateResponse, p *inode) *api.MutateResponse {
-	r.Parent = cloneAttr(p.attr)
+	r.Parent = p.attr.proto()
 	return r
 }
 
@@ -144,7 +144,7 @@ func (f *FSM) tmpfile(c *api.Command, s *session, op *api.CreateOp) *api.MutateR
 	n := f.newInode(c, p, syscall.S_IFREG|op.Mode&0o7777, op.Umask)
 	n.attr.Nlink = 0
 	f.open(s, n.attr.Ino)
-	return ok(n.attr)
+	return ok(&n.attr)
 }
 
 func (f *FSM) mkdir(c *api.Command, op *api.MkdirOp) *api.MutateResponse {
@@ -155,8 +155,8 @@ func (f *FSM) mkdir(c *api.Command, op *api.MkdirOp) *api.MutateResponse {
 	n := f.newInode(c, p, syscall.S_IFDIR|(op.Mode&0o7777), op.Umask)
 	p.addEntry(op.Name, n.attr.Ino)
 	p.attr.Nlink++
-	touch(p.attr, c.NowNs, true, true)
-	return withParent(ok(n.attr), p)
+	touch(&p.attr, c.NowNs, true, true)
+	return withParent(ok(&n.attr), p)
 }
 
 func (f *FSM) symlink(c *api.Command, op *api.SymlinkOp) *api.MutateResponse {
@@ -174,8 +174,8 @@ func (f *FSM) symlink(c *api.Command, op *api.SymlinkOp) *api.MutateResponse {
 	n.attr.Symlink = op.Target
 	n.attr.Size = uint64(len(op.Target))
 	p.addEntry(op.Name, n.attr.Ino)
-	touch(p.attr, c.NowNs, true, true)
-	return withParent(ok(n.attr), p)
+	touch(&p.attr, c.NowNs, true, true)
+	return withParent(ok(&n.attr), p)
 }
 
 func (f *FSM) link(c *api.Command, op *api.LinkOp) *api.MutateResponse {
@@ -183,7 +183,7 @@ func (f *FSM) link(c *api.Command, op *api.LinkOp) *api.MutateResponse {
 	if n == nil {
 		return errResp(api.Errno_ENOENT, "")
 	}
-	if isDir(n.attr) {
+	if isDir(&n.attr) {
 		return errResp(api.Errno_EPERM, "hard link to a directory")
 	}
 	if n.attr.Nlink == 0 && n.opens == 0 {
@@ -201,9 +201,9 @@ func (f *FSM) link(c *api.Command, op *api.LinkOp) *api.MutateResponse {
 	}
 	p.addEntry(op.NewName, n.attr.Ino)
 	n.attr.Nlink++
-	touch(n.attr, c.NowNs, false, true)
-	touch(p.attr, c.NowNs, true, true)
-	return withParent(ok(n.attr), p)
+	touch(&n.attr, c.NowNs, false, true)
+	touch(&p.attr, c.NowNs, true, true)
+	return withParent(ok(&n.attr), p)
 }
 
 const maxLinks = 65000
@@ -226,19 +226,19 @@ func (f *FSM) unlink(c *api.Command, op *api.UnlinkOp) *api.MutateResponse {
 	if e != api.Errno_OK {
 		return errResp(e, "")
 	}
-	if isDir(n.attr) {
+	if isDir(&n.attr) {
 		return errResp(api.Errno_EISDIR, "")
 	}
 	p.removeEntry(op.Name)
-	touch(p.attr, c.NowNs, true, true)
+	touch(&p.attr, c.NowNs, true, true)
 	f.dropLink(n, c.NowNs)
-	return withParent(ok(n.attr), p)
+	return withParent(ok(&n.attr), p)
 }
 
 // dropLink removes one name of a non-directory.
 func (f *FSM) dropLink(n *inode, now int64) {
 	n.attr.Nlink--
-	touch(n.attr, now, false, true)
+	touch(&n.attr, now, false, true)
 	f.maybeFree(n)
 }
 
@@ -251,10 +251,10 @@ func (f *FSM) maybeFree(n *inode) {
 	if n.attr.Nlink > 0 || n.opens > 0 {
 		return
 	}
-	if isDir(n.attr) && len(n.entries) > 0 {
+	if isDir(&n.attr) && len(n.entries) > 0 {
 		return
 	}
-	if isReg(n.attr) {
+	if isReg(&n.attr) {
 		if !f.orphans[n.attr.Ino] {
 			f.orphans[n.attr.Ino] = true
 			if f.onOrphan != nil {
@@ -267,7 +267,7 @@ func (f *FSM) maybeFree(n *inode) {
 }
 
 // isOrphan says whether n is a file waiting to be reclaimed.
-func isOrphan(n *inode) bool { return isReg(n.attr) && n.attr.Nlink == 0 && n.opens == 0 }
+func isOrphan(n *inode) bool { return isReg(&n.attr) && n.attr.Nlink == 0 && n.opens == 0 }
 
 // reclaim frees orphan ino, if it still is one.
 func (f *FSM) reclaim(ino uint64) {
@@ -284,7 +284,7 @@ func (f *FSM) free(n *inode) {
 	for _, ch := range n.chunks {
 		delete(f.chunks, ch.id)
 	}
-	if isReg(n.attr) {
+	if isReg(&n.attr) {
 		f.logical -= n.attr.Size
 	}
 	delete(f.inodes, n.attr.Ino)
@@ -305,7 +305,7 @@ func (f *FSM) rmdir(c *api.Command, op *api.RmdirOp) *api.MutateResponse {
 	if e != api.Errno_OK {
 		return errResp(e, "")
 	}
-	if !isDir(n.attr) {
+	if !isDir(&n.attr) {
 		return errResp(api.Errno_ENOTDIR, "")
 	}
 	if len(n.entries) > 0 {
@@ -313,11 +313,11 @@ func (f *FSM) rmdir(c *api.Command, op *api.RmdirOp) *api.MutateResponse {
 	}
 	p.removeEntry(op.Name)
 	p.attr.Nlink--
-	touch(p.attr, c.NowNs, true, true)
+	touch(&p.attr, c.NowNs, true, true)
 	n.attr.Nlink = 0
-	touch(n.attr, c.NowNs, false, true)
+	touch(&n.attr, c.NowNs, false, true)
 	f.maybeFree(n)
-	return withParent(ok(n.attr), p)
+	return withParent(ok(&n.attr), p)
 }
 
 // isAncestor reports whether a is d or one of d's ancestors.
@@ -367,12 +367,12 @@ func (f *FSM) rename(c *api.Command, op *api.RenameOp) *api.MutateResponse {
 		if dst == nil {
 			return errResp(api.Errno_ENOENT, "")
 		}
-		if isDir(src.attr) && f.isAncestor(src.attr.Ino, dp.attr.Ino) ||
-			isDir(dst.attr) && f.isAncestor(dst.attr.Ino, sp.attr.Ino) {
+		if isDir(&src.attr) && f.isAncestor(src.attr.Ino, dp.attr.Ino) ||
+			isDir(&dst.attr) && f.isAncestor(dst.attr.Ino, sp.attr.Ino) {
 			return errResp(api.Errno_EINVAL, "")
 		}
 		if src == dst {
-			return ok(src.attr)
+			return ok(&src.attr)
 		}
 		sp.removeEntry(op.Name)
 		dp.removeEntry(op.NewName)
@@ -382,10 +382,10 @@ func (f *FSM) rename(c *api.Command, op *api.RenameOp) *api.MutateResponse {
 			f.reparent(src, sp, dp)
 			f.reparent(dst, dp, sp)
 		}
-		touch(src.attr, now, false, true)
-		touch(dst.attr, now, false, true)
-		touch(sp.attr, now, true, true)
-		touch(dp.attr, now, true, true)
+		touch(&src.attr, now, false, true)
+		touch(&dst.attr, now, false, true)
+		touch(&sp.attr, now, true, true)
+		touch(&dp.attr, now, true, true)
 		return renamed(src, sp, dp)
 	}
 
@@ -394,29 +394,29 @@ func (f *FSM) rename(c *api.Command, op *api.RenameOp) *api.MutateResponse {
 			return errResp(api.Errno_EEXIST, "")
 		}
 		if src == dst {
-			return ok(src.attr) // two names of one file: nothing to do
+			return ok(&src.attr) // two names of one file: nothing to do
 		}
 		switch {
-		case isDir(src.attr) && !isDir(dst.attr):
+		case isDir(&src.attr) && !isDir(&dst.attr):
 			return errResp(api.Errno_ENOTDIR, "")
-		case !isDir(src.attr) && isDir(dst.attr):
+		case !isDir(&src.attr) && isDir(&dst.attr):
 			return errResp(api.Errno_EISDIR, "")
-		case isDir(dst.attr) && len(dst.entries) > 0:
+		case isDir(&dst.attr) && len(dst.entries) > 0:
 			return errResp(api.Errno_ENOTEMPTY, "")
 		}
 	}
-	if isDir(src.attr) && f.isAncestor(src.attr.Ino, dp.attr.Ino) {
+	if isDir(&src.attr) && f.isAncestor(src.attr.Ino, dp.attr.Ino) {
 		return errResp(api.Errno_EINVAL, "cannot move a directory into itself")
 	}
 	if dst != nil {
-		if isDir(dst.attr) && f.isAncestor(dst.attr.Ino, sp.attr.Ino) {
+		if isDir(&dst.attr) && f.isAncestor(dst.attr.Ino, sp.attr.Ino) {
 			return errResp(api.Errno_ENOTEMPTY, "")
 		}
 		dp.removeEntry(op.NewName)
-		if isDir(dst.attr) {
+		if isDir(&dst.attr) {
 			dp.attr.Nlink--
 			dst.attr.Nlink = 0
-			touch(dst.attr, now, false, true)
+			touch(&dst.attr, now, false, true)
 			f.maybeFree(dst)
 		} else {
 			f.dropLink(dst, now)
@@ -427,22 +427,22 @@ func (f *FSM) rename(c *api.Command, op *api.RenameOp) *api.MutateResponse {
 	if sp != dp {
 		f.reparent(src, sp, dp)
 	}
-	touch(src.attr, now, false, true)
-	touch(sp.attr, now, true, true)
-	touch(dp.attr, now, true, true)
+	touch(&src.attr, now, false, true)
+	touch(&sp.attr, now, true, true)
+	touch(&dp.attr, now, true, true)
 	return renamed(src, sp, dp)
 }
 
 // renamed answers a rename with both directories' attributes.
 func renamed(src, sp, dp *inode) *api.MutateResponse {
-	r := withParent(ok(src.attr), sp)
-	r.NewParent = cloneAttr(dp.attr)
+	r := withParent(ok(&src.attr), sp)
+	r.NewParent = dp.attr.proto()
 	return r
 }
 
 // reparent fixes ".." and link counts when a directory changes parent.
 func (f *FSM) reparent(n, from, to *inode) {
-	if !isDir(n.attr) {
+	if !isDir(&n.attr) {
 		return
 	}
 	n.parent = to.attr.Ino
@@ -455,7 +455,7 @@ func (f *FSM) setAttr(c *api.Command, op *api.SetAttrOp) *api.MutateResponse {
 	if n == nil {
 		return errResp(api.Errno_ENOENT, "")
 	}
-	a := n.attr
+	a := &n.attr
 	v := api.SetAttrOp_Valid(op.Valid)
 	has := func(b api.SetAttrOp_Valid) bool { return v&b != 0 }
 	if v == api.SetAttrOp_ACCESS|api.SetAttrOp_ATIME_NOW {
@@ -552,8 +552,8 @@ func (f *FSM) setXattr(c *api.Command, op *api.SetXattrOp) *api.MutateResponse {
 		n.xattrs = map[string][]byte{}
 	}
 	n.xattrs[op.Name] = append([]byte{}, op.Value...)
-	touch(n.attr, c.NowNs, false, true)
-	return ok(n.attr)
+	touch(&n.attr, c.NowNs, false, true)
+	return ok(&n.attr)
 }
 
 // LayoutXattr is the extended attribute that shows and sets layouts.
@@ -565,8 +565,8 @@ func (f *FSM) setLayout(c *api.Command, n *inode, value string) *api.MutateRespo
 		return errResp(api.Errno_EINVAL, err.Error())
 	}
 	switch {
-	case isDir(n.attr):
-	case isReg(n.attr):
+	case isDir(&n.attr):
+	case isReg(&n.attr):
 		if len(n.chunks) > 0 || n.attr.Size > 0 {
 			return errResp(api.Errno_EBUSY, "a file with data keeps its layout; use dfsctl layout convert")
 		}
@@ -578,8 +578,8 @@ func (f *FSM) setLayout(c *api.Command, n *inode, value string) *api.MutateRespo
 		return errResp(api.Errno_EINVAL, "only files and directories have layouts")
 	}
 	n.attr.Layout = f.internLayout(l)
-	touch(n.attr, c.NowNs, false, true)
-	return ok(n.attr)
+	touch(&n.attr, c.NowNs, false, true)
+	return ok(&n.attr)
 }
 
 func (f *FSM) removeXattr(c *api.Command, op *api.RemoveXattrOp) *api.MutateResponse {
@@ -592,14 +592,14 @@ func (f *FSM) removeXattr(c *api.Command, op *api.RemoveXattrOp) *api.MutateResp
 	}
 	if _, exists := n.xattrs[op.Name]; !exists {
 		if isACL(op.Name) {
-			return ok(n.attr) // removing an absent ACL succeeds, as on ext4
+			return ok(&n.attr) // removing an absent ACL succeeds, as on ext4
 		}
 		return errResp(api.Errno_ENODATA, "")
 	}
 	delete(n.xattrs, op.Name)
 	n.noteACLs()
-	touch(n.attr, c.NowNs, false, true)
-	return ok(n.attr)
+	touch(&n.attr, c.NowNs, false, true)
+	return ok(&n.attr)
 }
 
 func (f *FSM) commitWrite(c *api.Command, op *api.CommitWriteOp) *api.MutateResponse {
@@ -607,7 +607,7 @@ func (f *FSM) commitWrite(c *api.Command, op *api.CommitWriteOp) *api.MutateResp
 	if n == nil {
 		return errResp(api.Errno_ENOENT, "")
 	}
-	if !isReg(n.attr) {
+	if !isReg(&n.attr) {
 		return errResp(api.Errno_EINVAL, "")
 	}
 	if op.Size > maxFileSize {
@@ -628,7 +628,7 @@ func (f *FSM) commitWrite(c *api.Command, op *api.CommitWriteOp) *api.MutateResp
 		n.attr.MtimeNs = op.MtimeNs
 		n.attr.CtimeNs = max(n.attr.CtimeNs, op.MtimeNs)
 	}
-	return ok(n.attr)
+	return ok(&n.attr)
 }
 
 func (f *FSM) open(s *session, ino uint64) *api.MutateResponse {
@@ -641,7 +641,7 @@ func (f *FSM) open(s *session, ino uint64) *api.MutateResponse {
 		n.opens++
 		delete(f.orphans, ino)
 	}
-	return ok(n.attr)
+	return ok(&n.attr)
 }
 
 func (f *FSM) release(s *session, ino uint64) *api.MutateResponse {
@@ -655,7 +655,7 @@ func (f *FSM) release(s *session, ino uint64) *api.MutateResponse {
 	}
 	n.opens--
 	f.maybeFree(n)
-	return ok(n.attr)
+	return ok(&n.attr)
 }
 
 // allocChunk returns the chunk at (ino, index), creating it on the
@@ -667,7 +667,7 @@ func (f *FSM) allocChunk(c *api.Command, op *api.AllocChunkOp) *api.MutateRespon
 	if n == nil {
 		return errResp(api.Errno_ENOENT, "")
 	}
-	if !isReg(n.attr) {
+	if !isReg(&n.attr) {
 		return errResp(api.Errno_EINVAL, "not a regular file")
 	}
 	cs := n.attr.GetLayout().GetChunkSize()
@@ -688,7 +688,7 @@ func (f *FSM) allocChunk(c *api.Command, op *api.AllocChunkOp) *api.MutateRespon
 		setPrimary(ch, n.attr.GetLayout(), c.Primary)
 		ch.leaseExpiry = c.NowNs + c.LeaseNs
 	}
-	return &api.MutateResponse{Attr: cloneAttr(n.attr), Chunk: f.chunkProto(ch, n.attr.Layout)}
+	return &api.MutateResponse{Attr: n.attr.proto(), Chunk: f.chunkProto(ch, n.attr.Layout)}
 }
 
 // newChunk adds chunk index of file n on the leader's placement, leased
@@ -727,7 +727,7 @@ func (f *FSM) reportFailure(c *api.Command, op *api.ReportFailureOp) *api.Mutate
 		return errResp(api.Errno_ESTALE, fmt.Sprintf("chunk %d is no longer at index %d", op.ChunkId, op.Index))
 	}
 	answer := func() *api.MutateResponse {
-		return &api.MutateResponse{Attr: cloneAttr(n.attr), Chunk: f.chunkProto(ch, n.attr.Layout)}
+		return &api.MutateResponse{Attr: n.attr.proto(), Chunk: f.chunkProto(ch, n.attr.Layout)}
 	}
 	if ch.version != op.Version {
 		return answer()

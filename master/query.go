@@ -11,8 +11,8 @@ import (
 
 // attrOf renders an inode's attributes with derived fields filled in.
 func (f *FSM) attrOf(n *inode) *api.Attr {
-	a := cloneAttr(n.attr)
-	if isReg(a) {
+	a := n.attr.proto()
+	if isReg(&n.attr) {
 		a.Blocks = n.blocks(a.GetLayout().GetChunkSize())
 	}
 	return a
@@ -134,7 +134,7 @@ func (f *FSM) GetChunks(ino, first uint64, count uint32) *api.GetChunksResponse 
 		return &api.GetChunksResponse{Errno: api.Errno_ENOENT}
 	}
 	out := &api.GetChunksResponse{Attr: f.attrOf(n)}
-	if !isReg(n.attr) {
+	if !isReg(&n.attr) {
 		out.Errno = api.Errno_EINVAL
 		return out
 	}
@@ -168,7 +168,7 @@ func (f *FSM) chunkAt(ino, index uint64) chunkView {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	n := f.inodes[ino]
-	if n == nil || !isReg(n.attr) {
+	if n == nil || !isReg(&n.attr) {
 		return chunkView{}
 	}
 	v := chunkView{isFile: true, layout: n.attr.Layout}

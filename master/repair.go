@@ -39,6 +39,7 @@ type repairer struct {
 	fullAt    map[string]time.Time         // server -> time of its last full report
 	fullWant  time.Time                    // fsck wants full reports made after this
 	running   int                          // repairs in flight
+	queued    int                          // jobs the last pass found (a metric)
 	copied    uint64                       // bytes copied since this leader took over
 	logged    map[uint64]time.Time         // chunk id -> last "cannot repair" log
 	retryAt   map[uint64]time.Time         // chunk id -> no new attempt before (after a failed one)
@@ -307,7 +308,11 @@ func (r *repairer) jobs(now time.Time) []repairJob {
 // limit.
 func (r *repairer) pass(ctx context.Context) {
 	limit := r.v.cfg.RepairConcurrency
-	for _, j := range r.jobs(time.Now()) {
+	jobs := r.jobs(time.Now())
+	r.mu.Lock()
+	r.queued = len(jobs)
+	r.mu.Unlock()
+	for _, j := range jobs {
 		r.mu.Lock()
 		if r.running >= limit {
 			r.mu.Unlock()
@@ -327,6 +332,11 @@ func (r *repairer) pass(ctx context.Context) {
 		go func() {
 			defer r.v.srv.wg.Done()
 			complete := r.repair(ctx, j, targets)
+			result := "incomplete"
+			if complete {
+				result = "complete"
+			}
+			r.v.srv.metrics.repairs.WithLabelValues(result).Inc()
 			r.mu.Lock()
 			if complete {
 				delete(r.retryAt, j.c.id)
@@ -496,7 +506,8 @@ func (r *repairer) repair(ctx context.Context, j repairJob, targets []string) bo
 			start := time.Now()
 			cctx, cancel := context.WithTimeout(ctx, replicateTimeout)
 			resp, err := cs.Replicate(cctx, &api.ReplicateRequest{
-				Id: ch.Id, Version: ch.Version, ChunkSize: chunkSize, Source: src, RateBytes: v.cfg.RepairRate})
+				Id: ch.Id, Version: ch.Version, ChunkSize: chunkSize, Source: src, RateBytes: v.cfg.RepairRate,
+				Token: v.chunkToken(ch.Id, api.ChunkToken_MASTER)})
 			cancel()
 			if err == nil {
 				err = resp.Errno.Err()

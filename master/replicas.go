@@ -48,7 +48,7 @@ func (f *FSM) replicaChange(c *api.Command, op *api.ReplicaChangeOp) *api.Mutate
 		ch.primary = ""
 		ch.leaseExpiry = 0
 	}
-	return &api.MutateResponse{Attr: cloneAttr(n.attr), Chunk: f.chunkProto(ch, n.attr.Layout)}
+	return &api.MutateResponse{Attr: n.attr.proto(), Chunk: f.chunkProto(ch, n.attr.Layout)}
 }
 
 // chunkRecord is a chunk of a file as the repair loop and fsck see it.
@@ -121,7 +121,7 @@ func (f *FSM) paths(inos map[uint64]bool) map[uint64]string {
 		it := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
 		d := f.inodes[it.ino]
-		if d == nil || !isDir(d.attr) {
+		if d == nil || !isDir(&d.attr) {
 			continue
 		}
 		for name, e := range d.entries {
@@ -131,7 +131,7 @@ func (f *FSM) paths(inos map[uint64]bool) map[uint64]string {
 					out[e.ino] = p
 				}
 			}
-			if c := f.inodes[e.ino]; c != nil && isDir(c.attr) {
+			if c := f.inodes[e.ino]; c != nil && isDir(&c.attr) {
 				stack = append(stack, item{e.ino, p})
 			}
 		}

@@ -19,10 +19,12 @@ import (
 	"time"
 
 	"dfs/api"
+	"dfs/mtls"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 )
@@ -55,6 +57,12 @@ type Config struct {
 	// FullReportInterval is how often each chunkserver lists every chunk
 	// it holds (and so how soon deleted files free space); 0: 30s.
 	FullReportInterval time.Duration
+	// ChunkTokenLifetime is how long a chunk token the master hands out
+	// stays valid; 0: 10m. ChunkKeyRotation is how often the leader
+	// replaces the key tokens are signed with; 0: 24h. It must be at
+	// least twice the lifetime (see CheckChunkTokenTimes).
+	ChunkTokenLifetime time.Duration
+	ChunkKeyRotation   time.Duration
 	// Join makes a master with no state wait to be added to an existing
 	// group (dfsctl members add) instead of bootstrapping one.
 	Join bool
@@ -63,6 +71,14 @@ type Config struct {
 	// new group restores the same file with the same Cluster.
 	Restore string
 	Logger  *slog.Logger
+	// Metrics, if set, receives the master's Prometheus metrics (Raft,
+	// namespace, chunk health, RPCs): the process's registry, which
+	// takes one Server (New registers fixed names).
+	Metrics prometheus.Registerer
+	// TLS, if set, secures the client listener, the Raft transport and
+	// this master's own calls with mutual TLS: only holders of the
+	// cluster CA's certificates are served. nil is plaintext.
+	TLS *mtls.Identity
 }
 
 // ParseCluster parses "m1=HOST:PORT,m2=HOST:PORT".
@@ -104,6 +120,8 @@ type Server struct {
 	lock  *os.File
 	svc   *service
 
+	metrics *masterMetrics
+
 	adminAddr atomic.Pointer[string] // admin HTTP listener, for Status
 
 	notify chan bool // Raft leadership changes
@@ -123,6 +141,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Join && cfg.Restore != "" {
 		return nil, errors.New("-join and -restore exclude each other: a joining master gets its state from the leader")
+	}
+	if err := CheckChunkTokenTimes(cfg.ChunkTokenLifetime, cfg.ChunkKeyRotation); err != nil {
+		return nil, err
 	}
 	if cfg.Join && len(cfg.Cluster) > 0 {
 		return nil, errors.New("-join and -cluster exclude each other: a joining master learns the members from the leader")
@@ -154,8 +175,13 @@ func New(cfg Config) (*Server, error) {
 		s.closeStores()
 		return nil, err
 	}
+	s.metrics = newMasterMetrics(cfg.Metrics)
 	s.svc = newService(s)
-	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(api.MaxMessage), grpc.MaxSendMsgSize(api.MaxMessage))
+	if cfg.Metrics != nil {
+		cfg.Metrics.MustRegister(collector{s.svc})
+	}
+	s.grpc = grpc.NewServer(api.ServerCredentials(cfg.TLS.ServerConfig()), grpc.MaxRecvMsgSize(api.MaxMessage), grpc.MaxSendMsgSize(api.MaxMessage),
+		grpc.UnaryInterceptor(s.metrics.rpcs.ServerInterceptor))
 	api.RegisterMasterServer(s.grpc, s.svc)
 	s.wg.Add(1)
 	go s.svc.leaderLoop()
@@ -176,6 +202,8 @@ func setDefaults(c *Config) {
 	def(&c.ServerDeadAfter, 10*time.Second)
 	def(&c.DeadAfter, 5*time.Minute)
 	def(&c.FullReportInterval, 30*time.Second)
+	def(&c.ChunkTokenLifetime, DefaultChunkTokenLifetime)
+	def(&c.ChunkKeyRotation, DefaultChunkKeyRotation)
 	if c.RepairConcurrency <= 0 {
 		c.RepairConcurrency = 4
 	}
@@ -239,7 +267,15 @@ func (s *Server) openRaft() error {
 	if err != nil {
 		return fmt.Errorf("-raft %s: %w", cfg.RaftAddr, err)
 	}
-	trans, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, advertise, 3, 5*time.Second, rc.Logger)
+	var trans *raft.NetworkTransport
+	if cfg.TLS == nil {
+		trans, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, advertise, 3, 5*time.Second, rc.Logger)
+	} else {
+		var stream *tlsStream
+		if stream, err = newTLSStream(cfg.RaftAddr, advertise, cfg.TLS.ServerConfig(), cfg.TLS.ClientConfig()); err == nil {
+			trans = raft.NewNetworkTransportWithLogger(stream, 3, 5*time.Second, rc.Logger)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("-raft %s: %w", cfg.RaftAddr, err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"dfs/api"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -30,6 +31,7 @@ type testGroup struct {
 	t       *testing.T
 	cfgs    []Config
 	servers []*Server
+	regs    []*prometheus.Registry // each server's metrics, fresh at each start
 }
 
 func startGroup(t *testing.T, n int) *testGroup {
@@ -45,6 +47,7 @@ func startGroup(t *testing.T, n int) *testGroup {
 		g.cfgs = append(g.cfgs, c)
 	}
 	g.servers = make([]*Server, n)
+	g.regs = make([]*prometheus.Registry, n)
 	for i := range g.cfgs {
 		g.cfgs[i].Cluster = cluster
 		g.start(i)
@@ -60,7 +63,10 @@ func startGroup(t *testing.T, n int) *testGroup {
 }
 
 func (g *testGroup) start(i int) {
-	s, err := New(g.cfgs[i])
+	cfg := g.cfgs[i]
+	g.regs[i] = prometheus.NewRegistry()
+	cfg.Metrics = g.regs[i]
+	s, err := New(cfg)
 	if err != nil {
 		g.t.Fatal(err)
 	}
@@ -121,7 +127,7 @@ func TestGroupFailoverKeepsStateAndDeduplicates(t *testing.T) {
 		}
 		return err
 	})
-	create := &api.MutateRequest{Session: sess, Seq: 1, Op: &api.Op{Op: &api.Op_Create{Create: &api.CreateOp{Parent: api.RootIno, Name: "f", Exclusive: true, Mode: 0o644}}}}
+	create := &api.MutateRequest{Session: sess, Seq: 1, Caller: root, Op: &api.Op{Op: &api.Op_Create{Create: &api.CreateOp{Parent: api.RootIno, Name: "f", Exclusive: true, Mode: 0o644}}}}
 	var ino uint64
 	g.call(func(c api.MasterClient) error {
 		r, err := c.Mutate(ctx, create)
@@ -214,7 +220,7 @@ func TestRestartFromSnapshotAndLogTail(t *testing.T) {
 	ctx := context.Background()
 	mkdir := func(name string) {
 		g.call(func(c api.MasterClient) error {
-			r, err := c.Mutate(ctx, &api.MutateRequest{Op: &api.Op{Op: &api.Op_Mkdir{Mkdir: &api.MkdirOp{Parent: api.RootIno, Name: name, Mode: 0o755}}}})
+			r, err := c.Mutate(ctx, &api.MutateRequest{Caller: root, Op: &api.Op{Op: &api.Op_Mkdir{Mkdir: &api.MkdirOp{Parent: api.RootIno, Name: name, Mode: 0o755}}}})
 			if err == nil && r.Errno != api.Errno_OK {
 				t.Fatalf("mkdir %s: %v", name, r.Errno)
 			}

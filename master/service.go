@@ -14,7 +14,6 @@ import (
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -152,6 +151,7 @@ func (v *service) proposer() {
 			}
 			continue
 		}
+		start := time.Now()
 		f := v.raft.Apply(data, applyTimeout)
 		go func() {
 			if err := f.Error(); err != nil {
@@ -160,6 +160,8 @@ func (v *service) proposer() {
 				}
 				return
 			}
+			v.srv.metrics.apply.Observe(time.Since(start).Seconds())
+			v.srv.metrics.applyCommands.Observe(float64(len(batch)))
 			resps, _ := f.Response().([]*api.MutateResponse)
 			for i, p := range batch {
 				var r *api.MutateResponse
@@ -340,7 +342,21 @@ func (vf *verifier) revoke() {
 // ---------------------------------------------------------------------
 // Mutations.
 
+// Mutate applies one client mutation. An answer with a chunk (AllocChunk,
+// ReportFailure, a create with its first chunk) carries a write token for
+// it: the caller is about to write.
 func (v *service) Mutate(ctx context.Context, req *api.MutateRequest) (*api.MutateResponse, error) {
+	resp, err := v.mutate(ctx, req)
+	if err != nil || resp.GetChunk() == nil || resp.Errno != api.Errno_OK {
+		return resp, err
+	}
+	// resp may be the FSM's stored answer for retries: answer a copy.
+	out := proto.Clone(resp).(*api.MutateResponse)
+	out.Chunk.Token = v.chunkToken(out.Chunk.Id, api.ChunkToken_WRITE)
+	return out, nil
+}
+
+func (v *service) mutate(ctx context.Context, req *api.MutateRequest) (*api.MutateResponse, error) {
 	if err := v.checkLeader(); err != nil {
 		return nil, err
 	}
@@ -355,6 +371,9 @@ func (v *service) Mutate(ctx context.Context, req *api.MutateRequest) (*api.Muta
 		v.mu.Lock()
 		v.lessor.Touch(req.Session, cmd.NowNs)
 		v.mu.Unlock()
+	}
+	if d := v.fsm.permit(cmd, v.mayHold(req.Session, opIno(req.Op))); d != nil {
+		return d.resp(), nil
 	}
 	switch op := req.Op.Op.(type) {
 	case *api.Op_AllocChunk:
@@ -658,6 +677,7 @@ func (v *service) pushChunk(ctx context.Context, c *api.Chunk, leaseNs int64) (f
 	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
 	chunkSize := replicaSize(c.GetLayout())
+	token := v.chunkToken(c.Id, api.ChunkToken_MASTER)
 	var wg sync.WaitGroup
 	errs := make([]error, len(c.Replicas))
 	for i, r := range c.Replicas {
@@ -669,14 +689,17 @@ func (v *service) pushChunk(ctx context.Context, c *api.Chunk, leaseNs int64) (f
 				errs[i] = err
 				return
 			}
-			resp, err := api.NewChunkServerClient(conn).SetChunk(ctx, &api.SetChunkRequest{
+			req := &api.SetChunkRequest{
 				Id: c.Id, Shard: r.Shard, Version: c.Version, ChunkSize: chunkSize,
-				Primary: c.Primary, LeaseNs: leaseNs, Replicas: c.Replicas,
-			})
-			if err == nil && resp.Errno != api.Errno_OK {
-				err = fmt.Errorf("%w: %v", resp.Errno, resp.Message)
+				Primary: c.Primary, LeaseNs: leaseNs, Replicas: c.Replicas, Token: token,
 			}
-			errs[i] = err
+			errs[i] = untilKeyed(ctx, func() error {
+				resp, err := api.NewChunkServerClient(conn).SetChunk(ctx, req)
+				if err == nil && resp.Errno != api.Errno_OK {
+					err = fmt.Errorf("%w: %v", resp.Errno, resp.Message)
+				}
+				return err
+			})
 		}()
 	}
 	wg.Wait()
@@ -694,6 +717,23 @@ func (v *service) pushChunk(ctx context.Context, c *api.Chunk, leaseNs int64) (f
 	return failed, noSpace && len(failed) > 0
 }
 
+// untilKeyed runs call again while it fails with ENOKEY, until ctx ends:
+// a chunkserver that has just started learns the chunk keys with its
+// first heartbeat, and is not to be dropped from a chunk for that.
+func untilKeyed(ctx context.Context, call func() error) error {
+	for {
+		err := call()
+		if !errors.Is(err, api.Errno_ENOKEY) {
+			return err
+		}
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return err
+		}
+	}
+}
+
 func (v *service) conn(addr string) (*grpc.ClientConn, error) {
 	if addr == "" {
 		return nil, errors.New("chunkserver address unknown")
@@ -703,7 +743,7 @@ func (v *service) conn(addr string) (*grpc.ClientConn, error) {
 	if c, found := v.conns[addr]; found {
 		return c, nil
 	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), api.WithUnackedTimeout(),
+	c, err := grpc.NewClient(addr, api.Credentials(v.srv.cfg.TLS.ClientConfig()), api.WithUnackedTimeout(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(api.MaxMessage), grpc.MaxCallSendMsgSize(api.MaxMessage)))
 	if err != nil {
 		return nil, err
@@ -718,6 +758,9 @@ func (v *service) conn(addr string) (*grpc.ClientConn, error) {
 func (v *service) Lookup(ctx context.Context, req *api.LookupRequest) (*api.AttrResponse, error) {
 	if err := v.linearize(ctx); err != nil {
 		return nil, err
+	}
+	if e := v.fsm.permitLookup(req.Caller, req.Parent); e != api.Errno_OK {
+		return &api.AttrResponse{Errno: e}, nil
 	}
 	a, e := v.fsm.Lookup(req.Parent, req.Name)
 	return &api.AttrResponse{Errno: e, Attr: a}, nil
@@ -739,12 +782,19 @@ func (v *service) ReadDir(ctx context.Context, req *api.ReadDirRequest) (*api.Re
 	if limit <= 0 || limit > 4096 {
 		limit = 4096
 	}
-	return v.fsm.ReadDir(req.Ino, req.Cookie, limit, req.Plus), nil
+	e, plus := v.fsm.permitReadDir(req.Caller, req.Ino, req.Plus)
+	if e != api.Errno_OK {
+		return &api.ReadDirResponse{Errno: e}, nil
+	}
+	return v.fsm.ReadDir(req.Ino, req.Cookie, limit, plus), nil
 }
 
 func (v *service) GetXattr(ctx context.Context, req *api.GetXattrRequest) (*api.GetXattrResponse, error) {
 	if err := v.linearize(ctx); err != nil {
 		return nil, err
+	}
+	if e := v.fsm.permitGetXattr(req.Caller, req.Ino, req.Name); e != api.Errno_OK {
+		return &api.GetXattrResponse{Errno: e}, nil
 	}
 	val, e := v.fsm.GetXattr(req.Ino, req.Name)
 	return &api.GetXattrResponse{Errno: e, Value: val}, nil
@@ -755,7 +805,7 @@ func (v *service) ListXattr(ctx context.Context, req *api.ListXattrRequest) (*ap
 		return nil, err
 	}
 	names, e := v.fsm.ListXattr(req.Ino)
-	return &api.ListXattrResponse{Errno: e, Names: names}, nil
+	return &api.ListXattrResponse{Errno: e, Names: visibleXattrs(req.Caller, names)}, nil
 }
 
 func (v *service) GetChunks(ctx context.Context, req *api.GetChunksRequest) (*api.GetChunksResponse, error) {
@@ -766,6 +816,9 @@ func (v *service) GetChunks(ctx context.Context, req *api.GetChunksRequest) (*ap
 	if count == 0 || count > 1024 {
 		count = 1024
 	}
+	if e := v.fsm.permitGetChunks(req, v.mayHold(req.Session, req.Ino)); e != api.Errno_OK {
+		return &api.GetChunksResponse{Errno: e}, nil
+	}
 	if req.Open && req.Session != 0 {
 		// Counted before the state is read: an unlink applied after the
 		// read finds the open here.
@@ -775,7 +828,24 @@ func (v *service) GetChunks(ctx context.Context, req *api.GetChunksRequest) (*ap
 		}
 		v.mu.Unlock()
 	}
-	return v.fsm.GetChunks(req.Ino, req.FirstIndex, count), nil
+	out := v.fsm.GetChunks(req.Ino, req.FirstIndex, count)
+	sign := v.tokenSigner(api.ChunkToken_READ)
+	for _, ch := range out.Chunks {
+		ch.Token = sign(ch.Id)
+	}
+	return out, nil
+}
+
+// mayHold says whether session may hold ino open without a record in
+// Raft, as the leader's hold table knows (permissions: a descriptor
+// keeps working after a chmod).
+func (v *service) mayHold(session, ino uint64) bool {
+	if session == 0 || ino == 0 {
+		return false
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.holds != nil && v.holds.mayHold(session, ino)
 }
 
 func (v *service) StatFS(ctx context.Context, req *api.StatFSRequest) (*api.StatFSResponse, error) {
@@ -865,7 +935,7 @@ func (v *service) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*ap
 	v.mu.Unlock()
 	v.repair.observe(req, now)
 	wantFull = wantFull || v.repair.wantFull(req.Server)
-	return &api.HeartbeatResponse{WantFullReport: wantFull, Delete: v.gcDeletes(req)}, nil
+	return &api.HeartbeatResponse{WantFullReport: wantFull, Delete: v.gcDeletes(req), ChunkKeys: v.fsm.chunkKeys()}, nil
 }
 
 func (v *service) Status(ctx context.Context, req *api.StatusRequest) (*api.StatusResponse, error) {
@@ -930,6 +1000,7 @@ func (v *service) leaderLoop() {
 		case <-tick.C:
 			if v.isReady() {
 				v.expireSessions()
+				v.tickChunkKey()
 			} else if v.raft.State() == raft.Leader {
 				v.promote()
 			}
@@ -946,6 +1017,10 @@ func (v *service) promote() {
 	}
 	if err := v.raft.Barrier(applyTimeout).Error(); err != nil {
 		v.srv.log.Warn("leader barrier failed", "err", err)
+		return
+	}
+	// Nothing a client is answered is usable without a chunk key.
+	if err := v.tickChunkKey(); err != nil {
 		return
 	}
 	ttls := v.fsm.sessionTTLs()
@@ -970,6 +1045,17 @@ func (v *service) demote() {
 	v.srv.log.Info("no longer leader", "id", v.cfg.ID)
 }
 
+// tickChunkKey runs rotateChunkKey with a deadline, logging failures.
+func (v *service) tickChunkKey() error {
+	ctx, cancel := context.WithTimeout(context.Background(), applyTimeout)
+	defer cancel()
+	err := v.rotateChunkKey(ctx)
+	if err != nil {
+		v.srv.log.Warn("chunk key", "err", err)
+	}
+	return err
+}
+
 func (v *service) expireSessions() {
 	v.mu.Lock()
 	expired := v.lessor.Expired(time.Now().UnixNano())
@@ -982,6 +1068,7 @@ func (v *service) expireSessions() {
 			v.srv.log.Warn("expiring session", "session", id, "err", err)
 			return
 		}
+		v.srv.metrics.sessionsExpired.Inc()
 		v.srv.log.Info("session expired", "session", id)
 	}
 }

@@ -53,6 +53,7 @@ func (f *FSM) snapshot() *fsmSnapshot {
 	}
 	sort.Slice(h.Masters, func(i, j int) bool { return h.Masters[i].Id < h.Masters[j].Id })
 	f.snapshotLocks(h)
+	h.ChunkKeys = f.keys
 	write := func(m proto.Message) {
 		if _, err := protodelim.MarshalTo(&buf, m); err != nil {
 			panic(err) // writing to a bytes.Buffer cannot fail
@@ -60,8 +61,9 @@ func (f *FSM) snapshot() *fsmSnapshot {
 	}
 	write(h)
 	for _, n := range f.inodes {
-		rec := &api.SnapshotInode{Attr: n.attr, Xattrs: n.xattrs, Parent: n.parent, NextCookie: n.nextCookie, Opens: n.opens}
-		if n.order != nil {
+		rec := &api.SnapshotInode{Attr: n.attr.proto(), Xattrs: n.xattrs, Opens: n.opens}
+		if n.dir != nil {
+			rec.Parent, rec.NextCookie = n.parent, n.nextCookie
 			n.order.Ascend(func(d *dirent) bool {
 				rec.Entries = append(rec.Entries, &api.SnapshotDirEntry{Name: d.name, Ino: d.ino, Cookie: d.cookie})
 				return true
@@ -116,17 +118,24 @@ func readSnapshot(r io.Reader) (*FSM, error) {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
 	f.locks = locks
+	if err := checkChunkKeys(h.ChunkKeys); err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	f.keys = h.ChunkKeys
 	for i := uint64(0); i < h.Inodes; i++ {
 		var rec api.SnapshotInode
 		if err := opts.UnmarshalFrom(br, &rec); err != nil {
 			return nil, fmt.Errorf("snapshot: inode record %d of %d: %w", i+1, h.Inodes, err)
 		}
-		a := rec.Attr
-		if a == nil || a.Ino == 0 || f.inodes[a.Ino] != nil {
+		if rec.Attr == nil || rec.Attr.Ino == 0 || f.inodes[rec.Attr.Ino] != nil {
 			return nil, fmt.Errorf("snapshot: inode record %d: missing or duplicate inode number", i+1)
 		}
+		a := attrsOf(rec.Attr)
+		if a.Layout != nil {
+			a.Layout = f.internLayout(a.Layout)
+		}
 		n := &inode{attr: a, xattrs: rec.Xattrs, opens: rec.Opens}
-		if isDir(a) {
+		if isDir(&a) {
 			n = newDir(a, rec.Parent)
 			n.xattrs, n.opens = rec.Xattrs, rec.Opens
 			n.nextCookie = rec.NextCookie
@@ -136,13 +145,10 @@ func readSnapshot(r io.Reader) (*FSM, error) {
 				n.order.ReplaceOrInsert(d)
 			}
 		}
-		if a.Layout != nil {
-			a.Layout = f.internLayout(a.Layout)
-		}
-		if isReg(a) && len(rec.Chunks) > 0 {
+		if isReg(&a) && len(rec.Chunks) > 0 {
 			n.chunks = make(map[uint64]*chunk, len(rec.Chunks))
 		}
-		if isReg(a) {
+		if isReg(&a) {
 			f.logical += a.Size
 			for _, c := range rec.Chunks {
 				ch := &chunk{id: c.Id, version: c.Version, index: c.Index, ino: a.Ino,
@@ -183,11 +189,14 @@ func readSnapshot(r io.Reader) (*FSM, error) {
 // check verifies the namespace's referential integrity.
 func (f *FSM) check() error {
 	root := f.inodes[api.RootIno]
-	if root == nil || !isDir(root.attr) {
+	if root == nil || !isDir(&root.attr) {
 		return fmt.Errorf("no root directory")
 	}
 	for ino, n := range f.inodes {
-		for name, d := range n.entries {
+		if isDir(&n.attr) != (n.dir != nil) {
+			return fmt.Errorf("inode %d: mode %#o does not match its directory state", ino, n.attr.Mode)
+		}
+		for name, d := range n.dirEntries() {
 			if f.inodes[d.ino] == nil {
 				return fmt.Errorf("directory %d entry %q points at missing inode %d", ino, name, d.ino)
 			}
@@ -205,7 +214,7 @@ func (f *FSM) check() error {
 				}
 			}
 		}
-		if _, ok := n.xattrs[ACLDefaultXattr]; ok && !isDir(n.attr) {
+		if _, ok := n.xattrs[ACLDefaultXattr]; ok && !isDir(&n.attr) {
 			return fmt.Errorf("inode %d: a default ACL on a non-directory", ino)
 		}
 		if n.attr.Acls != n.aclBits() {

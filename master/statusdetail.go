@@ -48,7 +48,7 @@ func (v *service) addStatusDetail(ctx context.Context, req *api.StatusRequest, o
 	out.SessionList = v.sessionStatus(leader)
 	out.LockList = v.lockStatus()
 	if leader {
-		out.ChunkHealth = v.chunkHealth()
+		out.ChunkHealth = v.chunkHealth(true)
 	}
 }
 
@@ -156,8 +156,10 @@ func (v *service) lockStatus() []*api.LockStatus {
 
 // chunkHealth classifies every chunk from the leader's soft state: a copy
 // counts as live if its server is alive and has not reported it corrupt.
-// Unlike fsck it asks for no fresh chunk reports.
-func (v *service) chunkHealth() *api.ChunkHealth {
+// Unlike fsck it asks for no fresh chunk reports. With list, it also
+// names the worst problem chunks (a walk of the tree); without, it only
+// counts (the metrics).
+func (v *service) chunkHealth(list bool) *api.ChunkHealth {
 	out := &api.ChunkHealth{WarmingUp: v.awaitingHeartbeats()}
 	chunks := v.fsm.fileChunks()
 	now := time.Now()
@@ -200,10 +202,14 @@ func (v *service) chunkHealth() *api.ChunkHealth {
 			p.State = "under-replicated"
 			out.UnderReplicated++
 		}
-		problems = append(problems, p)
+		if list {
+			problems = append(problems, p)
+		}
 	}
 	r.mu.Unlock()
-	out.Problems = worstFirst(v.fsm, problems, statusListLimit)
+	if list {
+		out.Problems = worstFirst(v.fsm, problems, statusListLimit)
+	}
 	return out
 }
 

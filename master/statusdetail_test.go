@@ -36,7 +36,7 @@ func TestStatusDetail(t *testing.T) {
 		return mutate(&api.MutateRequest{Op: &api.Op{Op: &api.Op_OpenSession{OpenSession: &api.OpenSessionOp{Client: client}}}}).Session
 	}
 	s1, s2 := openSession("host-a"), openSession("host-b")
-	ino := mutate(&api.MutateRequest{Session: s1, Seq: 1, Op: &api.Op{Op: &api.Op_Create{Create: &api.CreateOp{
+	ino := mutate(&api.MutateRequest{Session: s1, Seq: 1, Caller: root, Op: &api.Op{Op: &api.Op_Create{Create: &api.CreateOp{
 		Parent: api.RootIno, Name: "db.lock", Mode: 0o100644, Exclusive: true, Open: true}}}}).Attr.Ino
 	lock := func(s, seq, owner uint64, typ api.LockType, wait bool) *api.MutateResponse {
 		return mutate(&api.MutateRequest{Session: s, Seq: seq, Op: &api.Op{Op: &api.Op_Lock{Lock: &api.LockOp{

@@ -293,7 +293,7 @@ func ecChunks(t *testing.T, c *cluster.Cluster, paths []string) []*api.Chunk {
 			t.Fatal(err)
 		}
 		if err := onLeader(ctx, c, func(m api.MasterClient) error {
-			resp, err := m.GetChunks(ctx, &api.GetChunksRequest{Ino: st.Ino, Count: 1024})
+			resp, err := m.GetChunks(ctx, &api.GetChunksRequest{Ino: st.Ino, Count: 1024, Caller: &api.Caller{}})
 			if err == nil {
 				out = append(out, resp.Chunks...)
 			}
@@ -600,6 +600,21 @@ func TestECSpace(t *testing.T) {
 	out, code := dfsctl(t, c, "status")
 	if code != 0 || !strings.Contains(out, "raw bytes used") || !strings.Contains(out, "logical bytes 48.0 MiB") {
 		t.Errorf("dfsctl status: exit %d, want raw and logical usage:\n%s", code, out)
+	}
+	// df counts file data once: used is the 48 MiB written, and free
+	// space is what a directory's layout can still store in it.
+	var ec, r3 unix.Statfs_t
+	if err := unix.Statfs(filepath.Join(c.MountDir(0), "ec4_2"), &ec); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Statfs(filepath.Join(c.MountDir(0), "replicated3"), &r3); err != nil {
+		t.Fatal(err)
+	}
+	if used := (ec.Blocks - ec.Bfree) * uint64(ec.Bsize); used != 2*size {
+		t.Errorf("statfs: %d bytes used, want the %d bytes of file data", used, 2*size)
+	}
+	if ratio := float64(ec.Bfree) / float64(r3.Bfree); ratio < 1.98 || ratio > 2.02 {
+		t.Errorf("statfs free: ec:4+2 %d blocks, replicated:3 %d: ratio %.3f, want 2 (1.5 vs 3 raw bytes per byte)", ec.Bfree, r3.Bfree, ratio)
 	}
 }
 

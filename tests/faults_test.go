@@ -26,7 +26,6 @@ import (
 
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 func soak() bool { return os.Getenv("DFS_SOAK") != "" }
@@ -37,7 +36,7 @@ func onLeader(ctx context.Context, c *cluster.Cluster, call func(api.MasterClien
 	if err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient(st.Leader, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(st.Leader, c.DialOption())
 	if err != nil {
 		return err
 	}
@@ -104,24 +103,30 @@ func dfsctl(t *testing.T, c *cluster.Cluster, args ...string) (string, int) {
 // chunkOf returns the first chunk of the file at path, from the leader.
 func chunkOf(t *testing.T, c *cluster.Cluster, path string) *api.Chunk {
 	t.Helper()
+	var resp *api.GetChunksResponse
+	askLeader(t, c, path, func(ctx context.Context, m api.MasterClient, ino uint64) (err error) {
+		resp, err = m.GetChunks(ctx, &api.GetChunksRequest{Ino: ino, Count: 1, Caller: &api.Caller{}})
+		return err
+	})
+	if resp.Errno != api.Errno_OK || len(resp.Chunks) == 0 {
+		t.Fatalf("%s: no chunk (errno %v)", path, resp.Errno)
+	}
+	return resp.Chunks[0]
+}
+
+// askLeader runs ask against the master leader with the inode number of
+// the file at path, failing the test if it fails.
+func askLeader(t *testing.T, c *cluster.Cluster, path string, ask func(ctx context.Context, m api.MasterClient, ino uint64) error) {
+	t.Helper()
 	var st syscall.Stat_t
 	if err := syscall.Stat(path, &st); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var resp *api.GetChunksResponse
-	if err := onLeader(ctx, c, func(m api.MasterClient) error {
-		var err error
-		resp, err = m.GetChunks(ctx, &api.GetChunksRequest{Ino: st.Ino, Count: 1})
-		return err
-	}); err != nil {
+	if err := onLeader(ctx, c, func(m api.MasterClient) error { return ask(ctx, m, st.Ino) }); err != nil {
 		t.Fatal(err)
 	}
-	if resp.Errno != api.Errno_OK || len(resp.Chunks) == 0 {
-		t.Fatalf("%s: no chunk (errno %v)", path, resp.Errno)
-	}
-	return resp.Chunks[0]
 }
 
 // chunkFile is where chunkserver i keeps replica 0 of chunk id.
@@ -397,7 +402,7 @@ func TestFaultChunkServerGone(t *testing.T) {
 		ok := true
 		err := onLeader(ctx, c, func(m api.MasterClient) error {
 			for _, ino := range inos {
-				resp, err := m.GetChunks(ctx, &api.GetChunksRequest{Ino: ino, Count: 1024})
+				resp, err := m.GetChunks(ctx, &api.GetChunksRequest{Ino: ino, Count: 1024, Caller: &api.Caller{}})
 				if err != nil {
 					return err
 				}

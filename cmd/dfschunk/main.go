@@ -10,7 +10,6 @@ package main
 
 import (
 	"context"
-	"dfs/admin"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,8 +22,11 @@ import (
 	"syscall"
 	"time"
 
+	"dfs/admin"
 	"dfs/chunk"
 	"dfs/config"
+	"dfs/metrics"
+	"dfs/mtls"
 	"dfs/sdnotify"
 )
 
@@ -68,10 +70,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 		scrubRate = byteSize(8 << 20)
 		scrubGap  = fs.Duration("scrub-pause", time.Hour, "pause between two full passes of the scrubber")
-		debugAddr = fs.String("debug-addr", "", "HOST:PORT to serve /debug/pprof on (empty: off)")
+		debugAddr = fs.String("debug-addr", "", "HOST:PORT to serve /metrics and /debug/pprof on (empty: off)")
 	)
 	fs.Var(&capacity, "capacity", "bytes offered to the cluster (K, M, G, T suffixes); 0: the file system's size")
 	fs.Var(&scrubRate, "scrub-rate", "bytes per second the scrubber re-reads and verifies (K, M, G suffixes); 0: no scrubbing")
+	tlsFlags := mtls.RegisterFlags(fs)
 	settings := config.Register(fs, "dfschunk", "DFSCHUNK_")
 
 	if err := fs.Parse(args); err != nil {
@@ -116,8 +119,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return fail(2, "-data: a data directory is required")
 	}
 
+	tlsID, err := tlsFlags.Load()
+	if err != nil {
+		return fail(2, "%v", err)
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if _, err := admin.Serve(*debugAddr, log); err != nil {
+	if tlsID == nil {
+		log.Warn(mtls.PlaintextWarning)
+	}
+	reg := metrics.NewRegistry()
+	if _, err := admin.Serve(*debugAddr, log, admin.Metrics(reg)); err != nil {
 		return fail(2, "-debug-addr: %v", err)
 	}
 	srv, err := chunk.NewServer(chunk.Config{
@@ -128,8 +139,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Capacity:   uint64(capacity),
 		Heartbeat:  *heartbeat,
 		Logger:     log,
+		TLS:        tlsID,
 		ScrubRate:  uint64(scrubRate),
 		ScrubPause: *scrubGap,
+		Metrics:    reg,
 		Registered: func() {
 			sdnotify.Send("STATUS=serving, registered with the master leader")
 		},

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"dfs/cluster"
+	"dfs/mtls"
 )
 
 const defaultDevDir = ".dfs"
@@ -27,6 +28,7 @@ func runDev(args []string) error {
 	capacity := fl.Uint64("capacity", 0, "capacity of each chunkserver in bytes (0: the chunkserver's default)")
 	mountOpts := fl.String("o", "", "mount options passed to dfsmount -o")
 	bin := fl.String("bin", "", "directory of dfsmaster, dfschunk, dfsmount (default: next to dfsctl)")
+	useTLS := fl.Bool("tls", false, "run with mutual TLS: a CA and per-process certificates under DIR/tls (dfsctl then finds them itself)")
 	fl.Usage = func() {
 		fmt.Fprint(fl.Output(), `usage: dfsctl dev [flags] [-- COMMAND ARGS...]
 
@@ -34,7 +36,9 @@ Starts masters and chunkservers on loopback with data and logs under -dir,
 mounts the filesystem on -mnt, and runs until Ctrl-C, which unmounts and
 stops everything. With a COMMAND, runs it once the cluster is ready (with
 $DFS_MOUNT and $DFS_MASTERS set), then stops everything and exits with the
-command's status.
+command's status. With -tls, every connection is mutual TLS with a CA and
+certificates made under DIR/tls; $DFS_TLS_CA, $DFS_TLS_CERT and
+$DFS_TLS_KEY are set for the COMMAND.
 
 flags:
 `)
@@ -72,6 +76,7 @@ flags:
 		Bin:           *bin,
 		MountDirs:     []string{*mnt},
 		ChunkCapacity: *capacity,
+		TLS:           *useTLS,
 	}
 	if *mountOpts != "" {
 		cfg.ExtraMountArgs = []string{"-o", *mountOpts}
@@ -93,11 +98,20 @@ flags:
 		return nil
 	}
 	masterList := strings.Join(c.MasterAddrs(), ",")
+	ctlFlags := "-masters " + masterList
+	var tlsEnv []string
+	if d := c.TLSDir(); d != "" {
+		f := func(name string) string { return filepath.Join(d, name) }
+		ca, crt, key := f(mtls.CACert), f(cluster.ClientCert+".crt"), f(cluster.ClientCert+".key")
+		tlsEnv = []string{"DFS_TLS_CA=" + ca, "DFS_TLS_CERT=" + crt, "DFS_TLS_KEY=" + key}
+		ctlFlags += fmt.Sprintf(" -tls-ca %s -tls-cert %s -tls-key %s", ca, crt, key)
+	}
 
 	if cmdArgs := fl.Args(); len(cmdArgs) > 0 {
 		cmd := exec.CommandContext(ctx, cmdArgs[0], cmdArgs[1:]...)
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 		cmd.Env = append(os.Environ(), "DFS_MOUNT="+c.MountDir(0), "DFS_MASTERS="+masterList)
+		cmd.Env = append(cmd.Env, tlsEnv...)
 		runErr := cmd.Run()
 		if err := stopAll(); err != nil {
 			fmt.Fprintf(os.Stderr, "dfsctl dev: %v\n", err)
@@ -114,11 +128,11 @@ flags:
   masters:       %s
   chunkservers:  %s
   data and logs: %s (logs in %s)
-  status:        %s -masters %s status
+  status:        %s %s status
 Press Ctrl-C to unmount and stop everything; run again with the same -dir to resume.
 `, time.Since(start).Round(time.Millisecond), c.MountDir(0), masterList,
 		strings.Join(c.ChunkAddrs(), ","), c.Dir(), c.LogDir(),
-		filepath.Join(*bin, cluster.CtlBinary), masterList)
+		filepath.Join(*bin, cluster.CtlBinary), ctlFlags)
 
 	reported := map[string]bool{}
 	tick := time.NewTicker(2 * time.Second)

@@ -17,6 +17,8 @@
 //	dfsctl chunkservers [list] [-json] chunkservers and their drain state
 //	dfsctl chunkservers drain ID [-no-wait] [-json] | undrain ID
 //	dfsctl snapshot save FILE [-json]  back up the master state
+//	dfsctl certs init -dir DIR         a cluster CA for mutual TLS
+//	dfsctl certs issue -dir DIR -name NAME -hosts HOST,... [-days N]
 //
 // Exit status: 0 done; 1 failed (no leader, an RPC error, not
 // confirmed); 2 the command line is wrong (or a force-release without a
@@ -25,7 +27,9 @@
 // 4 fsck found data at risk.
 //
 // Without -masters, dfsctl uses $DFS_MASTERS, then the masters of the dev
-// cluster in ./.dfs.
+// cluster in ./.dfs. In a TLS cluster give -tls-ca, -tls-cert and
+// -tls-key (or $DFS_TLS_CA, $DFS_TLS_CERT, $DFS_TLS_KEY); the dev
+// cluster's are found in ./.dfs.
 package main
 
 import (
@@ -35,7 +39,11 @@ import (
 	"os"
 	"strings"
 
+	"dfs/api"
 	"dfs/cluster"
+	"dfs/mtls"
+
+	"google.golang.org/grpc"
 )
 
 // exitUsage is the status of a command line that cannot be run, which
@@ -66,6 +74,9 @@ commands:
                              (-no-wait: return at once)
   chunkservers undrain ID    stop a drain; the server takes chunks again
   snapshot save FILE         back up the master state (restore: dfsmaster -restore)
+  certs init -dir DIR        create a cluster CA (DIR/ca.crt, DIR/ca.key) for mutual TLS
+  certs issue -dir DIR -name NAME -hosts HOST,IP,... [-days N]
+                             a node certificate DIR/NAME.crt, DIR/NAME.key signed by the CA
 
 exit status: 0 done, 1 failed, 2 bad command line, 3 refused by the
 masters, 4 fsck found data at risk
@@ -78,14 +89,24 @@ flags:
 func main() {
 	masters := flag.String("masters", "", "master client addresses, comma-separated (default $DFS_MASTERS, else the dev cluster in ./.dfs)")
 	jsonOut := flag.Bool("json", false, "print machine-readable JSON")
+	tlsFlags := mtls.RegisterFlags(flag.CommandLine)
 	flag.Usage = usage
 	flag.Parse()
+	for env, v := range map[string]*string{"DFS_TLS_CA": tlsFlags.CA, "DFS_TLS_CERT": tlsFlags.Cert, "DFS_TLS_KEY": tlsFlags.Key} {
+		if *v == "" {
+			*v = os.Getenv(env)
+		}
+	}
+	var err error
+	if secure, err = tlsFlags.Load(); err != nil {
+		fmt.Fprintf(os.Stderr, "dfsctl: %v\n", err)
+		os.Exit(exitUsage)
+	}
 	if flag.NArg() == 0 {
 		usage()
 		os.Exit(exitUsage)
 	}
 	cmd, args := flag.Arg(0), flag.Args()[1:]
-	var err error
 	switch cmd {
 	case "status":
 		err = runStatus(*masters, *jsonOut, args)
@@ -110,6 +131,8 @@ func main() {
 		err = runChunkservers(*masters, *jsonOut, args)
 	case "snapshot":
 		err = runSnapshot(*masters, *jsonOut, args)
+	case "certs":
+		err = runCerts(args)
 	case "help", "-h", "--help":
 		usage()
 		return
@@ -143,7 +166,16 @@ type exitError int
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
-// masterAddrs resolves the -masters default.
+// secure is the identity dfsctl's calls present: from -tls-* or
+// $DFS_TLS_*, else the dev cluster's (masterAddrs); nil is plaintext.
+var secure *mtls.Identity
+
+// dialOption secures a connection to the cluster as secure says.
+func dialOption() grpc.DialOption { return api.Credentials(secure.ClientConfig()) }
+
+// masterAddrs resolves the -masters default. For the dev cluster in
+// ./.dfs it also takes that cluster's TLS client identity, if it has one
+// and no -tls-* flags were given.
 func masterAddrs(flagValue string) ([]string, error) {
 	v := flagValue
 	if v == "" {
@@ -153,6 +185,11 @@ func masterAddrs(flagValue string) ([]string, error) {
 		addrs, err := cluster.MasterAddrsIn(defaultDevDir)
 		if err != nil {
 			return nil, usageError("no masters given: use -masters ADDR,... or $DFS_MASTERS, or start `dfsctl dev` here")
+		}
+		if secure == nil {
+			if secure, err = cluster.ClientTLSIn(defaultDevDir); err != nil {
+				return nil, fmt.Errorf("dev cluster in %s: %w", defaultDevDir, err)
+			}
 		}
 		return addrs, nil
 	}

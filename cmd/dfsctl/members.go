@@ -12,7 +12,6 @@ import (
 	"dfs/cluster"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // onLeader runs call against the master leader, finding it again if
@@ -21,11 +20,11 @@ func onLeader(ctx context.Context, addrs []string, call func(context.Context, ap
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		var st *api.StatusResponse
-		if st, err = cluster.LeaderStatus(ctx, addrs); err != nil {
+		if st, err = cluster.LeaderStatus(ctx, addrs, dialOption()); err != nil {
 			return err
 		}
 		var conn *grpc.ClientConn
-		if conn, err = grpc.NewClient(st.Leader, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		if conn, err = grpc.NewClient(st.Leader, dialOption(),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(api.MaxMessage))); err != nil {
 			return err
 		}
@@ -59,7 +58,7 @@ func runMembers(mastersFlag string, args []string) error {
 		if len(args) != 1 {
 			return usageError("members list takes no arguments")
 		}
-		st, err := cluster.LeaderStatus(ctx, addrs)
+		st, err := cluster.LeaderStatus(ctx, addrs, dialOption())
 		if err != nil {
 			return err
 		}
@@ -91,7 +90,7 @@ func runMembers(mastersFlag string, args []string) error {
 		if err == nil && len(resp.Masters) == 0 {
 			// The leader removed itself; ask the new one.
 			time.Sleep(time.Second)
-			st, serr := cluster.LeaderStatus(ctx, addrs)
+			st, serr := cluster.LeaderStatus(ctx, addrs, dialOption())
 			if serr != nil {
 				fmt.Printf("removed %s; no leader answers yet: %v\n", args[1], serr)
 				return nil

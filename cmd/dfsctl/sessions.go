@@ -61,7 +61,7 @@ func detailStatus(name, mastersFlag string, jsonOut bool, args []string) (*api.S
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	st, err := cluster.LeaderStatusDetail(ctx, addrs)
+	st, err := cluster.LeaderStatusDetail(ctx, addrs, dialOption())
 	return st, jsonOut, err
 }
 

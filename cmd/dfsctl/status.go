@@ -33,7 +33,7 @@ func runStatus(mastersFlag string, jsonOut bool, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := cluster.LeaderStatus(ctx, addrs)
+	st, err := cluster.LeaderStatus(ctx, addrs, dialOption())
 	if err != nil {
 		return err
 	}

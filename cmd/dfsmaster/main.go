@@ -15,6 +15,8 @@ import (
 
 	"dfs/config"
 	"dfs/master"
+	"dfs/metrics"
+	"dfs/mtls"
 	"dfs/sdnotify"
 )
 
@@ -41,10 +43,13 @@ func run(args []string) int {
 	repairConc := fs.Int("repair-concurrency", 4, "chunk copies the leader runs at once when re-replicating")
 	repairRate := fs.Uint64("repair-rate", 0, "bytes per second of each re-replication copy (0: no limit)")
 	fullReport := fs.Duration("full-report-interval", 30*time.Second, "how often chunkservers list all their chunks (bounds how soon deleted data frees space)")
+	tokenLife := fs.Duration("chunk-token-lifetime", master.DefaultChunkTokenLifetime, "how long a chunk token (a client's leave to read or write one chunk on its chunkservers) stays valid")
+	keyRotation := fs.Duration("chunk-key-rotation", master.DefaultChunkKeyRotation, "how often the leader replaces the key chunk tokens are signed with (at least twice -chunk-token-lifetime)")
 	join := fs.Bool("join", false, "start without Raft state and wait to be added to an existing group (dfsctl members add) instead of bootstrapping")
 	restore := fs.String("restore", "", "start a new group from this backup (dfsctl snapshot save); -data must be empty")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
-	debugAddr := fs.String("debug-addr", "", "HOST:PORT to serve /debug/pprof on (empty: off)")
+	debugAddr := fs.String("debug-addr", "", "HOST:PORT to serve /metrics, /debug/pprof and the status page on (empty: off)")
+	tlsFlags := mtls.RegisterFlags(fs)
 	settings := config.Register(fs, "dfsmaster", "DFSMASTER_")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -74,6 +79,15 @@ func run(args []string) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	tlsID, err := tlsFlags.Load()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "dfsmaster: %v\n", err)
+		return 2
+	}
+	if tlsID == nil {
+		log.Warn(mtls.PlaintextWarning)
+	}
+	reg := metrics.NewRegistry()
 	cfg := master.Config{
 		ID: *id, DataDir: *data, Listen: *listen, RaftAddr: *raftAddr,
 		HeartbeatTimeout: *hb, ElectionTimeout: *election,
@@ -81,13 +95,19 @@ func run(args []string) int {
 		SessionGrace: *grace, ChunkLease: *chunkLease, ServerDeadAfter: *deadAfter,
 		DeadAfter: *lostAfter, RepairConcurrency: *repairConc, RepairRate: *repairRate,
 		FullReportInterval: *fullReport, Join: *join, Restore: *restore,
-		Logger: log,
+		ChunkTokenLifetime: *tokenLife, ChunkKeyRotation: *keyRotation,
+		Logger: log, TLS: tlsID, Metrics: reg,
 	}
-	for name, d := range map[string]time.Duration{"dead-after": *lostAfter, "full-report-interval": *fullReport} {
+	for name, d := range map[string]time.Duration{"dead-after": *lostAfter, "full-report-interval": *fullReport,
+		"chunk-token-lifetime": *tokenLife, "chunk-key-rotation": *keyRotation} {
 		if d <= 0 {
 			fmt.Fprintf(os.Stderr, "dfsmaster: -%s %v: must be positive\n", name, d)
 			return 2
 		}
+	}
+	if err := master.CheckChunkTokenTimes(*tokenLife, *keyRotation); err != nil {
+		fmt.Fprintf(os.Stderr, "dfsmaster: %v\n", err)
+		return 2
 	}
 	if *repairConc <= 0 {
 		fmt.Fprintf(os.Stderr, "dfsmaster: -repair-concurrency %d: must be positive\n", *repairConc)
@@ -107,7 +127,7 @@ func run(args []string) int {
 		return 1
 	}
 	log.Info("dfsmaster started", "id", *id, "listen", srv.Addr(), "raft", *raftAddr, "data", *data)
-	if err := serveAdmin(*debugAddr, log, srv); err != nil {
+	if err := serveAdmin(*debugAddr, log, srv, reg); err != nil {
 		srv.Close()
 		fmt.Fprintf(os.Stderr, "dfsmaster: -debug-addr: %v\n", err)
 		return 2

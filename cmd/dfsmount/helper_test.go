@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"dfs/mtls"
 )
 
 func TestHelperArgs(t *testing.T) {
@@ -58,6 +60,7 @@ func TestHelperOptions(t *testing.T) {
 		// dfsmount's flags, config file and log.
 		{"session_ttl=20s,no_local_reads,debug-addr=127.0.0.1:0,config=" + conf + ",log=/tmp/m.log,fsname=mine", false,
 			"-session-ttl=20s -no-local-reads -debug-addr=127.0.0.1:0 -config " + conf + " -masters h:1,h:2 -o fsname=mine /mnt/dfs", "/tmp/m.log"},
+		{"log_level=debug", false, "-log-level=debug -masters h:1,h:2 -o fsname=h:1\\,h:2 /mnt/dfs", "/var/log/dfs/mount-mnt-dfs.log"},
 		// -s drops what dfsmount does not know.
 		{"frobnicate,noatime", true, "-masters h:1,h:2 -o noatime,fsname=h:1\\,h:2 /mnt/dfs", "/var/log/dfs/mount-mnt-dfs.log"},
 	} {
@@ -108,5 +111,36 @@ func TestHelperNames(t *testing.T) {
 	}
 	if got := defaultLog("/"); got != "/var/log/dfs/mount-root.log" {
 		t.Errorf("defaultLog(/) = %s", got)
+	}
+}
+
+// TLS files as fstab options become dfsmount's -tls-* flags, and
+// dfsmount loads them (or names what is missing).
+func TestHelperTLSOptions(t *testing.T) {
+	dir := t.TempDir()
+	if err := mtls.CreateCA(dir, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := mtls.Issue(dir, "client1", []string{"client1.example.com"}, 10, false); err != nil {
+		t.Fatal(err)
+	}
+	ca, crt, key := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "client1.crt"), filepath.Join(dir, "client1.key")
+	h := &helperArgs{spec: "h:1", dir: "/mnt/dfs", opts: []string{"_netdev", "tls_ca=" + ca, "tls_cert=" + crt, "tls_key=" + key}}
+	args, _, err := translate(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "-tls-ca=" + ca + " -tls-cert=" + crt + " -tls-key=" + key + " -masters h:1 -o fsname=h:1 /mnt/dfs"
+	if got := strings.Join(args, " "); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	cfg, err := parseArgs(args, io.Discard)
+	if err != nil || cfg.tls == nil {
+		t.Fatalf("dfsmount %q: TLS %v, %v", args, cfg, err)
+	}
+	h.opts = h.opts[:3]
+	args, _, _ = translate(h)
+	if _, err := parseArgs(args, io.Discard); err == nil || !strings.Contains(err.Error(), "-tls-key") {
+		t.Errorf("without tls_key: %v, want an error naming -tls-key", err)
 	}
 }

@@ -7,12 +7,11 @@ package main
 
 import (
 	"context"
-	"dfs/admin"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -21,9 +20,12 @@ import (
 	"syscall"
 	"time"
 
+	"dfs/admin"
 	"dfs/client"
 	dfsconfig "dfs/config"
 	"dfs/fs"
+	"dfs/metrics"
+	"dfs/mtls"
 	"dfs/sdnotify"
 )
 
@@ -46,6 +48,8 @@ type config struct {
 	timeout    time.Duration
 	debugAddr  string
 	noLocal    bool
+	logLevel   slog.Level
+	tls        *mtls.Identity
 	settings   *dfsconfig.Settings // non-nil: only print the settings
 }
 
@@ -60,6 +64,8 @@ type flagValues struct {
 	timeout   *time.Duration
 	noLocal   *bool
 	debugAddr *string
+	logLevel  *string
+	tls       *mtls.Flags
 }
 
 // defineFlags defines dfsmount's flags on fl; the mount helper reads their
@@ -67,14 +73,16 @@ type flagValues struct {
 func defineFlags(fl *flag.FlagSet) *flagValues {
 	v := &flagValues{}
 	v.masters = fl.String("masters", "", "master client addresses, comma-separated (env DFSMOUNT_MASTERS)")
-	fl.Var(&v.o, "o", "mount options, comma-separated: attr_timeout=SECONDS, entry_timeout=SECONDS, allow_other, ro, debug, fsname=NAME")
+	fl.Var(&v.o, "o", "mount options, comma-separated: attr_timeout=SECONDS, entry_timeout=SECONDS, allow_other, ro, debug, fsname=NAME, noatime, statfs=logical|raw")
 	v.attr = fl.Duration("attr-timeout", time.Second, "how long the kernel caches attributes")
 	v.entry = fl.Duration("entry-timeout", time.Second, "how long the kernel caches names")
 	v.ttl = fl.Duration("session-ttl", 10*time.Second, "session lease")
 	v.debug = fl.Bool("debug", false, "log every FUSE request")
 	v.timeout = fl.Duration("timeout", 15*time.Second, "how long to wait for the masters at start")
 	v.noLocal = fl.Bool("no-local-reads", false, "always read through the chunkservers, never their chunk files on this machine directly (env DFSMOUNT_NO_LOCAL_READS=true)")
-	v.debugAddr = fl.String("debug-addr", "", "HOST:PORT to serve /debug/pprof on (env DFSMOUNT_DEBUG_ADDR; empty: off)")
+	v.debugAddr = fl.String("debug-addr", "", "HOST:PORT to serve /metrics and /debug/pprof on (env DFSMOUNT_DEBUG_ADDR; empty: off)")
+	v.logLevel = fl.String("log-level", "info", "debug, info, warn or error (env DFSMOUNT_LOG_LEVEL)")
+	v.tls = mtls.RegisterFlags(fl)
 	return v
 }
 
@@ -120,12 +128,19 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	if len(c.masters) == 0 {
 		return nil, errors.New("no masters: give -masters ADDR,... or set DFSMOUNT_MASTERS")
 	}
+	var err error
+	if c.tls, err = v.tls.Load(); err != nil {
+		return nil, err
+	}
 	c.opts = fs.DefaultOptions()
 	c.opts.AttrTimeout, c.opts.EntryTimeout, c.opts.Debug = *v.attr, *v.entry, *v.debug
 	for _, opt := range v.o {
 		if err := applyOption(&c.opts, opt); err != nil {
 			return nil, err
 		}
+	}
+	if err := c.logLevel.UnmarshalText([]byte(*v.logLevel)); err != nil {
+		return nil, fmt.Errorf("-log-level %q: want debug, info, warn or error", *v.logLevel)
 	}
 	if *v.ttl <= 0 {
 		return nil, fmt.Errorf("-session-ttl %v: must be positive", *v.ttl)
@@ -171,6 +186,15 @@ func applyOption(o *fs.Options, opt string) error {
 		o.NoAtime = true
 	case "atime", "relatime":
 		o.NoAtime = false
+	case "statfs":
+		switch val {
+		case "logical":
+			o.StatfsRaw = false
+		case "raw":
+			o.StatfsRaw = true
+		default:
+			return fmt.Errorf("-o %s: want statfs=logical or statfs=raw", opt)
+		}
 	case "", "defaults", "_netdev", "auto", "noauto", "user", "nouser", "users", "nofail",
 		"exec", "noexec", "suid", "nosuid", "dev", "nodev",
 		"async", "sync", "x-systemd.automount", "default_permissions":
@@ -222,10 +246,17 @@ func run(args []string, stderr io.Writer) error {
 	} else if !st.IsDir() {
 		return fmt.Errorf("mount point %s is not a directory", cfg.mountpoint)
 	}
-	if addr, err := admin.Serve(cfg.debugAddr, nil); err != nil {
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+	// What the client and the file system report is worth a warning.
+	logf := func(format string, a ...any) { logger.Warn(fmt.Sprintf(format, a...)) }
+	reg := metrics.NewRegistry()
+	reg.MustRegister(client.Collectors()...)
+	reg.MustRegister(fs.Collectors()...)
+	if _, err := admin.Serve(cfg.debugAddr, logger, admin.Metrics(reg)); err != nil {
 		return err
-	} else if addr != "" {
-		log.Printf("dfsmount: admin listener on %s", addr)
+	}
+	if cfg.tls == nil {
+		logger.Warn(mtls.PlaintextWarning)
 	}
 	host, _ := os.Hostname()
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
@@ -235,19 +266,22 @@ func run(args []string, stderr io.Writer) error {
 		Name:         host + ":" + cfg.mountpoint,
 		SessionTTL:   cfg.sessionTTL,
 		NoLocalReads: cfg.noLocal,
+		Logf:         logf,
+		TLS:          cfg.tls,
 	})
 	if err != nil {
 		return fmt.Errorf("masters %s unreachable: %v", strings.Join(cfg.masters, ","), err)
 	}
+	cfg.opts.Logf = logf
 	server, err := fs.Mount(ctx, cfg.mountpoint, c, cfg.opts)
 	if err != nil {
 		c.Close(context.Background())
 		return err
 	}
-	log.Printf("dfsmount: %s mounted from %s", cfg.mountpoint, strings.Join(cfg.masters, ","))
+	logger.Info("mounted from "+strings.Join(cfg.masters, ","), "mountpoint", cfg.mountpoint)
 	// The mount helper (mount.dfs) and systemd wait for this.
 	if err := sdnotify.Ready("serving " + cfg.mountpoint); err != nil {
-		log.Printf("dfsmount: telling the service manager we are ready: %v", err)
+		logger.Warn("telling the service manager we are ready", "err", err)
 	}
 
 	sig := make(chan os.Signal, 1)
@@ -259,14 +293,14 @@ func run(args []string, stderr io.Writer) error {
 	}()
 	select {
 	case s := <-sig:
-		log.Printf("dfsmount: %v: unmounting %s", s, cfg.mountpoint)
+		logger.Info("unmounting", "signal", s.String(), "mountpoint", cfg.mountpoint)
 		sdnotify.Stopping()
 		if err := server.Unmount(); err != nil {
 			// Busy: detach it from the namespace now and keep serving the
 			// files still open until they close (or a second signal).
-			log.Printf("dfsmount: unmount: %v; detaching lazily", err)
+			logger.Warn("unmount failed; detaching lazily", "err", err)
 			if derr := detach(cfg.mountpoint); derr != nil {
-				log.Printf("dfsmount: lazy unmount: %v", derr)
+				logger.Warn("lazy unmount", "err", derr)
 			}
 			select {
 			case <-sig:
@@ -281,7 +315,7 @@ func run(args []string, stderr io.Writer) error {
 	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer ccancel()
 	if err := c.Close(cctx); err != nil {
-		log.Printf("dfsmount: close session: %v", err)
+		logger.Warn("closing the session", "err", err)
 	}
 	return nil
 }

@@ -1,0 +1,24 @@
+package fs
+
+import (
+	"testing"
+
+	"dfs/api"
+)
+
+func TestLogicalFree(t *testing.T) {
+	for _, c := range []struct {
+		l    *api.Layout
+		want uint64
+	}{
+		{nil, 600},
+		{&api.Layout{Replicas: 3}, 200},
+		{&api.Layout{Replicas: 1}, 600},
+		{&api.Layout{Kind: api.Layout_EC, DataShards: 4, ParityShards: 2}, 400},
+		{&api.Layout{Kind: api.Layout_EC, DataShards: 6, ParityShards: 3}, 400},
+	} {
+		if got := logicalFree(600, c.l); got != c.want {
+			t.Errorf("logicalFree(600, %v) = %d, want %d", c.l, got, c.want)
+		}
+	}
+}
