@@ -625,7 +625,8 @@ func (r *repairer) move(ctx context.Context, j repairJob, ch *api.Chunk, targets
 		for _, src := range sources {
 			cctx, cancel := context.WithTimeout(ctx, replicateTimeout)
 			resp, err := cs.Replicate(cctx, &api.ReplicateRequest{Id: ch.Id, Shard: ch.Replicas[from].Shard, Version: ch.Version,
-				ChunkSize: replicaSize(ch.GetLayout()), Source: src, RateBytes: v.cfg.RepairRate})
+				ChunkSize: replicaSize(ch.GetLayout()), Source: src, RateBytes: v.cfg.RepairRate,
+				Token: v.chunkToken(ch.Id, api.ChunkToken_MASTER)})
 			cancel()
 			if err == nil {
 				err = resp.Errno.Err()
