@@ -3143,8 +3143,11 @@ type MutateResponse struct {
 	// parent is the directory an entry was added to or removed from
 	// (create, mkdir, symlink, link, unlink, rmdir; rename: the source
 	// directory) after the change, so that the mount need not ask.
-	Parent        *Attr `protobuf:"bytes,140,opt,name=parent,proto3" json:"parent,omitempty"`
-	NewParent     *Attr `protobuf:"bytes,141,opt,name=new_parent,json=newParent,proto3" json:"new_parent,omitempty"` // rename: the target directory after the change
+	Parent    *Attr `protobuf:"bytes,140,opt,name=parent,proto3" json:"parent,omitempty"`
+	NewParent *Attr `protobuf:"bytes,141,opt,name=new_parent,json=newParent,proto3" json:"new_parent,omitempty"` // rename: the target directory after the change
+	// ForceUnlockCmd: locks released; ExpireSessionCmd: 1 if the session
+	// existed.
+	Released      uint32 `protobuf:"varint,280,opt,name=released,proto3" json:"released,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3240,6 +3243,13 @@ func (x *MutateResponse) GetNewParent() *Attr {
 		return x.NewParent
 	}
 	return nil
+}
+
+func (x *MutateResponse) GetReleased() uint32 {
+	if x != nil {
+		return x.Released
+	}
+	return 0
 }
 
 // WaitLockRequest asks for the final answer of a waiting LockOp. The
@@ -4706,6 +4716,7 @@ type ChunkServerInfo struct {
 	Alive         bool                   `protobuf:"varint,7,opt,name=alive,proto3" json:"alive,omitempty"`
 	LastSeenNs    int64                  `protobuf:"varint,8,opt,name=last_seen_ns,json=lastSeenNs,proto3" json:"last_seen_ns,omitempty"`
 	Chunks        uint64                 `protobuf:"varint,9,opt,name=chunks,proto3" json:"chunks,omitempty"`
+	Draining      bool                   `protobuf:"varint,280,opt,name=draining,proto3" json:"draining,omitempty"` // dfsctl chunkservers drain: takes no new chunks
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4801,6 +4812,13 @@ func (x *ChunkServerInfo) GetChunks() uint64 {
 		return x.Chunks
 	}
 	return 0
+}
+
+func (x *ChunkServerInfo) GetDraining() bool {
+	if x != nil {
+		return x.Draining
+	}
+	return false
 }
 
 type StatusRequest struct {
@@ -5715,6 +5733,484 @@ func (x *NotLeader) GetMasters() []string {
 	return nil
 }
 
+// ChunkServerState is a chunkserver as `dfsctl chunkservers` shows it.
+type ChunkServerState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Info          *ChunkServerInfo       `protobuf:"bytes,1,opt,name=info,proto3" json:"info,omitempty"`
+	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"` // live, dead, draining or drained
+	Draining      bool                   `protobuf:"varint,3,opt,name=draining,proto3" json:"draining,omitempty"`
+	Referenced    uint64                 `protobuf:"varint,4,opt,name=referenced,proto3" json:"referenced,omitempty"`                   // chunks (replicas or shards) the master maps to it
+	DrainTotal    uint64                 `protobuf:"varint,5,opt,name=drain_total,json=drainTotal,proto3" json:"drain_total,omitempty"` // referenced when the drain began
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChunkServerState) Reset() {
+	*x = ChunkServerState{}
+	mi := &file_dfs_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChunkServerState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChunkServerState) ProtoMessage() {}
+
+func (x *ChunkServerState) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChunkServerState.ProtoReflect.Descriptor instead.
+func (*ChunkServerState) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *ChunkServerState) GetInfo() *ChunkServerInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+func (x *ChunkServerState) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *ChunkServerState) GetDraining() bool {
+	if x != nil {
+		return x.Draining
+	}
+	return false
+}
+
+func (x *ChunkServerState) GetReferenced() uint64 {
+	if x != nil {
+		return x.Referenced
+	}
+	return 0
+}
+
+func (x *ChunkServerState) GetDrainTotal() uint64 {
+	if x != nil {
+		return x.DrainTotal
+	}
+	return 0
+}
+
+type ChunkServersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChunkServersRequest) Reset() {
+	*x = ChunkServersRequest{}
+	mi := &file_dfs_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChunkServersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChunkServersRequest) ProtoMessage() {}
+
+func (x *ChunkServersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChunkServersRequest.ProtoReflect.Descriptor instead.
+func (*ChunkServersRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{69}
+}
+
+type ChunkServersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Servers       []*ChunkServerState    `protobuf:"bytes,1,rep,name=servers,proto3" json:"servers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChunkServersResponse) Reset() {
+	*x = ChunkServersResponse{}
+	mi := &file_dfs_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChunkServersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChunkServersResponse) ProtoMessage() {}
+
+func (x *ChunkServersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChunkServersResponse.ProtoReflect.Descriptor instead.
+func (*ChunkServersResponse) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *ChunkServersResponse) GetServers() []*ChunkServerState {
+	if x != nil {
+		return x.Servers
+	}
+	return nil
+}
+
+// DrainServerRequest starts (or, with undrain, ends) the drain of a
+// chunkserver: it takes no new chunks and the repair loop moves every
+// copy it holds elsewhere.
+type DrainServerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Undrain       bool                   `protobuf:"varint,2,opt,name=undrain,proto3" json:"undrain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainServerRequest) Reset() {
+	*x = DrainServerRequest{}
+	mi := &file_dfs_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainServerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainServerRequest) ProtoMessage() {}
+
+func (x *DrainServerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainServerRequest.ProtoReflect.Descriptor instead.
+func (*DrainServerRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *DrainServerRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DrainServerRequest) GetUndrain() bool {
+	if x != nil {
+		return x.Undrain
+	}
+	return false
+}
+
+// ReleaseSessionRequest ends a client session as if it had expired.
+type ReleaseSessionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseSessionRequest) Reset() {
+	*x = ReleaseSessionRequest{}
+	mi := &file_dfs_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseSessionRequest) ProtoMessage() {}
+
+func (x *ReleaseSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseSessionRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseSessionRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *ReleaseSessionRequest) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+// ReleaseLocksRequest releases the locks held on ino: all of them, or
+// only those of session (and, with has_owner, of owner in it).
+type ReleaseLocksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ino           uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
+	Session       uint64                 `protobuf:"varint,2,opt,name=session,proto3" json:"session,omitempty"`
+	Owner         uint64                 `protobuf:"varint,3,opt,name=owner,proto3" json:"owner,omitempty"`
+	HasOwner      bool                   `protobuf:"varint,4,opt,name=has_owner,json=hasOwner,proto3" json:"has_owner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseLocksRequest) Reset() {
+	*x = ReleaseLocksRequest{}
+	mi := &file_dfs_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseLocksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseLocksRequest) ProtoMessage() {}
+
+func (x *ReleaseLocksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseLocksRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseLocksRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *ReleaseLocksRequest) GetIno() uint64 {
+	if x != nil {
+		return x.Ino
+	}
+	return 0
+}
+
+func (x *ReleaseLocksRequest) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *ReleaseLocksRequest) GetOwner() uint64 {
+	if x != nil {
+		return x.Owner
+	}
+	return 0
+}
+
+func (x *ReleaseLocksRequest) GetHasOwner() bool {
+	if x != nil {
+		return x.HasOwner
+	}
+	return false
+}
+
+type ReleaseResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Released      uint32                 `protobuf:"varint,1,opt,name=released,proto3" json:"released,omitempty"` // sessions ended or locks released
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseResponse) Reset() {
+	*x = ReleaseResponse{}
+	mi := &file_dfs_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseResponse) ProtoMessage() {}
+
+func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
+func (*ReleaseResponse) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *ReleaseResponse) GetReleased() uint32 {
+	if x != nil {
+		return x.Released
+	}
+	return 0
+}
+
+type SaveSnapshotRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SaveSnapshotRequest) Reset() {
+	*x = SaveSnapshotRequest{}
+	mi := &file_dfs_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SaveSnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SaveSnapshotRequest) ProtoMessage() {}
+
+func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SaveSnapshotRequest.ProtoReflect.Descriptor instead.
+func (*SaveSnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{75}
+}
+
+// SnapshotPiece is one piece of a streamed master snapshot: the first
+// carries applied_index and size, every one some data, the last the
+// SHA-256 of all of it.
+type SnapshotPiece struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	AppliedIndex  uint64                 `protobuf:"varint,2,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	Size          uint64                 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	Sha256        []byte                 `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotPiece) Reset() {
+	*x = SnapshotPiece{}
+	mi := &file_dfs_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotPiece) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotPiece) ProtoMessage() {}
+
+func (x *SnapshotPiece) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotPiece.ProtoReflect.Descriptor instead.
+func (*SnapshotPiece) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *SnapshotPiece) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *SnapshotPiece) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *SnapshotPiece) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *SnapshotPiece) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
 // SetChunkRequest is sent by the master leader to every replica of a
 // chunk: create it if absent, adopt `version` (refuse if the replica
 // already has a newer one), and if primary equals the receiver's id, take
@@ -5735,7 +6231,7 @@ type SetChunkRequest struct {
 
 func (x *SetChunkRequest) Reset() {
 	*x = SetChunkRequest{}
-	mi := &file_dfs_proto_msgTypes[68]
+	mi := &file_dfs_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5747,7 +6243,7 @@ func (x *SetChunkRequest) String() string {
 func (*SetChunkRequest) ProtoMessage() {}
 
 func (x *SetChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[68]
+	mi := &file_dfs_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5760,7 +6256,7 @@ func (x *SetChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetChunkRequest.ProtoReflect.Descriptor instead.
 func (*SetChunkRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{68}
+	return file_dfs_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *SetChunkRequest) GetId() uint64 {
@@ -5829,7 +6325,7 @@ type SetChunkResponse struct {
 
 func (x *SetChunkResponse) Reset() {
 	*x = SetChunkResponse{}
-	mi := &file_dfs_proto_msgTypes[69]
+	mi := &file_dfs_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5841,7 +6337,7 @@ func (x *SetChunkResponse) String() string {
 func (*SetChunkResponse) ProtoMessage() {}
 
 func (x *SetChunkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[69]
+	mi := &file_dfs_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5854,7 +6350,7 @@ func (x *SetChunkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetChunkResponse.ProtoReflect.Descriptor instead.
 func (*SetChunkResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{69}
+	return file_dfs_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *SetChunkResponse) GetErrno() Errno {
@@ -5914,7 +6410,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_dfs_proto_msgTypes[70]
+	mi := &file_dfs_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5926,7 +6422,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[70]
+	mi := &file_dfs_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5939,7 +6435,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{70}
+	return file_dfs_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *WriteRequest) GetId() uint64 {
@@ -6058,7 +6554,7 @@ type Extent struct {
 
 func (x *Extent) Reset() {
 	*x = Extent{}
-	mi := &file_dfs_proto_msgTypes[71]
+	mi := &file_dfs_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6070,7 +6566,7 @@ func (x *Extent) String() string {
 func (*Extent) ProtoMessage() {}
 
 func (x *Extent) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[71]
+	mi := &file_dfs_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6083,7 +6579,7 @@ func (x *Extent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Extent.ProtoReflect.Descriptor instead.
 func (*Extent) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{71}
+	return file_dfs_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *Extent) GetOffset() uint64 {
@@ -6111,7 +6607,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_dfs_proto_msgTypes[72]
+	mi := &file_dfs_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6123,7 +6619,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[72]
+	mi := &file_dfs_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6136,7 +6632,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{72}
+	return file_dfs_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *WriteResponse) GetErrno() Errno {
@@ -6174,7 +6670,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_dfs_proto_msgTypes[73]
+	mi := &file_dfs_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6186,7 +6682,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[73]
+	mi := &file_dfs_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6199,7 +6695,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{73}
+	return file_dfs_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ReadRequest) GetId() uint64 {
@@ -6255,7 +6751,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_dfs_proto_msgTypes[74]
+	mi := &file_dfs_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6267,7 +6763,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[74]
+	mi := &file_dfs_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6280,7 +6776,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{74}
+	return file_dfs_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ReadResponse) GetErrno() Errno {
@@ -6316,7 +6812,7 @@ type SyncRequest struct {
 
 func (x *SyncRequest) Reset() {
 	*x = SyncRequest{}
-	mi := &file_dfs_proto_msgTypes[75]
+	mi := &file_dfs_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6328,7 +6824,7 @@ func (x *SyncRequest) String() string {
 func (*SyncRequest) ProtoMessage() {}
 
 func (x *SyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[75]
+	mi := &file_dfs_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6341,7 +6837,7 @@ func (x *SyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRequest.ProtoReflect.Descriptor instead.
 func (*SyncRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{75}
+	return file_dfs_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *SyncRequest) GetId() uint64 {
@@ -6383,7 +6879,7 @@ type SyncResponse struct {
 
 func (x *SyncResponse) Reset() {
 	*x = SyncResponse{}
-	mi := &file_dfs_proto_msgTypes[76]
+	mi := &file_dfs_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6395,7 +6891,7 @@ func (x *SyncResponse) String() string {
 func (*SyncResponse) ProtoMessage() {}
 
 func (x *SyncResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[76]
+	mi := &file_dfs_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6408,7 +6904,7 @@ func (x *SyncResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncResponse.ProtoReflect.Descriptor instead.
 func (*SyncResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{76}
+	return file_dfs_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *SyncResponse) GetErrno() Errno {
@@ -6455,7 +6951,7 @@ type ReplicateRequest struct {
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_dfs_proto_msgTypes[77]
+	mi := &file_dfs_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6467,7 +6963,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[77]
+	mi := &file_dfs_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6480,7 +6976,7 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{77}
+	return file_dfs_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *ReplicateRequest) GetId() uint64 {
@@ -6564,7 +7060,7 @@ type ReplicateResponse struct {
 
 func (x *ReplicateResponse) Reset() {
 	*x = ReplicateResponse{}
-	mi := &file_dfs_proto_msgTypes[78]
+	mi := &file_dfs_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6576,7 +7072,7 @@ func (x *ReplicateResponse) String() string {
 func (*ReplicateResponse) ProtoMessage() {}
 
 func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[78]
+	mi := &file_dfs_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6589,7 +7085,7 @@ func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicateResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{78}
+	return file_dfs_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *ReplicateResponse) GetErrno() Errno {
@@ -6628,7 +7124,7 @@ type LocalPathRequest struct {
 
 func (x *LocalPathRequest) Reset() {
 	*x = LocalPathRequest{}
-	mi := &file_dfs_proto_msgTypes[79]
+	mi := &file_dfs_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6640,7 +7136,7 @@ func (x *LocalPathRequest) String() string {
 func (*LocalPathRequest) ProtoMessage() {}
 
 func (x *LocalPathRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[79]
+	mi := &file_dfs_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6653,7 +7149,7 @@ func (x *LocalPathRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalPathRequest.ProtoReflect.Descriptor instead.
 func (*LocalPathRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{79}
+	return file_dfs_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *LocalPathRequest) GetId() uint64 {
@@ -6699,7 +7195,7 @@ type LocalPathResponse struct {
 
 func (x *LocalPathResponse) Reset() {
 	*x = LocalPathResponse{}
-	mi := &file_dfs_proto_msgTypes[80]
+	mi := &file_dfs_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6711,7 +7207,7 @@ func (x *LocalPathResponse) String() string {
 func (*LocalPathResponse) ProtoMessage() {}
 
 func (x *LocalPathResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[80]
+	mi := &file_dfs_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6724,7 +7220,7 @@ func (x *LocalPathResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalPathResponse.ProtoReflect.Descriptor instead.
 func (*LocalPathResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{80}
+	return file_dfs_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *LocalPathResponse) GetErrno() Errno {
@@ -6763,17 +7259,21 @@ func (x *LocalPathResponse) GetStoreDir() string {
 }
 
 type RegisterServerCmd struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Addr          string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
-	Zone          string                 `protobuf:"bytes,3,opt,name=zone,proto3" json:"zone,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Addr  string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	Zone  string                 `protobuf:"bytes,3,opt,name=zone,proto3" json:"zone,omitempty"`
+	// In snapshots only: the server is draining, and had drain_total
+	// chunks when the drain began.
+	Draining      bool   `protobuf:"varint,280,opt,name=draining,proto3" json:"draining,omitempty"`
+	DrainTotal    uint64 `protobuf:"varint,281,opt,name=drain_total,json=drainTotal,proto3" json:"drain_total,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterServerCmd) Reset() {
 	*x = RegisterServerCmd{}
-	mi := &file_dfs_proto_msgTypes[81]
+	mi := &file_dfs_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6785,7 +7285,7 @@ func (x *RegisterServerCmd) String() string {
 func (*RegisterServerCmd) ProtoMessage() {}
 
 func (x *RegisterServerCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[81]
+	mi := &file_dfs_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6798,7 +7298,7 @@ func (x *RegisterServerCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterServerCmd.ProtoReflect.Descriptor instead.
 func (*RegisterServerCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{81}
+	return file_dfs_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *RegisterServerCmd) GetId() string {
@@ -6822,6 +7322,143 @@ func (x *RegisterServerCmd) GetZone() string {
 	return ""
 }
 
+func (x *RegisterServerCmd) GetDraining() bool {
+	if x != nil {
+		return x.Draining
+	}
+	return false
+}
+
+func (x *RegisterServerCmd) GetDrainTotal() uint64 {
+	if x != nil {
+		return x.DrainTotal
+	}
+	return 0
+}
+
+// DrainServerCmd marks a chunkserver draining (or not).
+type DrainServerCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Undrain       bool                   `protobuf:"varint,2,opt,name=undrain,proto3" json:"undrain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainServerCmd) Reset() {
+	*x = DrainServerCmd{}
+	mi := &file_dfs_proto_msgTypes[91]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainServerCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainServerCmd) ProtoMessage() {}
+
+func (x *DrainServerCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[91]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainServerCmd.ProtoReflect.Descriptor instead.
+func (*DrainServerCmd) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{91}
+}
+
+func (x *DrainServerCmd) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DrainServerCmd) GetUndrain() bool {
+	if x != nil {
+		return x.Undrain
+	}
+	return false
+}
+
+// ForceUnlockCmd releases held locks on ino (an operator's force-release):
+// every one, or those of session (0: any), and of owner with has_owner.
+type ForceUnlockCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ino           uint64                 `protobuf:"varint,1,opt,name=ino,proto3" json:"ino,omitempty"`
+	Session       uint64                 `protobuf:"varint,2,opt,name=session,proto3" json:"session,omitempty"`
+	Owner         uint64                 `protobuf:"varint,3,opt,name=owner,proto3" json:"owner,omitempty"`
+	HasOwner      bool                   `protobuf:"varint,4,opt,name=has_owner,json=hasOwner,proto3" json:"has_owner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForceUnlockCmd) Reset() {
+	*x = ForceUnlockCmd{}
+	mi := &file_dfs_proto_msgTypes[92]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForceUnlockCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForceUnlockCmd) ProtoMessage() {}
+
+func (x *ForceUnlockCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[92]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForceUnlockCmd.ProtoReflect.Descriptor instead.
+func (*ForceUnlockCmd) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{92}
+}
+
+func (x *ForceUnlockCmd) GetIno() uint64 {
+	if x != nil {
+		return x.Ino
+	}
+	return 0
+}
+
+func (x *ForceUnlockCmd) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *ForceUnlockCmd) GetOwner() uint64 {
+	if x != nil {
+		return x.Owner
+	}
+	return 0
+}
+
+func (x *ForceUnlockCmd) GetHasOwner() bool {
+	if x != nil {
+		return x.HasOwner
+	}
+	return false
+}
+
 type ExpireSessionCmd struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
@@ -6831,7 +7468,7 @@ type ExpireSessionCmd struct {
 
 func (x *ExpireSessionCmd) Reset() {
 	*x = ExpireSessionCmd{}
-	mi := &file_dfs_proto_msgTypes[82]
+	mi := &file_dfs_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6843,7 +7480,7 @@ func (x *ExpireSessionCmd) String() string {
 func (*ExpireSessionCmd) ProtoMessage() {}
 
 func (x *ExpireSessionCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[82]
+	mi := &file_dfs_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6856,7 +7493,7 @@ func (x *ExpireSessionCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireSessionCmd.ProtoReflect.Descriptor instead.
 func (*ExpireSessionCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{82}
+	return file_dfs_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *ExpireSessionCmd) GetSession() uint64 {
@@ -6875,7 +7512,7 @@ type DeleteChunksCmd struct {
 
 func (x *DeleteChunksCmd) Reset() {
 	*x = DeleteChunksCmd{}
-	mi := &file_dfs_proto_msgTypes[83]
+	mi := &file_dfs_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6887,7 +7524,7 @@ func (x *DeleteChunksCmd) String() string {
 func (*DeleteChunksCmd) ProtoMessage() {}
 
 func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[83]
+	mi := &file_dfs_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6900,7 +7537,7 @@ func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteChunksCmd.ProtoReflect.Descriptor instead.
 func (*DeleteChunksCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{83}
+	return file_dfs_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *DeleteChunksCmd) GetIds() []uint64 {
@@ -6936,6 +7573,8 @@ type Command struct {
 	// replicas before the commit; the FSM takes the next free id instead
 	// if this one is taken (a proposal of an earlier leader).
 	ChunkId       uint64          `protobuf:"varint,142,opt,name=chunk_id,json=chunkId,proto3" json:"chunk_id,omitempty"`
+	DrainServer   *DrainServerCmd `protobuf:"bytes,280,opt,name=drain_server,json=drainServer,proto3" json:"drain_server,omitempty"`
+	ForceUnlock   *ForceUnlockCmd `protobuf:"bytes,281,opt,name=force_unlock,json=forceUnlock,proto3" json:"force_unlock,omitempty"`
 	NewChunkKey   *NewChunkKeyCmd `protobuf:"bytes,240,opt,name=new_chunk_key,json=newChunkKey,proto3" json:"new_chunk_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -6943,7 +7582,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_dfs_proto_msgTypes[84]
+	mi := &file_dfs_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6955,7 +7594,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[84]
+	mi := &file_dfs_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6968,7 +7607,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{84}
+	return file_dfs_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *Command) GetSession() uint64 {
@@ -7076,6 +7715,20 @@ func (x *Command) GetChunkId() uint64 {
 	return 0
 }
 
+func (x *Command) GetDrainServer() *DrainServerCmd {
+	if x != nil {
+		return x.DrainServer
+	}
+	return nil
+}
+
+func (x *Command) GetForceUnlock() *ForceUnlockCmd {
+	if x != nil {
+		return x.ForceUnlock
+	}
+	return nil
+}
+
 func (x *Command) GetNewChunkKey() *NewChunkKeyCmd {
 	if x != nil {
 		return x.NewChunkKey
@@ -7097,7 +7750,7 @@ type NewChunkKeyCmd struct {
 
 func (x *NewChunkKeyCmd) Reset() {
 	*x = NewChunkKeyCmd{}
-	mi := &file_dfs_proto_msgTypes[85]
+	mi := &file_dfs_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7109,7 +7762,7 @@ func (x *NewChunkKeyCmd) String() string {
 func (*NewChunkKeyCmd) ProtoMessage() {}
 
 func (x *NewChunkKeyCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[85]
+	mi := &file_dfs_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7122,7 +7775,7 @@ func (x *NewChunkKeyCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NewChunkKeyCmd.ProtoReflect.Descriptor instead.
 func (*NewChunkKeyCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{85}
+	return file_dfs_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *NewChunkKeyCmd) GetSecret() []byte {
@@ -7156,7 +7809,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_dfs_proto_msgTypes[86]
+	mi := &file_dfs_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7168,7 +7821,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[86]
+	mi := &file_dfs_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7181,7 +7834,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{86}
+	return file_dfs_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *Batch) GetCommands() []*Command {
@@ -7211,7 +7864,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_dfs_proto_msgTypes[87]
+	mi := &file_dfs_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7223,7 +7876,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[87]
+	mi := &file_dfs_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7236,7 +7889,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{87}
+	return file_dfs_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -7337,7 +7990,7 @@ type SnapshotLock struct {
 
 func (x *SnapshotLock) Reset() {
 	*x = SnapshotLock{}
-	mi := &file_dfs_proto_msgTypes[88]
+	mi := &file_dfs_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7349,7 +8002,7 @@ func (x *SnapshotLock) String() string {
 func (*SnapshotLock) ProtoMessage() {}
 
 func (x *SnapshotLock) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[88]
+	mi := &file_dfs_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7362,7 +8015,7 @@ func (x *SnapshotLock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotLock.ProtoReflect.Descriptor instead.
 func (*SnapshotLock) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{88}
+	return file_dfs_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *SnapshotLock) GetOp() *LockOp {
@@ -7411,7 +8064,7 @@ type SnapshotDirEntry struct {
 
 func (x *SnapshotDirEntry) Reset() {
 	*x = SnapshotDirEntry{}
-	mi := &file_dfs_proto_msgTypes[89]
+	mi := &file_dfs_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7423,7 +8076,7 @@ func (x *SnapshotDirEntry) String() string {
 func (*SnapshotDirEntry) ProtoMessage() {}
 
 func (x *SnapshotDirEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[89]
+	mi := &file_dfs_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7436,7 +8089,7 @@ func (x *SnapshotDirEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotDirEntry.ProtoReflect.Descriptor instead.
 func (*SnapshotDirEntry) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{89}
+	return file_dfs_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *SnapshotDirEntry) GetName() string {
@@ -7474,7 +8127,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_dfs_proto_msgTypes[90]
+	mi := &file_dfs_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7486,7 +8139,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[90]
+	mi := &file_dfs_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7499,7 +8152,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{90}
+	return file_dfs_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *SnapshotChunk) GetIndex() uint64 {
@@ -7559,7 +8212,7 @@ type SnapshotInode struct {
 
 func (x *SnapshotInode) Reset() {
 	*x = SnapshotInode{}
-	mi := &file_dfs_proto_msgTypes[91]
+	mi := &file_dfs_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7571,7 +8224,7 @@ func (x *SnapshotInode) String() string {
 func (*SnapshotInode) ProtoMessage() {}
 
 func (x *SnapshotInode) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[91]
+	mi := &file_dfs_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7584,7 +8237,7 @@ func (x *SnapshotInode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotInode.ProtoReflect.Descriptor instead.
 func (*SnapshotInode) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{91}
+	return file_dfs_proto_rawDescGZIP(), []int{102}
 }
 
 func (x *SnapshotInode) GetAttr() *Attr {
@@ -7646,7 +8299,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_dfs_proto_msgTypes[92]
+	mi := &file_dfs_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7658,7 +8311,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[92]
+	mi := &file_dfs_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7671,7 +8324,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{92}
+	return file_dfs_proto_rawDescGZIP(), []int{103}
 }
 
 func (x *SnapshotResponse) GetSeq() uint64 {
@@ -7702,7 +8355,7 @@ type SnapshotSession struct {
 
 func (x *SnapshotSession) Reset() {
 	*x = SnapshotSession{}
-	mi := &file_dfs_proto_msgTypes[93]
+	mi := &file_dfs_proto_msgTypes[104]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7714,7 +8367,7 @@ func (x *SnapshotSession) String() string {
 func (*SnapshotSession) ProtoMessage() {}
 
 func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[93]
+	mi := &file_dfs_proto_msgTypes[104]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7727,7 +8380,7 @@ func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSession.ProtoReflect.Descriptor instead.
 func (*SnapshotSession) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{93}
+	return file_dfs_proto_rawDescGZIP(), []int{104}
 }
 
 func (x *SnapshotSession) GetId() uint64 {
@@ -8008,7 +8661,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x05acked\x18\x03 \x01(\x04R\x05acked\x12#\n" +
 	"\x06caller\x18\x04 \x01(\v2\v.dfs.CallerR\x06caller\x12\x17\n" +
 	"\x02op\x18\x05 \x01(\v2\a.dfs.OpR\x02op\x12\x1b\n" +
-	"\breleases\x18\x8c\x01 \x03(\x04R\breleases\"\xb3\x02\n" +
+	"\breleases\x18\x8c\x01 \x03(\x04R\breleases\"\xd0\x02\n" +
 	"\x0eMutateResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x1d\n" +
@@ -8021,7 +8674,8 @@ const file_dfs_proto_rawDesc = "" +
 	"\awaiting\x18\a \x01(\bR\awaiting\x12\"\n" +
 	"\x06parent\x18\x8c\x01 \x01(\v2\t.dfs.AttrR\x06parent\x12)\n" +
 	"\n" +
-	"new_parent\x18\x8d\x01 \x01(\v2\t.dfs.AttrR\tnewParent\"\\\n" +
+	"new_parent\x18\x8d\x01 \x01(\v2\t.dfs.AttrR\tnewParent\x12\x1b\n" +
+	"\breleased\x18\x98\x02 \x01(\rR\breleased\"\\\n" +
 	"\x0fWaitLockRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x1d\n" +
@@ -8138,7 +8792,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x05state\x18\x04 \x01(\tR\x05state\x12\x14\n" +
 	"\x05voter\x18\x05 \x01(\bR\x05voter\x12\x1d\n" +
 	"\treachable\x18\xdc\x01 \x01(\bR\treachable\x12$\n" +
-	"\rapplied_index\x18\xdd\x01 \x01(\x04R\fappliedIndex\"\xdd\x01\n" +
+	"\rapplied_index\x18\xdd\x01 \x01(\x04R\fappliedIndex\"\xfa\x01\n" +
 	"\x0fChunkServerInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x12\n" +
@@ -8149,7 +8803,8 @@ const file_dfs_proto_rawDesc = "" +
 	"\x05alive\x18\a \x01(\bR\x05alive\x12 \n" +
 	"\flast_seen_ns\x18\b \x01(\x03R\n" +
 	"lastSeenNs\x12\x16\n" +
-	"\x06chunks\x18\t \x01(\x04R\x06chunks\"(\n" +
+	"\x06chunks\x18\t \x01(\x04R\x06chunks\x12\x1b\n" +
+	"\bdraining\x18\x98\x02 \x01(\bR\bdraining\"(\n" +
 	"\rStatusRequest\x12\x17\n" +
 	"\x06detail\x18\xdc\x01 \x01(\bR\x06detail\"\\\n" +
 	"\x10AddMasterRequest\x12\x0e\n" +
@@ -8225,7 +8880,37 @@ const file_dfs_proto_rawDesc = "" +
 	"\tNotLeader\x12\x1f\n" +
 	"\vleader_addr\x18\x01 \x01(\tR\n" +
 	"leaderAddr\x12\x18\n" +
-	"\amasters\x18\x02 \x03(\tR\amasters\"\xf7\x01\n" +
+	"\amasters\x18\x02 \x03(\tR\amasters\"\xaf\x01\n" +
+	"\x10ChunkServerState\x12(\n" +
+	"\x04info\x18\x01 \x01(\v2\x14.dfs.ChunkServerInfoR\x04info\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1a\n" +
+	"\bdraining\x18\x03 \x01(\bR\bdraining\x12\x1e\n" +
+	"\n" +
+	"referenced\x18\x04 \x01(\x04R\n" +
+	"referenced\x12\x1f\n" +
+	"\vdrain_total\x18\x05 \x01(\x04R\n" +
+	"drainTotal\"\x15\n" +
+	"\x13ChunkServersRequest\"G\n" +
+	"\x14ChunkServersResponse\x12/\n" +
+	"\aservers\x18\x01 \x03(\v2\x15.dfs.ChunkServerStateR\aservers\">\n" +
+	"\x12DrainServerRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aundrain\x18\x02 \x01(\bR\aundrain\"1\n" +
+	"\x15ReleaseSessionRequest\x12\x18\n" +
+	"\asession\x18\x01 \x01(\x04R\asession\"t\n" +
+	"\x13ReleaseLocksRequest\x12\x10\n" +
+	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x18\n" +
+	"\asession\x18\x02 \x01(\x04R\asession\x12\x14\n" +
+	"\x05owner\x18\x03 \x01(\x04R\x05owner\x12\x1b\n" +
+	"\thas_owner\x18\x04 \x01(\bR\bhasOwner\"-\n" +
+	"\x0fReleaseResponse\x12\x1a\n" +
+	"\breleased\x18\x01 \x01(\rR\breleased\"\x15\n" +
+	"\x13SaveSnapshotRequest\"t\n" +
+	"\rSnapshotPiece\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12#\n" +
+	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x04R\x04size\x12\x16\n" +
+	"\x06sha256\x18\x04 \x01(\fR\x06sha256\"\xf7\x01\n" +
 	"\x0fSetChunkRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x18\n" +
@@ -8319,15 +9004,26 @@ const file_dfs_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x12\n" +
 	"\x04path\x18\x03 \x01(\tR\x04path\x12\x17\n" +
 	"\aboot_id\x18\x04 \x01(\tR\x06bootId\x12\x1b\n" +
-	"\tstore_dir\x18\x05 \x01(\tR\bstoreDir\"K\n" +
+	"\tstore_dir\x18\x05 \x01(\tR\bstoreDir\"\x8a\x01\n" +
 	"\x11RegisterServerCmd\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x12\n" +
-	"\x04zone\x18\x03 \x01(\tR\x04zone\",\n" +
+	"\x04zone\x18\x03 \x01(\tR\x04zone\x12\x1b\n" +
+	"\bdraining\x18\x98\x02 \x01(\bR\bdraining\x12 \n" +
+	"\vdrain_total\x18\x99\x02 \x01(\x04R\n" +
+	"drainTotal\":\n" +
+	"\x0eDrainServerCmd\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aundrain\x18\x02 \x01(\bR\aundrain\"o\n" +
+	"\x0eForceUnlockCmd\x12\x10\n" +
+	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12\x18\n" +
+	"\asession\x18\x02 \x01(\x04R\asession\x12\x14\n" +
+	"\x05owner\x18\x03 \x01(\x04R\x05owner\x12\x1b\n" +
+	"\thas_owner\x18\x04 \x01(\bR\bhasOwner\",\n" +
 	"\x10ExpireSessionCmd\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\"#\n" +
 	"\x0fDeleteChunksCmd\x12\x10\n" +
-	"\x03ids\x18\x01 \x03(\x04R\x03ids\"\xbb\x04\n" +
+	"\x03ids\x18\x01 \x03(\x04R\x03ids\"\xad\x05\n" +
 	"\aCommand\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x14\n" +
@@ -8344,7 +9040,9 @@ const file_dfs_proto_rawDesc = "" +
 	"\rdelete_chunks\x18\f \x01(\v2\x14.dfs.DeleteChunksCmdR\fdeleteChunks\x12\x1b\n" +
 	"\breleases\x18\x8c\x01 \x03(\x04R\breleases\x12\x19\n" +
 	"\areclaim\x18\x8d\x01 \x03(\x04R\areclaim\x12\x1a\n" +
-	"\bchunk_id\x18\x8e\x01 \x01(\x04R\achunkId\x128\n" +
+	"\bchunk_id\x18\x8e\x01 \x01(\x04R\achunkId\x127\n" +
+	"\fdrain_server\x18\x98\x02 \x01(\v2\x13.dfs.DrainServerCmdR\vdrainServer\x127\n" +
+	"\fforce_unlock\x18\x99\x02 \x01(\v2\x13.dfs.ForceUnlockCmdR\vforceUnlock\x128\n" +
 	"\rnew_chunk_key\x18\xf0\x01 \x01(\v2\x13.dfs.NewChunkKeyCmdR\vnewChunkKey\"b\n" +
 	"\x0eNewChunkKeyCmd\x12\x16\n" +
 	"\x06secret\x18\x01 \x01(\fR\x06secret\x12 \n" +
@@ -8467,7 +9165,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\n" +
 	"\x06UNLOCK\x10\x00\x12\b\n" +
 	"\x04READ\x10\x01\x12\t\n" +
-	"\x05WRITE\x10\x022\xf8\x06\n" +
+	"\x05WRITE\x10\x022\xc4\t\n" +
 	"\x06Master\x121\n" +
 	"\x06Mutate\x12\x12.dfs.MutateRequest\x1a\x13.dfs.MutateResponse\x12/\n" +
 	"\x06Lookup\x12\x12.dfs.LookupRequest\x1a\x11.dfs.AttrResponse\x121\n" +
@@ -8484,7 +9182,12 @@ const file_dfs_proto_rawDesc = "" +
 	"\fRemoveMaster\x12\x18.dfs.RemoveMasterRequest\x1a\x14.dfs.MembersResponse\x12+\n" +
 	"\x04Fsck\x12\x10.dfs.FsckRequest\x1a\x11.dfs.FsckResponse\x125\n" +
 	"\bWaitLock\x12\x14.dfs.WaitLockRequest\x1a\x13.dfs.MutateResponse\x124\n" +
-	"\aGetLock\x12\x13.dfs.GetLockRequest\x1a\x14.dfs.GetLockResponse2\xc8\x02\n" +
+	"\aGetLock\x12\x13.dfs.GetLockRequest\x1a\x14.dfs.GetLockResponse\x12C\n" +
+	"\fChunkServers\x12\x18.dfs.ChunkServersRequest\x1a\x19.dfs.ChunkServersResponse\x12A\n" +
+	"\vDrainServer\x12\x17.dfs.DrainServerRequest\x1a\x19.dfs.ChunkServersResponse\x12B\n" +
+	"\x0eReleaseSession\x12\x1a.dfs.ReleaseSessionRequest\x1a\x14.dfs.ReleaseResponse\x12>\n" +
+	"\fReleaseLocks\x12\x18.dfs.ReleaseLocksRequest\x1a\x14.dfs.ReleaseResponse\x12>\n" +
+	"\fSaveSnapshot\x12\x18.dfs.SaveSnapshotRequest\x1a\x12.dfs.SnapshotPiece0\x012\xc8\x02\n" +
 	"\vChunkServer\x127\n" +
 	"\bSetChunk\x12\x14.dfs.SetChunkRequest\x1a\x15.dfs.SetChunkResponse\x12.\n" +
 	"\x05Write\x12\x11.dfs.WriteRequest\x1a\x12.dfs.WriteResponse\x12+\n" +
@@ -8506,110 +9209,121 @@ func file_dfs_proto_rawDescGZIP() []byte {
 }
 
 var file_dfs_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 96)
+var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 107)
 var file_dfs_proto_goTypes = []any{
-	(Errno)(0),                  // 0: dfs.Errno
-	(LockKind)(0),               // 1: dfs.LockKind
-	(LockType)(0),               // 2: dfs.LockType
-	(Layout_Kind)(0),            // 3: dfs.Layout.Kind
-	(ChunkToken_Access)(0),      // 4: dfs.ChunkToken.Access
-	(SetAttrOp_Valid)(0),        // 5: dfs.SetAttrOp.Valid
-	(*Layout)(nil),              // 6: dfs.Layout
-	(*Attr)(nil),                // 7: dfs.Attr
-	(*Replica)(nil),             // 8: dfs.Replica
-	(*Chunk)(nil),               // 9: dfs.Chunk
-	(*ChunkToken)(nil),          // 10: dfs.ChunkToken
-	(*ChunkKey)(nil),            // 11: dfs.ChunkKey
-	(*DirEntry)(nil),            // 12: dfs.DirEntry
-	(*Caller)(nil),              // 13: dfs.Caller
-	(*CreateOp)(nil),            // 14: dfs.CreateOp
-	(*MkdirOp)(nil),             // 15: dfs.MkdirOp
-	(*SymlinkOp)(nil),           // 16: dfs.SymlinkOp
-	(*LinkOp)(nil),              // 17: dfs.LinkOp
-	(*UnlinkOp)(nil),            // 18: dfs.UnlinkOp
-	(*RmdirOp)(nil),             // 19: dfs.RmdirOp
-	(*RenameOp)(nil),            // 20: dfs.RenameOp
-	(*SetAttrOp)(nil),           // 21: dfs.SetAttrOp
-	(*SetXattrOp)(nil),          // 22: dfs.SetXattrOp
-	(*RemoveXattrOp)(nil),       // 23: dfs.RemoveXattrOp
-	(*AllocChunkOp)(nil),        // 24: dfs.AllocChunkOp
-	(*CommitWriteOp)(nil),       // 25: dfs.CommitWriteOp
-	(*OpenOp)(nil),              // 26: dfs.OpenOp
-	(*ReleaseOp)(nil),           // 27: dfs.ReleaseOp
-	(*OpenSessionOp)(nil),       // 28: dfs.OpenSessionOp
-	(*CloseSessionOp)(nil),      // 29: dfs.CloseSessionOp
-	(*RegisterMasterOp)(nil),    // 30: dfs.RegisterMasterOp
-	(*ReportFailureOp)(nil),     // 31: dfs.ReportFailureOp
-	(*ReplicaChangeOp)(nil),     // 32: dfs.ReplicaChangeOp
-	(*Op)(nil),                  // 33: dfs.Op
-	(*LockOp)(nil),              // 34: dfs.LockOp
-	(*CancelLockOp)(nil),        // 35: dfs.CancelLockOp
-	(*LockInfo)(nil),            // 36: dfs.LockInfo
-	(*MutateRequest)(nil),       // 37: dfs.MutateRequest
-	(*MutateResponse)(nil),      // 38: dfs.MutateResponse
-	(*WaitLockRequest)(nil),     // 39: dfs.WaitLockRequest
-	(*GetLockRequest)(nil),      // 40: dfs.GetLockRequest
-	(*GetLockResponse)(nil),     // 41: dfs.GetLockResponse
-	(*LookupRequest)(nil),       // 42: dfs.LookupRequest
-	(*GetAttrRequest)(nil),      // 43: dfs.GetAttrRequest
-	(*AttrResponse)(nil),        // 44: dfs.AttrResponse
-	(*ReadDirRequest)(nil),      // 45: dfs.ReadDirRequest
-	(*ReadDirResponse)(nil),     // 46: dfs.ReadDirResponse
-	(*GetXattrRequest)(nil),     // 47: dfs.GetXattrRequest
-	(*GetXattrResponse)(nil),    // 48: dfs.GetXattrResponse
-	(*ListXattrRequest)(nil),    // 49: dfs.ListXattrRequest
-	(*ListXattrResponse)(nil),   // 50: dfs.ListXattrResponse
-	(*GetChunksRequest)(nil),    // 51: dfs.GetChunksRequest
-	(*GetChunksResponse)(nil),   // 52: dfs.GetChunksResponse
-	(*StatFSRequest)(nil),       // 53: dfs.StatFSRequest
-	(*StatFSResponse)(nil),      // 54: dfs.StatFSResponse
-	(*KeepAliveRequest)(nil),    // 55: dfs.KeepAliveRequest
-	(*KeepAliveResponse)(nil),   // 56: dfs.KeepAliveResponse
-	(*ChunkReport)(nil),         // 57: dfs.ChunkReport
-	(*HeartbeatRequest)(nil),    // 58: dfs.HeartbeatRequest
-	(*HeartbeatResponse)(nil),   // 59: dfs.HeartbeatResponse
-	(*MasterInfo)(nil),          // 60: dfs.MasterInfo
-	(*ChunkServerInfo)(nil),     // 61: dfs.ChunkServerInfo
-	(*StatusRequest)(nil),       // 62: dfs.StatusRequest
-	(*AddMasterRequest)(nil),    // 63: dfs.AddMasterRequest
-	(*RemoveMasterRequest)(nil), // 64: dfs.RemoveMasterRequest
-	(*MembersResponse)(nil),     // 65: dfs.MembersResponse
-	(*FsckRequest)(nil),         // 66: dfs.FsckRequest
-	(*FsckProblem)(nil),         // 67: dfs.FsckProblem
-	(*FsckResponse)(nil),        // 68: dfs.FsckResponse
-	(*StatusResponse)(nil),      // 69: dfs.StatusResponse
-	(*SessionStatus)(nil),       // 70: dfs.SessionStatus
-	(*LockStatus)(nil),          // 71: dfs.LockStatus
-	(*ChunkHealth)(nil),         // 72: dfs.ChunkHealth
-	(*NotLeader)(nil),           // 73: dfs.NotLeader
-	(*SetChunkRequest)(nil),     // 74: dfs.SetChunkRequest
-	(*SetChunkResponse)(nil),    // 75: dfs.SetChunkResponse
-	(*WriteRequest)(nil),        // 76: dfs.WriteRequest
-	(*Extent)(nil),              // 77: dfs.Extent
-	(*WriteResponse)(nil),       // 78: dfs.WriteResponse
-	(*ReadRequest)(nil),         // 79: dfs.ReadRequest
-	(*ReadResponse)(nil),        // 80: dfs.ReadResponse
-	(*SyncRequest)(nil),         // 81: dfs.SyncRequest
-	(*SyncResponse)(nil),        // 82: dfs.SyncResponse
-	(*ReplicateRequest)(nil),    // 83: dfs.ReplicateRequest
-	(*ReplicateResponse)(nil),   // 84: dfs.ReplicateResponse
-	(*LocalPathRequest)(nil),    // 85: dfs.LocalPathRequest
-	(*LocalPathResponse)(nil),   // 86: dfs.LocalPathResponse
-	(*RegisterServerCmd)(nil),   // 87: dfs.RegisterServerCmd
-	(*ExpireSessionCmd)(nil),    // 88: dfs.ExpireSessionCmd
-	(*DeleteChunksCmd)(nil),     // 89: dfs.DeleteChunksCmd
-	(*Command)(nil),             // 90: dfs.Command
-	(*NewChunkKeyCmd)(nil),      // 91: dfs.NewChunkKeyCmd
-	(*Batch)(nil),               // 92: dfs.Batch
-	(*SnapshotHeader)(nil),      // 93: dfs.SnapshotHeader
-	(*SnapshotLock)(nil),        // 94: dfs.SnapshotLock
-	(*SnapshotDirEntry)(nil),    // 95: dfs.SnapshotDirEntry
-	(*SnapshotChunk)(nil),       // 96: dfs.SnapshotChunk
-	(*SnapshotInode)(nil),       // 97: dfs.SnapshotInode
-	(*SnapshotResponse)(nil),    // 98: dfs.SnapshotResponse
-	(*SnapshotSession)(nil),     // 99: dfs.SnapshotSession
-	nil,                         // 100: dfs.SnapshotInode.XattrsEntry
-	nil,                         // 101: dfs.SnapshotSession.OpensEntry
+	(Errno)(0),                    // 0: dfs.Errno
+	(LockKind)(0),                 // 1: dfs.LockKind
+	(LockType)(0),                 // 2: dfs.LockType
+	(Layout_Kind)(0),              // 3: dfs.Layout.Kind
+	(ChunkToken_Access)(0),        // 4: dfs.ChunkToken.Access
+	(SetAttrOp_Valid)(0),          // 5: dfs.SetAttrOp.Valid
+	(*Layout)(nil),                // 6: dfs.Layout
+	(*Attr)(nil),                  // 7: dfs.Attr
+	(*Replica)(nil),               // 8: dfs.Replica
+	(*Chunk)(nil),                 // 9: dfs.Chunk
+	(*ChunkToken)(nil),            // 10: dfs.ChunkToken
+	(*ChunkKey)(nil),              // 11: dfs.ChunkKey
+	(*DirEntry)(nil),              // 12: dfs.DirEntry
+	(*Caller)(nil),                // 13: dfs.Caller
+	(*CreateOp)(nil),              // 14: dfs.CreateOp
+	(*MkdirOp)(nil),               // 15: dfs.MkdirOp
+	(*SymlinkOp)(nil),             // 16: dfs.SymlinkOp
+	(*LinkOp)(nil),                // 17: dfs.LinkOp
+	(*UnlinkOp)(nil),              // 18: dfs.UnlinkOp
+	(*RmdirOp)(nil),               // 19: dfs.RmdirOp
+	(*RenameOp)(nil),              // 20: dfs.RenameOp
+	(*SetAttrOp)(nil),             // 21: dfs.SetAttrOp
+	(*SetXattrOp)(nil),            // 22: dfs.SetXattrOp
+	(*RemoveXattrOp)(nil),         // 23: dfs.RemoveXattrOp
+	(*AllocChunkOp)(nil),          // 24: dfs.AllocChunkOp
+	(*CommitWriteOp)(nil),         // 25: dfs.CommitWriteOp
+	(*OpenOp)(nil),                // 26: dfs.OpenOp
+	(*ReleaseOp)(nil),             // 27: dfs.ReleaseOp
+	(*OpenSessionOp)(nil),         // 28: dfs.OpenSessionOp
+	(*CloseSessionOp)(nil),        // 29: dfs.CloseSessionOp
+	(*RegisterMasterOp)(nil),      // 30: dfs.RegisterMasterOp
+	(*ReportFailureOp)(nil),       // 31: dfs.ReportFailureOp
+	(*ReplicaChangeOp)(nil),       // 32: dfs.ReplicaChangeOp
+	(*Op)(nil),                    // 33: dfs.Op
+	(*LockOp)(nil),                // 34: dfs.LockOp
+	(*CancelLockOp)(nil),          // 35: dfs.CancelLockOp
+	(*LockInfo)(nil),              // 36: dfs.LockInfo
+	(*MutateRequest)(nil),         // 37: dfs.MutateRequest
+	(*MutateResponse)(nil),        // 38: dfs.MutateResponse
+	(*WaitLockRequest)(nil),       // 39: dfs.WaitLockRequest
+	(*GetLockRequest)(nil),        // 40: dfs.GetLockRequest
+	(*GetLockResponse)(nil),       // 41: dfs.GetLockResponse
+	(*LookupRequest)(nil),         // 42: dfs.LookupRequest
+	(*GetAttrRequest)(nil),        // 43: dfs.GetAttrRequest
+	(*AttrResponse)(nil),          // 44: dfs.AttrResponse
+	(*ReadDirRequest)(nil),        // 45: dfs.ReadDirRequest
+	(*ReadDirResponse)(nil),       // 46: dfs.ReadDirResponse
+	(*GetXattrRequest)(nil),       // 47: dfs.GetXattrRequest
+	(*GetXattrResponse)(nil),      // 48: dfs.GetXattrResponse
+	(*ListXattrRequest)(nil),      // 49: dfs.ListXattrRequest
+	(*ListXattrResponse)(nil),     // 50: dfs.ListXattrResponse
+	(*GetChunksRequest)(nil),      // 51: dfs.GetChunksRequest
+	(*GetChunksResponse)(nil),     // 52: dfs.GetChunksResponse
+	(*StatFSRequest)(nil),         // 53: dfs.StatFSRequest
+	(*StatFSResponse)(nil),        // 54: dfs.StatFSResponse
+	(*KeepAliveRequest)(nil),      // 55: dfs.KeepAliveRequest
+	(*KeepAliveResponse)(nil),     // 56: dfs.KeepAliveResponse
+	(*ChunkReport)(nil),           // 57: dfs.ChunkReport
+	(*HeartbeatRequest)(nil),      // 58: dfs.HeartbeatRequest
+	(*HeartbeatResponse)(nil),     // 59: dfs.HeartbeatResponse
+	(*MasterInfo)(nil),            // 60: dfs.MasterInfo
+	(*ChunkServerInfo)(nil),       // 61: dfs.ChunkServerInfo
+	(*StatusRequest)(nil),         // 62: dfs.StatusRequest
+	(*AddMasterRequest)(nil),      // 63: dfs.AddMasterRequest
+	(*RemoveMasterRequest)(nil),   // 64: dfs.RemoveMasterRequest
+	(*MembersResponse)(nil),       // 65: dfs.MembersResponse
+	(*FsckRequest)(nil),           // 66: dfs.FsckRequest
+	(*FsckProblem)(nil),           // 67: dfs.FsckProblem
+	(*FsckResponse)(nil),          // 68: dfs.FsckResponse
+	(*StatusResponse)(nil),        // 69: dfs.StatusResponse
+	(*SessionStatus)(nil),         // 70: dfs.SessionStatus
+	(*LockStatus)(nil),            // 71: dfs.LockStatus
+	(*ChunkHealth)(nil),           // 72: dfs.ChunkHealth
+	(*NotLeader)(nil),             // 73: dfs.NotLeader
+	(*ChunkServerState)(nil),      // 74: dfs.ChunkServerState
+	(*ChunkServersRequest)(nil),   // 75: dfs.ChunkServersRequest
+	(*ChunkServersResponse)(nil),  // 76: dfs.ChunkServersResponse
+	(*DrainServerRequest)(nil),    // 77: dfs.DrainServerRequest
+	(*ReleaseSessionRequest)(nil), // 78: dfs.ReleaseSessionRequest
+	(*ReleaseLocksRequest)(nil),   // 79: dfs.ReleaseLocksRequest
+	(*ReleaseResponse)(nil),       // 80: dfs.ReleaseResponse
+	(*SaveSnapshotRequest)(nil),   // 81: dfs.SaveSnapshotRequest
+	(*SnapshotPiece)(nil),         // 82: dfs.SnapshotPiece
+	(*SetChunkRequest)(nil),       // 83: dfs.SetChunkRequest
+	(*SetChunkResponse)(nil),      // 84: dfs.SetChunkResponse
+	(*WriteRequest)(nil),          // 85: dfs.WriteRequest
+	(*Extent)(nil),                // 86: dfs.Extent
+	(*WriteResponse)(nil),         // 87: dfs.WriteResponse
+	(*ReadRequest)(nil),           // 88: dfs.ReadRequest
+	(*ReadResponse)(nil),          // 89: dfs.ReadResponse
+	(*SyncRequest)(nil),           // 90: dfs.SyncRequest
+	(*SyncResponse)(nil),          // 91: dfs.SyncResponse
+	(*ReplicateRequest)(nil),      // 92: dfs.ReplicateRequest
+	(*ReplicateResponse)(nil),     // 93: dfs.ReplicateResponse
+	(*LocalPathRequest)(nil),      // 94: dfs.LocalPathRequest
+	(*LocalPathResponse)(nil),     // 95: dfs.LocalPathResponse
+	(*RegisterServerCmd)(nil),     // 96: dfs.RegisterServerCmd
+	(*DrainServerCmd)(nil),        // 97: dfs.DrainServerCmd
+	(*ForceUnlockCmd)(nil),        // 98: dfs.ForceUnlockCmd
+	(*ExpireSessionCmd)(nil),      // 99: dfs.ExpireSessionCmd
+	(*DeleteChunksCmd)(nil),       // 100: dfs.DeleteChunksCmd
+	(*Command)(nil),               // 101: dfs.Command
+	(*NewChunkKeyCmd)(nil),        // 102: dfs.NewChunkKeyCmd
+	(*Batch)(nil),                 // 103: dfs.Batch
+	(*SnapshotHeader)(nil),        // 104: dfs.SnapshotHeader
+	(*SnapshotLock)(nil),          // 105: dfs.SnapshotLock
+	(*SnapshotDirEntry)(nil),      // 106: dfs.SnapshotDirEntry
+	(*SnapshotChunk)(nil),         // 107: dfs.SnapshotChunk
+	(*SnapshotInode)(nil),         // 108: dfs.SnapshotInode
+	(*SnapshotResponse)(nil),      // 109: dfs.SnapshotResponse
+	(*SnapshotSession)(nil),       // 110: dfs.SnapshotSession
+	nil,                           // 111: dfs.SnapshotInode.XattrsEntry
+	nil,                           // 112: dfs.SnapshotSession.OpensEntry
 }
 var file_dfs_proto_depIdxs = []int32{
 	3,   // 0: dfs.Layout.kind:type_name -> dfs.Layout.Kind
@@ -8684,93 +9398,107 @@ var file_dfs_proto_depIdxs = []int32{
 	72,  // 69: dfs.StatusResponse.chunk_health:type_name -> dfs.ChunkHealth
 	36,  // 70: dfs.LockStatus.lock:type_name -> dfs.LockInfo
 	67,  // 71: dfs.ChunkHealth.problems:type_name -> dfs.FsckProblem
-	8,   // 72: dfs.SetChunkRequest.replicas:type_name -> dfs.Replica
-	10,  // 73: dfs.SetChunkRequest.token:type_name -> dfs.ChunkToken
-	0,   // 74: dfs.SetChunkResponse.errno:type_name -> dfs.Errno
-	8,   // 75: dfs.WriteRequest.forward:type_name -> dfs.Replica
-	77,  // 76: dfs.WriteRequest.extents:type_name -> dfs.Extent
-	10,  // 77: dfs.WriteRequest.token:type_name -> dfs.ChunkToken
-	0,   // 78: dfs.WriteResponse.errno:type_name -> dfs.Errno
-	10,  // 79: dfs.ReadRequest.token:type_name -> dfs.ChunkToken
-	0,   // 80: dfs.ReadResponse.errno:type_name -> dfs.Errno
-	8,   // 81: dfs.SyncRequest.forward:type_name -> dfs.Replica
-	10,  // 82: dfs.SyncRequest.token:type_name -> dfs.ChunkToken
-	0,   // 83: dfs.SyncResponse.errno:type_name -> dfs.Errno
-	8,   // 84: dfs.ReplicateRequest.source:type_name -> dfs.Replica
-	8,   // 85: dfs.ReplicateRequest.sources:type_name -> dfs.Replica
-	10,  // 86: dfs.ReplicateRequest.token:type_name -> dfs.ChunkToken
-	0,   // 87: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
-	10,  // 88: dfs.LocalPathRequest.token:type_name -> dfs.ChunkToken
-	0,   // 89: dfs.LocalPathResponse.errno:type_name -> dfs.Errno
-	13,  // 90: dfs.Command.caller:type_name -> dfs.Caller
-	33,  // 91: dfs.Command.op:type_name -> dfs.Op
-	87,  // 92: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
-	88,  // 93: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
-	89,  // 94: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
-	91,  // 95: dfs.Command.new_chunk_key:type_name -> dfs.NewChunkKeyCmd
-	90,  // 96: dfs.Batch.commands:type_name -> dfs.Command
-	87,  // 97: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
-	30,  // 98: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
-	94,  // 99: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
-	94,  // 100: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
-	11,  // 101: dfs.SnapshotHeader.chunk_keys:type_name -> dfs.ChunkKey
-	34,  // 102: dfs.SnapshotLock.op:type_name -> dfs.LockOp
-	7,   // 103: dfs.SnapshotInode.attr:type_name -> dfs.Attr
-	100, // 104: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
-	95,  // 105: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
-	96,  // 106: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
-	38,  // 107: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
-	98,  // 108: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
-	101, // 109: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
-	37,  // 110: dfs.Master.Mutate:input_type -> dfs.MutateRequest
-	42,  // 111: dfs.Master.Lookup:input_type -> dfs.LookupRequest
-	43,  // 112: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
-	45,  // 113: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
-	47,  // 114: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
-	49,  // 115: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
-	51,  // 116: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
-	53,  // 117: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
-	55,  // 118: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
-	58,  // 119: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
-	62,  // 120: dfs.Master.Status:input_type -> dfs.StatusRequest
-	63,  // 121: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
-	64,  // 122: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
-	66,  // 123: dfs.Master.Fsck:input_type -> dfs.FsckRequest
-	39,  // 124: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
-	40,  // 125: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
-	74,  // 126: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
-	76,  // 127: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
-	79,  // 128: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
-	81,  // 129: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
-	83,  // 130: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
-	85,  // 131: dfs.ChunkServer.LocalPath:input_type -> dfs.LocalPathRequest
-	38,  // 132: dfs.Master.Mutate:output_type -> dfs.MutateResponse
-	44,  // 133: dfs.Master.Lookup:output_type -> dfs.AttrResponse
-	44,  // 134: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
-	46,  // 135: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
-	48,  // 136: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
-	50,  // 137: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
-	52,  // 138: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
-	54,  // 139: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
-	56,  // 140: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
-	59,  // 141: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
-	69,  // 142: dfs.Master.Status:output_type -> dfs.StatusResponse
-	65,  // 143: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
-	65,  // 144: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
-	68,  // 145: dfs.Master.Fsck:output_type -> dfs.FsckResponse
-	38,  // 146: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
-	41,  // 147: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
-	75,  // 148: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
-	78,  // 149: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
-	80,  // 150: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
-	82,  // 151: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
-	84,  // 152: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
-	86,  // 153: dfs.ChunkServer.LocalPath:output_type -> dfs.LocalPathResponse
-	132, // [132:154] is the sub-list for method output_type
-	110, // [110:132] is the sub-list for method input_type
-	110, // [110:110] is the sub-list for extension type_name
-	110, // [110:110] is the sub-list for extension extendee
-	0,   // [0:110] is the sub-list for field type_name
+	61,  // 72: dfs.ChunkServerState.info:type_name -> dfs.ChunkServerInfo
+	74,  // 73: dfs.ChunkServersResponse.servers:type_name -> dfs.ChunkServerState
+	8,   // 74: dfs.SetChunkRequest.replicas:type_name -> dfs.Replica
+	10,  // 75: dfs.SetChunkRequest.token:type_name -> dfs.ChunkToken
+	0,   // 76: dfs.SetChunkResponse.errno:type_name -> dfs.Errno
+	8,   // 77: dfs.WriteRequest.forward:type_name -> dfs.Replica
+	86,  // 78: dfs.WriteRequest.extents:type_name -> dfs.Extent
+	10,  // 79: dfs.WriteRequest.token:type_name -> dfs.ChunkToken
+	0,   // 80: dfs.WriteResponse.errno:type_name -> dfs.Errno
+	10,  // 81: dfs.ReadRequest.token:type_name -> dfs.ChunkToken
+	0,   // 82: dfs.ReadResponse.errno:type_name -> dfs.Errno
+	8,   // 83: dfs.SyncRequest.forward:type_name -> dfs.Replica
+	10,  // 84: dfs.SyncRequest.token:type_name -> dfs.ChunkToken
+	0,   // 85: dfs.SyncResponse.errno:type_name -> dfs.Errno
+	8,   // 86: dfs.ReplicateRequest.source:type_name -> dfs.Replica
+	8,   // 87: dfs.ReplicateRequest.sources:type_name -> dfs.Replica
+	10,  // 88: dfs.ReplicateRequest.token:type_name -> dfs.ChunkToken
+	0,   // 89: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
+	10,  // 90: dfs.LocalPathRequest.token:type_name -> dfs.ChunkToken
+	0,   // 91: dfs.LocalPathResponse.errno:type_name -> dfs.Errno
+	13,  // 92: dfs.Command.caller:type_name -> dfs.Caller
+	33,  // 93: dfs.Command.op:type_name -> dfs.Op
+	96,  // 94: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
+	99,  // 95: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
+	100, // 96: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
+	97,  // 97: dfs.Command.drain_server:type_name -> dfs.DrainServerCmd
+	98,  // 98: dfs.Command.force_unlock:type_name -> dfs.ForceUnlockCmd
+	102, // 99: dfs.Command.new_chunk_key:type_name -> dfs.NewChunkKeyCmd
+	101, // 100: dfs.Batch.commands:type_name -> dfs.Command
+	96,  // 101: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
+	30,  // 102: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
+	105, // 103: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
+	105, // 104: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
+	11,  // 105: dfs.SnapshotHeader.chunk_keys:type_name -> dfs.ChunkKey
+	34,  // 106: dfs.SnapshotLock.op:type_name -> dfs.LockOp
+	7,   // 107: dfs.SnapshotInode.attr:type_name -> dfs.Attr
+	111, // 108: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
+	106, // 109: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
+	107, // 110: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
+	38,  // 111: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
+	109, // 112: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
+	112, // 113: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
+	37,  // 114: dfs.Master.Mutate:input_type -> dfs.MutateRequest
+	42,  // 115: dfs.Master.Lookup:input_type -> dfs.LookupRequest
+	43,  // 116: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
+	45,  // 117: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
+	47,  // 118: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
+	49,  // 119: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
+	51,  // 120: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
+	53,  // 121: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
+	55,  // 122: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
+	58,  // 123: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
+	62,  // 124: dfs.Master.Status:input_type -> dfs.StatusRequest
+	63,  // 125: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
+	64,  // 126: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
+	66,  // 127: dfs.Master.Fsck:input_type -> dfs.FsckRequest
+	39,  // 128: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
+	40,  // 129: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
+	75,  // 130: dfs.Master.ChunkServers:input_type -> dfs.ChunkServersRequest
+	77,  // 131: dfs.Master.DrainServer:input_type -> dfs.DrainServerRequest
+	78,  // 132: dfs.Master.ReleaseSession:input_type -> dfs.ReleaseSessionRequest
+	79,  // 133: dfs.Master.ReleaseLocks:input_type -> dfs.ReleaseLocksRequest
+	81,  // 134: dfs.Master.SaveSnapshot:input_type -> dfs.SaveSnapshotRequest
+	83,  // 135: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
+	85,  // 136: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
+	88,  // 137: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
+	90,  // 138: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
+	92,  // 139: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
+	94,  // 140: dfs.ChunkServer.LocalPath:input_type -> dfs.LocalPathRequest
+	38,  // 141: dfs.Master.Mutate:output_type -> dfs.MutateResponse
+	44,  // 142: dfs.Master.Lookup:output_type -> dfs.AttrResponse
+	44,  // 143: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
+	46,  // 144: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
+	48,  // 145: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
+	50,  // 146: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
+	52,  // 147: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
+	54,  // 148: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
+	56,  // 149: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
+	59,  // 150: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
+	69,  // 151: dfs.Master.Status:output_type -> dfs.StatusResponse
+	65,  // 152: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
+	65,  // 153: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
+	68,  // 154: dfs.Master.Fsck:output_type -> dfs.FsckResponse
+	38,  // 155: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
+	41,  // 156: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
+	76,  // 157: dfs.Master.ChunkServers:output_type -> dfs.ChunkServersResponse
+	76,  // 158: dfs.Master.DrainServer:output_type -> dfs.ChunkServersResponse
+	80,  // 159: dfs.Master.ReleaseSession:output_type -> dfs.ReleaseResponse
+	80,  // 160: dfs.Master.ReleaseLocks:output_type -> dfs.ReleaseResponse
+	82,  // 161: dfs.Master.SaveSnapshot:output_type -> dfs.SnapshotPiece
+	84,  // 162: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
+	87,  // 163: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
+	89,  // 164: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
+	91,  // 165: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
+	93,  // 166: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
+	95,  // 167: dfs.ChunkServer.LocalPath:output_type -> dfs.LocalPathResponse
+	141, // [141:168] is the sub-list for method output_type
+	114, // [114:141] is the sub-list for method input_type
+	114, // [114:114] is the sub-list for extension type_name
+	114, // [114:114] is the sub-list for extension extendee
+	0,   // [0:114] is the sub-list for field type_name
 }
 
 func init() { file_dfs_proto_init() }
@@ -8807,7 +9535,7 @@ func file_dfs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dfs_proto_rawDesc), len(file_dfs_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   96,
+			NumMessages:   107,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -23,22 +23,27 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Master_Mutate_FullMethodName       = "/dfs.Master/Mutate"
-	Master_Lookup_FullMethodName       = "/dfs.Master/Lookup"
-	Master_GetAttr_FullMethodName      = "/dfs.Master/GetAttr"
-	Master_ReadDir_FullMethodName      = "/dfs.Master/ReadDir"
-	Master_GetXattr_FullMethodName     = "/dfs.Master/GetXattr"
-	Master_ListXattr_FullMethodName    = "/dfs.Master/ListXattr"
-	Master_GetChunks_FullMethodName    = "/dfs.Master/GetChunks"
-	Master_StatFS_FullMethodName       = "/dfs.Master/StatFS"
-	Master_KeepAlive_FullMethodName    = "/dfs.Master/KeepAlive"
-	Master_Heartbeat_FullMethodName    = "/dfs.Master/Heartbeat"
-	Master_Status_FullMethodName       = "/dfs.Master/Status"
-	Master_AddMaster_FullMethodName    = "/dfs.Master/AddMaster"
-	Master_RemoveMaster_FullMethodName = "/dfs.Master/RemoveMaster"
-	Master_Fsck_FullMethodName         = "/dfs.Master/Fsck"
-	Master_WaitLock_FullMethodName     = "/dfs.Master/WaitLock"
-	Master_GetLock_FullMethodName      = "/dfs.Master/GetLock"
+	Master_Mutate_FullMethodName         = "/dfs.Master/Mutate"
+	Master_Lookup_FullMethodName         = "/dfs.Master/Lookup"
+	Master_GetAttr_FullMethodName        = "/dfs.Master/GetAttr"
+	Master_ReadDir_FullMethodName        = "/dfs.Master/ReadDir"
+	Master_GetXattr_FullMethodName       = "/dfs.Master/GetXattr"
+	Master_ListXattr_FullMethodName      = "/dfs.Master/ListXattr"
+	Master_GetChunks_FullMethodName      = "/dfs.Master/GetChunks"
+	Master_StatFS_FullMethodName         = "/dfs.Master/StatFS"
+	Master_KeepAlive_FullMethodName      = "/dfs.Master/KeepAlive"
+	Master_Heartbeat_FullMethodName      = "/dfs.Master/Heartbeat"
+	Master_Status_FullMethodName         = "/dfs.Master/Status"
+	Master_AddMaster_FullMethodName      = "/dfs.Master/AddMaster"
+	Master_RemoveMaster_FullMethodName   = "/dfs.Master/RemoveMaster"
+	Master_Fsck_FullMethodName           = "/dfs.Master/Fsck"
+	Master_WaitLock_FullMethodName       = "/dfs.Master/WaitLock"
+	Master_GetLock_FullMethodName        = "/dfs.Master/GetLock"
+	Master_ChunkServers_FullMethodName   = "/dfs.Master/ChunkServers"
+	Master_DrainServer_FullMethodName    = "/dfs.Master/DrainServer"
+	Master_ReleaseSession_FullMethodName = "/dfs.Master/ReleaseSession"
+	Master_ReleaseLocks_FullMethodName   = "/dfs.Master/ReleaseLocks"
+	Master_SaveSnapshot_FullMethodName   = "/dfs.Master/SaveSnapshot"
 )
 
 // MasterClient is the client API for Master service.
@@ -61,6 +66,13 @@ type MasterClient interface {
 	Fsck(ctx context.Context, in *FsckRequest, opts ...grpc.CallOption) (*FsckResponse, error)
 	WaitLock(ctx context.Context, in *WaitLockRequest, opts ...grpc.CallOption) (*MutateResponse, error)
 	GetLock(ctx context.Context, in *GetLockRequest, opts ...grpc.CallOption) (*GetLockResponse, error)
+	// Operations (dfsctl chunkservers, sessions release, locks release,
+	// snapshot save): served by the leader.
+	ChunkServers(ctx context.Context, in *ChunkServersRequest, opts ...grpc.CallOption) (*ChunkServersResponse, error)
+	DrainServer(ctx context.Context, in *DrainServerRequest, opts ...grpc.CallOption) (*ChunkServersResponse, error)
+	ReleaseSession(ctx context.Context, in *ReleaseSessionRequest, opts ...grpc.CallOption) (*ReleaseResponse, error)
+	ReleaseLocks(ctx context.Context, in *ReleaseLocksRequest, opts ...grpc.CallOption) (*ReleaseResponse, error)
+	SaveSnapshot(ctx context.Context, in *SaveSnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SnapshotPiece], error)
 }
 
 type masterClient struct {
@@ -231,6 +243,65 @@ func (c *masterClient) GetLock(ctx context.Context, in *GetLockRequest, opts ...
 	return out, nil
 }
 
+func (c *masterClient) ChunkServers(ctx context.Context, in *ChunkServersRequest, opts ...grpc.CallOption) (*ChunkServersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ChunkServersResponse)
+	err := c.cc.Invoke(ctx, Master_ChunkServers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *masterClient) DrainServer(ctx context.Context, in *DrainServerRequest, opts ...grpc.CallOption) (*ChunkServersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ChunkServersResponse)
+	err := c.cc.Invoke(ctx, Master_DrainServer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *masterClient) ReleaseSession(ctx context.Context, in *ReleaseSessionRequest, opts ...grpc.CallOption) (*ReleaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseResponse)
+	err := c.cc.Invoke(ctx, Master_ReleaseSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *masterClient) ReleaseLocks(ctx context.Context, in *ReleaseLocksRequest, opts ...grpc.CallOption) (*ReleaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseResponse)
+	err := c.cc.Invoke(ctx, Master_ReleaseLocks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *masterClient) SaveSnapshot(ctx context.Context, in *SaveSnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SnapshotPiece], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Master_ServiceDesc.Streams[0], Master_SaveSnapshot_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SaveSnapshotRequest, SnapshotPiece]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Master_SaveSnapshotClient = grpc.ServerStreamingClient[SnapshotPiece]
+
 // MasterServer is the server API for Master service.
 // All implementations must embed UnimplementedMasterServer
 // for forward compatibility.
@@ -251,6 +322,13 @@ type MasterServer interface {
 	Fsck(context.Context, *FsckRequest) (*FsckResponse, error)
 	WaitLock(context.Context, *WaitLockRequest) (*MutateResponse, error)
 	GetLock(context.Context, *GetLockRequest) (*GetLockResponse, error)
+	// Operations (dfsctl chunkservers, sessions release, locks release,
+	// snapshot save): served by the leader.
+	ChunkServers(context.Context, *ChunkServersRequest) (*ChunkServersResponse, error)
+	DrainServer(context.Context, *DrainServerRequest) (*ChunkServersResponse, error)
+	ReleaseSession(context.Context, *ReleaseSessionRequest) (*ReleaseResponse, error)
+	ReleaseLocks(context.Context, *ReleaseLocksRequest) (*ReleaseResponse, error)
+	SaveSnapshot(*SaveSnapshotRequest, grpc.ServerStreamingServer[SnapshotPiece]) error
 	mustEmbedUnimplementedMasterServer()
 }
 
@@ -308,6 +386,21 @@ func (UnimplementedMasterServer) WaitLock(context.Context, *WaitLockRequest) (*M
 }
 func (UnimplementedMasterServer) GetLock(context.Context, *GetLockRequest) (*GetLockResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetLock not implemented")
+}
+func (UnimplementedMasterServer) ChunkServers(context.Context, *ChunkServersRequest) (*ChunkServersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ChunkServers not implemented")
+}
+func (UnimplementedMasterServer) DrainServer(context.Context, *DrainServerRequest) (*ChunkServersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DrainServer not implemented")
+}
+func (UnimplementedMasterServer) ReleaseSession(context.Context, *ReleaseSessionRequest) (*ReleaseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReleaseSession not implemented")
+}
+func (UnimplementedMasterServer) ReleaseLocks(context.Context, *ReleaseLocksRequest) (*ReleaseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReleaseLocks not implemented")
+}
+func (UnimplementedMasterServer) SaveSnapshot(*SaveSnapshotRequest, grpc.ServerStreamingServer[SnapshotPiece]) error {
+	return status.Error(codes.Unimplemented, "method SaveSnapshot not implemented")
 }
 func (UnimplementedMasterServer) mustEmbedUnimplementedMasterServer() {}
 func (UnimplementedMasterServer) testEmbeddedByValue()                {}
@@ -618,6 +711,89 @@ func _Master_GetLock_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Master_ChunkServers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ChunkServersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MasterServer).ChunkServers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Master_ChunkServers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MasterServer).ChunkServers(ctx, req.(*ChunkServersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Master_DrainServer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DrainServerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MasterServer).DrainServer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Master_DrainServer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MasterServer).DrainServer(ctx, req.(*DrainServerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Master_ReleaseSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MasterServer).ReleaseSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Master_ReleaseSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MasterServer).ReleaseSession(ctx, req.(*ReleaseSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Master_ReleaseLocks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseLocksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MasterServer).ReleaseLocks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Master_ReleaseLocks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MasterServer).ReleaseLocks(ctx, req.(*ReleaseLocksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Master_SaveSnapshot_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(SaveSnapshotRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(MasterServer).SaveSnapshot(m, &grpc.GenericServerStream[SaveSnapshotRequest, SnapshotPiece]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Master_SaveSnapshotServer = grpc.ServerStreamingServer[SnapshotPiece]
+
 // Master_ServiceDesc is the grpc.ServiceDesc for Master service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -689,8 +865,30 @@ var Master_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "GetLock",
 			Handler:    _Master_GetLock_Handler,
 		},
+		{
+			MethodName: "ChunkServers",
+			Handler:    _Master_ChunkServers_Handler,
+		},
+		{
+			MethodName: "DrainServer",
+			Handler:    _Master_DrainServer_Handler,
+		},
+		{
+			MethodName: "ReleaseSession",
+			Handler:    _Master_ReleaseSession_Handler,
+		},
+		{
+			MethodName: "ReleaseLocks",
+			Handler:    _Master_ReleaseLocks_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "SaveSnapshot",
+			Handler:       _Master_SaveSnapshot_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "dfs.proto",
 }
 

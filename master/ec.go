@@ -21,8 +21,14 @@ func (v *service) checkECLayout(op *api.SetXattrOp) *api.MutateResponse {
 	if err != nil || l.Kind != api.Layout_EC {
 		return nil // the FSM answers for bad layouts
 	}
-	if have, want := len(v.fsm.serverList()), int(l.DataShards+l.ParityShards); want > have {
-		return errResp(api.Errno_EINVAL, fmt.Sprintf("layout %s needs %d chunkservers; the cluster has %d", api.FormatLayout(l), want, have))
+	have := 0
+	for _, s := range v.fsm.serverList() {
+		if !s.draining { // a draining server takes no new chunks
+			have++
+		}
+	}
+	if want := int(l.DataShards + l.ParityShards); want > have {
+		return errResp(api.Errno_EINVAL, fmt.Sprintf("layout %s needs %d chunkservers; the cluster has %d (not counting draining ones)", api.FormatLayout(l), want, have))
 	}
 	return nil
 }

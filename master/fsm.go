@@ -110,11 +110,24 @@ func (f *FSM) applyCommand(c *api.Command) *api.MutateResponse {
 	switch {
 	case c.RegisterServer != nil:
 		r := c.RegisterServer
-		f.servers[r.Id] = &serverInfo{id: r.Id, addr: r.Addr, zone: r.Zone}
+		info := &serverInfo{id: r.Id, addr: r.Addr, zone: r.Zone}
+		if old := f.servers[r.Id]; old != nil {
+			// A new address or zone does not end a drain.
+			info.draining, info.drainTotal = old.draining, old.drainTotal
+		}
+		f.servers[r.Id] = info
 		return &api.MutateResponse{}
 	case c.ExpireSession != nil:
+		var released uint32
+		if f.sessions[c.ExpireSession.Session] != nil {
+			released = 1
+		}
 		f.closeSession(c.ExpireSession.Session, c.NowNs)
-		return &api.MutateResponse{}
+		return &api.MutateResponse{Released: released}
+	case c.DrainServer != nil:
+		return f.drainServer(c.DrainServer)
+	case c.ForceUnlock != nil:
+		return f.forceUnlock(c.ForceUnlock, c.NowNs)
 	case c.DeleteChunks != nil:
 		return &api.MutateResponse{}
 	case c.NewChunkKey != nil:

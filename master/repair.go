@@ -191,6 +191,9 @@ type repairJob struct {
 	need    int  // copies to add
 	live    int  // copies on servers alive now
 	refresh bool // no replica is known to hold the current version
+	// moves are copies on draining servers to move elsewhere: each is
+	// copied to a target, then dropped as the target joins (move).
+	moves []string
 }
 
 // loop runs repair passes on the leader until the master stops.
@@ -220,6 +223,7 @@ func (r *repairer) loop() {
 func (r *repairer) jobs(now time.Time) []repairJob {
 	v := r.v
 	chunks := v.fsm.fileChunks()
+	draining := v.fsm.drainingServers()
 	v.mu.Lock()
 	promoted := v.promoted
 	alive := map[string]bool{}
@@ -245,7 +249,7 @@ func (r *repairer) jobs(now time.Time) []repairJob {
 	v.mu.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []repairJob
+	var out, drains []repairJob
 	for _, c := range chunks {
 		// A refresh is asked for by a server that just reported, so it
 		// does not wait out the pause after a failed attempt.
@@ -272,7 +276,20 @@ func (r *repairer) jobs(now time.Time) []repairJob {
 		}
 		j.need = max(c.want-healthy, 0)
 		j.refresh = r.refresh[c.id] && r.confirmed[c.id] < c.version
-		if (j.need == 0 && len(j.drop) == 0 && !j.refresh) || j.live == 0 || j.live < c.dataShards {
+		if j.live == 0 || j.live < c.dataShards {
+			continue
+		}
+		if j.need == 0 && len(j.drop) == 0 && !j.refresh {
+			// A healthy chunk: move what draining servers hold while
+			// they are there to copy from.
+			for _, s := range c.replicas {
+				if draining[s] && alive[s] {
+					j.moves = append(j.moves, s)
+				}
+			}
+			if len(j.moves) > 0 {
+				drains = append(drains, j)
+			}
 			continue
 		}
 		out = append(out, j)
@@ -283,7 +300,8 @@ func (r *repairer) jobs(now time.Time) []repairJob {
 		}
 		return out[a].need > out[b].need
 	})
-	return out
+	// Chunks at risk come before drains, which only move healthy copies.
+	return append(out, drains...)
 }
 
 // pass starts repairs, fewest live copies first, up to the concurrency
@@ -358,7 +376,7 @@ func (r *repairer) awaitIdle(until time.Time) bool {
 }
 
 // cannot logs, at most once a minute per chunk, why a chunk stays
-// under-replicated.
+// under-replicated (or on a draining server).
 func (r *repairer) cannot(j repairJob, why string) {
 	r.mu.Lock()
 	last := r.logged[j.c.id]
@@ -369,12 +387,17 @@ func (r *repairer) cannot(j repairJob, why string) {
 	}
 	r.logged[j.c.id] = now
 	r.mu.Unlock()
-	r.v.srv.log.Warn("chunk under-replicated", "chunk", j.c.id, "ino", j.c.ino, "index", j.c.index,
+	msg := "chunk under-replicated"
+	if len(j.moves) > 0 {
+		msg = "chunk cannot leave a draining server"
+	}
+	r.v.srv.log.Warn(msg, "chunk", j.c.id, "ino", j.c.ino, "index", j.c.index,
 		"replicas", j.c.replicas, "want", j.c.want, "why", why)
 }
 
-// targets picks up to j.need live chunkservers outside the chunk's set
-// with room for it: zones the survivors do not use first, then most free
+// targets picks up to j.need (for a drain, len(j.moves)) live
+// chunkservers outside the chunk's set with room for it, never a
+// draining one: zones the survivors do not use first, then most free
 // space. Called with r.mu held.
 func (r *repairer) targets(j repairJob) []string {
 	v := r.v
@@ -387,7 +410,7 @@ func (r *repairer) targets(j repairJob) []string {
 	usedZone := map[string]bool{}
 	v.mu.Lock()
 	for _, s := range j.c.replicas {
-		if st := v.servers[s]; st != nil && !slices.Contains(j.drop, s) && st.zone != "" {
+		if st := v.servers[s]; st != nil && !slices.Contains(j.drop, s) && !slices.Contains(j.moves, s) && st.zone != "" {
 			usedZone[st.zone] = true
 		}
 	}
@@ -417,11 +440,15 @@ func (r *repairer) targets(j repairJob) []string {
 		return cands[a].id < cands[b].id
 	})
 	var out []string
+	want := j.need
+	if len(j.moves) > 0 {
+		want = len(j.moves)
+	}
 	for _, c := range cands {
-		if len(out) == j.need {
+		if len(out) == want {
 			break
 		}
-		if _, known := v.fsm.server(c.id); known {
+		if info, known := v.fsm.server(c.id); known && !info.draining {
 			out = append(out, c.id)
 		}
 	}
@@ -465,6 +492,9 @@ func (r *repairer) repair(ctx context.Context, j repairJob, targets []string) bo
 			return false
 		}
 		version, drop = ch.Version, failed
+	}
+	if len(j.moves) > 0 {
+		return r.move(ctx, j, ch, targets, change)
 	}
 	if j.c.ec {
 		// A primary that died mid-write may have left parity behind
@@ -590,4 +620,73 @@ func (v *service) awaitingHeartbeats() bool {
 		}
 	}
 	return false
+}
+
+// move carries out a drain job on fenced chunk ch: each copy on a
+// draining server is copied to a target (for EC, the shard itself), then
+// the targets join and the draining copies leave in one change, so the
+// chunk never has fewer copies than before. It says whether every move
+// was done.
+func (r *repairer) move(ctx context.Context, j repairJob, ch *api.Chunk, targets []string,
+	change func(version uint64, add []string, addShards []uint32, drop []string, fence bool) (*api.Chunk, bool)) bool {
+	v := r.v
+	log := v.srv.log.With("chunk", ch.Id, "ino", j.c.ino, "index", j.c.index)
+	var add, drop []string
+	var shards []uint32
+	for i, d := range j.moves {
+		if i >= len(targets) {
+			break
+		}
+		from := slices.IndexFunc(ch.Replicas, func(rep *api.Replica) bool { return rep.Server == d })
+		cs, ok := v.chunkClient(targets[i])
+		if from < 0 || !ok {
+			continue
+		}
+		sources := ch.Replicas
+		if j.c.ec {
+			sources = ch.Replicas[from : from+1] // a shard is copied, not decoded
+		}
+		for _, src := range sources {
+			cctx, cancel := context.WithTimeout(ctx, replicateTimeout)
+			resp, err := cs.Replicate(cctx, &api.ReplicateRequest{Id: ch.Id, Shard: ch.Replicas[from].Shard, Version: ch.Version,
+				ChunkSize: replicaSize(ch.GetLayout()), Source: src, RateBytes: v.cfg.RepairRate,
+				Token: v.chunkToken(ch.Id, api.ChunkToken_MASTER)})
+			cancel()
+			if err == nil {
+				err = resp.Errno.Err()
+			}
+			if err != nil {
+				log.Warn("copying chunk off a draining server failed", "target", targets[i], "source", src.Server, "err", err, "msg", resp.GetMessage())
+				if status.Code(err) == codes.Unavailable {
+					r.mu.Lock()
+					r.avoid[targets[i]] = time.Now()
+					r.mu.Unlock()
+					break // the target is unreachable
+				}
+				continue
+			}
+			r.mu.Lock()
+			r.copied += resp.Bytes
+			r.mu.Unlock()
+			add, drop = append(add, targets[i]), append(drop, d)
+			shards = append(shards, ch.Replicas[from].Shard)
+			break
+		}
+	}
+	if len(add) == 0 {
+		return false
+	}
+	if !j.c.ec {
+		shards = nil
+	}
+	c, ok := change(ch.Version, add, shards, drop, false)
+	if !ok {
+		return false
+	}
+	// The drop moved the version on: every copy, the new ones too, takes it.
+	if failed, _ := v.pushChunk(ctx, c, 0); len(failed) > 0 {
+		log.Warn("moved chunk: some copies did not take the new version", "failed", failed)
+	}
+	log.Info("chunk moved off draining servers", "from", drop, "to", add, "version", c.Version)
+	return len(add) == len(j.moves)
 }

@@ -65,8 +65,12 @@ type Config struct {
 	ChunkKeyRotation   time.Duration
 	// Join makes a master with no state wait to be added to an existing
 	// group (dfsctl members add) instead of bootstrapping one.
-	Join   bool
-	Logger *slog.Logger
+	Join bool
+	// Restore is a backup file (dfsctl snapshot save) to start from: the
+	// data directory must hold no Raft state, and every master of the
+	// new group restores the same file with the same Cluster.
+	Restore string
+	Logger  *slog.Logger
 	// Metrics, if set, receives the master's Prometheus metrics (Raft,
 	// namespace, chunk health, RPCs): the process's registry, which
 	// takes one Server (New registers fixed names).
@@ -138,6 +142,9 @@ func New(cfg Config) (*Server, error) {
 	setDefaults(&cfg)
 	if cfg.ID == "" {
 		return nil, errors.New("-id: empty")
+	}
+	if cfg.Join && cfg.Restore != "" {
+		return nil, errors.New("-join and -restore exclude each other: a joining master gets its state from the leader")
 	}
 	if err := CheckChunkTokenTimes(cfg.ChunkTokenLifetime, cfg.ChunkKeyRotation); err != nil {
 		return nil, err
@@ -284,13 +291,22 @@ func (s *Server) openRaft() error {
 	if !existing && cfg.Join {
 		s.log.Info("no Raft state: waiting to be added to a group (dfsctl members add)", "id", cfg.ID, "raft", cfg.RaftAddr)
 	}
+	if existing && cfg.Restore != "" {
+		return fmt.Errorf("-restore: -data %s already holds Raft state; restore into an empty data directory", cfg.DataDir)
+	}
 	if !existing && !cfg.Join {
 		var servers []raft.Server
 		for id, addr := range cfg.Cluster {
 			servers = append(servers, raft.Server{ID: raft.ServerID(id), Address: raft.ServerAddress(addr), Suffrage: raft.Voter})
 		}
 		sort.Slice(servers, func(i, j int) bool { return servers[i].ID < servers[j].ID })
-		if err := raft.BootstrapCluster(rc, store, store, snaps, trans, raft.Configuration{Servers: servers}); err != nil {
+		conf := raft.Configuration{Servers: servers}
+		if cfg.Restore != "" {
+			if err := restoreBackup(cfg.Restore, snaps, trans, conf); err != nil {
+				return err
+			}
+			s.log.Info("restored from backup", "file", cfg.Restore)
+		} else if err := raft.BootstrapCluster(rc, store, store, snaps, trans, conf); err != nil {
 			return fmt.Errorf("bootstrap: %w", err)
 		}
 	}

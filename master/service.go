@@ -626,7 +626,7 @@ func (v *service) place(l *api.Layout) []string {
 	v.mu.Unlock()
 	registered := map[string]bool{}
 	for _, s := range v.fsm.serverList() {
-		registered[s.id] = true
+		registered[s.id] = !s.draining // a draining server takes no new chunks
 	}
 	n := 0
 	for _, c := range cands {
@@ -972,7 +972,7 @@ func (v *service) Status(ctx context.Context, req *api.StatusRequest) (*api.Stat
 	registered := v.fsm.serverList()
 	v.mu.Lock()
 	for _, s := range registered {
-		ci := &api.ChunkServerInfo{Id: s.id, Addr: s.addr, Zone: s.zone}
+		ci := &api.ChunkServerInfo{Id: s.id, Addr: s.addr, Zone: s.zone, Draining: s.draining}
 		if st := v.servers[s.id]; st != nil {
 			ci.Capacity, ci.Used, ci.Free, ci.Chunks = st.capacity, st.used, st.free, st.chunks
 			ci.LastSeenNs = st.lastSeen.UnixNano()

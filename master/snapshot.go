@@ -44,7 +44,8 @@ func (f *FSM) snapshot() *fsmSnapshot {
 		Inodes: uint64(len(f.inodes)), Sessions: uint64(len(f.sessions)),
 	}
 	for _, s := range f.servers {
-		h.Servers = append(h.Servers, &api.RegisterServerCmd{Id: s.id, Addr: s.addr, Zone: s.zone})
+		h.Servers = append(h.Servers, &api.RegisterServerCmd{Id: s.id, Addr: s.addr, Zone: s.zone,
+			Draining: s.draining, DrainTotal: s.drainTotal})
 	}
 	sort.Slice(h.Servers, func(i, j int) bool { return h.Servers[i].Id < h.Servers[j].Id })
 	for id, addr := range f.masters {
@@ -107,7 +108,7 @@ func readSnapshot(r io.Reader) (*FSM, error) {
 	f.reset()
 	f.nextIno, f.nextChunk, f.nextSession = h.NextIno, h.NextChunk, h.NextSession
 	for _, s := range h.Servers {
-		f.servers[s.Id] = &serverInfo{id: s.Id, addr: s.Addr, zone: s.Zone}
+		f.servers[s.Id] = &serverInfo{id: s.Id, addr: s.Addr, zone: s.Zone, draining: s.Draining, drainTotal: s.DrainTotal}
 	}
 	for _, m := range h.Masters {
 		f.masters[m.Id] = m.Addr

@@ -100,6 +100,11 @@ type session struct {
 
 type serverInfo struct {
 	id, addr, zone string
+	// draining: the operator is retiring the server (dfsctl chunkservers
+	// drain); it takes no new chunks and the repair loop moves its copies
+	// away. drainTotal is how many chunks it had when the drain began.
+	draining   bool
+	drainTotal uint64
 }
 
 // firstCookie leaves room for "." and ".." in listings built on cookies.

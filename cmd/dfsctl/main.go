@@ -11,9 +11,20 @@
 //	dfsctl fsck [-json] [-limit N]     exit status 4 when data is at risk
 //	dfsctl members list | add ID RAFTADDR [-non-voter] | remove ID
 //	dfsctl sessions [-json]            client sessions
+//	dfsctl sessions release ID [-yes]  end a session as if it expired
 //	dfsctl locks [-json]               held locks and waiting requests
+//	dfsctl locks release INODE [-session ID [-owner OWNER]] [-yes]
+//	dfsctl chunkservers [list] [-json] chunkservers and their drain state
+//	dfsctl chunkservers drain ID [-no-wait] [-json] | undrain ID
+//	dfsctl snapshot save FILE [-json]  back up the master state
 //	dfsctl certs init -dir DIR         a cluster CA for mutual TLS
 //	dfsctl certs issue -dir DIR -name NAME -hosts HOST,... [-days N]
+//
+// Exit status: 0 done; 1 failed (no leader, an RPC error, not
+// confirmed); 2 the command line is wrong (or a force-release without a
+// terminal and without -yes); 3 the masters refused (a drain the other
+// chunkservers cannot hold, an unknown chunkserver, session or lock);
+// 4 fsck found data at risk.
 //
 // Without -masters, dfsctl uses $DFS_MASTERS, then the masters of the dev
 // cluster in ./.dfs. In a TLS cluster give -tls-ca, -tls-cert and
@@ -54,10 +65,21 @@ commands:
   members add ID RAFTADDR    add a master started with -join (-non-voter: no vote)
   members remove ID          remove a master (a dead one, or one being retired)
   sessions [-json]           client sessions: TTL, lease, open files, locks
+  sessions release ID        end a session as if it expired (asks; -yes: do not)
   locks [-json]              held locks and waiting lock requests, with paths
+  locks release INODE        release the locks on a file (asks; -yes: do not;
+                             -session ID, -owner OWNER: only theirs)
+  chunkservers [-json]       chunkservers: state, capacity, chunks, heartbeat
+  chunkservers drain ID      move every chunk off a server, with progress
+                             (-no-wait: return at once)
+  chunkservers undrain ID    stop a drain; the server takes chunks again
+  snapshot save FILE         back up the master state (restore: dfsmaster -restore)
   certs init -dir DIR        create a cluster CA (DIR/ca.crt, DIR/ca.key) for mutual TLS
   certs issue -dir DIR -name NAME -hosts HOST,IP,... [-days N]
                              a node certificate DIR/NAME.crt, DIR/NAME.key signed by the CA
+
+exit status: 0 done, 1 failed, 2 bad command line, 3 refused by the
+masters, 4 fsck found data at risk
 
 flags:
 `)
@@ -96,10 +118,19 @@ func main() {
 		err = runFsck(*masters, *jsonOut, args)
 	case "members":
 		err = runMembers(*masters, args)
-	case "sessions":
-		err = runSessions(*masters, *jsonOut, args)
-	case "locks":
-		err = runLocks(*masters, *jsonOut, args)
+	case "sessions", "locks":
+		switch {
+		case len(args) > 0 && args[0] == "release":
+			err = runRelease(*masters, cmd, args[1:])
+		case cmd == "sessions":
+			err = runSessions(*masters, *jsonOut, args)
+		default:
+			err = runLocks(*masters, *jsonOut, args)
+		}
+	case "chunkservers":
+		err = runChunkservers(*masters, *jsonOut, args)
+	case "snapshot":
+		err = runSnapshot(*masters, *jsonOut, args)
 	case "certs":
 		err = runCerts(args)
 	case "help", "-h", "--help":
@@ -172,4 +203,21 @@ func masterAddrs(flagValue string) ([]string, error) {
 		return nil, usageError("-masters: no addresses")
 	}
 	return addrs, nil
+}
+
+// parseArgs parses fl's flags wherever they appear among args, so that
+// `chunkservers drain ID -no-wait` works as well as `-no-wait ID`, and
+// returns the other arguments in order.
+func parseArgs(fl *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fl.Parse(args); err != nil {
+			return nil, usageError(err.Error())
+		}
+		if fl.NArg() == 0 {
+			return rest, nil
+		}
+		rest = append(rest, fl.Arg(0))
+		args = fl.Args()[1:]
+	}
 }

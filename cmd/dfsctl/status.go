@@ -64,8 +64,12 @@ func printStatus(w io.Writer, st *api.StatusResponse) {
 		if zone == "" {
 			zone = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%v\t%s\n", s.Id, s.Addr, zone,
-			bytesString(s.Capacity), bytesString(s.Used), bytesString(s.Free), s.Chunks, s.Alive, seen)
+		alive := fmt.Sprint(s.Alive)
+		if s.Draining {
+			alive += " (draining)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.Id, s.Addr, zone,
+			bytesString(s.Capacity), bytesString(s.Used), bytesString(s.Free), s.Chunks, alive, seen)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)

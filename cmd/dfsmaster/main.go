@@ -46,6 +46,7 @@ func run(args []string) int {
 	tokenLife := fs.Duration("chunk-token-lifetime", master.DefaultChunkTokenLifetime, "how long a chunk token (a client's leave to read or write one chunk on its chunkservers) stays valid")
 	keyRotation := fs.Duration("chunk-key-rotation", master.DefaultChunkKeyRotation, "how often the leader replaces the key chunk tokens are signed with (at least twice -chunk-token-lifetime)")
 	join := fs.Bool("join", false, "start without Raft state and wait to be added to an existing group (dfsctl members add) instead of bootstrapping")
+	restore := fs.String("restore", "", "start a new group from this backup (dfsctl snapshot save); -data must be empty")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "HOST:PORT to serve /metrics, /debug/pprof and the status page on (empty: off)")
 	drain := fs.Duration("drain-timeout", 5*time.Second, "on SIGTERM, how long to wait for a leadership hand-over and the calls in flight before cutting them off (keep it well below systemd's TimeoutStopSec)")
@@ -94,7 +95,7 @@ func run(args []string) int {
 		SnapshotInterval: *snapInt, SnapshotThreshold: *snapThr,
 		SessionGrace: *grace, ChunkLease: *chunkLease, ServerDeadAfter: *deadAfter,
 		DeadAfter: *lostAfter, RepairConcurrency: *repairConc, RepairRate: *repairRate,
-		FullReportInterval: *fullReport, Join: *join,
+		FullReportInterval: *fullReport, Join: *join, Restore: *restore,
 		ChunkTokenLifetime: *tokenLife, ChunkKeyRotation: *keyRotation,
 		Logger: log, TLS: tlsID, Metrics: reg,
 	}
