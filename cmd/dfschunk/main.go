@@ -176,6 +176,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		sdnotify.Stopping()
 	}
 	start := time.Now()
+	defer admin.Watchdog(*drain+2*time.Second, log)()
 	if cerr := srv.Shutdown(*drain); err == nil {
 		err = cerr
 	}

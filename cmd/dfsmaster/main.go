@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"dfs/admin"
 	"dfs/config"
 	"dfs/master"
 	"dfs/metrics"
@@ -147,6 +148,7 @@ func run(args []string) int {
 		log.Info("stopping: draining calls in flight", "signal", s.String(), "drain-timeout", *drain)
 		sdnotify.Stopping()
 		start := time.Now()
+		defer admin.Watchdog(*drain+2*time.Second, log)()
 		srv.Shutdown(*drain)
 		log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 		return 0
