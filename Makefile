@@ -41,7 +41,7 @@ unit:
 	$(GO) test -race -timeout 8m $(UNIT_PKGS)
 
 integration:
-	$(GO) test -count=1 -timeout 15m ./tests/
+	$(GO) test -count=1 -timeout 25m ./tests/
 
 # soak runs the fault-injection suite's long variants: 10 leader kills,
 # 1 GiB re-replicated after a chunkserver is lost, three rounds of rolling

@@ -48,9 +48,9 @@ type Options struct {
 	NoAtime bool
 	// StatfsRaw makes statfs (df) count raw chunkserver bytes, every
 	// replica and parity shard included. By default it counts file data
-	// once (as CephFS and JuiceFS do): used is the files' logical size,
-	// free is raw free space divided by the overhead of the layout of
-	// the directory asked about (3 for replicated:3, 1.5 for ec:4+2).
+	// once, as CephFS counts a pool: capacity, used and free space are
+	// the raw ones divided by the overhead of the layout of the
+	// directory asked about (3 for replicated:3, 1.5 for ec:4+2).
 	StatfsRaw bool
 	// FsName is shown as the device in /proc/mounts; default "dfs".
 	FsName string

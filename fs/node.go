@@ -1033,9 +1033,8 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 		n.mu.Lock()
 		l := n.attr.GetLayout()
 		n.mu.Unlock()
-		free := logicalFree(s.FreeBytes, l)
-		out.Blocks = (s.LogicalBytes + free) / bsize
-		out.Bfree = free / bsize
+		out.Blocks = logicalBytes(s.CapacityBytes, l) / bsize
+		out.Bfree = logicalBytes(s.FreeBytes, l) / bsize
 	}
 	out.Bavail = out.Bfree
 	out.Files = s.Inodes + 1<<32
@@ -1044,9 +1043,9 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	return 0
 }
 
-// logicalFree is how many bytes of file data raw free bytes hold in
-// layout l: a third of them for replicated:3, two thirds for ec:4+2.
-func logicalFree(raw uint64, l *api.Layout) uint64 {
+// logicalBytes is how many bytes of file data raw bytes hold in layout
+// l: a third of them for replicated:3, two thirds for ec:4+2.
+func logicalBytes(raw uint64, l *api.Layout) uint64 {
 	switch {
 	case l.GetKind() == api.Layout_EC && l.GetDataShards() > 0:
 		k, n := uint64(l.GetDataShards()), uint64(l.GetDataShards()+l.GetParityShards())

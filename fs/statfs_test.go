@@ -17,8 +17,8 @@ func TestLogicalFree(t *testing.T) {
 		{&api.Layout{Kind: api.Layout_EC, DataShards: 4, ParityShards: 2}, 400},
 		{&api.Layout{Kind: api.Layout_EC, DataShards: 6, ParityShards: 3}, 400},
 	} {
-		if got := logicalFree(600, c.l); got != c.want {
-			t.Errorf("logicalFree(600, %v) = %d, want %d", c.l, got, c.want)
+		if got := logicalBytes(600, c.l); got != c.want {
+			t.Errorf("logicalBytes(600, %v) = %d, want %d", c.l, got, c.want)
 		}
 	}
 }
