@@ -1026,16 +1026,14 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	const bsize = api.BlockSize
 	out.Bsize = bsize
 	out.Frsize = bsize
-	if n.fsys.opts.StatfsRaw {
-		out.Blocks = s.CapacityBytes / bsize
-		out.Bfree = s.FreeBytes / bsize
-	} else {
+	var l *api.Layout // nil: raw bytes
+	if !n.fsys.opts.StatfsRaw {
 		n.mu.Lock()
-		l := n.attr.GetLayout()
+		l = n.attr.GetLayout()
 		n.mu.Unlock()
-		out.Blocks = logicalBytes(s.CapacityBytes, l) / bsize
-		out.Bfree = logicalBytes(s.FreeBytes, l) / bsize
 	}
+	out.Blocks = logicalBytes(s.CapacityBytes, l) / bsize
+	out.Bfree = logicalBytes(s.FreeBytes, l) / bsize
 	out.Bavail = out.Bfree
 	out.Files = s.Inodes + 1<<32
 	out.Ffree = 1 << 32

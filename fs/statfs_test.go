@@ -6,7 +6,7 @@ import (
 	"dfs/api"
 )
 
-func TestLogicalFree(t *testing.T) {
+func TestLogicalBytes(t *testing.T) {
 	for _, c := range []struct {
 		l    *api.Layout
 		want uint64
