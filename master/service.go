@@ -280,21 +280,12 @@ func (vf *verifier) wait(ctx context.Context) error {
 		// Renew ahead of time so that a steady stream of reads never
 		// waits for a round.
 		if vf.until.Sub(now) < vf.lease/2 && !vf.running {
-			vf.next = &verifyRound{done: make(chan struct{})}
-			vf.running = true
-			go vf.run()
+			vf.roundLocked()
 		}
 		vf.mu.Unlock()
 		return nil
 	}
-	if vf.next == nil {
-		vf.next = &verifyRound{done: make(chan struct{})}
-	}
-	r := vf.next
-	if !vf.running {
-		vf.running = true
-		go vf.run()
-	}
+	r := vf.roundLocked()
 	vf.mu.Unlock()
 	select {
 	case <-r.done:
@@ -302,6 +293,19 @@ func (vf *verifier) wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// roundLocked returns the round a read arriving now waits for, starting
+// the runner if it is idle.
+func (vf *verifier) roundLocked() *verifyRound {
+	if vf.next == nil {
+		vf.next = &verifyRound{done: make(chan struct{})}
+	}
+	if !vf.running {
+		vf.running = true
+		go vf.run()
+	}
+	return vf.next
 }
 
 func (vf *verifier) run() {
