@@ -475,6 +475,9 @@ func (r *repairer) repair(ctx context.Context, j repairJob, targets []string) bo
 	// 1: fence (and drop lost copies) until every remaining replica has
 	// taken the new version.
 	version, drop := j.c.version, j.drop
+	// A writer may be mid-write under the current lease: its primary
+	// takes the fence first (pushChunk).
+	prev := v.fsm.chunkAt(j.c.ino, j.c.index).chunk.GetPrimary()
 	var ch *api.Chunk
 	for attempt := 0; ; attempt++ {
 		var ok bool
@@ -484,7 +487,8 @@ func (r *repairer) repair(ctx context.Context, j repairJob, targets []string) bo
 		if len(drop) > 0 {
 			log.Warn("dropped lost or corrupt replicas", "dropped", drop, "version", ch.Version)
 		}
-		failed, _ := v.pushChunk(ctx, ch, 0)
+		failed, _ := v.pushChunk(ctx, ch, 0, prev)
+		prev = "" // fenced: no lease since
 		if len(failed) == 0 {
 			break
 		}
@@ -684,7 +688,7 @@ func (r *repairer) move(ctx context.Context, j repairJob, ch *api.Chunk, targets
 		return false
 	}
 	// The drop moved the version on: every copy, the new ones too, takes it.
-	if failed, _ := v.pushChunk(ctx, c, 0); len(failed) > 0 {
+	if failed, _ := v.pushChunk(ctx, c, 0, ""); len(failed) > 0 {
 		log.Warn("moved chunk: some copies did not take the new version", "failed", failed)
 	}
 	log.Info("chunk moved off draining servers", "from", drop, "to", add, "version", c.Version)

@@ -66,6 +66,9 @@ const (
 	applyTimeout = 10 * time.Second
 	maxBatch     = 512
 	rpcTimeout   = 5 * time.Second
+	// quiesceTimeout bounds the wait for a former primary's writes
+	// (pushChunk).
+	quiesceTimeout = 25 * time.Second
 )
 
 func newService(s *Server) *service {
@@ -430,7 +433,7 @@ func (v *service) createFile(ctx context.Context, cmd *api.Command, op *api.Crea
 			planned = v.plannedChunk(cmd, l)
 			pushed = make(chan []string, 1)
 			go func() {
-				failed, _ := v.pushChunk(ctx, planned, cmd.LeaseNs)
+				failed, _ := v.pushChunk(ctx, planned, cmd.LeaseNs, "")
 				pushed <- failed
 			}()
 		}
@@ -450,7 +453,7 @@ func (v *service) createFile(ctx context.Context, cmd *api.Command, op *api.Crea
 		return out, nil
 	}
 	v.srv.log.Debug("first chunk settled after the commit", "chunk", resp.Chunk.Id, "planned", planned.GetId(), "failed", failed)
-	if settled, err := v.settle(ctx, resp.Attr.Ino, 0, resp, cmd.NowNs); err == nil && settled.Errno == api.Errno_OK {
+	if settled, err := v.settle(ctx, resp.Attr.Ino, 0, resp, cmd.NowNs, ""); err == nil && settled.Errno == api.Errno_OK {
 		out.Chunk = settled.Chunk
 	}
 	return out, nil
@@ -500,8 +503,10 @@ func (v *service) reportFailure(ctx context.Context, cmd *api.Command, op *api.R
 		return nil, err
 	}
 	view := v.fsm.chunkAt(op.Ino, op.Index)
+	var prev string
 	if view.exists {
 		cmd.Primary = v.pickPrimary(view.chunk, op.Failed)
+		prev = view.chunk.Primary
 	}
 	cmd.LeaseNs = v.cfg.ChunkLease.Nanoseconds()
 	v.srv.log.Warn("writer reports failed replicas", "chunk", op.ChunkId, "version", op.Version, "failed", op.Failed)
@@ -509,17 +514,18 @@ func (v *service) reportFailure(ctx context.Context, cmd *api.Command, op *api.R
 	if err != nil || resp.Errno != api.Errno_OK || resp.Chunk == nil {
 		return resp, err
 	}
-	return v.settle(ctx, op.Ino, op.Index, resp, cmd.NowNs)
+	return v.settle(ctx, op.Ino, op.Index, resp, cmd.NowNs, prev)
 }
 
 // settle makes the replicas of a freshly (re)leased chunk adopt its
 // version and the primary its lease. Replicas that cannot are dropped
 // from the set through Raft (bumping the version again), so a dead
-// server never blocks writers.
-func (v *service) settle(ctx context.Context, ino, index uint64, resp *api.MutateResponse, grantedNs int64) (*api.MutateResponse, error) {
+// server never blocks writers. prev is the lease holder before this
+// version, if the version moved (pushChunk).
+func (v *service) settle(ctx context.Context, ino, index uint64, resp *api.MutateResponse, grantedNs int64, prev string) (*api.MutateResponse, error) {
 	for attempt := 0; ; attempt++ {
 		ch := resp.Chunk
-		failed, noSpace := v.pushChunk(ctx, ch, ch.LeaseExpiryNs-grantedNs)
+		failed, noSpace := v.pushChunk(ctx, ch, ch.LeaseExpiryNs-grantedNs, prev)
 		if len(failed) == 0 {
 			return resp, nil
 		}
@@ -539,7 +545,7 @@ func (v *service) settle(ctx context.Context, ino, index uint64, resp *api.Mutat
 		if err != nil || next.Errno != api.Errno_OK {
 			return next, err
 		}
-		resp, grantedNs = next, cmd.NowNs
+		resp, grantedNs, prev = next, cmd.NowNs, ch.Primary
 	}
 }
 
@@ -560,12 +566,14 @@ func (v *service) allocChunk(ctx context.Context, cmd *api.Command, op *api.Allo
 			return nil, err
 		}
 		resp := &api.MutateResponse{Chunk: view.chunk}
-		return v.settle(ctx, op.Ino, op.Index, resp, now)
+		return v.settle(ctx, op.Ino, op.Index, resp, now, "")
 	}
 	cmd.LeaseNs = v.cfg.ChunkLease.Nanoseconds()
+	var prev string
 	if view.isFile {
 		if view.exists {
 			cmd.Primary = v.pickPrimary(view.chunk, nil)
+			prev = view.chunk.Primary
 		} else {
 			cmd.Placement = v.placeAfterFailover(ctx, view.layout)
 			if len(cmd.Placement) > 0 {
@@ -578,7 +586,7 @@ func (v *service) allocChunk(ctx context.Context, cmd *api.Command, op *api.Allo
 	if err != nil || resp.Errno != api.Errno_OK || resp.Chunk == nil {
 		return resp, err
 	}
-	return v.settle(ctx, op.Ino, op.Index, resp, cmd.NowNs)
+	return v.settle(ctx, op.Ino, op.Index, resp, cmd.NowNs, prev)
 }
 
 // pickPrimary prefers a live replica, not in exclude, for a new lease.
@@ -684,34 +692,52 @@ func (v *service) place(l *api.Layout) []string {
 // pushChunk tells every replica the chunk's version and the primary its
 // lease, and returns the replicas that did not take it and whether every
 // one of those refused for lack of space.
-func (v *service) pushChunk(ctx context.Context, c *api.Chunk, leaseNs int64) (failed []string, noSpace bool) {
-	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
+//
+// prev, when set, is the server that held the lease at the version
+// before: it is told first and alone. Its SetChunk waits for the chunk's
+// order lock, so a write it is still carrying out reaches every replica
+// before any replica refuses the old version. Cut short between replicas,
+// an EC write would leave a stripe whose data and parity disagree, and
+// decoding it later (a degraded read, a rebuild) would return wrong bytes
+// also where the write never touched (docs/ec.md, "write hole").
+func (v *service) pushChunk(ctx context.Context, c *api.Chunk, leaseNs int64, prev string) (failed []string, noSpace bool) {
 	chunkSize := replicaSize(c.GetLayout())
 	token := v.chunkToken(c.Id, api.ChunkToken_MASTER)
-	var wg sync.WaitGroup
 	errs := make([]error, len(c.Replicas))
-	for i, r := range c.Replicas {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			conn, err := v.conn(r.Addr)
-			if err != nil {
-				errs[i] = err
-				return
+	push := func(ctx context.Context, i int) {
+		r := c.Replicas[i]
+		conn, err := v.conn(r.Addr)
+		if err != nil {
+			errs[i] = err
+			return
+		}
+		req := &api.SetChunkRequest{
+			Id: c.Id, Shard: r.Shard, Version: c.Version, ChunkSize: chunkSize,
+			Primary: c.Primary, LeaseNs: leaseNs, Replicas: c.Replicas, Token: token,
+		}
+		errs[i] = untilKeyed(ctx, func() error {
+			resp, err := api.NewChunkServerClient(conn).SetChunk(ctx, req)
+			if err == nil && resp.Errno != api.Errno_OK {
+				err = fmt.Errorf("%w: %v", resp.Errno, resp.Message)
 			}
-			req := &api.SetChunkRequest{
-				Id: c.Id, Shard: r.Shard, Version: c.Version, ChunkSize: chunkSize,
-				Primary: c.Primary, LeaseNs: leaseNs, Replicas: c.Replicas, Token: token,
-			}
-			errs[i] = untilKeyed(ctx, func() error {
-				resp, err := api.NewChunkServerClient(conn).SetChunk(ctx, req)
-				if err == nil && resp.Errno != api.Errno_OK {
-					err = fmt.Errorf("%w: %v", resp.Errno, resp.Message)
-				}
-				return err
-			})
-		}()
+			return err
+		})
+	}
+	first := slices.IndexFunc(c.Replicas, func(r *api.Replica) bool { return prev != "" && r.Server == prev })
+	if first >= 0 {
+		// Long enough for a write that waits on a dead replica (the
+		// chunkservers' own call timeout, for reads and then writes).
+		qctx, cancel := context.WithTimeout(ctx, quiesceTimeout)
+		push(qctx, first)
+		cancel()
+	}
+	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range c.Replicas {
+		if i != first {
+			wg.Go(func() { push(ctx, i) })
+		}
 	}
 	wg.Wait()
 	noSpace = true
