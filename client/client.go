@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"dfs/api"
@@ -82,6 +83,10 @@ type Client struct {
 	held      func() []uint64
 	heldEpoch int64
 	heldToken uint64
+
+	// changes counts the mutations this client sent whose answers are
+	// in (or lost): a cache filled before one may miss its effect.
+	changes atomic.Uint64
 
 	closed chan struct{}
 	wg     sync.WaitGroup
@@ -351,6 +356,10 @@ func (c *Client) mutateWith(ctx context.Context, op *api.Op, releases []uint64) 
 	return c.send(ctx, req)
 }
 
+// Changes is a number that moves on whenever a mutation this client sent
+// may have taken effect: what was read before it moved may predate one.
+func (c *Client) Changes() uint64 { return c.changes.Load() }
+
 // reserveSeq takes the next request identity of the session. The seq
 // stays pending, so the master keeps its answer, until done is called.
 func (c *Client) reserveSeq() (sess, seq uint64, done func()) {
@@ -372,6 +381,7 @@ func (c *Client) reserveSeq() (sess, seq uint64, done func()) {
 
 // send delivers req to the leader, retrying it unchanged until answered.
 func (c *Client) send(ctx context.Context, req *api.MutateRequest) (*api.MutateResponse, error) {
+	defer c.changes.Add(1)
 	var resp *api.MutateResponse
 	err := c.callMaster(ctx, func(ctx context.Context, m api.MasterClient) error {
 		req.Acked = c.lowestPending(req.Session, req.Seq)

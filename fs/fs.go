@@ -90,6 +90,8 @@ type filesystem struct {
 	// (client.OpenUnrecorded), for the session's keepalives to report.
 	heldMu sync.Mutex
 	held   map[uint64]int
+
+	lists listings // directories holding a listing (listing.go)
 }
 
 func (fsys *filesystem) hold(ino uint64) {

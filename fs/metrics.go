@@ -17,7 +17,7 @@ var (
 	// (hit) and those that went to the master or the chunkservers (miss).
 	caches = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "dfs_mount_cache_total",
-		Help: "Requests the mount's caches answered (result=hit) or could not (miss), by cache: attr (getattr answered from attributes this mount just changed), xattr (the security.capability and ACL lookups the kernel makes before writes and permission checks, answered from what the mount knows is absent), page (an open that kept the kernel's page cache because the file did not change), readahead (reads served from windows fetched ahead; miss: a non-sequential read went straight to the chunkservers).",
+		Help: "Requests the mount's caches answered (result=hit) or could not (miss), by cache: attr (getattr answered from attributes this mount just changed), xattr (the security.capability and ACL lookups the kernel makes before writes and permission checks, answered from what the mount knows is absent), page (an open that kept the kernel's page cache because the file did not change), readahead (reads served from windows fetched ahead; miss: a non-sequential read went straight to the chunkservers), listing (lookups answered from a directory listing fetched whole; miss: asked of the master).",
 	}, []string{"cache", "result"})
 )
 
@@ -26,10 +26,11 @@ const (
 	cacheXattr     = "xattr"
 	cachePage      = "page"
 	cacheReadahead = "readahead"
+	cacheListing   = "listing"
 )
 
 func init() {
-	for _, c := range []string{cacheAttr, cacheXattr, cachePage, cacheReadahead} {
+	for _, c := range []string{cacheAttr, cacheXattr, cachePage, cacheReadahead, cacheListing} {
 		cacheResult(c, true, 0)
 		cacheResult(c, false, 0)
 	}

@@ -62,6 +62,8 @@ type node struct {
 	// noCapsUntil: the file had no capsXattr as of less than the
 	// attribute timeout ago (the kernel asks before every write).
 	noCapsUntil time.Time
+	// dl: a directory's listing, answering lookups (listing.go).
+	dl dirListing
 }
 
 // capsXattr holds file capabilities; the kernel reads it before every
@@ -529,10 +531,13 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 			cn.awaitAccess()
 		}
 	}
-	start := attrSeq.Load()
 	if e := validName(name); e != 0 {
 		return nil, e
 	}
+	if a, seq, ok := n.listed(ctx, name); ok {
+		return n.child(ctx, a, seq, out), 0
+	}
+	start := attrSeq.Load()
 	a, err := n.fsys.client.Lookup(ctx, n.ino(), name)
 	if err != nil {
 		return nil, n.fsys.errno("lookup", err)
@@ -666,7 +671,9 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 		if api.ErrnoOf(err) == api.Errno_ENOENT {
 			// Removed through another mount while the kernel trusted
 			// the name: ESTALE makes it look the name up again
-			// (LOOKUP_REVAL), as with NFS.
+			// (LOOKUP_REVAL), as with NFS, which must not be answered
+			// from a listing that still has it.
+			attrSeq.Add(1)
 			return nil, 0, syscall.ESTALE
 		}
 		return nil, 0, n.fsys.errno("open", err)

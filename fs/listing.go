@@ -1,0 +1,178 @@
+package fs
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"dfs/api"
+)
+
+// Directory listings answer lookups without a round trip to the master.
+// When lookups keep missing the kernel's caches in one directory (a stat
+// of every file after the caches were dropped, ls -l, a build walking a
+// tree), the mount fetches the whole directory with attributes (a few
+// READDIRPLUS pages) and answers the names it holds from it for the
+// entry and attribute time, the same staleness the kernel's own caches
+// allow (DESIGN.md: changes by other mounts show within the attribute
+// time). Three rules keep it within the contract:
+//   - any change this mount makes (any mutation the client sends, any
+//     attribute change committed here) ends every listing: what this
+//     mount changed, it sees at once, as with the kernel's caches;
+//   - a name the listing lacks is asked of the master: a file another
+//     mount just made is found as promptly as without listings;
+//   - opens still ask the master (close-to-open is unchanged).
+//
+// Listings that changes keep ending before they serve back off, so a
+// workload that writes between lookups pays nothing for them.
+const (
+	maxListed     = 32768 // entries; bigger directories are not listed
+	listAfter     = 3     // lookup misses in one directory within the entry time before listing it
+	usefulListing = 8     // hits that make a listing worth its fetch
+	maxListings   = 16    // directories holding a listing at once
+)
+
+type listing struct {
+	at    time.Time
+	seq   uint64 // attrSeq when the fetch began
+	gen   uint64 // client.Changes() when the fetch began
+	attrs map[string]*api.Attr
+	hits  int
+}
+
+// dirListing is a directory node's listing state, guarded by node.mu.
+type dirListing struct {
+	cur       *listing
+	fetching  bool
+	misses    int
+	missFrom  time.Time
+	cooldown  time.Duration // after a listing ended before it served
+	coolUntil time.Time
+}
+
+// listings keeps the mount's listings few: the oldest is dropped when
+// another directory lists.
+type listings struct {
+	mu    sync.Mutex
+	nodes []*node
+}
+
+func (fsys *filesystem) listTTL() time.Duration {
+	return min(fsys.opts.AttrTimeout, fsys.opts.EntryTimeout)
+}
+
+// valid says whether l may still answer; called with n.mu held.
+func (n *node) listingValid(l *listing, now time.Time) bool {
+	return l != nil && now.Sub(l.at) < n.fsys.listTTL() &&
+		attrSeq.Load() == l.seq && n.fsys.client.Changes() == l.gen
+}
+
+// listed answers name from the directory's listing: its attributes and
+// the attrSeq they are as of. ok is false when the master must be asked;
+// a listing may then be fetched for the lookups that follow.
+func (n *node) listed(ctx context.Context, name string) (a *api.Attr, seq uint64, ok bool) {
+	if n.fsys.listTTL() <= 0 {
+		return nil, 0, false
+	}
+	now := time.Now()
+	n.mu.Lock()
+	dl := &n.dl
+	if l := dl.cur; l != nil {
+		if n.listingValid(l, now) {
+			if a := l.attrs[name]; a != nil {
+				l.hits++
+				n.mu.Unlock()
+				cacheResult(cacheListing, true, 1)
+				return a, l.seq, true
+			}
+			n.mu.Unlock()
+			return nil, 0, false
+		}
+		// Ended: by time (worth listing again) or by a change before it
+		// served (listing again at once would likely be wasted).
+		if l.hits < usefulListing && now.Sub(l.at) < n.fsys.listTTL() {
+			dl.cooldown = min(max(2*dl.cooldown, n.fsys.listTTL()), 64*n.fsys.listTTL())
+			dl.coolUntil = now.Add(dl.cooldown)
+		} else if l.hits >= usefulListing {
+			dl.cooldown = 0
+		}
+		dl.cur = nil
+	}
+	if now.Sub(dl.missFrom) > n.fsys.listTTL() {
+		dl.misses, dl.missFrom = 0, now
+	}
+	dl.misses++
+	fetch := !dl.fetching && dl.misses >= listAfter && now.After(dl.coolUntil)
+	if fetch {
+		dl.fetching = true
+	}
+	n.mu.Unlock()
+	cacheResult(cacheListing, false, 1)
+	if fetch {
+		go n.fetchListing(context.WithoutCancel(ctx))
+	}
+	return nil, 0, false
+}
+
+// fetchListing reads the whole directory with attributes and installs it
+// as the listing, unless the directory is too big or the caller may not
+// list it (then lookups go on asking the master, and listing waits).
+func (n *node) fetchListing(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	seq, gen, at := attrSeq.Load(), n.fsys.client.Changes(), time.Now()
+	attrs := map[string]*api.Attr{}
+	ok := true
+	for cookie := uint64(0); ok; {
+		resp, err := n.fsys.client.ReadDir(ctx, n.ino(), cookie, 0, true)
+		if err != nil || len(resp.Attrs) != len(resp.Entries) || len(attrs)+len(resp.Entries) > maxListed {
+			ok = false
+			break
+		}
+		for i, e := range resp.Entries {
+			attrs[e.Name] = resp.Attrs[i]
+			cookie = e.Cookie
+		}
+		if resp.Eof || len(resp.Entries) == 0 {
+			break
+		}
+	}
+	n.mu.Lock()
+	n.dl.fetching = false
+	if !ok {
+		n.dl.cooldown = 64 * n.fsys.listTTL()
+		n.dl.coolUntil = time.Now().Add(n.dl.cooldown)
+		n.mu.Unlock()
+		return
+	}
+	n.dl.cur = &listing{at: at, seq: seq, gen: gen, attrs: attrs}
+	n.mu.Unlock()
+	n.fsys.lists.add(n)
+}
+
+// dropListing forgets n's listing (memory; it would end by time anyway).
+func (n *node) dropListing() {
+	n.mu.Lock()
+	n.dl.cur = nil
+	n.mu.Unlock()
+}
+
+func (ls *listings) add(n *node) {
+	ls.mu.Lock()
+	var drop *node
+	for i, m := range ls.nodes {
+		if m == n {
+			ls.nodes = append(ls.nodes[:i], ls.nodes[i+1:]...)
+			break
+		}
+	}
+	ls.nodes = append(ls.nodes, n)
+	if len(ls.nodes) > maxListings {
+		drop = ls.nodes[0]
+		ls.nodes = ls.nodes[1:]
+	}
+	ls.mu.Unlock()
+	if drop != nil {
+		drop.dropListing()
+	}
+}

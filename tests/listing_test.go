@@ -1,0 +1,111 @@
+package tests
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"dfs/cluster"
+)
+
+// TestListingLookups: lookups that keep missing the kernel's caches in one
+// directory are answered from a listing of the whole directory
+// (fs/listing.go), and the listing never shows this mount an older state
+// than its own changes, never hides a name another mount made, never
+// keeps a removed name past the entry time, and never breaks
+// close-to-open.
+func TestListingLookups(t *testing.T) {
+	const ttl = 3 * time.Second
+	opts := []string{"-o", fmt.Sprintf("attr_timeout=%g,entry_timeout=%g", ttl.Seconds(), ttl.Seconds()), "-debug-addr", "127.0.0.1:0"}
+	c := startCluster(t, cluster.Config{Masters: 1, ChunkServers: 1, Mounts: 2, ExtraMountArgs: opts})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	admin := adminAddrFromLog(ctx, t, filepath.Join(c.LogDir(), "mount2.log"))
+	hits := func() float64 {
+		v, _ := scrape(ctx, t, admin).Sum("dfs_mount_cache_total", "cache=listing", "result=hit")
+		return v
+	}
+	one, two := c.MountDir(0), c.MountDir(1)
+
+	// Lookups on mount 2 of names it never saw, until a listing answers
+	// some (it is fetched in the background after a few misses).
+	var dir string
+	for attempt := 1; ; attempt++ {
+		dir = fmt.Sprintf("d%d", attempt)
+		if err := os.Mkdir(filepath.Join(one, dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 300 {
+			if err := os.WriteFile(filepath.Join(one, dir, fmt.Sprint("f", i)), make([]byte, i), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Link(filepath.Join(one, dir, "f290"), filepath.Join(one, dir, "link290")); err != nil {
+			t.Fatal(err)
+		}
+		before := hits()
+		start := time.Now()
+		for i := range 280 {
+			st, err := os.Stat(filepath.Join(two, dir, fmt.Sprint("f", i)))
+			if err != nil || st.Size() != int64(i) {
+				t.Fatalf("stat of f%d on mount 2: %v, size %v", i, err, st)
+			}
+			if i == 100 {
+				time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
+			}
+		}
+		got := hits() - before
+		t.Logf("attempt %d: %v of 280 lookups answered from a listing in %v", attempt, got, time.Since(start))
+		if got > 0 {
+			break
+		}
+		if attempt == 5 {
+			t.Fatalf("no lookup answered from a listing in %d attempts", attempt)
+		}
+	}
+	p1 := func(name string) string { return filepath.Join(one, dir, name) }
+	p2 := func(name string) string { return filepath.Join(two, dir, name) }
+
+	// This mount's own change shows at once, also under a name it
+	// reaches through the listing: the listing ended with the change.
+	if err := os.Truncate(p2("f290"), 12345); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(p2("link290")); err != nil || st.Size() != 12345 {
+		t.Fatalf("link290 after truncating f290 through the same mount: %v, %v; want size 12345", err, st)
+	}
+	// Warm the listing again, then let mount 1 make, change and remove.
+	for i := 283; i < 290; i++ {
+		if _, err := os.Stat(p2(fmt.Sprint("f", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := os.WriteFile(p1("new"), []byte("made on mount 1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p1("f281"), []byte("rewritten on mount 1, longer than before"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(p1("f282")); err != nil {
+		t.Fatal(err)
+	}
+	// A name the listing lacks is asked of the master.
+	if b, err := os.ReadFile(p2("new")); err != nil || string(b) != "made on mount 1" {
+		t.Fatalf("a file mount 1 just made, read on mount 2: %q, %v", b, err)
+	}
+	// Close-to-open: the open asks the master, whatever the listing says.
+	if b, err := os.ReadFile(p2("f281")); err != nil || string(b) != "rewritten on mount 1, longer than before" {
+		t.Fatalf("a file mount 1 rewrote and closed, read on mount 2: %q, %v", b, err)
+	}
+	// A removed name may show until the entry time is up, not after.
+	time.Sleep(ttl + 500*time.Millisecond)
+	if _, err := os.Stat(p2("f282")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("f282, removed on mount 1 %v ago, on mount 2: %v; want ENOENT", ttl, err)
+	}
+}
