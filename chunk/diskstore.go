@@ -547,9 +547,6 @@ func (c *diskChunk) readAt(p []byte, off, length int64) (int64, error) {
 	if n == 0 {
 		return 0, nil
 	}
-	if err := c.readData(p[:n], off); err != nil {
-		return 0, err
-	}
 	b0, b1 := off/api.BlockSize, (off+n-1)/api.BlockSize
 	crcs, err := c.readCRCs(b0, b1)
 	if err != nil {
@@ -558,6 +555,23 @@ func (c *diskChunk) readAt(p []byte, off, length int64) (int64, error) {
 	bufp := blockPool.Get().(*[]byte)
 	defer blockPool.Put(bufp)
 	buf := *bufp
+	if b0 == b1 {
+		// Within one block (small random reads): one read of the block,
+		// checked, then copied out.
+		bs := b0 * api.BlockSize
+		be := min(bs+api.BlockSize, length)
+		if err := c.readData(buf[:be-bs], bs); err != nil {
+			return 0, err
+		}
+		crc := crc32.Update(crc32.Update(0, castagnoli, buf[:be-bs]), castagnoli, zeroBlock[:api.BlockSize-(be-bs)])
+		if err := c.checkBlock(b0, crcs[0], crc); err != nil {
+			return 0, err
+		}
+		return int64(copy(p[:n], buf[off-bs:be-bs])), nil
+	}
+	if err := c.readData(p[:n], off); err != nil {
+		return 0, err
+	}
 	for b := b0; b <= b1; b++ {
 		bs := b * api.BlockSize
 		be := min(bs+api.BlockSize, length)
