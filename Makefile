@@ -58,7 +58,9 @@ run: build
 # bench starts a fresh 3-master, 3-chunkserver cluster and runs bench/run.sh
 # in it: the shared comparison against a loopback FUSE reference per layout,
 # the master alone through the client library, the namespace at scale; then
-# failover, re-replication and erasure-coding figures from their tests.
+# the comparison in an ec:4+2 directory on a 6-chunkserver cluster (K+M
+# servers are needed); then failover, re-replication and erasure-coding
+# figures from their tests.
 bench: build
 	@test -x $(SHARED_BENCH)/compare.sh || { echo "no $(SHARED_BENCH)/compare.sh"; exit 1; }
 	$(GO) build -o $(BIN)/ ./bench/metabench ./bench/nsbench ./bench/lockbench
@@ -68,6 +70,10 @@ bench: build
 	  $(BIN)/dfsctl dev -dir $$d/dfs -mnt $$d/mnt -chunkservers 3 -- \
 		env COMPARE=$(SHARED_BENCH)/compare.sh BIN=$(CURDIR)/$(BIN) $(CURDIR)/bench/run.sh; } 2>&1 | tee $$out; \
 	status=$${PIPESTATUS[0]}; rm -rf $$d; \
+	d=$$(mktemp -d -t dfs-bench.XXXXXX); \
+	{ $(BIN)/dfsctl dev -dir $$d/dfs -mnt $$d/mnt -chunkservers 6 -- \
+		env COMPARE=$(SHARED_BENCH)/compare.sh BIN=$(CURDIR)/$(BIN) BENCH_LAYOUTS=ec:4+2 BENCH_PARTS=compare $(CURDIR)/bench/run.sh; } 2>&1 | tee -a $$out; \
+	[ $${PIPESTATUS[0]} = 0 ] || status=1; rm -rf $$d; \
 	{ echo "## failover and re-replication (fault tests, soak length)"; \
 	  set -o pipefail; DFS_SOAK=1 $(GO) test -count=1 -timeout 20m -v -run 'TestFaultLeaderKill|TestFaultChunkServerGone' ./tests/ \
 		| grep -E 'kill -9 of the leader|chunkserver gone|^(ok|FAIL|---)'; } 2>&1 | tee -a $$out; \
