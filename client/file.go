@@ -82,21 +82,34 @@ func spans(chunkSize, off, n uint64) []span {
 
 // parallel runs f for every item at once and returns the errors joined.
 func parallel[T any](items []T, f func(T) error) error {
+	return parallelN(items, len(items), f)
+}
+
+// parallelN is parallel with at most n calls of f at a time.
+func parallelN[T any](items []T, n int, f func(T) error) error {
 	if len(items) == 1 {
 		return f(items[0])
 	}
 	errs := make([]error, len(items))
+	slots := make(chan struct{}, max(n, 1))
 	var wg sync.WaitGroup
 	for i, it := range items {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
 			errs[i] = f(it)
-		}()
+		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
+
+// maxExtentWrites bounds the extents of one buffer written at once where
+// each is its own call (erasure-coded files): the primary orders a
+// chunk's writes one at a time, so more only wait in its queue, and a
+// flush of thousands of random 4 KiB extents queued long enough there
+// for calls to time out.
+const maxExtentWrites = 4
 
 // WriteAt writes p at file offset off on every replica of the chunks it
 // touches, allocating chunks as needed; chunks are written in parallel.
@@ -140,7 +153,7 @@ type vectorWriter interface {
 func (f *File) WriteExtents(ctx context.Context, exts []Extent) error {
 	vw, ok := f.io.(vectorWriter)
 	if !ok || len(exts) == 1 {
-		return parallel(exts, func(e Extent) error { return f.WriteAt(ctx, e.Data, e.Off) })
+		return parallelN(exts, maxExtentWrites, func(e Extent) error { return f.WriteAt(ctx, e.Data, e.Off) })
 	}
 	byChunk := map[uint64][]*api.Extent{}
 	var order []uint64 // chunks in first-touched order
@@ -337,6 +350,16 @@ func (f *File) writeChunk(ctx context.Context, idx uint64, op func(context.Conte
 			err = fmt.Errorf("%w (reporting it: %v)", err, rerr)
 		}
 		switch e := api.ErrnoOf(err); {
+		case e == api.Errno_EINTR:
+			// The primary gave up waiting for the chunk's earlier writes
+			// (nothing applied): the same lease is good, try again.
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return fmt.Errorf("chunk %d of inode %d: %w (last error: %v)", idx, f.ino, ctx.Err(), err)
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
 		case e == api.Errno_EAGAIN || e == api.Errno_ESTALE || e == api.Errno_EKEYEXPIRED:
 			// Lease moved or expired, the version changed or the chunk
 			// token expired: ask again.
