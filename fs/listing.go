@@ -23,13 +23,15 @@ import (
 //     mount just made is found as promptly as without listings;
 //   - opens still ask the master (close-to-open is unchanged).
 //
-// Listings that changes keep ending before they serve back off, so a
-// workload that writes between lookups pays nothing for them.
+// A listing is fetched only once the mount has made no change for a
+// while (quietPeriod), so a workload that changes things between lookups
+// (creating, or reading files whose access times move) pays nothing for
+// listings its next change would end.
 const (
-	maxListed     = 32768 // entries; bigger directories are not listed
-	listAfter     = 3     // lookup misses in one directory within the entry time before listing it
-	usefulListing = 8     // hits that make a listing worth its fetch
-	maxListings   = 16    // directories holding a listing at once
+	maxListed   = 32768 // entries; bigger directories are not listed
+	listAfter   = 3     // lookup misses in one directory within the entry time before listing it
+	maxListings = 16    // directories holding a listing at once
+	quietPeriod = 100 * time.Millisecond
 )
 
 type listing struct {
@@ -37,7 +39,6 @@ type listing struct {
 	seq   uint64 // attrSeq when the fetch began
 	gen   uint64 // client.Changes() when the fetch began
 	attrs map[string]*api.Attr
-	hits  int
 }
 
 // dirListing is a directory node's listing state, guarded by node.mu.
@@ -46,8 +47,25 @@ type dirListing struct {
 	fetching  bool
 	misses    int
 	missFrom  time.Time
-	cooldown  time.Duration // after a listing ended before it served
-	coolUntil time.Time
+	coolUntil time.Time // no listing before (too big, or not allowed)
+}
+
+// quiet tracks when the mount last changed anything, as seen by lookups.
+type quiet struct {
+	mu       sync.Mutex
+	seq, gen uint64
+	since    time.Time
+}
+
+// quietFor says how long seq and gen have not moved, as far as calls to
+// it have seen.
+func (q *quiet) quietFor(seq, gen uint64, now time.Time) time.Duration {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.since.IsZero() || seq != q.seq || gen != q.gen {
+		q.seq, q.gen, q.since = seq, gen, now
+	}
+	return now.Sub(q.since)
 }
 
 // listings keeps the mount's listings few: the oldest is dropped when
@@ -55,6 +73,7 @@ type dirListing struct {
 type listings struct {
 	mu    sync.Mutex
 	nodes []*node
+	quiet quiet
 }
 
 func (fsys *filesystem) listTTL() time.Duration {
@@ -80,7 +99,6 @@ func (n *node) listed(ctx context.Context, name string) (a *api.Attr, seq uint64
 	if l := dl.cur; l != nil {
 		if n.listingValid(l, now) {
 			if a := l.attrs[name]; a != nil {
-				l.hits++
 				n.mu.Unlock()
 				cacheResult(cacheListing, true, 1)
 				return a, l.seq, true
@@ -88,21 +106,14 @@ func (n *node) listed(ctx context.Context, name string) (a *api.Attr, seq uint64
 			n.mu.Unlock()
 			return nil, 0, false
 		}
-		// Ended: by time (worth listing again) or by a change before it
-		// served (listing again at once would likely be wasted).
-		if l.hits < usefulListing && now.Sub(l.at) < n.fsys.listTTL() {
-			dl.cooldown = min(max(2*dl.cooldown, n.fsys.listTTL()), 64*n.fsys.listTTL())
-			dl.coolUntil = now.Add(dl.cooldown)
-		} else if l.hits >= usefulListing {
-			dl.cooldown = 0
-		}
 		dl.cur = nil
 	}
 	if now.Sub(dl.missFrom) > n.fsys.listTTL() {
 		dl.misses, dl.missFrom = 0, now
 	}
 	dl.misses++
-	fetch := !dl.fetching && dl.misses >= listAfter && now.After(dl.coolUntil)
+	fetch := !dl.fetching && dl.misses >= listAfter && now.After(dl.coolUntil) &&
+		n.fsys.lists.quiet.quietFor(attrSeq.Load(), n.fsys.client.Changes(), now) >= min(quietPeriod, n.fsys.listTTL()/4)
 	if fetch {
 		dl.fetching = true
 	}
@@ -140,8 +151,7 @@ func (n *node) fetchListing(ctx context.Context) {
 	n.mu.Lock()
 	n.dl.fetching = false
 	if !ok {
-		n.dl.cooldown = 64 * n.fsys.listTTL()
-		n.dl.coolUntil = time.Now().Add(n.dl.cooldown)
+		n.dl.coolUntil = time.Now().Add(64 * n.fsys.listTTL())
 		n.mu.Unlock()
 		return
 	}

@@ -79,13 +79,18 @@ func TestListingLookups(t *testing.T) {
 	if st, err := os.Stat(p2("link290")); err != nil || st.Size() != 12345 {
 		t.Fatalf("link290 after truncating f290 through the same mount: %v, %v; want size 12345", err, st)
 	}
-	// Warm the listing again, then let mount 1 make, change and remove.
+	// List again (a listing is fetched once the mount has made no change
+	// for a moment), then let mount 1 make, change and remove.
+	before := hits()
 	for i := 283; i < 290; i++ {
 		if _, err := os.Stat(p2(fmt.Sprint("f", i))); err != nil {
 			t.Fatal(err)
 		}
+		time.Sleep(250 * time.Millisecond)
 	}
-	time.Sleep(200 * time.Millisecond)
+	if hits() == before {
+		t.Fatal("no listing answered lookups after the mount's own change had settled")
+	}
 	if err := os.WriteFile(p1("new"), []byte("made on mount 1"), 0o644); err != nil {
 		t.Fatal(err)
 	}
