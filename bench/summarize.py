@@ -13,6 +13,15 @@ import re
 import sys
 
 
+def num(v):
+    """Whether v is a figure compare.sh prints: a number or "-"."""
+    try:
+        float(v)
+        return True
+    except ValueError:
+        return v == "-"
+
+
 def parse(path):
     run = {"name": os.path.basename(path)[:-4], "commit": "?", "layouts": {}, "other": []}
     layout = None
@@ -33,7 +42,7 @@ def parse(path):
             continue
         if layout is not None:
             f = line.split()
-            if len(f) == 5 and f[0] != "test":
+            if len(f) == 5 and f[0] != "test" and all(num(v) for v in f[1:4]):
                 run["layouts"][layout].append(f)
             continue
         if run["other"] and line.strip() and not line.startswith("dfsctl dev:"):
