@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"syscall"
 	"time"
@@ -143,11 +144,30 @@ func (h *fileHandle) startWriteout(ctx context.Context) error {
 	}
 	h.outs = append(h.outs, w)
 	h.outBytes += w.bytes
+	// The write-out outlives the request that started it: an interrupt
+	// of that request (a signal to the writer, which the kernel passes
+	// on while the request is in flight) must not cancel it.
+	bg := context.WithoutCancel(ctx)
 	go func() {
 		defer close(w.done)
-		w.err = h.writeExtents(ctx, exts)
+		w.err = deferred(h.writeExtents(bg, exts))
 	}()
 	return h.werr
+}
+
+// deferred turns the error of a background write-out, reported by a later
+// call, into one no caller takes for "try this call again": EINTR or
+// EAGAIN from a later write(2) would make the caller repeat that write
+// and never learn that earlier data was lost.
+func deferred(err error) error {
+	if err == nil {
+		return nil
+	}
+	switch api.ErrnoOf(err) {
+	case api.Errno_EIO, api.Errno_ENOSPC, api.Errno_EROFS, api.Errno_EFBIG, api.Errno_ENOLCK, api.Errno_EACCES, api.Errno_EPERM:
+		return err
+	}
+	return fmt.Errorf("%w (%w)", api.Errno_EIO, err)
 }
 
 // reap waits for write-out i and forgets it, keeping its error. h.mu is

@@ -209,6 +209,47 @@ func overwrites(t *testing.T, c *cluster.Cluster, dir string, seed uint64) {
 	r.check(onMount(t, c, 1, path), "end")
 }
 
+// TestECManySmallWrites: flushes of thousands of scattered 4 KiB writes
+// over written data of one erasure-coded chunk (as fio randwrite makes:
+// each is a read-modify-write of its stripe on the primary) succeed and
+// read back byte for byte. Every extent of a flush used to be sent to
+// the chunk's primary at once; those still queued there when the
+// client's call timeout (-attempt-timeout, short here so that a queue of
+// any length on this machine outlasts it) ended failed the flush with
+// EINTR.
+func TestECManySmallWrites(t *testing.T) {
+	c := startCluster(t, cluster.Config{Masters: 1, ChunkServers: 6, Mounts: 2,
+		ExtraMountArgs: append(mountOpts(), "-attempt-timeout", "300ms")})
+	path := filepath.Join(ecDir(t, c, "small", "ec:4+2"), "f")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r := &refFile{t: t, f: f, path: path}
+	const size = 64 << 20
+	b := make([]byte, 1<<20)
+	for off := 0; off < size; off += len(b) {
+		for j := range b {
+			b[j] = byte(off>>20 + j>>9)
+		}
+		r.pwrite(int64(off), b)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	rnd := rand.New(rand.NewPCG(3, 5))
+	b = b[:4096]
+	for i := range 16000 {
+		for j := range b {
+			b[j] = byte(i + j | 1)
+		}
+		// Every other page: writes do not merge into long extents.
+		r.pwrite(rnd.Int64N(size/8192)*8192, b)
+	}
+	r.check(onMount(t, c, 1, path), "after 16,000 scattered 4 KiB writes")
+}
+
 // TestECDegradedRead: with M chunkservers killed (-9), among them those
 // holding data shards, every ec:4+2 file reads back byte for byte on a
 // mount that has none of it cached, and fsck reports the chunks degraded;

@@ -46,6 +46,7 @@ type config struct {
 	opts       fs.Options
 	sessionTTL time.Duration
 	timeout    time.Duration
+	attempt    time.Duration
 	debugAddr  string
 	noLocal    bool
 	logLevel   slog.Level
@@ -62,6 +63,7 @@ type flagValues struct {
 	ttl       *time.Duration
 	debug     *bool
 	timeout   *time.Duration
+	attempt   *time.Duration
 	noLocal   *bool
 	debugAddr *string
 	logLevel  *string
@@ -79,6 +81,7 @@ func defineFlags(fl *flag.FlagSet) *flagValues {
 	v.ttl = fl.Duration("session-ttl", 10*time.Second, "session lease")
 	v.debug = fl.Bool("debug", false, "log every FUSE request")
 	v.timeout = fl.Duration("timeout", 15*time.Second, "how long to wait for the masters at start")
+	v.attempt = fl.Duration("attempt-timeout", 10*time.Second, "deadline of one call to a master or chunkserver, after which it is tried again")
 	v.noLocal = fl.Bool("no-local-reads", false, "always read through the chunkservers, never their chunk files on this machine directly (env DFSMOUNT_NO_LOCAL_READS=true)")
 	v.debugAddr = fl.String("debug-addr", "", "HOST:PORT to serve /metrics and /debug/pprof on (env DFSMOUNT_DEBUG_ADDR; empty: off)")
 	v.logLevel = fl.String("log-level", "info", "debug, info, warn or error (env DFSMOUNT_LOG_LEVEL)")
@@ -119,7 +122,10 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	if len(rest) != 1 {
 		return nil, errors.New("missing MOUNTPOINT (usage: dfsmount [-o opts] -masters ADDR,ADDR,ADDR MOUNTPOINT)")
 	}
-	c := &config{mountpoint: rest[0], sessionTTL: *v.ttl, timeout: *v.timeout, debugAddr: *v.debugAddr, noLocal: *v.noLocal}
+	if *v.attempt <= 0 {
+		return nil, fmt.Errorf("-attempt-timeout %v: must be positive", *v.attempt)
+	}
+	c := &config{mountpoint: rest[0], sessionTTL: *v.ttl, timeout: *v.timeout, attempt: *v.attempt, debugAddr: *v.debugAddr, noLocal: *v.noLocal}
 	for _, m := range strings.Split(*v.masters, ",") {
 		if m = strings.TrimSpace(m); m != "" {
 			c.masters = append(c.masters, m)
@@ -262,12 +268,13 @@ func run(args []string, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
 	defer cancel()
 	c, err := client.New(ctx, client.Config{
-		Masters:      cfg.masters,
-		Name:         host + ":" + cfg.mountpoint,
-		SessionTTL:   cfg.sessionTTL,
-		NoLocalReads: cfg.noLocal,
-		Logf:         logf,
-		TLS:          cfg.tls,
+		Masters:        cfg.masters,
+		Name:           host + ":" + cfg.mountpoint,
+		SessionTTL:     cfg.sessionTTL,
+		AttemptTimeout: cfg.attempt,
+		NoLocalReads:   cfg.noLocal,
+		Logf:           logf,
+		TLS:            cfg.tls,
 	})
 	if err != nil {
 		return fmt.Errorf("masters %s unreachable: %v", strings.Join(cfg.masters, ","), err)
