@@ -349,23 +349,17 @@ func (f *File) writeChunk(ctx context.Context, idx uint64, op func(context.Conte
 			// The report failed too: back off and start again below.
 			err = fmt.Errorf("%w (reporting it: %v)", err, rerr)
 		}
+		sameLease := false
 		switch e := api.ErrnoOf(err); {
-		case e == api.Errno_EINTR:
-			// The primary gave up waiting for the chunk's earlier writes
-			// (nothing applied): the same lease is good, try again.
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-				return fmt.Errorf("chunk %d of inode %d: %w (last error: %v)", idx, f.ino, ctx.Err(), err)
-			}
-			backoff = min(2*backoff, time.Second)
-			continue
 		case e == api.Errno_EAGAIN || e == api.Errno_ESTALE || e == api.Errno_EKEYEXPIRED:
 			// Lease moved or expired, the version changed or the chunk
 			// token expired: ask again.
-		case e == api.Errno_EIO || e == api.Errno_ENOKEY || isTransport(err):
-			// A replica is down: the master drops it from the set once it
-			// notices; wait a little before asking.
+		case e == api.Errno_EINTR || e == api.Errno_EIO || e == api.Errno_ENOKEY || isTransport(err):
+			// EINTR: the primary gave up waiting for the chunk's earlier
+			// writes (nothing applied), and the same lease is good.
+			// Otherwise a replica is down: the master drops it from the
+			// set once it notices. Either way, wait a little first.
+			sameLease = e == api.Errno_EINTR
 			select {
 			case <-time.After(backoff):
 			case <-ctx.Done():
@@ -377,7 +371,9 @@ func (f *File) writeChunk(ctx context.Context, idx uint64, op func(context.Conte
 		if ctx.Err() != nil {
 			return fmt.Errorf("chunk %d of inode %d: %w (last error: %v)", idx, f.ino, ctx.Err(), err)
 		}
-		ch = nil
+		if !sameLease {
+			ch = nil
+		}
 	}
 }
 

@@ -80,7 +80,7 @@ func (fsys *filesystem) listTTL() time.Duration {
 	return min(fsys.opts.AttrTimeout, fsys.opts.EntryTimeout)
 }
 
-// valid says whether l may still answer; called with n.mu held.
+// listingValid says whether l may still answer; called with n.mu held.
 func (n *node) listingValid(l *listing, now time.Time) bool {
 	return l != nil && now.Sub(l.at) < n.fsys.listTTL() &&
 		attrSeq.Load() == l.seq && n.fsys.client.Changes() == l.gen
