@@ -6402,7 +6402,17 @@ type WriteRequest struct {
 	// extents: several pieces written in one call, in order, as if by one
 	// write each (offset, data and zero_length are then unused). A mount
 	// flushing scattered small writes sends one call per chunk.
-	Extents       []*Extent   `protobuf:"bytes,180,rep,name=extents,proto3" json:"extents,omitempty"`
+	Extents []*Extent `protobuf:"bytes,180,rep,name=extents,proto3" json:"extents,omitempty"`
+	// undo_seq > 0 (EC shard writes sent by a primary, docs/ec.md): before
+	// applying its first part, the shard keeps the old bytes of
+	// [undo_offset, undo_offset + undo_length), its whole piece of the
+	// write (version, undo_seq), whose participants are the shards set in
+	// the bit mask undo_shards, so that a primary that dies between shard
+	// updates can be rolled back.
+	UndoSeq       uint64      `protobuf:"varint,190,opt,name=undo_seq,json=undoSeq,proto3" json:"undo_seq,omitempty"`
+	UndoShards    uint64      `protobuf:"varint,191,opt,name=undo_shards,json=undoShards,proto3" json:"undo_shards,omitempty"`
+	UndoOffset    uint64      `protobuf:"varint,192,opt,name=undo_offset,json=undoOffset,proto3" json:"undo_offset,omitempty"`
+	UndoLength    uint64      `protobuf:"varint,193,opt,name=undo_length,json=undoLength,proto3" json:"undo_length,omitempty"`
 	Token         *ChunkToken `protobuf:"bytes,240,opt,name=token,proto3" json:"token,omitempty"` // for chunk id, at least WRITE (MASTER for reencode)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -6534,6 +6544,34 @@ func (x *WriteRequest) GetExtents() []*Extent {
 		return x.Extents
 	}
 	return nil
+}
+
+func (x *WriteRequest) GetUndoSeq() uint64 {
+	if x != nil {
+		return x.UndoSeq
+	}
+	return 0
+}
+
+func (x *WriteRequest) GetUndoShards() uint64 {
+	if x != nil {
+		return x.UndoShards
+	}
+	return 0
+}
+
+func (x *WriteRequest) GetUndoOffset() uint64 {
+	if x != nil {
+		return x.UndoOffset
+	}
+	return 0
+}
+
+func (x *WriteRequest) GetUndoLength() uint64 {
+	if x != nil {
+		return x.UndoLength
+	}
+	return 0
 }
 
 func (x *WriteRequest) GetToken() *ChunkToken {
@@ -7258,6 +7296,214 @@ func (x *LocalPathResponse) GetStoreDir() string {
 	return ""
 }
 
+// UndoRequest, from an EC chunk's new primary before its first write
+// (docs/ec.md): report the shard's undo record (resolve false), or
+// settle the record of write (write_version, write_seq) if it holds it:
+// restore the old bytes it keeps and mark it rolled back (rollback
+// true), or mark it committed. The shard must hold `version`.
+type UndoRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Shard         uint32                 `protobuf:"varint,2,opt,name=shard,proto3" json:"shard,omitempty"`
+	Version       uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	Resolve       bool                   `protobuf:"varint,4,opt,name=resolve,proto3" json:"resolve,omitempty"`
+	WriteVersion  uint64                 `protobuf:"varint,5,opt,name=write_version,json=writeVersion,proto3" json:"write_version,omitempty"`
+	WriteSeq      uint64                 `protobuf:"varint,6,opt,name=write_seq,json=writeSeq,proto3" json:"write_seq,omitempty"`
+	Rollback      bool                   `protobuf:"varint,7,opt,name=rollback,proto3" json:"rollback,omitempty"`
+	Token         *ChunkToken            `protobuf:"bytes,240,opt,name=token,proto3" json:"token,omitempty"` // for chunk id, at least WRITE
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UndoRequest) Reset() {
+	*x = UndoRequest{}
+	mi := &file_dfs_proto_msgTypes[90]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UndoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UndoRequest) ProtoMessage() {}
+
+func (x *UndoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[90]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UndoRequest.ProtoReflect.Descriptor instead.
+func (*UndoRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{90}
+}
+
+func (x *UndoRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *UndoRequest) GetShard() uint32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+func (x *UndoRequest) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *UndoRequest) GetResolve() bool {
+	if x != nil {
+		return x.Resolve
+	}
+	return false
+}
+
+func (x *UndoRequest) GetWriteVersion() uint64 {
+	if x != nil {
+		return x.WriteVersion
+	}
+	return 0
+}
+
+func (x *UndoRequest) GetWriteSeq() uint64 {
+	if x != nil {
+		return x.WriteSeq
+	}
+	return 0
+}
+
+func (x *UndoRequest) GetRollback() bool {
+	if x != nil {
+		return x.Rollback
+	}
+	return false
+}
+
+func (x *UndoRequest) GetToken() *ChunkToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+type UndoResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Errno   Errno                  `protobuf:"varint,1,opt,name=errno,proto3,enum=dfs.Errno" json:"errno,omitempty"`
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// The record (seq 0: none): the write it belongs to, its participants,
+	// its piece's length here, how much of the piece was applied, and
+	// whether it was settled (0 no, 1 committed, 2 rolled back).
+	Version       uint64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	Seq           uint64 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`
+	Shards        uint64 `protobuf:"varint,5,opt,name=shards,proto3" json:"shards,omitempty"`
+	Length        uint64 `protobuf:"varint,6,opt,name=length,proto3" json:"length,omitempty"`
+	Done          uint64 `protobuf:"varint,7,opt,name=done,proto3" json:"done,omitempty"`
+	State         uint32 `protobuf:"varint,8,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UndoResponse) Reset() {
+	*x = UndoResponse{}
+	mi := &file_dfs_proto_msgTypes[91]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UndoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UndoResponse) ProtoMessage() {}
+
+func (x *UndoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[91]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UndoResponse.ProtoReflect.Descriptor instead.
+func (*UndoResponse) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{91}
+}
+
+func (x *UndoResponse) GetErrno() Errno {
+	if x != nil {
+		return x.Errno
+	}
+	return Errno_OK
+}
+
+func (x *UndoResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *UndoResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *UndoResponse) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *UndoResponse) GetShards() uint64 {
+	if x != nil {
+		return x.Shards
+	}
+	return 0
+}
+
+func (x *UndoResponse) GetLength() uint64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+func (x *UndoResponse) GetDone() uint64 {
+	if x != nil {
+		return x.Done
+	}
+	return 0
+}
+
+func (x *UndoResponse) GetState() uint32 {
+	if x != nil {
+		return x.State
+	}
+	return 0
+}
+
 type RegisterServerCmd struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -7273,7 +7519,7 @@ type RegisterServerCmd struct {
 
 func (x *RegisterServerCmd) Reset() {
 	*x = RegisterServerCmd{}
-	mi := &file_dfs_proto_msgTypes[90]
+	mi := &file_dfs_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7285,7 +7531,7 @@ func (x *RegisterServerCmd) String() string {
 func (*RegisterServerCmd) ProtoMessage() {}
 
 func (x *RegisterServerCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[90]
+	mi := &file_dfs_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7298,7 +7544,7 @@ func (x *RegisterServerCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterServerCmd.ProtoReflect.Descriptor instead.
 func (*RegisterServerCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{90}
+	return file_dfs_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *RegisterServerCmd) GetId() string {
@@ -7347,7 +7593,7 @@ type DrainServerCmd struct {
 
 func (x *DrainServerCmd) Reset() {
 	*x = DrainServerCmd{}
-	mi := &file_dfs_proto_msgTypes[91]
+	mi := &file_dfs_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7359,7 +7605,7 @@ func (x *DrainServerCmd) String() string {
 func (*DrainServerCmd) ProtoMessage() {}
 
 func (x *DrainServerCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[91]
+	mi := &file_dfs_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7372,7 +7618,7 @@ func (x *DrainServerCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainServerCmd.ProtoReflect.Descriptor instead.
 func (*DrainServerCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{91}
+	return file_dfs_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *DrainServerCmd) GetId() string {
@@ -7403,7 +7649,7 @@ type ForceUnlockCmd struct {
 
 func (x *ForceUnlockCmd) Reset() {
 	*x = ForceUnlockCmd{}
-	mi := &file_dfs_proto_msgTypes[92]
+	mi := &file_dfs_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7415,7 +7661,7 @@ func (x *ForceUnlockCmd) String() string {
 func (*ForceUnlockCmd) ProtoMessage() {}
 
 func (x *ForceUnlockCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[92]
+	mi := &file_dfs_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7428,7 +7674,7 @@ func (x *ForceUnlockCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForceUnlockCmd.ProtoReflect.Descriptor instead.
 func (*ForceUnlockCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{92}
+	return file_dfs_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *ForceUnlockCmd) GetIno() uint64 {
@@ -7468,7 +7714,7 @@ type ExpireSessionCmd struct {
 
 func (x *ExpireSessionCmd) Reset() {
 	*x = ExpireSessionCmd{}
-	mi := &file_dfs_proto_msgTypes[93]
+	mi := &file_dfs_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7480,7 +7726,7 @@ func (x *ExpireSessionCmd) String() string {
 func (*ExpireSessionCmd) ProtoMessage() {}
 
 func (x *ExpireSessionCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[93]
+	mi := &file_dfs_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7493,7 +7739,7 @@ func (x *ExpireSessionCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireSessionCmd.ProtoReflect.Descriptor instead.
 func (*ExpireSessionCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{93}
+	return file_dfs_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *ExpireSessionCmd) GetSession() uint64 {
@@ -7512,7 +7758,7 @@ type DeleteChunksCmd struct {
 
 func (x *DeleteChunksCmd) Reset() {
 	*x = DeleteChunksCmd{}
-	mi := &file_dfs_proto_msgTypes[94]
+	mi := &file_dfs_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7524,7 +7770,7 @@ func (x *DeleteChunksCmd) String() string {
 func (*DeleteChunksCmd) ProtoMessage() {}
 
 func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[94]
+	mi := &file_dfs_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7537,7 +7783,7 @@ func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteChunksCmd.ProtoReflect.Descriptor instead.
 func (*DeleteChunksCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{94}
+	return file_dfs_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *DeleteChunksCmd) GetIds() []uint64 {
@@ -7582,7 +7828,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_dfs_proto_msgTypes[95]
+	mi := &file_dfs_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7594,7 +7840,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[95]
+	mi := &file_dfs_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7607,7 +7853,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{95}
+	return file_dfs_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *Command) GetSession() uint64 {
@@ -7750,7 +7996,7 @@ type NewChunkKeyCmd struct {
 
 func (x *NewChunkKeyCmd) Reset() {
 	*x = NewChunkKeyCmd{}
-	mi := &file_dfs_proto_msgTypes[96]
+	mi := &file_dfs_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7762,7 +8008,7 @@ func (x *NewChunkKeyCmd) String() string {
 func (*NewChunkKeyCmd) ProtoMessage() {}
 
 func (x *NewChunkKeyCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[96]
+	mi := &file_dfs_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7775,7 +8021,7 @@ func (x *NewChunkKeyCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NewChunkKeyCmd.ProtoReflect.Descriptor instead.
 func (*NewChunkKeyCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{96}
+	return file_dfs_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *NewChunkKeyCmd) GetSecret() []byte {
@@ -7809,7 +8055,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_dfs_proto_msgTypes[97]
+	mi := &file_dfs_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7821,7 +8067,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[97]
+	mi := &file_dfs_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7834,7 +8080,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{97}
+	return file_dfs_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *Batch) GetCommands() []*Command {
@@ -7864,7 +8110,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_dfs_proto_msgTypes[98]
+	mi := &file_dfs_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7876,7 +8122,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[98]
+	mi := &file_dfs_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7889,7 +8135,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{98}
+	return file_dfs_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -7990,7 +8236,7 @@ type SnapshotLock struct {
 
 func (x *SnapshotLock) Reset() {
 	*x = SnapshotLock{}
-	mi := &file_dfs_proto_msgTypes[99]
+	mi := &file_dfs_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8002,7 +8248,7 @@ func (x *SnapshotLock) String() string {
 func (*SnapshotLock) ProtoMessage() {}
 
 func (x *SnapshotLock) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[99]
+	mi := &file_dfs_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8015,7 +8261,7 @@ func (x *SnapshotLock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotLock.ProtoReflect.Descriptor instead.
 func (*SnapshotLock) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{99}
+	return file_dfs_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *SnapshotLock) GetOp() *LockOp {
@@ -8064,7 +8310,7 @@ type SnapshotDirEntry struct {
 
 func (x *SnapshotDirEntry) Reset() {
 	*x = SnapshotDirEntry{}
-	mi := &file_dfs_proto_msgTypes[100]
+	mi := &file_dfs_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8076,7 +8322,7 @@ func (x *SnapshotDirEntry) String() string {
 func (*SnapshotDirEntry) ProtoMessage() {}
 
 func (x *SnapshotDirEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[100]
+	mi := &file_dfs_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8089,7 +8335,7 @@ func (x *SnapshotDirEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotDirEntry.ProtoReflect.Descriptor instead.
 func (*SnapshotDirEntry) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{100}
+	return file_dfs_proto_rawDescGZIP(), []int{102}
 }
 
 func (x *SnapshotDirEntry) GetName() string {
@@ -8127,7 +8373,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_dfs_proto_msgTypes[101]
+	mi := &file_dfs_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8139,7 +8385,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[101]
+	mi := &file_dfs_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8152,7 +8398,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{101}
+	return file_dfs_proto_rawDescGZIP(), []int{103}
 }
 
 func (x *SnapshotChunk) GetIndex() uint64 {
@@ -8212,7 +8458,7 @@ type SnapshotInode struct {
 
 func (x *SnapshotInode) Reset() {
 	*x = SnapshotInode{}
-	mi := &file_dfs_proto_msgTypes[102]
+	mi := &file_dfs_proto_msgTypes[104]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8224,7 +8470,7 @@ func (x *SnapshotInode) String() string {
 func (*SnapshotInode) ProtoMessage() {}
 
 func (x *SnapshotInode) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[102]
+	mi := &file_dfs_proto_msgTypes[104]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8237,7 +8483,7 @@ func (x *SnapshotInode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotInode.ProtoReflect.Descriptor instead.
 func (*SnapshotInode) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{102}
+	return file_dfs_proto_rawDescGZIP(), []int{104}
 }
 
 func (x *SnapshotInode) GetAttr() *Attr {
@@ -8299,7 +8545,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_dfs_proto_msgTypes[103]
+	mi := &file_dfs_proto_msgTypes[105]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8311,7 +8557,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[103]
+	mi := &file_dfs_proto_msgTypes[105]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8324,7 +8570,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{103}
+	return file_dfs_proto_rawDescGZIP(), []int{105}
 }
 
 func (x *SnapshotResponse) GetSeq() uint64 {
@@ -8355,7 +8601,7 @@ type SnapshotSession struct {
 
 func (x *SnapshotSession) Reset() {
 	*x = SnapshotSession{}
-	mi := &file_dfs_proto_msgTypes[104]
+	mi := &file_dfs_proto_msgTypes[106]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8367,7 +8613,7 @@ func (x *SnapshotSession) String() string {
 func (*SnapshotSession) ProtoMessage() {}
 
 func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[104]
+	mi := &file_dfs_proto_msgTypes[106]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8380,7 +8626,7 @@ func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSession.ProtoReflect.Descriptor instead.
 func (*SnapshotSession) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{104}
+	return file_dfs_proto_rawDescGZIP(), []int{106}
 }
 
 func (x *SnapshotSession) GetId() uint64 {
@@ -8924,7 +9170,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x10SetChunkResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xc6\x03\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xc8\x04\n" +
 	"\fWriteRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x18\n" +
@@ -8942,7 +9188,14 @@ const file_dfs_proto_rawDesc = "" +
 	"\breencode\x18z \x01(\bR\breencode\x12\x1d\n" +
 	"\n" +
 	"shard_data\x18{ \x03(\fR\tshardData\x12&\n" +
-	"\aextents\x18\xb4\x01 \x03(\v2\v.dfs.ExtentR\aextents\x12&\n" +
+	"\aextents\x18\xb4\x01 \x03(\v2\v.dfs.ExtentR\aextents\x12\x1a\n" +
+	"\bundo_seq\x18\xbe\x01 \x01(\x04R\aundoSeq\x12 \n" +
+	"\vundo_shards\x18\xbf\x01 \x01(\x04R\n" +
+	"undoShards\x12 \n" +
+	"\vundo_offset\x18\xc0\x01 \x01(\x04R\n" +
+	"undoOffset\x12 \n" +
+	"\vundo_length\x18\xc1\x01 \x01(\x04R\n" +
+	"undoLength\x12&\n" +
 	"\x05token\x18\xf0\x01 \x01(\v2\x0f.dfs.ChunkTokenR\x05token\"4\n" +
 	"\x06Extent\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x12\n" +
@@ -9004,7 +9257,26 @@ const file_dfs_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x12\n" +
 	"\x04path\x18\x03 \x01(\tR\x04path\x12\x17\n" +
 	"\aboot_id\x18\x04 \x01(\tR\x06bootId\x12\x1b\n" +
-	"\tstore_dir\x18\x05 \x01(\tR\bstoreDir\"\x8a\x01\n" +
+	"\tstore_dir\x18\x05 \x01(\tR\bstoreDir\"\xed\x01\n" +
+	"\vUndoRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
+	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x18\n" +
+	"\aresolve\x18\x04 \x01(\bR\aresolve\x12#\n" +
+	"\rwrite_version\x18\x05 \x01(\x04R\fwriteVersion\x12\x1b\n" +
+	"\twrite_seq\x18\x06 \x01(\x04R\bwriteSeq\x12\x1a\n" +
+	"\brollback\x18\a \x01(\bR\brollback\x12&\n" +
+	"\x05token\x18\xf0\x01 \x01(\v2\x0f.dfs.ChunkTokenR\x05token\"\xd0\x01\n" +
+	"\fUndoResponse\x12 \n" +
+	"\x05errno\x18\x01 \x01(\x0e2\n" +
+	".dfs.ErrnoR\x05errno\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x10\n" +
+	"\x03seq\x18\x04 \x01(\x04R\x03seq\x12\x16\n" +
+	"\x06shards\x18\x05 \x01(\x04R\x06shards\x12\x16\n" +
+	"\x06length\x18\x06 \x01(\x04R\x06length\x12\x12\n" +
+	"\x04done\x18\a \x01(\x04R\x04done\x12\x14\n" +
+	"\x05state\x18\b \x01(\rR\x05state\"\x8a\x01\n" +
 	"\x11RegisterServerCmd\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x12\n" +
@@ -9187,14 +9459,15 @@ const file_dfs_proto_rawDesc = "" +
 	"\vDrainServer\x12\x17.dfs.DrainServerRequest\x1a\x19.dfs.ChunkServersResponse\x12B\n" +
 	"\x0eReleaseSession\x12\x1a.dfs.ReleaseSessionRequest\x1a\x14.dfs.ReleaseResponse\x12>\n" +
 	"\fReleaseLocks\x12\x18.dfs.ReleaseLocksRequest\x1a\x14.dfs.ReleaseResponse\x12>\n" +
-	"\fSaveSnapshot\x12\x18.dfs.SaveSnapshotRequest\x1a\x12.dfs.SnapshotPiece0\x012\xc8\x02\n" +
+	"\fSaveSnapshot\x12\x18.dfs.SaveSnapshotRequest\x1a\x12.dfs.SnapshotPiece0\x012\xf5\x02\n" +
 	"\vChunkServer\x127\n" +
 	"\bSetChunk\x12\x14.dfs.SetChunkRequest\x1a\x15.dfs.SetChunkResponse\x12.\n" +
 	"\x05Write\x12\x11.dfs.WriteRequest\x1a\x12.dfs.WriteResponse\x12+\n" +
 	"\x04Read\x12\x10.dfs.ReadRequest\x1a\x11.dfs.ReadResponse\x12+\n" +
 	"\x04Sync\x12\x10.dfs.SyncRequest\x1a\x11.dfs.SyncResponse\x12:\n" +
 	"\tReplicate\x12\x15.dfs.ReplicateRequest\x1a\x16.dfs.ReplicateResponse\x12:\n" +
-	"\tLocalPath\x12\x15.dfs.LocalPathRequest\x1a\x16.dfs.LocalPathResponseB\tZ\adfs/apib\x06proto3"
+	"\tLocalPath\x12\x15.dfs.LocalPathRequest\x1a\x16.dfs.LocalPathResponse\x12+\n" +
+	"\x04Undo\x12\x10.dfs.UndoRequest\x1a\x11.dfs.UndoResponseB\tZ\adfs/apib\x06proto3"
 
 var (
 	file_dfs_proto_rawDescOnce sync.Once
@@ -9209,7 +9482,7 @@ func file_dfs_proto_rawDescGZIP() []byte {
 }
 
 var file_dfs_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 107)
+var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 109)
 var file_dfs_proto_goTypes = []any{
 	(Errno)(0),                    // 0: dfs.Errno
 	(LockKind)(0),                 // 1: dfs.LockKind
@@ -9307,23 +9580,25 @@ var file_dfs_proto_goTypes = []any{
 	(*ReplicateResponse)(nil),     // 93: dfs.ReplicateResponse
 	(*LocalPathRequest)(nil),      // 94: dfs.LocalPathRequest
 	(*LocalPathResponse)(nil),     // 95: dfs.LocalPathResponse
-	(*RegisterServerCmd)(nil),     // 96: dfs.RegisterServerCmd
-	(*DrainServerCmd)(nil),        // 97: dfs.DrainServerCmd
-	(*ForceUnlockCmd)(nil),        // 98: dfs.ForceUnlockCmd
-	(*ExpireSessionCmd)(nil),      // 99: dfs.ExpireSessionCmd
-	(*DeleteChunksCmd)(nil),       // 100: dfs.DeleteChunksCmd
-	(*Command)(nil),               // 101: dfs.Command
-	(*NewChunkKeyCmd)(nil),        // 102: dfs.NewChunkKeyCmd
-	(*Batch)(nil),                 // 103: dfs.Batch
-	(*SnapshotHeader)(nil),        // 104: dfs.SnapshotHeader
-	(*SnapshotLock)(nil),          // 105: dfs.SnapshotLock
-	(*SnapshotDirEntry)(nil),      // 106: dfs.SnapshotDirEntry
-	(*SnapshotChunk)(nil),         // 107: dfs.SnapshotChunk
-	(*SnapshotInode)(nil),         // 108: dfs.SnapshotInode
-	(*SnapshotResponse)(nil),      // 109: dfs.SnapshotResponse
-	(*SnapshotSession)(nil),       // 110: dfs.SnapshotSession
-	nil,                           // 111: dfs.SnapshotInode.XattrsEntry
-	nil,                           // 112: dfs.SnapshotSession.OpensEntry
+	(*UndoRequest)(nil),           // 96: dfs.UndoRequest
+	(*UndoResponse)(nil),          // 97: dfs.UndoResponse
+	(*RegisterServerCmd)(nil),     // 98: dfs.RegisterServerCmd
+	(*DrainServerCmd)(nil),        // 99: dfs.DrainServerCmd
+	(*ForceUnlockCmd)(nil),        // 100: dfs.ForceUnlockCmd
+	(*ExpireSessionCmd)(nil),      // 101: dfs.ExpireSessionCmd
+	(*DeleteChunksCmd)(nil),       // 102: dfs.DeleteChunksCmd
+	(*Command)(nil),               // 103: dfs.Command
+	(*NewChunkKeyCmd)(nil),        // 104: dfs.NewChunkKeyCmd
+	(*Batch)(nil),                 // 105: dfs.Batch
+	(*SnapshotHeader)(nil),        // 106: dfs.SnapshotHeader
+	(*SnapshotLock)(nil),          // 107: dfs.SnapshotLock
+	(*SnapshotDirEntry)(nil),      // 108: dfs.SnapshotDirEntry
+	(*SnapshotChunk)(nil),         // 109: dfs.SnapshotChunk
+	(*SnapshotInode)(nil),         // 110: dfs.SnapshotInode
+	(*SnapshotResponse)(nil),      // 111: dfs.SnapshotResponse
+	(*SnapshotSession)(nil),       // 112: dfs.SnapshotSession
+	nil,                           // 113: dfs.SnapshotInode.XattrsEntry
+	nil,                           // 114: dfs.SnapshotSession.OpensEntry
 }
 var file_dfs_proto_depIdxs = []int32{
 	3,   // 0: dfs.Layout.kind:type_name -> dfs.Layout.Kind
@@ -9418,87 +9693,91 @@ var file_dfs_proto_depIdxs = []int32{
 	0,   // 89: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
 	10,  // 90: dfs.LocalPathRequest.token:type_name -> dfs.ChunkToken
 	0,   // 91: dfs.LocalPathResponse.errno:type_name -> dfs.Errno
-	13,  // 92: dfs.Command.caller:type_name -> dfs.Caller
-	33,  // 93: dfs.Command.op:type_name -> dfs.Op
-	96,  // 94: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
-	99,  // 95: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
-	100, // 96: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
-	97,  // 97: dfs.Command.drain_server:type_name -> dfs.DrainServerCmd
-	98,  // 98: dfs.Command.force_unlock:type_name -> dfs.ForceUnlockCmd
-	102, // 99: dfs.Command.new_chunk_key:type_name -> dfs.NewChunkKeyCmd
-	101, // 100: dfs.Batch.commands:type_name -> dfs.Command
-	96,  // 101: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
-	30,  // 102: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
-	105, // 103: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
-	105, // 104: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
-	11,  // 105: dfs.SnapshotHeader.chunk_keys:type_name -> dfs.ChunkKey
-	34,  // 106: dfs.SnapshotLock.op:type_name -> dfs.LockOp
-	7,   // 107: dfs.SnapshotInode.attr:type_name -> dfs.Attr
-	111, // 108: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
-	106, // 109: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
-	107, // 110: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
-	38,  // 111: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
-	109, // 112: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
-	112, // 113: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
-	37,  // 114: dfs.Master.Mutate:input_type -> dfs.MutateRequest
-	42,  // 115: dfs.Master.Lookup:input_type -> dfs.LookupRequest
-	43,  // 116: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
-	45,  // 117: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
-	47,  // 118: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
-	49,  // 119: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
-	51,  // 120: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
-	53,  // 121: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
-	55,  // 122: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
-	58,  // 123: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
-	62,  // 124: dfs.Master.Status:input_type -> dfs.StatusRequest
-	63,  // 125: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
-	64,  // 126: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
-	66,  // 127: dfs.Master.Fsck:input_type -> dfs.FsckRequest
-	39,  // 128: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
-	40,  // 129: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
-	75,  // 130: dfs.Master.ChunkServers:input_type -> dfs.ChunkServersRequest
-	77,  // 131: dfs.Master.DrainServer:input_type -> dfs.DrainServerRequest
-	78,  // 132: dfs.Master.ReleaseSession:input_type -> dfs.ReleaseSessionRequest
-	79,  // 133: dfs.Master.ReleaseLocks:input_type -> dfs.ReleaseLocksRequest
-	81,  // 134: dfs.Master.SaveSnapshot:input_type -> dfs.SaveSnapshotRequest
-	83,  // 135: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
-	85,  // 136: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
-	88,  // 137: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
-	90,  // 138: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
-	92,  // 139: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
-	94,  // 140: dfs.ChunkServer.LocalPath:input_type -> dfs.LocalPathRequest
-	38,  // 141: dfs.Master.Mutate:output_type -> dfs.MutateResponse
-	44,  // 142: dfs.Master.Lookup:output_type -> dfs.AttrResponse
-	44,  // 143: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
-	46,  // 144: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
-	48,  // 145: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
-	50,  // 146: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
-	52,  // 147: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
-	54,  // 148: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
-	56,  // 149: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
-	59,  // 150: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
-	69,  // 151: dfs.Master.Status:output_type -> dfs.StatusResponse
-	65,  // 152: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
-	65,  // 153: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
-	68,  // 154: dfs.Master.Fsck:output_type -> dfs.FsckResponse
-	38,  // 155: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
-	41,  // 156: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
-	76,  // 157: dfs.Master.ChunkServers:output_type -> dfs.ChunkServersResponse
-	76,  // 158: dfs.Master.DrainServer:output_type -> dfs.ChunkServersResponse
-	80,  // 159: dfs.Master.ReleaseSession:output_type -> dfs.ReleaseResponse
-	80,  // 160: dfs.Master.ReleaseLocks:output_type -> dfs.ReleaseResponse
-	82,  // 161: dfs.Master.SaveSnapshot:output_type -> dfs.SnapshotPiece
-	84,  // 162: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
-	87,  // 163: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
-	89,  // 164: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
-	91,  // 165: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
-	93,  // 166: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
-	95,  // 167: dfs.ChunkServer.LocalPath:output_type -> dfs.LocalPathResponse
-	141, // [141:168] is the sub-list for method output_type
-	114, // [114:141] is the sub-list for method input_type
-	114, // [114:114] is the sub-list for extension type_name
-	114, // [114:114] is the sub-list for extension extendee
-	0,   // [0:114] is the sub-list for field type_name
+	10,  // 92: dfs.UndoRequest.token:type_name -> dfs.ChunkToken
+	0,   // 93: dfs.UndoResponse.errno:type_name -> dfs.Errno
+	13,  // 94: dfs.Command.caller:type_name -> dfs.Caller
+	33,  // 95: dfs.Command.op:type_name -> dfs.Op
+	98,  // 96: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
+	101, // 97: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
+	102, // 98: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
+	99,  // 99: dfs.Command.drain_server:type_name -> dfs.DrainServerCmd
+	100, // 100: dfs.Command.force_unlock:type_name -> dfs.ForceUnlockCmd
+	104, // 101: dfs.Command.new_chunk_key:type_name -> dfs.NewChunkKeyCmd
+	103, // 102: dfs.Batch.commands:type_name -> dfs.Command
+	98,  // 103: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
+	30,  // 104: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
+	107, // 105: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
+	107, // 106: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
+	11,  // 107: dfs.SnapshotHeader.chunk_keys:type_name -> dfs.ChunkKey
+	34,  // 108: dfs.SnapshotLock.op:type_name -> dfs.LockOp
+	7,   // 109: dfs.SnapshotInode.attr:type_name -> dfs.Attr
+	113, // 110: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
+	108, // 111: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
+	109, // 112: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
+	38,  // 113: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
+	111, // 114: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
+	114, // 115: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
+	37,  // 116: dfs.Master.Mutate:input_type -> dfs.MutateRequest
+	42,  // 117: dfs.Master.Lookup:input_type -> dfs.LookupRequest
+	43,  // 118: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
+	45,  // 119: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
+	47,  // 120: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
+	49,  // 121: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
+	51,  // 122: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
+	53,  // 123: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
+	55,  // 124: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
+	58,  // 125: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
+	62,  // 126: dfs.Master.Status:input_type -> dfs.StatusRequest
+	63,  // 127: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
+	64,  // 128: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
+	66,  // 129: dfs.Master.Fsck:input_type -> dfs.FsckRequest
+	39,  // 130: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
+	40,  // 131: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
+	75,  // 132: dfs.Master.ChunkServers:input_type -> dfs.ChunkServersRequest
+	77,  // 133: dfs.Master.DrainServer:input_type -> dfs.DrainServerRequest
+	78,  // 134: dfs.Master.ReleaseSession:input_type -> dfs.ReleaseSessionRequest
+	79,  // 135: dfs.Master.ReleaseLocks:input_type -> dfs.ReleaseLocksRequest
+	81,  // 136: dfs.Master.SaveSnapshot:input_type -> dfs.SaveSnapshotRequest
+	83,  // 137: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
+	85,  // 138: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
+	88,  // 139: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
+	90,  // 140: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
+	92,  // 141: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
+	94,  // 142: dfs.ChunkServer.LocalPath:input_type -> dfs.LocalPathRequest
+	96,  // 143: dfs.ChunkServer.Undo:input_type -> dfs.UndoRequest
+	38,  // 144: dfs.Master.Mutate:output_type -> dfs.MutateResponse
+	44,  // 145: dfs.Master.Lookup:output_type -> dfs.AttrResponse
+	44,  // 146: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
+	46,  // 147: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
+	48,  // 148: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
+	50,  // 149: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
+	52,  // 150: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
+	54,  // 151: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
+	56,  // 152: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
+	59,  // 153: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
+	69,  // 154: dfs.Master.Status:output_type -> dfs.StatusResponse
+	65,  // 155: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
+	65,  // 156: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
+	68,  // 157: dfs.Master.Fsck:output_type -> dfs.FsckResponse
+	38,  // 158: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
+	41,  // 159: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
+	76,  // 160: dfs.Master.ChunkServers:output_type -> dfs.ChunkServersResponse
+	76,  // 161: dfs.Master.DrainServer:output_type -> dfs.ChunkServersResponse
+	80,  // 162: dfs.Master.ReleaseSession:output_type -> dfs.ReleaseResponse
+	80,  // 163: dfs.Master.ReleaseLocks:output_type -> dfs.ReleaseResponse
+	82,  // 164: dfs.Master.SaveSnapshot:output_type -> dfs.SnapshotPiece
+	84,  // 165: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
+	87,  // 166: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
+	89,  // 167: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
+	91,  // 168: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
+	93,  // 169: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
+	95,  // 170: dfs.ChunkServer.LocalPath:output_type -> dfs.LocalPathResponse
+	97,  // 171: dfs.ChunkServer.Undo:output_type -> dfs.UndoResponse
+	144, // [144:172] is the sub-list for method output_type
+	116, // [116:144] is the sub-list for method input_type
+	116, // [116:116] is the sub-list for extension type_name
+	116, // [116:116] is the sub-list for extension extendee
+	0,   // [0:116] is the sub-list for field type_name
 }
 
 func init() { file_dfs_proto_init() }
@@ -9535,7 +9814,7 @@ func file_dfs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dfs_proto_rawDesc), len(file_dfs_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   107,
+			NumMessages:   109,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -899,6 +899,7 @@ const (
 	ChunkServer_Sync_FullMethodName      = "/dfs.ChunkServer/Sync"
 	ChunkServer_Replicate_FullMethodName = "/dfs.ChunkServer/Replicate"
 	ChunkServer_LocalPath_FullMethodName = "/dfs.ChunkServer/LocalPath"
+	ChunkServer_Undo_FullMethodName      = "/dfs.ChunkServer/Undo"
 )
 
 // ChunkServerClient is the client API for ChunkServer service.
@@ -911,6 +912,7 @@ type ChunkServerClient interface {
 	Sync(ctx context.Context, in *SyncRequest, opts ...grpc.CallOption) (*SyncResponse, error)
 	Replicate(ctx context.Context, in *ReplicateRequest, opts ...grpc.CallOption) (*ReplicateResponse, error)
 	LocalPath(ctx context.Context, in *LocalPathRequest, opts ...grpc.CallOption) (*LocalPathResponse, error)
+	Undo(ctx context.Context, in *UndoRequest, opts ...grpc.CallOption) (*UndoResponse, error)
 }
 
 type chunkServerClient struct {
@@ -981,6 +983,16 @@ func (c *chunkServerClient) LocalPath(ctx context.Context, in *LocalPathRequest,
 	return out, nil
 }
 
+func (c *chunkServerClient) Undo(ctx context.Context, in *UndoRequest, opts ...grpc.CallOption) (*UndoResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UndoResponse)
+	err := c.cc.Invoke(ctx, ChunkServer_Undo_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ChunkServerServer is the server API for ChunkServer service.
 // All implementations must embed UnimplementedChunkServerServer
 // for forward compatibility.
@@ -991,6 +1003,7 @@ type ChunkServerServer interface {
 	Sync(context.Context, *SyncRequest) (*SyncResponse, error)
 	Replicate(context.Context, *ReplicateRequest) (*ReplicateResponse, error)
 	LocalPath(context.Context, *LocalPathRequest) (*LocalPathResponse, error)
+	Undo(context.Context, *UndoRequest) (*UndoResponse, error)
 	mustEmbedUnimplementedChunkServerServer()
 }
 
@@ -1018,6 +1031,9 @@ func (UnimplementedChunkServerServer) Replicate(context.Context, *ReplicateReque
 }
 func (UnimplementedChunkServerServer) LocalPath(context.Context, *LocalPathRequest) (*LocalPathResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method LocalPath not implemented")
+}
+func (UnimplementedChunkServerServer) Undo(context.Context, *UndoRequest) (*UndoResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Undo not implemented")
 }
 func (UnimplementedChunkServerServer) mustEmbedUnimplementedChunkServerServer() {}
 func (UnimplementedChunkServerServer) testEmbeddedByValue()                     {}
@@ -1148,6 +1164,24 @@ func _ChunkServer_LocalPath_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ChunkServer_Undo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UndoRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChunkServerServer).Undo(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ChunkServer_Undo_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChunkServerServer).Undo(ctx, req.(*UndoRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ChunkServer_ServiceDesc is the grpc.ServiceDesc for ChunkServer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1178,6 +1212,10 @@ var ChunkServer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "LocalPath",
 			Handler:    _ChunkServer_LocalPath_Handler,
+		},
+		{
+			MethodName: "Undo",
+			Handler:    _ChunkServer_Undo_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

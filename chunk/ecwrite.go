@@ -44,6 +44,7 @@ type ecChunk struct {
 	reps    []*api.Replica // by shard; nil where the shard has no server
 	version uint64
 	sync    bool
+	undo    bool // sends keep undo records: writes do, re-encodes need not
 }
 
 // shardSet indexes the chunk's shard servers by shard, checking that
@@ -96,7 +97,12 @@ func (s *Server) ecWrite(ctx context.Context, k Key, st *chunkState, req *api.Wr
 		return nil, fmt.Errorf("%v: write [%d,+%d) beyond the chunk's %d bytes: %w", k, off, len(req.Data), capacity, ErrTooBig)
 	}
 	if req.Reencode || !s.ecIsClean(k, info.Version) {
-		// The last primary may have died between shard updates.
+		// The last primary may have died between shard updates: roll
+		// back what it left half done (chunk/ecundo.go), then make sure.
+		if failed, err := e.resolve(ctx); err != nil || len(failed) > 0 {
+			s.ecMarkDirty(k)
+			return failed, err
+		}
 		if failed, err := e.reencode(ctx, info.ChunkSize); err != nil || len(failed) > 0 {
 			s.ecMarkDirty(k)
 			return failed, err
@@ -107,6 +113,7 @@ func (s *Server) ecWrite(ctx context.Context, k Key, st *chunkState, req *api.Wr
 		return nil, nil
 	}
 	var failed []string
+	e.undo = true
 	switch {
 	case len(req.ShardData) > 0:
 		failed, err = e.writeEncoded(ctx, off, capacity, req.ShardData)
@@ -326,8 +333,25 @@ type piece struct {
 // on their servers in parallel. It answers, as a forwarded replicated
 // write does, with the servers that did not take theirs.
 func (e *ecChunk) send(ctx context.Context, pieces []piece) ([]string, error) {
-	own := pieces[e.k.Shard]
-	if err := e.apply(own); err != nil {
+	// The write's id and participants, for the shards' undo records.
+	var seq, shards uint64
+	if e.undo {
+		seq = e.s.undoSeq.Add(1)
+		for i, p := range pieces {
+			if len(p.data) > 0 || p.zero > 0 {
+				shards |= 1 << i
+			}
+		}
+	}
+	shardReq := func(shard uint32, p piece) *api.WriteRequest {
+		req := &api.WriteRequest{Id: e.k.ID, Shard: shard, Version: e.version, Forwarded: true, Sync: e.sync,
+			Token: e.s.peerToken(e.k.ID, api.ChunkToken_WRITE)}
+		if seq != 0 {
+			req.UndoSeq, req.UndoShards, req.UndoOffset, req.UndoLength = seq, shards, p.off, uint64(len(p.data))+p.zero
+		}
+		return req
+	}
+	if err := e.apply(shardReq(e.k.Shard, pieces[e.k.Shard]), pieces[e.k.Shard]); err != nil {
 		return nil, err
 	}
 	var to []*api.Replica
@@ -346,8 +370,7 @@ func (e *ecChunk) send(ctx context.Context, pieces []piece) ([]string, error) {
 			defer wg.Done()
 			p := pieces[r.Shard]
 			failed[i], errs[i] = e.s.forward(ctx, e.k, to[i:i+1], "EC write", func(ctx context.Context, c api.ChunkServerClient) (api.Errno, string, error) {
-				req := &api.WriteRequest{Id: e.k.ID, Shard: r.Shard, Version: e.version, Forwarded: true, Sync: e.sync,
-					Token: e.s.peerToken(e.k.ID, api.ChunkToken_WRITE)}
+				req := shardReq(r.Shard, p)
 				if p.zero > 0 {
 					req.Offset, req.ZeroLength = p.off, p.zero
 					resp, err := c.Write(ctx, req)
@@ -368,19 +391,30 @@ func (e *ecChunk) send(ctx context.Context, pieces []piece) ([]string, error) {
 	return slices.Concat(failed...), errors.Join(errs...)
 }
 
-// apply writes the primary's own piece to its store.
-func (e *ecChunk) apply(p piece) error {
-	var err error
-	switch {
-	case p.zero > 0:
-		err = e.s.store.Zero(e.k, int64(p.off), int64(p.zero))
-	case len(p.data) > 0:
-		err = e.s.writeAt(e.k, p.data, int64(p.off), writePrimary)
-	default:
+// apply writes the primary's own piece p (req says which write it is
+// part of) to its store.
+func (e *ecChunk) apply(req *api.WriteRequest, p piece) error {
+	if len(p.data) == 0 && p.zero == 0 {
 		return nil
 	}
+	req.Offset, req.Data, req.ZeroLength = p.off, p.data, p.zero
+	info, err := e.s.store.Stat(e.k)
+	if err != nil {
+		return err
+	}
+	if err := e.s.undoBegin(e.k, info, req); err != nil {
+		return err
+	}
+	if p.zero > 0 {
+		err = e.s.store.Zero(e.k, int64(p.off), int64(p.zero))
+	} else {
+		err = e.s.writeAt(e.k, p.data, int64(p.off), writePrimary)
+	}
+	if err == nil {
+		err = e.s.undoAdvance(e.k, req)
+	}
 	if err == nil && e.sync {
-		err = e.s.store.Sync(e.k)
+		err = e.s.syncChunk(e.k)
 	}
 	return err
 }

@@ -167,7 +167,7 @@ func (s *Server) applyDeletes(ctx context.Context, dels []*api.ChunkReport) {
 			}
 			s.setLease(st, time.Time{})
 			s.clearCorrupt(k)
-			return s.store.Delete(k)
+			return s.dropChunk(k)
 		}()
 		if err != nil {
 			s.log.Warn("chunk delete", "chunk", k, "err", err)

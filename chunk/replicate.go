@@ -59,6 +59,10 @@ func (s *Server) replicate(ctx context.Context, k Key, req *api.ReplicateRequest
 			return 0, err
 		}
 	}
+	// Nor is any record of the writes it took part in.
+	if err := s.undos.drop(k); err != nil {
+		return 0, err
+	}
 	s.setLease(st, time.Time{})
 	s.clearCorrupt(k)
 	if err := s.roomFor(k, cs); err != nil {

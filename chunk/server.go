@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -94,6 +95,9 @@ type Server struct {
 	corrupt corruptSet     // chunks that failed verification, for the master
 	ecClean map[Key]uint64 // EC chunks led here -> version at which data and parity agree
 
+	undos   *undoLog      // EC shards' undo records (chunk/ecundo.go)
+	undoSeq atomic.Uint64 // ids of the EC writes this server leads
+
 	metrics *serverMetrics
 
 	closeOnce sync.Once
@@ -168,6 +172,15 @@ func (s *Server) open() error {
 		return dataErr(err)
 	}
 	s.id = id
+	if s.undos, err = openUndo(s.cfg.DataDir); err != nil {
+		return dataErr(err)
+	}
+	if err := s.undos.prune(func(k Key) bool { _, err := s.store.Stat(k); return !errors.Is(err, ErrNotFound) }); err != nil {
+		return dataErr(err)
+	}
+	// Ids grow across restarts, so that a write led after one sorts after
+	// those led before it.
+	s.undoSeq.Store(uint64(time.Now().UnixNano()))
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		var oe *net.OpError
@@ -537,12 +550,18 @@ func (s *Server) write(ctx context.Context, k Key, req *api.WriteRequest) ([]str
 			err = s.writeAt(k, req.Data, off, reason)
 		}
 		if err == nil && req.Sync {
-			err = s.store.Sync(k)
+			err = s.syncChunk(k)
 		}
 		return err
 	}
 	if req.Forwarded {
-		return nil, apply()
+		if err := s.undoBegin(k, info, req); err != nil {
+			return nil, err
+		}
+		if err := apply(); err != nil {
+			return nil, err
+		}
+		return nil, s.undoAdvance(k, req)
 	}
 	// A write every replica would refuse is refused before it is sent on.
 	if zn == 0 {
@@ -707,7 +726,7 @@ func (s *Server) Sync(ctx context.Context, req *api.SyncRequest) (*api.SyncRespo
 	k := Key{req.Id, req.Shard}
 	err := s.authorize("Sync", req.Token, req.Id, api.ChunkToken_READ)
 	if err == nil {
-		err = s.store.Sync(k)
+		err = s.syncChunk(k)
 	}
 	var failed []string
 	if err == nil && len(req.Forward) > 0 {
