@@ -131,6 +131,14 @@ func TestECUndoCutWrite(t *testing.T) {
 	}
 }
 
+func openUndoT(t *testing.T, dir string) *undoLog {
+	u, err := openUndo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
 func firstDiff(a, b []byte) int {
 	for i := range min(len(a), len(b)) {
 		if a[i] != b[i] {
@@ -234,6 +242,24 @@ func TestUndoRecordFile(t *testing.T) {
 	os.WriteFile(u.path(k), b[:undoHeader-3], 0o644)
 	if _, err := u2.load(k); !errors.As(err, &ce) {
 		t.Fatalf("short record: %v, want a CorruptError", err)
+	}
+	// More records than files kept open.
+	for i := range maxUndoFiles + 50 {
+		if err := u2.put(Key{100, uint32(i)}, &undoRecord{undoHead: undoHead{Version: 1, Seq: uint64(i + 1), Len: 4}, Old: []byte{byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(u2.files) > maxUndoFiles {
+		t.Errorf("%d record files open, at most %d wanted", len(u2.files), maxUndoFiles)
+	}
+	for i := range maxUndoFiles + 50 {
+		k := Key{100, uint32(i)}
+		if err := u2.advance(k, 1, uint64(i+1), 2); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := openUndoT(t, dir).load(k); err != nil || r.Done != 2 || r.Old[0] != byte(i) {
+			t.Fatalf("record %d: %+v %v", i, r, err)
+		}
 	}
 	other := Key{6, 0}
 	if err := u2.put(other, &undoRecord{undoHead: undoHead{Version: 1, Seq: 1, Len: 1}}); err != nil {

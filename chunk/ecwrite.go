@@ -140,6 +140,9 @@ func (e *ecChunk) write(ctx context.Context, off uint64, data []byte) ([]string,
 		return nil, nil
 	}
 	ss := c.StripeSize()
+	if in := off % ss % ec.CellSize; in+n <= ec.CellSize && n < ec.CellSize {
+		return e.writeInCell(ctx, off, data)
+	}
 	first, end := c.Stripes(off, n)
 	buf := make([]byte, (end-first)*ss)
 	// Old data of the partly covered stripes: the first and the last.
@@ -170,6 +173,36 @@ func (e *ecChunk) write(ctx context.Context, off uint64, data []byte) ([]string,
 	}
 	for p := c.K; p < c.Shards(); p++ {
 		pieces[p] = piece{off: base, data: shards[p]}
+	}
+	return e.send(ctx, pieces)
+}
+
+// writeInCell is write for data that lies within one cell. Reed-Solomon
+// works byte position by byte position across a stripe's cells, so only
+// the same positions of the other data cells are read and only those of
+// the parity cells change: a 4 KiB write reads and writes 4 KiB per
+// shard, not whole 64 KiB cells.
+func (e *ecChunk) writeInCell(ctx context.Context, off uint64, data []byte) ([]string, error) {
+	c := e.c
+	ss := c.StripeSize()
+	d := int(off % ss / ec.CellSize)
+	at := off/ss*ec.CellSize + off%ec.CellSize // the shards' offset of the positions
+	n := uint64(len(data))
+	shards, err := e.fetch(ctx, at, n)
+	if err != nil {
+		return nil, err
+	}
+	copy(shards[d], data)
+	for p := c.K; p < c.Shards(); p++ {
+		shards[p] = make([]byte, n)
+	}
+	if err := c.Encode(shards); err != nil {
+		return nil, err
+	}
+	pieces := make([]piece, c.Shards())
+	pieces[d] = piece{off: at, data: shards[d]}
+	for p := c.K; p < c.Shards(); p++ {
+		pieces[p] = piece{off: at, data: shards[p]}
 	}
 	return e.send(ctx, pieces)
 }

@@ -16,14 +16,18 @@ import (
 // primary write the shard took part in, so that a new primary can roll
 // back a write its predecessor died in the middle of (docs/ec.md, "A
 // primary that dies between shard updates"). One small file per shard
-// under DATA/undo; callers hold the shard's order lock, so a shard's
-// record is never used by two calls at once.
+// under DATA/undo, rewritten in place (truncating would make ext4 flush
+// it at close); callers hold the shard's order lock, so a shard's record
+// is never used by two calls at once.
 type undoLog struct {
 	dir string
 
 	mu    sync.Mutex
 	heads map[Key]undoHead // records read or written since start
+	files map[Key]*os.File // open record files, at most maxUndoFiles
 }
+
+const maxUndoFiles = 256
 
 // undoRecord is one shard's record of one write: its piece of the write
 // was [Off, Off+Len); it held Old at [Off, Off+len(Old)) and was
@@ -72,7 +76,7 @@ func openUndo(dataDir string) (*undoLog, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	return &undoLog{dir: dir, heads: map[Key]undoHead{}}, nil
+	return &undoLog{dir: dir, heads: map[Key]undoHead{}, files: map[Key]*os.File{}}, nil
 }
 
 func (u *undoLog) path(k Key) string {
@@ -104,10 +108,12 @@ func decodeUndo(b []byte) (*undoRecord, error) {
 	if r.State > undoRolledBack {
 		return nil, fmt.Errorf("undo record in state %d", r.State)
 	}
-	if n := f(6); n != uint64(len(b)-undoHeader) || n > r.Len {
+	// A longer record written before may follow.
+	if n := f(6); n > uint64(len(b)-undoHeader) || n > r.Len {
 		return nil, fmt.Errorf("undo record of %d old bytes for a piece of %d in %d bytes", n, r.Len, len(b))
+	} else {
+		r.Old = b[undoHeader : undoHeader+n]
 	}
-	r.Old = b[undoHeader:]
 	if crc32.Update(crc32.Checksum(b[:undoCRCAt], undoTable), undoTable, r.Old) != binary.LittleEndian.Uint32(b[undoCRCAt:]) {
 		return nil, errors.New("undo record fails its checksum")
 	}
@@ -117,13 +123,22 @@ func decodeUndo(b []byte) (*undoRecord, error) {
 // load reads k's record; nil if there is none. An unreadable record is
 // an error: the shard cannot say whether a write reached it.
 func (u *undoLog) load(k Key) (*undoRecord, error) {
-	b, err := os.ReadFile(u.path(k))
+	var b []byte
+	err := u.with(k, false, func(f *os.File) error {
+		st, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		b = make([]byte, st.Size())
+		_, err = f.ReadAt(b, 0)
+		return err
+	})
 	if errors.Is(err, fs.ErrNotExist) {
 		u.setHead(k, undoHead{})
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%v: %w", k, err)
+		return nil, err
 	}
 	r, err := decodeUndo(b)
 	if err != nil {
@@ -154,10 +169,62 @@ func (u *undoLog) setHead(k Key, h undoHead) {
 	u.heads[k] = h
 }
 
+// file returns k's record file, opening it (creating it if create).
+func (u *undoLog) file(k Key, create bool) (*os.File, error) {
+	u.mu.Lock()
+	f := u.files[k]
+	u.mu.Unlock()
+	if f != nil {
+		return f, nil
+	}
+	flags := os.O_RDWR
+	if create {
+		flags |= os.O_CREATE
+	}
+	f, err := os.OpenFile(u.path(k), flags, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.files) >= maxUndoFiles {
+		// Any other (with reopens one closed under its user).
+		for o, of := range u.files {
+			if o != k {
+				of.Close()
+				delete(u.files, o)
+				break
+			}
+		}
+	}
+	u.files[k] = f
+	return f, nil
+}
+
+// with runs fn on k's record file, opening it (creating it if create).
+// A file closed under fn to keep the number open down is opened again.
+func (u *undoLog) with(k Key, create bool, fn func(*os.File) error) error {
+	for try := 0; ; try++ {
+		f, err := u.file(k, create)
+		if err != nil {
+			return err
+		}
+		err = fn(f)
+		if errors.Is(err, os.ErrClosed) && try < 3 {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("%v: undo record: %w", k, err)
+		}
+		return nil
+	}
+}
+
 // put replaces k's record.
 func (u *undoLog) put(k Key, r *undoRecord) error {
-	if err := os.WriteFile(u.path(k), r.encode(), 0o644); err != nil {
-		return fmt.Errorf("%v: undo record: %w", k, err)
+	b := r.encode()
+	if err := u.with(k, true, func(f *os.File) error { _, err := f.WriteAt(b, 0); return err }); err != nil {
+		return err
 	}
 	h := r.undoHead
 	h.dirty = true
@@ -201,15 +268,7 @@ func (u *undoLog) settle(k Key, version, seq uint64, state uint32) error {
 
 // patch overwrites b at off in k's record file.
 func (u *undoLog) patch(k Key, b []byte, off int64) error {
-	f, err := os.OpenFile(u.path(k), os.O_WRONLY, 0)
-	if err != nil {
-		return fmt.Errorf("%v: undo record: %w", k, err)
-	}
-	defer f.Close()
-	if _, err := f.WriteAt(b, off); err != nil {
-		return fmt.Errorf("%v: undo record: %w", k, err)
-	}
-	return nil
+	return u.with(k, false, func(f *os.File) error { _, err := f.WriteAt(b, off); return err })
 }
 
 // sync makes k's record durable, so that it is on disk before the data
@@ -221,13 +280,8 @@ func (u *undoLog) sync(k Key) error {
 	if !h.dirty {
 		return nil
 	}
-	f, err := os.OpenFile(u.path(k), os.O_WRONLY, 0)
-	if err != nil {
-		return fmt.Errorf("%v: undo record: %w", k, err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("%v: undo record: fsync: %w", k, err)
+	if err := u.with(k, false, (*os.File).Sync); err != nil {
+		return err
 	}
 	h.dirty = false
 	u.setHead(k, h)
@@ -236,6 +290,12 @@ func (u *undoLog) sync(k Key) error {
 
 // drop removes k's record.
 func (u *undoLog) drop(k Key) error {
+	u.mu.Lock()
+	if f := u.files[k]; f != nil {
+		f.Close()
+		delete(u.files, k)
+	}
+	u.mu.Unlock()
 	if err := os.Remove(u.path(k)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%v: undo record: %w", k, err)
 	}

@@ -613,10 +613,27 @@ func ecPrimaryDies(t *testing.T, withData bool) {
 	if got := readFresh(t, c, 1, path); firstMismatch(r.ref, got) >= 0 || len(got) != size {
 		t.Fatalf("after the primary died: file differs from the reference at %d", firstMismatch(r.ref, got))
 	}
+	t.Logf("shard pieces rolled back: %d, writes settled: %d", logLines(t, c, "EC write cut short by its primary rolled back"),
+		logLines(t, c, "rolling back an EC write"))
 	killDataShards(t, c, path, 2)
 	if got := readFresh(t, c, 1, path); firstMismatch(r.ref, got) >= 0 || len(got) != size {
 		t.Fatalf("decoded from parity: file differs from the reference at %d", firstMismatch(r.ref, got))
 	}
+}
+
+// logLines counts the lines of the cluster's logs that contain s.
+func logLines(t *testing.T, c *cluster.Cluster, s string) int {
+	t.Helper()
+	logs, _ := filepath.Glob(filepath.Join(c.LogDir(), "*.log"))
+	n := 0
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += bytes.Count(b, []byte(s))
+	}
+	return n
 }
 
 // TestECSpace: an ec:4+2 file takes about 1.5 times its size in raw
