@@ -9,6 +9,9 @@ import (
 	"slices"
 	"sync"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"dfs/api"
 )
 
@@ -264,6 +267,11 @@ func (e *ecChunk) undoEach(ctx context.Context, req func(i int) *api.UndoRequest
 				failed[i], errs[i] = e.s.forward(ctx, e.k, e.reps[i:i+1], "undo", func(ctx context.Context, c api.ChunkServerClient) (api.Errno, string, error) {
 					q.Token = e.s.peerToken(e.k.ID, api.ChunkToken_WRITE)
 					resp, err := c.Undo(ctx, q)
+					if status.Code(err) == codes.Unimplemented {
+						// A chunkserver from before undo records (an
+						// upgrade under way) has none to settle.
+						return api.Errno_OK, "", nil
+					}
 					h = undoHead{Version: resp.GetVersion(), Seq: resp.GetSeq(), Shards: resp.GetShards(), Len: resp.GetLength(),
 						Done: resp.GetDone(), State: resp.GetState()}
 					return resp.GetErrno(), resp.GetMessage(), err

@@ -2,12 +2,18 @@ package chunk
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"dfs/api"
 	"dfs/ec"
@@ -402,4 +408,47 @@ func TestSettlementModel(t *testing.T) {
 			}
 		}
 	}
+}
+
+// olderServer is a chunkserver from before undo records: it does not
+// know the Undo call.
+type olderServer struct{ *Server }
+
+func (olderServer) Undo(context.Context, *api.UndoRequest) (*api.UndoResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Undo not implemented")
+}
+
+// TestECUndoOlderServer: during an upgrade a shard's server may not know
+// Undo. A new primary takes it as holding no records instead of as
+// failed, so that the upgrade does not drop its shards.
+func TestECUndoOlderServer(t *testing.T) {
+	ss := startServers(t, 6)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer(grpc.MaxRecvMsgSize(api.MaxMessage), grpc.MaxSendMsgSize(api.MaxMessage))
+	api.RegisterChunkServerServer(g, olderServer{ss[2].Server})
+	go g.Serve(ln)
+	t.Cleanup(g.Stop)
+	reps := ecSetup(t, ss, 12, 1)
+	reps[2].Addr = ln.Addr().String()
+	write := func(version uint64) {
+		t.Helper()
+		r, err := ss[4].c.Write(ctxT(t), &api.WriteRequest{Id: 12, Shard: 4, Version: version, Forward: reps, DataShards: 4, ParityShards: 2,
+			Data: bytes.Repeat([]byte{byte(version)}, 300000)})
+		if err != nil || r.Errno != api.Errno_OK || len(r.Failed) > 0 {
+			t.Fatalf("write at version %d: %v %v %s, failed %v", version, err, r.GetErrno(), r.GetMessage(), r.GetFailed())
+		}
+	}
+	write(1)
+	// A new version: the primary settles before it writes again.
+	for i, s := range ss {
+		r, err := s.c.SetChunk(ctxT(t), &api.SetChunkRequest{Id: 12, Shard: uint32(i), Version: 2,
+			ChunkSize: ec.ShardSize(1<<20, 4), Primary: ss[4].ID(), LeaseNs: int64(time.Minute), Replicas: reps})
+		if err != nil || r.Errno != api.Errno_OK {
+			t.Fatalf("SetChunk: %v %v", err, r.GetErrno())
+		}
+	}
+	write(2)
 }
