@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"dfs/api"
@@ -28,6 +29,7 @@ func (s *Server) heartbeatLoop(ctx context.Context) {
 	registered := s.cfg.Registered
 	backoff := 50 * time.Millisecond
 	var delay time.Duration
+	var deleting sync.Mutex // held while a batch of deletes runs
 	for {
 		select {
 		case <-ctx.Done():
@@ -61,7 +63,19 @@ func (s *Server) heartbeatLoop(ctx context.Context) {
 		if full {
 			delay = 0
 		}
-		s.applyDeletes(ctx, resp.Delete)
+		// Deletes run beside the beats: thousands of them (a full report
+		// after many files were removed) took longer than the master
+		// waits before it counts a silent server as down, and new
+		// chunks then found no servers (ENOSPC). A batch that arrives
+		// while one runs is dropped; the next full report repeats it.
+		if len(resp.Delete) > 0 && deleting.TryLock() {
+			s.bg.Add(1)
+			go func(dels []*api.ChunkReport) {
+				defer s.bg.Done()
+				defer deleting.Unlock()
+				s.applyDeletes(ctx, dels)
+			}(resp.Delete)
+		}
 	}
 }
 
@@ -151,6 +165,9 @@ func (s *Server) heartbeatRequest(full bool) (*api.HeartbeatRequest, error) {
 // decided).
 func (s *Server) applyDeletes(ctx context.Context, dels []*api.ChunkReport) {
 	for _, d := range dels {
+		if ctx.Err() != nil {
+			return // shutting down; the master asks again
+		}
 		k := Key{d.Id, d.Shard}
 		err := func() error {
 			st, unlock, err := s.lockChunk(ctx, k)

@@ -96,6 +96,14 @@ func TestHeartbeats(t *testing.T) {
 		Capacity: 1 << 40, Heartbeat: 20 * time.Millisecond, Store: store})
 
 	waitFor(t, "three heartbeats", func() bool { return len(leader.heartbeats()) >= 3 })
+	// Deletes run beside the beats: ask for a full report once chunk 1
+	// is gone.
+	waitFor(t, "chunk 1 deleted", func() bool { _, err := s.Store().Stat(Key{ID: 1}); return err != nil })
+	leader.mu.Lock()
+	leader.replies = []*api.HeartbeatResponse{{WantFullReport: true}}
+	n := len(leader.beats)
+	leader.mu.Unlock()
+	waitFor(t, "the full report", func() bool { return len(leader.heartbeats()) >= n+2 })
 	beats := leader.heartbeats()
 	first := beats[0]
 	if !first.FullReport || first.Server != s.ID() || first.Addr != s.Addr() || first.Zone != "z1" || first.Capacity != 1<<40 {
@@ -111,6 +119,10 @@ func TestHeartbeats(t *testing.T) {
 	if !beats[2].FullReport {
 		t.Fatalf("third heartbeat is not a full report")
 	}
+	full := beats[n+1]
+	if !full.FullReport {
+		t.Fatalf("heartbeat after asking is not a full report")
+	}
 	if _, err := s.Store().Stat(Key{ID: 1}); err == nil {
 		t.Fatal("chunk 1 was not deleted")
 	}
@@ -118,7 +130,7 @@ func TestHeartbeats(t *testing.T) {
 		t.Fatalf("chunk 2 (newer than the master's delete): %v %v", info, err)
 	}
 	var reported []uint64
-	for _, c := range beats[2].Chunks {
+	for _, c := range full.Chunks {
 		reported = append(reported, c.Id)
 		if c.Id == 2 && (c.Version != 5 || c.Size == 0) {
 			t.Fatalf("chunk 2 reported as %+v", c)
@@ -127,9 +139,34 @@ func TestHeartbeats(t *testing.T) {
 	if len(reported) != 1 || reported[0] != 2 {
 		t.Fatalf("full report after deletes lists %v, want [2]", reported)
 	}
-	if beats[2].Used == 0 {
+	if full.Used == 0 {
 		t.Fatal("heartbeat reports nothing used")
 	}
+}
+
+// TestHeartbeatsDuringDeletes: a batch of deletes that takes long (here
+// one waits for a write) does not hold up the heartbeats, or the master
+// would count the server as down.
+func TestHeartbeatsDuringDeletes(t *testing.T) {
+	m := startMaster(t)
+	store := NewMemStore()
+	store.Create(Key{ID: 1}, 4, bs)
+	s := startServer(t, t.TempDir(), Config{Masters: []string{m.addr}, Heartbeat: 20 * time.Millisecond, Store: store})
+	waitFor(t, "a heartbeat", func() bool { return len(m.heartbeats()) >= 1 })
+	_, unlock, err := s.lockChunk(ctxT(t), Key{ID: 1}) // a write under way
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.mu.Lock()
+	m.replies = []*api.HeartbeatResponse{{Delete: []*api.ChunkReport{{Id: 1, Version: 4}}}}
+	n := len(m.beats)
+	m.mu.Unlock()
+	waitFor(t, "heartbeats while the delete waits", func() bool { return len(m.heartbeats()) >= n+5 })
+	if _, err := s.Store().Stat(Key{ID: 1}); err != nil {
+		t.Fatalf("chunk 1 deleted under a write: %v", err)
+	}
+	unlock()
+	waitFor(t, "chunk 1 deleted", func() bool { _, err := s.Store().Stat(Key{ID: 1}); return err != nil })
 }
 
 func TestHeartbeatsWaitForLeader(t *testing.T) {
