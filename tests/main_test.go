@@ -2,8 +2,10 @@ package tests
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -128,7 +130,14 @@ func startCluster(t *testing.T, cfg cluster.Config) *cluster.Cluster {
 	requireFUSE(t)
 	cfg.Bin = binaries(t)
 	if cfg.Dir == "" {
+		// A fresh directory also when go test -count runs the test again.
 		cfg.Dir = filepath.Join(baseDir, t.Name())
+		for i := 2; ; i++ {
+			if _, err := os.Stat(cfg.Dir); errors.Is(err, fs.ErrNotExist) {
+				break
+			}
+			cfg.Dir = filepath.Join(baseDir, fmt.Sprintf("%s.%d", t.Name(), i))
+		}
 	}
 	if cfg.ExtraMountArgs == nil {
 		cfg.ExtraMountArgs = mountOpts()
