@@ -140,7 +140,7 @@ func (e *ecChunk) write(ctx context.Context, off uint64, data []byte) ([]string,
 		return nil, nil
 	}
 	ss := c.StripeSize()
-	if in := off % ss % ec.CellSize; in+n <= ec.CellSize && n < ec.CellSize {
+	if off%ec.CellSize+n <= ec.CellSize {
 		return e.writeInCell(ctx, off, data)
 	}
 	first, end := c.Stripes(off, n)
