@@ -2068,6 +2068,55 @@ func (x *ReleaseOp) GetIno() uint64 {
 	return 0
 }
 
+// AccessOp is the access-time update of reads (relatime), for many files
+// in one command: a mount gathers them for a few milliseconds instead of
+// making each read's update a Raft round of its own. Each inode's atime
+// becomes the command's time; ctime stays. Inodes that are gone, or that
+// the caller may not read, are skipped.
+type AccessOp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Inos          []uint64               `protobuf:"varint,1,rep,packed,name=inos,proto3" json:"inos,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccessOp) Reset() {
+	*x = AccessOp{}
+	mi := &file_dfs_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccessOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccessOp) ProtoMessage() {}
+
+func (x *AccessOp) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccessOp.ProtoReflect.Descriptor instead.
+func (*AccessOp) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *AccessOp) GetInos() []uint64 {
+	if x != nil {
+		return x.Inos
+	}
+	return nil
+}
+
 type OpenSessionOp struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Client        string                 `protobuf:"bytes,1,opt,name=client,proto3" json:"client,omitempty"` // human-readable: host and mount point
@@ -2078,7 +2127,7 @@ type OpenSessionOp struct {
 
 func (x *OpenSessionOp) Reset() {
 	*x = OpenSessionOp{}
-	mi := &file_dfs_proto_msgTypes[22]
+	mi := &file_dfs_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2090,7 +2139,7 @@ func (x *OpenSessionOp) String() string {
 func (*OpenSessionOp) ProtoMessage() {}
 
 func (x *OpenSessionOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[22]
+	mi := &file_dfs_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2103,7 +2152,7 @@ func (x *OpenSessionOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSessionOp.ProtoReflect.Descriptor instead.
 func (*OpenSessionOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{22}
+	return file_dfs_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *OpenSessionOp) GetClient() string {
@@ -2128,7 +2177,7 @@ type CloseSessionOp struct {
 
 func (x *CloseSessionOp) Reset() {
 	*x = CloseSessionOp{}
-	mi := &file_dfs_proto_msgTypes[23]
+	mi := &file_dfs_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2140,7 +2189,7 @@ func (x *CloseSessionOp) String() string {
 func (*CloseSessionOp) ProtoMessage() {}
 
 func (x *CloseSessionOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[23]
+	mi := &file_dfs_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2153,7 +2202,7 @@ func (x *CloseSessionOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSessionOp.ProtoReflect.Descriptor instead.
 func (*CloseSessionOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{23}
+	return file_dfs_proto_rawDescGZIP(), []int{24}
 }
 
 // RegisterMasterOp records a master's client address so any master can
@@ -2168,7 +2217,7 @@ type RegisterMasterOp struct {
 
 func (x *RegisterMasterOp) Reset() {
 	*x = RegisterMasterOp{}
-	mi := &file_dfs_proto_msgTypes[24]
+	mi := &file_dfs_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2180,7 +2229,7 @@ func (x *RegisterMasterOp) String() string {
 func (*RegisterMasterOp) ProtoMessage() {}
 
 func (x *RegisterMasterOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[24]
+	mi := &file_dfs_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2193,7 +2242,7 @@ func (x *RegisterMasterOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMasterOp.ProtoReflect.Descriptor instead.
 func (*RegisterMasterOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{24}
+	return file_dfs_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RegisterMasterOp) GetId() string {
@@ -2228,7 +2277,7 @@ type ReportFailureOp struct {
 
 func (x *ReportFailureOp) Reset() {
 	*x = ReportFailureOp{}
-	mi := &file_dfs_proto_msgTypes[25]
+	mi := &file_dfs_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2240,7 +2289,7 @@ func (x *ReportFailureOp) String() string {
 func (*ReportFailureOp) ProtoMessage() {}
 
 func (x *ReportFailureOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[25]
+	mi := &file_dfs_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2253,7 +2302,7 @@ func (x *ReportFailureOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportFailureOp.ProtoReflect.Descriptor instead.
 func (*ReportFailureOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{25}
+	return file_dfs_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReportFailureOp) GetIno() uint64 {
@@ -2314,7 +2363,7 @@ type ReplicaChangeOp struct {
 
 func (x *ReplicaChangeOp) Reset() {
 	*x = ReplicaChangeOp{}
-	mi := &file_dfs_proto_msgTypes[26]
+	mi := &file_dfs_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2326,7 +2375,7 @@ func (x *ReplicaChangeOp) String() string {
 func (*ReplicaChangeOp) ProtoMessage() {}
 
 func (x *ReplicaChangeOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[26]
+	mi := &file_dfs_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2339,7 +2388,7 @@ func (x *ReplicaChangeOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaChangeOp.ProtoReflect.Descriptor instead.
 func (*ReplicaChangeOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{26}
+	return file_dfs_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReplicaChangeOp) GetIno() uint64 {
@@ -2424,6 +2473,7 @@ type Op struct {
 	//	*Op_ReplicaChange
 	//	*Op_Lock
 	//	*Op_CancelLock
+	//	*Op_Access
 	Op            isOp_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2431,7 +2481,7 @@ type Op struct {
 
 func (x *Op) Reset() {
 	*x = Op{}
-	mi := &file_dfs_proto_msgTypes[27]
+	mi := &file_dfs_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2443,7 +2493,7 @@ func (x *Op) String() string {
 func (*Op) ProtoMessage() {}
 
 func (x *Op) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[27]
+	mi := &file_dfs_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2456,7 +2506,7 @@ func (x *Op) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Op.ProtoReflect.Descriptor instead.
 func (*Op) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{27}
+	return file_dfs_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Op) GetOp() isOp_Op {
@@ -2655,6 +2705,15 @@ func (x *Op) GetCancelLock() *CancelLockOp {
 	return nil
 }
 
+func (x *Op) GetAccess() *AccessOp {
+	if x != nil {
+		if x, ok := x.Op.(*Op_Access); ok {
+			return x.Access
+		}
+	}
+	return nil
+}
+
 type isOp_Op interface {
 	isOp_Op()
 }
@@ -2743,6 +2802,10 @@ type Op_CancelLock struct {
 	CancelLock *CancelLockOp `protobuf:"bytes,21,opt,name=cancel_lock,json=cancelLock,proto3,oneof"`
 }
 
+type Op_Access struct {
+	Access *AccessOp `protobuf:"bytes,22,opt,name=access,proto3,oneof"`
+}
+
 func (*Op_Create) isOp_Op() {}
 
 func (*Op_Mkdir) isOp_Op() {}
@@ -2785,6 +2848,8 @@ func (*Op_Lock) isOp_Op() {}
 
 func (*Op_CancelLock) isOp_Op() {}
 
+func (*Op_Access) isOp_Op() {}
+
 // LockOp takes, converts or releases the lock of (session, owner) on a
 // byte range of a file (flock: the whole file). A conflicting request
 // without wait answers EAGAIN with the conflicting lock; with wait it
@@ -2807,7 +2872,7 @@ type LockOp struct {
 
 func (x *LockOp) Reset() {
 	*x = LockOp{}
-	mi := &file_dfs_proto_msgTypes[28]
+	mi := &file_dfs_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2819,7 +2884,7 @@ func (x *LockOp) String() string {
 func (*LockOp) ProtoMessage() {}
 
 func (x *LockOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[28]
+	mi := &file_dfs_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2832,7 +2897,7 @@ func (x *LockOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockOp.ProtoReflect.Descriptor instead.
 func (*LockOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{28}
+	return file_dfs_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *LockOp) GetIno() uint64 {
@@ -2903,7 +2968,7 @@ type CancelLockOp struct {
 
 func (x *CancelLockOp) Reset() {
 	*x = CancelLockOp{}
-	mi := &file_dfs_proto_msgTypes[29]
+	mi := &file_dfs_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2915,7 +2980,7 @@ func (x *CancelLockOp) String() string {
 func (*CancelLockOp) ProtoMessage() {}
 
 func (x *CancelLockOp) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[29]
+	mi := &file_dfs_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2928,7 +2993,7 @@ func (x *CancelLockOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelLockOp.ProtoReflect.Descriptor instead.
 func (*CancelLockOp) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{29}
+	return file_dfs_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CancelLockOp) GetWaitSeq() uint64 {
@@ -2956,7 +3021,7 @@ type LockInfo struct {
 
 func (x *LockInfo) Reset() {
 	*x = LockInfo{}
-	mi := &file_dfs_proto_msgTypes[30]
+	mi := &file_dfs_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2968,7 +3033,7 @@ func (x *LockInfo) String() string {
 func (*LockInfo) ProtoMessage() {}
 
 func (x *LockInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[30]
+	mi := &file_dfs_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2981,7 +3046,7 @@ func (x *LockInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockInfo.ProtoReflect.Descriptor instead.
 func (*LockInfo) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{30}
+	return file_dfs_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *LockInfo) GetKind() LockKind {
@@ -3061,7 +3126,7 @@ type MutateRequest struct {
 
 func (x *MutateRequest) Reset() {
 	*x = MutateRequest{}
-	mi := &file_dfs_proto_msgTypes[31]
+	mi := &file_dfs_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3073,7 +3138,7 @@ func (x *MutateRequest) String() string {
 func (*MutateRequest) ProtoMessage() {}
 
 func (x *MutateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[31]
+	mi := &file_dfs_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3086,7 +3151,7 @@ func (x *MutateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MutateRequest.ProtoReflect.Descriptor instead.
 func (*MutateRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{31}
+	return file_dfs_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *MutateRequest) GetSession() uint64 {
@@ -3147,14 +3212,16 @@ type MutateResponse struct {
 	NewParent *Attr `protobuf:"bytes,141,opt,name=new_parent,json=newParent,proto3" json:"new_parent,omitempty"` // rename: the target directory after the change
 	// ForceUnlockCmd: locks released; ExpireSessionCmd: 1 if the session
 	// existed.
-	Released      uint32 `protobuf:"varint,280,opt,name=released,proto3" json:"released,omitempty"`
+	Released uint32 `protobuf:"varint,280,opt,name=released,proto3" json:"released,omitempty"`
+	// AccessOp: the access time the files were given.
+	AtimeNs       int64 `protobuf:"varint,142,opt,name=atime_ns,json=atimeNs,proto3" json:"atime_ns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MutateResponse) Reset() {
 	*x = MutateResponse{}
-	mi := &file_dfs_proto_msgTypes[32]
+	mi := &file_dfs_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3166,7 +3233,7 @@ func (x *MutateResponse) String() string {
 func (*MutateResponse) ProtoMessage() {}
 
 func (x *MutateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[32]
+	mi := &file_dfs_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3179,7 +3246,7 @@ func (x *MutateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MutateResponse.ProtoReflect.Descriptor instead.
 func (*MutateResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{32}
+	return file_dfs_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *MutateResponse) GetErrno() Errno {
@@ -3252,6 +3319,13 @@ func (x *MutateResponse) GetReleased() uint32 {
 	return 0
 }
 
+func (x *MutateResponse) GetAtimeNs() int64 {
+	if x != nil {
+		return x.AtimeNs
+	}
+	return 0
+}
+
 // WaitLockRequest asks for the final answer of a waiting LockOp. The
 // leader answers when the lock is granted or the wait cancelled, or with
 // waiting = true after about timeout_ms so the client asks again; after a
@@ -3267,7 +3341,7 @@ type WaitLockRequest struct {
 
 func (x *WaitLockRequest) Reset() {
 	*x = WaitLockRequest{}
-	mi := &file_dfs_proto_msgTypes[33]
+	mi := &file_dfs_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3279,7 +3353,7 @@ func (x *WaitLockRequest) String() string {
 func (*WaitLockRequest) ProtoMessage() {}
 
 func (x *WaitLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[33]
+	mi := &file_dfs_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3292,7 +3366,7 @@ func (x *WaitLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitLockRequest.ProtoReflect.Descriptor instead.
 func (*WaitLockRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{33}
+	return file_dfs_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *WaitLockRequest) GetSession() uint64 {
@@ -3327,7 +3401,7 @@ type GetLockRequest struct {
 
 func (x *GetLockRequest) Reset() {
 	*x = GetLockRequest{}
-	mi := &file_dfs_proto_msgTypes[34]
+	mi := &file_dfs_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3339,7 +3413,7 @@ func (x *GetLockRequest) String() string {
 func (*GetLockRequest) ProtoMessage() {}
 
 func (x *GetLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[34]
+	mi := &file_dfs_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3352,7 +3426,7 @@ func (x *GetLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLockRequest.ProtoReflect.Descriptor instead.
 func (*GetLockRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{34}
+	return file_dfs_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetLockRequest) GetSession() uint64 {
@@ -3381,7 +3455,7 @@ type GetLockResponse struct {
 
 func (x *GetLockResponse) Reset() {
 	*x = GetLockResponse{}
-	mi := &file_dfs_proto_msgTypes[35]
+	mi := &file_dfs_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3393,7 +3467,7 @@ func (x *GetLockResponse) String() string {
 func (*GetLockResponse) ProtoMessage() {}
 
 func (x *GetLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[35]
+	mi := &file_dfs_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3406,7 +3480,7 @@ func (x *GetLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLockResponse.ProtoReflect.Descriptor instead.
 func (*GetLockResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{35}
+	return file_dfs_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetLockResponse) GetErrno() Errno {
@@ -3448,7 +3522,7 @@ type LookupRequest struct {
 
 func (x *LookupRequest) Reset() {
 	*x = LookupRequest{}
-	mi := &file_dfs_proto_msgTypes[36]
+	mi := &file_dfs_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3460,7 +3534,7 @@ func (x *LookupRequest) String() string {
 func (*LookupRequest) ProtoMessage() {}
 
 func (x *LookupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[36]
+	mi := &file_dfs_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3473,7 +3547,7 @@ func (x *LookupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupRequest.ProtoReflect.Descriptor instead.
 func (*LookupRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{36}
+	return file_dfs_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *LookupRequest) GetParent() uint64 {
@@ -3507,7 +3581,7 @@ type GetAttrRequest struct {
 
 func (x *GetAttrRequest) Reset() {
 	*x = GetAttrRequest{}
-	mi := &file_dfs_proto_msgTypes[37]
+	mi := &file_dfs_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3519,7 +3593,7 @@ func (x *GetAttrRequest) String() string {
 func (*GetAttrRequest) ProtoMessage() {}
 
 func (x *GetAttrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[37]
+	mi := &file_dfs_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3532,7 +3606,7 @@ func (x *GetAttrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAttrRequest.ProtoReflect.Descriptor instead.
 func (*GetAttrRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{37}
+	return file_dfs_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetAttrRequest) GetIno() uint64 {
@@ -3559,7 +3633,7 @@ type AttrResponse struct {
 
 func (x *AttrResponse) Reset() {
 	*x = AttrResponse{}
-	mi := &file_dfs_proto_msgTypes[38]
+	mi := &file_dfs_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3571,7 +3645,7 @@ func (x *AttrResponse) String() string {
 func (*AttrResponse) ProtoMessage() {}
 
 func (x *AttrResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[38]
+	mi := &file_dfs_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3584,7 +3658,7 @@ func (x *AttrResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttrResponse.ProtoReflect.Descriptor instead.
 func (*AttrResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{38}
+	return file_dfs_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AttrResponse) GetErrno() Errno {
@@ -3614,7 +3688,7 @@ type ReadDirRequest struct {
 
 func (x *ReadDirRequest) Reset() {
 	*x = ReadDirRequest{}
-	mi := &file_dfs_proto_msgTypes[39]
+	mi := &file_dfs_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3626,7 +3700,7 @@ func (x *ReadDirRequest) String() string {
 func (*ReadDirRequest) ProtoMessage() {}
 
 func (x *ReadDirRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[39]
+	mi := &file_dfs_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3639,7 +3713,7 @@ func (x *ReadDirRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadDirRequest.ProtoReflect.Descriptor instead.
 func (*ReadDirRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{39}
+	return file_dfs_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ReadDirRequest) GetIno() uint64 {
@@ -3689,7 +3763,7 @@ type ReadDirResponse struct {
 
 func (x *ReadDirResponse) Reset() {
 	*x = ReadDirResponse{}
-	mi := &file_dfs_proto_msgTypes[40]
+	mi := &file_dfs_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3701,7 +3775,7 @@ func (x *ReadDirResponse) String() string {
 func (*ReadDirResponse) ProtoMessage() {}
 
 func (x *ReadDirResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[40]
+	mi := &file_dfs_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3714,7 +3788,7 @@ func (x *ReadDirResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadDirResponse.ProtoReflect.Descriptor instead.
 func (*ReadDirResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{40}
+	return file_dfs_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ReadDirResponse) GetErrno() Errno {
@@ -3756,7 +3830,7 @@ type GetXattrRequest struct {
 
 func (x *GetXattrRequest) Reset() {
 	*x = GetXattrRequest{}
-	mi := &file_dfs_proto_msgTypes[41]
+	mi := &file_dfs_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3768,7 +3842,7 @@ func (x *GetXattrRequest) String() string {
 func (*GetXattrRequest) ProtoMessage() {}
 
 func (x *GetXattrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[41]
+	mi := &file_dfs_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3781,7 +3855,7 @@ func (x *GetXattrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetXattrRequest.ProtoReflect.Descriptor instead.
 func (*GetXattrRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{41}
+	return file_dfs_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetXattrRequest) GetIno() uint64 {
@@ -3815,7 +3889,7 @@ type GetXattrResponse struct {
 
 func (x *GetXattrResponse) Reset() {
 	*x = GetXattrResponse{}
-	mi := &file_dfs_proto_msgTypes[42]
+	mi := &file_dfs_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3827,7 +3901,7 @@ func (x *GetXattrResponse) String() string {
 func (*GetXattrResponse) ProtoMessage() {}
 
 func (x *GetXattrResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[42]
+	mi := &file_dfs_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3840,7 +3914,7 @@ func (x *GetXattrResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetXattrResponse.ProtoReflect.Descriptor instead.
 func (*GetXattrResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{42}
+	return file_dfs_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetXattrResponse) GetErrno() Errno {
@@ -3867,7 +3941,7 @@ type ListXattrRequest struct {
 
 func (x *ListXattrRequest) Reset() {
 	*x = ListXattrRequest{}
-	mi := &file_dfs_proto_msgTypes[43]
+	mi := &file_dfs_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3879,7 +3953,7 @@ func (x *ListXattrRequest) String() string {
 func (*ListXattrRequest) ProtoMessage() {}
 
 func (x *ListXattrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[43]
+	mi := &file_dfs_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3892,7 +3966,7 @@ func (x *ListXattrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListXattrRequest.ProtoReflect.Descriptor instead.
 func (*ListXattrRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{43}
+	return file_dfs_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListXattrRequest) GetIno() uint64 {
@@ -3919,7 +3993,7 @@ type ListXattrResponse struct {
 
 func (x *ListXattrResponse) Reset() {
 	*x = ListXattrResponse{}
-	mi := &file_dfs_proto_msgTypes[44]
+	mi := &file_dfs_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3931,7 +4005,7 @@ func (x *ListXattrResponse) String() string {
 func (*ListXattrResponse) ProtoMessage() {}
 
 func (x *ListXattrResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[44]
+	mi := &file_dfs_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3944,7 +4018,7 @@ func (x *ListXattrResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListXattrResponse.ProtoReflect.Descriptor instead.
 func (*ListXattrResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{44}
+	return file_dfs_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListXattrResponse) GetErrno() Errno {
@@ -3981,7 +4055,7 @@ type GetChunksRequest struct {
 
 func (x *GetChunksRequest) Reset() {
 	*x = GetChunksRequest{}
-	mi := &file_dfs_proto_msgTypes[45]
+	mi := &file_dfs_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3993,7 +4067,7 @@ func (x *GetChunksRequest) String() string {
 func (*GetChunksRequest) ProtoMessage() {}
 
 func (x *GetChunksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[45]
+	mi := &file_dfs_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4006,7 +4080,7 @@ func (x *GetChunksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChunksRequest.ProtoReflect.Descriptor instead.
 func (*GetChunksRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{45}
+	return file_dfs_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GetChunksRequest) GetIno() uint64 {
@@ -4069,7 +4143,7 @@ type GetChunksResponse struct {
 
 func (x *GetChunksResponse) Reset() {
 	*x = GetChunksResponse{}
-	mi := &file_dfs_proto_msgTypes[46]
+	mi := &file_dfs_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4081,7 +4155,7 @@ func (x *GetChunksResponse) String() string {
 func (*GetChunksResponse) ProtoMessage() {}
 
 func (x *GetChunksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[46]
+	mi := &file_dfs_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4094,7 +4168,7 @@ func (x *GetChunksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChunksResponse.ProtoReflect.Descriptor instead.
 func (*GetChunksResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{46}
+	return file_dfs_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *GetChunksResponse) GetErrno() Errno {
@@ -4126,7 +4200,7 @@ type StatFSRequest struct {
 
 func (x *StatFSRequest) Reset() {
 	*x = StatFSRequest{}
-	mi := &file_dfs_proto_msgTypes[47]
+	mi := &file_dfs_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4138,7 +4212,7 @@ func (x *StatFSRequest) String() string {
 func (*StatFSRequest) ProtoMessage() {}
 
 func (x *StatFSRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[47]
+	mi := &file_dfs_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4151,7 +4225,7 @@ func (x *StatFSRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatFSRequest.ProtoReflect.Descriptor instead.
 func (*StatFSRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{47}
+	return file_dfs_proto_rawDescGZIP(), []int{48}
 }
 
 type StatFSResponse struct {
@@ -4167,7 +4241,7 @@ type StatFSResponse struct {
 
 func (x *StatFSResponse) Reset() {
 	*x = StatFSResponse{}
-	mi := &file_dfs_proto_msgTypes[48]
+	mi := &file_dfs_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4179,7 +4253,7 @@ func (x *StatFSResponse) String() string {
 func (*StatFSResponse) ProtoMessage() {}
 
 func (x *StatFSResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[48]
+	mi := &file_dfs_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4192,7 +4266,7 @@ func (x *StatFSResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatFSResponse.ProtoReflect.Descriptor instead.
 func (*StatFSResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{48}
+	return file_dfs_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *StatFSResponse) GetCapacityBytes() uint64 {
@@ -4246,7 +4320,7 @@ type KeepAliveRequest struct {
 
 func (x *KeepAliveRequest) Reset() {
 	*x = KeepAliveRequest{}
-	mi := &file_dfs_proto_msgTypes[49]
+	mi := &file_dfs_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4258,7 +4332,7 @@ func (x *KeepAliveRequest) String() string {
 func (*KeepAliveRequest) ProtoMessage() {}
 
 func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[49]
+	mi := &file_dfs_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4271,7 +4345,7 @@ func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveRequest.ProtoReflect.Descriptor instead.
 func (*KeepAliveRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{49}
+	return file_dfs_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *KeepAliveRequest) GetSession() uint64 {
@@ -4314,7 +4388,7 @@ type KeepAliveResponse struct {
 
 func (x *KeepAliveResponse) Reset() {
 	*x = KeepAliveResponse{}
-	mi := &file_dfs_proto_msgTypes[50]
+	mi := &file_dfs_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4326,7 +4400,7 @@ func (x *KeepAliveResponse) String() string {
 func (*KeepAliveResponse) ProtoMessage() {}
 
 func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[50]
+	mi := &file_dfs_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4339,7 +4413,7 @@ func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveResponse.ProtoReflect.Descriptor instead.
 func (*KeepAliveResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{50}
+	return file_dfs_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *KeepAliveResponse) GetErrno() Errno {
@@ -4382,7 +4456,7 @@ type ChunkReport struct {
 
 func (x *ChunkReport) Reset() {
 	*x = ChunkReport{}
-	mi := &file_dfs_proto_msgTypes[51]
+	mi := &file_dfs_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4394,7 +4468,7 @@ func (x *ChunkReport) String() string {
 func (*ChunkReport) ProtoMessage() {}
 
 func (x *ChunkReport) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[51]
+	mi := &file_dfs_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4407,7 +4481,7 @@ func (x *ChunkReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkReport.ProtoReflect.Descriptor instead.
 func (*ChunkReport) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{51}
+	return file_dfs_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ChunkReport) GetId() uint64 {
@@ -4458,7 +4532,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_dfs_proto_msgTypes[52]
+	mi := &file_dfs_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4470,7 +4544,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[52]
+	mi := &file_dfs_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4483,7 +4557,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{52}
+	return file_dfs_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *HeartbeatRequest) GetServer() string {
@@ -4563,7 +4637,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_dfs_proto_msgTypes[53]
+	mi := &file_dfs_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4575,7 +4649,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[53]
+	mi := &file_dfs_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4588,7 +4662,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{53}
+	return file_dfs_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *HeartbeatResponse) GetDelete() []*ChunkReport {
@@ -4628,7 +4702,7 @@ type MasterInfo struct {
 
 func (x *MasterInfo) Reset() {
 	*x = MasterInfo{}
-	mi := &file_dfs_proto_msgTypes[54]
+	mi := &file_dfs_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4640,7 +4714,7 @@ func (x *MasterInfo) String() string {
 func (*MasterInfo) ProtoMessage() {}
 
 func (x *MasterInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[54]
+	mi := &file_dfs_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4653,7 +4727,7 @@ func (x *MasterInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MasterInfo.ProtoReflect.Descriptor instead.
 func (*MasterInfo) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{54}
+	return file_dfs_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *MasterInfo) GetId() string {
@@ -4723,7 +4797,7 @@ type ChunkServerInfo struct {
 
 func (x *ChunkServerInfo) Reset() {
 	*x = ChunkServerInfo{}
-	mi := &file_dfs_proto_msgTypes[55]
+	mi := &file_dfs_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4735,7 +4809,7 @@ func (x *ChunkServerInfo) String() string {
 func (*ChunkServerInfo) ProtoMessage() {}
 
 func (x *ChunkServerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[55]
+	mi := &file_dfs_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4748,7 +4822,7 @@ func (x *ChunkServerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkServerInfo.ProtoReflect.Descriptor instead.
 func (*ChunkServerInfo) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{55}
+	return file_dfs_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ChunkServerInfo) GetId() string {
@@ -4834,7 +4908,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_dfs_proto_msgTypes[56]
+	mi := &file_dfs_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4846,7 +4920,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[56]
+	mi := &file_dfs_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4859,7 +4933,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{56}
+	return file_dfs_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *StatusRequest) GetDetail() bool {
@@ -4881,7 +4955,7 @@ type AddMasterRequest struct {
 
 func (x *AddMasterRequest) Reset() {
 	*x = AddMasterRequest{}
-	mi := &file_dfs_proto_msgTypes[57]
+	mi := &file_dfs_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4893,7 +4967,7 @@ func (x *AddMasterRequest) String() string {
 func (*AddMasterRequest) ProtoMessage() {}
 
 func (x *AddMasterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[57]
+	mi := &file_dfs_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4906,7 +4980,7 @@ func (x *AddMasterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMasterRequest.ProtoReflect.Descriptor instead.
 func (*AddMasterRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{57}
+	return file_dfs_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *AddMasterRequest) GetId() string {
@@ -4939,7 +5013,7 @@ type RemoveMasterRequest struct {
 
 func (x *RemoveMasterRequest) Reset() {
 	*x = RemoveMasterRequest{}
-	mi := &file_dfs_proto_msgTypes[58]
+	mi := &file_dfs_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4951,7 +5025,7 @@ func (x *RemoveMasterRequest) String() string {
 func (*RemoveMasterRequest) ProtoMessage() {}
 
 func (x *RemoveMasterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[58]
+	mi := &file_dfs_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4964,7 +5038,7 @@ func (x *RemoveMasterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMasterRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMasterRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{58}
+	return file_dfs_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *RemoveMasterRequest) GetId() string {
@@ -4983,7 +5057,7 @@ type MembersResponse struct {
 
 func (x *MembersResponse) Reset() {
 	*x = MembersResponse{}
-	mi := &file_dfs_proto_msgTypes[59]
+	mi := &file_dfs_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4995,7 +5069,7 @@ func (x *MembersResponse) String() string {
 func (*MembersResponse) ProtoMessage() {}
 
 func (x *MembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[59]
+	mi := &file_dfs_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5008,7 +5082,7 @@ func (x *MembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersResponse.ProtoReflect.Descriptor instead.
 func (*MembersResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{59}
+	return file_dfs_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *MembersResponse) GetMasters() []*MasterInfo {
@@ -5028,7 +5102,7 @@ type FsckRequest struct {
 
 func (x *FsckRequest) Reset() {
 	*x = FsckRequest{}
-	mi := &file_dfs_proto_msgTypes[60]
+	mi := &file_dfs_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5040,7 +5114,7 @@ func (x *FsckRequest) String() string {
 func (*FsckRequest) ProtoMessage() {}
 
 func (x *FsckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[60]
+	mi := &file_dfs_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5053,7 +5127,7 @@ func (x *FsckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FsckRequest.ProtoReflect.Descriptor instead.
 func (*FsckRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{60}
+	return file_dfs_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *FsckRequest) GetLimit() uint32 {
@@ -5081,7 +5155,7 @@ type FsckProblem struct {
 
 func (x *FsckProblem) Reset() {
 	*x = FsckProblem{}
-	mi := &file_dfs_proto_msgTypes[61]
+	mi := &file_dfs_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5093,7 +5167,7 @@ func (x *FsckProblem) String() string {
 func (*FsckProblem) ProtoMessage() {}
 
 func (x *FsckProblem) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[61]
+	mi := &file_dfs_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5106,7 +5180,7 @@ func (x *FsckProblem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FsckProblem.ProtoReflect.Descriptor instead.
 func (*FsckProblem) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{61}
+	return file_dfs_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *FsckProblem) GetPath() string {
@@ -5186,7 +5260,7 @@ type FsckResponse struct {
 
 func (x *FsckResponse) Reset() {
 	*x = FsckResponse{}
-	mi := &file_dfs_proto_msgTypes[62]
+	mi := &file_dfs_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5198,7 +5272,7 @@ func (x *FsckResponse) String() string {
 func (*FsckResponse) ProtoMessage() {}
 
 func (x *FsckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[62]
+	mi := &file_dfs_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5211,7 +5285,7 @@ func (x *FsckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FsckResponse.ProtoReflect.Descriptor instead.
 func (*FsckResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{62}
+	return file_dfs_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *FsckResponse) GetFiles() uint64 {
@@ -5281,7 +5355,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_dfs_proto_msgTypes[63]
+	mi := &file_dfs_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5293,7 +5367,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[63]
+	mi := &file_dfs_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5306,7 +5380,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{63}
+	return file_dfs_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *StatusResponse) GetLeader() string {
@@ -5436,7 +5510,7 @@ type SessionStatus struct {
 
 func (x *SessionStatus) Reset() {
 	*x = SessionStatus{}
-	mi := &file_dfs_proto_msgTypes[64]
+	mi := &file_dfs_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5448,7 +5522,7 @@ func (x *SessionStatus) String() string {
 func (*SessionStatus) ProtoMessage() {}
 
 func (x *SessionStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[64]
+	mi := &file_dfs_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5461,7 +5535,7 @@ func (x *SessionStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionStatus.ProtoReflect.Descriptor instead.
 func (*SessionStatus) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{64}
+	return file_dfs_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *SessionStatus) GetId() uint64 {
@@ -5520,7 +5594,7 @@ type LockStatus struct {
 
 func (x *LockStatus) Reset() {
 	*x = LockStatus{}
-	mi := &file_dfs_proto_msgTypes[65]
+	mi := &file_dfs_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5532,7 +5606,7 @@ func (x *LockStatus) String() string {
 func (*LockStatus) ProtoMessage() {}
 
 func (x *LockStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[65]
+	mi := &file_dfs_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5545,7 +5619,7 @@ func (x *LockStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockStatus.ProtoReflect.Descriptor instead.
 func (*LockStatus) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{65}
+	return file_dfs_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *LockStatus) GetLock() *LockInfo {
@@ -5602,7 +5676,7 @@ type ChunkHealth struct {
 
 func (x *ChunkHealth) Reset() {
 	*x = ChunkHealth{}
-	mi := &file_dfs_proto_msgTypes[66]
+	mi := &file_dfs_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5614,7 +5688,7 @@ func (x *ChunkHealth) String() string {
 func (*ChunkHealth) ProtoMessage() {}
 
 func (x *ChunkHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[66]
+	mi := &file_dfs_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5627,7 +5701,7 @@ func (x *ChunkHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkHealth.ProtoReflect.Descriptor instead.
 func (*ChunkHealth) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{66}
+	return file_dfs_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ChunkHealth) GetHealthy() uint64 {
@@ -5691,7 +5765,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_dfs_proto_msgTypes[67]
+	mi := &file_dfs_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5703,7 +5777,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[67]
+	mi := &file_dfs_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5716,7 +5790,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{67}
+	return file_dfs_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *NotLeader) GetLeaderAddr() string {
@@ -5747,7 +5821,7 @@ type ChunkServerState struct {
 
 func (x *ChunkServerState) Reset() {
 	*x = ChunkServerState{}
-	mi := &file_dfs_proto_msgTypes[68]
+	mi := &file_dfs_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5759,7 +5833,7 @@ func (x *ChunkServerState) String() string {
 func (*ChunkServerState) ProtoMessage() {}
 
 func (x *ChunkServerState) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[68]
+	mi := &file_dfs_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5772,7 +5846,7 @@ func (x *ChunkServerState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkServerState.ProtoReflect.Descriptor instead.
 func (*ChunkServerState) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{68}
+	return file_dfs_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ChunkServerState) GetInfo() *ChunkServerInfo {
@@ -5818,7 +5892,7 @@ type ChunkServersRequest struct {
 
 func (x *ChunkServersRequest) Reset() {
 	*x = ChunkServersRequest{}
-	mi := &file_dfs_proto_msgTypes[69]
+	mi := &file_dfs_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5830,7 +5904,7 @@ func (x *ChunkServersRequest) String() string {
 func (*ChunkServersRequest) ProtoMessage() {}
 
 func (x *ChunkServersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[69]
+	mi := &file_dfs_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5843,7 +5917,7 @@ func (x *ChunkServersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkServersRequest.ProtoReflect.Descriptor instead.
 func (*ChunkServersRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{69}
+	return file_dfs_proto_rawDescGZIP(), []int{70}
 }
 
 type ChunkServersResponse struct {
@@ -5855,7 +5929,7 @@ type ChunkServersResponse struct {
 
 func (x *ChunkServersResponse) Reset() {
 	*x = ChunkServersResponse{}
-	mi := &file_dfs_proto_msgTypes[70]
+	mi := &file_dfs_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5867,7 +5941,7 @@ func (x *ChunkServersResponse) String() string {
 func (*ChunkServersResponse) ProtoMessage() {}
 
 func (x *ChunkServersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[70]
+	mi := &file_dfs_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5880,7 +5954,7 @@ func (x *ChunkServersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkServersResponse.ProtoReflect.Descriptor instead.
 func (*ChunkServersResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{70}
+	return file_dfs_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ChunkServersResponse) GetServers() []*ChunkServerState {
@@ -5903,7 +5977,7 @@ type DrainServerRequest struct {
 
 func (x *DrainServerRequest) Reset() {
 	*x = DrainServerRequest{}
-	mi := &file_dfs_proto_msgTypes[71]
+	mi := &file_dfs_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5915,7 +5989,7 @@ func (x *DrainServerRequest) String() string {
 func (*DrainServerRequest) ProtoMessage() {}
 
 func (x *DrainServerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[71]
+	mi := &file_dfs_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5928,7 +6002,7 @@ func (x *DrainServerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainServerRequest.ProtoReflect.Descriptor instead.
 func (*DrainServerRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{71}
+	return file_dfs_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *DrainServerRequest) GetId() string {
@@ -5955,7 +6029,7 @@ type ReleaseSessionRequest struct {
 
 func (x *ReleaseSessionRequest) Reset() {
 	*x = ReleaseSessionRequest{}
-	mi := &file_dfs_proto_msgTypes[72]
+	mi := &file_dfs_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5967,7 +6041,7 @@ func (x *ReleaseSessionRequest) String() string {
 func (*ReleaseSessionRequest) ProtoMessage() {}
 
 func (x *ReleaseSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[72]
+	mi := &file_dfs_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5980,7 +6054,7 @@ func (x *ReleaseSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseSessionRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseSessionRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{72}
+	return file_dfs_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ReleaseSessionRequest) GetSession() uint64 {
@@ -6004,7 +6078,7 @@ type ReleaseLocksRequest struct {
 
 func (x *ReleaseLocksRequest) Reset() {
 	*x = ReleaseLocksRequest{}
-	mi := &file_dfs_proto_msgTypes[73]
+	mi := &file_dfs_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6016,7 +6090,7 @@ func (x *ReleaseLocksRequest) String() string {
 func (*ReleaseLocksRequest) ProtoMessage() {}
 
 func (x *ReleaseLocksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[73]
+	mi := &file_dfs_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6029,7 +6103,7 @@ func (x *ReleaseLocksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseLocksRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseLocksRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{73}
+	return file_dfs_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ReleaseLocksRequest) GetIno() uint64 {
@@ -6069,7 +6143,7 @@ type ReleaseResponse struct {
 
 func (x *ReleaseResponse) Reset() {
 	*x = ReleaseResponse{}
-	mi := &file_dfs_proto_msgTypes[74]
+	mi := &file_dfs_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6081,7 +6155,7 @@ func (x *ReleaseResponse) String() string {
 func (*ReleaseResponse) ProtoMessage() {}
 
 func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[74]
+	mi := &file_dfs_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6094,7 +6168,7 @@ func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{74}
+	return file_dfs_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ReleaseResponse) GetReleased() uint32 {
@@ -6112,7 +6186,7 @@ type SaveSnapshotRequest struct {
 
 func (x *SaveSnapshotRequest) Reset() {
 	*x = SaveSnapshotRequest{}
-	mi := &file_dfs_proto_msgTypes[75]
+	mi := &file_dfs_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6124,7 +6198,7 @@ func (x *SaveSnapshotRequest) String() string {
 func (*SaveSnapshotRequest) ProtoMessage() {}
 
 func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[75]
+	mi := &file_dfs_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6137,7 +6211,7 @@ func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SaveSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{75}
+	return file_dfs_proto_rawDescGZIP(), []int{76}
 }
 
 // SnapshotPiece is one piece of a streamed master snapshot: the first
@@ -6155,7 +6229,7 @@ type SnapshotPiece struct {
 
 func (x *SnapshotPiece) Reset() {
 	*x = SnapshotPiece{}
-	mi := &file_dfs_proto_msgTypes[76]
+	mi := &file_dfs_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6167,7 +6241,7 @@ func (x *SnapshotPiece) String() string {
 func (*SnapshotPiece) ProtoMessage() {}
 
 func (x *SnapshotPiece) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[76]
+	mi := &file_dfs_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6180,7 +6254,7 @@ func (x *SnapshotPiece) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotPiece.ProtoReflect.Descriptor instead.
 func (*SnapshotPiece) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{76}
+	return file_dfs_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *SnapshotPiece) GetData() []byte {
@@ -6231,7 +6305,7 @@ type SetChunkRequest struct {
 
 func (x *SetChunkRequest) Reset() {
 	*x = SetChunkRequest{}
-	mi := &file_dfs_proto_msgTypes[77]
+	mi := &file_dfs_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6243,7 +6317,7 @@ func (x *SetChunkRequest) String() string {
 func (*SetChunkRequest) ProtoMessage() {}
 
 func (x *SetChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[77]
+	mi := &file_dfs_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6256,7 +6330,7 @@ func (x *SetChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetChunkRequest.ProtoReflect.Descriptor instead.
 func (*SetChunkRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{77}
+	return file_dfs_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *SetChunkRequest) GetId() uint64 {
@@ -6325,7 +6399,7 @@ type SetChunkResponse struct {
 
 func (x *SetChunkResponse) Reset() {
 	*x = SetChunkResponse{}
-	mi := &file_dfs_proto_msgTypes[78]
+	mi := &file_dfs_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6337,7 +6411,7 @@ func (x *SetChunkResponse) String() string {
 func (*SetChunkResponse) ProtoMessage() {}
 
 func (x *SetChunkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[78]
+	mi := &file_dfs_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6350,7 +6424,7 @@ func (x *SetChunkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetChunkResponse.ProtoReflect.Descriptor instead.
 func (*SetChunkResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{78}
+	return file_dfs_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *SetChunkResponse) GetErrno() Errno {
@@ -6420,7 +6494,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_dfs_proto_msgTypes[79]
+	mi := &file_dfs_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6432,7 +6506,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[79]
+	mi := &file_dfs_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6445,7 +6519,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{79}
+	return file_dfs_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *WriteRequest) GetId() uint64 {
@@ -6592,7 +6666,7 @@ type Extent struct {
 
 func (x *Extent) Reset() {
 	*x = Extent{}
-	mi := &file_dfs_proto_msgTypes[80]
+	mi := &file_dfs_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6604,7 +6678,7 @@ func (x *Extent) String() string {
 func (*Extent) ProtoMessage() {}
 
 func (x *Extent) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[80]
+	mi := &file_dfs_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6617,7 +6691,7 @@ func (x *Extent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Extent.ProtoReflect.Descriptor instead.
 func (*Extent) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{80}
+	return file_dfs_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *Extent) GetOffset() uint64 {
@@ -6645,7 +6719,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_dfs_proto_msgTypes[81]
+	mi := &file_dfs_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6657,7 +6731,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[81]
+	mi := &file_dfs_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6670,7 +6744,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{81}
+	return file_dfs_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *WriteResponse) GetErrno() Errno {
@@ -6708,7 +6782,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_dfs_proto_msgTypes[82]
+	mi := &file_dfs_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6720,7 +6794,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[82]
+	mi := &file_dfs_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6733,7 +6807,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{82}
+	return file_dfs_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ReadRequest) GetId() uint64 {
@@ -6789,7 +6863,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_dfs_proto_msgTypes[83]
+	mi := &file_dfs_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6801,7 +6875,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[83]
+	mi := &file_dfs_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6814,7 +6888,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{83}
+	return file_dfs_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *ReadResponse) GetErrno() Errno {
@@ -6850,7 +6924,7 @@ type SyncRequest struct {
 
 func (x *SyncRequest) Reset() {
 	*x = SyncRequest{}
-	mi := &file_dfs_proto_msgTypes[84]
+	mi := &file_dfs_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6862,7 +6936,7 @@ func (x *SyncRequest) String() string {
 func (*SyncRequest) ProtoMessage() {}
 
 func (x *SyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[84]
+	mi := &file_dfs_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6875,7 +6949,7 @@ func (x *SyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRequest.ProtoReflect.Descriptor instead.
 func (*SyncRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{84}
+	return file_dfs_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *SyncRequest) GetId() uint64 {
@@ -6917,7 +6991,7 @@ type SyncResponse struct {
 
 func (x *SyncResponse) Reset() {
 	*x = SyncResponse{}
-	mi := &file_dfs_proto_msgTypes[85]
+	mi := &file_dfs_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6929,7 +7003,7 @@ func (x *SyncResponse) String() string {
 func (*SyncResponse) ProtoMessage() {}
 
 func (x *SyncResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[85]
+	mi := &file_dfs_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6942,7 +7016,7 @@ func (x *SyncResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncResponse.ProtoReflect.Descriptor instead.
 func (*SyncResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{85}
+	return file_dfs_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *SyncResponse) GetErrno() Errno {
@@ -6989,7 +7063,7 @@ type ReplicateRequest struct {
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_dfs_proto_msgTypes[86]
+	mi := &file_dfs_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7001,7 +7075,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[86]
+	mi := &file_dfs_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7014,7 +7088,7 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{86}
+	return file_dfs_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *ReplicateRequest) GetId() uint64 {
@@ -7098,7 +7172,7 @@ type ReplicateResponse struct {
 
 func (x *ReplicateResponse) Reset() {
 	*x = ReplicateResponse{}
-	mi := &file_dfs_proto_msgTypes[87]
+	mi := &file_dfs_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7110,7 +7184,7 @@ func (x *ReplicateResponse) String() string {
 func (*ReplicateResponse) ProtoMessage() {}
 
 func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[87]
+	mi := &file_dfs_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7123,7 +7197,7 @@ func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicateResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{87}
+	return file_dfs_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *ReplicateResponse) GetErrno() Errno {
@@ -7162,7 +7236,7 @@ type LocalPathRequest struct {
 
 func (x *LocalPathRequest) Reset() {
 	*x = LocalPathRequest{}
-	mi := &file_dfs_proto_msgTypes[88]
+	mi := &file_dfs_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7174,7 +7248,7 @@ func (x *LocalPathRequest) String() string {
 func (*LocalPathRequest) ProtoMessage() {}
 
 func (x *LocalPathRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[88]
+	mi := &file_dfs_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7187,7 +7261,7 @@ func (x *LocalPathRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalPathRequest.ProtoReflect.Descriptor instead.
 func (*LocalPathRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{88}
+	return file_dfs_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *LocalPathRequest) GetId() uint64 {
@@ -7233,7 +7307,7 @@ type LocalPathResponse struct {
 
 func (x *LocalPathResponse) Reset() {
 	*x = LocalPathResponse{}
-	mi := &file_dfs_proto_msgTypes[89]
+	mi := &file_dfs_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7245,7 +7319,7 @@ func (x *LocalPathResponse) String() string {
 func (*LocalPathResponse) ProtoMessage() {}
 
 func (x *LocalPathResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[89]
+	mi := &file_dfs_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7258,7 +7332,7 @@ func (x *LocalPathResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalPathResponse.ProtoReflect.Descriptor instead.
 func (*LocalPathResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{89}
+	return file_dfs_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *LocalPathResponse) GetErrno() Errno {
@@ -7317,7 +7391,7 @@ type UndoRequest struct {
 
 func (x *UndoRequest) Reset() {
 	*x = UndoRequest{}
-	mi := &file_dfs_proto_msgTypes[90]
+	mi := &file_dfs_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7329,7 +7403,7 @@ func (x *UndoRequest) String() string {
 func (*UndoRequest) ProtoMessage() {}
 
 func (x *UndoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[90]
+	mi := &file_dfs_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7342,7 +7416,7 @@ func (x *UndoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndoRequest.ProtoReflect.Descriptor instead.
 func (*UndoRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{90}
+	return file_dfs_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *UndoRequest) GetId() uint64 {
@@ -7420,7 +7494,7 @@ type UndoResponse struct {
 
 func (x *UndoResponse) Reset() {
 	*x = UndoResponse{}
-	mi := &file_dfs_proto_msgTypes[91]
+	mi := &file_dfs_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7432,7 +7506,7 @@ func (x *UndoResponse) String() string {
 func (*UndoResponse) ProtoMessage() {}
 
 func (x *UndoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[91]
+	mi := &file_dfs_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7445,7 +7519,7 @@ func (x *UndoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndoResponse.ProtoReflect.Descriptor instead.
 func (*UndoResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{91}
+	return file_dfs_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *UndoResponse) GetErrno() Errno {
@@ -7519,7 +7593,7 @@ type RegisterServerCmd struct {
 
 func (x *RegisterServerCmd) Reset() {
 	*x = RegisterServerCmd{}
-	mi := &file_dfs_proto_msgTypes[92]
+	mi := &file_dfs_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7531,7 +7605,7 @@ func (x *RegisterServerCmd) String() string {
 func (*RegisterServerCmd) ProtoMessage() {}
 
 func (x *RegisterServerCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[92]
+	mi := &file_dfs_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7544,7 +7618,7 @@ func (x *RegisterServerCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterServerCmd.ProtoReflect.Descriptor instead.
 func (*RegisterServerCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{92}
+	return file_dfs_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *RegisterServerCmd) GetId() string {
@@ -7593,7 +7667,7 @@ type DrainServerCmd struct {
 
 func (x *DrainServerCmd) Reset() {
 	*x = DrainServerCmd{}
-	mi := &file_dfs_proto_msgTypes[93]
+	mi := &file_dfs_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7605,7 +7679,7 @@ func (x *DrainServerCmd) String() string {
 func (*DrainServerCmd) ProtoMessage() {}
 
 func (x *DrainServerCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[93]
+	mi := &file_dfs_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7618,7 +7692,7 @@ func (x *DrainServerCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainServerCmd.ProtoReflect.Descriptor instead.
 func (*DrainServerCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{93}
+	return file_dfs_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *DrainServerCmd) GetId() string {
@@ -7649,7 +7723,7 @@ type ForceUnlockCmd struct {
 
 func (x *ForceUnlockCmd) Reset() {
 	*x = ForceUnlockCmd{}
-	mi := &file_dfs_proto_msgTypes[94]
+	mi := &file_dfs_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7661,7 +7735,7 @@ func (x *ForceUnlockCmd) String() string {
 func (*ForceUnlockCmd) ProtoMessage() {}
 
 func (x *ForceUnlockCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[94]
+	mi := &file_dfs_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7674,7 +7748,7 @@ func (x *ForceUnlockCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForceUnlockCmd.ProtoReflect.Descriptor instead.
 func (*ForceUnlockCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{94}
+	return file_dfs_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *ForceUnlockCmd) GetIno() uint64 {
@@ -7714,7 +7788,7 @@ type ExpireSessionCmd struct {
 
 func (x *ExpireSessionCmd) Reset() {
 	*x = ExpireSessionCmd{}
-	mi := &file_dfs_proto_msgTypes[95]
+	mi := &file_dfs_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7726,7 +7800,7 @@ func (x *ExpireSessionCmd) String() string {
 func (*ExpireSessionCmd) ProtoMessage() {}
 
 func (x *ExpireSessionCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[95]
+	mi := &file_dfs_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7739,7 +7813,7 @@ func (x *ExpireSessionCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireSessionCmd.ProtoReflect.Descriptor instead.
 func (*ExpireSessionCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{95}
+	return file_dfs_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *ExpireSessionCmd) GetSession() uint64 {
@@ -7758,7 +7832,7 @@ type DeleteChunksCmd struct {
 
 func (x *DeleteChunksCmd) Reset() {
 	*x = DeleteChunksCmd{}
-	mi := &file_dfs_proto_msgTypes[96]
+	mi := &file_dfs_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7770,7 +7844,7 @@ func (x *DeleteChunksCmd) String() string {
 func (*DeleteChunksCmd) ProtoMessage() {}
 
 func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[96]
+	mi := &file_dfs_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7783,7 +7857,7 @@ func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteChunksCmd.ProtoReflect.Descriptor instead.
 func (*DeleteChunksCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{96}
+	return file_dfs_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *DeleteChunksCmd) GetIds() []uint64 {
@@ -7828,7 +7902,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_dfs_proto_msgTypes[97]
+	mi := &file_dfs_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7840,7 +7914,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[97]
+	mi := &file_dfs_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7853,7 +7927,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{97}
+	return file_dfs_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *Command) GetSession() uint64 {
@@ -7996,7 +8070,7 @@ type NewChunkKeyCmd struct {
 
 func (x *NewChunkKeyCmd) Reset() {
 	*x = NewChunkKeyCmd{}
-	mi := &file_dfs_proto_msgTypes[98]
+	mi := &file_dfs_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8008,7 +8082,7 @@ func (x *NewChunkKeyCmd) String() string {
 func (*NewChunkKeyCmd) ProtoMessage() {}
 
 func (x *NewChunkKeyCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[98]
+	mi := &file_dfs_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8021,7 +8095,7 @@ func (x *NewChunkKeyCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NewChunkKeyCmd.ProtoReflect.Descriptor instead.
 func (*NewChunkKeyCmd) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{98}
+	return file_dfs_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *NewChunkKeyCmd) GetSecret() []byte {
@@ -8055,7 +8129,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_dfs_proto_msgTypes[99]
+	mi := &file_dfs_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8067,7 +8141,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[99]
+	mi := &file_dfs_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8080,7 +8154,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{99}
+	return file_dfs_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *Batch) GetCommands() []*Command {
@@ -8110,7 +8184,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_dfs_proto_msgTypes[100]
+	mi := &file_dfs_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8122,7 +8196,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[100]
+	mi := &file_dfs_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8135,7 +8209,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{100}
+	return file_dfs_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -8236,7 +8310,7 @@ type SnapshotLock struct {
 
 func (x *SnapshotLock) Reset() {
 	*x = SnapshotLock{}
-	mi := &file_dfs_proto_msgTypes[101]
+	mi := &file_dfs_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8248,7 +8322,7 @@ func (x *SnapshotLock) String() string {
 func (*SnapshotLock) ProtoMessage() {}
 
 func (x *SnapshotLock) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[101]
+	mi := &file_dfs_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8261,7 +8335,7 @@ func (x *SnapshotLock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotLock.ProtoReflect.Descriptor instead.
 func (*SnapshotLock) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{101}
+	return file_dfs_proto_rawDescGZIP(), []int{102}
 }
 
 func (x *SnapshotLock) GetOp() *LockOp {
@@ -8310,7 +8384,7 @@ type SnapshotDirEntry struct {
 
 func (x *SnapshotDirEntry) Reset() {
 	*x = SnapshotDirEntry{}
-	mi := &file_dfs_proto_msgTypes[102]
+	mi := &file_dfs_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8322,7 +8396,7 @@ func (x *SnapshotDirEntry) String() string {
 func (*SnapshotDirEntry) ProtoMessage() {}
 
 func (x *SnapshotDirEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[102]
+	mi := &file_dfs_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8335,7 +8409,7 @@ func (x *SnapshotDirEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotDirEntry.ProtoReflect.Descriptor instead.
 func (*SnapshotDirEntry) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{102}
+	return file_dfs_proto_rawDescGZIP(), []int{103}
 }
 
 func (x *SnapshotDirEntry) GetName() string {
@@ -8373,7 +8447,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_dfs_proto_msgTypes[103]
+	mi := &file_dfs_proto_msgTypes[104]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8385,7 +8459,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[103]
+	mi := &file_dfs_proto_msgTypes[104]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8398,7 +8472,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{103}
+	return file_dfs_proto_rawDescGZIP(), []int{104}
 }
 
 func (x *SnapshotChunk) GetIndex() uint64 {
@@ -8458,7 +8532,7 @@ type SnapshotInode struct {
 
 func (x *SnapshotInode) Reset() {
 	*x = SnapshotInode{}
-	mi := &file_dfs_proto_msgTypes[104]
+	mi := &file_dfs_proto_msgTypes[105]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8470,7 +8544,7 @@ func (x *SnapshotInode) String() string {
 func (*SnapshotInode) ProtoMessage() {}
 
 func (x *SnapshotInode) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[104]
+	mi := &file_dfs_proto_msgTypes[105]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8483,7 +8557,7 @@ func (x *SnapshotInode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotInode.ProtoReflect.Descriptor instead.
 func (*SnapshotInode) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{104}
+	return file_dfs_proto_rawDescGZIP(), []int{105}
 }
 
 func (x *SnapshotInode) GetAttr() *Attr {
@@ -8545,7 +8619,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_dfs_proto_msgTypes[105]
+	mi := &file_dfs_proto_msgTypes[106]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8557,7 +8631,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[105]
+	mi := &file_dfs_proto_msgTypes[106]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8570,7 +8644,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{105}
+	return file_dfs_proto_rawDescGZIP(), []int{106}
 }
 
 func (x *SnapshotResponse) GetSeq() uint64 {
@@ -8601,7 +8675,7 @@ type SnapshotSession struct {
 
 func (x *SnapshotSession) Reset() {
 	*x = SnapshotSession{}
-	mi := &file_dfs_proto_msgTypes[106]
+	mi := &file_dfs_proto_msgTypes[107]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8613,7 +8687,7 @@ func (x *SnapshotSession) String() string {
 func (*SnapshotSession) ProtoMessage() {}
 
 func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[106]
+	mi := &file_dfs_proto_msgTypes[107]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8626,7 +8700,7 @@ func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSession.ProtoReflect.Descriptor instead.
 func (*SnapshotSession) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{106}
+	return file_dfs_proto_rawDescGZIP(), []int{107}
 }
 
 func (x *SnapshotSession) GetId() uint64 {
@@ -8831,7 +8905,9 @@ const file_dfs_proto_rawDesc = "" +
 	"\x06OpenOp\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\"\x1d\n" +
 	"\tReleaseOp\x12\x10\n" +
-	"\x03ino\x18\x01 \x01(\x04R\x03ino\">\n" +
+	"\x03ino\x18\x01 \x01(\x04R\x03ino\"\x1e\n" +
+	"\bAccessOp\x12\x12\n" +
+	"\x04inos\x18\x01 \x03(\x04R\x04inos\">\n" +
 	"\rOpenSessionOp\x12\x16\n" +
 	"\x06client\x18\x01 \x01(\tR\x06client\x12\x15\n" +
 	"\x06ttl_ns\x18\x02 \x01(\x03R\x05ttlNs\"\x10\n" +
@@ -8854,7 +8930,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x04drop\x18\x06 \x03(\tR\x04drop\x12\x14\n" +
 	"\x05fence\x18\a \x01(\bR\x05fence\x12\x1d\n" +
 	"\n" +
-	"add_shards\x18x \x03(\rR\taddShards\"\x82\b\n" +
+	"add_shards\x18x \x03(\rR\taddShards\"\xab\b\n" +
 	"\x02Op\x12'\n" +
 	"\x06create\x18\x01 \x01(\v2\r.dfs.CreateOpH\x00R\x06create\x12$\n" +
 	"\x05mkdir\x18\x02 \x01(\v2\f.dfs.MkdirOpH\x00R\x05mkdir\x12*\n" +
@@ -8879,7 +8955,8 @@ const file_dfs_proto_rawDesc = "" +
 	"\x0ereplica_change\x18\x13 \x01(\v2\x14.dfs.ReplicaChangeOpH\x00R\rreplicaChange\x12!\n" +
 	"\x04lock\x18\x14 \x01(\v2\v.dfs.LockOpH\x00R\x04lock\x124\n" +
 	"\vcancel_lock\x18\x15 \x01(\v2\x11.dfs.CancelLockOpH\x00R\n" +
-	"cancelLockB\x04\n" +
+	"cancelLock\x12'\n" +
+	"\x06access\x18\x16 \x01(\v2\r.dfs.AccessOpH\x00R\x06accessB\x04\n" +
 	"\x02op\"\xc4\x01\n" +
 	"\x06LockOp\x12\x10\n" +
 	"\x03ino\x18\x01 \x01(\x04R\x03ino\x12!\n" +
@@ -8907,7 +8984,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x05acked\x18\x03 \x01(\x04R\x05acked\x12#\n" +
 	"\x06caller\x18\x04 \x01(\v2\v.dfs.CallerR\x06caller\x12\x17\n" +
 	"\x02op\x18\x05 \x01(\v2\a.dfs.OpR\x02op\x12\x1b\n" +
-	"\breleases\x18\x8c\x01 \x03(\x04R\breleases\"\xd0\x02\n" +
+	"\breleases\x18\x8c\x01 \x03(\x04R\breleases\"\xec\x02\n" +
 	"\x0eMutateResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +
 	".dfs.ErrnoR\x05errno\x12\x1d\n" +
@@ -8921,7 +8998,8 @@ const file_dfs_proto_rawDesc = "" +
 	"\x06parent\x18\x8c\x01 \x01(\v2\t.dfs.AttrR\x06parent\x12)\n" +
 	"\n" +
 	"new_parent\x18\x8d\x01 \x01(\v2\t.dfs.AttrR\tnewParent\x12\x1b\n" +
-	"\breleased\x18\x98\x02 \x01(\rR\breleased\"\\\n" +
+	"\breleased\x18\x98\x02 \x01(\rR\breleased\x12\x1a\n" +
+	"\batime_ns\x18\x8e\x01 \x01(\x03R\aatimeNs\"\\\n" +
 	"\x0fWaitLockRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x1d\n" +
@@ -9482,7 +9560,7 @@ func file_dfs_proto_rawDescGZIP() []byte {
 }
 
 var file_dfs_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 109)
+var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 110)
 var file_dfs_proto_goTypes = []any{
 	(Errno)(0),                    // 0: dfs.Errno
 	(LockKind)(0),                 // 1: dfs.LockKind
@@ -9512,93 +9590,94 @@ var file_dfs_proto_goTypes = []any{
 	(*CommitWriteOp)(nil),         // 25: dfs.CommitWriteOp
 	(*OpenOp)(nil),                // 26: dfs.OpenOp
 	(*ReleaseOp)(nil),             // 27: dfs.ReleaseOp
-	(*OpenSessionOp)(nil),         // 28: dfs.OpenSessionOp
-	(*CloseSessionOp)(nil),        // 29: dfs.CloseSessionOp
-	(*RegisterMasterOp)(nil),      // 30: dfs.RegisterMasterOp
-	(*ReportFailureOp)(nil),       // 31: dfs.ReportFailureOp
-	(*ReplicaChangeOp)(nil),       // 32: dfs.ReplicaChangeOp
-	(*Op)(nil),                    // 33: dfs.Op
-	(*LockOp)(nil),                // 34: dfs.LockOp
-	(*CancelLockOp)(nil),          // 35: dfs.CancelLockOp
-	(*LockInfo)(nil),              // 36: dfs.LockInfo
-	(*MutateRequest)(nil),         // 37: dfs.MutateRequest
-	(*MutateResponse)(nil),        // 38: dfs.MutateResponse
-	(*WaitLockRequest)(nil),       // 39: dfs.WaitLockRequest
-	(*GetLockRequest)(nil),        // 40: dfs.GetLockRequest
-	(*GetLockResponse)(nil),       // 41: dfs.GetLockResponse
-	(*LookupRequest)(nil),         // 42: dfs.LookupRequest
-	(*GetAttrRequest)(nil),        // 43: dfs.GetAttrRequest
-	(*AttrResponse)(nil),          // 44: dfs.AttrResponse
-	(*ReadDirRequest)(nil),        // 45: dfs.ReadDirRequest
-	(*ReadDirResponse)(nil),       // 46: dfs.ReadDirResponse
-	(*GetXattrRequest)(nil),       // 47: dfs.GetXattrRequest
-	(*GetXattrResponse)(nil),      // 48: dfs.GetXattrResponse
-	(*ListXattrRequest)(nil),      // 49: dfs.ListXattrRequest
-	(*ListXattrResponse)(nil),     // 50: dfs.ListXattrResponse
-	(*GetChunksRequest)(nil),      // 51: dfs.GetChunksRequest
-	(*GetChunksResponse)(nil),     // 52: dfs.GetChunksResponse
-	(*StatFSRequest)(nil),         // 53: dfs.StatFSRequest
-	(*StatFSResponse)(nil),        // 54: dfs.StatFSResponse
-	(*KeepAliveRequest)(nil),      // 55: dfs.KeepAliveRequest
-	(*KeepAliveResponse)(nil),     // 56: dfs.KeepAliveResponse
-	(*ChunkReport)(nil),           // 57: dfs.ChunkReport
-	(*HeartbeatRequest)(nil),      // 58: dfs.HeartbeatRequest
-	(*HeartbeatResponse)(nil),     // 59: dfs.HeartbeatResponse
-	(*MasterInfo)(nil),            // 60: dfs.MasterInfo
-	(*ChunkServerInfo)(nil),       // 61: dfs.ChunkServerInfo
-	(*StatusRequest)(nil),         // 62: dfs.StatusRequest
-	(*AddMasterRequest)(nil),      // 63: dfs.AddMasterRequest
-	(*RemoveMasterRequest)(nil),   // 64: dfs.RemoveMasterRequest
-	(*MembersResponse)(nil),       // 65: dfs.MembersResponse
-	(*FsckRequest)(nil),           // 66: dfs.FsckRequest
-	(*FsckProblem)(nil),           // 67: dfs.FsckProblem
-	(*FsckResponse)(nil),          // 68: dfs.FsckResponse
-	(*StatusResponse)(nil),        // 69: dfs.StatusResponse
-	(*SessionStatus)(nil),         // 70: dfs.SessionStatus
-	(*LockStatus)(nil),            // 71: dfs.LockStatus
-	(*ChunkHealth)(nil),           // 72: dfs.ChunkHealth
-	(*NotLeader)(nil),             // 73: dfs.NotLeader
-	(*ChunkServerState)(nil),      // 74: dfs.ChunkServerState
-	(*ChunkServersRequest)(nil),   // 75: dfs.ChunkServersRequest
-	(*ChunkServersResponse)(nil),  // 76: dfs.ChunkServersResponse
-	(*DrainServerRequest)(nil),    // 77: dfs.DrainServerRequest
-	(*ReleaseSessionRequest)(nil), // 78: dfs.ReleaseSessionRequest
-	(*ReleaseLocksRequest)(nil),   // 79: dfs.ReleaseLocksRequest
-	(*ReleaseResponse)(nil),       // 80: dfs.ReleaseResponse
-	(*SaveSnapshotRequest)(nil),   // 81: dfs.SaveSnapshotRequest
-	(*SnapshotPiece)(nil),         // 82: dfs.SnapshotPiece
-	(*SetChunkRequest)(nil),       // 83: dfs.SetChunkRequest
-	(*SetChunkResponse)(nil),      // 84: dfs.SetChunkResponse
-	(*WriteRequest)(nil),          // 85: dfs.WriteRequest
-	(*Extent)(nil),                // 86: dfs.Extent
-	(*WriteResponse)(nil),         // 87: dfs.WriteResponse
-	(*ReadRequest)(nil),           // 88: dfs.ReadRequest
-	(*ReadResponse)(nil),          // 89: dfs.ReadResponse
-	(*SyncRequest)(nil),           // 90: dfs.SyncRequest
-	(*SyncResponse)(nil),          // 91: dfs.SyncResponse
-	(*ReplicateRequest)(nil),      // 92: dfs.ReplicateRequest
-	(*ReplicateResponse)(nil),     // 93: dfs.ReplicateResponse
-	(*LocalPathRequest)(nil),      // 94: dfs.LocalPathRequest
-	(*LocalPathResponse)(nil),     // 95: dfs.LocalPathResponse
-	(*UndoRequest)(nil),           // 96: dfs.UndoRequest
-	(*UndoResponse)(nil),          // 97: dfs.UndoResponse
-	(*RegisterServerCmd)(nil),     // 98: dfs.RegisterServerCmd
-	(*DrainServerCmd)(nil),        // 99: dfs.DrainServerCmd
-	(*ForceUnlockCmd)(nil),        // 100: dfs.ForceUnlockCmd
-	(*ExpireSessionCmd)(nil),      // 101: dfs.ExpireSessionCmd
-	(*DeleteChunksCmd)(nil),       // 102: dfs.DeleteChunksCmd
-	(*Command)(nil),               // 103: dfs.Command
-	(*NewChunkKeyCmd)(nil),        // 104: dfs.NewChunkKeyCmd
-	(*Batch)(nil),                 // 105: dfs.Batch
-	(*SnapshotHeader)(nil),        // 106: dfs.SnapshotHeader
-	(*SnapshotLock)(nil),          // 107: dfs.SnapshotLock
-	(*SnapshotDirEntry)(nil),      // 108: dfs.SnapshotDirEntry
-	(*SnapshotChunk)(nil),         // 109: dfs.SnapshotChunk
-	(*SnapshotInode)(nil),         // 110: dfs.SnapshotInode
-	(*SnapshotResponse)(nil),      // 111: dfs.SnapshotResponse
-	(*SnapshotSession)(nil),       // 112: dfs.SnapshotSession
-	nil,                           // 113: dfs.SnapshotInode.XattrsEntry
-	nil,                           // 114: dfs.SnapshotSession.OpensEntry
+	(*AccessOp)(nil),              // 28: dfs.AccessOp
+	(*OpenSessionOp)(nil),         // 29: dfs.OpenSessionOp
+	(*CloseSessionOp)(nil),        // 30: dfs.CloseSessionOp
+	(*RegisterMasterOp)(nil),      // 31: dfs.RegisterMasterOp
+	(*ReportFailureOp)(nil),       // 32: dfs.ReportFailureOp
+	(*ReplicaChangeOp)(nil),       // 33: dfs.ReplicaChangeOp
+	(*Op)(nil),                    // 34: dfs.Op
+	(*LockOp)(nil),                // 35: dfs.LockOp
+	(*CancelLockOp)(nil),          // 36: dfs.CancelLockOp
+	(*LockInfo)(nil),              // 37: dfs.LockInfo
+	(*MutateRequest)(nil),         // 38: dfs.MutateRequest
+	(*MutateResponse)(nil),        // 39: dfs.MutateResponse
+	(*WaitLockRequest)(nil),       // 40: dfs.WaitLockRequest
+	(*GetLockRequest)(nil),        // 41: dfs.GetLockRequest
+	(*GetLockResponse)(nil),       // 42: dfs.GetLockResponse
+	(*LookupRequest)(nil),         // 43: dfs.LookupRequest
+	(*GetAttrRequest)(nil),        // 44: dfs.GetAttrRequest
+	(*AttrResponse)(nil),          // 45: dfs.AttrResponse
+	(*ReadDirRequest)(nil),        // 46: dfs.ReadDirRequest
+	(*ReadDirResponse)(nil),       // 47: dfs.ReadDirResponse
+	(*GetXattrRequest)(nil),       // 48: dfs.GetXattrRequest
+	(*GetXattrResponse)(nil),      // 49: dfs.GetXattrResponse
+	(*ListXattrRequest)(nil),      // 50: dfs.ListXattrRequest
+	(*ListXattrResponse)(nil),     // 51: dfs.ListXattrResponse
+	(*GetChunksRequest)(nil),      // 52: dfs.GetChunksRequest
+	(*GetChunksResponse)(nil),     // 53: dfs.GetChunksResponse
+	(*StatFSRequest)(nil),         // 54: dfs.StatFSRequest
+	(*StatFSResponse)(nil),        // 55: dfs.StatFSResponse
+	(*KeepAliveRequest)(nil),      // 56: dfs.KeepAliveRequest
+	(*KeepAliveResponse)(nil),     // 57: dfs.KeepAliveResponse
+	(*ChunkReport)(nil),           // 58: dfs.ChunkReport
+	(*HeartbeatRequest)(nil),      // 59: dfs.HeartbeatRequest
+	(*HeartbeatResponse)(nil),     // 60: dfs.HeartbeatResponse
+	(*MasterInfo)(nil),            // 61: dfs.MasterInfo
+	(*ChunkServerInfo)(nil),       // 62: dfs.ChunkServerInfo
+	(*StatusRequest)(nil),         // 63: dfs.StatusRequest
+	(*AddMasterRequest)(nil),      // 64: dfs.AddMasterRequest
+	(*RemoveMasterRequest)(nil),   // 65: dfs.RemoveMasterRequest
+	(*MembersResponse)(nil),       // 66: dfs.MembersResponse
+	(*FsckRequest)(nil),           // 67: dfs.FsckRequest
+	(*FsckProblem)(nil),           // 68: dfs.FsckProblem
+	(*FsckResponse)(nil),          // 69: dfs.FsckResponse
+	(*StatusResponse)(nil),        // 70: dfs.StatusResponse
+	(*SessionStatus)(nil),         // 71: dfs.SessionStatus
+	(*LockStatus)(nil),            // 72: dfs.LockStatus
+	(*ChunkHealth)(nil),           // 73: dfs.ChunkHealth
+	(*NotLeader)(nil),             // 74: dfs.NotLeader
+	(*ChunkServerState)(nil),      // 75: dfs.ChunkServerState
+	(*ChunkServersRequest)(nil),   // 76: dfs.ChunkServersRequest
+	(*ChunkServersResponse)(nil),  // 77: dfs.ChunkServersResponse
+	(*DrainServerRequest)(nil),    // 78: dfs.DrainServerRequest
+	(*ReleaseSessionRequest)(nil), // 79: dfs.ReleaseSessionRequest
+	(*ReleaseLocksRequest)(nil),   // 80: dfs.ReleaseLocksRequest
+	(*ReleaseResponse)(nil),       // 81: dfs.ReleaseResponse
+	(*SaveSnapshotRequest)(nil),   // 82: dfs.SaveSnapshotRequest
+	(*SnapshotPiece)(nil),         // 83: dfs.SnapshotPiece
+	(*SetChunkRequest)(nil),       // 84: dfs.SetChunkRequest
+	(*SetChunkResponse)(nil),      // 85: dfs.SetChunkResponse
+	(*WriteRequest)(nil),          // 86: dfs.WriteRequest
+	(*Extent)(nil),                // 87: dfs.Extent
+	(*WriteResponse)(nil),         // 88: dfs.WriteResponse
+	(*ReadRequest)(nil),           // 89: dfs.ReadRequest
+	(*ReadResponse)(nil),          // 90: dfs.ReadResponse
+	(*SyncRequest)(nil),           // 91: dfs.SyncRequest
+	(*SyncResponse)(nil),          // 92: dfs.SyncResponse
+	(*ReplicateRequest)(nil),      // 93: dfs.ReplicateRequest
+	(*ReplicateResponse)(nil),     // 94: dfs.ReplicateResponse
+	(*LocalPathRequest)(nil),      // 95: dfs.LocalPathRequest
+	(*LocalPathResponse)(nil),     // 96: dfs.LocalPathResponse
+	(*UndoRequest)(nil),           // 97: dfs.UndoRequest
+	(*UndoResponse)(nil),          // 98: dfs.UndoResponse
+	(*RegisterServerCmd)(nil),     // 99: dfs.RegisterServerCmd
+	(*DrainServerCmd)(nil),        // 100: dfs.DrainServerCmd
+	(*ForceUnlockCmd)(nil),        // 101: dfs.ForceUnlockCmd
+	(*ExpireSessionCmd)(nil),      // 102: dfs.ExpireSessionCmd
+	(*DeleteChunksCmd)(nil),       // 103: dfs.DeleteChunksCmd
+	(*Command)(nil),               // 104: dfs.Command
+	(*NewChunkKeyCmd)(nil),        // 105: dfs.NewChunkKeyCmd
+	(*Batch)(nil),                 // 106: dfs.Batch
+	(*SnapshotHeader)(nil),        // 107: dfs.SnapshotHeader
+	(*SnapshotLock)(nil),          // 108: dfs.SnapshotLock
+	(*SnapshotDirEntry)(nil),      // 109: dfs.SnapshotDirEntry
+	(*SnapshotChunk)(nil),         // 110: dfs.SnapshotChunk
+	(*SnapshotInode)(nil),         // 111: dfs.SnapshotInode
+	(*SnapshotResponse)(nil),      // 112: dfs.SnapshotResponse
+	(*SnapshotSession)(nil),       // 113: dfs.SnapshotSession
+	nil,                           // 114: dfs.SnapshotInode.XattrsEntry
+	nil,                           // 115: dfs.SnapshotSession.OpensEntry
 }
 var file_dfs_proto_depIdxs = []int32{
 	3,   // 0: dfs.Layout.kind:type_name -> dfs.Layout.Kind
@@ -9621,163 +9700,164 @@ var file_dfs_proto_depIdxs = []int32{
 	25,  // 17: dfs.Op.commit_write:type_name -> dfs.CommitWriteOp
 	26,  // 18: dfs.Op.open:type_name -> dfs.OpenOp
 	27,  // 19: dfs.Op.release:type_name -> dfs.ReleaseOp
-	28,  // 20: dfs.Op.open_session:type_name -> dfs.OpenSessionOp
-	29,  // 21: dfs.Op.close_session:type_name -> dfs.CloseSessionOp
-	30,  // 22: dfs.Op.register_master:type_name -> dfs.RegisterMasterOp
-	31,  // 23: dfs.Op.report_failure:type_name -> dfs.ReportFailureOp
-	32,  // 24: dfs.Op.replica_change:type_name -> dfs.ReplicaChangeOp
-	34,  // 25: dfs.Op.lock:type_name -> dfs.LockOp
-	35,  // 26: dfs.Op.cancel_lock:type_name -> dfs.CancelLockOp
-	1,   // 27: dfs.LockOp.kind:type_name -> dfs.LockKind
-	2,   // 28: dfs.LockOp.type:type_name -> dfs.LockType
-	1,   // 29: dfs.LockInfo.kind:type_name -> dfs.LockKind
-	2,   // 30: dfs.LockInfo.type:type_name -> dfs.LockType
-	13,  // 31: dfs.MutateRequest.caller:type_name -> dfs.Caller
-	33,  // 32: dfs.MutateRequest.op:type_name -> dfs.Op
-	0,   // 33: dfs.MutateResponse.errno:type_name -> dfs.Errno
-	7,   // 34: dfs.MutateResponse.attr:type_name -> dfs.Attr
-	9,   // 35: dfs.MutateResponse.chunk:type_name -> dfs.Chunk
-	36,  // 36: dfs.MutateResponse.lock:type_name -> dfs.LockInfo
-	7,   // 37: dfs.MutateResponse.parent:type_name -> dfs.Attr
-	7,   // 38: dfs.MutateResponse.new_parent:type_name -> dfs.Attr
-	34,  // 39: dfs.GetLockRequest.lock:type_name -> dfs.LockOp
-	0,   // 40: dfs.GetLockResponse.errno:type_name -> dfs.Errno
-	36,  // 41: dfs.GetLockResponse.lock:type_name -> dfs.LockInfo
-	13,  // 42: dfs.LookupRequest.caller:type_name -> dfs.Caller
-	13,  // 43: dfs.GetAttrRequest.caller:type_name -> dfs.Caller
-	0,   // 44: dfs.AttrResponse.errno:type_name -> dfs.Errno
-	7,   // 45: dfs.AttrResponse.attr:type_name -> dfs.Attr
-	13,  // 46: dfs.ReadDirRequest.caller:type_name -> dfs.Caller
-	0,   // 47: dfs.ReadDirResponse.errno:type_name -> dfs.Errno
-	12,  // 48: dfs.ReadDirResponse.entries:type_name -> dfs.DirEntry
-	7,   // 49: dfs.ReadDirResponse.attrs:type_name -> dfs.Attr
-	13,  // 50: dfs.GetXattrRequest.caller:type_name -> dfs.Caller
-	0,   // 51: dfs.GetXattrResponse.errno:type_name -> dfs.Errno
-	13,  // 52: dfs.ListXattrRequest.caller:type_name -> dfs.Caller
-	0,   // 53: dfs.ListXattrResponse.errno:type_name -> dfs.Errno
-	13,  // 54: dfs.GetChunksRequest.caller:type_name -> dfs.Caller
-	0,   // 55: dfs.GetChunksResponse.errno:type_name -> dfs.Errno
-	9,   // 56: dfs.GetChunksResponse.chunks:type_name -> dfs.Chunk
-	7,   // 57: dfs.GetChunksResponse.attr:type_name -> dfs.Attr
-	0,   // 58: dfs.KeepAliveResponse.errno:type_name -> dfs.Errno
-	57,  // 59: dfs.HeartbeatRequest.chunks:type_name -> dfs.ChunkReport
-	57,  // 60: dfs.HeartbeatRequest.corrupt:type_name -> dfs.ChunkReport
-	57,  // 61: dfs.HeartbeatResponse.delete:type_name -> dfs.ChunkReport
-	11,  // 62: dfs.HeartbeatResponse.chunk_keys:type_name -> dfs.ChunkKey
-	60,  // 63: dfs.MembersResponse.masters:type_name -> dfs.MasterInfo
-	67,  // 64: dfs.FsckResponse.problems:type_name -> dfs.FsckProblem
-	60,  // 65: dfs.StatusResponse.masters:type_name -> dfs.MasterInfo
-	61,  // 66: dfs.StatusResponse.servers:type_name -> dfs.ChunkServerInfo
-	70,  // 67: dfs.StatusResponse.session_list:type_name -> dfs.SessionStatus
-	71,  // 68: dfs.StatusResponse.lock_list:type_name -> dfs.LockStatus
-	72,  // 69: dfs.StatusResponse.chunk_health:type_name -> dfs.ChunkHealth
-	36,  // 70: dfs.LockStatus.lock:type_name -> dfs.LockInfo
-	67,  // 71: dfs.ChunkHealth.problems:type_name -> dfs.FsckProblem
-	61,  // 72: dfs.ChunkServerState.info:type_name -> dfs.ChunkServerInfo
-	74,  // 73: dfs.ChunkServersResponse.servers:type_name -> dfs.ChunkServerState
-	8,   // 74: dfs.SetChunkRequest.replicas:type_name -> dfs.Replica
-	10,  // 75: dfs.SetChunkRequest.token:type_name -> dfs.ChunkToken
-	0,   // 76: dfs.SetChunkResponse.errno:type_name -> dfs.Errno
-	8,   // 77: dfs.WriteRequest.forward:type_name -> dfs.Replica
-	86,  // 78: dfs.WriteRequest.extents:type_name -> dfs.Extent
-	10,  // 79: dfs.WriteRequest.token:type_name -> dfs.ChunkToken
-	0,   // 80: dfs.WriteResponse.errno:type_name -> dfs.Errno
-	10,  // 81: dfs.ReadRequest.token:type_name -> dfs.ChunkToken
-	0,   // 82: dfs.ReadResponse.errno:type_name -> dfs.Errno
-	8,   // 83: dfs.SyncRequest.forward:type_name -> dfs.Replica
-	10,  // 84: dfs.SyncRequest.token:type_name -> dfs.ChunkToken
-	0,   // 85: dfs.SyncResponse.errno:type_name -> dfs.Errno
-	8,   // 86: dfs.ReplicateRequest.source:type_name -> dfs.Replica
-	8,   // 87: dfs.ReplicateRequest.sources:type_name -> dfs.Replica
-	10,  // 88: dfs.ReplicateRequest.token:type_name -> dfs.ChunkToken
-	0,   // 89: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
-	10,  // 90: dfs.LocalPathRequest.token:type_name -> dfs.ChunkToken
-	0,   // 91: dfs.LocalPathResponse.errno:type_name -> dfs.Errno
-	10,  // 92: dfs.UndoRequest.token:type_name -> dfs.ChunkToken
-	0,   // 93: dfs.UndoResponse.errno:type_name -> dfs.Errno
-	13,  // 94: dfs.Command.caller:type_name -> dfs.Caller
-	33,  // 95: dfs.Command.op:type_name -> dfs.Op
-	98,  // 96: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
-	101, // 97: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
-	102, // 98: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
-	99,  // 99: dfs.Command.drain_server:type_name -> dfs.DrainServerCmd
-	100, // 100: dfs.Command.force_unlock:type_name -> dfs.ForceUnlockCmd
-	104, // 101: dfs.Command.new_chunk_key:type_name -> dfs.NewChunkKeyCmd
-	103, // 102: dfs.Batch.commands:type_name -> dfs.Command
-	98,  // 103: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
-	30,  // 104: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
-	107, // 105: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
-	107, // 106: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
-	11,  // 107: dfs.SnapshotHeader.chunk_keys:type_name -> dfs.ChunkKey
-	34,  // 108: dfs.SnapshotLock.op:type_name -> dfs.LockOp
-	7,   // 109: dfs.SnapshotInode.attr:type_name -> dfs.Attr
-	113, // 110: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
-	108, // 111: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
-	109, // 112: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
-	38,  // 113: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
-	111, // 114: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
-	114, // 115: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
-	37,  // 116: dfs.Master.Mutate:input_type -> dfs.MutateRequest
-	42,  // 117: dfs.Master.Lookup:input_type -> dfs.LookupRequest
-	43,  // 118: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
-	45,  // 119: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
-	47,  // 120: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
-	49,  // 121: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
-	51,  // 122: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
-	53,  // 123: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
-	55,  // 124: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
-	58,  // 125: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
-	62,  // 126: dfs.Master.Status:input_type -> dfs.StatusRequest
-	63,  // 127: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
-	64,  // 128: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
-	66,  // 129: dfs.Master.Fsck:input_type -> dfs.FsckRequest
-	39,  // 130: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
-	40,  // 131: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
-	75,  // 132: dfs.Master.ChunkServers:input_type -> dfs.ChunkServersRequest
-	77,  // 133: dfs.Master.DrainServer:input_type -> dfs.DrainServerRequest
-	78,  // 134: dfs.Master.ReleaseSession:input_type -> dfs.ReleaseSessionRequest
-	79,  // 135: dfs.Master.ReleaseLocks:input_type -> dfs.ReleaseLocksRequest
-	81,  // 136: dfs.Master.SaveSnapshot:input_type -> dfs.SaveSnapshotRequest
-	83,  // 137: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
-	85,  // 138: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
-	88,  // 139: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
-	90,  // 140: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
-	92,  // 141: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
-	94,  // 142: dfs.ChunkServer.LocalPath:input_type -> dfs.LocalPathRequest
-	96,  // 143: dfs.ChunkServer.Undo:input_type -> dfs.UndoRequest
-	38,  // 144: dfs.Master.Mutate:output_type -> dfs.MutateResponse
-	44,  // 145: dfs.Master.Lookup:output_type -> dfs.AttrResponse
-	44,  // 146: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
-	46,  // 147: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
-	48,  // 148: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
-	50,  // 149: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
-	52,  // 150: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
-	54,  // 151: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
-	56,  // 152: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
-	59,  // 153: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
-	69,  // 154: dfs.Master.Status:output_type -> dfs.StatusResponse
-	65,  // 155: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
-	65,  // 156: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
-	68,  // 157: dfs.Master.Fsck:output_type -> dfs.FsckResponse
-	38,  // 158: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
-	41,  // 159: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
-	76,  // 160: dfs.Master.ChunkServers:output_type -> dfs.ChunkServersResponse
-	76,  // 161: dfs.Master.DrainServer:output_type -> dfs.ChunkServersResponse
-	80,  // 162: dfs.Master.ReleaseSession:output_type -> dfs.ReleaseResponse
-	80,  // 163: dfs.Master.ReleaseLocks:output_type -> dfs.ReleaseResponse
-	82,  // 164: dfs.Master.SaveSnapshot:output_type -> dfs.SnapshotPiece
-	84,  // 165: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
-	87,  // 166: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
-	89,  // 167: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
-	91,  // 168: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
-	93,  // 169: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
-	95,  // 170: dfs.ChunkServer.LocalPath:output_type -> dfs.LocalPathResponse
-	97,  // 171: dfs.ChunkServer.Undo:output_type -> dfs.UndoResponse
-	144, // [144:172] is the sub-list for method output_type
-	116, // [116:144] is the sub-list for method input_type
-	116, // [116:116] is the sub-list for extension type_name
-	116, // [116:116] is the sub-list for extension extendee
-	0,   // [0:116] is the sub-list for field type_name
+	29,  // 20: dfs.Op.open_session:type_name -> dfs.OpenSessionOp
+	30,  // 21: dfs.Op.close_session:type_name -> dfs.CloseSessionOp
+	31,  // 22: dfs.Op.register_master:type_name -> dfs.RegisterMasterOp
+	32,  // 23: dfs.Op.report_failure:type_name -> dfs.ReportFailureOp
+	33,  // 24: dfs.Op.replica_change:type_name -> dfs.ReplicaChangeOp
+	35,  // 25: dfs.Op.lock:type_name -> dfs.LockOp
+	36,  // 26: dfs.Op.cancel_lock:type_name -> dfs.CancelLockOp
+	28,  // 27: dfs.Op.access:type_name -> dfs.AccessOp
+	1,   // 28: dfs.LockOp.kind:type_name -> dfs.LockKind
+	2,   // 29: dfs.LockOp.type:type_name -> dfs.LockType
+	1,   // 30: dfs.LockInfo.kind:type_name -> dfs.LockKind
+	2,   // 31: dfs.LockInfo.type:type_name -> dfs.LockType
+	13,  // 32: dfs.MutateRequest.caller:type_name -> dfs.Caller
+	34,  // 33: dfs.MutateRequest.op:type_name -> dfs.Op
+	0,   // 34: dfs.MutateResponse.errno:type_name -> dfs.Errno
+	7,   // 35: dfs.MutateResponse.attr:type_name -> dfs.Attr
+	9,   // 36: dfs.MutateResponse.chunk:type_name -> dfs.Chunk
+	37,  // 37: dfs.MutateResponse.lock:type_name -> dfs.LockInfo
+	7,   // 38: dfs.MutateResponse.parent:type_name -> dfs.Attr
+	7,   // 39: dfs.MutateResponse.new_parent:type_name -> dfs.Attr
+	35,  // 40: dfs.GetLockRequest.lock:type_name -> dfs.LockOp
+	0,   // 41: dfs.GetLockResponse.errno:type_name -> dfs.Errno
+	37,  // 42: dfs.GetLockResponse.lock:type_name -> dfs.LockInfo
+	13,  // 43: dfs.LookupRequest.caller:type_name -> dfs.Caller
+	13,  // 44: dfs.GetAttrRequest.caller:type_name -> dfs.Caller
+	0,   // 45: dfs.AttrResponse.errno:type_name -> dfs.Errno
+	7,   // 46: dfs.AttrResponse.attr:type_name -> dfs.Attr
+	13,  // 47: dfs.ReadDirRequest.caller:type_name -> dfs.Caller
+	0,   // 48: dfs.ReadDirResponse.errno:type_name -> dfs.Errno
+	12,  // 49: dfs.ReadDirResponse.entries:type_name -> dfs.DirEntry
+	7,   // 50: dfs.ReadDirResponse.attrs:type_name -> dfs.Attr
+	13,  // 51: dfs.GetXattrRequest.caller:type_name -> dfs.Caller
+	0,   // 52: dfs.GetXattrResponse.errno:type_name -> dfs.Errno
+	13,  // 53: dfs.ListXattrRequest.caller:type_name -> dfs.Caller
+	0,   // 54: dfs.ListXattrResponse.errno:type_name -> dfs.Errno
+	13,  // 55: dfs.GetChunksRequest.caller:type_name -> dfs.Caller
+	0,   // 56: dfs.GetChunksResponse.errno:type_name -> dfs.Errno
+	9,   // 57: dfs.GetChunksResponse.chunks:type_name -> dfs.Chunk
+	7,   // 58: dfs.GetChunksResponse.attr:type_name -> dfs.Attr
+	0,   // 59: dfs.KeepAliveResponse.errno:type_name -> dfs.Errno
+	58,  // 60: dfs.HeartbeatRequest.chunks:type_name -> dfs.ChunkReport
+	58,  // 61: dfs.HeartbeatRequest.corrupt:type_name -> dfs.ChunkReport
+	58,  // 62: dfs.HeartbeatResponse.delete:type_name -> dfs.ChunkReport
+	11,  // 63: dfs.HeartbeatResponse.chunk_keys:type_name -> dfs.ChunkKey
+	61,  // 64: dfs.MembersResponse.masters:type_name -> dfs.MasterInfo
+	68,  // 65: dfs.FsckResponse.problems:type_name -> dfs.FsckProblem
+	61,  // 66: dfs.StatusResponse.masters:type_name -> dfs.MasterInfo
+	62,  // 67: dfs.StatusResponse.servers:type_name -> dfs.ChunkServerInfo
+	71,  // 68: dfs.StatusResponse.session_list:type_name -> dfs.SessionStatus
+	72,  // 69: dfs.StatusResponse.lock_list:type_name -> dfs.LockStatus
+	73,  // 70: dfs.StatusResponse.chunk_health:type_name -> dfs.ChunkHealth
+	37,  // 71: dfs.LockStatus.lock:type_name -> dfs.LockInfo
+	68,  // 72: dfs.ChunkHealth.problems:type_name -> dfs.FsckProblem
+	62,  // 73: dfs.ChunkServerState.info:type_name -> dfs.ChunkServerInfo
+	75,  // 74: dfs.ChunkServersResponse.servers:type_name -> dfs.ChunkServerState
+	8,   // 75: dfs.SetChunkRequest.replicas:type_name -> dfs.Replica
+	10,  // 76: dfs.SetChunkRequest.token:type_name -> dfs.ChunkToken
+	0,   // 77: dfs.SetChunkResponse.errno:type_name -> dfs.Errno
+	8,   // 78: dfs.WriteRequest.forward:type_name -> dfs.Replica
+	87,  // 79: dfs.WriteRequest.extents:type_name -> dfs.Extent
+	10,  // 80: dfs.WriteRequest.token:type_name -> dfs.ChunkToken
+	0,   // 81: dfs.WriteResponse.errno:type_name -> dfs.Errno
+	10,  // 82: dfs.ReadRequest.token:type_name -> dfs.ChunkToken
+	0,   // 83: dfs.ReadResponse.errno:type_name -> dfs.Errno
+	8,   // 84: dfs.SyncRequest.forward:type_name -> dfs.Replica
+	10,  // 85: dfs.SyncRequest.token:type_name -> dfs.ChunkToken
+	0,   // 86: dfs.SyncResponse.errno:type_name -> dfs.Errno
+	8,   // 87: dfs.ReplicateRequest.source:type_name -> dfs.Replica
+	8,   // 88: dfs.ReplicateRequest.sources:type_name -> dfs.Replica
+	10,  // 89: dfs.ReplicateRequest.token:type_name -> dfs.ChunkToken
+	0,   // 90: dfs.ReplicateResponse.errno:type_name -> dfs.Errno
+	10,  // 91: dfs.LocalPathRequest.token:type_name -> dfs.ChunkToken
+	0,   // 92: dfs.LocalPathResponse.errno:type_name -> dfs.Errno
+	10,  // 93: dfs.UndoRequest.token:type_name -> dfs.ChunkToken
+	0,   // 94: dfs.UndoResponse.errno:type_name -> dfs.Errno
+	13,  // 95: dfs.Command.caller:type_name -> dfs.Caller
+	34,  // 96: dfs.Command.op:type_name -> dfs.Op
+	99,  // 97: dfs.Command.register_server:type_name -> dfs.RegisterServerCmd
+	102, // 98: dfs.Command.expire_session:type_name -> dfs.ExpireSessionCmd
+	103, // 99: dfs.Command.delete_chunks:type_name -> dfs.DeleteChunksCmd
+	100, // 100: dfs.Command.drain_server:type_name -> dfs.DrainServerCmd
+	101, // 101: dfs.Command.force_unlock:type_name -> dfs.ForceUnlockCmd
+	105, // 102: dfs.Command.new_chunk_key:type_name -> dfs.NewChunkKeyCmd
+	104, // 103: dfs.Batch.commands:type_name -> dfs.Command
+	99,  // 104: dfs.SnapshotHeader.servers:type_name -> dfs.RegisterServerCmd
+	31,  // 105: dfs.SnapshotHeader.masters:type_name -> dfs.RegisterMasterOp
+	108, // 106: dfs.SnapshotHeader.locks:type_name -> dfs.SnapshotLock
+	108, // 107: dfs.SnapshotHeader.waiters:type_name -> dfs.SnapshotLock
+	11,  // 108: dfs.SnapshotHeader.chunk_keys:type_name -> dfs.ChunkKey
+	35,  // 109: dfs.SnapshotLock.op:type_name -> dfs.LockOp
+	7,   // 110: dfs.SnapshotInode.attr:type_name -> dfs.Attr
+	114, // 111: dfs.SnapshotInode.xattrs:type_name -> dfs.SnapshotInode.XattrsEntry
+	109, // 112: dfs.SnapshotInode.entries:type_name -> dfs.SnapshotDirEntry
+	110, // 113: dfs.SnapshotInode.chunks:type_name -> dfs.SnapshotChunk
+	39,  // 114: dfs.SnapshotResponse.response:type_name -> dfs.MutateResponse
+	112, // 115: dfs.SnapshotSession.responses:type_name -> dfs.SnapshotResponse
+	115, // 116: dfs.SnapshotSession.opens:type_name -> dfs.SnapshotSession.OpensEntry
+	38,  // 117: dfs.Master.Mutate:input_type -> dfs.MutateRequest
+	43,  // 118: dfs.Master.Lookup:input_type -> dfs.LookupRequest
+	44,  // 119: dfs.Master.GetAttr:input_type -> dfs.GetAttrRequest
+	46,  // 120: dfs.Master.ReadDir:input_type -> dfs.ReadDirRequest
+	48,  // 121: dfs.Master.GetXattr:input_type -> dfs.GetXattrRequest
+	50,  // 122: dfs.Master.ListXattr:input_type -> dfs.ListXattrRequest
+	52,  // 123: dfs.Master.GetChunks:input_type -> dfs.GetChunksRequest
+	54,  // 124: dfs.Master.StatFS:input_type -> dfs.StatFSRequest
+	56,  // 125: dfs.Master.KeepAlive:input_type -> dfs.KeepAliveRequest
+	59,  // 126: dfs.Master.Heartbeat:input_type -> dfs.HeartbeatRequest
+	63,  // 127: dfs.Master.Status:input_type -> dfs.StatusRequest
+	64,  // 128: dfs.Master.AddMaster:input_type -> dfs.AddMasterRequest
+	65,  // 129: dfs.Master.RemoveMaster:input_type -> dfs.RemoveMasterRequest
+	67,  // 130: dfs.Master.Fsck:input_type -> dfs.FsckRequest
+	40,  // 131: dfs.Master.WaitLock:input_type -> dfs.WaitLockRequest
+	41,  // 132: dfs.Master.GetLock:input_type -> dfs.GetLockRequest
+	76,  // 133: dfs.Master.ChunkServers:input_type -> dfs.ChunkServersRequest
+	78,  // 134: dfs.Master.DrainServer:input_type -> dfs.DrainServerRequest
+	79,  // 135: dfs.Master.ReleaseSession:input_type -> dfs.ReleaseSessionRequest
+	80,  // 136: dfs.Master.ReleaseLocks:input_type -> dfs.ReleaseLocksRequest
+	82,  // 137: dfs.Master.SaveSnapshot:input_type -> dfs.SaveSnapshotRequest
+	84,  // 138: dfs.ChunkServer.SetChunk:input_type -> dfs.SetChunkRequest
+	86,  // 139: dfs.ChunkServer.Write:input_type -> dfs.WriteRequest
+	89,  // 140: dfs.ChunkServer.Read:input_type -> dfs.ReadRequest
+	91,  // 141: dfs.ChunkServer.Sync:input_type -> dfs.SyncRequest
+	93,  // 142: dfs.ChunkServer.Replicate:input_type -> dfs.ReplicateRequest
+	95,  // 143: dfs.ChunkServer.LocalPath:input_type -> dfs.LocalPathRequest
+	97,  // 144: dfs.ChunkServer.Undo:input_type -> dfs.UndoRequest
+	39,  // 145: dfs.Master.Mutate:output_type -> dfs.MutateResponse
+	45,  // 146: dfs.Master.Lookup:output_type -> dfs.AttrResponse
+	45,  // 147: dfs.Master.GetAttr:output_type -> dfs.AttrResponse
+	47,  // 148: dfs.Master.ReadDir:output_type -> dfs.ReadDirResponse
+	49,  // 149: dfs.Master.GetXattr:output_type -> dfs.GetXattrResponse
+	51,  // 150: dfs.Master.ListXattr:output_type -> dfs.ListXattrResponse
+	53,  // 151: dfs.Master.GetChunks:output_type -> dfs.GetChunksResponse
+	55,  // 152: dfs.Master.StatFS:output_type -> dfs.StatFSResponse
+	57,  // 153: dfs.Master.KeepAlive:output_type -> dfs.KeepAliveResponse
+	60,  // 154: dfs.Master.Heartbeat:output_type -> dfs.HeartbeatResponse
+	70,  // 155: dfs.Master.Status:output_type -> dfs.StatusResponse
+	66,  // 156: dfs.Master.AddMaster:output_type -> dfs.MembersResponse
+	66,  // 157: dfs.Master.RemoveMaster:output_type -> dfs.MembersResponse
+	69,  // 158: dfs.Master.Fsck:output_type -> dfs.FsckResponse
+	39,  // 159: dfs.Master.WaitLock:output_type -> dfs.MutateResponse
+	42,  // 160: dfs.Master.GetLock:output_type -> dfs.GetLockResponse
+	77,  // 161: dfs.Master.ChunkServers:output_type -> dfs.ChunkServersResponse
+	77,  // 162: dfs.Master.DrainServer:output_type -> dfs.ChunkServersResponse
+	81,  // 163: dfs.Master.ReleaseSession:output_type -> dfs.ReleaseResponse
+	81,  // 164: dfs.Master.ReleaseLocks:output_type -> dfs.ReleaseResponse
+	83,  // 165: dfs.Master.SaveSnapshot:output_type -> dfs.SnapshotPiece
+	85,  // 166: dfs.ChunkServer.SetChunk:output_type -> dfs.SetChunkResponse
+	88,  // 167: dfs.ChunkServer.Write:output_type -> dfs.WriteResponse
+	90,  // 168: dfs.ChunkServer.Read:output_type -> dfs.ReadResponse
+	92,  // 169: dfs.ChunkServer.Sync:output_type -> dfs.SyncResponse
+	94,  // 170: dfs.ChunkServer.Replicate:output_type -> dfs.ReplicateResponse
+	96,  // 171: dfs.ChunkServer.LocalPath:output_type -> dfs.LocalPathResponse
+	98,  // 172: dfs.ChunkServer.Undo:output_type -> dfs.UndoResponse
+	145, // [145:173] is the sub-list for method output_type
+	117, // [117:145] is the sub-list for method input_type
+	117, // [117:117] is the sub-list for extension type_name
+	117, // [117:117] is the sub-list for extension extendee
+	0,   // [0:117] is the sub-list for field type_name
 }
 
 func init() { file_dfs_proto_init() }
@@ -9785,7 +9865,7 @@ func file_dfs_proto_init() {
 	if File_dfs_proto != nil {
 		return
 	}
-	file_dfs_proto_msgTypes[27].OneofWrappers = []any{
+	file_dfs_proto_msgTypes[28].OneofWrappers = []any{
 		(*Op_Create)(nil),
 		(*Op_Mkdir)(nil),
 		(*Op_Symlink)(nil),
@@ -9807,6 +9887,7 @@ func file_dfs_proto_init() {
 		(*Op_ReplicaChange)(nil),
 		(*Op_Lock)(nil),
 		(*Op_CancelLock)(nil),
+		(*Op_Access)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -9814,7 +9895,7 @@ func file_dfs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dfs_proto_rawDesc), len(file_dfs_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   109,
+			NumMessages:   110,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -77,6 +77,7 @@ type Client struct {
 	releases    []uint64
 	releasesOf  uint64
 	releaseKick chan struct{}
+	acc         *accesses // access-time updates waiting (access.go)
 	// held lists the inodes opened with OpenUnrecorded and not yet
 	// closed; keepalives report it, naming the leader's last answer
 	// (heldEpoch, heldToken).
@@ -131,14 +132,16 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		pending:     map[uint64]int{},
 		closed:      make(chan struct{}),
 		releaseKick: make(chan struct{}, 1),
+		acc:         newAccesses(),
 	}
 	if err := c.openSession(ctx); err != nil {
 		c.conns.close()
 		return nil, fmt.Errorf("client: open session with masters %s: %w", strings.Join(masters, ","), err)
 	}
-	c.wg.Add(2)
+	c.wg.Add(3)
 	go c.keepAlive()
 	go c.releaser()
+	go c.accesser()
 	return c, nil
 }
 
@@ -381,9 +384,13 @@ func (c *Client) reserveSeq() (sess, seq uint64, done func()) {
 
 // send delivers req to the leader, retrying it unchanged until answered.
 func (c *Client) send(ctx context.Context, req *api.MutateRequest) (*api.MutateResponse, error) {
-	if _, release := req.Op.GetOp().(*api.Op_Release); !release {
+	switch req.Op.GetOp().(type) {
+	case *api.Op_Release:
 		// Releases of opens (sent in the background, in batches) change
 		// nothing a lookup or stat shows.
+	case *api.Op_Access:
+		// Access times: the caller keeps track of those it changed.
+	default:
 		defer c.changes.Add(1)
 	}
 	var resp *api.MutateResponse

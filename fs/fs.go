@@ -92,6 +92,9 @@ type filesystem struct {
 	held   map[uint64]int
 
 	lists listings // directories holding a listing (listing.go)
+	// atimes: access times this mount set lately, which listings
+	// fetched before do not show (listing.go)
+	atimes atimeLog
 }
 
 func (fsys *filesystem) hold(ino uint64) {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"dfs/api"
+
+	"google.golang.org/protobuf/proto"
 )
 
 // Directory listings answer lookups without a round trip to the master.
@@ -37,6 +39,7 @@ const (
 type listing struct {
 	at    time.Time
 	seq   uint64 // attrSeq when the fetch began
+	ns    uint64 // nsSeq when the fetch began
 	gen   uint64 // client.Changes() when the fetch began
 	attrs map[string]*api.Attr
 }
@@ -83,7 +86,7 @@ func (fsys *filesystem) listTTL() time.Duration {
 // listingValid says whether l may still answer; called with n.mu held.
 func (n *node) listingValid(l *listing, now time.Time) bool {
 	return l != nil && now.Sub(l.at) < n.fsys.listTTL() &&
-		attrSeq.Load() == l.seq && n.fsys.client.Changes() == l.gen
+		nsSeq.Load() == l.ns && n.fsys.client.Changes() == l.gen
 }
 
 // listed answers name from the directory's listing: its attributes and
@@ -101,7 +104,7 @@ func (n *node) listed(ctx context.Context, name string) (a *api.Attr, seq uint64
 			if a := l.attrs[name]; a != nil {
 				n.mu.Unlock()
 				cacheResult(cacheListing, true, 1)
-				return a, l.seq, true
+				return n.fsys.atimes.patch(a, l.seq), l.seq, true
 			}
 			n.mu.Unlock()
 			return nil, 0, false
@@ -113,7 +116,7 @@ func (n *node) listed(ctx context.Context, name string) (a *api.Attr, seq uint64
 	}
 	dl.misses++
 	fetch := !dl.fetching && dl.misses >= listAfter && now.After(dl.coolUntil) &&
-		n.fsys.lists.quiet.quietFor(attrSeq.Load(), n.fsys.client.Changes(), now) >= min(quietPeriod, n.fsys.listTTL()/4)
+		n.fsys.lists.quiet.quietFor(nsSeq.Load(), n.fsys.client.Changes(), now) >= min(quietPeriod, n.fsys.listTTL()/4)
 	if fetch {
 		dl.fetching = true
 	}
@@ -131,7 +134,7 @@ func (n *node) listed(ctx context.Context, name string) (a *api.Attr, seq uint64
 func (n *node) fetchListing(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	seq, gen, at := attrSeq.Load(), n.fsys.client.Changes(), time.Now()
+	seq, ns, gen, at := attrSeq.Load(), nsSeq.Load(), n.fsys.client.Changes(), time.Now()
 	attrs := map[string]*api.Attr{}
 	ok := true
 	for cookie := uint64(0); ok; {
@@ -155,7 +158,7 @@ func (n *node) fetchListing(ctx context.Context) {
 		n.mu.Unlock()
 		return
 	}
-	n.dl.cur = &listing{at: at, seq: seq, gen: gen, attrs: attrs}
+	n.dl.cur = &listing{at: at, seq: seq, ns: ns, gen: gen, attrs: attrs}
 	n.mu.Unlock()
 	n.fsys.lists.add(n)
 }
@@ -185,4 +188,60 @@ func (ls *listings) add(n *node) {
 	if drop != nil {
 		drop.dropListing()
 	}
+}
+
+// atimeLog remembers the access times this mount set (node.accessDone)
+// for as long as a listing fetched before may answer: a node the kernel
+// forgot and looks up again must not show the older time.
+type atimeLog struct {
+	mu     sync.Mutex
+	m      map[uint64]atimeSet
+	pruned time.Time
+}
+
+type atimeSet struct {
+	ns    int64  // the access time
+	seq   uint64 // attrSeq of the change
+	until time.Time
+}
+
+// maxAtimes is how many entries the log holds before it drops those no
+// listing can need.
+const maxAtimes = 4096
+
+// set records an access time set at attrSeq seq, for listings that
+// last up to ttl.
+func (l *atimeLog) set(ino uint64, atimeNs int64, seq uint64, ttl time.Duration) {
+	if ttl <= 0 {
+		return
+	}
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil {
+		l.m = map[uint64]atimeSet{}
+	}
+	l.m[ino] = atimeSet{ns: atimeNs, seq: seq, until: now.Add(ttl)}
+	if len(l.m) > maxAtimes && now.Sub(l.pruned) > ttl {
+		for ino, s := range l.m {
+			if now.After(s.until) {
+				delete(l.m, ino)
+			}
+		}
+		l.pruned = now
+	}
+}
+
+// patch returns a, an answer of a listing fetched as of attrSeq seq,
+// with the access time this mount set since, if any.
+func (l *atimeLog) patch(a *api.Attr, seq uint64) *api.Attr {
+	l.mu.Lock()
+	s, ok := l.m[a.Ino]
+	l.mu.Unlock()
+	if !ok || s.seq <= seq || s.ns <= a.AtimeNs {
+		return a
+	}
+	c := proto.Clone(a).(*api.Attr)
+	c.AtimeNs = s.ns
+	return c
 }

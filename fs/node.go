@@ -24,6 +24,18 @@ import (
 // (node.adopt).
 var attrSeq atomic.Uint64
 
+// nsSeq counts the changes mounts in this process commit other than
+// reads' access times: those end directory listings (listing.go), which
+// must not end at every read.
+var nsSeq atomic.Uint64
+
+// changeNum numbers a change this mount committed, other than an
+// access time.
+func changeNum() uint64 {
+	nsSeq.Add(1)
+	return attrSeq.Add(1)
+}
+
 // node is one inode of the mount. It caches the attributes last seen from
 // the master and, while the file is open, the data path shared by its
 // open handles.
@@ -90,7 +102,7 @@ func (n *node) adopt(a *api.Attr, start uint64) *api.Attr {
 func (n *node) changed(a *api.Attr) {
 	n.mu.Lock()
 	n.attr = a
-	n.changeSeq = attrSeq.Add(1)
+	n.changeSeq = changeNum()
 	n.mu.Unlock()
 }
 
@@ -108,7 +120,7 @@ func (n *node) dirChanged(a *api.Attr) {
 		return
 	}
 	n.attr = a
-	n.changeSeq = attrSeq.Add(1)
+	n.changeSeq = changeNum()
 	n.freshUntil = time.Now().Add(n.fsys.opts.AttrTimeout)
 }
 
@@ -252,11 +264,13 @@ func procStatus(caller *fuse.Caller, field string) string {
 
 // accessed updates the access time after a read, as a relatime mount
 // does: when it is not later than mtime or ctime, or a day old. The
-// update is one small Raft command after each change of the inode, not
-// one per read, and it runs in the background: a read never waits for
-// it (a mount cut off from the masters still reads what it has). Getattr
-// waits briefly for one in flight (awaitAccess), so stat after a read
-// shows the new atime.
+// update is one small change after each change of the inode, not one per
+// read, and it runs in the background, gathered with other files' into
+// one Raft command (client.Access): a read never waits for it (a mount
+// cut off from the masters still reads what it has). Getattr and this
+// mount's changes of the inode wait for one pending (awaitAccess), so
+// stat after a read shows the new atime and the master applies the two
+// in the order they happened.
 func (n *node) accessed() {
 	if n.fsys.opts.NoAtime || n.fsys.opts.ReadOnly {
 		return
@@ -264,8 +278,8 @@ func (n *node) accessed() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.accessing != nil {
-		// The update in flight may have been stamped before a change
-		// this read follows: ask it to look again when it is done.
+		// The update pending may be stamped before a change this read
+		// follows: ask it to look again when it is done.
 		n.accessAgain = true
 		return
 	}
@@ -274,36 +288,30 @@ func (n *node) accessed() {
 	}
 	done := make(chan struct{})
 	n.accessing = done
-	go func() {
-		defer close(done)
-		for {
-			n.mu.Lock()
-			a := n.attr
-			n.mu.Unlock()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			na, err := n.fsys.client.SetAttr(ctx, &api.SetAttrOp{Ino: n.ino(),
-				Valid: uint32(api.SetAttrOp_ACCESS | api.SetAttrOp_ATIME_NOW)})
-			cancel()
-			n.mu.Lock()
-			if err == nil && n.attr != nil { // an access time is not worth an error
-				if n.attr == a {
-					n.attr = na
-				} else if na.AtimeNs > n.attr.AtimeNs {
-					c := proto.Clone(n.attr).(*api.Attr)
-					c.AtimeNs = na.AtimeNs
-					n.attr = c
-				}
-			}
-			again := n.accessAgain && needsAtime(n.attr)
-			n.accessAgain = false
-			if !again {
-				n.accessing = nil
-				n.mu.Unlock()
-				return
-			}
-			n.mu.Unlock()
-		}
-	}()
+	n.fsys.client.Access(n.ino(), func(at int64, err error) { n.accessDone(done, at, err) })
+}
+
+// accessDone takes the outcome of the access-time update accessed asked
+// for, and asks for another if a read since needs one.
+func (n *node) accessDone(done chan struct{}, at int64, err error) {
+	n.mu.Lock()
+	if err == nil && n.attr != nil && at > n.attr.AtimeNs { // an access time is not worth an error
+		c := proto.Clone(n.attr).(*api.Attr)
+		c.AtimeNs = at
+		n.attr = c
+		n.changeSeq = attrSeq.Add(1)
+		n.fsys.atimes.set(n.ino(), at, n.changeSeq, n.fsys.listTTL())
+	}
+	again := n.accessAgain && needsAtime(n.attr)
+	n.accessAgain = false
+	if again {
+		n.mu.Unlock()
+		n.fsys.client.Access(n.ino(), func(at int64, err error) { n.accessDone(done, at, err) })
+		return
+	}
+	n.accessing = nil
+	n.mu.Unlock()
+	close(done)
 }
 
 // needsAtime says whether a read now must update a's access time
@@ -318,9 +326,19 @@ func (n *node) awaitAccess() {
 	done := n.accessing
 	n.mu.Unlock()
 	if done != nil {
+		n.fsys.client.FlushAccesses()
 		select {
 		case <-done:
 		case <-time.After(time.Second):
+		}
+	}
+}
+
+// awaitChild is awaitAccess for the child name, if the tree knows it.
+func (n *node) awaitChild(name string) {
+	if ch := n.GetChild(name); ch != nil {
+		if cn, ok := ch.Operations().(*node); ok {
+			cn.awaitAccess()
 		}
 	}
 }
@@ -401,7 +419,7 @@ func (n *node) committed(a *api.Attr) {
 	n.attr = a
 	n.cachedSize, n.cachedMtime, n.cacheValid = a.Size, a.MtimeNs, true
 	n.dataGen++
-	n.changeSeq = attrSeq.Add(1)
+	n.changeSeq = changeNum()
 	n.mu.Unlock()
 }
 
@@ -526,11 +544,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 	ctx = reqCtx(ctx)
 	// The answer's attributes are what stat shows: like Getattr, let an
 	// access-time update of a known child land first.
-	if ch := n.GetChild(name); ch != nil {
-		if cn, ok := ch.Operations().(*node); ok {
-			cn.awaitAccess()
-		}
-	}
+	n.awaitChild(name)
 	if e := validName(name); e != 0 {
 		return nil, e
 	}
@@ -673,7 +687,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 			// the name: ESTALE makes it look the name up again
 			// (LOOKUP_REVAL), as with NFS, which must not be answered
 			// from a listing that still has it.
-			attrSeq.Add(1)
+			changeNum()
 			return nil, 0, syscall.ESTALE
 		}
 		return nil, 0, n.fsys.errno("open", err)
@@ -814,7 +828,6 @@ var _ = (gofs.NodeLinker)((*node)(nil))
 
 func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	ctx = reqCtx(ctx)
-	start := attrSeq.Load()
 	if e := validName(name); e != 0 {
 		return nil, e
 	}
@@ -822,11 +835,13 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 	if !ok {
 		return nil, syscall.EXDEV
 	}
+	t.awaitAccess() // an access-time update pending lands first (see Allocate)
 	// The answer carries the size, which the kernel takes as the
 	// truth: it must include what is still buffered.
 	if err := t.flushAll(ctx); err != nil {
 		return nil, n.fsys.errno("link flush", err)
 	}
+	start := attrSeq.Load() // after the flush's own commit
 	resp, err := n.fsys.client.Mutate(ctx, &api.Op{Op: &api.Op_Link{Link: &api.LinkOp{
 		Ino: t.ino(), NewParent: n.ino(), NewName: name}}})
 	if err != nil {
@@ -843,6 +858,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if e := validName(name); e != 0 {
 		return e
 	}
+	n.awaitChild(name)
 	resp, err := n.fsys.client.Mutate(ctx, &api.Op{Op: &api.Op_Unlink{Unlink: &api.UnlinkOp{Parent: n.ino(), Name: name}}})
 	if err != nil {
 		return n.fsys.errno("unlink", err)
@@ -873,6 +889,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	if e := validName(newName); e != 0 {
 		return e
 	}
+	n.awaitChild(name)
 	p, ok := newParent.(*node)
 	if !ok {
 		return syscall.EXDEV
@@ -950,6 +967,7 @@ func (n *node) Getxattr(ctx context.Context, name string, dest []byte) (uint32, 
 var _ = (gofs.NodeSetxattrer)((*node)(nil))
 
 func (n *node) Setxattr(ctx context.Context, name string, data []byte, flags uint32) syscall.Errno {
+	n.awaitAccess() // an access-time update pending lands first (see Allocate)
 	killSgid := n.fsys.reqInfo(ctx).killSgid
 	ctx = reqCtx(ctx)
 	if len(name) > api.MaxXattrName {
@@ -982,6 +1000,7 @@ func (n *node) Setxattr(ctx context.Context, name string, data []byte, flags uin
 var _ = (gofs.NodeRemovexattrer)((*node)(nil))
 
 func (n *node) Removexattr(ctx context.Context, name string) syscall.Errno {
+	n.awaitAccess() // an access-time update pending lands first (see Allocate)
 	ctx = reqCtx(ctx)
 	if !n.fsys.xattrSupported(name) {
 		return syscall.EOPNOTSUPP

@@ -272,6 +272,8 @@ func (f *FSM) applyOp(c *api.Command, s *session) *api.MutateResponse {
 		return f.open(s, op.Open.Ino)
 	case *api.Op_Release:
 		return f.release(s, op.Release.Ino)
+	case *api.Op_Access:
+		return f.access(c, op.Access)
 	case *api.Op_CloseSession:
 		if s != nil {
 			f.closeSession(s.id, c.NowNs)

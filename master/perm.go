@@ -272,6 +272,23 @@ func (f *FSM) permit(c *api.Command, held bool) *denial {
 	return nil
 }
 
+// permitAccess keeps the inodes of an AccessOp whose access time the
+// caller may update (a read's, as permitSetAttr's ACCESS case) and
+// drops the others: one file's access time is not worth failing the
+// rest. held[i] says whether the caller's session holds op.Inos[i] open.
+func (f *FSM) permitAccess(c *api.Command, op *api.AccessOp, held []bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	p := principalOf(c.Caller)
+	kept := op.Inos[:0]
+	for i, ino := range op.Inos {
+		if f.permitData(p, ino, api.MayRead, held[i]) == nil {
+			kept = append(kept, ino)
+		}
+	}
+	op.Inos = kept
+}
+
 // opIno is the inode a data op or attribute change names, 0 if none.
 func opIno(op *api.Op) uint64 {
 	switch o := op.GetOp().(type) {

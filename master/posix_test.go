@@ -1,6 +1,7 @@
 package master
 
 import (
+	"slices"
 	"syscall"
 	"testing"
 
@@ -25,6 +26,52 @@ func TestAccessTimeLeavesCtime(t *testing.T) {
 	h.must(&api.Op_SetAttr{SetAttr: &api.SetAttrOp{Ino: f, Valid: uint32(api.SetAttrOp_ATIME_NOW)}}, api.Errno_OK)
 	if a := h.attr(f); a.CtimeNs <= after.CtimeNs {
 		t.Errorf("utimensat(atime): ctime %d, want later than %d", a.CtimeNs, after.CtimeNs)
+	}
+}
+
+// An AccessOp sets the access time of every inode it names to the
+// command's time, leaves ctime and mtime alone, and skips inodes that
+// are gone.
+func TestAccessOpMany(t *testing.T) {
+	h := newHarness(t)
+	d := h.mkdir(api.RootIno, "d")
+	a, b := h.create(d, "a"), h.create(d, "b")
+	gone := h.create(d, "gone")
+	h.must(&api.Op_Unlink{Unlink: &api.UnlinkOp{Parent: d, Name: "gone"}}, api.Errno_OK)
+	h.reclaim(gone)
+	before := map[uint64]*api.Attr{a: h.attr(a), b: h.attr(b), d: h.attr(d)}
+	r := h.must(&api.Op_Access{Access: &api.AccessOp{Inos: []uint64{a, gone, b, d, a}}}, api.Errno_OK)
+	if r.AtimeNs != h.now {
+		t.Fatalf("answer's atime %d, want the command's time %d", r.AtimeNs, h.now)
+	}
+	for ino, was := range before {
+		now := h.attr(ino)
+		if now.AtimeNs != h.now || now.CtimeNs != was.CtimeNs || now.MtimeNs != was.MtimeNs {
+			t.Errorf("inode %d: atime %d ctime %d->%d mtime %d->%d; want atime %d and the rest unchanged",
+				ino, now.AtimeNs, was.CtimeNs, now.CtimeNs, was.MtimeNs, now.MtimeNs, h.now)
+		}
+	}
+	if _, ok := h.f.inodes[gone]; ok {
+		t.Errorf("an access-time update brought back reclaimed inode %d", gone)
+	}
+}
+
+// The leader drops from an AccessOp the files the caller may not read
+// (and does not hold open), keeping the rest.
+func TestPermitAccessDropsUnreadable(t *testing.T) {
+	h := newHarness(t)
+	open := h.create(api.RootIno, "open")     // owner uid 10, mode 0644
+	secret := h.create(api.RootIno, "secret") // made unreadable below
+	held := h.create(api.RootIno, "held")     // unreadable, but held open
+	for _, ino := range []uint64{secret, held} {
+		h.must(&api.Op_SetAttr{SetAttr: &api.SetAttrOp{Ino: ino, Valid: uint32(api.SetAttrOp_MODE), Mode: 0o600}}, api.Errno_OK)
+	}
+	cmd := &api.Command{Caller: &api.Caller{Uid: 11, Gid: 21}}
+	op := &api.AccessOp{Inos: []uint64{secret, open, held, 999999}}
+	h.f.permitAccess(cmd, op, []bool{false, false, true, false})
+	want := []uint64{open, held, 999999}
+	if !slices.Equal(op.Inos, want) {
+		t.Errorf("kept %v, want %v (secret %d dropped)", op.Inos, want, secret)
 	}
 }
 

@@ -65,7 +65,8 @@ type proposalResult struct {
 const (
 	applyTimeout = 10 * time.Second
 	maxBatch     = 512
-	maxInflight  = 1 // Raft entries proposed and not yet applied (proposer)
+	maxAccesses  = 4096 // inodes in one AccessOp
+	maxInflight  = 1    // Raft entries proposed and not yet applied (proposer)
 	rpcTimeout   = 5 * time.Second
 	// quiesceTimeout bounds the wait for a former primary's writes
 	// (pushChunk).
@@ -432,6 +433,15 @@ func (v *service) mutate(ctx context.Context, req *api.MutateRequest) (*api.Muta
 		if resp := v.checkECLayout(op.SetXattr); resp != nil {
 			return resp, nil
 		}
+	case *api.Op_Access:
+		if len(op.Access.Inos) > maxAccesses {
+			return errResp(api.Errno_EINVAL, fmt.Sprintf("%d access-time updates in one request, at most %d", len(op.Access.Inos), maxAccesses)), nil
+		}
+		held := make([]bool, len(op.Access.Inos))
+		for i, ino := range op.Access.Inos {
+			held[i] = v.mayHold(req.Session, ino)
+		}
+		v.fsm.permitAccess(cmd, op.Access, held)
 	}
 	return v.propose(ctx, cmd)
 }

@@ -383,6 +383,13 @@ func (c *Cluster) apply(req *api.MutateRequest) *api.MutateResponse {
 		}
 		ns.release(op.Release.Ino)
 		return &api.MutateResponse{}
+	case *api.Op_Access:
+		for _, ino := range op.Access.Inos {
+			if in := ns.inodes[ino]; in != nil {
+				in.attr.AtimeNs = now
+			}
+		}
+		return &api.MutateResponse{AtimeNs: now}
 	}
 	return errResp(api.Errno_ENOSYS, "op %T", req.Op.GetOp())
 }
