@@ -28,6 +28,9 @@ type accesses struct {
 	waiting []accessWait
 	kick    chan struct{} // something waits
 	now     chan struct{} // send without waiting out accessDelay
+	// closing bounds the last send, at Close: set before c.closed is
+	// closed, read after.
+	closing context.Context
 }
 
 func newAccesses() *accesses {
@@ -75,7 +78,7 @@ func (c *Client) accesser() {
 	for {
 		select {
 		case <-c.closed:
-			c.sendAccesses(a.take())
+			c.sendAccesses(a.closing, a.take())
 			return
 		case <-a.now:
 		case <-a.kick:
@@ -87,11 +90,17 @@ func (c *Client) accesser() {
 			}
 			t.Stop()
 		}
-		c.sendAccesses(a.take())
+		ctx := context.Background()
+		select {
+		case <-c.closed:
+			ctx = a.closing
+		default:
+		}
+		c.sendAccesses(ctx, a.take())
 	}
 }
 
-func (c *Client) sendAccesses(ws []accessWait) {
+func (c *Client) sendAccesses(ctx context.Context, ws []accessWait) {
 	for len(ws) > 0 {
 		n := min(len(ws), maxAccessBatch)
 		batch := ws[:n]
@@ -100,8 +109,8 @@ func (c *Client) sendAccesses(ws []accessWait) {
 		for i, w := range batch {
 			op.Inos[i] = w.ino
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.CallTimeout)
-		resp, err := c.mutate(ctx, &api.Op{Op: &api.Op_Access{Access: op}})
+		cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+		resp, err := c.mutate(cctx, &api.Op{Op: &api.Op_Access{Access: op}})
 		cancel()
 		if err == nil {
 			err = errnoErr(resp.Errno, resp.Message)

@@ -98,3 +98,31 @@ func TestAccessFlushAndClose(t *testing.T) {
 		t.Error("an update pending at close was neither sent nor answered")
 	}
 }
+
+// With no master to answer, Close still returns within its own time,
+// and the update waiting is answered with the failure.
+func TestAccessCloseWithoutMasters(t *testing.T) {
+	cl, c := start(t, 1, 1)
+	a, err := c.Create(context.Background(), api.RootIno, "f", syscall.S_IFREG|0644, 0, true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.SetLeader(-1)
+	done := make(chan error, 1)
+	c.Access(a.Ino, func(_ int64, err error) { done <- err })
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	c.Close(ctx)
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("Close took %v with a 300ms context", took)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("the update waiting at close succeeded with no master")
+		}
+	default:
+		t.Error("the update waiting at close was not answered")
+	}
+}

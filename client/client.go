@@ -153,6 +153,7 @@ func (c *Client) Close(ctx context.Context) error {
 		return nil
 	default:
 	}
+	c.acc.closing = ctx // the last access times go within Close's time
 	close(c.closed)
 	c.wg.Wait()
 	_, err := c.mutate(ctx, &api.Op{Op: &api.Op_CloseSession{CloseSession: &api.CloseSessionOp{}}})
