@@ -23,10 +23,13 @@ func ReadRange(ctx context.Context, cs ChunkServerClient, id uint64, shard uint3
 		if resp.Errno != Errno_OK {
 			return nil, fmt.Errorf("%w: %s", resp.Errno, resp.Message)
 		}
-		out = append(out, resp.Data...)
-		if uint64(len(resp.Data)) < l {
-			break
+		if uint64(len(resp.Data)) < l || pos+l >= n {
+			if out == nil {
+				return resp.Data, nil // one piece: no copy
+			}
+			return append(out, resp.Data...), nil
 		}
+		out = append(out, resp.Data...)
 		pos += l
 	}
 	return out, nil

@@ -209,6 +209,14 @@ func (e erasure) shards(ch *api.Chunk) []*api.Replica {
 // readShard reads [off, off+n) of one shard, in pieces of at most
 // api.MaxWrite; a short answer means the rest is zeros.
 func (e erasure) readShard(ctx context.Context, ch *api.Chunk, r *api.Replica, off, n uint64) ([]byte, error) {
+	if n <= api.MaxWrite && e.c.local.mayRead(r.Server) {
+		// A shard is a chunk file like any other: read it directly when
+		// its server shares this machine (client/local.go).
+		b := make([]byte, n)
+		if e.c.local.read(ctx, e.rep, r, ch, off, b) {
+			return b, nil
+		}
+	}
 	cs, err := e.rep.chunkServer(r.Addr)
 	if err != nil {
 		return nil, err

@@ -144,6 +144,17 @@ func (l *localReads) open(ctx context.Context, r replicated, rep *api.Replica, k
 	return lc
 }
 
+// mayRead says whether read could succeed for server's chunks, so that
+// callers can skip preparing for it.
+func (l *localReads) mayRead(server string) bool {
+	if l.bootID == "" {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.remote[server]
+}
+
 func (l *localReads) markRemote(server string) {
 	l.mu.Lock()
 	l.remote[server] = true

@@ -22,6 +22,7 @@ import (
 	"dfs/api"
 	"dfs/cluster"
 	"dfs/ec"
+	"dfs/metrics/metricstest"
 
 	"golang.org/x/sys/unix"
 )
@@ -62,7 +63,8 @@ func ecSizes(k int, chunk int64) []int64 {
 // directories on one mount and reads them back byte for byte on another,
 // which has none of them cached.
 func TestECRoundTrip(t *testing.T) {
-	c := startCluster(t, cluster.Config{Masters: 1, ChunkServers: 6, Mounts: 2})
+	c := startCluster(t, cluster.Config{Masters: 1, ChunkServers: 6, Mounts: 2,
+		ExtraMountArgs: []string{"-debug-addr", "127.0.0.1:0"}})
 	// More shards than chunkservers, or a malformed layout: EINVAL.
 	for _, bad := range []string{"ec:6+3", "ec:4+0", "ec:4"} {
 		if err := unix.Setxattr(c.MountDir(0), "dfs.layout", []byte(bad), 0); err != unix.EINVAL {
@@ -100,6 +102,14 @@ func TestECRoundTrip(t *testing.T) {
 		for i, n := range sizes {
 			checkFile(t, onMount(t, c, 1, filepath.Join(dir, fmt.Sprint(i))), uint64(i), n)
 		}
+	}
+	// The shards are on this machine: the second mount read their files
+	// directly (the chunkservers answer in TestECDegradedRead).
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	m := scrape(ctx, t, adminAddrFromLog(ctx, t, filepath.Join(c.LogDir(), "mount2.log")))
+	if n := sumOver([]metricstest.Families{m}, "dfs_client_short_circuit_reads_total", "result=local"); n < 1 {
+		t.Errorf("the second mount read %v shards from their files, want some", n)
 	}
 }
 
@@ -255,8 +265,10 @@ func TestECManySmallWrites(t *testing.T) {
 // mount that has none of it cached, and fsck reports the chunks degraded;
 // overwrites and new files still work and read back.
 func TestECDegradedRead(t *testing.T) {
+	// Without -no-local-reads the mounts would read the killed servers'
+	// shard files directly, which is right but decodes nothing.
 	c := startCluster(t, cluster.Config{Masters: 1, ChunkServers: 8, Mounts: 2,
-		ExtraMasterArgs: []string{"-server-dead-after", "2s"}})
+		ExtraMasterArgs: []string{"-server-dead-after", "2s"}, ExtraMountArgs: []string{"-no-local-reads"}})
 	dir := ecDir(t, c, "deg", "ec:4+2,chunk=1048576")
 	sizes := ecSizes(4, 1<<20)
 	for i, n := range sizes {
