@@ -104,12 +104,13 @@ func parallelN[T any](items []T, n int, f func(T) error) error {
 	return errors.Join(errs...)
 }
 
-// maxExtentWrites bounds the extents of one buffer written at once where
-// each is its own call (erasure-coded files): the primary orders a
-// chunk's writes one at a time, so more only wait in its queue, and a
-// flush of thousands of random 4 KiB extents queued long enough there
-// for calls to time out.
-const maxExtentWrites = 4
+// maxChunkWriters bounds the chunks of one buffer written at once where
+// each extent is its own call (erasure-coded files). A chunk gets one
+// call at a time: its primary orders a chunk's writes one at a time, so
+// more only wait in its queue, and a flush of thousands of random 4 KiB
+// extents queued long enough there for calls to time out. Different
+// chunks have their own queues, mostly on different primaries.
+const maxChunkWriters = 16
 
 // WriteAt writes p at file offset off on every replica of the chunks it
 // touches, allocating chunks as needed; chunks are written in parallel.
@@ -152,8 +153,11 @@ type vectorWriter interface {
 // parallel. It does not change the file's size.
 func (f *File) WriteExtents(ctx context.Context, exts []Extent) error {
 	vw, ok := f.io.(vectorWriter)
-	if !ok || len(exts) == 1 {
-		return parallelN(exts, maxExtentWrites, func(e Extent) error { return f.WriteAt(ctx, e.Data, e.Off) })
+	if len(exts) == 1 {
+		return f.WriteAt(ctx, exts[0].Data, exts[0].Off)
+	}
+	if !ok {
+		return f.writeEach(ctx, exts)
 	}
 	byChunk := map[uint64][]*api.Extent{}
 	var order []uint64 // chunks in first-touched order
@@ -188,6 +192,33 @@ func (f *File) WriteExtents(ctx context.Context, exts []Extent) error {
 			}
 			return nil
 		})
+	})
+}
+
+// writeEach writes exts with a call each: one chunk's in order, one at a
+// time, at most maxChunkWriters chunks at once. An extent goes with the
+// chunk its first byte is in; WriteAt writes any rest in the next chunk
+// beside it.
+func (f *File) writeEach(ctx context.Context, exts []Extent) error {
+	byChunk := map[uint64][]Extent{}
+	var order []uint64
+	for _, e := range exts {
+		if e.Off < 0 {
+			return api.Errno_EINVAL
+		}
+		idx := uint64(e.Off) / f.chunkSize
+		if byChunk[idx] == nil {
+			order = append(order, idx)
+		}
+		byChunk[idx] = append(byChunk[idx], e)
+	}
+	return parallelN(order, maxChunkWriters, func(idx uint64) error {
+		for _, e := range byChunk[idx] {
+			if err := f.WriteAt(ctx, e.Data, e.Off); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
