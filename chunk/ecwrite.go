@@ -255,8 +255,12 @@ func (e *ecChunk) zero(ctx context.Context, off, n uint64) ([]string, error) {
 // between shard updates. Past the end of the data it zeroes parity.
 func (e *ecChunk) reencode(ctx context.Context, shardSize uint64) ([]string, error) {
 	const batch = 64 * ec.CellSize // shard bytes per round
-	for off := uint64(0); off < shardSize; off += batch {
-		n := min(batch, shardSize-off)
+	// The first round reads one cell: a chunk's first write finds it
+	// holding nothing, and fetching a whole batch would cost K buffers of
+	// 4 MiB (tens of milliseconds per new chunk, measured).
+	step := uint64(ec.CellSize)
+	for off := uint64(0); off < shardSize; off, step = off+step, batch {
+		n := min(step, shardSize-off)
 		shards, failedShards, held, err := e.fetchHeld(ctx, off, n)
 		if err != nil {
 			return nil, err

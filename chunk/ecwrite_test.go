@@ -162,10 +162,14 @@ func TestECReencodeAndRebuild(t *testing.T) {
 	}
 	ref := make([]byte, int(ec.ShardSize(1<<20, 4))*4)
 	copy(ref, data)
-	// Spoil parity shard 5 as a primary dying mid-write would.
-	r, err = ss[5].c.Write(ctxT(t), &api.WriteRequest{Id: 8, Shard: 5, Version: 1, Forwarded: true, Offset: 1000, Data: []byte("garbage")})
-	if err != nil || r.Errno != api.Errno_OK {
-		t.Fatalf("spoiling parity: %v %v", err, r.GetErrno())
+	// Spoil parity shard 5 as a primary dying mid-write would, in the
+	// first stripe and the second (the re-encode's first round reads
+	// one cell, later rounds more).
+	for _, off := range []uint64{1000, ec.CellSize + 1000} {
+		r, err = ss[5].c.Write(ctxT(t), &api.WriteRequest{Id: 8, Shard: 5, Version: 1, Forwarded: true, Offset: off, Data: []byte("garbage")})
+		if err != nil || r.Errno != api.Errno_OK {
+			t.Fatalf("spoiling parity at %d: %v %v", off, err, r.GetErrno())
+		}
 	}
 	if ok, _ := c.Verify(ecShards(t, ss[:6], 8, 1)); ok {
 		t.Fatal("spoiled parity still verifies")
