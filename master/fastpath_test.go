@@ -156,3 +156,39 @@ func TestChunkIDsChosenByLeader(t *testing.T) {
 		t.Fatalf("no chosen id: got %d", c.Id)
 	}
 }
+
+// A create in an EC directory makes chunk 0 too: shards numbered in
+// placement order, leased to the first parity shard, and exactly the
+// chunk the leader planned and pushed to the shards before the commit.
+func TestCreateWithFirstChunkEC(t *testing.T) {
+	h := newHarness(t)
+	d := h.mkdir(api.RootIno, "d")
+	h.must(&api.Op_SetXattr{SetXattr: &api.SetXattrOp{Ino: d, Name: LayoutXattr, Value: []byte("ec:4+2")}}, api.Errno_OK)
+	l := h.f.layoutOf(d)
+	placement := []string{"cs1", "cs2", "cs3", "cs4", "cs5", "cs6"}
+	cmd := &api.Command{Session: h.sess, Seq: 100, Placement: placement, Primary: firstParity(l, placement),
+		LeaseNs: int64(60e9), ChunkId: 42,
+		Op: &api.Op{Op: &api.Op_Create{Create: &api.CreateOp{Parent: d, Name: "f", Mode: 0o644, Exclusive: true, Open: true, FirstChunk: true}}}}
+	r := h.apply(cmd)
+	if r.Errno != api.Errno_OK || r.Chunk == nil {
+		t.Fatalf("create: %v", r)
+	}
+	c := r.Chunk
+	if c.Primary != "cs5" || len(c.Replicas) != 6 {
+		t.Fatalf("first EC chunk: primary %q, %d shards, want cs5 (shard 4, the first parity) and 6", c.Primary, len(c.Replicas))
+	}
+	for i, rep := range c.Replicas {
+		if rep.Shard != uint32(i) || rep.Server != placement[i] {
+			t.Fatalf("shard %d: %v", i, rep)
+		}
+	}
+	v := &service{fsm: h.f}
+	planned := v.plannedChunk(cmd, l)
+	if !sameChunk(c, planned) {
+		t.Fatalf("committed chunk %v differs from the planned %v", c, planned)
+	}
+	planned.Replicas[1].Shard = 2
+	if sameChunk(c, planned) {
+		t.Fatal("sameChunk ignores shard numbers")
+	}
+}

@@ -462,10 +462,10 @@ func (v *service) mutate(ctx context.Context, req *api.MutateRequest) (*api.Muta
 func (v *service) createFile(ctx context.Context, cmd *api.Command, op *api.CreateOp) (*api.MutateResponse, error) {
 	var planned *api.Chunk
 	var pushed chan []string
-	if l := v.fsm.layoutOf(op.Parent); l.GetKind() == api.Layout_REPLICATED {
+	if l := v.fsm.layoutOf(op.Parent); l.GetKind() == api.Layout_REPLICATED || l.GetKind() == api.Layout_EC {
 		cmd.Placement = v.place(l)
 		if len(cmd.Placement) > 0 {
-			cmd.Primary = cmd.Placement[0]
+			cmd.Primary = firstParity(l, cmd.Placement)
 			cmd.LeaseNs = v.cfg.ChunkLease.Nanoseconds()
 			cmd.ChunkId = v.newChunkID()
 			planned = v.plannedChunk(cmd, l)
@@ -512,9 +512,13 @@ func (v *service) newChunkID() uint64 {
 func (v *service) plannedChunk(cmd *api.Command, l *api.Layout) *api.Chunk {
 	ch := &api.Chunk{Id: cmd.ChunkId, Version: 1, Primary: cmd.Primary,
 		LeaseExpiryNs: cmd.NowNs + cmd.LeaseNs, Layout: l}
-	for _, id := range cmd.Placement {
+	for i, id := range cmd.Placement {
 		info, _ := v.fsm.server(id)
-		ch.Replicas = append(ch.Replicas, &api.Replica{Server: id, Addr: info.addr})
+		r := &api.Replica{Server: id, Addr: info.addr}
+		if l.GetKind() == api.Layout_EC {
+			r.Shard = uint32(i) // as chunkProto numbers them
+		}
+		ch.Replicas = append(ch.Replicas, r)
 	}
 	return ch
 }
@@ -527,7 +531,7 @@ func sameChunk(got, planned *api.Chunk) bool {
 		return false
 	}
 	for i, r := range got.Replicas {
-		if r.Server != planned.Replicas[i].Server || r.Addr != planned.Replicas[i].Addr {
+		if r.Server != planned.Replicas[i].Server || r.Addr != planned.Replicas[i].Addr || r.Shard != planned.Replicas[i].Shard {
 			return false
 		}
 	}
