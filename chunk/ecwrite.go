@@ -96,6 +96,14 @@ func (s *Server) ecWrite(ctx context.Context, k Key, st *chunkState, req *api.Wr
 	if off > capacity || (req.ZeroLength == 0 && uint64(len(req.Data)) > capacity-off) {
 		return nil, fmt.Errorf("%v: write [%d,+%d) beyond the chunk's %d bytes: %w", k, off, len(req.Data), capacity, ErrTooBig)
 	}
+	if st.fresh && info.Version == 1 && !req.Reencode {
+		// A chunk's first lease comes with its creation at version 1,
+		// and every later lease moves the version (ecNewVersion): as
+		// the first primary, not having written, this server knows that
+		// no shard holds anything yet, so there is nothing to settle.
+		s.ecMarkClean(k, info.Version)
+	}
+	st.fresh = false
 	if req.Reencode || !s.ecIsClean(k, info.Version) {
 		// The last primary may have died between shard updates: roll
 		// back what it left half done (chunk/ecundo.go), then make sure.

@@ -193,3 +193,40 @@ func TestECReencodeAndRebuild(t *testing.T) {
 		t.Fatal("rebuilt shard 1 differs from the lost one")
 	}
 }
+
+// TestECFreshChunkSkipsSettling: the first write to a chunk its primary
+// created at version 1 trusts the shards to be empty and consistent (no
+// earlier primary can have written them), so it neither settles nor
+// re-encodes; a chunk whose file already existed when SetChunk named
+// the primary (a repeated push) is re-encoded first, as after a
+// restart. Parity spoiled behind the primary's back shows which path a
+// write took.
+func TestECFreshChunkSkipsSettling(t *testing.T) {
+	ss := startServers(t, 6)
+	c, _ := ec.New(4, 2)
+	spoil := func(id uint64) {
+		r, err := ss[5].c.Write(ctxT(t), &api.WriteRequest{Id: id, Shard: 5, Version: 1, Forwarded: true, Offset: 10000, Data: []byte("garbage")})
+		if err != nil || r.Errno != api.Errno_OK {
+			t.Fatalf("spoiling parity: %v %v", err, r.GetErrno())
+		}
+	}
+	write := func(id uint64, reps []*api.Replica) {
+		r, err := ss[4].c.Write(ctxT(t), &api.WriteRequest{Id: id, Shard: 4, Version: 1, Forward: reps, DataShards: 4, ParityShards: 2, Data: bytes.Repeat([]byte{7}, 4096)})
+		if err != nil || r.Errno != api.Errno_OK {
+			t.Fatalf("write: %v %v %s", err, r.GetErrno(), r.GetMessage())
+		}
+	}
+	reps := ecSetup(t, ss, 20, 1)
+	spoil(20)
+	write(20, reps)
+	if ok, _ := c.Verify(ecShards(t, ss, 20, 1)); ok {
+		t.Error("the first write to a fresh chunk re-encoded it")
+	}
+	reps = ecSetup(t, ss, 21, 1)
+	ecSetup(t, ss, 21, 1) // pushed again: the primary's file exists
+	spoil(21)
+	write(21, reps)
+	if ok, _ := c.Verify(ecShards(t, ss, 21, 1)); !ok {
+		t.Error("a chunk pushed twice was written without re-encoding")
+	}
+}

@@ -111,6 +111,9 @@ type chunkState struct {
 	order chan struct{} // a one-slot lock ordering writes and version changes
 	refs  int           // guarded by Server.mu
 	lease time.Time     // guarded by Server.mu: our write lease ends here; zero if not primary
+	// fresh: this server created the chunk at version 1 as its primary
+	// and has not written it since (guarded by order): see ecWrite.
+	fresh bool
 }
 
 // NewServer opens the data directory and binds the listen address; Serve
@@ -450,11 +453,13 @@ func (s *Server) setChunk(ctx context.Context, k Key, req *api.SetChunkRequest, 
 	}
 	defer unlock()
 	info, err := s.store.Stat(k)
+	st.fresh = false
 	switch {
 	case errors.Is(err, ErrNotFound):
 		if err = s.roomFor(k, cs); err == nil {
 			err = s.store.Create(k, req.Version, cs)
 		}
+		st.fresh = err == nil && req.Version == 1 && req.Primary == s.id
 	case err != nil:
 	case info.Version > req.Version:
 		err = fmt.Errorf("%v: holds version %d, newer than %d: %w", k, info.Version, req.Version, ErrStale)
