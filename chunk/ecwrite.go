@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"dfs/api"
@@ -196,6 +197,9 @@ func (e *ecChunk) writeInCell(ctx context.Context, off uint64, data []byte) ([]s
 	d := int(off % ss / ec.CellSize)
 	at := off/ss*ec.CellSize + off%ec.CellSize // the shards' offset of the positions
 	n := uint64(len(data))
+	if pieces := e.deltaPieces(ctx, d, at, data); pieces != nil {
+		return e.send(ctx, pieces)
+	}
 	shards, err := e.fetch(ctx, at, n)
 	if err != nil {
 		return nil, err
@@ -213,6 +217,55 @@ func (e *ecChunk) writeInCell(ctx context.Context, off uint64, data []byte) ([]s
 		pieces[p] = piece{off: at, data: shards[p]}
 	}
 	return e.send(ctx, pieces)
+}
+
+// deltaPieces computes a write inside one cell of data shard d from the
+// old bytes of that shard and of the parity shards at the positions
+// (ec.Codec.UpdateParity), reading M+1 shards instead of all K data
+// shards; the primary, a parity shard, holds one of them. The chunk is
+// clean here, so parity agrees with the data. It returns nil, for the
+// caller to re-encode from the data shards (decoding around failures),
+// when any of those shards is missing or fails to answer.
+func (e *ecChunk) deltaPieces(ctx context.Context, d int, at uint64, data []byte) []piece {
+	c := e.c
+	n := uint64(len(data))
+	need := []int{d}
+	for p := c.K; p < c.Shards(); p++ {
+		need = append(need, p)
+	}
+	old := make([][]byte, c.Shards())
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for _, i := range need {
+		if e.reps[i] == nil {
+			return nil
+		}
+		wg.Go(func() {
+			b, err := e.read(ctx, i, at, n)
+			if err != nil {
+				failed.Store(true)
+				return
+			}
+			if uint64(len(b)) < n { // short: zeros from there
+				b = append(b, make([]byte, n-uint64(len(b)))...)
+			}
+			old[i] = b[:n]
+		})
+	}
+	wg.Wait()
+	if failed.Load() {
+		return nil
+	}
+	parity := old[c.K:]
+	if err := c.UpdateParity(d, old[d], data, parity); err != nil {
+		return nil
+	}
+	pieces := make([]piece, c.Shards())
+	pieces[d] = piece{off: at, data: data}
+	for p := c.K; p < c.Shards(); p++ {
+		pieces[p] = piece{off: at, data: parity[p-c.K]}
+	}
+	return pieces
 }
 
 // writeEncoded stores whole stripes the writer encoded itself: shards[i]

@@ -12,7 +12,9 @@
 package ec
 
 import (
+	"crypto/subtle"
 	"fmt"
+	"slices"
 
 	"github.com/klauspost/reedsolomon"
 )
@@ -132,6 +134,23 @@ func (c *Codec) Encode(shards [][]byte) error {
 		return err
 	}
 	return c.enc.Encode(shards)
+}
+
+// UpdateParity changes parity, the M parity shards' bytes at some
+// positions, for data shard d's bytes there changing from old to new:
+// Reed-Solomon is linear, so only the difference needs encoding. All
+// slices have the same length.
+func (c *Codec) UpdateParity(d int, old, new []byte, parity [][]byte) error {
+	if d < 0 || d >= c.K || len(parity) != c.M {
+		return fmt.Errorf("ec: parity update of data shard %d with %d parity shards, want < %d and %d", d, len(parity), c.K, c.M)
+	}
+	n := len(new)
+	if len(old) != n || slices.ContainsFunc(parity, func(p []byte) bool { return len(p) != n }) {
+		return fmt.Errorf("ec: parity update of %d bytes with old data or parity of other lengths", n)
+	}
+	delta := make([]byte, n)
+	subtle.XORBytes(delta, old, new)
+	return c.enc.EncodeIdx(delta, d, parity)
 }
 
 // Verify says whether the parity shards agree with the data shards.
