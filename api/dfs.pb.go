@@ -6290,15 +6290,20 @@ func (x *SnapshotPiece) GetSha256() []byte {
 // already has a newer one), and if primary equals the receiver's id, take
 // the write lease for lease_ns from receipt.
 type SetChunkRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	Shard         uint32                 `protobuf:"varint,2,opt,name=shard,proto3" json:"shard,omitempty"`
-	Version       uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
-	ChunkSize     uint64                 `protobuf:"varint,4,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"` // bytes this replica/shard may hold
-	Primary       string                 `protobuf:"bytes,5,opt,name=primary,proto3" json:"primary,omitempty"`
-	LeaseNs       int64                  `protobuf:"varint,6,opt,name=lease_ns,json=leaseNs,proto3" json:"lease_ns,omitempty"`
-	Replicas      []*Replica             `protobuf:"bytes,7,rep,name=replicas,proto3" json:"replicas,omitempty"` // the whole set, primary included
-	Token         *ChunkToken            `protobuf:"bytes,240,opt,name=token,proto3" json:"token,omitempty"`     // for chunk id, at least MASTER
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Shard     uint32                 `protobuf:"varint,2,opt,name=shard,proto3" json:"shard,omitempty"`
+	Version   uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	ChunkSize uint64                 `protobuf:"varint,4,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"` // bytes this replica/shard may hold
+	Primary   string                 `protobuf:"bytes,5,opt,name=primary,proto3" json:"primary,omitempty"`
+	LeaseNs   int64                  `protobuf:"varint,6,opt,name=lease_ns,json=leaseNs,proto3" json:"lease_ns,omitempty"`
+	Replicas  []*Replica             `protobuf:"bytes,7,rep,name=replicas,proto3" json:"replicas,omitempty"` // the whole set, primary included
+	// new_chunk: the master made this chunk just now, with this version,
+	// and nobody has written it: set only on the pushes that follow the
+	// chunk's creation, never on a later push of the same version (a lease
+	// renewal), which could reach a server that has lost its copy.
+	NewChunk      bool        `protobuf:"varint,8,opt,name=new_chunk,json=newChunk,proto3" json:"new_chunk,omitempty"`
+	Token         *ChunkToken `protobuf:"bytes,240,opt,name=token,proto3" json:"token,omitempty"` // for chunk id, at least MASTER
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6380,6 +6385,13 @@ func (x *SetChunkRequest) GetReplicas() []*Replica {
 		return x.Replicas
 	}
 	return nil
+}
+
+func (x *SetChunkRequest) GetNewChunk() bool {
+	if x != nil {
+		return x.NewChunk
+	}
+	return false
 }
 
 func (x *SetChunkRequest) GetToken() *ChunkToken {
@@ -9234,7 +9246,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12#\n" +
 	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\x12\x12\n" +
 	"\x04size\x18\x03 \x01(\x04R\x04size\x12\x16\n" +
-	"\x06sha256\x18\x04 \x01(\fR\x06sha256\"\xf7\x01\n" +
+	"\x06sha256\x18\x04 \x01(\fR\x06sha256\"\x94\x02\n" +
 	"\x0fSetChunkRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12\x18\n" +
@@ -9243,7 +9255,8 @@ const file_dfs_proto_rawDesc = "" +
 	"chunk_size\x18\x04 \x01(\x04R\tchunkSize\x12\x18\n" +
 	"\aprimary\x18\x05 \x01(\tR\aprimary\x12\x19\n" +
 	"\blease_ns\x18\x06 \x01(\x03R\aleaseNs\x12(\n" +
-	"\breplicas\x18\a \x03(\v2\f.dfs.ReplicaR\breplicas\x12&\n" +
+	"\breplicas\x18\a \x03(\v2\f.dfs.ReplicaR\breplicas\x12\x1b\n" +
+	"\tnew_chunk\x18\b \x01(\bR\bnewChunk\x12&\n" +
 	"\x05token\x18\xf0\x01 \x01(\v2\x0f.dfs.ChunkTokenR\x05token\"N\n" +
 	"\x10SetChunkResponse\x12 \n" +
 	"\x05errno\x18\x01 \x01(\x0e2\n" +

@@ -100,8 +100,9 @@ func (s *Server) ecWrite(ctx context.Context, k Key, st *chunkState, req *api.Wr
 	if st.fresh && info.Version == 1 && !req.Reencode {
 		// A chunk's first lease comes with its creation at version 1,
 		// and every later lease moves the version (ecNewVersion): as
-		// the first primary, not having written, this server knows that
-		// no shard holds anything yet, so there is nothing to settle.
+		// the new chunk's first primary, not having written, this
+		// server knows that no shard holds anything yet, so there is
+		// nothing to settle or re-encode.
 		s.ecMarkClean(k, info.Version)
 	}
 	st.fresh = false

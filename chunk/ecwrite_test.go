@@ -15,13 +15,19 @@ import (
 // ss[i], with ss[4] (a parity shard) as primary.
 func ecSetup(t *testing.T, ss []*testServer, id, version uint64) []*api.Replica {
 	t.Helper()
+	return ecPush(t, ss, id, version, false)
+}
+
+// ecPush is ecSetup with SetChunk's new_chunk as given.
+func ecPush(t *testing.T, ss []*testServer, id, version uint64, newChunk bool) []*api.Replica {
+	t.Helper()
 	reps := replicas(ss)
 	for i, r := range reps {
 		r.Shard = uint32(i)
 	}
 	for i, s := range ss {
 		r, err := s.c.SetChunk(ctxT(t), &api.SetChunkRequest{Id: id, Shard: uint32(i), Version: version,
-			ChunkSize: ec.ShardSize(1<<20, 4), Primary: ss[4].ID(), LeaseNs: int64(time.Minute), Replicas: reps})
+			ChunkSize: ec.ShardSize(1<<20, 4), Primary: ss[4].ID(), LeaseNs: int64(time.Minute), Replicas: reps, NewChunk: newChunk})
 		if err != nil || r.Errno != api.Errno_OK {
 			t.Fatalf("SetChunk on %s: %v %v %s", s.ID(), err, r.GetErrno(), r.GetMessage())
 		}
@@ -195,12 +201,13 @@ func TestECReencodeAndRebuild(t *testing.T) {
 }
 
 // TestECFreshChunkSkipsSettling: the first write to a chunk its primary
-// created at version 1 trusts the shards to be empty and consistent (no
-// earlier primary can have written them), so it neither settles nor
-// re-encodes; a chunk whose file already existed when SetChunk named
-// the primary (a repeated push) is re-encoded first, as after a
-// restart. Parity spoiled behind the primary's back shows which path a
-// write took.
+// created new (SetChunk's new_chunk) at version 1 trusts the shards to
+// be empty and consistent (no earlier primary can have written them), so
+// it neither settles nor re-encodes. A chunk whose file already existed
+// when SetChunk named the primary (a repeated push), or created by a
+// push the master did not mark new (a lease renewal reaching a server
+// that lost its copy), is re-encoded first, as after a restart. Parity
+// spoiled behind the primary's back shows which path a write took.
 func TestECFreshChunkSkipsSettling(t *testing.T) {
 	ss := startServers(t, 6)
 	c, _ := ec.New(4, 2)
@@ -216,17 +223,23 @@ func TestECFreshChunkSkipsSettling(t *testing.T) {
 			t.Fatalf("write: %v %v %s", err, r.GetErrno(), r.GetMessage())
 		}
 	}
-	reps := ecSetup(t, ss, 20, 1)
+	reps := ecPush(t, ss, 20, 1, true)
 	spoil(20)
 	write(20, reps)
 	if ok, _ := c.Verify(ecShards(t, ss, 20, 1)); ok {
 		t.Error("the first write to a fresh chunk re-encoded it")
 	}
-	reps = ecSetup(t, ss, 21, 1)
-	ecSetup(t, ss, 21, 1) // pushed again: the primary's file exists
+	reps = ecPush(t, ss, 21, 1, true)
+	ecPush(t, ss, 21, 1, true) // pushed again: the primary's file exists
 	spoil(21)
 	write(21, reps)
 	if ok, _ := c.Verify(ecShards(t, ss, 21, 1)); !ok {
 		t.Error("a chunk pushed twice was written without re-encoding")
+	}
+	reps = ecPush(t, ss, 22, 1, false)
+	spoil(22)
+	write(22, reps)
+	if ok, _ := c.Verify(ecShards(t, ss, 22, 1)); !ok {
+		t.Error("a chunk the master did not call new was written without re-encoding")
 	}
 }

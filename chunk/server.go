@@ -111,8 +111,9 @@ type chunkState struct {
 	order chan struct{} // a one-slot lock ordering writes and version changes
 	refs  int           // guarded by Server.mu
 	lease time.Time     // guarded by Server.mu: our write lease ends here; zero if not primary
-	// fresh: this server created the chunk at version 1 as its primary
-	// and has not written it since (guarded by order): see ecWrite.
+	// fresh: this server created the chunk, new (SetChunk's new_chunk)
+	// at version 1, as its primary and has not written it since
+	// (guarded by order): see ecWrite.
 	fresh bool
 }
 
@@ -459,7 +460,9 @@ func (s *Server) setChunk(ctx context.Context, k Key, req *api.SetChunkRequest, 
 		if err = s.roomFor(k, cs); err == nil {
 			err = s.store.Create(k, req.Version, cs)
 		}
-		st.fresh = err == nil && req.Version == 1 && req.Primary == s.id
+		// Only the master knows the chunk is new: a later push of the
+		// same version can reach a server that lost its copy.
+		st.fresh = err == nil && req.NewChunk && req.Version == 1 && req.Primary == s.id
 	case err != nil:
 	case info.Version > req.Version:
 		err = fmt.Errorf("%v: holds version %d, newer than %d: %w", k, info.Version, req.Version, ErrStale)

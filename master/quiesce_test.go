@@ -22,11 +22,13 @@ type fakeShard struct {
 	mu       sync.Mutex
 	arrived  time.Time
 	answered time.Time
+	newChunk bool // the last request's new_chunk
 }
 
 func (f *fakeShard) SetChunk(ctx context.Context, req *api.SetChunkRequest) (*api.SetChunkResponse, error) {
 	f.mu.Lock()
 	f.arrived = time.Now()
+	f.newChunk = req.NewChunk
 	f.mu.Unlock()
 	time.Sleep(f.hold)
 	f.mu.Lock()
@@ -70,7 +72,7 @@ func TestPushChunkQuiescesFormerPrimary(t *testing.T) {
 	})
 	ch := &api.Chunk{Id: 7, Version: 5, Primary: "d", Replicas: reps,
 		Layout: &api.Layout{Kind: api.Layout_EC, DataShards: 2, ParityShards: 2}}
-	if failed, _ := v.pushChunk(context.Background(), ch, 0, "c"); len(failed) > 0 {
+	if failed, _ := v.pushChunk(context.Background(), ch, 0, "c", false); len(failed) > 0 {
 		t.Fatalf("push failed on %v", failed)
 	}
 	for i, s := range shards {
@@ -84,12 +86,46 @@ func TestPushChunkQuiescesFormerPrimary(t *testing.T) {
 	// Without a former primary in the set, nobody waits for anybody.
 	shards[2].hold = 0
 	shards[0].hold = hold
-	if failed, _ := v.pushChunk(context.Background(), ch, 0, "gone"); len(failed) > 0 {
+	if failed, _ := v.pushChunk(context.Background(), ch, 0, "gone", false); len(failed) > 0 {
 		t.Fatalf("push failed on %v", failed)
 	}
 	for i, s := range shards {
 		if i != 0 && !s.arrived.Before(shards[0].answered) {
 			t.Errorf("shard %d waited for shard 0 though no former primary was named", i)
+		}
+	}
+}
+
+// TestPushChunkNewChunk: new_chunk reaches every shard exactly when the
+// caller says the chunk was just made (a create's first chunk), and not
+// on other pushes of the same version.
+func TestPushChunkNewChunk(t *testing.T) {
+	shards := make([]*fakeShard, 3)
+	var reps []*api.Replica
+	for i := range shards {
+		shards[i] = &fakeShard{}
+		reps = append(reps, &api.Replica{Server: string(rune('a' + i)), Addr: serveFake(t, shards[i]), Shard: uint32(i)})
+	}
+	v := &service{fsm: NewFSM(), srv: &Server{log: slog.New(slog.DiscardHandler)}, conns: map[string]*grpc.ClientConn{}}
+	v.repair = newRepairer(v)
+	t.Cleanup(func() {
+		for _, c := range v.conns {
+			c.Close()
+		}
+	})
+	ch := &api.Chunk{Id: 9, Version: 1, Primary: "c", Replicas: reps,
+		Layout: &api.Layout{Kind: api.Layout_EC, DataShards: 2, ParityShards: 1}}
+	for _, want := range []bool{true, false} {
+		if failed, _ := v.pushChunk(context.Background(), ch, 0, "", want); len(failed) > 0 {
+			t.Fatalf("push failed on %v", failed)
+		}
+		for i, s := range shards {
+			s.mu.Lock()
+			got := s.newChunk
+			s.mu.Unlock()
+			if got != want {
+				t.Errorf("shard %d got new_chunk %v, want %v", i, got, want)
+			}
 		}
 	}
 }

@@ -487,7 +487,7 @@ func (r *repairer) repair(ctx context.Context, j repairJob, targets []string) bo
 		if len(drop) > 0 {
 			log.Warn("dropped lost or corrupt replicas", "dropped", drop, "version", ch.Version)
 		}
-		failed, _ := v.pushChunk(ctx, ch, 0, prev)
+		failed, _ := v.pushChunk(ctx, ch, 0, prev, false)
 		prev = "" // fenced: no lease since
 		if len(failed) == 0 {
 			break
@@ -688,7 +688,7 @@ func (r *repairer) move(ctx context.Context, j repairJob, ch *api.Chunk, targets
 		return false
 	}
 	// The drop moved the version on: every copy, the new ones too, takes it.
-	if failed, _ := v.pushChunk(ctx, c, 0, ""); len(failed) > 0 {
+	if failed, _ := v.pushChunk(ctx, c, 0, "", false); len(failed) > 0 {
 		log.Warn("moved chunk: some copies did not take the new version", "failed", failed)
 	}
 	log.Info("chunk moved off draining servers", "from", drop, "to", add, "version", c.Version)

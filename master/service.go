@@ -471,7 +471,7 @@ func (v *service) createFile(ctx context.Context, cmd *api.Command, op *api.Crea
 			planned = v.plannedChunk(cmd, l)
 			pushed = make(chan []string, 1)
 			go func() {
-				failed, _ := v.pushChunk(ctx, planned, cmd.LeaseNs, "")
+				failed, _ := v.pushChunk(ctx, planned, cmd.LeaseNs, "", true)
 				pushed <- failed
 			}()
 		}
@@ -491,7 +491,9 @@ func (v *service) createFile(ctx context.Context, cmd *api.Command, op *api.Crea
 		return out, nil
 	}
 	v.srv.log.Debug("first chunk settled after the commit", "chunk", resp.Chunk.Id, "planned", planned.GetId(), "failed", failed)
-	if settled, err := v.settle(ctx, resp.Attr.Ino, 0, resp, cmd.NowNs, ""); err == nil && settled.Errno == api.Errno_OK {
+	// The chunk is the new file's own, made by this command: nobody can
+	// have written it.
+	if settled, err := v.settle(ctx, resp.Attr.Ino, 0, resp, cmd.NowNs, "", true); err == nil && settled.Errno == api.Errno_OK {
 		out.Chunk = settled.Chunk
 	}
 	return out, nil
@@ -556,7 +558,7 @@ func (v *service) reportFailure(ctx context.Context, cmd *api.Command, op *api.R
 	if err != nil || resp.Errno != api.Errno_OK || resp.Chunk == nil {
 		return resp, err
 	}
-	return v.settle(ctx, op.Ino, op.Index, resp, cmd.NowNs, prev)
+	return v.settle(ctx, op.Ino, op.Index, resp, cmd.NowNs, prev, false)
 }
 
 // settle makes the replicas of a freshly (re)leased chunk adopt its
@@ -564,10 +566,10 @@ func (v *service) reportFailure(ctx context.Context, cmd *api.Command, op *api.R
 // from the set through Raft (bumping the version again), so a dead
 // server never blocks writers. prev is the lease holder before this
 // version, if the version moved (pushChunk).
-func (v *service) settle(ctx context.Context, ino, index uint64, resp *api.MutateResponse, grantedNs int64, prev string) (*api.MutateResponse, error) {
+func (v *service) settle(ctx context.Context, ino, index uint64, resp *api.MutateResponse, grantedNs int64, prev string, newChunk bool) (*api.MutateResponse, error) {
 	for attempt := 0; ; attempt++ {
 		ch := resp.Chunk
-		failed, noSpace := v.pushChunk(ctx, ch, ch.LeaseExpiryNs-grantedNs, prev)
+		failed, noSpace := v.pushChunk(ctx, ch, ch.LeaseExpiryNs-grantedNs, prev, newChunk && attempt == 0)
 		if len(failed) == 0 {
 			return resp, nil
 		}
@@ -608,7 +610,7 @@ func (v *service) allocChunk(ctx context.Context, cmd *api.Command, op *api.Allo
 			return nil, err
 		}
 		resp := &api.MutateResponse{Chunk: view.chunk}
-		return v.settle(ctx, op.Ino, op.Index, resp, now, "")
+		return v.settle(ctx, op.Ino, op.Index, resp, now, "", false)
 	}
 	cmd.LeaseNs = v.cfg.ChunkLease.Nanoseconds()
 	var prev string
@@ -628,7 +630,7 @@ func (v *service) allocChunk(ctx context.Context, cmd *api.Command, op *api.Allo
 	if err != nil || resp.Errno != api.Errno_OK || resp.Chunk == nil {
 		return resp, err
 	}
-	return v.settle(ctx, op.Ino, op.Index, resp, cmd.NowNs, prev)
+	return v.settle(ctx, op.Ino, op.Index, resp, cmd.NowNs, prev, false)
 }
 
 // pickPrimary prefers a live replica, not in exclude, for a new lease.
@@ -742,7 +744,7 @@ func (v *service) place(l *api.Layout) []string {
 // an EC write would leave a stripe whose data and parity disagree, and
 // decoding it later (a degraded read, a rebuild) would return wrong bytes
 // also where the write never touched (docs/ec.md, "write hole").
-func (v *service) pushChunk(ctx context.Context, c *api.Chunk, leaseNs int64, prev string) (failed []string, noSpace bool) {
+func (v *service) pushChunk(ctx context.Context, c *api.Chunk, leaseNs int64, prev string, newChunk bool) (failed []string, noSpace bool) {
 	chunkSize := replicaSize(c.GetLayout())
 	token := v.chunkToken(c.Id, api.ChunkToken_MASTER)
 	errs := make([]error, len(c.Replicas))
@@ -755,7 +757,7 @@ func (v *service) pushChunk(ctx context.Context, c *api.Chunk, leaseNs int64, pr
 		}
 		req := &api.SetChunkRequest{
 			Id: c.Id, Shard: r.Shard, Version: c.Version, ChunkSize: chunkSize,
-			Primary: c.Primary, LeaseNs: leaseNs, Replicas: c.Replicas, Token: token,
+			Primary: c.Primary, LeaseNs: leaseNs, Replicas: c.Replicas, Token: token, NewChunk: newChunk,
 		}
 		errs[i] = untilKeyed(ctx, func() error {
 			resp, err := api.NewChunkServerClient(conn).SetChunk(ctx, req)
