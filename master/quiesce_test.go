@@ -50,6 +50,18 @@ func serveFake(t *testing.T, f *fakeShard) string {
 	return lis.Addr().String()
 }
 
+// pushService is a leader service that can push chunks to fake shards.
+func pushService(t *testing.T) *service {
+	v := &service{fsm: NewFSM(), srv: &Server{log: slog.New(slog.DiscardHandler)}, conns: map[string]*grpc.ClientConn{}}
+	v.repair = newRepairer(v)
+	t.Cleanup(func() {
+		for _, c := range v.conns {
+			c.Close()
+		}
+	})
+	return v
+}
+
 // TestPushChunkQuiescesFormerPrimary: a version bump reaches the former
 // primary alone first and the other shards only once it has answered, so
 // a write it is carrying out is never refused half-way by shards that
@@ -63,13 +75,7 @@ func TestPushChunkQuiescesFormerPrimary(t *testing.T) {
 	}
 	const hold = 300 * time.Millisecond
 	shards[2].hold = hold // c was primary and is mid-write
-	v := &service{fsm: NewFSM(), srv: &Server{log: slog.New(slog.DiscardHandler)}, conns: map[string]*grpc.ClientConn{}}
-	v.repair = newRepairer(v)
-	t.Cleanup(func() {
-		for _, c := range v.conns {
-			c.Close()
-		}
-	})
+	v := pushService(t)
 	ch := &api.Chunk{Id: 7, Version: 5, Primary: "d", Replicas: reps,
 		Layout: &api.Layout{Kind: api.Layout_EC, DataShards: 2, ParityShards: 2}}
 	if failed, _ := v.pushChunk(context.Background(), ch, 0, "c", false); len(failed) > 0 {
@@ -106,13 +112,7 @@ func TestPushChunkNewChunk(t *testing.T) {
 		shards[i] = &fakeShard{}
 		reps = append(reps, &api.Replica{Server: string(rune('a' + i)), Addr: serveFake(t, shards[i]), Shard: uint32(i)})
 	}
-	v := &service{fsm: NewFSM(), srv: &Server{log: slog.New(slog.DiscardHandler)}, conns: map[string]*grpc.ClientConn{}}
-	v.repair = newRepairer(v)
-	t.Cleanup(func() {
-		for _, c := range v.conns {
-			c.Close()
-		}
-	})
+	v := pushService(t)
 	ch := &api.Chunk{Id: 9, Version: 1, Primary: "c", Replicas: reps,
 		Layout: &api.Layout{Kind: api.Layout_EC, DataShards: 2, ParityShards: 1}}
 	for _, want := range []bool{true, false} {
