@@ -50,6 +50,17 @@ func serveFake(t *testing.T, f *fakeShard) string {
 	return lis.Addr().String()
 }
 
+// fakeShards serves n fake shards, named a, b, c..., shard i on the i-th.
+func fakeShards(t *testing.T, n int) ([]*fakeShard, []*api.Replica) {
+	shards := make([]*fakeShard, n)
+	var reps []*api.Replica
+	for i := range shards {
+		shards[i] = &fakeShard{}
+		reps = append(reps, &api.Replica{Server: string(rune('a' + i)), Addr: serveFake(t, shards[i]), Shard: uint32(i)})
+	}
+	return shards, reps
+}
+
 // pushService is a leader service that can push chunks to fake shards.
 func pushService(t *testing.T) *service {
 	v := &service{fsm: NewFSM(), srv: &Server{log: slog.New(slog.DiscardHandler)}, conns: map[string]*grpc.ClientConn{}}
@@ -67,12 +78,7 @@ func pushService(t *testing.T) *service {
 // a write it is carrying out is never refused half-way by shards that
 // already moved on (the EC write hole, docs/ec.md).
 func TestPushChunkQuiescesFormerPrimary(t *testing.T) {
-	shards := make([]*fakeShard, 4)
-	var reps []*api.Replica
-	for i := range shards {
-		shards[i] = &fakeShard{}
-		reps = append(reps, &api.Replica{Server: string(rune('a' + i)), Addr: serveFake(t, shards[i]), Shard: uint32(i)})
-	}
+	shards, reps := fakeShards(t, 4)
 	const hold = 300 * time.Millisecond
 	shards[2].hold = hold // c was primary and is mid-write
 	v := pushService(t)
@@ -106,12 +112,7 @@ func TestPushChunkQuiescesFormerPrimary(t *testing.T) {
 // caller says the chunk was just made (a create's first chunk), and not
 // on other pushes of the same version.
 func TestPushChunkNewChunk(t *testing.T) {
-	shards := make([]*fakeShard, 3)
-	var reps []*api.Replica
-	for i := range shards {
-		shards[i] = &fakeShard{}
-		reps = append(reps, &api.Replica{Server: string(rune('a' + i)), Addr: serveFake(t, shards[i]), Shard: uint32(i)})
-	}
+	shards, reps := fakeShards(t, 3)
 	v := pushService(t)
 	ch := &api.Chunk{Id: 9, Version: 1, Primary: "c", Replicas: reps,
 		Layout: &api.Layout{Kind: api.Layout_EC, DataShards: 2, ParityShards: 1}}
